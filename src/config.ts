@@ -1,0 +1,97 @@
+/** Every setting Keygate reads, validated once. Nothing else reads `process.env`. */
+export type Config = Readonly<{
+  host: string;
+  port: number;
+  databaseUrl: string;
+  redisUrl: string | null;
+  jwtSecret: string | null;
+  adminUsername: string;
+  adminPassword: string | null;
+  keyRateLimit: number;
+  ipRateLimit: number;
+  failedKeyLimit: number;
+  logRetentionDays: number;
+  trustProxy: boolean;
+  selfServiceKeys: boolean;
+  logLevel: string;
+}>;
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+export function loadConfig(env: Env = process.env): Config {
+  const read = (name: string) => {
+    const v = env[name];
+    return v === undefined || v.trim() === "" ? undefined : v.trim();
+  };
+  const int = (name: string, def: number, min: number, max: number): number => {
+    const raw = read(name);
+    if (raw === undefined) return def;
+    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+      throw new ConfigError(`${name} must be a whole number from ${min} to ${max} (got "${raw}")`);
+    }
+    return Number(raw);
+  };
+  const bool = (name: string, def: boolean): boolean => {
+    const raw = read(name)?.toLowerCase();
+    if (raw === undefined) return def;
+    if (["true", "1", "yes", "on"].includes(raw)) return true;
+    if (["false", "0", "no", "off"].includes(raw)) return false;
+    throw new ConfigError(`${name} must be true or false (got "${raw}")`);
+  };
+
+  const databaseUrl = read("KEYGATE_DATABASE_URL") ?? "sqlite:./data/keygate.db";
+  if (!/^(sqlite:.+|postgres(ql)?:\/\/.+)$/.test(databaseUrl)) {
+    throw new ConfigError(
+      `KEYGATE_DATABASE_URL must be sqlite:PATH, sqlite::memory: or postgres://… (got "${redactUrl(databaseUrl)}")`,
+    );
+  }
+  const redisUrl = read("KEYGATE_REDIS_URL") ?? null;
+  if (redisUrl !== null && !/^rediss?:\/\/.+/.test(redisUrl)) {
+    throw new ConfigError(
+      `KEYGATE_REDIS_URL must start with redis:// or rediss:// (got "${redactUrl(redisUrl)}")`,
+    );
+  }
+  const jwtSecret = read("KEYGATE_JWT_SECRET") ?? null;
+  if (jwtSecret !== null && jwtSecret.length < 32) {
+    throw new ConfigError("KEYGATE_JWT_SECRET must be at least 32 characters long");
+  }
+  const adminUsername = read("KEYGATE_ADMIN_USERNAME") ?? "admin";
+  if (!/^[A-Za-z0-9@._-]{3,64}$/.test(adminUsername)) {
+    throw new ConfigError("KEYGATE_ADMIN_USERNAME must be 3-64 of A-Z a-z 0-9 @ . _ -");
+  }
+  const adminPassword = env.KEYGATE_ADMIN_PASSWORD || null;
+  if (adminPassword !== null && adminPassword.length < 8) {
+    throw new ConfigError("KEYGATE_ADMIN_PASSWORD must be at least 8 characters long");
+  }
+  const host = read("KEYGATE_HOST") ?? "127.0.0.1";
+  const logLevel = read("KEYGATE_LOG_LEVEL") ?? "info";
+  if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(logLevel)) {
+    throw new ConfigError(
+      `KEYGATE_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent`,
+    );
+  }
+
+  return Object.freeze({
+    host,
+    port: int("KEYGATE_PORT", 8080, 0, 65535),
+    databaseUrl,
+    redisUrl,
+    jwtSecret,
+    adminUsername,
+    adminPassword,
+    keyRateLimit: int("KEYGATE_KEY_RATE_LIMIT", 600, 1, 10_000_000),
+    ipRateLimit: int("KEYGATE_IP_RATE_LIMIT", 3000, 0, 100_000_000),
+    failedKeyLimit: int("KEYGATE_FAILED_KEY_LIMIT", 100, 0, 10_000_000),
+    logRetentionDays: int("KEYGATE_LOG_RETENTION_DAYS", 30, 1, 3650),
+    trustProxy: bool("KEYGATE_TRUST_PROXY", false),
+    selfServiceKeys: bool("KEYGATE_SELF_SERVICE_KEYS", false),
+    logLevel,
+  });
+}
+
+/** Hides a password in a connection URL so it can be printed. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
+}

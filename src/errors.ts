@@ -1,0 +1,65 @@
+/**
+ * The one catalogue of error codes and their HTTP statuses. Both surfaces, the docs and
+ * the tests read it from here; the envelopes are built in `http/errors.ts`.
+ */
+export const ERROR_STATUS = {
+  MISSING_API_KEY: 401,
+  INVALID_API_KEY: 401,
+  API_KEY_REVOKED: 401,
+  API_KEY_EXPIRED: 401,
+  INVALID_USER: 401,
+  IP_NOT_ALLOWED: 403,
+  RATE_LIMIT_EXCEEDED: 429,
+  SCOPE_REQUIRED: 403,
+  VALIDATION_ERROR: 400,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  UNAUTHORIZED: 401,
+  INVALID_CREDENTIALS: 401,
+  FORBIDDEN: 403,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  SERVICE_UNAVAILABLE: 503,
+  INTERNAL_ERROR: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export const ERROR_CODES = Object.keys(ERROR_STATUS) as ErrorCode[];
+
+/** One problem with one input field, e.g. `{ field: "body.amount", message: "must be > 0" }`. */
+export type FieldProblem = { field: string; message: string };
+
+/** A failure the client can act on. Its message is safe to show: it never holds a secret. */
+export class AppError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: FieldProblem[],
+    /** Seconds the client should wait, for 429 and 503. */
+    readonly retryAfterS?: number,
+  ) {
+    super(message);
+    this.name = "AppError";
+  }
+
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+}
+
+export function notFound(what: string): AppError {
+  return new AppError("NOT_FOUND", `${what} not found`);
+}
+
+export function invalid(field: string, message: string): AppError {
+  return new AppError("VALIDATION_ERROR", `${field} ${message}`, [{ field, message }]);
+}
+
+export function forbidden(message: string): AppError {
+  return new AppError("FORBIDDEN", message);
+}
+
+export function conflict(message: string): AppError {
+  return new AppError("CONFLICT", message);
+}

@@ -1,0 +1,151 @@
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import { Ajv } from "ajv";
+import Fastify, { type FastifyInstance, type FastifyRequest, LogController } from "fastify";
+import type { Principal } from "../auth/principal.js";
+import { AppError } from "../errors.js";
+import type { Keygate } from "../keygate.js";
+import { normalizeClientIp } from "../keys/ip.js";
+import type { KeyRecord } from "../keys/verify.js";
+import { EXTERNAL_PREFIX, isExternal, sendError, toAppError } from "./errors.js";
+import { externalSurface } from "./external.js";
+import { jwtSurface } from "./jwt.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    principal: Principal | null;
+    errorCode: string | null;
+    clientIp: string;
+    /** The verified key behind an external request. */
+    keyRecord: KeyRecord | null;
+  }
+  interface FastifyContextConfig {
+    /** Reachable without credentials. */
+    public?: boolean;
+  }
+}
+
+export type App = FastifyInstance<
+  import("node:http").Server,
+  import("node:http").IncomingMessage,
+  import("node:http").ServerResponse,
+  import("fastify").FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+const MINUTE = 60_000;
+
+/** Bodies are taken as sent (no type coercion, unknown fields refused); query and path strings are coerced. */
+function validators() {
+  const common = {
+    allErrors: true,
+    verbose: true,
+    strict: false,
+    useDefaults: true,
+    removeAdditional: false,
+  } as const;
+  const body = new Ajv({ ...common, coerceTypes: false });
+  const text = new Ajv({ ...common, coerceTypes: "array" });
+  return ({ schema, httpPart }: { schema: object; httpPart?: string }) =>
+    (httpPart === "body" ? body : text).compile(schema);
+}
+
+export async function buildApp(kg: Keygate, opts: { logger?: boolean } = {}): Promise<App> {
+  const app = Fastify({
+    logger:
+      opts.logger === false
+        ? false
+        : {
+            level: kg.config.logLevel,
+            redact: ["req.headers.authorization", "req.headers['x-api-key']", "req.headers.cookie"],
+          },
+    // Call logs record external requests; per-request server log lines would only repeat them.
+    logController: new LogController({ disableRequestLogging: true }),
+    trustProxy: kg.config.trustProxy,
+    bodyLimit: 1024 * 1024,
+    ajv: { customOptions: { allErrors: true } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  kg.warn = (msg) => app.log.warn(msg);
+
+  app.setValidatorCompiler(validators());
+  app.decorateRequest("principal", null);
+  app.decorateRequest("errorCode", null);
+  app.decorateRequest("clientIp", "");
+  app.decorateRequest("keyRecord", null);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.0.3",
+      info: {
+        title: "Keygate API",
+        version: kg.version,
+        description:
+          "Two surfaces: `/api` for people (Bearer access token from `POST /api/auth/login`) and " +
+          "`/api/v1/external` for machines (`X-API-Key`). Errors name a `code` and say what to do.",
+      },
+      components: {
+        securitySchemes: {
+          bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
+          apiKey: { type: "apiKey", in: "header", name: "X-API-Key" },
+        },
+      },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs", staticCSP: true });
+  app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+
+  // Every surface: the per-IP budget, before any other work.
+  app.addHook("onRequest", async (request, reply) => {
+    request.clientIp = normalizeClientIp(request.ip);
+    const limit = kg.config.ipRateLimit;
+    if (limit === 0) return;
+    const decision = await kg.limiter.hit(`ip:${request.clientIp}`, limit, MINUTE, Date.now());
+    if (!decision.allowed) {
+      const wait = Math.max(1, Math.ceil(decision.resetMs / 1000));
+      reply.header("RateLimit-Limit", decision.limit);
+      reply.header("RateLimit-Remaining", 0);
+      reply.header("RateLimit-Reset", wait);
+      throw new AppError(
+        "RATE_LIMIT_EXCEEDED",
+        `too many requests from ${request.clientIp}: the limit is ${limit} per minute per client IP; retry in ${wait} s`,
+        undefined,
+        wait,
+      );
+    }
+  });
+
+  app.setErrorHandler((err, request, reply) => {
+    const known = toAppError(err as Error);
+    if (known) return sendError(request, reply, known);
+    request.log.error(
+      { err, url: request.routeOptions.url, method: request.method },
+      "unhandled error",
+    );
+    return sendError(
+      request,
+      reply,
+      new AppError(
+        "INTERNAL_ERROR",
+        `internal error; the server log has the details (request ${request.id})`,
+      ),
+    );
+  });
+
+  app.setNotFoundHandler((request, reply) => sendError(request, reply, routeNotFound(request)));
+
+  await app.register(jwtSurface(kg), { prefix: "/api" });
+  await app.register(externalSurface(kg), { prefix: EXTERNAL_PREFIX });
+
+  app.get("/", { schema: { hide: true } }, async (_req, reply) => reply.redirect("/docs"));
+  return app as unknown as App;
+}
+
+export function routeNotFound(request: FastifyRequest): AppError {
+  const path = request.url.split("?")[0]?.slice(0, 200) ?? "";
+  const where = isExternal(request.url) ? "the external surface" : "Keygate";
+  return new AppError(
+    "NOT_FOUND",
+    `${where} has no route ${request.method} ${path}; the full list is at /docs (machine-readable: /openapi.json)`,
+  );
+}

@@ -1,0 +1,193 @@
+import type { ErrorObject } from "ajv";
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { AppError, type ErrorCode, type FieldProblem } from "../errors.js";
+
+export const EXTERNAL_PREFIX = "/api/v1/external";
+
+export function isExternal(url: string): boolean {
+  return (
+    url.startsWith(EXTERNAL_PREFIX) &&
+    (url.length === EXTERNAL_PREFIX.length || "/?".includes(url[EXTERNAL_PREFIX.length] ?? ""))
+  );
+}
+
+/** The flat envelope of the `/api` surface. */
+export function flatError(err: AppError) {
+  return {
+    success: false as const,
+    message: err.message,
+    code: err.code,
+    ...(err.details ? { details: err.details } : {}),
+  };
+}
+
+/** The structured envelope of the external surface. */
+export function structuredError(err: AppError, now = new Date()) {
+  return {
+    success: false as const,
+    error: {
+      code: err.code,
+      message: err.message,
+      ...(err.details ? { details: err.details } : {}),
+    },
+    timestamp: now.toISOString().replace(/\.\d{3}Z$/, "Z"),
+  };
+}
+
+/** Sends an AppError in the envelope of the surface the request came to. */
+export function sendError(request: FastifyRequest, reply: FastifyReply, err: AppError) {
+  request.errorCode = err.code;
+  if (err.retryAfterS !== undefined) reply.header("Retry-After", String(err.retryAfterS));
+  reply.code(err.status).type("application/json; charset=utf-8");
+  return reply.send(isExternal(request.url) ? structuredError(err) : flatError(err));
+}
+
+const TRANSPORT: Record<string, [ErrorCode, string]> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: ["PAYLOAD_TOO_LARGE", "request body is larger than 1 MiB"],
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: [
+    "UNSUPPORTED_MEDIA_TYPE",
+    "send the body as JSON with Content-Type: application/json",
+  ],
+  FST_ERR_CTP_INVALID_JSON_BODY: ["VALIDATION_ERROR", "request body is not valid JSON"],
+  FST_ERR_CTP_EMPTY_JSON_BODY: [
+    "VALIDATION_ERROR",
+    "Content-Type is application/json but the body is empty; send {} or drop the header",
+  ],
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: [
+    "VALIDATION_ERROR",
+    "Content-Length does not match the body",
+  ],
+};
+
+/** Turns anything thrown while handling a request into an AppError fit to send. */
+export function toAppError(err: FastifyError | Error): AppError | null {
+  if (err instanceof AppError) return err;
+  const fe = err as FastifyError & { validation?: ErrorObject[]; validationContext?: string };
+  if (fe.validation) return validationError(fe.validation, fe.validationContext ?? "body");
+  const mapped = fe.code ? TRANSPORT[fe.code] : undefined;
+  if (mapped) return new AppError(mapped[0], mapped[1]);
+  if (err instanceof SyntaxError && fe.statusCode === 400)
+    return new AppError("VALIDATION_ERROR", "request body is not valid JSON");
+  if (isDatabaseDown(err)) {
+    return new AppError(
+      "SERVICE_UNAVAILABLE",
+      "the database is unreachable; retry shortly",
+      undefined,
+      5,
+    );
+  }
+  if (typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return new AppError(
+      "VALIDATION_ERROR",
+      "the request could not be read; check its headers and body",
+    );
+  }
+  return null;
+}
+
+const DB_DOWN = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "57P01",
+  "57P03",
+  "08006",
+  "08001",
+  "SQLITE_BUSY",
+]);
+
+export function isDatabaseDown(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  if (e?.code && DB_DOWN.has(e.code)) return true;
+  return (
+    typeof e?.message === "string" &&
+    /Connection terminated|timeout exceeded when trying to connect|connect ECONNREFUSED/.test(
+      e.message,
+    )
+  );
+}
+
+/** Ajv errors as one problem per field, worded for a person rather than a schema. */
+export function validationError(errors: ErrorObject[], part: string): AppError {
+  const problems: FieldProblem[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    const p = describe(e, part);
+    const key = `${p.field}|${p.message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    problems.push(p);
+  }
+  // anyOf (nullable fields) reports each branch; keep the first problem per field.
+  const perField = new Map<string, FieldProblem>();
+  for (const p of problems) if (!perField.has(p.field)) perField.set(p.field, p);
+  const list = [...perField.values()];
+  const message = `invalid ${part}: ${list.map((p) => `${p.field} ${p.message}`).join("; ")}`;
+  return new AppError("VALIDATION_ERROR", message, list);
+}
+
+function fieldName(path: string, part: string): string {
+  const name = path
+    .replace(/^\//, "")
+    .replace(/\/(\d+)(?=\/|$)/g, "[$1]")
+    .replace(/\//g, ".");
+  return name || part;
+}
+
+function describe(e: ErrorObject, part: string): FieldProblem {
+  const base = fieldName(e.instancePath, part);
+  const child = (name: string) => (e.instancePath ? `${base}.${name}` : name);
+  const hint = (e.parentSchema as { description?: string } | undefined)?.description;
+  switch (e.keyword) {
+    case "required":
+      return { field: child(String(e.params.missingProperty)), message: "is required" };
+    case "additionalProperties":
+      return { field: child(String(e.params.additionalProperty)), message: "is not a known field" };
+    case "type":
+      return { field: base, message: `must be ${article(String(e.params.type))}` };
+    case "pattern":
+    case "format":
+      return { field: base, message: hint ? `must be ${hint}` : "has the wrong format" };
+    case "minLength":
+      return {
+        field: base,
+        message:
+          e.params.limit === 1
+            ? "must not be empty"
+            : `must be at least ${e.params.limit} characters`,
+      };
+    case "maxLength":
+      return { field: base, message: `must be at most ${e.params.limit} characters` };
+    case "minimum":
+    case "maximum":
+    case "exclusiveMinimum":
+    case "exclusiveMaximum": {
+      const s = e.parentSchema as { minimum?: number; maximum?: number };
+      const range =
+        s.minimum !== undefined && s.maximum !== undefined
+          ? `from ${s.minimum} to ${s.maximum}`
+          : `${e.params.comparison} ${e.params.limit}`;
+      return { field: base, message: `must be ${range}` };
+    }
+    case "enum":
+    case "const": {
+      const allowed = (e.params.allowedValues as unknown[] | undefined) ?? [e.params.allowedValue];
+      return {
+        field: base,
+        message: `must be one of ${allowed.map((v) => JSON.stringify(v)).join(", ")}`,
+      };
+    }
+    case "anyOf":
+      return { field: base, message: hint ? `must be ${hint}` : "has the wrong type" };
+    case "maxItems":
+      return { field: base, message: `must have at most ${e.params.limit} items` };
+    default:
+      return { field: base, message: e.message ?? "is invalid" };
+  }
+}
+
+function article(type: string): string {
+  const t = type.replace(/,/g, " or ");
+  return /^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`;
+}

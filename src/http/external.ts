@@ -1,0 +1,226 @@
+import type { FastifyPluginAsync, FastifyReply } from "fastify";
+import { Type } from "typebox";
+import type { Principal } from "../auth/principal.js";
+import { AppError } from "../errors.js";
+import type { Keygate } from "../keygate.js";
+import { verbsOf } from "../keys/scopes.js";
+import type { Verdict } from "../keys/verify.js";
+import type { RateDecision } from "../ratelimit/limiter.js";
+import { type App, routeNotFound } from "./app.js";
+import { sendError } from "./errors.js";
+import { panelRoutes } from "./routes/panel.js";
+import { errorResponses, Nullable, Ok, StructuredError } from "./schemas.js";
+
+/** The message for each refusal: what happened and what to do, never the key itself. */
+export function refusal(v: Extract<Verdict, { ok: false }>, method: string, ip: string): AppError {
+  const k = v.key;
+  const which = k ? `this key (${k.prefix}…)` : "this key";
+  const successor = k?.replacedByPrefix
+    ? ` It was rolled: switch to its replacement ${k.replacedByPrefix}….`
+    : "";
+  switch (v.code) {
+    case "MISSING_API_KEY":
+      return new AppError(
+        "MISSING_API_KEY",
+        "send your API key in the X-API-Key header; an admin mints keys under API keys (POST /api/api-keys)",
+      );
+    case "INVALID_API_KEY":
+      return new AppError(
+        "INVALID_API_KEY",
+        "X-API-Key is not a valid key: a key is pk_live_ followed by 32 lowercase hex characters, " +
+          "and must be copied whole from when it was minted",
+      );
+    case "API_KEY_REVOKED":
+      return new AppError(
+        "API_KEY_REVOKED",
+        `${which} was revoked.${successor || " Ask an admin for a new key."}`,
+      );
+    case "API_KEY_EXPIRED": {
+      const at = k?.expiresAt ? new Date(k.expiresAt).toISOString() : "its expiry";
+      return new AppError(
+        "API_KEY_EXPIRED",
+        `${which} expired at ${at}.${successor || " Ask an admin to extend it or mint a new one."}`,
+      );
+    }
+    case "INVALID_USER":
+      return new AppError(
+        "INVALID_USER",
+        `the user who owns ${which} is disabled or deleted; keys act for their owner, so this one cannot be used`,
+      );
+    case "IP_NOT_ALLOWED": {
+      const list = k?.allowedIps?.entries.join(", ") ?? "";
+      return new AppError(
+        "IP_NOT_ALLOWED",
+        `requests from ${ip} are not allowed for ${which}; it accepts only ${list}. Ask an admin to add this address to its allowed_ips`,
+      );
+    }
+    case "RATE_LIMIT_EXCEEDED": {
+      const wait = Math.max(1, Math.ceil((v.rate?.resetMs ?? 60_000) / 1000));
+      if (v.throttled) {
+        return new AppError(
+          "RATE_LIMIT_EXCEEDED",
+          `too many requests with invalid keys from ${ip}; retry in ${wait} s with a valid key`,
+          undefined,
+          wait,
+        );
+      }
+      return new AppError(
+        "RATE_LIMIT_EXCEEDED",
+        `${which} allows ${v.rate?.limit} requests per minute and has used them; retry in ${wait} s, or ask an admin to raise its rate_limit_per_minute`,
+        undefined,
+        wait,
+      );
+    }
+    case "SCOPE_REQUIRED": {
+      const has = k?.scopes ?? "read";
+      return new AppError(
+        "SCOPE_REQUIRED",
+        `${which} has scope ${has} (${verbsOf(has).join(", ")}); ${method} needs ${v.scopeNeeded} — mint a ${v.scopeNeeded} key under API keys`,
+      );
+    }
+  }
+}
+
+function rateHeaders(reply: FastifyReply, r: RateDecision): void {
+  reply.header("RateLimit-Limit", r.limit);
+  reply.header("RateLimit-Remaining", r.remaining);
+  reply.header("RateLimit-Reset", Math.max(0, Math.ceil(r.resetMs / 1000)));
+}
+
+const Health = Type.Object({
+  status: Type.String(),
+  version: Type.String(),
+  uptime_s: Type.Integer(),
+  database: Type.String(),
+});
+
+const Whoami = Type.Object({
+  id: Type.Integer(),
+  name: Type.String(),
+  key_prefix: Type.String(),
+  scopes: Type.String(),
+  owner: Type.Object({ id: Type.Integer(), username: Type.String(), role: Type.String() }),
+  expires_at: Nullable(Type.String()),
+  rate_limit_per_minute: Type.Integer(),
+  allowed_ips: Nullable(Type.Array(Type.String())),
+  client_ip: Type.String(),
+});
+
+/** `/api/v1/external`: machines, with `X-API-Key`. Every call is logged, whatever its outcome. */
+export function externalSurface(kg: Keygate): FastifyPluginAsync {
+  return async (instance) => {
+    const app = instance as unknown as App;
+
+    app.addHook("onRequest", async (request, reply) => {
+      if (request.routeOptions.config?.public) return;
+      const raw = request.headers["x-api-key"];
+      const verdict = await kg.verifier.verify({
+        header: Array.isArray(raw) ? raw[0] : raw,
+        ip: request.clientIp,
+        method: request.method,
+        now: Date.now(),
+      });
+      if (verdict.key) {
+        const k = verdict.key;
+        request.keyRecord = k;
+        request.principal = {
+          userId: k.ownerId,
+          username: k.ownerUsername,
+          role: k.ownerRole,
+          via: "key",
+          ip: request.clientIp,
+          key: { id: k.id, name: k.name, prefix: k.prefix, scopes: k.scopes },
+        };
+      }
+      if (verdict.rate) rateHeaders(reply, verdict.rate);
+      if (!verdict.ok) throw refusal(verdict, request.method, request.clientIp);
+    });
+
+    app.addHook("onResponse", async (request, reply) => {
+      if (request.routeOptions.config?.public) return;
+      kg.callLog.push({
+        apiKeyId: request.principal?.key?.id ?? null,
+        timestamp: new Date().toISOString(),
+        method: request.method,
+        path: (request.url.split("?")[0] ?? "").slice(0, 512),
+        statusCode: reply.statusCode,
+        ip: request.clientIp,
+        latencyMs: Math.round(reply.elapsedTime * 100) / 100,
+        userAgent: request.headers["user-agent"]?.slice(0, 256) ?? null,
+        errorCode: request.errorCode,
+      });
+    });
+
+    // Unknown routes pass the same key checks first, so they show up in the key's own log.
+    app.setNotFoundHandler((request, reply) => sendError(request, reply, routeNotFound(request)));
+
+    app.get(
+      "/system/health",
+      {
+        config: { public: true },
+        schema: {
+          tags: ["system"],
+          summary:
+            "Liveness and database reachability; no key needed. 503 when the database is down.",
+          response: {
+            200: Ok(Health),
+            503: Type.Object({ ...StructuredError.properties, data: Health }),
+          },
+        },
+      },
+      async (_req, reply) => {
+        const up = await kg.database.ping();
+        const data = {
+          status: up ? "ok" : "unavailable",
+          version: kg.version,
+          uptime_s: Math.floor((Date.now() - kg.startedAt) / 1000),
+          database: up ? "ok" : "down",
+        };
+        if (up) return { success: true as const, data };
+        reply.code(503);
+        return {
+          success: false as const,
+          error: {
+            code: "SERVICE_UNAVAILABLE",
+            message: `the ${kg.database.dialect} database is unreachable`,
+          },
+          data,
+          timestamp: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
+        };
+      },
+    );
+
+    app.get(
+      "/whoami",
+      {
+        schema: {
+          tags: ["system"],
+          security: [{ apiKey: [] }],
+          summary:
+            "The calling key as Keygate sees it, and the client IP — use it to test a connection",
+          response: { 200: Ok(Whoami), ...errorResponses(true, [401, 403, 429]) },
+        },
+      },
+      async (request) => {
+        const p = request.principal as Principal;
+        const k = request.keyRecord;
+        return {
+          success: true as const,
+          data: {
+            id: p.key?.id ?? 0,
+            name: p.key?.name ?? "",
+            key_prefix: p.key?.prefix ?? "",
+            scopes: p.key?.scopes ?? "read",
+            owner: { id: p.userId, username: p.username, role: p.role },
+            expires_at: k?.expiresAt ? new Date(k.expiresAt).toISOString() : null,
+            rate_limit_per_minute: k?.rateLimit ?? kg.config.keyRateLimit,
+            allowed_ips: k?.allowedIps ? [...k.allowedIps.entries] : null,
+            client_ip: p.ip,
+          },
+        };
+      },
+    );
+
+    await app.register(panelRoutes(kg, "external"));
+  };
+}

@@ -1,0 +1,256 @@
+import type { FastifyPluginAsync } from "fastify";
+import { Type } from "typebox";
+import type { Principal } from "../../auth/principal.js";
+import type { Keygate } from "../../keygate.js";
+import { MAX_GRACE_HOURS } from "../../keys/service.js";
+import type { App } from "../app.js";
+import { errorResponses, IdParams, Nullable, Ok } from "../schemas.js";
+
+const Scope = Type.Union([Type.Literal("read"), Type.Literal("write"), Type.Literal("delete")], {
+  description: '"read" (GET), "write" (GET, POST, PUT) or "delete" (GET, POST, PUT, DELETE)',
+});
+
+export const KeyView = Type.Object({
+  id: Type.Integer(),
+  name: Type.String(),
+  description: Nullable(Type.String()),
+  key_prefix: Type.String({ description: "first 12 characters, for recognising the key" }),
+  scopes: Type.String(),
+  owner_id: Type.Integer(),
+  allowed_ips: Nullable(Type.Array(Type.String())),
+  rate_limit_per_minute: Nullable(Type.Integer()),
+  last_used_at: Nullable(Type.String()),
+  last_used_ip: Nullable(Type.String()),
+  expires_at: Nullable(Type.String()),
+  created_at: Type.String(),
+  updated_at: Type.String(),
+  revoked_at: Nullable(Type.String()),
+  is_active: Type.Boolean(),
+  status: Type.String({ description: "active, revoked or expired" }),
+  rolled_from_id: Nullable(Type.Integer()),
+  replaced_by_id: Nullable(Type.Integer()),
+});
+
+const Expiry = Nullable(
+  Type.String({
+    maxLength: 64,
+    description: "YYYY-MM-DD (valid through that day, UTC) or an ISO-8601 timestamp",
+  }),
+);
+const AllowedIps = Nullable(
+  Type.Array(Type.String({ maxLength: 64 }), {
+    maxItems: 100,
+    description: "IPv4/IPv6 addresses and CIDR ranges",
+  }),
+);
+const RateLimit = Nullable(Type.Integer({ minimum: 1, maximum: 1_000_000 }));
+
+const editable = {
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+  description: Type.Optional(Nullable(Type.String({ maxLength: 500 }))),
+  scopes: Type.Optional(Scope),
+  expires_at: Type.Optional(Expiry),
+  allowed_ips: Type.Optional(AllowedIps),
+  rate_limit_per_minute: Type.Optional(RateLimit),
+};
+
+const Created = Type.Object({
+  success: Type.Literal(true),
+  key: Type.String({ description: "the full key: shown this once, never again" }),
+  data: KeyView,
+});
+
+const LogRow = Type.Object({
+  timestamp: Type.String(),
+  method: Type.String(),
+  path: Type.String(),
+  status_code: Type.Integer(),
+  ip: Type.String(),
+  latency_ms: Type.Number(),
+  user_agent: Nullable(Type.String()),
+  error_code: Nullable(Type.String()),
+});
+
+const tags = ["api keys"];
+const security = [{ bearer: [] }];
+
+export function keyRoutes(kg: Keygate): FastifyPluginAsync {
+  return async (instance) => {
+    const app = instance as unknown as App;
+    app.post(
+      "/api-keys",
+      {
+        schema: {
+          tags,
+          security,
+          summary: "Mint a key. The response's `key` is the only time the full key is shown.",
+          body: Type.Object(
+            {
+              ...editable,
+              owner_id: Type.Optional(Type.Integer({ minimum: 1, description: "admins only" })),
+            },
+            { additionalProperties: false },
+          ),
+          response: { 201: Created, ...errorResponses(false, [400, 401, 403]) },
+        },
+      },
+      async (req, reply) => {
+        const { key, data } = await kg.keys.create(req.principal as Principal, req.body);
+        reply.code(201).header("Cache-Control", "no-store");
+        return { success: true as const, key, data };
+      },
+    );
+    app.get(
+      "/api-keys",
+      {
+        schema: {
+          tags,
+          security,
+          summary:
+            "List keys (all for admins, own for others), newest first; never a hash or plaintext",
+          response: { 200: Ok(Type.Array(KeyView)), ...errorResponses(false, [401]) },
+        },
+      },
+      async (req) => ({
+        success: true as const,
+        data: await kg.keys.list(req.principal as Principal),
+      }),
+    );
+    app.get(
+      "/api-keys/stats",
+      {
+        schema: {
+          tags,
+          security,
+          summary: "Key counts and calls in the last 24 hours (admin)",
+          response: {
+            200: Ok(
+              Type.Object({
+                total: Type.Integer(),
+                active: Type.Integer(),
+                revoked: Type.Integer(),
+                expired: Type.Integer(),
+                calls_24h: Type.Integer(),
+              }),
+            ),
+            ...errorResponses(false, [401, 403]),
+          },
+        },
+      },
+      async (req) => ({
+        success: true as const,
+        data: await kg.keys.stats(req.principal as Principal),
+      }),
+    );
+    app.get(
+      "/api-keys/:id",
+      {
+        schema: {
+          tags,
+          security,
+          summary: "One key",
+          params: IdParams,
+          response: { 200: Ok(KeyView), ...errorResponses(false, [401, 404]) },
+        },
+      },
+      async (req) => ({
+        success: true as const,
+        data: await kg.keys.get(req.principal as Principal, req.params.id),
+      }),
+    );
+    app.put(
+      "/api-keys/:id",
+      {
+        schema: {
+          tags,
+          security,
+          summary:
+            "Change name, description, scopes, allowed IPs, rate limit or expiry; applies on the next request",
+          params: IdParams,
+          body: Type.Object(
+            { ...editable, owner_id: Type.Optional(Type.Integer()) },
+            { additionalProperties: false },
+          ),
+          response: { 200: Ok(KeyView), ...errorResponses(false, [400, 401, 403, 404, 409]) },
+        },
+      },
+      async (req) => ({
+        success: true as const,
+        data: await kg.keys.update(req.principal as Principal, req.params.id, req.body),
+      }),
+    );
+    app.delete(
+      "/api-keys/:id",
+      {
+        schema: {
+          tags,
+          security,
+          summary:
+            "Revoke a key: refused from the next request on; the row and its logs stay. Revoking twice is fine.",
+          params: IdParams,
+          response: { 200: Ok(KeyView), ...errorResponses(false, [401, 403, 404]) },
+        },
+      },
+      async (req) => ({
+        success: true as const,
+        data: await kg.keys.revoke(req.principal as Principal, req.params.id),
+      }),
+    );
+    app.post(
+      "/api-keys/:id/roll",
+      {
+        schema: {
+          tags,
+          security,
+          summary:
+            "Mint a replacement with the same settings; the old key lives on for the grace period",
+          params: IdParams,
+          body: Type.Optional(
+            Type.Object(
+              {
+                grace_period_hours: Type.Optional(
+                  Type.Integer({
+                    minimum: 0,
+                    maximum: MAX_GRACE_HOURS,
+                    description: "default 24; 0 revokes the old key now",
+                  }),
+                ),
+              },
+              { additionalProperties: false },
+            ),
+          ),
+          response: { 201: Created, ...errorResponses(false, [400, 401, 403, 404, 409]) },
+        },
+      },
+      async (req, reply) => {
+        const { key, data } = await kg.keys.roll(
+          req.principal as Principal,
+          req.params.id,
+          req.body?.grace_period_hours ?? 24,
+        );
+        reply.code(201).header("Cache-Control", "no-store");
+        return { success: true as const, key, data };
+      },
+    );
+    app.get(
+      "/api-keys/:id/logs",
+      {
+        schema: {
+          tags,
+          security,
+          summary: "The key's calls, newest first",
+          params: IdParams,
+          querystring: Type.Object(
+            { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 200 })) },
+            { additionalProperties: false },
+          ),
+          response: { 200: Ok(Type.Array(LogRow)), ...errorResponses(false, [400, 401, 404]) },
+        },
+      },
+      async (req) => ({
+        success: true as const,
+        data: await kg.keys.logs(req.principal as Principal, req.params.id, req.query.limit ?? 200),
+      }),
+    );
+  };
+}

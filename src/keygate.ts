@@ -1,0 +1,149 @@
+import { randomBytes } from "node:crypto";
+import { Audit } from "./audit.js";
+import { AuthService } from "./auth/service.js";
+import { TokenService } from "./auth/tokens.js";
+import { CallLogWriter } from "./calllog/writer.js";
+import type { Config } from "./config.js";
+import { CachedKeyLookup } from "./keys/cache.js";
+import { KeyService } from "./keys/service.js";
+import { KeyVerifier } from "./keys/verify.js";
+import { NasDevices } from "./panel/nas.js";
+import { Services } from "./panel/services.js";
+import type { StatsRepo } from "./panel/stats.js";
+import { Subscribers } from "./panel/subscribers.js";
+import { Transactions } from "./panel/transactions.js";
+import { Usage } from "./panel/usage.js";
+import type { Limiter } from "./ratelimit/limiter.js";
+import { MemoryLimiter } from "./ratelimit/memory.js";
+import { type Database, openDatabase } from "./store/database.js";
+import { SqlKeyRepo } from "./store/keys.js";
+import {
+  SqlAuditRepo,
+  SqlNasRepo,
+  SqlServiceRepo,
+  SqlStatsRepo,
+  SqlSubscriberRepo,
+  SqlTransactionRepo,
+  SqlUsageRepo,
+} from "./store/panel.js";
+import { SqlRefreshTokenRepo, SqlSettings, SqlUserRepo } from "./store/users.js";
+
+export const VERSION = "0.1.0";
+
+/** Everything a running Keygate holds, wired once. The HTTP app takes this and nothing else. */
+export type Keygate = {
+  config: Config;
+  database: Database;
+  auth: AuthService;
+  keys: KeyService;
+  keyRepo: SqlKeyRepo;
+  verifier: KeyVerifier;
+  keyCache: CachedKeyLookup;
+  limiter: Limiter;
+  callLog: CallLogWriter;
+  audit: Audit;
+  subscribers: Subscribers;
+  services: Services;
+  nas: NasDevices;
+  transactions: Transactions;
+  usage: Usage;
+  stats: StatsRepo;
+  startedAt: number;
+  version: string;
+  /** Logs a warning through whatever logger the app uses (set once the app exists). */
+  warn: (msg: string) => void;
+  close(): Promise<void>;
+};
+
+export async function createKeygate(config: Config): Promise<Keygate> {
+  const database = await openDatabase(config.databaseUrl);
+  const { db } = database;
+  const settings = new SqlSettings(db);
+  const secret =
+    config.jwtSecret ??
+    (await settings.getOrSet("jwt_secret", randomBytes(48).toString("base64url")));
+
+  const limiter: Limiter = new MemoryLimiter();
+  const audit = new Audit(new SqlAuditRepo(db));
+  const users = new SqlUserRepo(db);
+  const keyRepo = new SqlKeyRepo(db);
+  const keyCache = new CachedKeyLookup({ load: (hash) => keyRepo.loadRecord(hash) });
+
+  const kg: Keygate = {
+    config,
+    database,
+    keyRepo,
+    keyCache,
+    limiter,
+    audit,
+    startedAt: Date.now(),
+    version: VERSION,
+    warn: (msg: string) => {
+      process.stderr.write(`${msg}\n`);
+    },
+  } as Keygate;
+
+  kg.callLog = new CallLogWriter({
+    sink: keyRepo,
+    onError: (err) => kg.warn(`call log write failed, will retry: ${(err as Error).message}`),
+    onDrop: (n) => kg.warn(`call log queue full: dropped ${n} oldest row(s)`),
+  });
+  kg.auth = new AuthService({
+    users,
+    tokens: new TokenService({
+      secret: new TextEncoder().encode(secret),
+      repo: new SqlRefreshTokenRepo(db),
+    }),
+    limiter,
+    audit,
+    // Keys carry their owner's role and standing; any user change invalidates them all.
+    onUserChanged: () => keyCache.clear(),
+  });
+  kg.keys = new KeyService({
+    keys: keyRepo,
+    owners: users,
+    audit,
+    evict: (hash) => keyCache.evict(hash),
+    flushUsage: () => kg.callLog.flush(),
+    selfService: config.selfServiceKeys,
+  });
+  kg.verifier = new KeyVerifier({
+    lookup: keyCache,
+    limiter,
+    defaultRateLimit: config.keyRateLimit,
+    failedAttemptLimit: config.failedKeyLimit,
+  });
+  const serviceRepo = new SqlServiceRepo(db);
+  const subscriberRepo = new SqlSubscriberRepo(db);
+  kg.services = new Services(serviceRepo, audit);
+  kg.subscribers = new Subscribers(subscriberRepo, serviceRepo, users, audit);
+  kg.nas = new NasDevices(new SqlNasRepo(db), audit);
+  kg.transactions = new Transactions(new SqlTransactionRepo(db), subscriberRepo);
+  kg.usage = new Usage(new SqlUsageRepo(db), kg.subscribers);
+  kg.stats = new SqlStatsRepo(db);
+
+  let pruner: NodeJS.Timeout | null = null;
+  const prune = async () => {
+    const before = new Date(Date.now() - config.logRetentionDays * 86_400_000).toISOString();
+    try {
+      await keyRepo.pruneLogs(before);
+    } catch (err) {
+      kg.warn(`call log pruning failed: ${(err as Error).message}`);
+    }
+  };
+  await prune();
+  pruner = setInterval(prune, 3_600_000);
+  pruner.unref();
+  kg.callLog.start();
+
+  kg.close = async () => {
+    if (pruner) clearInterval(pruner);
+    try {
+      await kg.callLog.stop();
+    } finally {
+      await limiter.close?.();
+      await database.close();
+    }
+  };
+  return kg;
+}

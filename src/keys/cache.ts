@@ -1,0 +1,77 @@
+import { LRUCache } from "lru-cache";
+import type { KeyLookup, KeyRecord } from "./verify.js";
+
+export type KeyCacheOptions = {
+  /** Reads one key (with its owner) by hash from the store. */
+  load: (hash: string) => Promise<KeyRecord | null>;
+  /** Most keys held; each entry is a few hundred bytes. */
+  max?: number;
+  /** How long a found key is trusted before it is read again (bounds staleness). */
+  ttlMs?: number;
+  /** Unknown hashes are remembered apart, so a flood of bad keys cannot push good ones out. */
+  negativeMax?: number;
+  negativeTtlMs?: number;
+};
+
+const MISSING = Symbol("missing");
+
+/**
+ * An LRU in front of the store, keyed by key hash. Concurrent misses for one hash share
+ * a single read. Revocation, rolls, edits and owner changes call `evict`/`clear`.
+ */
+export class CachedKeyLookup implements KeyLookup {
+  private readonly found: LRUCache<string, KeyRecord>;
+  private readonly unknown: LRUCache<string, typeof MISSING>;
+  private readonly inflight = new Map<string, Promise<KeyRecord | null>>();
+  private generation = 0;
+
+  constructor(private readonly opts: KeyCacheOptions) {
+    this.found = new LRUCache({ max: opts.max ?? 50_000, ttl: opts.ttlMs ?? 30_000 });
+    this.unknown = new LRUCache({
+      max: opts.negativeMax ?? 10_000,
+      ttl: opts.negativeTtlMs ?? 5_000,
+    });
+  }
+
+  find(hash: string): KeyRecord | null | Promise<KeyRecord | null> {
+    const hit = this.found.get(hash);
+    if (hit !== undefined) return hit;
+    if (this.unknown.has(hash)) return null;
+    const pending = this.inflight.get(hash);
+    if (pending) return pending;
+    const generation = this.generation;
+    const read = this.opts.load(hash).then(
+      (record) => {
+        this.inflight.delete(hash);
+        // An eviction that raced this read wins: do not cache what may already be stale.
+        if (generation === this.generation) {
+          if (record) this.found.set(hash, record);
+          else this.unknown.set(hash, MISSING);
+        }
+        return record;
+      },
+      (err: unknown) => {
+        this.inflight.delete(hash);
+        throw err;
+      },
+    );
+    this.inflight.set(hash, read);
+    return read;
+  }
+
+  evict(hash: string): void {
+    this.generation++;
+    this.found.delete(hash);
+    this.unknown.delete(hash);
+  }
+
+  clear(): void {
+    this.generation++;
+    this.found.clear();
+    this.unknown.clear();
+  }
+
+  get size(): { found: number; unknown: number } {
+    return { found: this.found.size, unknown: this.unknown.size };
+  }
+}

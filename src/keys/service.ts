@@ -1,0 +1,442 @@
+import type { Audit } from "../audit.js";
+import { describe, type Principal, type Role } from "../auth/principal.js";
+import { requireAdmin, type UserRecord, usable } from "../auth/service.js";
+import { AppError, conflict, forbidden, invalid, notFound } from "../errors.js";
+import { parseExpiry } from "./expiry.js";
+import { type MintedKey, mintKey } from "./format.js";
+import { type AllowList, parseAllowList } from "./ip.js";
+import { isScope, type Scope } from "./scopes.js";
+import type { KeyRecord } from "./verify.js";
+
+/** A key as stored: everything but the plaintext, which is never kept. */
+export type StoredKey = {
+  id: number;
+  name: string;
+  description: string | null;
+  keyHash: string;
+  keyPrefix: string;
+  scopes: Scope;
+  ownerId: number;
+  allowedIps: string[] | null;
+  rateLimit: number | null;
+  expiresAt: string | null;
+  createdAt: string;
+  createdBy: number | null;
+  updatedAt: string;
+  revokedAt: string | null;
+  revokedBy: number | null;
+  lastUsedAt: string | null;
+  lastUsedIp: string | null;
+  rolledFromId: number | null;
+  replacedById: number | null;
+};
+
+export type NewKey = Omit<
+  StoredKey,
+  "id" | "revokedAt" | "revokedBy" | "lastUsedAt" | "lastUsedIp" | "replacedById"
+>;
+
+export type KeyPatch = Partial<
+  Pick<StoredKey, "name" | "description" | "scopes" | "allowedIps" | "rateLimit" | "expiresAt">
+>;
+
+export type CallLogRow = {
+  timestamp: string;
+  method: string;
+  path: string;
+  status_code: number;
+  ip: string;
+  latency_ms: number;
+  user_agent: string | null;
+  error_code: string | null;
+};
+
+export type KeyStats = {
+  total: number;
+  active: number;
+  revoked: number;
+  expired: number;
+  calls_24h: number;
+};
+
+export interface KeyRepo {
+  insert(k: NewKey): Promise<StoredKey>;
+  findById(id: number): Promise<StoredKey | null>;
+  /** Every key, or only those of one owner. */
+  list(ownerId: number | null): Promise<StoredKey[]>;
+  update(id: number, patch: KeyPatch, now: string): Promise<void>;
+  /** Revokes when not yet revoked; false when it already was. */
+  revoke(id: number, by: number, now: string): Promise<boolean>;
+  /** Inserts the replacement and shortens (or ends) the old key in one transaction. */
+  roll(
+    oldId: number,
+    replacement: NewKey,
+    old: { expiresAt: string | null; revoke: boolean; by: number },
+    now: string,
+  ): Promise<StoredKey>;
+  stats(now: string, since: string): Promise<KeyStats>;
+  logs(keyId: number, limit: number): Promise<CallLogRow[]>;
+}
+
+export interface OwnerRepo {
+  findById(id: number): Promise<UserRecord | null>;
+}
+
+/** The key as every response shows it: never the hash, never the plaintext. */
+export type KeyView = {
+  id: number;
+  name: string;
+  description: string | null;
+  key_prefix: string;
+  scopes: Scope;
+  owner_id: number;
+  allowed_ips: string[] | null;
+  rate_limit_per_minute: number | null;
+  last_used_at: string | null;
+  last_used_ip: string | null;
+  expires_at: string | null;
+  created_at: string;
+  updated_at: string;
+  revoked_at: string | null;
+  is_active: boolean;
+  status: "active" | "revoked" | "expired";
+  rolled_from_id: number | null;
+  replaced_by_id: number | null;
+};
+
+export type KeyInput = {
+  name?: string;
+  description?: string | null;
+  scopes?: string;
+  expires_at?: string | null;
+  allowed_ips?: string[] | null;
+  rate_limit_per_minute?: number | null;
+  owner_id?: number;
+};
+
+export type KeyServiceOptions = {
+  keys: KeyRepo;
+  owners: OwnerRepo;
+  audit: Audit;
+  /** Drops a key from every verification cache (this process, and others through a bus). */
+  evict: (hash: string) => void | Promise<void>;
+  /** Writes pending call logs and last-use times, so reads see every call made so far. */
+  flushUsage: () => Promise<void>;
+  selfService: boolean;
+  now?: () => Date;
+  mint?: () => MintedKey;
+};
+
+export const MAX_GRACE_HOURS = 168;
+
+/** Minting, listing, editing, revoking and rolling keys, with who-may-do-what decided here. */
+export class KeyService {
+  private readonly now: () => Date;
+  private readonly mint: () => MintedKey;
+
+  constructor(private readonly o: KeyServiceOptions) {
+    this.now = o.now ?? (() => new Date());
+    this.mint = o.mint ?? (() => mintKey());
+  }
+
+  view(k: StoredKey): KeyView {
+    const revoked = k.revokedAt !== null;
+    const expired = !revoked && k.expiresAt !== null && k.expiresAt <= this.now().toISOString();
+    return {
+      id: k.id,
+      name: k.name,
+      description: k.description,
+      key_prefix: k.keyPrefix,
+      scopes: k.scopes,
+      owner_id: k.ownerId,
+      allowed_ips: k.allowedIps,
+      rate_limit_per_minute: k.rateLimit,
+      last_used_at: k.lastUsedAt,
+      last_used_ip: k.lastUsedIp,
+      expires_at: k.expiresAt,
+      created_at: k.createdAt,
+      updated_at: k.updatedAt,
+      revoked_at: k.revokedAt,
+      is_active: !revoked,
+      status: revoked ? "revoked" : expired ? "expired" : "active",
+      rolled_from_id: k.rolledFromId,
+      replaced_by_id: k.replacedById,
+    };
+  }
+
+  async create(p: Principal, input: KeyInput): Promise<{ key: string; data: KeyView }> {
+    this.requireMayManage(p, "mint keys");
+    const ownerId = await this.resolveOwner(p, input.owner_id);
+    const now = this.now();
+    const fields = this.validate(input, now);
+    const minted = this.mint();
+    const stored = await this.o.keys.insert({
+      name: fields.name ?? "API Key",
+      description: fields.description ?? null,
+      keyHash: minted.hash,
+      keyPrefix: minted.prefix,
+      scopes: fields.scopes ?? "read",
+      ownerId,
+      allowedIps: fields.allowedIps ?? null,
+      rateLimit: fields.rateLimit ?? null,
+      expiresAt: fields.expiresAt ?? null,
+      createdAt: now.toISOString(),
+      createdBy: p.userId,
+      updatedAt: now.toISOString(),
+      rolledFromId: null,
+    });
+    await this.o.evict(minted.hash);
+    await this.o.audit.record(
+      p,
+      "key.create",
+      { type: "api_key", id: stored.id },
+      {
+        name: stored.name,
+        prefix: stored.keyPrefix,
+        scopes: stored.scopes,
+        owner_id: stored.ownerId,
+      },
+    );
+    return { key: minted.key, data: this.view(stored) };
+  }
+
+  async list(p: Principal): Promise<KeyView[]> {
+    await this.o.flushUsage();
+    const rows = await this.o.keys.list(p.role === "admin" ? null : p.userId);
+    return rows.map((k) => this.view(k));
+  }
+
+  async get(p: Principal, id: number): Promise<KeyView> {
+    await this.o.flushUsage();
+    return this.view(await this.visible(p, id));
+  }
+
+  async update(p: Principal, id: number, input: KeyInput): Promise<KeyView> {
+    this.requireMayManage(p, "change keys");
+    const key = await this.visible(p, id);
+    if (input.owner_id !== undefined) {
+      throw invalid(
+        "owner_id",
+        "cannot be changed; mint a key for the new owner and revoke this one",
+      );
+    }
+    if (key.revokedAt !== null)
+      throw conflict(`key ${id} is revoked; revoked keys cannot be changed`);
+    const fields = this.validate(input, this.now());
+    const patch: KeyPatch = {};
+    if (input.name !== undefined) patch.name = fields.name as string;
+    if (input.description !== undefined) patch.description = fields.description ?? null;
+    if (input.scopes !== undefined) patch.scopes = fields.scopes as Scope;
+    if (input.allowed_ips !== undefined) patch.allowedIps = fields.allowedIps ?? null;
+    if (input.rate_limit_per_minute !== undefined) patch.rateLimit = fields.rateLimit ?? null;
+    if (input.expires_at !== undefined) patch.expiresAt = fields.expiresAt ?? null;
+    await this.o.keys.update(id, patch, this.now().toISOString());
+    await this.o.evict(key.keyHash);
+    await this.o.audit.record(
+      p,
+      "key.update",
+      { type: "api_key", id },
+      { changed: Object.keys(input) },
+    );
+    return this.get(p, id);
+  }
+
+  async revoke(p: Principal, id: number): Promise<KeyView> {
+    this.requireMayManage(p, "revoke keys");
+    const key = await this.visible(p, id);
+    const changed = await this.o.keys.revoke(id, p.userId, this.now().toISOString());
+    await this.o.evict(key.keyHash);
+    if (changed)
+      await this.o.audit.record(
+        p,
+        "key.revoke",
+        { type: "api_key", id },
+        { prefix: key.keyPrefix },
+      );
+    return this.get(p, id);
+  }
+
+  async roll(p: Principal, id: number, graceHours = 24): Promise<{ key: string; data: KeyView }> {
+    this.requireMayManage(p, "roll keys");
+    if (!Number.isInteger(graceHours) || graceHours < 0 || graceHours > MAX_GRACE_HOURS) {
+      throw invalid("grace_period_hours", `must be a whole number from 0 to ${MAX_GRACE_HOURS}`);
+    }
+    const old = await this.visible(p, id);
+    const now = this.now();
+    if (old.revokedAt !== null)
+      throw conflict(`key ${id} is revoked; mint a new key instead of rolling it`);
+    if (old.replacedById !== null)
+      throw conflict(`key ${id} was already rolled into key ${old.replacedById}; roll that one`);
+    if (old.expiresAt !== null && old.expiresAt <= now.toISOString()) {
+      throw conflict(`key ${id} has expired; mint a new key instead of rolling it`);
+    }
+    const owner = await this.o.owners.findById(old.ownerId);
+    if (!usable(owner))
+      throw conflict(`the owner of key ${id} is disabled or deleted; the key cannot be rolled`);
+    const graceEnd = new Date(now.getTime() + graceHours * 3_600_000).toISOString();
+    const oldExpiry = old.expiresAt !== null && old.expiresAt < graceEnd ? old.expiresAt : graceEnd;
+    const minted = this.mint();
+    const replacement = await this.o.keys.roll(
+      id,
+      {
+        name: old.name,
+        description: old.description,
+        keyHash: minted.hash,
+        keyPrefix: minted.prefix,
+        scopes: old.scopes,
+        ownerId: old.ownerId,
+        allowedIps: old.allowedIps,
+        rateLimit: old.rateLimit,
+        expiresAt: old.expiresAt,
+        createdAt: now.toISOString(),
+        createdBy: p.userId,
+        updatedAt: now.toISOString(),
+        rolledFromId: id,
+      },
+      {
+        expiresAt: graceHours === 0 ? old.expiresAt : oldExpiry,
+        revoke: graceHours === 0,
+        by: p.userId,
+      },
+      now.toISOString(),
+    );
+    await this.o.evict(old.keyHash);
+    await this.o.evict(minted.hash);
+    await this.o.audit.record(
+      p,
+      "key.roll",
+      { type: "api_key", id },
+      {
+        replaced_by: replacement.id,
+        prefix: replacement.keyPrefix,
+        grace_period_hours: graceHours,
+      },
+    );
+    return { key: minted.key, data: this.view(replacement) };
+  }
+
+  async stats(p: Principal): Promise<KeyStats> {
+    requireAdmin(p, "read key statistics");
+    await this.o.flushUsage();
+    const now = this.now();
+    return this.o.keys.stats(now.toISOString(), new Date(now.getTime() - 86_400_000).toISOString());
+  }
+
+  async logs(p: Principal, id: number, limit: number): Promise<CallLogRow[]> {
+    await this.visible(p, id);
+    await this.o.flushUsage();
+    return this.o.keys.logs(id, limit);
+  }
+
+  /** A key this principal may see, or 404 — never a hint that another owner's key exists. */
+  private async visible(p: Principal, id: number): Promise<StoredKey> {
+    const key = await this.o.keys.findById(id);
+    if (!key || (p.role !== "admin" && key.ownerId !== p.userId)) throw notFound(`API key ${id}`);
+    return key;
+  }
+
+  private requireMayManage(p: Principal, what: string): void {
+    if (p.via === "key")
+      throw forbidden(`keys cannot ${what}; sign in to the console or the /api surface`);
+    if (p.role === "admin" || this.o.selfService) return;
+    throw forbidden(
+      `only an admin can ${what}; ${describe(p)} — ask an admin, or have the operator set KEYGATE_SELF_SERVICE_KEYS=true`,
+    );
+  }
+
+  private async resolveOwner(p: Principal, ownerId: number | undefined): Promise<number> {
+    if (ownerId === undefined || ownerId === p.userId) return p.userId;
+    if (p.role !== "admin")
+      throw invalid(
+        "owner_id",
+        "can only be set by an admin; leave it out to own the key yourself",
+      );
+    const owner = await this.o.owners.findById(ownerId);
+    if (!usable(owner)) throw invalid("owner_id", `no active user ${ownerId}`);
+    return ownerId;
+  }
+
+  private validate(input: KeyInput, now: Date) {
+    const problems: { field: string; message: string }[] = [];
+    const out: KeyPatch = {};
+    if (input.name !== undefined) {
+      const name = input.name.trim();
+      if (name.length < 1 || name.length > 100)
+        problems.push({ field: "name", message: "must be 1-100 characters" });
+      out.name = name;
+    }
+    if (input.description !== undefined && input.description !== null) {
+      if (input.description.length > 500)
+        problems.push({ field: "description", message: "must be at most 500 characters" });
+      out.description = input.description;
+    }
+    if (input.scopes !== undefined) {
+      if (isScope(input.scopes)) out.scopes = input.scopes;
+      else
+        problems.push({
+          field: "scopes",
+          message: 'must be "read" (GET), "write" (GET, POST, PUT) or "delete" (all verbs)',
+        });
+    }
+    if (input.allowed_ips !== undefined && input.allowed_ips !== null) {
+      const parsed = parseAllowList(input.allowed_ips);
+      if (parsed.ok)
+        out.allowedIps = parsed.list.entries.length > 0 ? [...parsed.list.entries] : null;
+      else
+        for (const pr of parsed.problems)
+          problems.push({ field: `allowed_ips[${pr.index}]`, message: pr.message });
+    }
+    if (input.rate_limit_per_minute !== undefined && input.rate_limit_per_minute !== null) {
+      const r = input.rate_limit_per_minute;
+      if (!Number.isInteger(r) || r < 1 || r > 1_000_000) {
+        problems.push({
+          field: "rate_limit_per_minute",
+          message: "must be a whole number from 1 to 1000000",
+        });
+      }
+      out.rateLimit = r;
+    }
+    if (input.expires_at !== undefined && input.expires_at !== null) {
+      const e = parseExpiry(input.expires_at, now);
+      if (e.ok) out.expiresAt = e.at.toISOString();
+      else problems.push({ field: "expires_at", message: e.message });
+    }
+    if (problems.length > 0) {
+      throw new AppError(
+        "VALIDATION_ERROR",
+        problems.map((x) => `${x.field} ${x.message}`).join("; "),
+        problems,
+      );
+    }
+    return out;
+  }
+}
+
+/** Builds what verification needs from a stored key and its owner (the cache's loader). */
+export function toKeyRecord(
+  k: StoredKey,
+  owner: { username: string; role: Role; usable: boolean },
+  replacedByPrefix: string | null,
+): KeyRecord {
+  let allowed: AllowList | null = null;
+  if (k.allowedIps && k.allowedIps.length > 0) {
+    const parsed = parseAllowList(k.allowedIps);
+    // Stored lists were validated on the way in; an unreadable one fails closed.
+    allowed = parsed.ok ? parsed.list : { entries: [], ranges: [] };
+  }
+  return {
+    id: k.id,
+    name: k.name,
+    prefix: k.keyPrefix,
+    scopes: k.scopes,
+    ownerId: k.ownerId,
+    ownerUsername: owner.username,
+    ownerRole: owner.role,
+    ownerUsable: owner.usable,
+    revokedAt: k.revokedAt === null ? null : Date.parse(k.revokedAt),
+    expiresAt: k.expiresAt === null ? null : Date.parse(k.expiresAt),
+    allowedIps: allowed,
+    rateLimit: k.rateLimit,
+    replacedByPrefix,
+  };
+}

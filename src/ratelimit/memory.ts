@@ -1,0 +1,38 @@
+import { decide, type Limiter, type RateDecision, type WindowState } from "./limiter.js";
+
+/** Per-process budgets. Stale windows are swept so memory follows the active buckets only. */
+export class MemoryLimiter implements Limiter {
+  private readonly windows = new Map<string, WindowState & { end: number }>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(sweepEveryMs = 60_000) {
+    this.sweeper = setInterval(() => this.sweep(Date.now()), sweepEveryMs);
+    this.sweeper.unref();
+  }
+
+  hit(bucket: string, limit: number, windowMs: number, now: number): RateDecision {
+    const { state, decision } = decide(this.windows.get(bucket), limit, windowMs, now, true);
+    this.windows.set(bucket, { ...state, end: state.start + windowMs });
+    return decision;
+  }
+
+  peek(bucket: string, limit: number, windowMs: number, now: number): RateDecision {
+    return decide(this.windows.get(bucket), limit, windowMs, now, false).decision;
+  }
+
+  reset(bucket: string): void {
+    this.windows.delete(bucket);
+  }
+
+  sweep(now: number): void {
+    for (const [bucket, w] of this.windows) if (w.end <= now) this.windows.delete(bucket);
+  }
+
+  get size(): number {
+    return this.windows.size;
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+  }
+}

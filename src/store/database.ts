@@ -1,0 +1,78 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import SQLite from "better-sqlite3";
+import { Kysely, PostgresDialect, SqliteDialect, sql } from "kysely";
+import pg from "pg";
+import { migrateToLatest } from "./migrations.js";
+import type { DB } from "./schema.js";
+
+export type Dialect = "sqlite" | "postgres";
+
+export type Database = {
+  db: Kysely<DB>;
+  dialect: Dialect;
+  /** Answers whether the database can run a trivial query right now. */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+};
+
+/** Opens `sqlite:PATH`, `sqlite::memory:` or `postgres://…` and applies migrations. */
+export async function openDatabase(url: string): Promise<Database> {
+  const database = url.startsWith("sqlite:")
+    ? openSqlite(url.slice("sqlite:".length))
+    : openPostgres(url);
+  await migrateToLatest(database.db, database.dialect);
+  return database;
+}
+
+function openSqlite(path: string): Database {
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  const conn = new SQLite(path);
+  conn.pragma("journal_mode = WAL");
+  conn.pragma("synchronous = NORMAL");
+  conn.pragma("foreign_keys = ON");
+  conn.pragma("busy_timeout = 5000");
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: conn }) });
+  return {
+    db,
+    dialect: "sqlite",
+    ping: async () => {
+      try {
+        await sql`select 1`.execute(db);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    close: () => db.destroy(),
+  };
+}
+
+function openPostgres(url: string): Database {
+  // int8 (bigint, count(*)) as a JS number: every such value here stays below 2^53.
+  pg.types.setTypeParser(20, (v) => Number(v));
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 10,
+    connectionTimeoutMillis: 5_000,
+    statement_timeout: 10_000,
+    idleTimeoutMillis: 30_000,
+  });
+  pool.on("error", () => {
+    // An idle client lost its connection; the pool replaces it on next use.
+  });
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    db,
+    dialect: "postgres",
+    ping: async () => {
+      try {
+        await sql`select 1`.execute(db);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    close: () => db.destroy(),
+  };
+}

@@ -1,0 +1,258 @@
+import { type Kysely, type Selectable, sql } from "kysely";
+import type { Role } from "../auth/principal.js";
+import type { CallLogEntry, CallLogSink, LastUse } from "../calllog/writer.js";
+import type { Scope } from "../keys/scopes.js";
+import type {
+  CallLogRow,
+  KeyPatch,
+  KeyRepo,
+  KeyStats,
+  NewKey,
+  StoredKey,
+} from "../keys/service.js";
+import { toKeyRecord } from "../keys/service.js";
+import type { KeyRecord } from "../keys/verify.js";
+import type { DB } from "./schema.js";
+
+type Row = Selectable<DB["api_keys"]>;
+
+function toKey(r: Row): StoredKey {
+  return {
+    id: r.id,
+    name: r.name,
+    description: r.description,
+    keyHash: r.key_hash,
+    keyPrefix: r.key_prefix,
+    scopes: r.scopes as Scope,
+    ownerId: r.owner_id,
+    allowedIps: r.allowed_ips === null ? null : (JSON.parse(r.allowed_ips) as string[]),
+    rateLimit: r.rate_limit_per_minute,
+    expiresAt: r.expires_at,
+    createdAt: r.created_at,
+    createdBy: r.created_by,
+    updatedAt: r.updated_at,
+    revokedAt: r.revoked_at,
+    revokedBy: r.revoked_by,
+    lastUsedAt: r.last_used_at,
+    lastUsedIp: r.last_used_ip,
+    rolledFromId: r.rolled_from_id,
+    replacedById: r.replaced_by_id,
+  };
+}
+
+function toRow(k: NewKey) {
+  return {
+    name: k.name,
+    description: k.description,
+    key_hash: k.keyHash,
+    key_prefix: k.keyPrefix,
+    scopes: k.scopes,
+    owner_id: k.ownerId,
+    allowed_ips: k.allowedIps === null ? null : JSON.stringify(k.allowedIps),
+    rate_limit_per_minute: k.rateLimit,
+    expires_at: k.expiresAt,
+    created_at: k.createdAt,
+    created_by: k.createdBy,
+    updated_at: k.updatedAt,
+    rolled_from_id: k.rolledFromId,
+  };
+}
+
+export class SqlKeyRepo implements KeyRepo, CallLogSink {
+  constructor(private readonly db: Kysely<DB>) {}
+
+  async insert(k: NewKey): Promise<StoredKey> {
+    return toKey(
+      await this.db
+        .insertInto("api_keys")
+        .values(toRow(k))
+        .returningAll()
+        .executeTakeFirstOrThrow(),
+    );
+  }
+
+  async findById(id: number): Promise<StoredKey | null> {
+    const r = await this.db
+      .selectFrom("api_keys")
+      .selectAll()
+      .where("id", "=", id)
+      .executeTakeFirst();
+    return r ? toKey(r) : null;
+  }
+
+  async list(ownerId: number | null): Promise<StoredKey[]> {
+    let q = this.db.selectFrom("api_keys").selectAll().orderBy("id", "desc");
+    if (ownerId !== null) q = q.where("owner_id", "=", ownerId);
+    return (await q.execute()).map(toKey);
+  }
+
+  async update(id: number, patch: KeyPatch, now: string): Promise<void> {
+    const set: Partial<Row> = { updated_at: now };
+    if (patch.name !== undefined) set.name = patch.name;
+    if (patch.description !== undefined) set.description = patch.description;
+    if (patch.scopes !== undefined) set.scopes = patch.scopes;
+    if (patch.allowedIps !== undefined)
+      set.allowed_ips = patch.allowedIps === null ? null : JSON.stringify(patch.allowedIps);
+    if (patch.rateLimit !== undefined) set.rate_limit_per_minute = patch.rateLimit;
+    if (patch.expiresAt !== undefined) set.expires_at = patch.expiresAt;
+    await this.db.updateTable("api_keys").set(set).where("id", "=", id).execute();
+  }
+
+  async revoke(id: number, by: number, now: string): Promise<boolean> {
+    const r = await this.db
+      .updateTable("api_keys")
+      .set({ revoked_at: now, revoked_by: by, updated_at: now })
+      .where("id", "=", id)
+      .where("revoked_at", "is", null)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+
+  async roll(
+    oldId: number,
+    replacement: NewKey,
+    old: { expiresAt: string | null; revoke: boolean; by: number },
+    now: string,
+  ): Promise<StoredKey> {
+    return this.db.transaction().execute(async (trx) => {
+      const created = await trx
+        .insertInto("api_keys")
+        .values(toRow(replacement))
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await trx
+        .updateTable("api_keys")
+        .set({
+          replaced_by_id: created.id,
+          expires_at: old.expiresAt,
+          updated_at: now,
+          ...(old.revoke ? { revoked_at: now, revoked_by: old.by } : {}),
+        })
+        .where("id", "=", oldId)
+        .execute();
+      return toKey(created);
+    });
+  }
+
+  async stats(now: string, since: string): Promise<KeyStats> {
+    const keys = await this.db
+      .selectFrom("api_keys")
+      .select((eb) => [
+        eb.fn.countAll<number>().as("total"),
+        eb.fn.count<number>("revoked_at").as("revoked"),
+        sql<number>`sum(case when revoked_at is null and expires_at <= ${now} then 1 else 0 end)`.as(
+          "expired",
+        ),
+      ])
+      .executeTakeFirstOrThrow();
+    const calls = await this.db
+      .selectFrom("api_key_logs")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("timestamp", ">=", since)
+      .executeTakeFirstOrThrow();
+    const total = Number(keys.total);
+    const revoked = Number(keys.revoked);
+    const expired = Number(keys.expired ?? 0);
+    return {
+      total,
+      active: total - revoked - expired,
+      revoked,
+      expired,
+      calls_24h: Number(calls.n),
+    };
+  }
+
+  async logs(keyId: number, limit: number): Promise<CallLogRow[]> {
+    return this.db
+      .selectFrom("api_key_logs")
+      .select([
+        "timestamp",
+        "method",
+        "path",
+        "status_code",
+        "ip",
+        "latency_ms",
+        "user_agent",
+        "error_code",
+      ])
+      .where("api_key_id", "=", keyId)
+      .orderBy("id", "desc")
+      .limit(limit)
+      .execute();
+  }
+
+  /** The verification view of a key: the key, its owner's standing and its successor's prefix. */
+  async loadRecord(hash: string): Promise<KeyRecord | null> {
+    const r = await this.db
+      .selectFrom("api_keys as k")
+      .innerJoin("users as u", "u.id", "k.owner_id")
+      .leftJoin("api_keys as n", "n.id", "k.replaced_by_id")
+      .selectAll("k")
+      .select([
+        "u.username as owner_username",
+        "u.role as owner_role",
+        "u.disabled_at as owner_disabled_at",
+      ])
+      .select(["u.deleted_at as owner_deleted_at", "n.key_prefix as next_prefix"])
+      .where("k.key_hash", "=", hash)
+      .executeTakeFirst();
+    if (!r) return null;
+    return toKeyRecord(
+      toKey(r),
+      {
+        username: r.owner_username,
+        role: r.owner_role as Role,
+        usable: r.owner_disabled_at === null && r.owner_deleted_at === null,
+      },
+      r.next_prefix,
+    );
+  }
+
+  async writeBatch(entries: CallLogEntry[], lastUsed: Map<number, LastUse>): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      // Chunks keep each statement under SQLite's bound-parameter limit.
+      for (let i = 0; i < entries.length; i += 500) {
+        await trx
+          .insertInto("api_key_logs")
+          .values(
+            entries.slice(i, i + 500).map((e) => ({
+              api_key_id: e.apiKeyId,
+              timestamp: e.timestamp,
+              method: e.method,
+              path: e.path,
+              status_code: e.statusCode,
+              ip: e.ip,
+              latency_ms: e.latencyMs,
+              user_agent: e.userAgent,
+              error_code: e.errorCode,
+            })),
+          )
+          .execute();
+      }
+      for (const [id, use] of lastUsed) {
+        await trx
+          .updateTable("api_keys")
+          .set({ last_used_at: use.at, last_used_ip: use.ip })
+          .where("id", "=", id)
+          .where((eb) => eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<", use.at)]))
+          .execute();
+      }
+    });
+  }
+
+  async countLogs(): Promise<number> {
+    const r = await this.db
+      .selectFrom("api_key_logs")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
+  async pruneLogs(before: string): Promise<number> {
+    const r = await this.db
+      .deleteFrom("api_key_logs")
+      .where("timestamp", "<", before)
+      .executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+}

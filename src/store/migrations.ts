@@ -1,0 +1,218 @@
+import {
+  type CreateTableBuilder,
+  type Kysely,
+  type Migration,
+  type MigrationProvider,
+  Migrator,
+  sql,
+} from "kysely";
+import type { Dialect } from "./database.js";
+
+// biome-ignore lint/suspicious/noExplicitAny: migrations are written against the schema as it was then
+type AnyDB = Kysely<any>;
+
+/** Migrations are code, keyed by name, applied in name order; never edit one that shipped. */
+function migrations(dialect: Dialect): Record<string, Migration> {
+  const id = <T extends string>(t: CreateTableBuilder<T>) =>
+    dialect === "postgres"
+      ? t.addColumn("id", "serial", (c) => c.primaryKey())
+      : t.addColumn("id", "integer", (c) => c.primaryKey().autoIncrement());
+  return {
+    "0001_initial": {
+      async up(db: AnyDB) {
+        await db.schema
+          .createTable("settings")
+          .addColumn("name", "text", (c) => c.primaryKey())
+          .addColumn("value", "text", (c) => c.notNull())
+          .execute();
+
+        await id(db.schema.createTable("users"))
+          .addColumn("username", "text", (c) => c.notNull())
+          .addColumn("password_hash", "text", (c) => c.notNull())
+          .addColumn("role", "text", (c) => c.notNull())
+          .addColumn("disabled_at", "text")
+          .addColumn("deleted_at", "text")
+          .addColumn("created_at", "text", (c) => c.notNull())
+          .addColumn("updated_at", "text", (c) => c.notNull())
+          .execute();
+        await sql`create unique index users_username_live on users (username) where deleted_at is null`.execute(
+          db,
+        );
+
+        await db.schema
+          .createTable("refresh_tokens")
+          .addColumn("token_hash", "text", (c) => c.primaryKey())
+          .addColumn("user_id", "integer", (c) => c.notNull().references("users.id"))
+          .addColumn("family", "text", (c) => c.notNull())
+          .addColumn("expires_at", "text", (c) => c.notNull())
+          .addColumn("used_at", "text")
+          .addColumn("revoked_at", "text")
+          .addColumn("created_at", "text", (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex("refresh_tokens_family")
+          .on("refresh_tokens")
+          .column("family")
+          .execute();
+        await db.schema
+          .createIndex("refresh_tokens_user")
+          .on("refresh_tokens")
+          .column("user_id")
+          .execute();
+
+        await id(db.schema.createTable("api_keys"))
+          .addColumn("name", "text", (c) => c.notNull())
+          .addColumn("description", "text")
+          .addColumn("key_hash", "text", (c) => c.notNull().unique())
+          .addColumn("key_prefix", "text", (c) => c.notNull())
+          .addColumn("scopes", "text", (c) => c.notNull())
+          .addColumn("owner_id", "integer", (c) => c.notNull().references("users.id"))
+          .addColumn("allowed_ips", "text")
+          .addColumn("rate_limit_per_minute", "integer")
+          .addColumn("expires_at", "text")
+          .addColumn("created_at", "text", (c) => c.notNull())
+          .addColumn("created_by", "integer")
+          .addColumn("updated_at", "text", (c) => c.notNull())
+          .addColumn("revoked_at", "text")
+          .addColumn("revoked_by", "integer")
+          .addColumn("last_used_at", "text")
+          .addColumn("last_used_ip", "text")
+          .addColumn("rolled_from_id", "integer")
+          .addColumn("replaced_by_id", "integer")
+          .execute();
+        await db.schema.createIndex("api_keys_owner").on("api_keys").column("owner_id").execute();
+
+        await id(db.schema.createTable("api_key_logs"))
+          .addColumn("api_key_id", "integer")
+          .addColumn("timestamp", "text", (c) => c.notNull())
+          .addColumn("method", "text", (c) => c.notNull())
+          .addColumn("path", "text", (c) => c.notNull())
+          .addColumn("status_code", "integer", (c) => c.notNull())
+          .addColumn("ip", "text", (c) => c.notNull())
+          .addColumn("latency_ms", "real", (c) => c.notNull())
+          .addColumn("user_agent", "text")
+          .addColumn("error_code", "text")
+          .execute();
+        await db.schema
+          .createIndex("api_key_logs_key")
+          .on("api_key_logs")
+          .columns(["api_key_id", "id"])
+          .execute();
+        await db.schema
+          .createIndex("api_key_logs_time")
+          .on("api_key_logs")
+          .column("timestamp")
+          .execute();
+
+        await id(db.schema.createTable("audit_log"))
+          .addColumn("actor_id", "integer")
+          .addColumn("actor_username", "text")
+          .addColumn("via", "text", (c) => c.notNull())
+          .addColumn("action", "text", (c) => c.notNull())
+          .addColumn("target_type", "text", (c) => c.notNull())
+          .addColumn("target_id", "text")
+          .addColumn("details", "text")
+          .addColumn("ip", "text")
+          .addColumn("created_at", "text", (c) => c.notNull())
+          .execute();
+
+        await id(db.schema.createTable("services"))
+          .addColumn("name", "text", (c) => c.notNull())
+          .addColumn("download_kbps", "integer", (c) => c.notNull())
+          .addColumn("upload_kbps", "integer", (c) => c.notNull())
+          .addColumn("price_minor", "bigint", (c) => c.notNull())
+          .addColumn("currency", "text", (c) => c.notNull())
+          .addColumn("duration_days", "integer", (c) => c.notNull())
+          .addColumn("is_active", "integer", (c) => c.notNull())
+          .addColumn("created_at", "text", (c) => c.notNull())
+          .addColumn("updated_at", "text", (c) => c.notNull())
+          .execute();
+
+        await id(db.schema.createTable("subscribers"))
+          .addColumn("username", "text", (c) => c.notNull())
+          .addColumn("password_hash", "text", (c) => c.notNull())
+          .addColumn("full_name", "text")
+          .addColumn("phone", "text")
+          .addColumn("email", "text")
+          .addColumn("service_id", "integer", (c) => c.notNull().references("services.id"))
+          .addColumn("status", "text", (c) => c.notNull())
+          .addColumn("expiry_date", "text")
+          .addColumn("owner_id", "integer", (c) => c.notNull().references("users.id"))
+          .addColumn("created_at", "text", (c) => c.notNull())
+          .addColumn("updated_at", "text", (c) => c.notNull())
+          .addColumn("deleted_at", "text")
+          .execute();
+        await sql`create unique index subscribers_username_live on subscribers (username) where deleted_at is null`.execute(
+          db,
+        );
+        await db.schema
+          .createIndex("subscribers_owner")
+          .on("subscribers")
+          .column("owner_id")
+          .execute();
+
+        await id(db.schema.createTable("nas"))
+          .addColumn("name", "text", (c) => c.notNull())
+          .addColumn("ip_address", "text", (c) => c.notNull())
+          .addColumn("type", "text", (c) => c.notNull())
+          .addColumn("description", "text")
+          .addColumn("secret", "text", (c) => c.notNull())
+          .addColumn("created_at", "text", (c) => c.notNull())
+          .addColumn("updated_at", "text", (c) => c.notNull())
+          .execute();
+
+        await id(db.schema.createTable("transactions"))
+          .addColumn("subscriber_id", "integer", (c) => c.notNull().references("subscribers.id"))
+          .addColumn("amount_minor", "bigint", (c) => c.notNull())
+          .addColumn("currency", "text", (c) => c.notNull())
+          .addColumn("type", "text", (c) => c.notNull())
+          .addColumn("reference", "text")
+          .addColumn("reference_scope", "integer", (c) => c.notNull())
+          .addColumn("description", "text")
+          .addColumn("created_at", "text", (c) => c.notNull())
+          .addColumn("api_key_id", "integer")
+          .addColumn("created_by", "integer", (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex("transactions_reference")
+          .on("transactions")
+          .columns(["reference_scope", "reference"])
+          .unique()
+          .execute();
+        await db.schema
+          .createIndex("transactions_subscriber")
+          .on("transactions")
+          .column("subscriber_id")
+          .execute();
+
+        await db.schema
+          .createTable("usage_daily")
+          .addColumn("subscriber_id", "integer", (c) => c.notNull().references("subscribers.id"))
+          .addColumn("day", "text", (c) => c.notNull())
+          .addColumn("bytes_in", "bigint", (c) => c.notNull())
+          .addColumn("bytes_out", "bigint", (c) => c.notNull())
+          .addColumn("session_seconds", "bigint", (c) => c.notNull())
+          .addPrimaryKeyConstraint("usage_daily_pk", ["subscriber_id", "day"])
+          .execute();
+      },
+    },
+  };
+}
+
+class CodeMigrations implements MigrationProvider {
+  constructor(private readonly dialect: Dialect) {}
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return migrations(this.dialect);
+  }
+}
+
+/** Brings the schema up to date; safe when several instances start at once (Kysely's lock). */
+export async function migrateToLatest(db: AnyDB, dialect: Dialect): Promise<void> {
+  const migrator = new Migrator({ db, provider: new CodeMigrations(dialect) });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === "Error");
+  if (error || failed) {
+    const reason = error instanceof Error ? error.message : String(error ?? "unknown error");
+    throw new Error(`database migration ${failed?.migrationName ?? ""} failed: ${reason}`);
+  }
+}

@@ -1,0 +1,130 @@
+import type { Generated } from "kysely";
+
+/**
+ * Table shapes. Timestamps are ISO-8601 UTC text (`toISOString()`), which sorts and
+ * compares correctly as text on both engines; flags are timestamps (`revoked_at`) or 0/1.
+ */
+export interface DB {
+  settings: { name: string; value: string };
+  users: {
+    id: Generated<number>;
+    username: string;
+    password_hash: string;
+    role: string;
+    disabled_at: string | null;
+    deleted_at: string | null;
+    created_at: string;
+    updated_at: string;
+  };
+  refresh_tokens: {
+    token_hash: string;
+    user_id: number;
+    family: string;
+    expires_at: string;
+    used_at: string | null;
+    revoked_at: string | null;
+    created_at: string;
+  };
+  api_keys: {
+    id: Generated<number>;
+    name: string;
+    description: string | null;
+    key_hash: string;
+    key_prefix: string;
+    scopes: string;
+    owner_id: number;
+    allowed_ips: string | null;
+    rate_limit_per_minute: number | null;
+    expires_at: string | null;
+    created_at: string;
+    created_by: number | null;
+    updated_at: string;
+    revoked_at: string | null;
+    revoked_by: number | null;
+    last_used_at: string | null;
+    last_used_ip: string | null;
+    rolled_from_id: number | null;
+    replaced_by_id: number | null;
+  };
+  api_key_logs: {
+    id: Generated<number>;
+    api_key_id: number | null;
+    timestamp: string;
+    method: string;
+    path: string;
+    status_code: number;
+    ip: string;
+    latency_ms: number;
+    user_agent: string | null;
+    error_code: string | null;
+  };
+  audit_log: {
+    id: Generated<number>;
+    actor_id: number | null;
+    actor_username: string | null;
+    via: string;
+    action: string;
+    target_type: string;
+    target_id: string | null;
+    details: string | null;
+    ip: string | null;
+    created_at: string;
+  };
+  services: {
+    id: Generated<number>;
+    name: string;
+    download_kbps: number;
+    upload_kbps: number;
+    price_minor: number;
+    currency: string;
+    duration_days: number;
+    is_active: number;
+    created_at: string;
+    updated_at: string;
+  };
+  subscribers: {
+    id: Generated<number>;
+    username: string;
+    password_hash: string;
+    full_name: string | null;
+    phone: string | null;
+    email: string | null;
+    service_id: number;
+    status: string;
+    expiry_date: string | null;
+    owner_id: number;
+    created_at: string;
+    updated_at: string;
+    deleted_at: string | null;
+  };
+  nas: {
+    id: Generated<number>;
+    name: string;
+    ip_address: string;
+    type: string;
+    description: string | null;
+    secret: string;
+    created_at: string;
+    updated_at: string;
+  };
+  transactions: {
+    id: Generated<number>;
+    subscriber_id: number;
+    amount_minor: number;
+    currency: string;
+    type: string;
+    reference: string | null;
+    reference_scope: number;
+    description: string | null;
+    created_at: string;
+    api_key_id: number | null;
+    created_by: number;
+  };
+  usage_daily: {
+    subscriber_id: number;
+    day: string;
+    bytes_in: number;
+    bytes_out: number;
+    session_seconds: number;
+  };
+}
