@@ -50,12 +50,17 @@ export type Keygate = {
   stats: StatsRepo;
   startedAt: number;
   version: string;
+  /** The one clock every time-dependent decision reads; tests replace it. */
+  now: () => Date;
   /** Logs a warning through whatever logger the app uses (set once the app exists). */
   warn: (msg: string) => void;
   close(): Promise<void>;
 };
 
-export async function createKeygate(config: Config): Promise<Keygate> {
+export type KeygateOptions = { now?: () => Date };
+
+export async function createKeygate(config: Config, opts: KeygateOptions = {}): Promise<Keygate> {
+  const now = opts.now ?? (() => new Date());
   const database = await openDatabase(config.databaseUrl);
   const { db } = database;
   const settings = new SqlSettings(db);
@@ -63,8 +68,8 @@ export async function createKeygate(config: Config): Promise<Keygate> {
     config.jwtSecret ??
     (await settings.getOrSet("jwt_secret", randomBytes(48).toString("base64url")));
 
-  const limiter: Limiter = new MemoryLimiter();
-  const audit = new Audit(new SqlAuditRepo(db));
+  const limiter: Limiter = new MemoryLimiter(60_000, () => now().getTime());
+  const audit = new Audit(new SqlAuditRepo(db), now);
   const users = new SqlUserRepo(db);
   const keyRepo = new SqlKeyRepo(db);
   const keyCache = new CachedKeyLookup({ load: (hash) => keyRepo.loadRecord(hash) });
@@ -77,6 +82,7 @@ export async function createKeygate(config: Config): Promise<Keygate> {
     limiter,
     audit,
     startedAt: Date.now(),
+    now,
     version: VERSION,
     warn: (msg: string) => {
       process.stderr.write(`${msg}\n`);
@@ -98,6 +104,7 @@ export async function createKeygate(config: Config): Promise<Keygate> {
     audit,
     // Keys carry their owner's role and standing; any user change invalidates them all.
     onUserChanged: () => keyCache.clear(),
+    now,
   });
   kg.keys = new KeyService({
     keys: keyRepo,
@@ -106,6 +113,7 @@ export async function createKeygate(config: Config): Promise<Keygate> {
     evict: (hash) => keyCache.evict(hash),
     flushUsage: () => kg.callLog.flush(),
     selfService: config.selfServiceKeys,
+    now,
   });
   kg.verifier = new KeyVerifier({
     lookup: keyCache,
@@ -115,16 +123,16 @@ export async function createKeygate(config: Config): Promise<Keygate> {
   });
   const serviceRepo = new SqlServiceRepo(db);
   const subscriberRepo = new SqlSubscriberRepo(db);
-  kg.services = new Services(serviceRepo, audit);
-  kg.subscribers = new Subscribers(subscriberRepo, serviceRepo, users, audit);
-  kg.nas = new NasDevices(new SqlNasRepo(db), audit);
-  kg.transactions = new Transactions(new SqlTransactionRepo(db), subscriberRepo);
-  kg.usage = new Usage(new SqlUsageRepo(db), kg.subscribers);
+  kg.services = new Services(serviceRepo, audit, now);
+  kg.subscribers = new Subscribers(subscriberRepo, serviceRepo, users, audit, now);
+  kg.nas = new NasDevices(new SqlNasRepo(db), audit, now);
+  kg.transactions = new Transactions(new SqlTransactionRepo(db), subscriberRepo, now);
+  kg.usage = new Usage(new SqlUsageRepo(db), kg.subscribers, now);
   kg.stats = new SqlStatsRepo(db);
 
   let pruner: NodeJS.Timeout | null = null;
   const prune = async () => {
-    const before = new Date(Date.now() - config.logRetentionDays * 86_400_000).toISOString();
+    const before = new Date(now().getTime() - config.logRetentionDays * 86_400_000).toISOString();
     try {
       await keyRepo.pruneLogs(before);
     } catch (err) {

@@ -1,7 +1,7 @@
 import type { LightMyRequestResponse } from "fastify";
 import { loadConfig } from "../src/config.js";
 import { type App, buildApp } from "../src/http/app.js";
-import { createKeygate, type Keygate } from "../src/keygate.js";
+import { createKeygate, type Keygate, type KeygateOptions } from "../src/keygate.js";
 
 export const ADMIN = { username: "admin", password: "admin-password-1" };
 
@@ -37,7 +37,10 @@ export type Harness = {
  * A Keygate on a fresh in-memory SQLite database (or `env.KEYGATE_DATABASE_URL`), driven
  * through Fastify's inject: the real app, hooks and store, without a socket.
  */
-export async function harness(env: Record<string, string> = {}): Promise<Harness> {
+export async function harness(
+  env: Record<string, string> = {},
+  opts: KeygateOptions = {},
+): Promise<Harness> {
   const config = loadConfig({
     KEYGATE_DATABASE_URL: "sqlite::memory:",
     KEYGATE_ADMIN_USERNAME: ADMIN.username,
@@ -45,7 +48,7 @@ export async function harness(env: Record<string, string> = {}): Promise<Harness
     KEYGATE_LOG_LEVEL: "silent",
     ...env,
   });
-  const kg = await createKeygate(config);
+  const kg = await createKeygate(config, opts);
   const app = await buildApp(kg, { logger: false });
   await kg.auth.bootstrap(config.adminUsername, config.adminPassword);
 

@@ -100,7 +100,12 @@ export async function buildApp(kg: Keygate, opts: { logger?: boolean } = {}): Pr
     request.clientIp = normalizeClientIp(request.ip);
     const limit = kg.config.ipRateLimit;
     if (limit === 0) return;
-    const decision = await kg.limiter.hit(`ip:${request.clientIp}`, limit, MINUTE, Date.now());
+    const decision = await kg.limiter.hit(
+      `ip:${request.clientIp}`,
+      limit,
+      MINUTE,
+      kg.now().getTime(),
+    );
     if (!decision.allowed) {
       const wait = Math.max(1, Math.ceil(decision.resetMs / 1000));
       reply.header("RateLimit-Limit", decision.limit);

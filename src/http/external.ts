@@ -118,7 +118,7 @@ export function externalSurface(kg: Keygate): FastifyPluginAsync {
         header: Array.isArray(raw) ? raw[0] : raw,
         ip: request.clientIp,
         method: request.method,
-        now: Date.now(),
+        now: kg.now().getTime(),
       });
       if (verdict.key) {
         const k = verdict.key;
@@ -140,7 +140,7 @@ export function externalSurface(kg: Keygate): FastifyPluginAsync {
       if (request.routeOptions.config?.public) return;
       kg.callLog.push({
         apiKeyId: request.principal?.key?.id ?? null,
-        timestamp: new Date().toISOString(),
+        timestamp: kg.now().toISOString(),
         method: request.method,
         path: (request.url.split("?")[0] ?? "").slice(0, 512),
         statusCode: reply.statusCode,

@@ -5,8 +5,8 @@ export class MemoryLimiter implements Limiter {
   private readonly windows = new Map<string, WindowState & { end: number }>();
   private readonly sweeper: NodeJS.Timeout;
 
-  constructor(sweepEveryMs = 60_000) {
-    this.sweeper = setInterval(() => this.sweep(Date.now()), sweepEveryMs);
+  constructor(sweepEveryMs = 60_000, clock: () => number = Date.now) {
+    this.sweeper = setInterval(() => this.sweep(clock()), sweepEveryMs);
     this.sweeper.unref();
   }
 

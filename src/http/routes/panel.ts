@@ -649,7 +649,7 @@ export function panelRoutes(kg: Keygate, surface: "jwt" | "external"): FastifyPl
       },
       async (req) => ({
         success: true as const,
-        data: await systemStats(kg.stats, who(req), new Date()),
+        data: await systemStats(kg.stats, who(req), kg.now()),
       }),
     );
   };
