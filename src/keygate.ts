@@ -99,6 +99,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     tokens: new TokenService({
       secret: new TextEncoder().encode(secret),
       repo: new SqlRefreshTokenRepo(db),
+      now,
     }),
     limiter,
     audit,
