@@ -67,6 +67,15 @@ export class CallLogWriter {
     if (this.queue.length >= this.batchSize && !this.running) this.flush().catch(() => {});
   }
 
+  /** Keeps the queue within maxQueue by dropping the oldest rows, counted and reported. */
+  private bound(): void {
+    if (this.queue.length <= this.maxQueue) return;
+    const over = this.queue.length - this.maxQueue;
+    this.queue.splice(0, over);
+    this.counts.dropped += over;
+    this.o.onDrop?.(over);
+  }
+
   get pending(): number {
     return this.queue.length;
   }
@@ -95,6 +104,7 @@ export class CallLogWriter {
       } catch (err) {
         // Put the batch back in front, keeping newer last-use times; retried next tick.
         this.queue = batch.concat(this.queue);
+        this.bound();
         for (const [id, use] of lastUsed) if (!this.lastUsed.has(id)) this.lastUsed.set(id, use);
         if (!this.failing) {
           this.failing = true;

@@ -40,9 +40,9 @@ export class CachedKeyLookup implements KeyLookup {
     const pending = this.inflight.get(hash);
     if (pending) return pending;
     const generation = this.generation;
-    const read = this.opts.load(hash).then(
+    const read: Promise<KeyRecord | null> = this.opts.load(hash).then(
       (record) => {
-        this.inflight.delete(hash);
+        if (this.inflight.get(hash) === read) this.inflight.delete(hash);
         // An eviction that raced this read wins: do not cache what may already be stale.
         if (generation === this.generation) {
           if (record) this.found.set(hash, record);
@@ -51,7 +51,7 @@ export class CachedKeyLookup implements KeyLookup {
         return record;
       },
       (err: unknown) => {
-        this.inflight.delete(hash);
+        if (this.inflight.get(hash) === read) this.inflight.delete(hash);
         throw err;
       },
     );
@@ -59,14 +59,17 @@ export class CachedKeyLookup implements KeyLookup {
     return read;
   }
 
+  /** Forgets the key; a look-up after this reads the store anew, even if a read is under way. */
   evict(hash: string): void {
     this.generation++;
+    this.inflight.delete(hash);
     this.found.delete(hash);
     this.unknown.delete(hash);
   }
 
   clear(): void {
     this.generation++;
+    this.inflight.clear();
     this.found.clear();
     this.unknown.clear();
   }

@@ -64,17 +64,27 @@ function parseEntry(value: string): Range | string {
   if (!isStrictAddress(addrText)) {
     return "not an IPv4 or IPv6 address or CIDR range (e.g. 203.0.113.7, 10.0.0.0/8, 2001:db8::/32)";
   }
-  const addr = unmap(ipaddr.parse(addrText));
-  if (slash === -1) return [addr, maxBits(addr)];
+  const parsed = ipaddr.parse(addrText);
+  if (slash === -1) {
+    const addr = unmap(parsed);
+    return [addr, maxBits(addr)];
+  }
   const bitsText = value.slice(slash + 1);
-  const max = maxBits(addr);
+  const max = maxBits(parsed);
   if (!/^\d{1,3}$/.test(bitsText) || Number(bitsText) > max) {
     return `prefix length must be 0-${max}`;
   }
-  const bits = Number(bitsText);
+  let addr: Addr = parsed;
+  let bits = Number(bitsText);
   const network = networkOf(addr, bits);
   if (network.toString() !== addr.toString()) {
     return `host bits set: did you mean ${network.toString()}/${bits}?`;
+  }
+  // An IPv4-mapped IPv6 range (::ffff:a.b.c.d/96-128) is the IPv4 range it maps.
+  if (parsed.kind() === "ipv6" && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) {
+    if (bits < 96) return "an IPv4-mapped IPv6 range needs a prefix of /96 or longer";
+    addr = unmap(parsed);
+    bits -= 96;
   }
   return [addr, bits];
 }
@@ -110,7 +120,7 @@ export function normalizeClientIp(ip: string): string {
 }
 
 export function ipAllowed(list: AllowList, clientIp: string): boolean {
-  if (!ipaddr.isValid(clientIp)) return false;
+  if (!isStrictAddress(clientIp)) return false;
   const addr = unmap(ipaddr.parse(clientIp));
   const kind = addr.kind();
   for (const [range, bits] of list.ranges) {

@@ -1,0 +1,321 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { type CallLogEntry, type CallLogSink, CallLogWriter, type LastUse } from "./writer.js";
+
+function entry(n: number, apiKeyId: number | null = 1, ip = "203.0.113.7"): CallLogEntry {
+  return {
+    apiKeyId,
+    timestamp: new Date(Date.UTC(2026, 2, 10, 12, 0, n)).toISOString(),
+    method: "GET",
+    path: `/things/${n}`,
+    statusCode: 200,
+    ip,
+    latencyMs: 1.5,
+    userAgent: null,
+    errorCode: null,
+  };
+}
+
+type Batch = { entries: CallLogEntry[]; lastUsed: Map<number, LastUse> };
+
+/**
+ * An in-memory sink. `fail` makes writes reject; `hold()` parks the next writes until
+ * `release()`; every attempt is recorded, every successful write is stored.
+ */
+class FakeSink implements CallLogSink {
+  readonly stored: Batch[] = [];
+  attempts = 0;
+  fail = false;
+  /** 1-based attempt numbers that fail. */
+  readonly failOn = new Set<number>();
+  active = 0;
+  maxActive = 0;
+  private gate: Promise<void> | null = null;
+  private open: (() => void) | null = null;
+
+  hold(): void {
+    this.gate = new Promise((resolve) => {
+      this.open = resolve;
+    });
+  }
+
+  release(): void {
+    this.open?.();
+    this.gate = null;
+    this.open = null;
+  }
+
+  async writeBatch(entries: CallLogEntry[], lastUsed: Map<number, LastUse>): Promise<void> {
+    const attempt = ++this.attempts;
+    this.active++;
+    this.maxActive = Math.max(this.maxActive, this.active);
+    try {
+      if (this.gate) await this.gate;
+      if (this.fail || this.failOn.has(attempt)) throw new Error("database away");
+      this.stored.push({ entries: [...entries], lastUsed: new Map(lastUsed) });
+    } finally {
+      this.active--;
+    }
+  }
+
+  get rows(): string[] {
+    return this.stored.flatMap((b) => b.entries.map((e) => e.path));
+  }
+
+  /** Last-use times as the database would end up with them (later batches win). */
+  get lastUsed(): Map<number, LastUse> {
+    const merged = new Map<number, LastUse>();
+    for (const b of this.stored) for (const [id, use] of b.lastUsed) merged.set(id, use);
+    return merged;
+  }
+}
+
+const paths = (...ns: number[]) => ns.map((n) => `/things/${n}`);
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("CallLogWriter: flushing", () => {
+  it("writes everything pushed, in order, in batches of at most batchSize", async () => {
+    const sink = new FakeSink();
+    const writer = new CallLogWriter({ sink, batchSize: 3 });
+    for (let i = 0; i < 8; i++) writer.push(entry(i));
+    await writer.flush();
+    expect(sink.rows).toEqual(paths(0, 1, 2, 3, 4, 5, 6, 7));
+    expect(sink.stored.map((b) => b.entries.length)).toEqual([3, 3, 2]);
+    expect(writer.counts.written).toBe(8);
+    expect(writer.pending).toBe(0);
+  });
+
+  it("writes a short queue as one batch, only when flushed", async () => {
+    const sink = new FakeSink();
+    const writer = new CallLogWriter({ sink, batchSize: 100 });
+    writer.push(entry(0));
+    writer.push(entry(1));
+    expect(sink.attempts).toBe(0);
+    expect(writer.pending).toBe(2);
+    await writer.flush();
+    expect(sink.stored.map((b) => b.entries.length)).toEqual([2]);
+  });
+
+  it("starts a flush by itself once batchSize rows are queued", async () => {
+    const sink = new FakeSink();
+    const writer = new CallLogWriter({ sink, batchSize: 2 });
+    writer.push(entry(0));
+    expect(sink.attempts).toBe(0);
+    writer.push(entry(1));
+    expect(sink.attempts).toBe(1);
+    await writer.flush();
+    expect(sink.rows).toEqual(paths(0, 1));
+  });
+
+  it("does nothing when flushed with an empty queue", async () => {
+    const sink = new FakeSink();
+    const writer = new CallLogWriter({ sink });
+    await writer.flush();
+    expect(sink.attempts).toBe(0);
+  });
+
+  it("carries the newest last-use time and IP per key, and none for key-less rows", async () => {
+    const sink = new FakeSink();
+    const writer = new CallLogWriter({ sink, batchSize: 100 });
+    writer.push(entry(1, 10, "10.0.0.1"));
+    writer.push(entry(2, 20, "10.0.0.2"));
+    writer.push(entry(3, 10, "10.0.0.3"));
+    writer.push(entry(4, null, "10.0.0.4"));
+    await writer.flush();
+    expect(sink.stored).toHaveLength(1);
+    expect(sink.stored[0]?.lastUsed).toEqual(
+      new Map([
+        [10, { at: entry(3).timestamp, ip: "10.0.0.3" }],
+        [20, { at: entry(2).timestamp, ip: "10.0.0.2" }],
+      ]),
+    );
+  });
+
+  it("a flush during a running flush waits and then everything is written, one write at a time", async () => {
+    const sink = new FakeSink();
+    const writer = new CallLogWriter({ sink, batchSize: 100 });
+    sink.hold();
+    writer.push(entry(0));
+    writer.push(entry(1));
+    const first = writer.flush();
+    writer.push(entry(2, 5));
+    const second = writer.flush();
+    let secondDone = false;
+    void second.then(() => {
+      secondDone = true;
+    });
+    await Promise.resolve();
+    expect(secondDone).toBe(false);
+    sink.release();
+    await Promise.all([first, second]);
+    expect(sink.rows).toEqual(paths(0, 1, 2));
+    expect(sink.maxActive).toBe(1);
+    expect(writer.pending).toBe(0);
+    expect(sink.lastUsed.get(5)?.at).toBe(entry(2).timestamp);
+  });
+});
+
+describe("CallLogWriter: failures", () => {
+  it("keeps rows queued when the sink fails and writes them on a later flush", async () => {
+    const sink = new FakeSink();
+    const errors: unknown[] = [];
+    const writer = new CallLogWriter({ sink, batchSize: 100, onError: (e) => errors.push(e) });
+    sink.fail = true;
+    writer.push(entry(0, 1));
+    writer.push(entry(1, 2));
+    writer.push(entry(2, 1));
+    await expect(writer.flush()).rejects.toThrow("database away");
+    expect(writer.pending).toBe(3);
+    expect(writer.counts.written).toBe(0);
+    expect(sink.stored).toEqual([]);
+
+    sink.fail = false;
+    await writer.flush();
+    expect(sink.rows).toEqual(paths(0, 1, 2));
+    expect(writer.counts.written).toBe(3);
+    expect(writer.pending).toBe(0);
+    expect(sink.lastUsed.get(1)?.at).toBe(entry(2).timestamp);
+    expect(sink.lastUsed.get(2)?.at).toBe(entry(1).timestamp);
+    expect(errors).toHaveLength(1);
+  });
+
+  it("calls onError once per failure streak", async () => {
+    const sink = new FakeSink();
+    const onError = vi.fn();
+    const writer = new CallLogWriter({ sink, batchSize: 100, onError });
+    sink.fail = true;
+    writer.push(entry(0));
+    await expect(writer.flush()).rejects.toThrow();
+    await expect(writer.flush()).rejects.toThrow();
+    await expect(writer.flush()).rejects.toThrow();
+    expect(sink.attempts).toBe(3);
+    expect(onError).toHaveBeenCalledTimes(1);
+    expect(onError.mock.calls[0]?.[0]).toHaveProperty("message", "database away");
+
+    sink.fail = false;
+    await writer.flush();
+    sink.fail = true;
+    writer.push(entry(1));
+    await expect(writer.flush()).rejects.toThrow();
+    expect(onError).toHaveBeenCalledTimes(2);
+  });
+
+  it("puts a failed batch back ahead of rows pushed meanwhile, keeping newer last-use times", async () => {
+    const sink = new FakeSink();
+    const writer = new CallLogWriter({ sink, batchSize: 100 });
+    writer.push(entry(0, 1, "10.0.0.1"));
+    writer.push(entry(1, 2, "10.0.0.2"));
+    sink.hold();
+    sink.fail = true;
+    const failing = writer.flush();
+    writer.push(entry(2, 1, "10.0.0.9"));
+    sink.release();
+    await expect(failing).rejects.toThrow();
+    expect(writer.pending).toBe(3);
+
+    sink.fail = false;
+    await writer.flush();
+    expect(sink.rows).toEqual(paths(0, 1, 2));
+    expect(sink.lastUsed.get(1)).toEqual({ at: entry(2).timestamp, ip: "10.0.0.9" });
+    expect(sink.lastUsed.get(2)).toEqual({ at: entry(1).timestamp, ip: "10.0.0.2" });
+  });
+
+  it("loses nothing when a failure hits the second of several batches", async () => {
+    const sink = new FakeSink();
+    sink.failOn.add(2);
+    const onError = vi.fn();
+    const writer = new CallLogWriter({ sink, batchSize: 2, onError });
+    sink.hold(); // park the auto-flush started by the second push until all rows are in
+    for (let i = 0; i < 5; i++) writer.push(entry(i));
+    sink.release();
+    // The auto-flush writes [0,1], fails on [2,3]; this flush then retries the rest.
+    await writer.flush();
+    expect(sink.attempts).toBe(4);
+    expect(sink.stored.map((b) => b.entries.length)).toEqual([2, 2, 1]);
+    expect(sink.rows).toEqual(paths(0, 1, 2, 3, 4));
+    expect(writer.counts.written).toBe(5);
+    expect(onError).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe("CallLogWriter: bounds and lifecycle", () => {
+  it("drops the oldest rows past maxQueue, counting them and calling onDrop", async () => {
+    const sink = new FakeSink();
+    const drops: number[] = [];
+    const writer = new CallLogWriter({
+      sink,
+      maxQueue: 3,
+      batchSize: 100,
+      onDrop: (n) => drops.push(n),
+    });
+    for (let i = 0; i < 5; i++) writer.push(entry(i));
+    expect(writer.pending).toBe(3);
+    expect(writer.counts.dropped).toBe(2);
+    expect(drops).toEqual([1, 1]);
+    await writer.flush();
+    expect(sink.rows).toEqual(paths(2, 3, 4));
+  });
+
+  it("keeps dropping the oldest while the sink is away", async () => {
+    const sink = new FakeSink();
+    const onDrop = vi.fn();
+    const writer = new CallLogWriter({ sink, maxQueue: 2, batchSize: 100, onDrop });
+    sink.fail = true;
+    writer.push(entry(0));
+    writer.push(entry(1));
+    await expect(writer.flush()).rejects.toThrow();
+    writer.push(entry(2));
+    expect(writer.pending).toBe(2);
+    expect(writer.counts.dropped).toBe(1);
+    expect(onDrop).toHaveBeenCalledWith(1);
+    sink.fail = false;
+    await writer.flush();
+    expect(sink.rows).toEqual(paths(1, 2));
+  });
+
+  it("stop() writes the remainder", async () => {
+    const sink = new FakeSink();
+    const writer = new CallLogWriter({ sink, batchSize: 100, flushEveryMs: 60_000 });
+    writer.start();
+    writer.push(entry(0));
+    writer.push(entry(1));
+    await writer.stop();
+    expect(sink.rows).toEqual(paths(0, 1));
+    expect(writer.pending).toBe(0);
+  });
+
+  it("start() flushes on its timer and stop() ends the timer", async () => {
+    vi.useFakeTimers();
+    const sink = new FakeSink();
+    const writer = new CallLogWriter({ sink, batchSize: 100, flushEveryMs: 20 });
+    writer.start();
+    writer.push(entry(0));
+    await vi.advanceTimersByTimeAsync(19);
+    expect(sink.attempts).toBe(0);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(sink.rows).toEqual(paths(0));
+    await writer.stop();
+    writer.push(entry(1));
+    await vi.advanceTimersByTimeAsync(200);
+    expect(sink.rows).toEqual(paths(0));
+    expect(writer.pending).toBe(1);
+  });
+
+  it("the timer retries after a failure", async () => {
+    vi.useFakeTimers();
+    const sink = new FakeSink();
+    const writer = new CallLogWriter({ sink, batchSize: 100, flushEveryMs: 10 });
+    writer.start();
+    sink.fail = true;
+    writer.push(entry(0));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(sink.attempts).toBe(1);
+    expect(writer.pending).toBe(1);
+    sink.fail = false;
+    await vi.advanceTimersByTimeAsync(10);
+    expect(sink.rows).toEqual(paths(0));
+    await writer.stop();
+  });
+});
