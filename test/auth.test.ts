@@ -295,3 +295,66 @@ describe("audit trail", () => {
     );
   });
 });
+
+describe("cookie sessions (the console's mode)", () => {
+  it("keeps the refresh token in an HttpOnly SameSite=Strict cookie, never in the body", async () => {
+    const login = await h.api("POST", "/api/auth/login", undefined, {
+      ...ADMIN,
+      session: "cookie",
+    });
+    expectStatus(login, 200);
+    expect(login.json().data).not.toHaveProperty("refresh_token");
+    const set = String(login.headers["set-cookie"]);
+    expect(set).toMatch(/^keygate_refresh=rt_[A-Za-z0-9_-]{43};/);
+    expect(set).toContain("HttpOnly");
+    expect(set).toContain("SameSite=Strict");
+    expect(set).toContain("Path=/api/auth");
+    const cookie = set.split(";")[0] as string;
+
+    const refreshed = await h.app.inject({
+      method: "POST",
+      url: "/api/auth/refresh",
+      headers: { cookie },
+    });
+    expectStatus(refreshed, 200);
+    expect(refreshed.json().data).not.toHaveProperty("refresh_token");
+    const next = String(refreshed.headers["set-cookie"]).split(";")[0] as string;
+    expect(next).not.toBe(cookie);
+    expectStatus(await h.api("GET", "/api/auth/me", refreshed.json().data.access_token), 200);
+
+    // The spent cookie is refused and cleared; the family it belonged to is ended.
+    const replay = await h.app.inject({
+      method: "POST",
+      url: "/api/auth/refresh",
+      headers: { cookie },
+    });
+    expectStatus(replay, 401);
+    expect(String(replay.headers["set-cookie"])).toMatch(/keygate_refresh=;/);
+    expectStatus(
+      await h.app.inject({ method: "POST", url: "/api/auth/refresh", headers: { cookie: next } }),
+      401,
+    );
+  });
+
+  it("signs out by ending the cookie's session and clearing it", async () => {
+    const login = await h.api("POST", "/api/auth/login", undefined, {
+      ...ADMIN,
+      session: "cookie",
+    });
+    const cookie = String(login.headers["set-cookie"]).split(";")[0] as string;
+    const out = await h.app.inject({
+      method: "POST",
+      url: "/api/auth/logout",
+      headers: { cookie, authorization: `Bearer ${login.json().data.access_token}` },
+    });
+    expectStatus(out, 200);
+    expect(String(out.headers["set-cookie"])).toMatch(/keygate_refresh=;/);
+    expectStatus(
+      await h.app.inject({ method: "POST", url: "/api/auth/refresh", headers: { cookie } }),
+      401,
+    );
+    const none = await h.app.inject({ method: "POST", url: "/api/auth/refresh" });
+    expectStatus(none, 401);
+    expect(none.json().message).toContain("sign in again");
+  });
+});

@@ -1,3 +1,4 @@
+import cookie from "@fastify/cookie";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
@@ -8,6 +9,7 @@ import { AppError } from "../errors.js";
 import type { Keygate } from "../keygate.js";
 import { normalizeClientIp } from "../keys/ip.js";
 import type { KeyRecord } from "../keys/verify.js";
+import type { RateDecision } from "../ratelimit/limiter.js";
 import { EXTERNAL_PREFIX, isExternal, sendError, toAppError } from "./errors.js";
 import { externalSurface } from "./external.js";
 import { jwtSurface } from "./jwt.js";
@@ -19,6 +21,8 @@ declare module "fastify" {
     clientIp: string;
     /** The verified key behind an external request. */
     keyRecord: KeyRecord | null;
+    /** This request's per-IP budget, when the IP limit is on. */
+    ipRate: RateDecision | null;
   }
   interface FastifyContextConfig {
     /** Reachable without credentials. */
@@ -47,8 +51,19 @@ function validators() {
   } as const;
   const body = new Ajv({ ...common, coerceTypes: false });
   const text = new Ajv({ ...common, coerceTypes: "array" });
-  return ({ schema, httpPart }: { schema: object; httpPart?: string }) =>
-    (httpPart === "body" ? body : text).compile(schema);
+  return ({ schema, httpPart }: { schema: object; httpPart?: string }) => {
+    if (httpPart !== "body") return text.compile(schema);
+    const validate = body.compile(schema);
+    // No body at all reads as an empty object, so routes whose fields are all optional
+    // accept a bare POST; a present-but-wrong body is still refused.
+    const check = (data: unknown) => {
+      const ok = validate(data == null ? {} : data);
+      check.errors = validate.errors;
+      return ok;
+    };
+    check.errors = validate.errors;
+    return check;
+  };
 }
 
 export async function buildApp(kg: Keygate, opts: { logger?: boolean } = {}): Promise<App> {
@@ -69,11 +84,15 @@ export async function buildApp(kg: Keygate, opts: { logger?: boolean } = {}): Pr
   kg.warn = (msg) => app.log.warn(msg);
 
   app.setValidatorCompiler(validators());
+  // Only JSON bodies are read; anything else is a clear 415 rather than a string to validate.
+  app.removeContentTypeParser("text/plain");
   app.decorateRequest("principal", null);
   app.decorateRequest("errorCode", null);
   app.decorateRequest("clientIp", "");
   app.decorateRequest("keyRecord", null);
+  app.decorateRequest("ipRate", null);
 
+  await app.register(cookie);
   await app.register(swagger, {
     openapi: {
       openapi: "3.0.3",
@@ -106,6 +125,7 @@ export async function buildApp(kg: Keygate, opts: { logger?: boolean } = {}): Pr
       MINUTE,
       kg.now().getTime(),
     );
+    request.ipRate = decision;
     if (!decision.allowed) {
       const wait = Math.max(1, Math.ceil(decision.resetMs / 1000));
       reply.header("RateLimit-Limit", decision.limit);

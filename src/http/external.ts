@@ -132,7 +132,9 @@ export function externalSurface(kg: Keygate): FastifyPluginAsync {
           key: { id: k.id, name: k.name, prefix: k.prefix, scopes: k.scopes },
         };
       }
-      if (verdict.rate) rateHeaders(reply, verdict.rate);
+      // The key's budget once the key is known and counted; the IP's budget before that.
+      const rate = verdict.rate ?? request.ipRate;
+      if (rate) rateHeaders(reply, rate);
       if (!verdict.ok) throw refusal(verdict, request.method, request.clientIp);
     });
 

@@ -32,6 +32,10 @@ function openSqlite(path: string): Database {
   conn.pragma("synchronous = NORMAL");
   conn.pragma("foreign_keys = ON");
   conn.pragma("busy_timeout = 5000");
+  // SQLite's own lower() folds ASCII only; PostgreSQL's folds all of Unicode. Match it.
+  conn.function("lower", { deterministic: true }, (v: unknown) =>
+    typeof v === "string" ? v.toLowerCase() : v,
+  );
   const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: conn }) });
   return {
     db,

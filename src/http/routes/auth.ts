@@ -1,6 +1,7 @@
-import type { FastifyPluginAsync } from "fastify";
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import type { Principal } from "../../auth/principal.js";
+import { AppError } from "../../errors.js";
 import type { Keygate } from "../../keygate.js";
 import type { App } from "../app.js";
 import { errorResponses, Ok, OkEmpty } from "../schemas.js";
@@ -13,7 +14,11 @@ export const UserSummary = Type.Object({
 
 const TokenPair = Type.Object({
   access_token: Type.String(),
-  refresh_token: Type.String(),
+  refresh_token: Type.Optional(
+    Type.String({
+      description: "absent in cookie mode: the refresh token is then only in the HttpOnly cookie",
+    }),
+  ),
   token_type: Type.Literal("Bearer"),
   expires_in: Type.Integer({ description: "seconds until the access token expires" }),
   user: UserSummary,
@@ -30,6 +35,39 @@ export const UserView = Type.Object({
 
 const tags = ["auth"];
 
+/** The console's refresh token: HttpOnly, so a script in the page can never read it. */
+export const REFRESH_COOKIE = "keygate_refresh";
+const COOKIE_PATH = "/api/auth";
+
+function setRefreshCookie(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  token: string,
+  maxAgeS: number,
+) {
+  reply.setCookie(REFRESH_COOKIE, token, {
+    httpOnly: true,
+    sameSite: "strict",
+    secure: req.protocol === "https",
+    path: COOKIE_PATH,
+    maxAge: maxAgeS,
+  });
+}
+
+/** In cookie mode the pair's refresh token goes into the cookie and out of the body. */
+function deliver<T extends { refresh_token: string }>(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  pair: T,
+  cookie: boolean,
+) {
+  if (!cookie) return pair;
+  setRefreshCookie(req, reply, pair.refresh_token, 30 * 86_400);
+  reply.header("Cache-Control", "no-store");
+  const { refresh_token: _hidden, ...rest } = pair;
+  return rest;
+}
+
 export function authRoutes(kg: Keygate): FastifyPluginAsync {
   return async (instance) => {
     const app = instance as unknown as App;
@@ -44,16 +82,25 @@ export function authRoutes(kg: Keygate): FastifyPluginAsync {
             {
               username: Type.String({ minLength: 1, maxLength: 128 }),
               password: Type.String({ minLength: 1, maxLength: 1024 }),
+              session: Type.Optional(
+                Type.Union([Type.Literal("token"), Type.Literal("cookie")], {
+                  description:
+                    '"cookie" puts the refresh token in an HttpOnly SameSite=Strict cookie (the console\'s mode)',
+                }),
+              ),
             },
             { additionalProperties: false },
           ),
           response: { 200: Ok(TokenPair), ...errorResponses(false, [400, 401, 429]) },
         },
       },
-      async (req) => ({
-        success: true as const,
-        data: await kg.auth.login(req.body.username, req.body.password, req.clientIp),
-      }),
+      async (req, reply) => {
+        const pair = await kg.auth.login(req.body.username, req.body.password, req.clientIp);
+        return {
+          success: true as const,
+          data: deliver(req, reply, pair, req.body.session === "cookie"),
+        };
+      },
     );
     app.post(
       "/auth/refresh",
@@ -62,17 +109,40 @@ export function authRoutes(kg: Keygate): FastifyPluginAsync {
         schema: {
           tags,
           summary: "Trade a refresh token (once) for a new pair",
-          body: Type.Object(
-            { refresh_token: Type.String({ minLength: 1, maxLength: 256 }) },
-            { additionalProperties: false },
+          body: Type.Optional(
+            Type.Object(
+              {
+                refresh_token: Type.Optional(
+                  Type.String({
+                    minLength: 1,
+                    maxLength: 256,
+                    description: "omit to use the console's cookie",
+                  }),
+                ),
+              },
+              { additionalProperties: false },
+            ),
           ),
           response: { 200: Ok(TokenPair), ...errorResponses(false, [400, 401]) },
         },
       },
-      async (req) => ({
-        success: true as const,
-        data: await kg.auth.refresh(req.body.refresh_token),
-      }),
+      async (req, reply) => {
+        const fromBody = req.body?.refresh_token;
+        const token = fromBody ?? req.cookies[REFRESH_COOKIE];
+        if (!token) {
+          throw new AppError("UNAUTHORIZED", "send refresh_token in the body, or sign in again");
+        }
+        try {
+          const pair = await kg.auth.refresh(token);
+          return {
+            success: true as const,
+            data: deliver(req, reply, pair, fromBody === undefined),
+          };
+        } catch (err) {
+          if (fromBody === undefined) reply.clearCookie(REFRESH_COOKIE, { path: COOKIE_PATH });
+          throw err;
+        }
+      },
     );
     app.post(
       "/auth/logout",
@@ -91,8 +161,10 @@ export function authRoutes(kg: Keygate): FastifyPluginAsync {
           response: { 200: OkEmpty, ...errorResponses(false, [400, 401]) },
         },
       },
-      async (req) => {
-        await kg.auth.logout(req.principal as Principal, req.body?.refresh_token);
+      async (req, reply) => {
+        const cookie = req.cookies[REFRESH_COOKIE];
+        await kg.auth.logout(req.principal as Principal, req.body?.refresh_token ?? cookie);
+        if (cookie) reply.clearCookie(REFRESH_COOKIE, { path: COOKIE_PATH });
         return { success: true as const, message: "signed out" };
       },
     );
