@@ -60,7 +60,7 @@ async function call(
     headers: { ...headers, ...(body === undefined ? {} : { "content-type": "application/json" }) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  // biome-ignore lint/suspicious/noExplicitAny: test reads arbitrary response shapes
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- test reads arbitrary response shapes
   return { status: res.status, json: (await res.json()) as Record<string, any> };
 }
 

@@ -1,4 +1,8 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import cookie from "@fastify/cookie";
+import fastifyStatic from "@fastify/static";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
@@ -56,7 +60,13 @@ function validators() {
   };
 }
 
-export async function buildApp(kg: Keygate, opts: { logger?: boolean } = {}): Promise<App> {
+/** Where the built console lives (`npm run build:console` writes it). */
+export const CONSOLE_DIR = fileURLToPath(new URL("../../console/dist", import.meta.url));
+
+export async function buildApp(
+  kg: Keygate,
+  opts: { logger?: boolean; consoleDir?: string } = {},
+): Promise<App> {
   const app = Fastify({
     logger:
       opts.logger === false
@@ -154,12 +164,31 @@ export async function buildApp(kg: Keygate, opts: { logger?: boolean } = {}): Pr
       request.body = {};
   });
 
-  app.setNotFoundHandler((request, reply) => sendError(request, reply, routeNotFound(request)));
+  const consoleDir = opts.consoleDir ?? CONSOLE_DIR;
+  const hasConsole = existsSync(join(consoleDir, "index.html"));
+  if (hasConsole) {
+    // The console's built files; any other non-API GET falls back to its index.html.
+    await app.register(fastifyStatic, {
+      root: consoleDir,
+      prefix: "/",
+      index: false,
+      wildcard: false,
+    });
+  }
+  app.setNotFoundHandler((request, reply) => {
+    const api = request.url === "/api" || request.url.startsWith("/api/");
+    if (hasConsole && !api && (request.method === "GET" || request.method === "HEAD")) {
+      return reply.type("text/html; charset=utf-8").sendFile("index.html");
+    }
+    return sendError(request, reply, routeNotFound(request));
+  });
 
   await app.register(jwtSurface(kg), { prefix: "/api" });
   await app.register(externalSurface(kg), { prefix: EXTERNAL_PREFIX });
 
-  app.get("/", { schema: { hide: true } }, async (_req, reply) => reply.redirect("/docs"));
+  if (!hasConsole) {
+    app.get("/", { schema: { hide: true } }, async (_req, reply) => reply.redirect("/docs"));
+  }
   return app as unknown as App;
 }
 

@@ -12,8 +12,7 @@ export type AllowList = {
 export type AllowListProblem = { index: number; value: string; message: string };
 
 export type AllowListResult =
-  | { ok: true; list: AllowList }
-  | { ok: false; problems: AllowListProblem[] };
+  { ok: true; list: AllowList } | { ok: false; problems: AllowListProblem[] };
 
 export const MAX_ALLOWED_IPS = 100;
 

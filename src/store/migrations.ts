@@ -8,7 +8,7 @@ import {
 } from "kysely";
 import type { Dialect } from "./database.js";
 
-// biome-ignore lint/suspicious/noExplicitAny: migrations are written against the schema as it was then
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- migrations are written against the schema as it was then
 type AnyDB = Kysely<any>;
 
 /** Migrations are code, keyed by name, applied in name order; never edit one that shipped. */
