@@ -305,3 +305,49 @@ describe("who may manage keys", () => {
     expectStatus(await h.api("GET", "/api/api-keys/stats", a.token), 403);
   });
 });
+
+describe("activity for the dashboard", () => {
+  beforeEach(() => setup({ KEYGATE_FAILED_KEY_LIMIT: "0" }));
+  afterEach(() => h.close());
+
+  it("counts calls by hour with errors, ranks keys and lists refusals, fenced by owner", async () => {
+    const r = await h.user("dash-res");
+    const a = await h.mint(h.adminToken, { name: "busy" });
+    const b = await h.mint(h.adminToken, { name: "quiet", owner_id: r.id });
+    for (let i = 0; i < 3; i++) await h.ext("GET", "/whoami", a.key);
+    await h.ext("POST", "/subscribers", a.key, {});
+    t += 3_600_000;
+    await h.ext("GET", "/whoami", b.key);
+    await h.ext("GET", "/whoami", `pk_live_${"0".repeat(32)}`);
+    const token = await h.login(ADMIN.username, ADMIN.password);
+
+    const res = await h.api("GET", "/api/api-keys/activity?hours=24", token);
+    expectStatus(res, 200);
+    const data = res.json().data;
+    expect(data.hourly).toEqual([
+      { hour: "2026-06-01T12:00:00Z", calls: 4, errors: 1 },
+      { hour: "2026-06-01T13:00:00Z", calls: 2, errors: 1 },
+    ]);
+    expect(data.busiest.map((k: { name: string; calls: number }) => [k.name, k.calls])).toEqual([
+      ["busy", 4],
+      ["quiet", 1],
+    ]);
+    expect(
+      data.recent_refusals.map((x: { error_code: string; key_prefix: string | null }) => [
+        x.error_code,
+        x.key_prefix,
+      ]),
+    ).toEqual([
+      ["INVALID_API_KEY", null],
+      ["SCOPE_REQUIRED", a.data.key_prefix],
+    ]);
+
+    // A reseller sees only its own keys' calls.
+    const mine = (
+      await h.api("GET", "/api/api-keys/activity", await h.login("dash-res", "dash-res-password"))
+    ).json().data;
+    expect(mine.hourly).toEqual([{ hour: "2026-06-01T13:00:00Z", calls: 1, errors: 0 }]);
+    expect(mine.recent_refusals).toEqual([]);
+    expectStatus(await h.api("GET", "/api/api-keys/activity?hours=0", token), 400);
+  });
+});

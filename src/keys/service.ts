@@ -59,6 +59,18 @@ export type KeyStats = {
   calls_24h: number;
 };
 
+export type Activity = {
+  hourly: { hour: string; calls: number; errors: number }[];
+  busiest: {
+    api_key_id: number;
+    name: string;
+    key_prefix: string;
+    calls: number;
+    errors: number;
+  }[];
+  recent_refusals: (CallLogRow & { api_key_id: number | null; key_prefix: string | null })[];
+};
+
 export interface KeyRepo {
   insert(k: NewKey): Promise<StoredKey>;
   findById(id: number): Promise<StoredKey | null>;
@@ -76,6 +88,8 @@ export interface KeyRepo {
   ): Promise<StoredKey>;
   stats(now: string, since: string): Promise<KeyStats>;
   logs(keyId: number, limit: number): Promise<CallLogRow[]>;
+  /** Calls since `since` by hour, the busiest keys and the latest refusals; `ownerId` fences to one owner's keys. */
+  activity(since: string, ownerId: number | null): Promise<Activity>;
 }
 
 export interface OwnerRepo {
@@ -320,6 +334,18 @@ export class KeyService {
     await this.o.flushUsage();
     const now = this.now();
     return this.o.keys.stats(now.toISOString(), new Date(now.getTime() - 86_400_000).toISOString());
+  }
+
+  /** The dashboard's view of the last `hours`: admins see every call, others their keys' calls. */
+  async activity(p: Principal, hours: number): Promise<Activity & { from: string; to: string }> {
+    await this.o.flushUsage();
+    const to = this.now();
+    const from = new Date(to.getTime() - hours * 3_600_000);
+    const data = await this.o.keys.activity(
+      from.toISOString(),
+      p.role === "admin" ? null : p.userId,
+    );
+    return { from: from.toISOString(), to: to.toISOString(), ...data };
   }
 
   async logs(p: Principal, id: number, limit: number): Promise<CallLogRow[]> {

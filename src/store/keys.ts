@@ -3,6 +3,7 @@ import type { Role } from "../auth/principal.js";
 import type { CallLogEntry, CallLogSink, LastUse } from "../calllog/writer.js";
 import type { Scope } from "../keys/scopes.js";
 import type {
+  Activity,
   CallLogRow,
   KeyPatch,
   KeyRepo,
@@ -179,6 +180,65 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
       .orderBy("id", "desc")
       .limit(limit)
       .execute();
+  }
+
+  async activity(since: string, ownerId: number | null): Promise<Activity> {
+    const hour = sql<string>`substr(l.timestamp, 1, 13)`;
+    const errors = sql<number>`sum(case when l.status_code >= 400 then 1 else 0 end)`;
+    let logs = this.db.selectFrom("api_key_logs as l").where("l.timestamp", ">=", since);
+    if (ownerId !== null) {
+      logs = logs.where(
+        "l.api_key_id",
+        "in",
+        this.db.selectFrom("api_keys").select("id").where("owner_id", "=", ownerId),
+      );
+    }
+    const [hourly, busiest, refusals] = await Promise.all([
+      logs
+        .select([hour.as("hour"), sql<number>`count(*)`.as("calls"), errors.as("errors")])
+        .groupBy(hour)
+        .orderBy(hour)
+        .execute(),
+      logs
+        .innerJoin("api_keys as k", "k.id", "l.api_key_id")
+        .select([
+          "k.id as api_key_id",
+          "k.name",
+          "k.key_prefix",
+          sql<number>`count(*)`.as("calls"),
+          errors.as("errors"),
+        ])
+        .groupBy(["k.id", "k.name", "k.key_prefix"])
+        .orderBy("calls", "desc")
+        .limit(5)
+        .execute(),
+      logs
+        .leftJoin("api_keys as k", "k.id", "l.api_key_id")
+        .select([
+          "l.timestamp",
+          "l.method",
+          "l.path",
+          "l.status_code",
+          "l.ip",
+          "l.latency_ms",
+          "l.user_agent",
+          "l.error_code",
+        ])
+        .select(["l.api_key_id", "k.key_prefix"])
+        .where("l.status_code", "in", [401, 403, 429])
+        .orderBy("l.id", "desc")
+        .limit(20)
+        .execute(),
+    ]);
+    return {
+      hourly: hourly.map((r) => ({
+        hour: `${r.hour}:00:00Z`,
+        calls: Number(r.calls),
+        errors: Number(r.errors),
+      })),
+      busiest: busiest.map((r) => ({ ...r, calls: Number(r.calls), errors: Number(r.errors) })),
+      recent_refusals: refusals,
+    };
   }
 
   /** The verification view of a key: the key, its owner's standing and its successor's prefix. */

@@ -143,6 +143,57 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
       }),
     );
     app.get(
+      "/api-keys/activity",
+      {
+        schema: {
+          tags,
+          security,
+          summary:
+            "Calls by hour (errors are status >= 400), the busiest keys and the latest refusals (401/403/429); admins see every call, others their own keys'",
+          querystring: Type.Object(
+            { hours: Type.Optional(Type.Integer({ minimum: 1, maximum: 168, default: 24 })) },
+            { additionalProperties: false },
+          ),
+          response: {
+            200: Ok(
+              Type.Object({
+                from: Type.String(),
+                to: Type.String(),
+                hourly: Type.Array(
+                  Type.Object({
+                    hour: Type.String(),
+                    calls: Type.Integer(),
+                    errors: Type.Integer(),
+                  }),
+                ),
+                busiest: Type.Array(
+                  Type.Object({
+                    api_key_id: Type.Integer(),
+                    name: Type.String(),
+                    key_prefix: Type.String(),
+                    calls: Type.Integer(),
+                    errors: Type.Integer(),
+                  }),
+                ),
+                recent_refusals: Type.Array(
+                  Type.Object({
+                    ...LogRow.properties,
+                    api_key_id: Nullable(Type.Integer()),
+                    key_prefix: Nullable(Type.String()),
+                  }),
+                ),
+              }),
+            ),
+            ...errorResponses(false, [400, 401]),
+          },
+        },
+      },
+      async (req) => ({
+        success: true as const,
+        data: await kg.keys.activity(req.principal as Principal, req.query.hours ?? 24),
+      }),
+    );
+    app.get(
       "/api-keys/:id",
       {
         schema: {
