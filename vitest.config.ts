@@ -1,10 +1,33 @@
 import { defineConfig } from "vitest/config";
 
+// Integration tests run twice: on SQLite and on the PostgreSQL at 127.0.0.1:5432 (database
+// `test`, one fresh schema per harness). Unit tests run once.
+const integration = ["test/**/*.test.ts"];
+const engineFree = ["test/e2e/**", "test/console-serving.test.ts"];
+
 export default defineConfig({
   test: {
-    include: ["src/**/*.test.ts", "test/**/*.test.ts"],
     testTimeout: 30_000,
-    hookTimeout: 30_000,
+    hookTimeout: 60_000,
     pool: "forks",
+    projects: [
+      {
+        extends: true,
+        test: { name: "unit", include: ["src/**/*.test.ts", "console/src/**/*.test.{ts,tsx}"] },
+      },
+      {
+        extends: true,
+        test: { name: "sqlite", include: integration, env: { KEYGATE_TEST_ENGINE: "sqlite" } },
+      },
+      {
+        extends: true,
+        test: {
+          name: "postgres",
+          include: integration,
+          exclude: engineFree,
+          env: { KEYGATE_TEST_ENGINE: "postgres" },
+        },
+      },
+    ],
   },
 });
