@@ -1,4 +1,7 @@
 import { randomBytes } from "node:crypto";
+import { Cluster, type Eviction } from "./cluster/redis.js";
+import { FallbackLimiter } from "./ratelimit/fallback.js";
+import { RedisLimiter } from "./ratelimit/redis.js";
 import { Audit } from "./audit.js";
 import { AuthService } from "./auth/service.js";
 import { TokenService } from "./auth/tokens.js";
@@ -52,8 +55,11 @@ export type Keygate = {
   version: string;
   /** The one clock every time-dependent decision reads; tests replace it. */
   now: () => Date;
-  /** Logs a warning through whatever logger the app uses (set once the app exists). */
+  /** Logs through whatever logger the app uses (set once the app exists). */
   warn: (msg: string) => void;
+  info: (msg: string) => void;
+  /** Redis-backed sharing between instances, when KEYGATE_REDIS_URL is set. */
+  cluster: Cluster | null;
   close(): Promise<void>;
 };
 
@@ -68,11 +74,42 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     config.jwtSecret ??
     (await settings.getOrSet("jwt_secret", randomBytes(48).toString("base64url")));
 
-  const limiter: Limiter = new MemoryLimiter(60_000, () => now().getTime());
+  const log = {
+    warn: (msg: string) => kg.warn(msg),
+    info: (msg: string) => kg.info(msg),
+  };
   const audit = new Audit(new SqlAuditRepo(db), now);
   const users = new SqlUserRepo(db);
   const keyRepo = new SqlKeyRepo(db);
-  const keyCache = new CachedKeyLookup({ load: (hash) => keyRepo.loadRecord(hash) });
+  // With several instances, a lost eviction channel leaves only the TTL to bound staleness.
+  const keyCache = new CachedKeyLookup({
+    load: (hash) => keyRepo.loadRecord(hash),
+    ttlMs: config.redisUrl ? 10_000 : 30_000,
+  });
+  const memory = new MemoryLimiter(60_000, () => now().getTime());
+  let limiter: Limiter = memory;
+  let cluster: Cluster | null = null;
+  if (config.redisUrl) {
+    const c = new Cluster({
+      url: config.redisUrl,
+      onEviction: (e) => (e.kind === "all" ? keyCache.clear() : keyCache.evict(e.hash)),
+      onResync: () => keyCache.clear(),
+      ...log,
+    });
+    cluster = c;
+    limiter = new FallbackLimiter({
+      shared: new RedisLimiter(c.redis),
+      local: memory,
+      available: () => c.available,
+      ...log,
+    });
+  }
+  /** Drops cached keys here and, through the cluster, on every other instance. */
+  const evict = async (e: Eviction) => {
+    if (e.kind === "all") keyCache.clear();
+    else keyCache.evict(e.hash);
+    await cluster?.publish(e);
+  };
 
   const kg: Keygate = {
     config,
@@ -87,6 +124,10 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     warn: (msg: string) => {
       process.stderr.write(`${msg}\n`);
     },
+    info: (msg: string) => {
+      process.stdout.write(`${msg}\n`);
+    },
+    cluster,
   } as Keygate;
 
   kg.callLog = new CallLogWriter({
@@ -104,14 +145,14 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     limiter,
     audit,
     // Keys carry their owner's role and standing; any user change invalidates them all.
-    onUserChanged: () => keyCache.clear(),
+    onUserChanged: () => evict({ kind: "all" }),
     now,
   });
   kg.keys = new KeyService({
     keys: keyRepo,
     owners: users,
     audit,
-    evict: (hash) => keyCache.evict(hash),
+    evict: (hash) => evict({ kind: "key", hash }),
     flushUsage: () => kg.callLog.flush(),
     selfService: config.selfServiceKeys,
     now,
@@ -151,6 +192,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
       await kg.callLog.stop();
     } finally {
       await limiter.close?.();
+      await cluster?.close();
       await database.close();
     }
   };

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { type Harness, harness } from "./helpers.js";
+import { ENGINE, type Harness, harness } from "./helpers.js";
 
 describe("/system/health", () => {
   let h: Harness;
@@ -7,6 +7,7 @@ describe("/system/health", () => {
 
   it("answers 503 naming the database when it cannot be reached, and requests get a clear envelope", async () => {
     h = await harness();
+    expect(h.kg.database.dialect).toBe(ENGINE);
     const { key } = await h.mint(h.adminToken);
     expect((await h.ext("GET", "/system/health")).statusCode).toBe(200);
     // Take the database away underneath the running app.
@@ -15,7 +16,7 @@ describe("/system/health", () => {
     expect(res.statusCode).toBe(503);
     expect(res.json()).toMatchObject({
       success: false,
-      error: { code: "SERVICE_UNAVAILABLE", message: "the sqlite database is unreachable" },
+      error: { code: "SERVICE_UNAVAILABLE", message: `the ${ENGINE} database is unreachable` },
       data: { status: "unavailable", database: "down", version: expect.any(String) },
     });
     // The key is cached, so it verifies; the read itself fails without a 500 stack trace.

@@ -1,9 +1,43 @@
+import { randomBytes } from "node:crypto";
 import type { LightMyRequestResponse } from "fastify";
+import pg from "pg";
 import { loadConfig } from "../src/config.js";
 import { type App, buildApp } from "../src/http/app.js";
 import { createKeygate, type Keygate, type KeygateOptions } from "../src/keygate.js";
 
 export const ADMIN = { username: "admin", password: "admin-password-1" };
+
+/** Which engine this test run uses (the vitest project sets it). */
+export const ENGINE = process.env.KEYGATE_TEST_ENGINE === "postgres" ? "postgres" : "sqlite";
+export const PG_ADMIN_URL =
+  process.env.KEYGATE_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+
+/**
+ * A database no other test touches: in-memory SQLite, or a fresh PostgreSQL schema in the
+ * `test` database (selected through the connection's search_path), dropped by `drop()`.
+ * `file` gives SQLite a file instead, for tests that start real processes.
+ */
+export async function freshDatabase(
+  file?: string,
+): Promise<{ url: string; drop: () => Promise<void> }> {
+  if (ENGINE === "sqlite")
+    return { url: file ? `sqlite:${file}` : "sqlite::memory:", drop: async () => {} };
+  const schema = `t_${randomBytes(6).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await admin.connect();
+  await admin.query(`create schema ${schema}`);
+  await admin.end();
+  const url = `${PG_ADMIN_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+  return {
+    url,
+    drop: async () => {
+      const c = new pg.Client({ connectionString: PG_ADMIN_URL });
+      await c.connect();
+      await c.query(`drop schema if exists ${schema} cascade`);
+      await c.end();
+    },
+  };
+}
 
 export type Harness = {
   kg: Keygate;
@@ -41,8 +75,9 @@ export async function harness(
   env: Record<string, string> = {},
   opts: KeygateOptions = {},
 ): Promise<Harness> {
+  const database = env.KEYGATE_DATABASE_URL ? null : await freshDatabase();
   const config = loadConfig({
-    KEYGATE_DATABASE_URL: "sqlite::memory:",
+    KEYGATE_DATABASE_URL: database?.url ?? "sqlite::memory:",
     KEYGATE_ADMIN_USERNAME: ADMIN.username,
     KEYGATE_ADMIN_PASSWORD: ADMIN.password,
     KEYGATE_LOG_LEVEL: "silent",
@@ -106,6 +141,7 @@ export async function harness(
     async close() {
       await app.close();
       await kg.close();
+      await database?.drop();
     },
   };
   return h;

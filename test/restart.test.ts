@@ -2,17 +2,23 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freshDatabase } from "./helpers.js";
 
 const root = join(import.meta.dirname, "..");
 const dir = mkdtempSync(join(tmpdir(), "keygate-restart-"));
-const env = {
+const env: Record<string, string | undefined> = {
   ...process.env,
-  KEYGATE_DATABASE_URL: `sqlite:${join(dir, "keygate.db")}`,
   KEYGATE_PORT: "0",
   KEYGATE_ADMIN_PASSWORD: "restart-password",
   KEYGATE_LOG_LEVEL: "warn",
 };
+let database: Awaited<ReturnType<typeof freshDatabase>>;
+
+beforeAll(async () => {
+  database = await freshDatabase(join(dir, "keygate.db"));
+  env.KEYGATE_DATABASE_URL = database.url;
+});
 
 type Server = { proc: ChildProcess; base: string; output: () => string };
 
@@ -64,7 +70,10 @@ async function call(
   return { status: res.status, json: (await res.json()) as Record<string, any> };
 }
 
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(async () => {
+  rmSync(dir, { recursive: true, force: true });
+  await database?.drop();
+});
 
 describe("the real server process", () => {
   it("keeps keys, records and every call-log row across a SIGTERM and a restart", async () => {

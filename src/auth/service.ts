@@ -136,7 +136,7 @@ export class AuthService {
       // One message for unknown user, wrong password and disabled account alike.
       throw new AppError("INVALID_CREDENTIALS", "username or password is incorrect");
     }
-    await this.o.limiter.reset(userBucket);
+    await this.o.limiter.reset(userBucket, LOGIN_WINDOW_MS, now);
     const pair = await this.o.tokens.issue(user);
     await this.o.audit.record(this.asPrincipal(user, ip), "auth.login", {
       type: "user",

@@ -82,6 +82,7 @@ export async function buildApp(
     ajv: { customOptions: { allErrors: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
   kg.warn = (msg) => app.log.warn(msg);
+  kg.info = (msg) => app.log.info(msg);
 
   app.setValidatorCompiler(validators());
   // Only JSON bodies are read; anything else is a clear 415 rather than a string to validate.
@@ -160,8 +161,16 @@ export async function buildApp(
   // A request with no body at all reads as `{}`, so routes whose fields are all optional
   // take a bare POST; a body that is present (even JSON null) is validated as sent.
   app.addHook("preValidation", async (request) => {
-    if (request.body === undefined || (request.body === null && !hasContent(request)))
+    if (request.body === undefined || (request.body === null && !hasContent(request))) {
       request.body = {};
+    }
+    // PostgreSQL text cannot hold NUL, and no field here has a use for it: refuse it up front.
+    const nul =
+      findNul(request.body, "") ?? findNul(request.query, "") ?? findNul(request.params, "");
+    if (nul !== null) {
+      const message = "must not contain the NUL character (\\u0000)";
+      throw new AppError("VALIDATION_ERROR", `${nul} ${message}`, [{ field: nul, message }]);
+    }
   });
 
   const consoleDir = opts.consoleDir ?? CONSOLE_DIR;
@@ -190,6 +199,19 @@ export async function buildApp(
     app.get("/", { schema: { hide: true } }, async (_req, reply) => reply.redirect("/docs"));
   }
   return app as unknown as App;
+}
+
+/** The path of the first string (or key) holding U+0000, or null. */
+function findNul(value: unknown, path: string): string | null {
+  if (typeof value === "string") return value.includes("\u0000") ? path || "value" : null;
+  if (value === null || typeof value !== "object") return null;
+  for (const [k, v] of Object.entries(value)) {
+    const at = Array.isArray(value) ? `${path}[${k}]` : path ? `${path}.${k}` : k;
+    if (k.includes("\u0000")) return at;
+    const found = findNul(v, at);
+    if (found !== null) return found;
+  }
+  return null;
 }
 
 function hasContent(request: FastifyRequest): boolean {

@@ -3,6 +3,10 @@ import { type TSchema, Type } from "typebox";
 /** Nullable in the OpenAPI 3.0 sense: the value or JSON null. */
 export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
+/** A record id: a positive 32-bit integer, as both engines store it. */
+export const Id = (description = "a record id") =>
+  Type.Integer({ minimum: 1, maximum: 2147483647, description });
+
 export const IdParams = Type.Object({
   id: Type.Integer({ minimum: 1, maximum: 2147483647, description: "a positive whole number" }),
 });

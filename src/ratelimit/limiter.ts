@@ -26,7 +26,8 @@ export interface Limiter {
     windowMs: number,
     now: number,
   ): RateDecision | Promise<RateDecision>;
-  reset(bucket: string): void | Promise<void>;
+  /** Forgets the bucket's current window (e.g. after a successful sign-in). */
+  reset(bucket: string, windowMs: number, now: number): void | Promise<void>;
   close?(): void | Promise<void>;
 }
 

@@ -20,7 +20,7 @@ export class MemoryLimiter implements Limiter {
     return decide(this.windows.get(bucket), limit, windowMs, now, false).decision;
   }
 
-  reset(bucket: string): void {
+  reset(bucket: string, _windowMs?: number, _now?: number): void {
     this.windows.delete(bucket);
   }
 

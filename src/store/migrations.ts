@@ -208,7 +208,17 @@ class CodeMigrations implements MigrationProvider {
 
 /** Brings the schema up to date; safe when several instances start at once (Kysely's lock). */
 export async function migrateToLatest(db: AnyDB, dialect: Dialect): Promise<void> {
-  const migrator = new Migrator({ db, provider: new CodeMigrations(dialect) });
+  // On PostgreSQL, keep Kysely's bookkeeping in the schema this connection writes to, so
+  // other schemas in the same database (other deployments, test runs) are never consulted.
+  const schema =
+    dialect === "postgres"
+      ? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s
+      : undefined;
+  const migrator = new Migrator({
+    db,
+    provider: new CodeMigrations(dialect),
+    ...(schema ? { migrationTableSchema: schema } : {}),
+  });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === "Error");
   if (error || failed) {

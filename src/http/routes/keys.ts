@@ -4,7 +4,7 @@ import type { Principal } from "../../auth/principal.js";
 import type { Keygate } from "../../keygate.js";
 import { MAX_GRACE_HOURS } from "../../keys/service.js";
 import type { App } from "../app.js";
-import { errorResponses, IdParams, Nullable, Ok } from "../schemas.js";
+import { errorResponses, Id, IdParams, Nullable, Ok } from "../schemas.js";
 
 const Scope = Type.Union([Type.Literal("read"), Type.Literal("write"), Type.Literal("delete")], {
   description: '"read" (GET), "write" (GET, POST, PUT) or "delete" (GET, POST, PUT, DELETE)',
@@ -87,7 +87,7 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
           body: Type.Object(
             {
               ...editable,
-              owner_id: Type.Optional(Type.Integer({ minimum: 1, description: "admins only" })),
+              owner_id: Type.Optional(Id("admins only")),
             },
             { additionalProperties: false },
           ),
@@ -219,7 +219,7 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
             "Change name, description, scopes, allowed IPs, rate limit or expiry; applies on the next request",
           params: IdParams,
           body: Type.Object(
-            { ...editable, owner_id: Type.Optional(Type.Integer()) },
+            { ...editable, owner_id: Type.Optional(Id()) },
             { additionalProperties: false },
           ),
           response: { 200: Ok(KeyView), ...errorResponses(false, [400, 401, 403, 404, 409]) },

@@ -15,6 +15,7 @@ import {
   Nullable,
   Ok,
   OkEmpty,
+  Id,
   PageQuery,
   Username,
 } from "../schemas.js";
@@ -70,10 +71,10 @@ const subscriberFields = {
       }),
     ),
   ),
-  service_id: Type.Optional(Type.Integer({ minimum: 1 })),
+  service_id: Type.Optional(Id()),
   status: Type.Optional(Status),
   expiry_date: Type.Optional(Nullable(DateOnly)),
-  owner_id: Type.Optional(Type.Integer({ minimum: 1, description: "admins only" })),
+  owner_id: Type.Optional(Id("admins only")),
 };
 
 const SubscriberPassword = Type.String({
@@ -194,7 +195,7 @@ export function panelRoutes(kg: Keygate, surface: "jwt" | "external"): FastifyPl
             {
               ...PageQuery,
               status: Type.Optional(Status),
-              service_id: Type.Optional(Type.Integer({ minimum: 1 })),
+              service_id: Type.Optional(Id()),
               search: Type.Optional(
                 Type.String({
                   maxLength: 100,
@@ -262,7 +263,7 @@ export function panelRoutes(kg: Keygate, surface: "jwt" | "external"): FastifyPl
               ...subscriberFields,
               username: Username,
               password: SubscriberPassword,
-              service_id: Type.Integer({ minimum: 1 }),
+              service_id: Id(),
             },
             strict,
           ),
@@ -570,7 +571,7 @@ export function panelRoutes(kg: Keygate, surface: "jwt" | "external"): FastifyPl
           querystring: Type.Object(
             {
               ...PageQuery,
-              subscriber_id: Type.Optional(Type.Integer({ minimum: 1 })),
+              subscriber_id: Type.Optional(Id()),
               from: Type.Optional(
                 Type.String({ maxLength: 40, description: "YYYY-MM-DD or ISO-8601, inclusive" }),
               ),
@@ -618,7 +619,7 @@ export function panelRoutes(kg: Keygate, surface: "jwt" | "external"): FastifyPl
             "Record a transaction; a repeated `reference` returns the first one (200) and records nothing",
           body: Type.Object(
             {
-              subscriber_id: Type.Integer({ minimum: 1 }),
+              subscriber_id: Id(),
               amount: Money,
               currency: Type.Optional(Currency),
               type: Type.Optional(TxType),

@@ -1,0 +1,83 @@
+import { Redis } from "ioredis";
+
+export type Eviction = { kind: "key"; hash: string } | { kind: "all" };
+
+const CHANNEL = "keygate:evict";
+
+export type ClusterOptions = {
+  url: string;
+  /** Applies an eviction that another instance (or this one) published. */
+  onEviction: (e: Eviction) => void;
+  /** Called when the eviction channel comes back after a loss: messages may have been missed. */
+  onResync: () => void;
+  warn: (msg: string) => void;
+  info: (msg: string) => void;
+};
+
+/**
+ * The Redis side of running several instances: a command connection for shared budgets
+ * and a subscriber connection for key evictions. Both reconnect by themselves; while the
+ * channel is down, the key cache's short TTL bounds how stale a key can be.
+ */
+export class Cluster {
+  readonly redis: Redis;
+  private readonly sub: Redis;
+  private channelLost = false;
+  private closed = false;
+
+  constructor(private readonly o: ClusterOptions) {
+    const common = {
+      // Fail fast when disconnected: the limiter falls back to memory instead of queueing.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      connectTimeout: 2_000,
+      commandTimeout: 1_000,
+      retryStrategy: (times: number) => Math.min(100 * times, 2_000),
+      lazyConnect: false,
+    };
+    this.redis = new Redis(o.url, { ...common, enableAutoPipelining: true });
+    this.sub = new Redis(o.url, { ...common, commandTimeout: undefined });
+    this.redis.on("error", () => {});
+    this.sub.on("error", () => {});
+    this.sub.on("message", (_channel: string, message: string) => {
+      if (message === "all") o.onEviction({ kind: "all" });
+      else if (message.startsWith("key:")) o.onEviction({ kind: "key", hash: message.slice(4) });
+    });
+    this.sub.on("ready", () => {
+      this.sub.subscribe(CHANNEL).catch(() => {});
+      if (this.channelLost) {
+        this.channelLost = false;
+        o.onResync();
+        o.info("key eviction channel restored; key cache cleared");
+      }
+    });
+    this.sub.on("close", () => {
+      if (this.closed || this.channelLost) return;
+      this.channelLost = true;
+      o.warn(
+        "key eviction channel lost; cached keys may be stale for up to the cache TTL until it returns",
+      );
+    });
+  }
+
+  /** Whether shared budgets can be used right now. */
+  get available(): boolean {
+    return this.redis.status === "ready";
+  }
+
+  /** Tells every instance to drop a key (or every key) from its cache. */
+  async publish(e: Eviction): Promise<void> {
+    if (!this.available) return;
+    try {
+      await this.redis.publish(CHANNEL, e.kind === "all" ? "all" : `key:${e.hash}`);
+    } catch {
+      // The TTL bounds staleness; the change itself is already stored.
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.redis.disconnect();
+    this.sub.disconnect();
+  }
+}

@@ -1,0 +1,68 @@
+import type { Limiter, RateDecision } from "./limiter.js";
+
+export type FallbackOptions = {
+  shared: Limiter;
+  local: Limiter;
+  /** Whether the shared store is reachable right now (checked before every call). */
+  available: () => boolean;
+  warn: (msg: string) => void;
+  info: (msg: string) => void;
+};
+
+/**
+ * Uses the shared limiter while its store is up and per-instance memory while it is not,
+ * so an outage degrades budgets to per-instance instead of refusing or hanging requests.
+ * One warning when it falls back, one line when it recovers.
+ */
+export class FallbackLimiter implements Limiter {
+  private degraded = false;
+
+  constructor(private readonly o: FallbackOptions) {}
+
+  private async use<T>(call: (l: Limiter) => T | Promise<T>): Promise<T> {
+    if (this.o.available()) {
+      try {
+        const out = await call(this.o.shared);
+        if (this.degraded) {
+          this.degraded = false;
+          this.o.info("shared rate limits are back: budgets are shared by every instance again");
+        }
+        return out;
+      } catch (err) {
+        this.fallBack(err);
+      }
+    } else {
+      this.fallBack(null);
+    }
+    return call(this.o.local);
+  }
+
+  private fallBack(err: unknown): void {
+    if (this.degraded) return;
+    this.degraded = true;
+    const why = err instanceof Error ? `: ${err.message}` : "";
+    this.o.warn(
+      `shared rate-limit store unavailable${why}; budgets are per instance until it returns`,
+    );
+  }
+
+  get isDegraded(): boolean {
+    return this.degraded;
+  }
+
+  hit(bucket: string, limit: number, windowMs: number, now: number): Promise<RateDecision> {
+    return this.use((l) => l.hit(bucket, limit, windowMs, now));
+  }
+
+  peek(bucket: string, limit: number, windowMs: number, now: number): Promise<RateDecision> {
+    return this.use((l) => l.peek(bucket, limit, windowMs, now));
+  }
+
+  reset(bucket: string, windowMs: number, now: number): Promise<void> {
+    return this.use((l) => l.reset(bucket, windowMs, now));
+  }
+
+  async close(): Promise<void> {
+    await this.o.local.close?.();
+  }
+}
