@@ -3,7 +3,9 @@ import { defineConfig } from "vitest/config";
 // Integration tests run twice: on SQLite and on the PostgreSQL at 127.0.0.1:5432 (database
 // `test`, one fresh schema per harness). Unit tests run once.
 const integration = ["test/**/*.test.ts"];
-const engineFree = ["test/e2e/**", "test/console-serving.test.ts"];
+const engineFree = ["test/e2e/**", "test/console-serving.test.ts", "test/cluster.test.ts"];
+// Several instances share one database only on PostgreSQL.
+const postgresOnly = ["test/multi-instance.test.ts"];
 
 export default defineConfig({
   test: {
@@ -17,7 +19,12 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: { name: "sqlite", include: integration, env: { KEYGATE_TEST_ENGINE: "sqlite" } },
+        test: {
+          name: "sqlite",
+          include: integration,
+          exclude: postgresOnly,
+          env: { KEYGATE_TEST_ENGINE: "sqlite" },
+        },
       },
       {
         extends: true,

@@ -92,13 +92,14 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
   if (config.redisUrl) {
     const c = new Cluster({
       url: config.redisUrl,
+      namespace: await settings.getOrSet("cluster_namespace", randomBytes(6).toString("hex")),
       onEviction: (e) => (e.kind === "all" ? keyCache.clear() : keyCache.evict(e.hash)),
       onResync: () => keyCache.clear(),
       ...log,
     });
     cluster = c;
     limiter = new FallbackLimiter({
-      shared: new RedisLimiter(c.redis),
+      shared: new RedisLimiter(c.redis, c.keyPrefix),
       local: memory,
       available: () => c.available,
       ...log,

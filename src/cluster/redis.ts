@@ -2,10 +2,10 @@ import { Redis } from "ioredis";
 
 export type Eviction = { kind: "key"; hash: string } | { kind: "all" };
 
-const CHANNEL = "keygate:evict";
-
 export type ClusterOptions = {
   url: string;
+  /** Names this deployment's keys and channel, so deployments sharing a Redis never mix. */
+  namespace: string;
   /** Applies an eviction that another instance (or this one) published. */
   onEviction: (e: Eviction) => void;
   /** Called when the eviction channel comes back after a loss: messages may have been missed. */
@@ -24,8 +24,13 @@ export class Cluster {
   private readonly sub: Redis;
   private channelLost = false;
   private closed = false;
+  private readonly channel: string;
+  /** Prefix for this deployment's rate-limit counters. */
+  readonly keyPrefix: string;
 
   constructor(private readonly o: ClusterOptions) {
+    this.channel = `keygate:${o.namespace}:evict`;
+    this.keyPrefix = `keygate:${o.namespace}:rl:`;
     const common = {
       // Fail fast when disconnected: the limiter falls back to memory instead of queueing.
       enableOfflineQueue: false,
@@ -44,7 +49,7 @@ export class Cluster {
       else if (message.startsWith("key:")) o.onEviction({ kind: "key", hash: message.slice(4) });
     });
     this.sub.on("ready", () => {
-      this.sub.subscribe(CHANNEL).catch(() => {});
+      this.sub.subscribe(this.channel).catch(() => {});
       if (this.channelLost) {
         this.channelLost = false;
         o.onResync();
@@ -69,7 +74,7 @@ export class Cluster {
   async publish(e: Eviction): Promise<void> {
     if (!this.available) return;
     try {
-      await this.redis.publish(CHANNEL, e.kind === "all" ? "all" : `key:${e.hash}`);
+      await this.redis.publish(this.channel, e.kind === "all" ? "all" : `key:${e.hash}`);
     } catch {
       // The TTL bounds staleness; the change itself is already stored.
     }

@@ -25,7 +25,7 @@ export class FallbackLimiter implements Limiter {
         const out = await call(this.o.shared);
         if (this.degraded) {
           this.degraded = false;
-          this.o.info("shared rate limits are back: budgets are shared by every instance again");
+          this.o.warn("shared rate limits are back: budgets are shared by every instance again");
         }
         return out;
       } catch (err) {
