@@ -1,11 +1,11 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshDatabase } from "./helpers.js";
+import { call, ROOT, startKeygate } from "./process.js";
 
-const root = join(import.meta.dirname, "..");
 const dir = mkdtempSync(join(tmpdir(), "keygate-restart-"));
 const env: Record<string, string | undefined> = {
   ...process.env,
@@ -20,56 +20,6 @@ beforeAll(async () => {
   env.KEYGATE_DATABASE_URL = database.url;
 });
 
-type Server = { proc: ChildProcess; base: string; output: () => string };
-
-/** Starts the real server process and resolves once it prints its address. */
-function start(): Promise<Server> {
-  const proc = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-    cwd: root,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 20_000);
-    const onData = (chunk: Buffer) => {
-      out += chunk.toString();
-      const m = /listening on (http:\/\/[^\s]+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ proc, base: m[1] as string, output: () => out });
-      }
-    };
-    proc.stdout?.on("data", onData);
-    proc.stderr?.on("data", onData);
-    proc.on("exit", (code) => reject(new Error(`server exited with ${code}:\n${out}`)));
-  });
-}
-
-function stop(s: Server): Promise<number | null> {
-  return new Promise((resolve) => {
-    s.proc.removeAllListeners("exit");
-    s.proc.on("exit", (code) => resolve(code));
-    s.proc.kill("SIGTERM");
-  });
-}
-
-async function call(
-  base: string,
-  method: string,
-  path: string,
-  headers: Record<string, string> = {},
-  body?: unknown,
-) {
-  const res = await fetch(base + path, {
-    method,
-    headers: { ...headers, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- test reads arbitrary response shapes
-  return { status: res.status, json: (await res.json()) as Record<string, any> };
-}
-
 afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
   await database?.drop();
@@ -77,7 +27,7 @@ afterAll(async () => {
 
 describe("the real server process", () => {
   it("keeps keys, records and every call-log row across a SIGTERM and a restart", async () => {
-    const first = await start();
+    const first = await startKeygate(env);
     expect(first.output()).toContain('created admin "admin"');
     const login = await call(
       first.base,
@@ -118,9 +68,9 @@ describe("the real server process", () => {
       "x-api-key": "pk_live_00000000000000000000000000000000",
     });
     expect(bad.status).toBe(401);
-    expect(await stop(first)).toBe(0);
+    expect(await first.stop()).toBe(0);
 
-    const second = await start();
+    const second = await startKeygate(env);
     expect(second.output()).not.toContain("created admin");
     const again = await call(
       second.base,
@@ -154,12 +104,12 @@ describe("the real server process", () => {
     const stats = await call(second.base, "GET", "/api/api-keys/stats", auth2);
     // Plus the one unknown-key call, logged with no key id.
     expect(stats.json.data.calls_24h).toBe(124);
-    expect(await stop(second)).toBe(0);
+    expect(await second.stop()).toBe(0);
   });
 
   it("stops with one line naming a bad variable", async () => {
     const proc = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-      cwd: root,
+      cwd: ROOT,
       env: { ...env, KEYGATE_PORT: "eighty" },
       stdio: ["ignore", "pipe", "pipe"],
     });
