@@ -5,7 +5,7 @@ import { defineConfig } from "vitest/config";
 const integration = ["test/**/*.test.ts"];
 const engineFree = ["test/e2e/**", "test/console-serving.test.ts", "test/cluster.test.ts"];
 // Several instances share one database only on PostgreSQL.
-const postgresOnly = ["test/multi-instance.test.ts"];
+const postgresOnly = ["test/multi-instance.test.ts", "test/pg-outage.test.ts"];
 
 export default defineConfig({
   test: {

@@ -88,10 +88,13 @@ function rateHeaders(reply: FastifyReply, r: RateDecision): void {
 }
 
 const Health = Type.Object({
-  status: Type.String(),
+  status: Type.String({
+    description: "ok, degraded (Redis down: budgets per instance) or unavailable",
+  }),
   version: Type.String(),
   uptime_s: Type.Integer(),
-  database: Type.String(),
+  database: Type.String({ description: "ok or down" }),
+  redis: Type.String({ description: "ok, down or off (not configured)" }),
 });
 
 const Whoami = Type.Object({
@@ -172,11 +175,13 @@ export function externalSurface(kg: Keygate): FastifyPluginAsync {
       },
       async (_req, reply) => {
         const up = await kg.database.ping();
+        const redis = kg.cluster === null ? "off" : kg.cluster.available ? "ok" : "down";
         const data = {
-          status: up ? "ok" : "unavailable",
+          status: !up ? "unavailable" : redis === "down" ? "degraded" : "ok",
           version: kg.version,
           uptime_s: Math.floor((Date.now() - kg.startedAt) / 1000),
           database: up ? "ok" : "down",
+          redis,
         };
         if (up) return { success: true as const, data };
         reply.code(503);
