@@ -1,0 +1,117 @@
+import {
+  createContext,
+  type ReactNode,
+  useContext,
+  useEffect,
+  useMemo,
+  useRef,
+  useState,
+} from "react";
+import { api, type ApiClient, type Session, type SessionEnd, type User } from "./lib/api";
+
+type AuthState =
+  | { status: "restoring" }
+  | { status: "signed-out"; end: SessionEnd | null }
+  | { status: "signed-in"; user: User };
+
+type Auth = AuthState & {
+  signIn: (username: string, password: string) => Promise<void>;
+  signOut: () => Promise<void>;
+};
+
+const Ctx = createContext<Auth | null>(null);
+
+const CHANNEL = "keygate-session";
+
+/**
+ * Holds who is signed in. On load it restores the session from the refresh cookie; it
+ * tells other tabs when this one signs in or out, and refreshes when the tab comes back
+ * from the background with a token close to expiry.
+ */
+export function AuthProvider({
+  children,
+  client = api,
+}: {
+  children: ReactNode;
+  client?: ApiClient;
+}) {
+  const [state, setState] = useState<AuthState>(() => {
+    const s = client.current;
+    return s ? { status: "signed-in", user: s.user } : { status: "restoring" };
+  });
+
+  const channelRef = useRef<BroadcastChannel | null>(null);
+
+  useEffect(() => {
+    const channel = typeof BroadcastChannel !== "undefined" ? new BroadcastChannel(CHANNEL) : null;
+    channelRef.current = channel;
+    const off = client.subscribe((session: Session | null, end: SessionEnd | null) => {
+      setState(
+        session ? { status: "signed-in", user: session.user } : { status: "signed-out", end },
+      );
+    });
+    if (!client.current) {
+      client.refresh().then(
+        (s) => {
+          if (!s) setState({ status: "signed-out", end: null });
+        },
+        () =>
+          setState({
+            status: "signed-out",
+            end: {
+              reason: "expired",
+              message:
+                "Keygate did not answer while restoring your session. Check that the server is running, then sign in.",
+            },
+          }),
+      );
+    }
+    if (channel) {
+      channel.onmessage = (e: MessageEvent<{ type: string }>) => {
+        if (e.data?.type === "signed-out")
+          client.drop({ reason: "elsewhere", message: "You signed out in another tab." });
+        if (e.data?.type === "signed-in" && !client.current)
+          void client.refresh().catch(() => undefined);
+      };
+    }
+    const onVisible = () => {
+      if (document.visibilityState === "visible") void client.freshen().catch(() => undefined);
+    };
+    document.addEventListener("visibilitychange", onVisible);
+    return () => {
+      off();
+      channel?.close();
+      channelRef.current = null;
+      document.removeEventListener("visibilitychange", onVisible);
+    };
+  }, [client]);
+
+  const value = useMemo<Auth>(
+    () => ({
+      ...state,
+      signIn: async (username, password) => {
+        await client.login(username, password);
+        channelRef.current?.postMessage({ type: "signed-in" });
+      },
+      signOut: async () => {
+        await client.logout();
+        channelRef.current?.postMessage({ type: "signed-out" });
+      },
+    }),
+    [state, client],
+  );
+  return <Ctx.Provider value={value}>{children}</Ctx.Provider>;
+}
+
+export function useAuth(): Auth {
+  const a = useContext(Ctx);
+  if (!a) throw new Error("useAuth outside AuthProvider");
+  return a;
+}
+
+/** The signed-in user; only for components rendered inside the signed-in shell. */
+export function useUser(): User & { isAdmin: boolean } {
+  const a = useAuth();
+  if (a.status !== "signed-in") throw new Error("useUser while signed out");
+  return { ...a.user, isAdmin: a.user.role === "admin" };
+}
