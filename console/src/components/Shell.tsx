@@ -1,0 +1,165 @@
+import {
+  Anchor,
+  AppShell,
+  Badge,
+  Box,
+  Burger,
+  Button,
+  Group,
+  NavLink,
+  Text,
+  useComputedColorScheme,
+  useMantineColorScheme,
+} from "@mantine/core";
+import { useDisclosure } from "@mantine/hooks";
+import { type ReactNode, useEffect } from "react";
+import { useAuth, useUser } from "../auth";
+import { Link, useLocation } from "../lib/router";
+
+type Item = { href: string; label: string; admin?: boolean };
+
+export const NAV: Item[] = [
+  { href: "/", label: "Dashboard" },
+  { href: "/keys", label: "API keys" },
+  { href: "/subscribers", label: "Subscribers" },
+  { href: "/services", label: "Services" },
+  { href: "/transactions", label: "Transactions" },
+  { href: "/nas", label: "NAS devices", admin: true },
+  { href: "/users", label: "Users", admin: true },
+  { href: "/audit", label: "Audit trail", admin: true },
+];
+
+function isActive(href: string, path: string): boolean {
+  return href === "/" ? path === "/" : path === href || path.startsWith(`${href}/`);
+}
+
+function Logo() {
+  return (
+    <Group gap={8} wrap="nowrap">
+      <svg width="22" height="22" viewBox="0 0 16 16" aria-hidden="true">
+        <circle
+          cx="5"
+          cy="8"
+          r="3.2"
+          fill="none"
+          stroke="var(--mantine-color-blue-6)"
+          strokeWidth="1.8"
+        />
+        <path
+          d="M8 8h7M12.5 8v2.6M14.6 8v2"
+          stroke="var(--mantine-color-blue-6)"
+          strokeWidth="1.8"
+        />
+      </svg>
+      <Text fw={700} size="lg">
+        Keygate
+      </Text>
+    </Group>
+  );
+}
+
+function ColorToggle() {
+  const { setColorScheme } = useMantineColorScheme();
+  const computed = useComputedColorScheme("light");
+  const next = computed === "dark" ? "light" : "dark";
+  return (
+    <Button variant="subtle" size="compact-sm" color="gray" onClick={() => setColorScheme(next)}>
+      {next === "dark" ? "Dark" : "Light"} theme
+    </Button>
+  );
+}
+
+/** The signed-in frame: header with the user and sign-out, navigation, and the page. */
+export function Shell({ children }: { children: ReactNode }) {
+  const [opened, { toggle, close }] = useDisclosure(false);
+  const { path } = useLocation();
+  const user = useUser();
+  const { signOut } = useAuth();
+  useEffect(close, [path, close]);
+
+  return (
+    <AppShell
+      header={{ height: 56 }}
+      navbar={{ width: 230, breakpoint: "sm", collapsed: { mobile: !opened } }}
+      padding={{ base: "sm", sm: "lg" }}
+    >
+      <a href="#main" className="skip-link">
+        Skip to content
+      </a>
+      <AppShell.Header>
+        <Group h="100%" px="md" justify="space-between" wrap="nowrap">
+          <Group gap="sm" wrap="nowrap">
+            <Burger
+              opened={opened}
+              onClick={toggle}
+              hiddenFrom="sm"
+              size="sm"
+              aria-label={opened ? "Close navigation" : "Open navigation"}
+              aria-expanded={opened}
+              aria-controls="main-nav"
+            />
+            <Anchor
+              component={Link}
+              href="/"
+              underline="never"
+              c="inherit"
+              aria-label="Keygate dashboard"
+            >
+              <Logo />
+            </Anchor>
+          </Group>
+          <Group gap="xs" wrap="nowrap">
+            <Box visibleFrom="xs">
+              <Group gap={6} wrap="nowrap">
+                <Text size="sm" fw={500} data-testid="signed-in-as">
+                  {user.username}
+                </Text>
+                <Badge variant="light" color={user.isAdmin ? "blue" : "grape"} size="sm">
+                  {user.role}
+                </Badge>
+              </Group>
+            </Box>
+            <Button variant="default" size="compact-sm" onClick={() => void signOut()}>
+              Sign out
+            </Button>
+          </Group>
+        </Group>
+      </AppShell.Header>
+      <AppShell.Navbar p="xs" id="main-nav" aria-label="Main">
+        <AppShell.Section grow component="nav" aria-label="Sections">
+          {NAV.filter((i) => !i.admin || user.isAdmin).map((i) => (
+            <NavLink
+              key={i.href}
+              component={Link}
+              href={i.href}
+              label={i.label}
+              active={isActive(i.href, path)}
+              aria-current={isActive(i.href, path) ? "page" : undefined}
+              onClick={close}
+            />
+          ))}
+          <NavLink
+            href="/docs"
+            label="API reference"
+            target="_blank"
+            rel="noreferrer"
+            component="a"
+          />
+        </AppShell.Section>
+        <AppShell.Section>
+          <Box hiddenFrom="xs" px="sm" pb="xs">
+            <Text size="sm">
+              Signed in as <b>{user.username}</b> ({user.role})
+            </Text>
+          </Box>
+          <ColorToggle />
+        </AppShell.Section>
+      </AppShell.Navbar>
+      <AppShell.Main id="main" tabIndex={-1} style={{ outline: "none" }}>
+        <Box maw={1280} mx="auto">
+          {children}
+        </Box>
+      </AppShell.Main>
+    </AppShell>
+  );
+}

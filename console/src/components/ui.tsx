@@ -1,0 +1,347 @@
+import {
+  ActionIcon,
+  Alert,
+  Badge,
+  Box,
+  Button,
+  Center,
+  EmptyState,
+  Group,
+  Loader,
+  Modal,
+  Stack,
+  Text,
+  TextInput,
+  Title,
+  Tooltip,
+} from "@mantine/core";
+import { useMediaQuery } from "@mantine/hooks";
+import { type ReactNode, useEffect, useRef, useState } from "react";
+import { ApiError, messageOf } from "../lib/api";
+import { statusColor } from "../lib/format";
+
+/** The page's heading (focused on navigation, so screen readers announce the new page). */
+export function PageHeader({
+  title,
+  description,
+  actions,
+}: {
+  title: ReactNode;
+  description?: ReactNode;
+  actions?: ReactNode;
+}) {
+  const ref = useRef<HTMLHeadingElement>(null);
+  useEffect(() => {
+    ref.current?.focus({ preventScroll: true });
+  }, []);
+  return (
+    <Group justify="space-between" align="flex-start" mb="lg" gap="sm">
+      <Box style={{ minWidth: 0, flex: "1 1 16rem" }}>
+        <Title order={1} size="h2" ref={ref} tabIndex={-1} style={{ outline: "none" }}>
+          {title}
+        </Title>
+        {description && (
+          <Text c="dimmed" size="sm" mt={4}>
+            {description}
+          </Text>
+        )}
+      </Box>
+      {actions && <Group gap="xs">{actions}</Group>}
+    </Group>
+  );
+}
+
+/** A server (or network) error in the server's own words. */
+export function ErrorAlert({
+  error,
+  title,
+  onRetry,
+}: {
+  error: unknown;
+  title?: string;
+  onRetry?: () => void;
+}) {
+  if (!error) return null;
+  const code = error instanceof ApiError ? error.code : undefined;
+  const details = error instanceof ApiError ? error.details : [];
+  return (
+    <Alert color="red" title={title ?? "Something went wrong"} role="alert" mb="md">
+      <Stack gap={6}>
+        <Text size="sm">{messageOf(error)}</Text>
+        {details.length > 1 && (
+          <Box component="ul" m={0} pl="md">
+            {details.map((d) => (
+              <li key={d.field + d.message}>
+                <Text size="sm" span>
+                  <b>{d.field}</b> {d.message}
+                </Text>
+              </li>
+            ))}
+          </Box>
+        )}
+        <Group gap="xs">
+          {code && code !== "NETWORK_ERROR" && (
+            <Text size="xs" c="dimmed">
+              code {code}
+            </Text>
+          )}
+          {onRetry && (
+            <Button size="compact-xs" variant="light" color="red" onClick={onRetry}>
+              Try again
+            </Button>
+          )}
+        </Group>
+      </Stack>
+    </Alert>
+  );
+}
+
+/** What to do when a list is empty. */
+export function Empty({
+  title,
+  description,
+  action,
+}: {
+  title: string;
+  description: ReactNode;
+  action?: ReactNode;
+}) {
+  return (
+    <EmptyState title={title} description={description} py="xl" size="sm">
+      {action && <EmptyState.Actions>{action}</EmptyState.Actions>}
+    </EmptyState>
+  );
+}
+
+export function Loading({ label = "Loading…" }: { label?: string }) {
+  return (
+    <Center py="xl" role="status" aria-live="polite">
+      <Group gap="xs">
+        <Loader size="sm" />
+        <Text size="sm" c="dimmed">
+          {label}
+        </Text>
+      </Group>
+    </Center>
+  );
+}
+
+export function StatusBadge({ status }: { status: string }) {
+  return (
+    <Badge color={statusColor(status)} variant="light" radius="sm">
+      {status}
+    </Badge>
+  );
+}
+
+export function HttpStatus({ code }: { code: number }) {
+  return (
+    <Badge color={statusColor(code)} variant="light" radius="sm" ff="monospace">
+      {code}
+    </Badge>
+  );
+}
+
+/** Modal that is full-screen on a phone. */
+export function Dialog({
+  opened,
+  onClose,
+  title,
+  children,
+  size = "lg",
+  dismissable = true,
+}: {
+  opened: boolean;
+  onClose: () => void;
+  title: ReactNode;
+  children: ReactNode;
+  size?: string;
+  dismissable?: boolean;
+}) {
+  const phone = useMediaQuery("(max-width: 36em)");
+  return (
+    <Modal
+      opened={opened}
+      onClose={onClose}
+      title={<Text fw={600}>{title}</Text>}
+      size={size}
+      fullScreen={Boolean(phone)}
+      closeOnClickOutside={dismissable}
+      closeOnEscape={dismissable}
+      withCloseButton={dismissable}
+      closeButtonProps={{ "aria-label": "Close dialog" }}
+    >
+      {children}
+    </Modal>
+  );
+}
+
+/** Asks before doing something that cannot be undone; shows the server's refusal in place. */
+export function ConfirmDialog({
+  opened,
+  onClose,
+  title,
+  children,
+  confirmLabel,
+  color = "red",
+  onConfirm,
+}: {
+  opened: boolean;
+  onClose: () => void;
+  title: string;
+  children: ReactNode;
+  confirmLabel: string;
+  color?: string;
+  onConfirm: () => Promise<void>;
+}) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  useEffect(() => {
+    if (opened) setError(null);
+  }, [opened]);
+  const go = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await onConfirm();
+      onClose();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Dialog opened={opened} onClose={onClose} title={title} size="md">
+      <Stack>
+        <Box>{children}</Box>
+        <ErrorAlert error={error} title="Not done" />
+        <Group justify="flex-end">
+          <Button variant="default" onClick={onClose}>
+            Cancel
+          </Button>
+          <Button color={color} onClick={go} loading={busy}>
+            {confirmLabel}
+          </Button>
+        </Group>
+      </Stack>
+    </Dialog>
+  );
+}
+
+/** Copies text; falls back to a selection copy where the Clipboard API is unavailable (plain HTTP). */
+export async function copyText(text: string): Promise<boolean> {
+  try {
+    if (navigator.clipboard && window.isSecureContext) {
+      await navigator.clipboard.writeText(text);
+      return true;
+    }
+  } catch {
+    // fall through to the selection copy
+  }
+  const area = document.createElement("textarea");
+  area.value = text;
+  area.setAttribute("readonly", "");
+  area.style.position = "fixed";
+  area.style.opacity = "0";
+  document.body.appendChild(area);
+  area.select();
+  let ok: boolean;
+  try {
+    ok = document.execCommand("copy");
+  } catch {
+    ok = false;
+  }
+  area.remove();
+  return ok;
+}
+
+export function CopyButton({ value, label = "Copy" }: { value: string; label?: string }) {
+  const [state, setState] = useState<"idle" | "copied" | "failed">("idle");
+  useEffect(() => {
+    if (state === "idle") return;
+    const t = setTimeout(() => setState("idle"), 2000);
+    return () => clearTimeout(t);
+  }, [state]);
+  return (
+    <Button
+      size="xs"
+      variant={state === "copied" ? "filled" : "light"}
+      color={state === "copied" ? "teal" : state === "failed" ? "red" : undefined}
+      onClick={async () => setState((await copyText(value)) ? "copied" : "failed")}
+      aria-live="polite"
+    >
+      {state === "copied" ? "Copied" : state === "failed" ? "Select and copy by hand" : label}
+    </Button>
+  );
+}
+
+/** A read-only value with a copy button, easy to select by hand too. */
+export function CopyField({
+  label,
+  value,
+  description,
+  testId,
+}: {
+  label: string;
+  value: string;
+  description?: ReactNode;
+  testId?: string;
+}) {
+  return (
+    <TextInput
+      label={label}
+      description={description}
+      value={value}
+      readOnly
+      onFocus={(e) => e.currentTarget.select()}
+      styles={{ input: { fontFamily: "var(--mantine-font-family-monospace)" } }}
+      rightSectionWidth={90}
+      rightSection={<CopyButton value={value} />}
+      data-testid={testId}
+    />
+  );
+}
+
+/** A small help icon with a tooltip, reachable by keyboard. */
+export function Hint({ label }: { label: string }) {
+  return (
+    <Tooltip
+      label={label}
+      multiline
+      w={260}
+      withArrow
+      events={{ hover: true, focus: true, touch: true }}
+    >
+      <ActionIcon variant="subtle" size="xs" radius="xl" aria-label={label} color="gray">
+        ?
+      </ActionIcon>
+    </Tooltip>
+  );
+}
+
+/** Label/value pairs for detail pages. */
+export function Facts({ items }: { items: [string, ReactNode][] }) {
+  return (
+    <Box
+      component="dl"
+      m={0}
+      style={{
+        display: "grid",
+        gridTemplateColumns: "minmax(8rem, max-content) 1fr",
+        gap: "0.5rem 1rem",
+      }}
+    >
+      {items.map(([k, v]) => (
+        <Box key={k} style={{ display: "contents" }}>
+          <Text component="dt" size="sm" c="dimmed">
+            {k}
+          </Text>
+          <Text component="dd" size="sm" m={0} style={{ overflowWrap: "anywhere" }}>
+            {v}
+          </Text>
+        </Box>
+      ))}
+    </Box>
+  );
+}

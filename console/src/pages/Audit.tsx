@@ -1,0 +1,208 @@
+import {
+  Anchor,
+  Badge,
+  Card,
+  Code,
+  Group,
+  Pagination,
+  Select,
+  SimpleGrid,
+  Table,
+  Text,
+  VisuallyHidden,
+} from "@mantine/core";
+import { Empty, ErrorAlert, Loading, PageHeader } from "../components/ui";
+import { formatDateTime } from "../lib/format";
+import { Link, setQuery, useLocation } from "../lib/router";
+import type { AuditEntry } from "../lib/types";
+import { useResource } from "../lib/useResource";
+
+const PER_PAGE = 50;
+
+const ACTIONS = [
+  "auth.login",
+  "auth.login_failed",
+  "auth.logout",
+  "key.create",
+  "key.update",
+  "key.revoke",
+  "key.roll",
+  "user.create",
+  "user.update",
+  "user.delete",
+  "subscriber.create",
+  "subscriber.update",
+  "subscriber.suspend",
+  "subscriber.activate",
+  "subscriber.delete",
+  "service.create",
+  "service.update",
+  "service.delete",
+  "nas.create",
+  "nas.update",
+  "nas.delete",
+];
+
+const TARGETS = [
+  { value: "api_key", label: "API keys" },
+  { value: "user", label: "Users" },
+  { value: "subscriber", label: "Subscribers" },
+  { value: "service", label: "Services" },
+  { value: "nas", label: "NAS devices" },
+];
+
+function actionColor(action: string): string {
+  if (action.endsWith("revoke") || action.endsWith("delete") || action.endsWith("failed"))
+    return "red";
+  if (action.endsWith("create") || action.endsWith("roll")) return "teal";
+  if (action.startsWith("auth.")) return "gray";
+  return "blue";
+}
+
+function targetHref(e: AuditEntry): string | null {
+  if (!e.target_id) return null;
+  if (e.target_type === "api_key") return `/keys/${e.target_id}`;
+  if (e.target_type === "subscriber" && e.action !== "subscriber.delete")
+    return `/subscribers/${e.target_id}`;
+  return null;
+}
+
+function detailsText(d: Record<string, unknown> | null): string {
+  if (!d) return "";
+  return Object.entries(d)
+    .map(([k, v]) => `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`)
+    .join(" · ");
+}
+
+export function Audit() {
+  const { query } = useLocation();
+  const action = query.get("action") ?? "";
+  const target = query.get("target") ?? "";
+  const page = Math.max(1, Number(query.get("page") ?? "1") || 1);
+  const params = new URLSearchParams({ page: String(page), per_page: String(PER_PAGE) });
+  if (action) params.set("action", action);
+  if (target) params.set("target_type", target);
+  const list = useResource<AuditEntry[]>(`/api/audit?${params}`);
+  const total = list.meta?.total ?? 0;
+  const pages = Math.max(1, Math.ceil(total / PER_PAGE));
+
+  return (
+    <>
+      <PageHeader
+        title="Audit trail"
+        description="Who did what to which key, user or record, when, and from which address. Newest first."
+      />
+      <Card withBorder radius="md" padding="sm" mb="md">
+        <SimpleGrid cols={{ base: 1, xs: 2 }} spacing="sm">
+          <Select
+            label="Action"
+            placeholder="Any action"
+            data={ACTIONS}
+            value={action || null}
+            onChange={(v) => setQuery({ action: v, page: null })}
+            clearable
+            searchable
+          />
+          <Select
+            label="Concerning"
+            placeholder="Anything"
+            data={TARGETS}
+            value={target || null}
+            onChange={(v) => setQuery({ target: v, page: null })}
+            clearable
+          />
+        </SimpleGrid>
+      </Card>
+      <ErrorAlert error={list.error} onRetry={list.reload} />
+      {list.loading && !list.data && <Loading />}
+      {list.data && list.data.length === 0 && (
+        <Empty
+          title="Nothing recorded"
+          description={
+            action || target
+              ? "No entry matches these filters; clear them to see everything."
+              : "Sign-ins, key changes and changes to users and records appear here as they happen."
+          }
+        />
+      )}
+      {list.data && list.data.length > 0 && (
+        <Card withBorder radius="md" padding={0}>
+          <Table.ScrollContainer minWidth={760}>
+            <Table verticalSpacing="sm" horizontalSpacing="md" striped>
+              <VisuallyHidden component="caption">Audit trail, newest first</VisuallyHidden>
+              <Table.Thead>
+                <Table.Tr>
+                  <Table.Th>When</Table.Th>
+                  <Table.Th>Who</Table.Th>
+                  <Table.Th>Action</Table.Th>
+                  <Table.Th>Target</Table.Th>
+                  <Table.Th>Details</Table.Th>
+                  <Table.Th>From</Table.Th>
+                </Table.Tr>
+              </Table.Thead>
+              <Table.Tbody>
+                {list.data.map((e) => {
+                  const href = targetHref(e);
+                  return (
+                    <Table.Tr key={e.id}>
+                      <Table.Td>
+                        <Text size="sm" style={{ whiteSpace: "nowrap" }}>
+                          {formatDateTime(e.created_at)}
+                        </Text>
+                      </Table.Td>
+                      <Table.Td>
+                        <Text size="sm">{e.actor_username ?? "—"}</Text>
+                        {e.via !== "jwt" && (
+                          <Text size="xs" c="dimmed">
+                            via {e.via}
+                          </Text>
+                        )}
+                      </Table.Td>
+                      <Table.Td>
+                        <Badge variant="light" radius="sm" color={actionColor(e.action)} tt="none">
+                          {e.action}
+                        </Badge>
+                      </Table.Td>
+                      <Table.Td>
+                        {href ? (
+                          <Anchor component={Link} href={href} size="sm">
+                            {e.target_type} {e.target_id}
+                          </Anchor>
+                        ) : (
+                          <Text size="sm">
+                            {e.target_type} {e.target_id ?? ""}
+                          </Text>
+                        )}
+                      </Table.Td>
+                      <Table.Td>
+                        <Text size="xs" c="dimmed" maw={320} style={{ overflowWrap: "anywhere" }}>
+                          {detailsText(e.details)}
+                        </Text>
+                      </Table.Td>
+                      <Table.Td>{e.ip ? <Code>{e.ip}</Code> : <Text size="sm">—</Text>}</Table.Td>
+                    </Table.Tr>
+                  );
+                })}
+              </Table.Tbody>
+            </Table>
+          </Table.ScrollContainer>
+        </Card>
+      )}
+      {list.data && total > 0 && (
+        <Group justify="space-between" mt="md">
+          <Text size="sm" c="dimmed">
+            {(page - 1) * PER_PAGE + 1}–{Math.min(page * PER_PAGE, total)} of {total}
+          </Text>
+          {pages > 1 && (
+            <Pagination
+              total={pages}
+              value={Math.min(page, pages)}
+              onChange={(p) => setQuery({ page: p === 1 ? null : p })}
+              size="sm"
+            />
+          )}
+        </Group>
+      )}
+    </>
+  );
+}

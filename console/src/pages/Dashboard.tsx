@@ -1,0 +1,316 @@
+import { BarChart } from "@mantine/charts";
+import {
+  Anchor,
+  Button,
+  Card,
+  Code,
+  Group,
+  SimpleGrid,
+  Stack,
+  Table,
+  Text,
+  Title,
+} from "@mantine/core";
+import { useEffect, useMemo } from "react";
+import { useUser } from "../auth";
+import { Empty, ErrorAlert, HttpStatus, Loading, PageHeader } from "../components/ui";
+import { fillHours, formatDateTime, hourLabel, relative } from "../lib/format";
+import { Link } from "../lib/router";
+import type { Activity, ApiKey, KeyStats, SystemStats } from "../lib/types";
+import { useResource } from "../lib/useResource";
+
+function Stat({
+  label,
+  value,
+  hint,
+  color,
+  href,
+}: {
+  label: string;
+  value: number | string | undefined;
+  hint?: string;
+  color?: string;
+  href?: string;
+}) {
+  return (
+    <Card withBorder padding="md" radius="md">
+      <Text size="xs" c="dimmed" tt="uppercase" fw={600}>
+        {href ? (
+          <Anchor component={Link} href={href} inherit c="dimmed">
+            {label}
+          </Anchor>
+        ) : (
+          label
+        )}
+      </Text>
+      <Text fz={28} fw={700} c={color} lh={1.3}>
+        {value ?? "–"}
+      </Text>
+      {hint && (
+        <Text size="xs" c="dimmed">
+          {hint}
+        </Text>
+      )}
+    </Card>
+  );
+}
+
+export function Dashboard() {
+  const user = useUser();
+  const stats = useResource<KeyStats>(user.isAdmin ? "/api/api-keys/stats" : null);
+  const keys = useResource<ApiKey[]>(user.isAdmin ? null : "/api/api-keys");
+  const activity = useResource<Activity>("/api/api-keys/activity?hours=24");
+  const system = useResource<SystemStats>("/api/system/stats");
+  const reloadAll = () => {
+    stats.reload();
+    keys.reload();
+    activity.reload();
+    system.reload();
+  };
+  useEffect(() => {
+    const t = setInterval(() => activity.reload(), 60_000);
+    return () => clearInterval(t);
+  }, [activity.reload]);
+
+  const counts = useMemo<Partial<KeyStats> | undefined>(() => {
+    if (user.isAdmin) return stats.data;
+    if (!keys.data) return undefined;
+    const by = (s: string) => keys.data?.filter((k) => k.status === s).length ?? 0;
+    return { active: by("active"), revoked: by("revoked"), expired: by("expired") };
+  }, [user.isAdmin, stats.data, keys.data]);
+
+  const a = activity.data;
+  const series = useMemo(
+    () =>
+      a
+        ? fillHours(a.hourly, a.from, a.to).map((h) => ({
+            hour: hourLabel(h.hour),
+            at: h.hour,
+            Succeeded: h.calls - h.errors,
+            Errors: h.errors,
+          }))
+        : [],
+    [a],
+  );
+  const total = a?.hourly.reduce((n, h) => n + h.calls, 0) ?? 0;
+  const errors = a?.hourly.reduce((n, h) => n + h.errors, 0) ?? 0;
+  const peak = series.reduce<(typeof series)[number] | null>(
+    (best, h) => (!best || h.Succeeded + h.Errors > best.Succeeded + best.Errors ? h : best),
+    null,
+  );
+
+  return (
+    <>
+      <PageHeader
+        title="Dashboard"
+        description={
+          user.isAdmin
+            ? "Every key and every call to the external surface."
+            : "Your keys and the calls made with them."
+        }
+        actions={
+          <Button variant="default" size="sm" onClick={reloadAll}>
+            Refresh
+          </Button>
+        }
+      />
+      <ErrorAlert error={stats.error ?? keys.error} onRetry={reloadAll} />
+      <SimpleGrid cols={{ base: 2, sm: 4 }} mb="lg">
+        <Stat label="Active keys" value={counts?.active} color="teal" href="/keys?status=active" />
+        <Stat label="Revoked" value={counts?.revoked} color="red" href="/keys?status=revoked" />
+        <Stat label="Expired" value={counts?.expired} href="/keys?status=expired" />
+        <Stat
+          label="Calls, 24 h"
+          value={a ? total : undefined}
+          hint={a ? `${errors} with an error status` : undefined}
+        />
+      </SimpleGrid>
+      {system.data && (
+        <SimpleGrid cols={{ base: 2, sm: 4 }} mb="lg">
+          <Stat
+            label="Subscribers"
+            value={system.data.subscribers.total}
+            href="/subscribers"
+            hint={`${system.data.subscribers.active} active`}
+          />
+          <Stat
+            label="Suspended"
+            value={system.data.subscribers.suspended}
+            href="/subscribers?status=suspended"
+          />
+          <Stat label="Services" value={system.data.services} href="/services" />
+          <Stat
+            label="Payments, 30 d"
+            value={system.data.transactions_30d.reduce((n, t) => n + t.count, 0)}
+            href="/transactions"
+            hint={
+              system.data.transactions_30d
+                .map((t) => `${t.amount.toFixed(2)} ${t.currency}`)
+                .join(" · ") || undefined
+            }
+          />
+        </SimpleGrid>
+      )}
+
+      <Card withBorder radius="md" mb="lg" padding="md">
+        <Group justify="space-between" mb="xs">
+          <Title order={2} size="h4">
+            Calls in the last 24 hours
+          </Title>
+          <Text size="xs" c="dimmed">
+            by hour, errors stacked on top
+          </Text>
+        </Group>
+        <ErrorAlert error={activity.error} onRetry={activity.reload} />
+        {!a && activity.loading && <Loading />}
+        {a && total === 0 && (
+          <Empty
+            title="No calls yet"
+            description={
+              <>
+                Mint a key under API keys, then call <Code>/api/v1/external/whoami</Code> with it:
+                the call appears here within a few seconds.
+              </>
+            }
+            action={
+              <Button component={Link} href="/keys?new=1" size="xs">
+                Mint a key
+              </Button>
+            }
+          />
+        )}
+        {a && total > 0 && (
+          <>
+            <Text size="sm" c="dimmed" mb="sm" id="calls-chart-summary">
+              {total} calls, {errors} errors.
+              {peak ? ` Busiest hour: ${peak.hour} (${peak.Succeeded + peak.Errors} calls).` : ""}
+            </Text>
+            <BarChart
+              h={240}
+              data={series}
+              dataKey="hour"
+              type="stacked"
+              series={[
+                { name: "Succeeded", color: "teal.6" },
+                { name: "Errors", color: "red.6" },
+              ]}
+              withLegend
+              legendProps={{ verticalAlign: "bottom", height: 30 }}
+              tickLine="y"
+              gridAxis="y"
+              xAxisProps={{ interval: "preserveStartEnd", minTickGap: 12 }}
+              aria-describedby="calls-chart-summary"
+              role="img"
+              aria-label="Calls per hour over the last 24 hours"
+            />
+          </>
+        )}
+      </Card>
+
+      <SimpleGrid cols={{ base: 1, lg: 2 }} spacing="lg">
+        <Card withBorder radius="md" padding="md">
+          <Title order={2} size="h4" mb="sm">
+            Busiest keys
+          </Title>
+          {a && a.busiest.length === 0 && (
+            <Text size="sm" c="dimmed">
+              No key has been used in the last 24 hours.
+            </Text>
+          )}
+          {a && a.busiest.length > 0 && (
+            <Table.ScrollContainer minWidth={320}>
+              <Table verticalSpacing="xs" striped>
+                <Table.Thead>
+                  <Table.Tr>
+                    <Table.Th>Key</Table.Th>
+                    <Table.Th ta="right">Calls</Table.Th>
+                    <Table.Th ta="right">Errors</Table.Th>
+                  </Table.Tr>
+                </Table.Thead>
+                <Table.Tbody>
+                  {a.busiest.map((k) => (
+                    <Table.Tr key={k.api_key_id}>
+                      <Table.Td>
+                        <Anchor component={Link} href={`/keys/${k.api_key_id}`} size="sm">
+                          {k.name}
+                        </Anchor>{" "}
+                        <Code>{k.key_prefix}…</Code>
+                      </Table.Td>
+                      <Table.Td ta="right">{k.calls}</Table.Td>
+                      <Table.Td ta="right" c={k.errors > 0 ? "red" : undefined}>
+                        {k.errors}
+                      </Table.Td>
+                    </Table.Tr>
+                  ))}
+                </Table.Tbody>
+              </Table>
+            </Table.ScrollContainer>
+          )}
+        </Card>
+        <Card withBorder radius="md" padding="md">
+          <Title order={2} size="h4" mb="sm">
+            Recent refusals
+          </Title>
+          {a && a.recent_refusals.length === 0 && (
+            <Text size="sm" c="dimmed">
+              No call was refused (401, 403 or 429) in the last 24 hours.
+            </Text>
+          )}
+          {a && a.recent_refusals.length > 0 && (
+            <Table.ScrollContainer minWidth={460}>
+              <Table verticalSpacing="xs" striped>
+                <Table.Thead>
+                  <Table.Tr>
+                    <Table.Th>When</Table.Th>
+                    <Table.Th>Status</Table.Th>
+                    <Table.Th>Code</Table.Th>
+                    <Table.Th>Key</Table.Th>
+                    <Table.Th>Call</Table.Th>
+                  </Table.Tr>
+                </Table.Thead>
+                <Table.Tbody>
+                  {a.recent_refusals.slice(0, 15).map((r, i) => (
+                    <Table.Tr key={`${r.timestamp}-${i}`}>
+                      <Table.Td title={formatDateTime(r.timestamp)}>
+                        <Text size="xs">{relative(r.timestamp)}</Text>
+                      </Table.Td>
+                      <Table.Td>
+                        <HttpStatus code={r.status_code} />
+                      </Table.Td>
+                      <Table.Td>
+                        <Text size="xs" ff="monospace">
+                          {r.error_code ?? "—"}
+                        </Text>
+                      </Table.Td>
+                      <Table.Td>
+                        {r.api_key_id ? (
+                          <Anchor component={Link} href={`/keys/${r.api_key_id}`} size="xs">
+                            {r.key_prefix}…
+                          </Anchor>
+                        ) : (
+                          <Text size="xs" c="dimmed">
+                            unknown key
+                          </Text>
+                        )}
+                      </Table.Td>
+                      <Table.Td>
+                        <Stack gap={0}>
+                          <Text size="xs" ff="monospace">
+                            {r.method} {r.path}
+                          </Text>
+                          <Text size="xs" c="dimmed">
+                            from {r.ip}
+                          </Text>
+                        </Stack>
+                      </Table.Td>
+                    </Table.Tr>
+                  ))}
+                </Table.Tbody>
+              </Table>
+            </Table.ScrollContainer>
+          )}
+        </Card>
+      </SimpleGrid>
+    </>
+  );
+}

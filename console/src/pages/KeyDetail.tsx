@@ -1,0 +1,567 @@
+import { LineChart } from "@mantine/charts";
+import {
+  Alert,
+  Anchor,
+  Badge,
+  Button,
+  Card,
+  Code,
+  Group,
+  Radio,
+  Select,
+  SimpleGrid,
+  Stack,
+  Table,
+  Text,
+  TextInput,
+  Title,
+  VisuallyHidden,
+} from "@mantine/core";
+import { useMemo, useState } from "react";
+import { useUser } from "../auth";
+import { type KeyBody, KeyForm } from "../components/KeyForm";
+import { ShowOnceDialog } from "../components/ShowOnce";
+import { useNotify } from "../components/Toasts";
+import {
+  ConfirmDialog,
+  Dialog,
+  Empty,
+  ErrorAlert,
+  Facts,
+  HttpStatus,
+  Loading,
+  PageHeader,
+  StatusBadge,
+} from "../components/ui";
+import { api, messageOf } from "../lib/api";
+import { formatDateTime, formatTime, relative, SCOPE_VERBS } from "../lib/format";
+import { Link, navigate } from "../lib/router";
+import type { ApiKey, CallLog } from "../lib/types";
+import { useResource } from "../lib/useResource";
+import { graceHours } from "../lib/validation";
+import { type Minted, useOwners } from "./Keys";
+
+const STATUS_FILTERS = [
+  { value: "", label: "Every status" },
+  { value: "2xx", label: "Succeeded (2xx)" },
+  { value: "4xx", label: "Client errors (4xx)" },
+  { value: "refused", label: "Refused (401, 403, 429)" },
+  { value: "5xx", label: "Server errors (5xx)" },
+];
+
+function keep(filter: string, code: number): boolean {
+  switch (filter) {
+    case "":
+      return true;
+    case "2xx":
+      return code >= 200 && code < 300;
+    case "4xx":
+      return code >= 400 && code < 500;
+    case "5xx":
+      return code >= 500;
+    case "refused":
+      return code === 401 || code === 403 || code === 429;
+    default:
+      return String(code) === filter;
+  }
+}
+
+export function KeyDetail({ id }: { id: number }) {
+  const user = useUser();
+  const notify = useNotify();
+  const key = useResource<ApiKey>(`/api/api-keys/${id}`);
+  const [limit, setLimit] = useState("200");
+  const logs = useResource<CallLog[]>(`/api/api-keys/${id}/logs?limit=${limit}`);
+  const { users, byId } = useOwners(user.isAdmin);
+  const [statusFilter, setStatusFilter] = useState("");
+  const [dialog, setDialog] = useState<"edit" | "roll" | "revoke" | null>(null);
+  const [rolled, setRolled] = useState<(Minted & { grace: number }) | null>(null);
+
+  const k = key.data;
+  const rows = useMemo(
+    () => (logs.data ?? []).filter((r) => keep(statusFilter, r.status_code)),
+    [logs.data, statusFilter],
+  );
+  const codes = useMemo(
+    () => [...new Set((logs.data ?? []).map((r) => r.status_code))].sort((a, b) => a - b),
+    [logs.data],
+  );
+  const latency = useMemo(
+    () =>
+      [...(logs.data ?? [])].reverse().map((r) => ({
+        time: formatTime(r.timestamp),
+        "Latency (ms)": Math.round(r.latency_ms * 10) / 10,
+      })),
+    [logs.data],
+  );
+
+  if (key.error)
+    return (
+      <>
+        <PageHeader title={`API key ${id}`} />
+        <ErrorAlert error={key.error} onRetry={key.reload} />
+        <Button component={Link} href="/keys" variant="default">
+          Back to API keys
+        </Button>
+      </>
+    );
+  if (!k) return <Loading />;
+
+  const ownerName =
+    k.owner_id === user.id
+      ? `${user.username} (you)`
+      : (byId.get(k.owner_id)?.username ?? `user ${k.owner_id}`);
+  const live = k.status === "active";
+  const reload = () => {
+    key.reload();
+    logs.reload();
+  };
+
+  const save = async (body: KeyBody) => {
+    if (Object.keys(body).length > 0) await api.put<ApiKey>(`/api/api-keys/${k.id}`, body);
+    setDialog(null);
+    notify("Changes saved; they apply from the next request");
+    key.reload();
+  };
+
+  return (
+    <>
+      <PageHeader
+        title={
+          <Group gap="sm" component="span">
+            <span>{k.name}</span>
+            <StatusBadge status={k.status} />
+          </Group>
+        }
+        description={
+          <>
+            <Code>{k.key_prefix}…</Code> · scope <b>{k.scopes}</b> ({SCOPE_VERBS[k.scopes]}) · owned
+            by {ownerName}
+          </>
+        }
+        actions={
+          <>
+            <Button
+              variant="default"
+              onClick={() => setDialog("edit")}
+              disabled={k.status === "revoked"}
+            >
+              Edit
+            </Button>
+            <Button
+              variant="light"
+              onClick={() => setDialog("roll")}
+              disabled={!live || k.replaced_by_id !== null}
+              title={k.replaced_by_id !== null ? "Already rolled: roll its replacement" : undefined}
+            >
+              Roll
+            </Button>
+            <Button
+              color="red"
+              variant="light"
+              onClick={() => setDialog("revoke")}
+              disabled={k.status === "revoked"}
+            >
+              Revoke
+            </Button>
+          </>
+        }
+      />
+      <Anchor component={Link} href="/keys" size="sm" mb="md" display="inline-block">
+        ← All API keys
+      </Anchor>
+
+      {k.status === "revoked" && (
+        <Alert color="red" title="Revoked" mb="md">
+          Revoked {formatDateTime(k.revoked_at)}. Every call with it is refused with
+          API_KEY_REVOKED.
+          {k.replaced_by_id && (
+            <>
+              {" "}
+              Its replacement is{" "}
+              <Anchor component={Link} href={`/keys/${k.replaced_by_id}`}>
+                key {k.replaced_by_id}
+              </Anchor>
+              .
+            </>
+          )}
+        </Alert>
+      )}
+      {k.status !== "revoked" && k.replaced_by_id && (
+        <Alert color="yellow" title="Rolled" mb="md">
+          Replaced by{" "}
+          <Anchor component={Link} href={`/keys/${k.replaced_by_id}`}>
+            key {k.replaced_by_id}
+          </Anchor>
+          . This key {k.status === "expired" ? "expired" : "keeps working until"}{" "}
+          {formatDateTime(k.expires_at)}
+          {k.status === "active"
+            ? "; switch the caller to the new key before then, or revoke this one now."
+            : "."}
+        </Alert>
+      )}
+      {k.status === "expired" && !k.replaced_by_id && (
+        <Alert color="gray" title="Expired" mb="md">
+          Expired {formatDateTime(k.expires_at)}. Calls are refused with API_KEY_EXPIRED; mint a new
+          key, or edit the expiry to bring it back.
+        </Alert>
+      )}
+
+      <SimpleGrid cols={{ base: 1, md: 2 }} spacing="lg" mb="lg">
+        <Card withBorder radius="md" padding="md">
+          <Title order={2} size="h4" mb="sm">
+            Settings
+          </Title>
+          <Facts
+            items={[
+              ["Description", k.description ?? "—"],
+              ["Scope", `${k.scopes}: ${SCOPE_VERBS[k.scopes]}`],
+              [
+                "Allowed IPs",
+                k.allowed_ips && k.allowed_ips.length > 0 ? (
+                  <Group gap={4}>
+                    {k.allowed_ips.map((ip) => (
+                      <Code key={ip}>{ip}</Code>
+                    ))}
+                  </Group>
+                ) : (
+                  "any address"
+                ),
+              ],
+              [
+                "Rate limit",
+                k.rate_limit_per_minute
+                  ? `${k.rate_limit_per_minute} per minute`
+                  : "server default",
+              ],
+              ["Expires", k.expires_at ? formatDateTime(k.expires_at) : "never"],
+              ["Created", formatDateTime(k.created_at)],
+              ...(k.rolled_from_id
+                ? ([
+                    [
+                      "Replaces",
+                      <Anchor key="from" component={Link} href={`/keys/${k.rolled_from_id}`}>
+                        key {k.rolled_from_id}
+                      </Anchor>,
+                    ],
+                  ] as [string, React.ReactNode][])
+                : []),
+            ]}
+          />
+        </Card>
+        <Card withBorder radius="md" padding="md">
+          <Title order={2} size="h4" mb="sm">
+            Last use
+          </Title>
+          <Facts
+            items={[
+              [
+                "Last used",
+                k.last_used_at
+                  ? `${relative(k.last_used_at)} (${formatDateTime(k.last_used_at)})`
+                  : "never",
+              ],
+              ["From", k.last_used_ip ?? "—"],
+              ["Calls shown", logs.data ? String(logs.data.length) : "…"],
+              [
+                "Errors shown",
+                logs.data ? String(logs.data.filter((r) => r.status_code >= 400).length) : "…",
+              ],
+            ]}
+          />
+          {!k.last_used_at && live && (
+            <Text size="sm" c="dimmed" mt="sm">
+              Not used yet. Test it with{" "}
+              <Code>
+                curl -H &quot;X-API-Key: …&quot; {window.location.origin}/api/v1/external/whoami
+              </Code>
+            </Text>
+          )}
+        </Card>
+      </SimpleGrid>
+
+      <Card withBorder radius="md" padding="md" mb="lg">
+        <Title order={2} size="h4" mb="sm">
+          Latency
+        </Title>
+        {latency.length > 1 ? (
+          <LineChart
+            h={200}
+            data={latency}
+            dataKey="time"
+            series={[{ name: "Latency (ms)", color: "blue.6" }]}
+            curveType="monotone"
+            withDots={latency.length < 40}
+            unit=" ms"
+            gridAxis="y"
+            xAxisProps={{ interval: "preserveStartEnd", minTickGap: 24 }}
+            role="img"
+            aria-label={`Latency of the last ${latency.length} calls, oldest first`}
+          />
+        ) : (
+          <Text size="sm" c="dimmed">
+            The chart appears once the key has made at least two calls.
+          </Text>
+        )}
+      </Card>
+
+      <Card withBorder radius="md" padding="md">
+        <Group justify="space-between" align="flex-end" mb="sm" gap="sm">
+          <Title order={2} size="h4">
+            Call log
+          </Title>
+          <Group gap="sm" align="flex-end">
+            <Select
+              label="Status"
+              size="xs"
+              w={190}
+              data={[
+                ...STATUS_FILTERS,
+                ...codes.map((c) => ({ value: String(c), label: `Exactly ${c}` })),
+              ]}
+              value={statusFilter}
+              onChange={(v) => setStatusFilter(v ?? "")}
+              allowDeselect={false}
+            />
+            <Select
+              label="Show"
+              size="xs"
+              w={120}
+              data={[
+                { value: "50", label: "last 50" },
+                { value: "200", label: "last 200" },
+                { value: "1000", label: "last 1000" },
+              ]}
+              value={limit}
+              onChange={(v) => setLimit(v ?? "200")}
+              allowDeselect={false}
+            />
+            <Button size="xs" variant="default" onClick={reload} loading={logs.loading}>
+              Refresh
+            </Button>
+          </Group>
+        </Group>
+        <ErrorAlert error={logs.error} onRetry={logs.reload} />
+        {logs.data && logs.data.length === 0 && (
+          <Empty
+            title="No calls yet"
+            description="Every call made with this key appears here, newest first, whatever its outcome."
+          />
+        )}
+        {logs.data && logs.data.length > 0 && rows.length === 0 && (
+          <Text size="sm" c="dimmed">
+            No call with this status among the last {logs.data.length}.
+          </Text>
+        )}
+        {rows.length > 0 && (
+          <Table.ScrollContainer minWidth={720}>
+            <Table striped verticalSpacing={6} data-testid="call-log">
+              <VisuallyHidden component="caption">
+                Calls made with this key, newest first
+              </VisuallyHidden>
+              <Table.Thead>
+                <Table.Tr>
+                  <Table.Th>Time</Table.Th>
+                  <Table.Th>Call</Table.Th>
+                  <Table.Th>Status</Table.Th>
+                  <Table.Th>Error code</Table.Th>
+                  <Table.Th>IP</Table.Th>
+                  <Table.Th ta="right">Latency</Table.Th>
+                  <Table.Th>Client</Table.Th>
+                </Table.Tr>
+              </Table.Thead>
+              <Table.Tbody>
+                {rows.map((r, i) => (
+                  <Table.Tr key={`${r.timestamp}-${i}`}>
+                    <Table.Td>
+                      <Text size="xs" style={{ whiteSpace: "nowrap" }}>
+                        {formatDateTime(r.timestamp)}
+                      </Text>
+                    </Table.Td>
+                    <Table.Td>
+                      <Text size="xs" ff="monospace">
+                        <Badge size="xs" variant="default" radius="sm" mr={4}>
+                          {r.method}
+                        </Badge>
+                        {r.path}
+                      </Text>
+                    </Table.Td>
+                    <Table.Td>
+                      <HttpStatus code={r.status_code} />
+                    </Table.Td>
+                    <Table.Td>
+                      <Text size="xs" ff="monospace">
+                        {r.error_code ?? ""}
+                      </Text>
+                    </Table.Td>
+                    <Table.Td>
+                      <Text size="xs">{r.ip}</Text>
+                    </Table.Td>
+                    <Table.Td ta="right">
+                      <Text size="xs">{r.latency_ms.toFixed(1)} ms</Text>
+                    </Table.Td>
+                    <Table.Td>
+                      <Text
+                        size="xs"
+                        c="dimmed"
+                        lineClamp={1}
+                        maw={220}
+                        title={r.user_agent ?? undefined}
+                      >
+                        {r.user_agent ?? "—"}
+                      </Text>
+                    </Table.Td>
+                  </Table.Tr>
+                ))}
+              </Table.Tbody>
+            </Table>
+          </Table.ScrollContainer>
+        )}
+      </Card>
+
+      <Dialog opened={dialog === "edit"} onClose={() => setDialog(null)} title={`Edit “${k.name}”`}>
+        <KeyForm
+          existing={k}
+          isAdmin={user.isAdmin}
+          selfId={user.id}
+          users={users}
+          onSubmit={save}
+          onCancel={() => setDialog(null)}
+        />
+      </Dialog>
+      <RollDialog
+        opened={dialog === "roll"}
+        onClose={() => setDialog(null)}
+        apiKey={k}
+        onRolled={(m, grace) => {
+          setDialog(null);
+          setRolled({ ...m, grace });
+          key.reload();
+        }}
+      />
+      <ConfirmDialog
+        opened={dialog === "revoke"}
+        onClose={() => setDialog(null)}
+        title={`Revoke “${k.name}”?`}
+        confirmLabel="Revoke key"
+        onConfirm={async () => {
+          await api.del<ApiKey>(`/api/api-keys/${k.id}`);
+          notify(`Key ${k.key_prefix}… revoked`, "red");
+          reload();
+        }}
+      >
+        <Text size="sm">
+          Every call with <Code>{k.key_prefix}…</Code> is refused from the very next request. This
+          cannot be undone; the key and its call log stay for the audit trail.
+        </Text>
+      </ConfirmDialog>
+      {rolled && (
+        <ShowOnceDialog
+          opened
+          title="Key rolled"
+          intro={`The replacement has the same settings. The old key ${k.key_prefix}… ${
+            rolled.grace === 0
+              ? "is revoked"
+              : `keeps working for ${rolled.grace} hour${rolled.grace === 1 ? "" : "s"}`
+          }.`}
+          secretLabel="Your new API key"
+          secret={rolled.key}
+          curl
+          onClose={() => {
+            const next = rolled.data.id;
+            setRolled(null);
+            navigate(`/keys/${next}`);
+          }}
+        />
+      )}
+    </>
+  );
+}
+
+const GRACE = [
+  { value: "0", label: "Revoke the old key now" },
+  { value: "1", label: "1 hour" },
+  { value: "24", label: "24 hours (default)" },
+  { value: "72", label: "3 days" },
+  { value: "168", label: "7 days (the longest)" },
+  { value: "custom", label: "Another number of hours" },
+];
+
+function RollDialog({
+  opened,
+  onClose,
+  apiKey,
+  onRolled,
+}: {
+  opened: boolean;
+  onClose: () => void;
+  apiKey: ApiKey;
+  onRolled: (m: Minted, grace: number) => void;
+}) {
+  const [choice, setChoice] = useState("24");
+  const [custom, setCustom] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const hours = choice === "custom" ? custom : choice;
+  const problem = choice === "custom" ? graceHours(custom) : null;
+  const [tried, setTried] = useState(false);
+
+  const roll = async () => {
+    setTried(true);
+    setError(null);
+    if (problem) return;
+    setBusy(true);
+    try {
+      const res = await api.post<ApiKey>(`/api/api-keys/${apiKey.id}/roll`, {
+        grace_period_hours: Number(hours),
+      });
+      onRolled({ key: res.key as string, data: res.data }, Number(hours));
+    } catch (err) {
+      setError(messageOf(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <Dialog opened={opened} onClose={onClose} title={`Roll “${apiKey.name}”`} size="md">
+      <Stack>
+        <Text size="sm">
+          Rolling mints a replacement with the same name, scope, allowed IPs, rate limit and expiry.
+          The new key is shown once. How long may the old key <Code>{apiKey.key_prefix}…</Code> keep
+          working while you switch?
+        </Text>
+        <Radio.Group label="Grace period" value={choice} onChange={setChoice}>
+          <Stack gap={6} mt="xs">
+            {GRACE.map((g) => (
+              <Radio key={g.value} value={g.value} label={g.label} />
+            ))}
+          </Stack>
+        </Radio.Group>
+        {choice === "custom" && (
+          <TextInput
+            label="Hours (0-168)"
+            inputMode="numeric"
+            value={custom}
+            onChange={(e) => setCustom(e.currentTarget.value)}
+            error={tried || custom !== "" ? (problem ?? undefined) : undefined}
+            data-autofocus
+          />
+        )}
+        {error && (
+          <Alert color="red" title="Not rolled" role="alert">
+            {error}
+          </Alert>
+        )}
+        <Group justify="flex-end">
+          <Button variant="default" onClick={onClose}>
+            Cancel
+          </Button>
+          <Button onClick={roll} loading={busy}>
+            Roll key
+          </Button>
+        </Group>
+      </Stack>
+    </Dialog>
+  );
+}

@@ -1,0 +1,242 @@
+import {
+  Anchor,
+  Badge,
+  Button,
+  Card,
+  Code,
+  Select,
+  SimpleGrid,
+  Table,
+  Text,
+  TextInput,
+  VisuallyHidden,
+} from "@mantine/core";
+import { useMemo, useState } from "react";
+import { useUser } from "../auth";
+import { type KeyBody, KeyForm } from "../components/KeyForm";
+import { ShowOnceDialog } from "../components/ShowOnce";
+import { useNotify } from "../components/Toasts";
+import { Dialog, Empty, ErrorAlert, Loading, PageHeader, StatusBadge } from "../components/ui";
+import { api } from "../lib/api";
+import { formatDate, formatDateTime, relative } from "../lib/format";
+import { Link, navigate, setQuery, useLocation } from "../lib/router";
+import type { ApiKey, UserRow } from "../lib/types";
+import { useResource } from "../lib/useResource";
+
+export type Minted = { key: string; data: ApiKey };
+
+/** Owner names for admins (from the user list); everyone else sees only their own keys. */
+export function useOwners(isAdmin: boolean) {
+  const users = useResource<UserRow[]>(isAdmin ? "/api/users" : null);
+  const byId = useMemo(() => new Map((users.data ?? []).map((u) => [u.id, u])), [users.data]);
+  return { users: users.data, byId };
+}
+
+export function Keys() {
+  const user = useUser();
+  const notify = useNotify();
+  const { query } = useLocation();
+  const keys = useResource<ApiKey[]>("/api/api-keys");
+  const { users, byId } = useOwners(user.isAdmin);
+  const [minted, setMinted] = useState<Minted | null>(null);
+  const creating = query.get("new") === "1";
+
+  const status = query.get("status") ?? "";
+  const scope = query.get("scope") ?? "";
+  const owner = query.get("owner") ?? "";
+  const search = query.get("q") ?? "";
+
+  const ownerName = (id: number) =>
+    id === user.id ? "you" : (byId.get(id)?.username ?? `user ${id}`);
+
+  const rows = useMemo(() => {
+    const q = search.trim().toLowerCase();
+    return (keys.data ?? []).filter(
+      (k) =>
+        (!status || k.status === status) &&
+        (!scope || k.scopes === scope) &&
+        (!owner || String(k.owner_id) === owner) &&
+        (!q ||
+          k.name.toLowerCase().includes(q) ||
+          k.key_prefix.toLowerCase().includes(q) ||
+          (k.description ?? "").toLowerCase().includes(q)),
+    );
+  }, [keys.data, status, scope, owner, search]);
+
+  const mint = async (body: KeyBody) => {
+    const res = await api.post<ApiKey>("/api/api-keys", body);
+    setQuery({ new: null });
+    setMinted({ key: res.key as string, data: res.data });
+    keys.reload();
+  };
+
+  const filtered = status || scope || owner || search;
+
+  return (
+    <>
+      <PageHeader
+        title="API keys"
+        description="Keys let billing systems, helpdesks and monitoring call the external surface. Each acts for its owner."
+        actions={<Button onClick={() => setQuery({ new: "1" })}>Mint a key</Button>}
+      />
+      <Card withBorder radius="md" padding="sm" mb="md">
+        <SimpleGrid cols={{ base: 1, xs: 2, md: user.isAdmin ? 4 : 3 }} spacing="sm">
+          <TextInput
+            label="Search"
+            placeholder="Name, prefix or description"
+            value={search}
+            onChange={(e) => setQuery({ q: e.currentTarget.value })}
+            type="search"
+          />
+          <Select
+            label="Status"
+            data={[
+              { value: "", label: "Any status" },
+              { value: "active", label: "Active" },
+              { value: "revoked", label: "Revoked" },
+              { value: "expired", label: "Expired" },
+            ]}
+            value={status}
+            onChange={(v) => setQuery({ status: v })}
+            allowDeselect={false}
+          />
+          <Select
+            label="Scope"
+            data={[
+              { value: "", label: "Any scope" },
+              { value: "read", label: "read (GET)" },
+              { value: "write", label: "write (GET, POST, PUT)" },
+              { value: "delete", label: "delete (all verbs)" },
+            ]}
+            value={scope}
+            onChange={(v) => setQuery({ scope: v })}
+            allowDeselect={false}
+          />
+          {user.isAdmin && (
+            <Select
+              label="Owner"
+              data={[
+                { value: "", label: "Any owner" },
+                ...(users ?? []).map((u) => ({ value: String(u.id), label: u.username })),
+              ]}
+              value={owner}
+              onChange={(v) => setQuery({ owner: v })}
+              allowDeselect={false}
+              searchable
+            />
+          )}
+        </SimpleGrid>
+      </Card>
+
+      <ErrorAlert error={keys.error} onRetry={keys.reload} />
+      {keys.loading && !keys.data && <Loading />}
+      {keys.data && keys.data.length === 0 && (
+        <Empty
+          title="No keys yet"
+          description="Mint a key for each system that calls Keygate, with the narrowest scope it needs. The full key is shown once, at minting."
+          action={<Button onClick={() => setQuery({ new: "1" })}>Mint your first key</Button>}
+        />
+      )}
+      {keys.data && keys.data.length > 0 && rows.length === 0 && (
+        <Empty
+          title="No key matches"
+          description="Change the search or the filters to see more keys."
+          action={
+            <Button
+              variant="default"
+              onClick={() => setQuery({ q: null, status: null, scope: null, owner: null })}
+            >
+              Clear filters
+            </Button>
+          }
+        />
+      )}
+      {rows.length > 0 && (
+        <Card withBorder radius="md" padding={0}>
+          <Table.ScrollContainer minWidth={820}>
+            <Table highlightOnHover verticalSpacing="sm" horizontalSpacing="md">
+              <VisuallyHidden component="caption">
+                {filtered
+                  ? `API keys matching the filters: ${rows.length}`
+                  : `API keys: ${rows.length}`}
+              </VisuallyHidden>
+              <Table.Thead>
+                <Table.Tr>
+                  <Table.Th>Name</Table.Th>
+                  <Table.Th>Prefix</Table.Th>
+                  <Table.Th>Scope</Table.Th>
+                  <Table.Th>Owner</Table.Th>
+                  <Table.Th>Last used</Table.Th>
+                  <Table.Th>Expires</Table.Th>
+                  <Table.Th>Status</Table.Th>
+                </Table.Tr>
+              </Table.Thead>
+              <Table.Tbody>
+                {rows.map((k) => (
+                  <Table.Tr key={k.id} data-testid={`key-row-${k.id}`}>
+                    <Table.Td>
+                      <Anchor component={Link} href={`/keys/${k.id}`} fw={500} size="sm">
+                        {k.name}
+                      </Anchor>
+                      {k.description && (
+                        <Text size="xs" c="dimmed" lineClamp={1} maw={260}>
+                          {k.description}
+                        </Text>
+                      )}
+                    </Table.Td>
+                    <Table.Td>
+                      <Code>{k.key_prefix}…</Code>
+                    </Table.Td>
+                    <Table.Td>
+                      <Badge variant="outline" radius="sm" color="gray">
+                        {k.scopes}
+                      </Badge>
+                    </Table.Td>
+                    <Table.Td>
+                      <Text size="sm">{ownerName(k.owner_id)}</Text>
+                    </Table.Td>
+                    <Table.Td title={formatDateTime(k.last_used_at)}>
+                      <Text size="sm">{relative(k.last_used_at)}</Text>
+                    </Table.Td>
+                    <Table.Td title={formatDateTime(k.expires_at)}>
+                      <Text size="sm">{k.expires_at ? formatDate(k.expires_at) : "never"}</Text>
+                    </Table.Td>
+                    <Table.Td>
+                      <StatusBadge status={k.status} />
+                    </Table.Td>
+                  </Table.Tr>
+                ))}
+              </Table.Tbody>
+            </Table>
+          </Table.ScrollContainer>
+        </Card>
+      )}
+
+      <Dialog opened={creating} onClose={() => setQuery({ new: null })} title="Mint an API key">
+        <KeyForm
+          isAdmin={user.isAdmin}
+          selfId={user.id}
+          users={users}
+          onSubmit={mint}
+          onCancel={() => setQuery({ new: null })}
+        />
+      </Dialog>
+      {minted && (
+        <ShowOnceDialog
+          opened
+          title={`Key “${minted.data.name}” minted`}
+          intro={`Scope ${minted.data.scopes}. Give it to the system that will call Keygate.`}
+          secretLabel="Your new API key"
+          secret={minted.key}
+          curl
+          onClose={() => {
+            const id = minted.data.id;
+            setMinted(null);
+            notify(`Key ${minted.data.key_prefix}… is ready`);
+            navigate(`/keys/${id}`);
+          }}
+        />
+      )}
+    </>
+  );
+}

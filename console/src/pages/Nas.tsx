@@ -1,0 +1,277 @@
+import {
+  Alert,
+  Button,
+  Card,
+  Code,
+  Group,
+  PasswordInput,
+  SimpleGrid,
+  Stack,
+  Table,
+  Text,
+  Textarea,
+  TextInput,
+  VisuallyHidden,
+} from "@mantine/core";
+import { useCallback, useState } from "react";
+import { useNotify } from "../components/Toasts";
+import { ConfirmDialog, Dialog, Empty, ErrorAlert, Loading, PageHeader } from "../components/ui";
+import { api } from "../lib/api";
+import { useForm } from "../lib/form";
+import { formatDateTime } from "../lib/format";
+import { setQuery, useLocation } from "../lib/router";
+import type { Nas } from "../lib/types";
+import { useResource } from "../lib/useResource";
+import { type NasFormValues, validateNasForm } from "../lib/validation";
+
+function NasForm({
+  existing,
+  onSubmit,
+  onCancel,
+}: {
+  existing?: Nas;
+  onSubmit: (body: Record<string, unknown>) => Promise<void>;
+  onCancel: () => void;
+}) {
+  const editing = existing !== undefined;
+  const initial: NasFormValues = {
+    name: existing?.name ?? "",
+    ip_address: existing?.ip_address ?? "",
+    type: existing?.type ?? "",
+    description: existing?.description ?? "",
+    secret: "",
+  };
+  const validate = useCallback((v: NasFormValues) => validateNasForm(v, { editing }), [editing]);
+  const form = useForm<NasFormValues>({
+    initial,
+    validate,
+    live: ["ip_address"],
+    idPrefix: editing ? "nas-edit" : "nas-new",
+  });
+  const { values, set, field } = form;
+  const send = (v: NasFormValues) => {
+    const body: Record<string, unknown> = {};
+    const changed = (k: keyof NasFormValues) => !editing || v[k] !== initial[k];
+    if (changed("name")) body.name = v.name.trim();
+    if (changed("ip_address")) body.ip_address = v.ip_address.trim();
+    if (changed("type") && v.type.trim()) body.type = v.type.trim();
+    if (changed("description")) {
+      const d = v.description.trim();
+      if (d) body.description = d;
+      else if (editing) body.description = null;
+    }
+    if (v.secret !== "") body.secret = v.secret;
+    return onSubmit(body);
+  };
+  return (
+    <form
+      noValidate
+      aria-label={editing ? "Edit NAS device" : "New NAS device"}
+      onSubmit={(e) => {
+        e.preventDefault();
+        void form.submit(send);
+      }}
+    >
+      <Stack>
+        <SimpleGrid cols={{ base: 1, xs: 2 }}>
+          <TextInput
+            label="Name"
+            required
+            value={values.name}
+            onChange={(e) => set("name", e.currentTarget.value)}
+            data-autofocus
+            {...field("name")}
+          />
+          <TextInput
+            label="IP address"
+            required
+            placeholder="192.0.2.10"
+            value={values.ip_address}
+            onChange={(e) => set("ip_address", e.currentTarget.value)}
+            spellCheck={false}
+            {...field("ip_address")}
+          />
+          <TextInput
+            label="Type"
+            placeholder="mikrotik"
+            description="Vendor or kind of device."
+            value={values.type}
+            onChange={(e) => set("type", e.currentTarget.value)}
+            {...field("type")}
+          />
+          <PasswordInput
+            label="Shared secret"
+            required={!editing}
+            description={
+              editing
+                ? "Leave empty to keep the current secret."
+                : "Never shown again after saving."
+            }
+            autoComplete="new-password"
+            value={values.secret}
+            onChange={(e) => set("secret", e.currentTarget.value)}
+            {...field("secret")}
+          />
+        </SimpleGrid>
+        <Textarea
+          label="Description"
+          value={values.description}
+          onChange={(e) => set("description", e.currentTarget.value)}
+          autosize
+          minRows={2}
+          {...field("description")}
+        />
+        {form.formError && (
+          <Alert color="red" title="Not saved" role="alert">
+            {form.formError}
+          </Alert>
+        )}
+        <Group justify="flex-end">
+          <Button variant="default" onClick={onCancel}>
+            Cancel
+          </Button>
+          <Button type="submit" loading={form.busy}>
+            {editing ? "Save changes" : "Add device"}
+          </Button>
+        </Group>
+      </Stack>
+    </form>
+  );
+}
+
+export function NasPage() {
+  const notify = useNotify();
+  const { query } = useLocation();
+  const list = useResource<Nas[]>("/api/nas");
+  const [editing, setEditing] = useState<Nas | null>(null);
+  const [deleting, setDeleting] = useState<Nas | null>(null);
+  const creating = query.get("new") === "1";
+
+  return (
+    <>
+      <PageHeader
+        title="NAS devices"
+        description="The access servers that authenticate subscribers. Their shared secrets are write-only."
+        actions={<Button onClick={() => setQuery({ new: "1" })}>Add a device</Button>}
+      />
+      <ErrorAlert error={list.error} onRetry={list.reload} />
+      {list.loading && !list.data && <Loading />}
+      {list.data && list.data.length === 0 && (
+        <Empty
+          title="No NAS devices yet"
+          description="Add each router or access server that should check subscribers against Keygate."
+          action={<Button onClick={() => setQuery({ new: "1" })}>Add a device</Button>}
+        />
+      )}
+      {list.data && list.data.length > 0 && (
+        <Card withBorder radius="md" padding={0}>
+          <Table.ScrollContainer minWidth={620}>
+            <Table verticalSpacing="sm" horizontalSpacing="md" highlightOnHover>
+              <VisuallyHidden component="caption">NAS devices</VisuallyHidden>
+              <Table.Thead>
+                <Table.Tr>
+                  <Table.Th>Name</Table.Th>
+                  <Table.Th>IP address</Table.Th>
+                  <Table.Th>Type</Table.Th>
+                  <Table.Th>Added</Table.Th>
+                  <Table.Th>
+                    <VisuallyHidden>Actions</VisuallyHidden>
+                  </Table.Th>
+                </Table.Tr>
+              </Table.Thead>
+              <Table.Tbody>
+                {list.data.map((n) => (
+                  <Table.Tr key={n.id}>
+                    <Table.Td>
+                      <Text size="sm" fw={500}>
+                        {n.name}
+                      </Text>
+                      {n.description && (
+                        <Text size="xs" c="dimmed" lineClamp={1}>
+                          {n.description}
+                        </Text>
+                      )}
+                    </Table.Td>
+                    <Table.Td>
+                      <Code>{n.ip_address}</Code>
+                    </Table.Td>
+                    <Table.Td>
+                      <Text size="sm">{n.type}</Text>
+                    </Table.Td>
+                    <Table.Td>
+                      <Text size="sm">{formatDateTime(n.created_at)}</Text>
+                    </Table.Td>
+                    <Table.Td>
+                      <Group gap="xs" justify="flex-end" wrap="nowrap">
+                        <Button
+                          size="compact-sm"
+                          variant="default"
+                          onClick={() => setEditing(n)}
+                          aria-label={`Edit ${n.name}`}
+                        >
+                          Edit
+                        </Button>
+                        <Button
+                          size="compact-sm"
+                          variant="subtle"
+                          color="red"
+                          onClick={() => setDeleting(n)}
+                          aria-label={`Remove ${n.name}`}
+                        >
+                          Remove
+                        </Button>
+                      </Group>
+                    </Table.Td>
+                  </Table.Tr>
+                ))}
+              </Table.Tbody>
+            </Table>
+          </Table.ScrollContainer>
+        </Card>
+      )}
+      <Dialog opened={creating} onClose={() => setQuery({ new: null })} title="Add a NAS device">
+        <NasForm
+          onCancel={() => setQuery({ new: null })}
+          onSubmit={async (body) => {
+            await api.post("/api/nas", body);
+            setQuery({ new: null });
+            notify(`Device ${String(body.name)} added`);
+            list.reload();
+          }}
+        />
+      </Dialog>
+      <Dialog
+        opened={editing !== null}
+        onClose={() => setEditing(null)}
+        title={`Edit ${editing?.name ?? ""}`}
+      >
+        {editing && (
+          <NasForm
+            existing={editing}
+            onCancel={() => setEditing(null)}
+            onSubmit={async (body) => {
+              await api.put(`/api/nas/${editing.id}`, body);
+              setEditing(null);
+              notify("Device saved");
+              list.reload();
+            }}
+          />
+        )}
+      </Dialog>
+      <ConfirmDialog
+        opened={deleting !== null}
+        onClose={() => setDeleting(null)}
+        title={`Remove ${deleting?.name ?? ""}?`}
+        confirmLabel="Remove device"
+        onConfirm={async () => {
+          if (!deleting) return;
+          await api.del(`/api/nas/${deleting.id}`);
+          notify(`Device ${deleting.name} removed`, "red");
+          list.reload();
+        }}
+      >
+        <Text size="sm">The device can no longer authenticate subscribers against Keygate.</Text>
+      </ConfirmDialog>
+    </>
+  );
+}

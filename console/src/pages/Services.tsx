@@ -1,0 +1,303 @@
+import {
+  Alert,
+  Badge,
+  Button,
+  Card,
+  Group,
+  SimpleGrid,
+  Stack,
+  Switch,
+  Table,
+  Text,
+  TextInput,
+  VisuallyHidden,
+} from "@mantine/core";
+import { useState } from "react";
+import { useUser } from "../auth";
+import { useNotify } from "../components/Toasts";
+import { ConfirmDialog, Dialog, Empty, ErrorAlert, Loading, PageHeader } from "../components/ui";
+import { api } from "../lib/api";
+import { useForm } from "../lib/form";
+import { formatMoney, formatSpeed } from "../lib/format";
+import { setQuery, useLocation } from "../lib/router";
+import type { Service } from "../lib/types";
+import { useResource } from "../lib/useResource";
+import { type ServiceFormValues, validateServiceForm } from "../lib/validation";
+
+function valuesOf(s?: Service): ServiceFormValues {
+  return {
+    name: s?.name ?? "",
+    download_kbps: s ? String(s.download_kbps) : "",
+    upload_kbps: s ? String(s.upload_kbps) : "",
+    price: s ? String(s.price) : "",
+    currency: s?.currency ?? "USD",
+    duration_days: s ? String(s.duration_days) : "30",
+    is_active: s?.is_active ?? true,
+  };
+}
+
+function ServiceForm({
+  existing,
+  onSubmit,
+  onCancel,
+}: {
+  existing?: Service;
+  onSubmit: (body: Record<string, unknown>) => Promise<void>;
+  onCancel: () => void;
+}) {
+  const form = useForm<ServiceFormValues>({
+    initial: valuesOf(existing),
+    validate: validateServiceForm,
+    idPrefix: existing ? "svc-edit" : "svc-new",
+  });
+  const { values, set, field } = form;
+  const send = (v: ServiceFormValues) => {
+    const body: Record<string, unknown> = { name: v.name.trim(), is_active: v.is_active };
+    if (v.download_kbps.trim()) body.download_kbps = Number(v.download_kbps);
+    if (v.upload_kbps.trim()) body.upload_kbps = Number(v.upload_kbps);
+    if (v.price.trim()) body.price = v.price.trim();
+    if (v.currency.trim()) body.currency = v.currency.trim();
+    if (v.duration_days.trim()) body.duration_days = Number(v.duration_days);
+    return onSubmit(body);
+  };
+  return (
+    <form
+      noValidate
+      aria-label={existing ? "Edit service" : "New service"}
+      onSubmit={(e) => {
+        e.preventDefault();
+        void form.submit(send);
+      }}
+    >
+      <Stack>
+        <TextInput
+          label="Name"
+          required
+          value={values.name}
+          onChange={(e) => set("name", e.currentTarget.value)}
+          data-autofocus
+          {...field("name")}
+        />
+        <SimpleGrid cols={{ base: 1, xs: 2 }}>
+          <TextInput
+            label="Download (kbit/s)"
+            inputMode="numeric"
+            value={values.download_kbps}
+            onChange={(e) => set("download_kbps", e.currentTarget.value)}
+            {...field("download_kbps")}
+          />
+          <TextInput
+            label="Upload (kbit/s)"
+            inputMode="numeric"
+            value={values.upload_kbps}
+            onChange={(e) => set("upload_kbps", e.currentTarget.value)}
+            {...field("upload_kbps")}
+          />
+          <TextInput
+            label="Price"
+            inputMode="decimal"
+            placeholder="19.99"
+            value={values.price}
+            onChange={(e) => set("price", e.currentTarget.value)}
+            {...field("price")}
+          />
+          <TextInput
+            label="Currency"
+            maxLength={3}
+            value={values.currency}
+            onChange={(e) => set("currency", e.currentTarget.value.toUpperCase())}
+            {...field("currency")}
+          />
+          <TextInput
+            label="Duration (days)"
+            inputMode="numeric"
+            value={values.duration_days}
+            onChange={(e) => set("duration_days", e.currentTarget.value)}
+            {...field("duration_days")}
+          />
+        </SimpleGrid>
+        <Switch
+          label="Offered to new subscribers"
+          checked={values.is_active}
+          onChange={(e) => set("is_active", e.currentTarget.checked)}
+        />
+        {form.formError && (
+          <Alert color="red" title="Not saved" role="alert">
+            {form.formError}
+          </Alert>
+        )}
+        <Group justify="flex-end">
+          <Button variant="default" onClick={onCancel}>
+            Cancel
+          </Button>
+          <Button type="submit" loading={form.busy}>
+            {existing ? "Save changes" : "Create service"}
+          </Button>
+        </Group>
+      </Stack>
+    </form>
+  );
+}
+
+export function Services() {
+  const user = useUser();
+  const notify = useNotify();
+  const { query } = useLocation();
+  const list = useResource<Service[]>("/api/services");
+  const [editing, setEditing] = useState<Service | null>(null);
+  const [deleting, setDeleting] = useState<Service | null>(null);
+  const creating = query.get("new") === "1" && user.isAdmin;
+
+  return (
+    <>
+      <PageHeader
+        title="Services"
+        description="The catalogue of plans a subscriber can be on."
+        actions={
+          user.isAdmin && <Button onClick={() => setQuery({ new: "1" })}>Add a service</Button>
+        }
+      />
+      <ErrorAlert error={list.error} onRetry={list.reload} />
+      {list.loading && !list.data && <Loading />}
+      {list.data && list.data.length === 0 && (
+        <Empty
+          title="No services yet"
+          description={
+            user.isAdmin
+              ? "Add the plans you sell (speed, price, duration); every subscriber is on one."
+              : "An admin has not added any service yet; subscribers need one."
+          }
+          action={
+            user.isAdmin && <Button onClick={() => setQuery({ new: "1" })}>Add a service</Button>
+          }
+        />
+      )}
+      {list.data && list.data.length > 0 && (
+        <Card withBorder radius="md" padding={0}>
+          <Table.ScrollContainer minWidth={640}>
+            <Table verticalSpacing="sm" horizontalSpacing="md" highlightOnHover>
+              <VisuallyHidden component="caption">Services</VisuallyHidden>
+              <Table.Thead>
+                <Table.Tr>
+                  <Table.Th>Name</Table.Th>
+                  <Table.Th>Speed</Table.Th>
+                  <Table.Th ta="right">Price</Table.Th>
+                  <Table.Th>Duration</Table.Th>
+                  <Table.Th>Status</Table.Th>
+                  {user.isAdmin && (
+                    <Table.Th>
+                      <VisuallyHidden>Actions</VisuallyHidden>
+                    </Table.Th>
+                  )}
+                </Table.Tr>
+              </Table.Thead>
+              <Table.Tbody>
+                {list.data.map((s) => (
+                  <Table.Tr key={s.id}>
+                    <Table.Td>
+                      <Text size="sm" fw={500}>
+                        {s.name}
+                      </Text>
+                    </Table.Td>
+                    <Table.Td>
+                      <Text size="sm">
+                        {formatSpeed(s.download_kbps)} ↓ · {formatSpeed(s.upload_kbps)} ↑
+                      </Text>
+                    </Table.Td>
+                    <Table.Td ta="right">
+                      <Text size="sm">{formatMoney(s.price, s.currency)}</Text>
+                    </Table.Td>
+                    <Table.Td>
+                      <Text size="sm">{s.duration_days} days</Text>
+                    </Table.Td>
+                    <Table.Td>
+                      <Badge variant="light" color={s.is_active ? "teal" : "gray"}>
+                        {s.is_active ? "offered" : "inactive"}
+                      </Badge>
+                    </Table.Td>
+                    {user.isAdmin && (
+                      <Table.Td>
+                        <Group gap="xs" justify="flex-end" wrap="nowrap">
+                          <Button
+                            size="compact-sm"
+                            variant="default"
+                            onClick={() => setEditing(s)}
+                            aria-label={`Edit ${s.name}`}
+                          >
+                            Edit
+                          </Button>
+                          <Button
+                            size="compact-sm"
+                            variant="subtle"
+                            color="red"
+                            onClick={() => setDeleting(s)}
+                            aria-label={`Delete ${s.name}`}
+                          >
+                            Delete
+                          </Button>
+                        </Group>
+                      </Table.Td>
+                    )}
+                  </Table.Tr>
+                ))}
+              </Table.Tbody>
+            </Table>
+          </Table.ScrollContainer>
+        </Card>
+      )}
+
+      <Dialog
+        opened={creating}
+        onClose={() => setQuery({ new: null })}
+        title="Add a service"
+        size="md"
+      >
+        <ServiceForm
+          onCancel={() => setQuery({ new: null })}
+          onSubmit={async (body) => {
+            await api.post("/api/services", body);
+            setQuery({ new: null });
+            notify(`Service ${String(body.name)} created`);
+            list.reload();
+          }}
+        />
+      </Dialog>
+      <Dialog
+        opened={editing !== null}
+        onClose={() => setEditing(null)}
+        title={`Edit ${editing?.name ?? ""}`}
+        size="md"
+      >
+        {editing && (
+          <ServiceForm
+            existing={editing}
+            onCancel={() => setEditing(null)}
+            onSubmit={async (body) => {
+              await api.put(`/api/services/${editing.id}`, body);
+              setEditing(null);
+              notify("Service saved");
+              list.reload();
+            }}
+          />
+        )}
+      </Dialog>
+      <ConfirmDialog
+        opened={deleting !== null}
+        onClose={() => setDeleting(null)}
+        title={`Delete ${deleting?.name ?? ""}?`}
+        confirmLabel="Delete service"
+        onConfirm={async () => {
+          if (!deleting) return;
+          await api.del(`/api/services/${deleting.id}`);
+          notify(`Service ${deleting.name} deleted`, "red");
+          list.reload();
+        }}
+      >
+        <Text size="sm">
+          A service that subscribers are on cannot be deleted; switch it to inactive instead, so no
+          new subscriber gets it.
+        </Text>
+      </ConfirmDialog>
+    </>
+  );
+}

@@ -1,0 +1,262 @@
+import {
+  Anchor,
+  Button,
+  Card,
+  Group,
+  Pagination,
+  Select,
+  SimpleGrid,
+  Table,
+  Text,
+  TextInput,
+  VisuallyHidden,
+} from "@mantine/core";
+import { useDebouncedValue } from "@mantine/hooks";
+import { useEffect, useMemo, useState } from "react";
+import { useUser } from "../auth";
+import { ShowOnceDialog } from "../components/ShowOnce";
+import { type SubscriberBody, SubscriberForm } from "../components/SubscriberForm";
+import { useNotify } from "../components/Toasts";
+import { Dialog, Empty, ErrorAlert, Loading, PageHeader, StatusBadge } from "../components/ui";
+import { api } from "../lib/api";
+import { formatDate } from "../lib/format";
+import { Link, navigate, setQuery, useLocation } from "../lib/router";
+import type { Service, Subscriber, UserRow } from "../lib/types";
+import { useResource } from "../lib/useResource";
+
+const PER_PAGE = 25;
+
+export function useServices() {
+  const services = useResource<Service[]>("/api/services");
+  const byId = useMemo(() => new Map((services.data ?? []).map((s) => [s.id, s])), [services.data]);
+  return { services: services.data, byId, error: services.error };
+}
+
+export function Subscribers() {
+  const user = useUser();
+  const notify = useNotify();
+  const { query } = useLocation();
+  const status = query.get("status") ?? "";
+  const service = query.get("service") ?? "";
+  const search = query.get("q") ?? "";
+  const page = Math.max(1, Number(query.get("page") ?? "1") || 1);
+  const creating = query.get("new") === "1";
+
+  const [typed, setTyped] = useState(search);
+  const [debounced] = useDebouncedValue(typed, 300);
+  useEffect(() => {
+    if (debounced !== search) setQuery({ q: debounced, page: null });
+  }, [debounced]);
+
+  const params = new URLSearchParams({ page: String(page), per_page: String(PER_PAGE) });
+  if (status) params.set("status", status);
+  if (service) params.set("service_id", service);
+  if (search.trim()) params.set("search", search.trim());
+  const list = useResource<Subscriber[]>(`/api/subscribers?${params}`);
+  const { services, byId: serviceById } = useServices();
+  const users = useResource<UserRow[]>(user.isAdmin ? "/api/users" : null);
+  const userById = useMemo(() => new Map((users.data ?? []).map((u) => [u.id, u])), [users.data]);
+  const [created, setCreated] = useState<Subscriber | null>(null);
+
+  const total = list.meta?.total ?? 0;
+  const pages = Math.max(1, Math.ceil(total / PER_PAGE));
+  const filtered = Boolean(status || service || search);
+
+  const create = async (body: SubscriberBody) => {
+    const res = await api.post<Subscriber>("/api/subscribers", body);
+    setQuery({ new: null });
+    list.reload();
+    if (res.data.password) setCreated(res.data);
+    else {
+      notify(`Subscriber ${res.data.username} created`);
+      navigate(`/subscribers/${res.data.id}`);
+    }
+  };
+
+  return (
+    <>
+      <PageHeader
+        title="Subscribers"
+        description={
+          user.isAdmin ? "Every subscriber, of every reseller." : "The subscribers you own."
+        }
+        actions={<Button onClick={() => setQuery({ new: "1" })}>Add a subscriber</Button>}
+      />
+      <Card withBorder radius="md" padding="sm" mb="md">
+        <SimpleGrid cols={{ base: 1, xs: 3 }} spacing="sm">
+          <TextInput
+            label="Search"
+            placeholder="Username, name, email or phone"
+            type="search"
+            value={typed}
+            onChange={(e) => setTyped(e.currentTarget.value)}
+          />
+          <Select
+            label="Status"
+            data={[
+              { value: "", label: "Any status" },
+              { value: "active", label: "Active" },
+              { value: "suspended", label: "Suspended" },
+              { value: "expired", label: "Expired" },
+            ]}
+            value={status}
+            onChange={(v) => setQuery({ status: v, page: null })}
+            allowDeselect={false}
+          />
+          <Select
+            label="Service"
+            data={[
+              { value: "", label: "Any service" },
+              ...(services ?? []).map((s) => ({ value: String(s.id), label: s.name })),
+            ]}
+            value={service}
+            onChange={(v) => setQuery({ service: v, page: null })}
+            allowDeselect={false}
+            searchable
+          />
+        </SimpleGrid>
+      </Card>
+
+      <ErrorAlert error={list.error} onRetry={list.reload} />
+      {list.loading && !list.data && <Loading />}
+      {list.data && list.data.length === 0 && !filtered && (
+        <Empty
+          title="No subscribers yet"
+          description={
+            services && services.length === 0
+              ? "A subscriber needs a service: add one under Services first, then add subscribers here."
+              : "Add your first subscriber, or let your billing system create them with a write key."
+          }
+          action={
+            <Group>
+              <Button onClick={() => setQuery({ new: "1" })}>Add a subscriber</Button>
+              {services && services.length === 0 && user.isAdmin && (
+                <Button variant="default" component={Link} href="/services?new=1">
+                  Add a service
+                </Button>
+              )}
+            </Group>
+          }
+        />
+      )}
+      {list.data && list.data.length === 0 && filtered && (
+        <Empty
+          title="No subscriber matches"
+          description="Change the search or the filters."
+          action={
+            <Button
+              variant="default"
+              onClick={() => {
+                setTyped("");
+                setQuery({ q: null, status: null, service: null, page: null });
+              }}
+            >
+              Clear filters
+            </Button>
+          }
+        />
+      )}
+      {list.data && list.data.length > 0 && (
+        <Card withBorder radius="md" padding={0}>
+          <Table.ScrollContainer minWidth={680}>
+            <Table highlightOnHover verticalSpacing="sm" horizontalSpacing="md">
+              <VisuallyHidden component="caption">
+                Subscribers, page {page} of {pages}
+              </VisuallyHidden>
+              <Table.Thead>
+                <Table.Tr>
+                  <Table.Th>Username</Table.Th>
+                  <Table.Th>Name</Table.Th>
+                  <Table.Th>Service</Table.Th>
+                  <Table.Th>Status</Table.Th>
+                  <Table.Th>Expiry</Table.Th>
+                  {user.isAdmin && <Table.Th>Owner</Table.Th>}
+                </Table.Tr>
+              </Table.Thead>
+              <Table.Tbody>
+                {list.data.map((s) => (
+                  <Table.Tr key={s.id}>
+                    <Table.Td>
+                      <Anchor component={Link} href={`/subscribers/${s.id}`} fw={500} size="sm">
+                        {s.username}
+                      </Anchor>
+                    </Table.Td>
+                    <Table.Td>
+                      <Text size="sm">{s.full_name ?? "—"}</Text>
+                      {s.email && (
+                        <Text size="xs" c="dimmed">
+                          {s.email}
+                        </Text>
+                      )}
+                    </Table.Td>
+                    <Table.Td>
+                      <Text size="sm">
+                        {serviceById.get(s.service_id)?.name ?? `#${s.service_id}`}
+                      </Text>
+                    </Table.Td>
+                    <Table.Td>
+                      <StatusBadge status={s.status} />
+                    </Table.Td>
+                    <Table.Td>
+                      <Text size="sm">{formatDate(s.expiry_date)}</Text>
+                    </Table.Td>
+                    {user.isAdmin && (
+                      <Table.Td>
+                        <Text size="sm">
+                          {s.owner_id === user.id
+                            ? "you"
+                            : (userById.get(s.owner_id)?.username ?? `user ${s.owner_id}`)}
+                        </Text>
+                      </Table.Td>
+                    )}
+                  </Table.Tr>
+                ))}
+              </Table.Tbody>
+            </Table>
+          </Table.ScrollContainer>
+        </Card>
+      )}
+      {list.data && total > 0 && (
+        <Group justify="space-between" mt="md" gap="sm">
+          <Text size="sm" c="dimmed">
+            {(page - 1) * PER_PAGE + 1}–{Math.min(page * PER_PAGE, total)} of {total}
+          </Text>
+          {pages > 1 && (
+            <Pagination
+              total={pages}
+              value={Math.min(page, pages)}
+              onChange={(p) => setQuery({ page: p === 1 ? null : p })}
+              size="sm"
+              getItemProps={(p) => ({ "aria-label": `Page ${p}` })}
+              aria-label="Pages"
+            />
+          )}
+        </Group>
+      )}
+
+      <Dialog opened={creating} onClose={() => setQuery({ new: null })} title="Add a subscriber">
+        <SubscriberForm
+          services={services ?? []}
+          isAdmin={user.isAdmin}
+          users={users.data}
+          onSubmit={create}
+          onCancel={() => setQuery({ new: null })}
+        />
+      </Dialog>
+      {created?.password && (
+        <ShowOnceDialog
+          opened
+          title={`Subscriber ${created.username} created`}
+          intro="Give this password to the subscriber. It is stored only as a hash."
+          secretLabel="Generated password"
+          secret={created.password}
+          onClose={() => {
+            const id = created.id;
+            setCreated(null);
+            navigate(`/subscribers/${id}`);
+          }}
+        />
+      )}
+    </>
+  );
+}

@@ -1,0 +1,344 @@
+import {
+  Alert,
+  Anchor,
+  Badge,
+  Button,
+  Card,
+  Group,
+  Pagination,
+  Select,
+  SimpleGrid,
+  Stack,
+  Table,
+  Text,
+  Textarea,
+  TextInput,
+  VisuallyHidden,
+} from "@mantine/core";
+import { useMemo } from "react";
+import { useNotify } from "../components/Toasts";
+import { Dialog, Empty, ErrorAlert, Loading, PageHeader } from "../components/ui";
+import { api } from "../lib/api";
+import { useForm } from "../lib/form";
+import { formatDateTime, formatMoney } from "../lib/format";
+import { Link, setQuery, useLocation } from "../lib/router";
+import type { Subscriber, Transaction } from "../lib/types";
+import { useResource } from "../lib/useResource";
+import { dateOnly, type TransactionFormValues, validateTransactionForm } from "../lib/validation";
+
+const PER_PAGE = 50;
+
+function TransactionForm({
+  subscribers,
+  subscriberId,
+  onSubmit,
+  onCancel,
+}: {
+  subscribers: Subscriber[];
+  subscriberId: string;
+  onSubmit: (body: Record<string, unknown>) => Promise<void>;
+  onCancel: () => void;
+}) {
+  const form = useForm<TransactionFormValues>({
+    initial: {
+      subscriber_id: subscriberId,
+      amount: "",
+      currency: "USD",
+      type: "payment",
+      reference: "",
+      description: "",
+    },
+    validate: validateTransactionForm,
+    idPrefix: "tx-new",
+  });
+  const { values, set, field } = form;
+  const send = (v: TransactionFormValues) => {
+    const body: Record<string, unknown> = {
+      subscriber_id: Number(v.subscriber_id),
+      amount: v.amount.trim(),
+      type: v.type,
+    };
+    if (v.currency.trim()) body.currency = v.currency.trim();
+    if (v.reference.trim()) body.reference = v.reference.trim();
+    if (v.description.trim()) body.description = v.description.trim();
+    return onSubmit(body);
+  };
+  return (
+    <form
+      noValidate
+      aria-label="New transaction"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void form.submit(send);
+      }}
+    >
+      <Stack>
+        <Select
+          label="Subscriber"
+          required
+          placeholder="Choose a subscriber"
+          data={subscribers.map((s) => ({ value: String(s.id), label: s.username }))}
+          value={values.subscriber_id || null}
+          onChange={(v) => set("subscriber_id", v ?? "")}
+          searchable
+          nothingFoundMessage="No subscriber by that name"
+          data-autofocus
+          {...field("subscriber_id")}
+        />
+        <SimpleGrid cols={{ base: 1, xs: 3 }}>
+          <TextInput
+            label="Amount"
+            required
+            inputMode="decimal"
+            placeholder="19.99"
+            value={values.amount}
+            onChange={(e) => set("amount", e.currentTarget.value)}
+            {...field("amount")}
+          />
+          <TextInput
+            label="Currency"
+            maxLength={3}
+            value={values.currency}
+            onChange={(e) => set("currency", e.currentTarget.value.toUpperCase())}
+            {...field("currency")}
+          />
+          <Select
+            label="Type"
+            data={[
+              { value: "payment", label: "Payment" },
+              { value: "refund", label: "Refund" },
+              { value: "adjustment", label: "Adjustment" },
+            ]}
+            value={values.type}
+            onChange={(v) => set("type", v ?? "payment")}
+            allowDeselect={false}
+            {...field("type")}
+          />
+        </SimpleGrid>
+        <TextInput
+          label="Reference"
+          description="Optional, e.g. the invoice number. Recording the same reference again returns the first transaction instead of adding another."
+          value={values.reference}
+          onChange={(e) => set("reference", e.currentTarget.value)}
+          {...field("reference")}
+        />
+        <Textarea
+          label="Description"
+          value={values.description}
+          onChange={(e) => set("description", e.currentTarget.value)}
+          autosize
+          minRows={1}
+          {...field("description")}
+        />
+        <Text size="xs" c="dimmed">
+          Transactions cannot be changed or deleted: correct a mistake with a refund or an
+          adjustment.
+        </Text>
+        {form.formError && (
+          <Alert color="red" title="Not recorded" role="alert">
+            {form.formError}
+          </Alert>
+        )}
+        <Group justify="flex-end">
+          <Button variant="default" onClick={onCancel}>
+            Cancel
+          </Button>
+          <Button type="submit" loading={form.busy}>
+            Record transaction
+          </Button>
+        </Group>
+      </Stack>
+    </form>
+  );
+}
+
+export function Transactions() {
+  const notify = useNotify();
+  const { query } = useLocation();
+  const subscriber = query.get("subscriber") ?? "";
+  const from = query.get("from") ?? "";
+  const to = query.get("to") ?? "";
+  const page = Math.max(1, Number(query.get("page") ?? "1") || 1);
+  const creating = query.get("new") === "1";
+
+  const fromError = dateOnly(from);
+  const toError = dateOnly(to);
+  const params = new URLSearchParams({ page: String(page), per_page: String(PER_PAGE) });
+  if (subscriber) params.set("subscriber_id", subscriber);
+  if (from && !fromError) params.set("from", from);
+  if (to && !toError) params.set("to", to);
+  const list = useResource<Transaction[]>(`/api/transactions?${params}`);
+  const subs = useResource<Subscriber[]>("/api/subscribers?per_page=500");
+  const subById = useMemo(() => new Map((subs.data ?? []).map((s) => [s.id, s])), [subs.data]);
+  const total = list.meta?.total ?? 0;
+  const pages = Math.max(1, Math.ceil(total / PER_PAGE));
+  const filtered = Boolean(subscriber || from || to);
+
+  return (
+    <>
+      <PageHeader
+        title="Transactions"
+        description="Payments, refunds and adjustments on subscribers, newest first."
+        actions={<Button onClick={() => setQuery({ new: "1" })}>Record a transaction</Button>}
+      />
+      <Card withBorder radius="md" padding="sm" mb="md">
+        <SimpleGrid cols={{ base: 1, xs: 3 }} spacing="sm">
+          <Select
+            label="Subscriber"
+            placeholder="Any subscriber"
+            data={(subs.data ?? []).map((s) => ({ value: String(s.id), label: s.username }))}
+            value={subscriber || null}
+            onChange={(v) => setQuery({ subscriber: v, page: null })}
+            searchable
+            clearable
+          />
+          <TextInput
+            label="From"
+            type="date"
+            value={from}
+            onChange={(e) => setQuery({ from: e.currentTarget.value, page: null })}
+            error={fromError ?? undefined}
+          />
+          <TextInput
+            label="To"
+            type="date"
+            value={to}
+            onChange={(e) => setQuery({ to: e.currentTarget.value, page: null })}
+            error={toError ?? undefined}
+          />
+        </SimpleGrid>
+      </Card>
+      <ErrorAlert error={list.error} onRetry={list.reload} />
+      {list.loading && !list.data && <Loading />}
+      {list.data && list.data.length === 0 && (
+        <Empty
+          title={filtered ? "No transaction matches" : "No transactions yet"}
+          description={
+            filtered
+              ? "Change the subscriber or the dates."
+              : "Record a payment here, or let your billing system post them with a write key."
+          }
+          action={
+            filtered ? (
+              <Button
+                variant="default"
+                onClick={() => setQuery({ subscriber: null, from: null, to: null, page: null })}
+              >
+                Clear filters
+              </Button>
+            ) : (
+              <Button onClick={() => setQuery({ new: "1" })}>Record a transaction</Button>
+            )
+          }
+        />
+      )}
+      {list.data && list.data.length > 0 && (
+        <Card withBorder radius="md" padding={0}>
+          <Table.ScrollContainer minWidth={700}>
+            <Table verticalSpacing="sm" horizontalSpacing="md" striped>
+              <VisuallyHidden component="caption">Transactions</VisuallyHidden>
+              <Table.Thead>
+                <Table.Tr>
+                  <Table.Th>When</Table.Th>
+                  <Table.Th>Subscriber</Table.Th>
+                  <Table.Th>Type</Table.Th>
+                  <Table.Th ta="right">Amount</Table.Th>
+                  <Table.Th>Reference</Table.Th>
+                  <Table.Th>Via</Table.Th>
+                </Table.Tr>
+              </Table.Thead>
+              <Table.Tbody>
+                {list.data.map((t) => (
+                  <Table.Tr key={t.id}>
+                    <Table.Td>
+                      <Text size="sm" style={{ whiteSpace: "nowrap" }}>
+                        {formatDateTime(t.created_at)}
+                      </Text>
+                    </Table.Td>
+                    <Table.Td>
+                      <Anchor component={Link} href={`/subscribers/${t.subscriber_id}`} size="sm">
+                        {subById.get(t.subscriber_id)?.username ?? `#${t.subscriber_id}`}
+                      </Anchor>
+                    </Table.Td>
+                    <Table.Td>
+                      <Badge
+                        size="sm"
+                        variant="light"
+                        color={
+                          t.type === "payment" ? "teal" : t.type === "refund" ? "orange" : "gray"
+                        }
+                      >
+                        {t.type}
+                      </Badge>
+                    </Table.Td>
+                    <Table.Td ta="right">
+                      <Text size="sm" fw={500}>
+                        {formatMoney(t.amount, t.currency)}
+                      </Text>
+                    </Table.Td>
+                    <Table.Td>
+                      <Text size="sm">{t.reference ?? "—"}</Text>
+                      {t.description && (
+                        <Text size="xs" c="dimmed" lineClamp={1}>
+                          {t.description}
+                        </Text>
+                      )}
+                    </Table.Td>
+                    <Table.Td>
+                      {t.api_key_id ? (
+                        <Anchor component={Link} href={`/keys/${t.api_key_id}`} size="sm">
+                          key {t.api_key_id}
+                        </Anchor>
+                      ) : (
+                        <Text size="sm" c="dimmed">
+                          console
+                        </Text>
+                      )}
+                    </Table.Td>
+                  </Table.Tr>
+                ))}
+              </Table.Tbody>
+            </Table>
+          </Table.ScrollContainer>
+        </Card>
+      )}
+      {list.data && total > 0 && (
+        <Group justify="space-between" mt="md">
+          <Text size="sm" c="dimmed">
+            {(page - 1) * PER_PAGE + 1}–{Math.min(page * PER_PAGE, total)} of {total}
+          </Text>
+          {pages > 1 && (
+            <Pagination
+              total={pages}
+              value={Math.min(page, pages)}
+              onChange={(p) => setQuery({ page: p === 1 ? null : p })}
+              size="sm"
+            />
+          )}
+        </Group>
+      )}
+      <Dialog
+        opened={creating}
+        onClose={() => setQuery({ new: null })}
+        title="Record a transaction"
+      >
+        <TransactionForm
+          subscribers={subs.data ?? []}
+          subscriberId={subscriber}
+          onCancel={() => setQuery({ new: null })}
+          onSubmit={async (body) => {
+            const res = await api.post<Transaction>("/api/transactions", body);
+            setQuery({ new: null });
+            notify(
+              res.status === 200
+                ? "That reference was already recorded: the first transaction stands, nothing was added"
+                : "Transaction recorded",
+              res.status === 200 ? "yellow" : "teal",
+            );
+            list.reload();
+          }}
+        />
+      </Dialog>
+    </>
+  );
+}

@@ -1,0 +1,323 @@
+import {
+  Alert,
+  Badge,
+  Button,
+  Card,
+  Group,
+  PasswordInput,
+  Select,
+  Stack,
+  Table,
+  Text,
+  TextInput,
+  VisuallyHidden,
+} from "@mantine/core";
+import { useState } from "react";
+import { useUser } from "../auth";
+import { useNotify } from "../components/Toasts";
+import { ConfirmDialog, Dialog, Empty, ErrorAlert, Loading, PageHeader } from "../components/ui";
+import { api } from "../lib/api";
+import { useForm } from "../lib/form";
+import { formatDateTime } from "../lib/format";
+import { setQuery, useLocation } from "../lib/router";
+import type { UserRow } from "../lib/types";
+import { useResource } from "../lib/useResource";
+import { type UserFormValues, userPassword, validateUserForm } from "../lib/validation";
+
+function UserForm({
+  onSubmit,
+  onCancel,
+}: {
+  onSubmit: (body: UserFormValues) => Promise<void>;
+  onCancel: () => void;
+}) {
+  const form = useForm<UserFormValues>({
+    initial: { username: "", password: "", role: "reseller" },
+    validate: validateUserForm,
+    idPrefix: "user-new",
+  });
+  const { values, set, field } = form;
+  return (
+    <form
+      noValidate
+      aria-label="New user"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void form.submit((v) => onSubmit({ ...v, username: v.username.trim() }));
+      }}
+    >
+      <Stack>
+        <TextInput
+          label="Username"
+          required
+          autoCapitalize="off"
+          spellCheck={false}
+          autoComplete="off"
+          value={values.username}
+          onChange={(e) => set("username", e.currentTarget.value)}
+          data-autofocus
+          {...field("username")}
+        />
+        <PasswordInput
+          label="Password"
+          required
+          description="At least 8 characters. Share it with the person safely; they sign in with it."
+          autoComplete="new-password"
+          value={values.password}
+          onChange={(e) => set("password", e.currentTarget.value)}
+          {...field("password")}
+        />
+        <Select
+          label="Role"
+          data={[
+            { value: "reseller", label: "Reseller: sees only its own subscribers and keys" },
+            { value: "admin", label: "Admin: sees and changes everything" },
+          ]}
+          value={values.role}
+          onChange={(v) => set("role", v ?? "reseller")}
+          allowDeselect={false}
+          {...field("role")}
+        />
+        {form.formError && (
+          <Alert color="red" title="User not created" role="alert">
+            {form.formError}
+          </Alert>
+        )}
+        <Group justify="flex-end">
+          <Button variant="default" onClick={onCancel}>
+            Cancel
+          </Button>
+          <Button type="submit" loading={form.busy}>
+            Create user
+          </Button>
+        </Group>
+      </Stack>
+    </form>
+  );
+}
+
+function PasswordDialog({ user, onClose }: { user: UserRow | null; onClose: () => void }) {
+  const notify = useNotify();
+  const form = useForm<{ password: string }>({
+    initial: { password: "" },
+    validate: (v) => {
+      const p = userPassword(v.password);
+      return p ? { password: p } : {};
+    },
+    idPrefix: "user-pw",
+  });
+  return (
+    <Dialog
+      opened={user !== null}
+      onClose={onClose}
+      title={`New password for ${user?.username ?? ""}`}
+      size="md"
+    >
+      <form
+        noValidate
+        onSubmit={(e) => {
+          e.preventDefault();
+          void form
+            .submit(async (v) => {
+              await api.put(`/api/users/${user?.id}`, { password: v.password });
+            })
+            .then((ok) => {
+              if (ok) {
+                notify(`Password changed; ${user?.username} must sign in again`);
+                form.reset();
+                onClose();
+              }
+            });
+        }}
+      >
+        <Stack>
+          <PasswordInput
+            label="New password"
+            required
+            autoComplete="new-password"
+            value={form.values.password}
+            onChange={(e) => form.set("password", e.currentTarget.value)}
+            data-autofocus
+            {...form.field("password")}
+          />
+          <Text size="xs" c="dimmed">
+            Changing the password ends every session of this user.
+          </Text>
+          {form.formError && (
+            <Alert color="red" title="Not changed" role="alert">
+              {form.formError}
+            </Alert>
+          )}
+          <Group justify="flex-end">
+            <Button variant="default" onClick={onClose}>
+              Cancel
+            </Button>
+            <Button type="submit" loading={form.busy}>
+              Set password
+            </Button>
+          </Group>
+        </Stack>
+      </form>
+    </Dialog>
+  );
+}
+
+export function Users() {
+  const me = useUser();
+  const notify = useNotify();
+  const { query } = useLocation();
+  const list = useResource<UserRow[]>("/api/users");
+  const [deleting, setDeleting] = useState<UserRow | null>(null);
+  const [passwordFor, setPasswordFor] = useState<UserRow | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const creating = query.get("new") === "1";
+
+  const toggle = async (u: UserRow) => {
+    setError(null);
+    try {
+      await api.put(`/api/users/${u.id}`, { disabled: !u.disabled });
+      notify(
+        u.disabled ? `${u.username} enabled` : `${u.username} disabled; their keys stop working`,
+      );
+      list.reload();
+    } catch (err) {
+      setError(err);
+    }
+  };
+
+  return (
+    <>
+      <PageHeader
+        title="Users"
+        description="The people who sign in: admins, and resellers who each manage their own subscribers."
+        actions={<Button onClick={() => setQuery({ new: "1" })}>Add a user</Button>}
+      />
+      <ErrorAlert error={list.error ?? error} onRetry={list.error ? list.reload : undefined} />
+      {list.loading && !list.data && <Loading />}
+      {list.data && list.data.length <= 1 && (
+        <Empty
+          title="Only you so far"
+          description="Add a reseller for each partner who sells your services; they see only their own subscribers and keys."
+          action={<Button onClick={() => setQuery({ new: "1" })}>Add a reseller</Button>}
+        />
+      )}
+      {list.data && list.data.length > 0 && (
+        <Card withBorder radius="md" padding={0} mt={list.data.length <= 1 ? "md" : 0}>
+          <Table.ScrollContainer minWidth={600}>
+            <Table verticalSpacing="sm" horizontalSpacing="md" highlightOnHover>
+              <VisuallyHidden component="caption">Users</VisuallyHidden>
+              <Table.Thead>
+                <Table.Tr>
+                  <Table.Th>Username</Table.Th>
+                  <Table.Th>Role</Table.Th>
+                  <Table.Th>State</Table.Th>
+                  <Table.Th>Created</Table.Th>
+                  <Table.Th>
+                    <VisuallyHidden>Actions</VisuallyHidden>
+                  </Table.Th>
+                </Table.Tr>
+              </Table.Thead>
+              <Table.Tbody>
+                {list.data.map((u) => (
+                  <Table.Tr key={u.id}>
+                    <Table.Td>
+                      <Text size="sm" fw={500}>
+                        {u.username}
+                        {u.id === me.id && (
+                          <Text span c="dimmed" size="xs">
+                            {" "}
+                            (you)
+                          </Text>
+                        )}
+                      </Text>
+                    </Table.Td>
+                    <Table.Td>
+                      <Badge variant="light" color={u.role === "admin" ? "blue" : "grape"}>
+                        {u.role}
+                      </Badge>
+                    </Table.Td>
+                    <Table.Td>
+                      <Badge variant="light" color={u.disabled ? "red" : "teal"}>
+                        {u.disabled ? "disabled" : "active"}
+                      </Badge>
+                    </Table.Td>
+                    <Table.Td>
+                      <Text size="sm">{formatDateTime(u.created_at)}</Text>
+                    </Table.Td>
+                    <Table.Td>
+                      <Group gap="xs" justify="flex-end" wrap="nowrap">
+                        <Button
+                          size="compact-sm"
+                          variant="default"
+                          onClick={() => setPasswordFor(u)}
+                        >
+                          Password
+                        </Button>
+                        {u.id !== me.id && (
+                          <>
+                            <Button
+                              size="compact-sm"
+                              variant="light"
+                              color={u.disabled ? "teal" : "orange"}
+                              onClick={() => void toggle(u)}
+                              aria-label={`${u.disabled ? "Enable" : "Disable"} ${u.username}`}
+                            >
+                              {u.disabled ? "Enable" : "Disable"}
+                            </Button>
+                            <Button
+                              size="compact-sm"
+                              variant="subtle"
+                              color="red"
+                              onClick={() => setDeleting(u)}
+                              aria-label={`Delete ${u.username}`}
+                            >
+                              Delete
+                            </Button>
+                          </>
+                        )}
+                      </Group>
+                    </Table.Td>
+                  </Table.Tr>
+                ))}
+              </Table.Tbody>
+            </Table>
+          </Table.ScrollContainer>
+        </Card>
+      )}
+      <Dialog
+        opened={creating}
+        onClose={() => setQuery({ new: null })}
+        title="Add a user"
+        size="md"
+      >
+        <UserForm
+          onCancel={() => setQuery({ new: null })}
+          onSubmit={async (body) => {
+            await api.post("/api/users", body);
+            setQuery({ new: null });
+            notify(`User ${body.username} created`);
+            list.reload();
+          }}
+        />
+      </Dialog>
+      <PasswordDialog user={passwordFor} onClose={() => setPasswordFor(null)} />
+      <ConfirmDialog
+        opened={deleting !== null}
+        onClose={() => setDeleting(null)}
+        title={`Delete ${deleting?.username ?? ""}?`}
+        confirmLabel="Delete user"
+        onConfirm={async () => {
+          if (!deleting) return;
+          await api.del(`/api/users/${deleting.id}`);
+          notify(`User ${deleting.username} deleted`, "red");
+          list.reload();
+        }}
+      >
+        <Text size="sm">
+          They can no longer sign in, and every API key they own stops working at once. Their
+          subscribers stay.
+        </Text>
+      </ConfirmDialog>
+    </>
+  );
+}
