@@ -15,4 +15,9 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // The console runs in the browser.
+    files: ["console/src/**/*.{ts,tsx}"],
+    languageOptions: { globals: { ...globals.browser } },
+  },
 );
