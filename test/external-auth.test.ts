@@ -530,8 +530,19 @@ describe("external surface: every refusal on every route", () => {
       const body = res.json();
       expect(Object.keys(body).sort()).toEqual(["data", "success"]);
       expect(body.success).toBe(true);
-      expect(Object.keys(body.data).sort()).toEqual(["database", "status", "uptime_s", "version"]);
-      expect(body.data).toMatchObject({ status: "ok", database: "ok", version: h.kg.version });
+      expect(Object.keys(body.data).sort()).toEqual([
+        "database",
+        "redis",
+        "status",
+        "uptime_s",
+        "version",
+      ]);
+      expect(body.data).toMatchObject({
+        status: "ok",
+        database: "ok",
+        redis: "off",
+        version: h.kg.version,
+      });
       expect(body.data.version).toMatch(/^\d+\.\d+\.\d+/);
       expect(Number.isInteger(body.data.uptime_s) && body.data.uptime_s >= 0).toBe(true);
     }
