@@ -1,3 +1,5 @@
+import { parseAllowList } from "./keys/ip.js";
+
 /** Every setting Keygate reads, validated once. Nothing else reads `process.env`. */
 export type Config = Readonly<{
   host: string;
@@ -11,7 +13,8 @@ export type Config = Readonly<{
   ipRateLimit: number;
   failedKeyLimit: number;
   logRetentionDays: number;
-  trustProxy: boolean;
+  /** false, true (trust every hop), or the addresses/ranges of the proxies to trust. */
+  trustProxy: boolean | string[];
   selfServiceKeys: boolean;
   logLevel: string;
 }>;
@@ -85,10 +88,25 @@ export function loadConfig(env: Env = process.env): Config {
     ipRateLimit: int("KEYGATE_IP_RATE_LIMIT", 3000, 0, 100_000_000),
     failedKeyLimit: int("KEYGATE_FAILED_KEY_LIMIT", 100, 0, 10_000_000),
     logRetentionDays: int("KEYGATE_LOG_RETENTION_DAYS", 30, 1, 3650),
-    trustProxy: bool("KEYGATE_TRUST_PROXY", false),
+    trustProxy: trustProxy(read("KEYGATE_TRUST_PROXY")),
     selfServiceKeys: bool("KEYGATE_SELF_SERVICE_KEYS", false),
     logLevel,
   });
+}
+
+function trustProxy(raw: string | undefined): boolean | string[] {
+  if (raw === undefined) return false;
+  const lower = raw.toLowerCase();
+  if (["true", "1", "yes", "on"].includes(lower)) return true;
+  if (["false", "0", "no", "off"].includes(lower)) return false;
+  const list = raw.split(",").map((s) => s.trim());
+  const parsed = parseAllowList(list);
+  if (!parsed.ok || parsed.list.entries.length === 0) {
+    throw new ConfigError(
+      `KEYGATE_TRUST_PROXY must be true, false, or a comma-separated list of proxy addresses or CIDR ranges (got "${raw}")`,
+    );
+  }
+  return [...parsed.list.entries];
 }
 
 /** Hides a password in a connection URL so it can be printed. */

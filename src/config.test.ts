@@ -1,0 +1,64 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig, redactUrl } from "./config.js";
+
+describe("loadConfig", () => {
+  it("has the documented defaults", () => {
+    expect(loadConfig({})).toMatchObject({
+      host: "127.0.0.1",
+      port: 8080,
+      databaseUrl: "sqlite:./data/keygate.db",
+      redisUrl: null,
+      jwtSecret: null,
+      adminUsername: "admin",
+      adminPassword: null,
+      keyRateLimit: 600,
+      ipRateLimit: 3000,
+      failedKeyLimit: 100,
+      logRetentionDays: 30,
+      trustProxy: false,
+      selfServiceKeys: false,
+    });
+  });
+
+  it("is frozen", () => {
+    expect(Object.isFrozen(loadConfig({}))).toBe(true);
+  });
+
+  it.each([
+    [{ KEYGATE_PORT: "70000" }, "KEYGATE_PORT"],
+    [{ KEYGATE_PORT: "8o8o" }, "KEYGATE_PORT"],
+    [{ KEYGATE_DATABASE_URL: "mysql://x" }, "KEYGATE_DATABASE_URL"],
+    [{ KEYGATE_REDIS_URL: "localhost:6379" }, "KEYGATE_REDIS_URL"],
+    [{ KEYGATE_JWT_SECRET: "short" }, "KEYGATE_JWT_SECRET"],
+    [{ KEYGATE_ADMIN_USERNAME: "a b" }, "KEYGATE_ADMIN_USERNAME"],
+    [{ KEYGATE_ADMIN_PASSWORD: "1234" }, "KEYGATE_ADMIN_PASSWORD"],
+    [{ KEYGATE_KEY_RATE_LIMIT: "0" }, "KEYGATE_KEY_RATE_LIMIT"],
+    [{ KEYGATE_LOG_RETENTION_DAYS: "-1" }, "KEYGATE_LOG_RETENTION_DAYS"],
+    [{ KEYGATE_SELF_SERVICE_KEYS: "maybe" }, "KEYGATE_SELF_SERVICE_KEYS"],
+    [{ KEYGATE_TRUST_PROXY: "10.0.0.1/8" }, "KEYGATE_TRUST_PROXY"],
+    [{ KEYGATE_LOG_LEVEL: "loud" }, "KEYGATE_LOG_LEVEL"],
+  ])("refuses %o with a message naming the variable", (env, name) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(new RegExp(`^${name} `));
+  });
+
+  it("reads booleans, proxy lists and zero-means-off limits", () => {
+    const c = loadConfig({
+      KEYGATE_TRUST_PROXY: "127.0.0.1, 10.0.0.0/8",
+      KEYGATE_SELF_SERVICE_KEYS: "yes",
+      KEYGATE_IP_RATE_LIMIT: "0",
+      KEYGATE_FAILED_KEY_LIMIT: "0",
+    });
+    expect(c.trustProxy).toEqual(["127.0.0.1", "10.0.0.0/8"]);
+    expect(c.selfServiceKeys).toBe(true);
+    expect(c.ipRateLimit).toBe(0);
+    expect(loadConfig({ KEYGATE_TRUST_PROXY: "true" }).trustProxy).toBe(true);
+  });
+
+  it("never prints a database password", () => {
+    expect(redactUrl("postgres://kg:s3cret@db:5432/kg")).toBe("postgres://kg:***@db:5432/kg");
+    expect(() => loadConfig({ KEYGATE_DATABASE_URL: "mongodb://u:s3cret@h" })).toThrow(
+      /u:\*\*\*@h/,
+    );
+  });
+});
