@@ -99,7 +99,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     });
     cluster = c;
     limiter = new FallbackLimiter({
-      shared: new RedisLimiter(c.redis, c.keyPrefix),
+      shared: new RedisLimiter(c.redis, c.keyPrefix, c.epochKey),
       local: memory,
       available: () => c.available,
       ...log,
@@ -163,6 +163,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     limiter,
     defaultRateLimit: config.keyRateLimit,
     failedAttemptLimit: config.failedKeyLimit,
+    ...(cluster ? { staleAfter: (epoch: number) => (cluster as Cluster).staleAfter(epoch) } : {}),
   });
   const serviceRepo = new SqlServiceRepo(db);
   const subscriberRepo = new SqlSubscriberRepo(db);

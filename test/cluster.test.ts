@@ -102,6 +102,22 @@ describe("shared budgets in Redis", () => {
     await new Promise((r) => setTimeout(r, 100));
     await nodes[0]?.publish({ kind: "key", hash: "after" });
     await until(() => (seen[1]?.length ?? 0) === 3);
+
+    // Right after a publish returns, a budget check on the other node either finds the
+    // eviction applied or reports an epoch that makes it re-read: never a silent stale hit.
+    const limiter1 = new RedisLimiter(
+      new Redis(again.url),
+      nodes[1]?.keyPrefix,
+      nodes[1]?.epochKey,
+    );
+    for (let i = 0; i < 20; i++) {
+      const before = seen[1]?.length ?? 0;
+      await nodes[0]?.publish({ kind: "key", hash: `h${i}` });
+      const hit = await limiter1.hit("key:1", 1_000, 60_000, Date.now());
+      const applied = (seen[1]?.length ?? 0) > before;
+      const stale = nodes[1]?.staleAfter(hit.epoch ?? 0) ?? false;
+      expect(applied || stale, `round ${i}`).toBe(true);
+    }
     for (const n of nodes) await n.close();
     await again.stop();
   });

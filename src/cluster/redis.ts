@@ -27,10 +27,15 @@ export class Cluster {
   private readonly channel: string;
   /** Prefix for this deployment's rate-limit counters. */
   readonly keyPrefix: string;
+  /** Counts evictions; bumped before each is published, so a reader can tell it missed one. */
+  readonly epochKey: string;
+  /** The newest eviction epoch this instance has applied. */
+  private applied = 0;
 
   constructor(private readonly o: ClusterOptions) {
     this.channel = `keygate:${o.namespace}:evict`;
     this.keyPrefix = `keygate:${o.namespace}:rl:`;
+    this.epochKey = `keygate:${o.namespace}:epoch`;
     const common = {
       // Fail fast when disconnected: the limiter falls back to memory instead of queueing.
       enableOfflineQueue: false,
@@ -45,8 +50,20 @@ export class Cluster {
     this.redis.on("error", () => {});
     this.sub.on("error", () => {});
     this.sub.on("message", (_channel: string, message: string) => {
-      if (message === "all") o.onEviction({ kind: "all" });
-      else if (message.startsWith("key:")) o.onEviction({ kind: "key", hash: message.slice(4) });
+      // "<epoch> all" or "<epoch> key:<hash>"
+      const [epoch, what = ""] = message.split(" ");
+      if (what === "all") o.onEviction({ kind: "all" });
+      else if (what.startsWith("key:")) o.onEviction({ kind: "key", hash: what.slice(4) });
+      this.applied = Math.max(this.applied, Number(epoch) || 0);
+    });
+    this.redis.on("ready", () => {
+      // Evictions before this instance (or this connection) existed need no re-read.
+      this.redis
+        .get(this.epochKey)
+        .then((v) => {
+          if (!this.channelLost) this.applied = Math.max(this.applied, Number(v) || 0);
+        })
+        .catch(() => {});
     });
     this.sub.on("ready", () => {
       this.sub.subscribe(this.channel).catch(() => {});
@@ -70,14 +87,34 @@ export class Cluster {
     return this.redis.status === "ready";
   }
 
-  /** Tells every instance to drop a key (or every key) from its cache. */
+  /**
+   * Tells every instance to drop a key (or every key) from its cache. The epoch is bumped
+   * first: any instance whose next budget check reads the new epoch before the message
+   * arrives knows it missed an eviction and re-reads (see `staleAfter`).
+   */
   async publish(e: Eviction): Promise<void> {
     if (!this.available) return;
     try {
-      await this.redis.publish(this.channel, e.kind === "all" ? "all" : `key:${e.hash}`);
+      const epoch = await this.redis.incr(this.epochKey);
+      this.applied = Math.max(this.applied, epoch);
+      await this.redis.publish(
+        this.channel,
+        `${epoch} ${e.kind === "all" ? "all" : `key:${e.hash}`}`,
+      );
     } catch {
       // The TTL bounds staleness; the change itself is already stored.
     }
+  }
+
+  /**
+   * True when `epoch` (read with a budget) is newer than every eviction applied here:
+   * the caller's cache is cleared through onResync and it must read the key again.
+   */
+  staleAfter(epoch: number): boolean {
+    if (epoch <= this.applied) return false;
+    this.applied = epoch;
+    this.o.onResync();
+    return true;
   }
 
   async close(): Promise<void> {

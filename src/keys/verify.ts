@@ -78,6 +78,11 @@ export type VerifierOptions = {
   defaultRateLimit: number;
   /** Failed (malformed or unknown) key attempts one IP may make per minute; 0 = unlimited. */
   failedAttemptLimit: number;
+  /**
+   * Told the eviction epoch a shared limiter reported; answers true when it is newer than
+   * the evictions applied here (the cache has then been cleared and the key must be read again).
+   */
+  staleAfter?: (epoch: number) => boolean;
 };
 
 const MINUTE = 60_000;
@@ -105,6 +110,29 @@ export class KeyVerifier {
     if (failed) return { ok: false, code: failed, key };
     const limit = key.rateLimit ?? this.opts.defaultRateLimit;
     const rate = await this.opts.limiter.hit(`key:${key.id}`, limit, MINUTE, now);
+    if (rate.epoch !== undefined && this.opts.staleAfter?.(rate.epoch)) {
+      // Another instance changed a key after this one cached it: decide on a fresh read.
+      return this.recheck(header, ip, method, now, rate);
+    }
+    if (!rate.allowed) return { ok: false, code: "RATE_LIMIT_EXCEEDED", key, rate };
+    if (!scopeAllows(key.scopes, method)) {
+      return { ok: false, code: "SCOPE_REQUIRED", key, rate, scopeNeeded: scopeNeededFor(method) };
+    }
+    return { ok: true, key, rate };
+  }
+
+  /** The checks again on a fresh read, with the budget already counted. */
+  private async recheck(
+    header: string,
+    ip: string,
+    method: string,
+    now: number,
+    rate: RateDecision,
+  ): Promise<Verdict> {
+    const key = await this.opts.lookup.find(hashKey(header));
+    if (key === null) return { ok: false, code: "INVALID_API_KEY" };
+    const failed = checkKey(key, ip, now);
+    if (failed) return { ok: false, code: failed, key };
     if (!rate.allowed) return { ok: false, code: "RATE_LIMIT_EXCEEDED", key, rate };
     if (!scopeAllows(key.scopes, method)) {
       return { ok: false, code: "SCOPE_REQUIRED", key, rate, scopeNeeded: scopeNeededFor(method) };

@@ -5,6 +5,11 @@ export type RateDecision = {
   remaining: number;
   /** Milliseconds until the current window ends and the budget is whole again. */
   resetMs: number;
+  /**
+   * A shared limiter's view of the cluster's key-eviction epoch at the moment of the hit.
+   * An instance that sees an epoch newer than the last eviction it applied has missed one.
+   */
+  epoch?: number;
 };
 
 /**

@@ -1,13 +1,16 @@
 import type { Redis } from "ioredis";
 import type { Limiter, RateDecision } from "./limiter.js";
 
-// One round trip, atomic: count the hit and make sure the window's key expires.
+// One round trip, atomic: count the hit, make sure the window's key expires, and read
+// the key-eviction epoch so a caller can tell whether it missed an eviction.
 const HIT = `
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n`;
+return {n, tonumber(redis.call('GET', KEYS[2]) or '0')}`;
 
-type WithHit = Redis & { kgHit(key: string, ttlMs: number): Promise<number> };
+type WithHit = Redis & {
+  kgHit(key: string, epochKey: string, ttlMs: number): Promise<[number, number]>;
+};
 
 /**
  * Budgets shared by every instance: one counter per bucket and fixed window, counted
@@ -20,8 +23,9 @@ export class RedisLimiter implements Limiter {
   constructor(
     redis: Redis,
     private readonly prefix = "keygate:rl:",
+    private readonly epochKey = "keygate:epoch",
   ) {
-    if (!("kgHit" in redis)) redis.defineCommand("kgHit", { numberOfKeys: 1, lua: HIT });
+    if (!("kgHit" in redis)) redis.defineCommand("kgHit", { numberOfKeys: 2, lua: HIT });
     this.redis = redis as WithHit;
   }
 
@@ -32,12 +36,14 @@ export class RedisLimiter implements Limiter {
 
   async hit(bucket: string, limit: number, windowMs: number, now: number): Promise<RateDecision> {
     const { key, start } = this.key(bucket, windowMs, now);
-    const count = Number(await this.redis.kgHit(key, windowMs + 1_000));
+    const [n, epoch] = await this.redis.kgHit(key, this.epochKey, windowMs + 1_000);
+    const count = Number(n);
     return {
       allowed: count <= limit,
       limit,
       remaining: Math.max(0, limit - count),
       resetMs: start + windowMs - now,
+      epoch: Number(epoch),
     };
   }
 

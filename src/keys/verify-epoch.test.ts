@@ -1,0 +1,84 @@
+import { describe, expect, it } from "vitest";
+import type { Limiter, RateDecision } from "../ratelimit/limiter.js";
+import { hashKey } from "./format.js";
+import { type KeyRecord, KeyVerifier } from "./verify.js";
+
+const KEY = `pk_live_${"ab".repeat(16)}`;
+
+function record(over: Partial<KeyRecord> = {}): KeyRecord {
+  return {
+    id: 1,
+    name: "k",
+    prefix: KEY.slice(0, 12),
+    scopes: "read",
+    ownerId: 1,
+    ownerUsername: "admin",
+    ownerRole: "admin",
+    ownerUsable: true,
+    revokedAt: null,
+    expiresAt: null,
+    allowedIps: null,
+    rateLimit: null,
+    replacedByPrefix: null,
+    ...over,
+  };
+}
+
+/** A shared limiter stand-in that reports the cluster's eviction epoch with every hit. */
+function limiterAt(epoch: () => number): Limiter {
+  const decision = (): RateDecision => ({
+    allowed: true,
+    limit: 10,
+    remaining: 9,
+    resetMs: 1,
+    epoch: epoch(),
+  });
+  return { hit: decision, peek: decision, reset: () => {} };
+}
+
+describe("KeyVerifier with a cluster epoch", () => {
+  it("re-reads a cached key when the budget check reveals an eviction it has not applied", async () => {
+    // The cache still holds the key as active; the store already has it revoked.
+    let cached: KeyRecord | null = record();
+    const stored = record({ revokedAt: 1 });
+    let epoch = 0;
+    let applied = 0;
+    const verifier = new KeyVerifier({
+      lookup: { find: (h) => (h === hashKey(KEY) ? (cached ?? stored) : null) },
+      limiter: limiterAt(() => epoch),
+      defaultRateLimit: 10,
+      failedAttemptLimit: 0,
+      staleAfter: (e) => {
+        if (e <= applied) return false;
+        applied = e;
+        cached = null;
+        return true;
+      },
+    });
+    const req = { header: KEY, ip: "127.0.0.1", method: "GET", now: 10 };
+    expect((await verifier.verify(req)).ok).toBe(true);
+    epoch = 1; // another instance revoked it; its message has not arrived here yet
+    const v = await verifier.verify(req);
+    expect(v.ok).toBe(false);
+    expect(!v.ok && v.code).toBe("API_KEY_REVOKED");
+    expect(applied).toBe(1);
+  });
+
+  it("does not re-read when the epoch is one it has applied", async () => {
+    let reads = 0;
+    const verifier = new KeyVerifier({
+      lookup: {
+        find: () => {
+          reads++;
+          return record();
+        },
+      },
+      limiter: limiterAt(() => 5),
+      defaultRateLimit: 10,
+      failedAttemptLimit: 0,
+      staleAfter: (e) => e > 5,
+    });
+    await verifier.verify({ header: KEY, ip: "127.0.0.1", method: "GET", now: 10 });
+    expect(reads).toBe(1);
+  });
+});
