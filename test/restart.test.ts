@@ -124,3 +124,28 @@ describe("the real server process", () => {
     ]);
   });
 });
+
+describe("first start without a password", () => {
+  it("generates the admin password, prints it once, and it works", async () => {
+    const db = await freshDatabase(join(dir, "generated.db"));
+    const server = await startKeygate({ ...process.env, KEYGATE_DATABASE_URL: db.url });
+    try {
+      const m = /created admin "admin" with generated password: (\S+)/.exec(server.output());
+      expect(m).not.toBeNull();
+      const password = m?.[1] as string;
+      expect(password).toMatch(/^[A-Za-z0-9]{20}$/);
+      const login = await call(
+        server.base,
+        "POST",
+        "/api/auth/login",
+        {},
+        { username: "admin", password },
+      );
+      expect(login.status).toBe(200);
+      expect(server.output().match(new RegExp(password, "g"))).toHaveLength(1);
+    } finally {
+      await server.stop();
+      await db.drop();
+    }
+  });
+});
