@@ -1,0 +1,606 @@
+/**
+ * `npm run bench`: what Keygate adds to every request, as ratios to a bare Fastify server
+ * measured in the same run, beside a peer (better-auth on SQLite). See docs/performance.md.
+ *
+ * Environment: BENCH_DURATION (s per run, default 5), BENCH_ROUNDS (default 3),
+ * BENCH_CONNECTIONS (default 50), BENCH_ACCOUNTING (requests in the call-log check, default
+ * 60000), BENCH_PROFILE=0 to skip the profile, BENCH_NO_PIN=1 to skip CPU pinning.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Request, Result } from "autocannon";
+import { summaryMarkdown } from "./cpuprofile.js";
+import {
+  callLogRows,
+  type Fixture,
+  keyMaker,
+  seedKeys,
+  setUpFixture,
+  startKeygate,
+} from "./keygate.js";
+import {
+  call,
+  cpuMicros,
+  fmt,
+  fmtInt,
+  freePort,
+  load,
+  log,
+  memory,
+  type Pinning,
+  ROOT,
+  responses,
+  type Server,
+  type Spread,
+  setupPinning,
+  sleep,
+  spread,
+  startServer,
+  unexpected,
+} from "./lib.js";
+import { type ProfileResult, profileB } from "./profile.js";
+
+const DURATION = Number(process.env.BENCH_DURATION ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const ACCOUNTING = Number(process.env.BENCH_ACCOUNTING ?? 60_000);
+const BULK_KEYS = 10_000;
+const WHOAMI = "/api/v1/external/whoami";
+
+type ServerId = "bare" | "keygate" | "peer";
+type Mode = "p1" | "p10" | "rate";
+
+type Scenario = {
+  id: string;
+  label: string;
+  server: ServerId;
+  path: string;
+  headers?: Record<string, string>;
+  /** Per-request header values (autocannon `requests` + `setupRequest`). */
+  header?: { name: string; next: () => string };
+  expect: number;
+};
+
+type Run = {
+  round: number;
+  scenario: string;
+  mode: Mode;
+  rps: number;
+  responses: number;
+  /** Requests written to the socket, answered or not when the run ended. */
+  sent: number;
+  unexpected: number;
+  errors: number;
+  timeouts: number;
+  p50: number;
+  p99: number;
+  cpuUsPerReq: number;
+  targetRate: number | null;
+};
+
+function requestsFor(s: Scenario): Request[] | undefined {
+  const h = s.header;
+  if (!h) return undefined;
+  return [
+    {
+      method: "GET",
+      path: s.path,
+      setupRequest: (req) => {
+        (req.headers as Record<string, string>)[h.name] = h.next();
+        return req;
+      },
+    },
+  ];
+}
+
+async function measure(
+  s: Scenario,
+  server: Server,
+  mode: Mode,
+  round: number,
+  rate: number,
+): Promise<Run> {
+  const cpu0 = cpuMicros(server.pid);
+  const result: Result = await load({
+    url: server.url + s.path,
+    connections: CONNECTIONS,
+    pipelining: mode === "p10" ? 10 : 1,
+    duration: DURATION,
+    headers: s.headers,
+    requests: requestsFor(s),
+    ...(mode === "rate" ? { overallRate: rate } : {}),
+  });
+  // Let the run's tail (e.g. the last call-log batch) land in this run's CPU time.
+  await sleep(400);
+  const cpu1 = cpuMicros(server.pid);
+  const n = responses(result);
+  return {
+    round,
+    scenario: s.id,
+    mode,
+    rps: n / result.duration,
+    responses: n,
+    sent: result.requests.sent,
+    unexpected: unexpected(result, s.expect),
+    errors: result.errors,
+    timeouts: result.timeouts,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    cpuUsPerReq: n > 0 ? (cpu1 - cpu0) / n : Number.NaN,
+    targetRate: mode === "rate" ? rate : null,
+  };
+}
+
+async function expectStatus(
+  what: string,
+  p: Promise<{ status: number; text: string }>,
+  status: number,
+) {
+  const r = await p;
+  if (r.status !== status)
+    throw new Error(`${what}: expected HTTP ${status}, got ${r.status} ${r.text.slice(0, 300)}`);
+  return r;
+}
+
+async function main(): Promise<void> {
+  const t0 = performance.now();
+  const pinning: Pinning = setupPinning();
+  log(`pinning: ${pinning.note}`);
+  const dir = mkdtempSync(join(tmpdir(), "keygate-bench-run-"));
+  const servers: Server[] = [];
+  try {
+    // --- Keygate, its data and the key pools -----------------------------------------
+    const kg = await startKeygate(pinning, { dir: join(dir, "keygate") });
+    servers.push(kg);
+    const fx: Fixture = await setUpFixture(kg.url);
+    const bulkKey = keyMaker();
+    seedKeys(kg.dbPath, fx.adminId, BULK_KEYS, bulkKey);
+    const bulk = Array.from({ length: BULK_KEYS }, (_, i) => bulkKey(i));
+    const unknownKey = keyMaker(randomBytes(8).toString("hex"));
+    let unknownSeq = 0;
+    const malformed = "pk_live_not-a-valid-key";
+    log(`keygate up at ${kg.url}; fixture set up through the API, ${BULK_KEYS} keys seeded`);
+
+    const who = await expectStatus("whoami", call(kg.url, "GET", WHOAMI, { key: fx.key }), 200);
+    const body = who.text;
+    await expectStatus(
+      "subscriber read",
+      call(kg.url, "GET", `/api/v1/external/subscribers/${fx.subscriberId}`, { key: fx.key }),
+      200,
+    );
+    await expectStatus(
+      "seeded key",
+      call(kg.url, "GET", WHOAMI, { key: bulk[BULK_KEYS - 1] }),
+      200,
+    );
+    await expectStatus("malformed key", call(kg.url, "GET", WHOAMI, { key: malformed }), 401);
+    await expectStatus("unknown key", call(kg.url, "GET", WHOAMI, { key: unknownKey(1e9) }), 401);
+    await expectStatus("revoked key", call(kg.url, "GET", WHOAMI, { key: fx.revokedKey }), 401);
+    const setupCalls = 6;
+
+    // --- A: the ceiling ------------------------------------------------------------------
+    const bare = await startServer({
+      name: "bare",
+      nodeArgs: ["--import", "tsx", "bench/bare-server.ts"],
+      env: { BENCH_BODY: body, BENCH_PORT: String(await freePort()) },
+      pinning,
+    });
+    servers.push(bare);
+    const bareBody = await expectStatus("bare", call(bare.url, "GET", WHOAMI), 200);
+    if (bareBody.text.length !== body.length)
+      throw new Error(`bare body is ${bareBody.text.length} bytes, Keygate's ${body.length}`);
+
+    // --- C: the peer -----------------------------------------------------------------------
+    let peer: Server | null = null;
+    let peerMode = "not started";
+    let peerHeader = "";
+    let peerCredential = "";
+    try {
+      peer = await startServer({
+        name: "peer",
+        nodeArgs: ["--import", "tsx", "bench/peer-server.ts"],
+        env: { BENCH_PEER_DB: join(dir, "peer.db"), BENCH_PORT: String(await freePort()) },
+        pinning,
+      });
+      servers.push(peer);
+      const m = /peer: mode (\S+) (\S+) (.+)\n/.exec(peer.output());
+      if (!m) throw new Error(`peer did not print its credential:\n${peer.output()}`);
+      [, peerMode = "", peerHeader = "", peerCredential = ""] = m;
+      const r = await fetch(peer.url + WHOAMI, { headers: { [peerHeader]: peerCredential } });
+      if (r.status !== 200) throw new Error(`peer whoami: HTTP ${r.status} ${await r.text()}`);
+    } catch (err) {
+      peerMode = `failed: ${(err as Error).message.split("\n")[0]}`;
+      log(`peer not measured: ${peerMode}`);
+      await peer?.stop();
+      peer = null;
+    }
+
+    const scenarios: Scenario[] = [
+      {
+        id: "A",
+        label: "A bare Fastify, same JSON size",
+        server: "bare",
+        path: WHOAMI,
+        expect: 200,
+      },
+      {
+        id: "B",
+        label: "B whoami, valid key",
+        server: "keygate",
+        path: WHOAMI,
+        headers: { "x-api-key": fx.key },
+        expect: 200,
+      },
+      {
+        id: "B2",
+        label: "B2 subscribers/:id (a real read)",
+        server: "keygate",
+        path: `/api/v1/external/subscribers/${fx.subscriberId}`,
+        headers: { "x-api-key": fx.key },
+        expect: 200,
+      },
+      {
+        id: "B3",
+        label: `B3 whoami, ${fmtInt(BULK_KEYS)} keys at random`,
+        server: "keygate",
+        path: WHOAMI,
+        header: {
+          name: "x-api-key",
+          next: () => bulk[Math.floor(Math.random() * BULK_KEYS)] as string,
+        },
+        expect: 200,
+      },
+      {
+        id: "B3-malformed",
+        label: "B3 malformed key (401)",
+        server: "keygate",
+        path: WHOAMI,
+        headers: { "x-api-key": malformed },
+        expect: 401,
+      },
+      {
+        id: "B3-unknown",
+        label: "B3 unknown keys, never the same (401)",
+        server: "keygate",
+        path: WHOAMI,
+        header: { name: "x-api-key", next: () => unknownKey(unknownSeq++) },
+        expect: 401,
+      },
+      {
+        id: "B3-revoked",
+        label: "B3 revoked key (401)",
+        server: "keygate",
+        path: WHOAMI,
+        headers: { "x-api-key": fx.revokedKey },
+        expect: 401,
+      },
+    ];
+    if (peer) {
+      scenarios.push({
+        id: "C",
+        label:
+          peerMode === "api-key"
+            ? "C better-auth api-key plugin, SQLite"
+            : "C better-auth session (bearer), SQLite",
+        server: "peer",
+        path: WHOAMI,
+        headers: { [peerHeader]: peerCredential },
+        expect: 200,
+      });
+    }
+    const serverOf: Record<ServerId, Server | null> = { bare, keygate: kg, peer };
+
+    // --- Warm-up, then interleaved rounds -------------------------------------------------
+    log(`warm-up: 2 s per scenario`);
+    // Every external request sent to Keygate, for the whole-run bound on call-log rows.
+    const sentToKeygate = { answered: setupCalls, sent: setupCalls };
+    for (const s of scenarios) {
+      const server = serverOf[s.server] as Server;
+      const r = await load({
+        url: server.url + s.path,
+        connections: CONNECTIONS,
+        duration: 2,
+        headers: s.headers,
+        requests: requestsFor(s),
+      });
+      if (s.server === "keygate") {
+        sentToKeygate.answered += responses(r);
+        sentToKeygate.sent += r.requests.sent;
+      }
+    }
+
+    const runs: Run[] = [];
+    let rate = 0;
+    const modes: Mode[] = ["p1", "p10", "rate"];
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const mode of modes) {
+        for (const s of scenarios) {
+          const run = await measure(s, serverOf[s.server] as Server, mode, round, rate);
+          runs.push(run);
+          if (s.server === "keygate") {
+            sentToKeygate.answered += run.responses;
+            sentToKeygate.sent += run.sent;
+          }
+          if (round === 1 && mode === "p1" && s.id === "A")
+            rate = Math.max(100, Math.floor(run.rps / 2));
+          log(
+            `round ${round} ${mode.padEnd(4)} ${s.id.padEnd(12)} ${fmtInt(run.rps).padStart(7)} req/s` +
+              `  p50 ${fmt(run.p50)} p99 ${fmt(run.p99)} ms  cpu ${fmt(run.cpuUsPerReq, 1)} µs/req` +
+              (run.unexpected ? `  UNEXPECTED STATUS ${run.unexpected}` : "") +
+              (run.errors ? `  errors ${run.errors}` : ""),
+          );
+        }
+      }
+    }
+
+    const rss = {
+      bare: memory(bare.pid).peakMb,
+      keygate: memory(kg.pid).peakMb,
+      peer: peer ? memory(peer.pid).peakMb : Number.NaN,
+    };
+
+    // --- Call-log accounting: every response has its row --------------------------------
+    log(`call-log check: ${fmtInt(ACCOUNTING)} mixed requests, then SIGTERM`);
+    await sleep(1500); // the writer flushes every 250 ms; earlier runs are on disk by now
+    const rowsBefore = callLogRows(kg.dbPath);
+    const mixed: Request[] = [
+      {
+        method: "GET",
+        path: WHOAMI,
+        setupRequest: (req) => {
+          (req.headers as Record<string, string>)["x-api-key"] = bulk[
+            Math.floor(Math.random() * BULK_KEYS)
+          ] as string;
+          return req;
+        },
+      },
+      {
+        method: "GET",
+        path: `/api/v1/external/subscribers/${fx.subscriberId}`,
+        headers: { "x-api-key": fx.key },
+      },
+      { method: "GET", path: WHOAMI, headers: { "x-api-key": malformed } },
+      {
+        method: "GET",
+        path: WHOAMI,
+        setupRequest: (req) => {
+          (req.headers as Record<string, string>)["x-api-key"] = unknownKey(unknownSeq++);
+          return req;
+        },
+      },
+      { method: "GET", path: WHOAMI, headers: { "x-api-key": fx.revokedKey } },
+      { method: "GET", path: "/api/v1/external/no-such-route", headers: { "x-api-key": fx.key } },
+    ];
+    const acc = await load({
+      url: kg.url,
+      connections: CONNECTIONS,
+      // Pipelining 1: with more, autocannon closes a connection that reached its count while
+      // later answers are still on their way, and those would go uncounted.
+      pipelining: 1,
+      amount: ACCOUNTING,
+      requests: mixed,
+    });
+    const accResponses = responses(acc);
+    const exitCode = await kg.stop();
+    const rowsAfter = callLogRows(kg.dbPath);
+    const accRows = rowsAfter - rowsBefore;
+    const queueDrops = (kg.output().match(/call log queue full: dropped (\d+)/g) ?? []).length;
+    const accounting = {
+      requests: ACCOUNTING,
+      responses: accResponses,
+      errors: acc.errors,
+      timeouts: acc.timeouts,
+      rows: accRows,
+      dropped: accResponses - accRows,
+      exitCode,
+      queueFullWarnings: queueDrops,
+      // Timed runs end with requests in flight: rows must lie between answered and sent.
+      wholeRun: {
+        answered: sentToKeygate.answered + accResponses,
+        sent: sentToKeygate.sent + acc.requests.sent,
+        rows: rowsAfter,
+      },
+    };
+    log(
+      `call-log check: ${accResponses} responses, ${accRows} rows, dropped ${accounting.dropped}, exit ${exitCode}`,
+    );
+    await bare.stop();
+    await peer?.stop();
+
+    // --- Profile of B ------------------------------------------------------------------------
+    const profiles: ProfileResult[] = [];
+    if (process.env.BENCH_PROFILE !== "0") {
+      for (const which of ["B", "B3"] as const) {
+        log(`profile: ${which} under --cpu-prof`);
+        try {
+          profiles.push(await profileB(pinning, DURATION, which));
+        } catch (err) {
+          log(`profile of ${which} failed: ${(err as Error).message}`);
+        }
+      }
+    }
+
+    // --- Report ------------------------------------------------------------------------------
+    const elapsedS = (performance.now() - t0) / 1000;
+    const report = buildReport({
+      scenarios,
+      runs,
+      rate,
+      rss,
+      accounting,
+      profiles,
+      pinning,
+      peerMode,
+      bodyBytes: Buffer.byteLength(body),
+      elapsedS,
+    });
+    const resultsDir = join(ROOT, "bench", "results");
+    mkdirSync(resultsDir, { recursive: true });
+    writeFileSync(join(resultsDir, "latest.md"), report.markdown);
+    writeFileSync(join(resultsDir, "latest.json"), `${JSON.stringify(report.json, null, 2)}\n`);
+    process.stdout.write(`${report.markdown}\n`);
+    log(`wrote bench/results/latest.md and latest.json in ${elapsedS.toFixed(0)} s`);
+  } finally {
+    for (const s of servers) await s.stop(5_000).catch(() => null);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+type ReportInput = {
+  scenarios: Scenario[];
+  runs: Run[];
+  rate: number;
+  rss: Record<ServerId, number>;
+  accounting: {
+    requests: number;
+    responses: number;
+    errors: number;
+    timeouts: number;
+    rows: number;
+    dropped: number;
+    exitCode: number | null;
+    queueFullWarnings: number;
+    wholeRun: { answered: number; sent: number; rows: number };
+  };
+  profiles: ProfileResult[];
+  pinning: Pinning;
+  peerMode: string;
+  bodyBytes: number;
+  elapsedS: number;
+};
+
+const cell = (s: Spread, f: (n: number) => string) =>
+  s.n === 0 ? "–" : s.n === 1 ? f(s.median) : `${f(s.median)} (${f(s.min)}–${f(s.max)})`;
+
+function buildReport(r: ReportInput): { markdown: string; json: unknown } {
+  const get = (id: string, mode: Mode, round: number) =>
+    r.runs.find((x) => x.scenario === id && x.mode === mode && x.round === round);
+  const rounds = [...new Set(r.runs.map((x) => x.round))];
+  const ratio = (id: string, mode: Mode, field: "rps" | "cpuUsPerReq") =>
+    spread(
+      rounds.map((round) => {
+        const a = get("A", mode, round);
+        const b = get(id, mode, round);
+        return a && b ? b[field] / a[field] : Number.NaN;
+      }),
+    );
+  const of = (id: string, mode: Mode, field: keyof Run) =>
+    spread(r.runs.filter((x) => x.scenario === id && x.mode === mode).map((x) => Number(x[field])));
+
+  const rows = r.scenarios.map((s) => {
+    const summary = {
+      id: s.id,
+      label: s.label,
+      rpsP1: of(s.id, "p1", "rps"),
+      ratioP1: ratio(s.id, "p1", "rps"),
+      rpsP10: of(s.id, "p10", "rps"),
+      ratioP10: ratio(s.id, "p10", "rps"),
+      rateServed: of(s.id, "rate", "rps"),
+      p50: of(s.id, "rate", "p50"),
+      p99: of(s.id, "rate", "p99"),
+      cpu: of(s.id, "p1", "cpuUsPerReq"),
+      cpuRatio: ratio(s.id, "p1", "cpuUsPerReq"),
+      peakRssMb: r.rss[s.server],
+      unexpected: r.runs.filter((x) => x.scenario === s.id).reduce((n, x) => n + x.unexpected, 0),
+      errors: r.runs
+        .filter((x) => x.scenario === s.id)
+        .reduce((n, x) => n + x.errors + x.timeouts, 0),
+    };
+    return summary;
+  });
+
+  const x = (n: number) => `${fmt(n)}×`;
+  const w = r.accounting.wholeRun;
+  const wholeOk = w.rows >= w.answered && w.rows <= w.sent;
+  const dropped =
+    r.accounting.dropped === 0 && r.accounting.exitCode === 0
+      ? "**dropped: 0**"
+      : `**dropped: ${r.accounting.dropped}**`;
+  const md: string[] = [
+    "# Keygate load benchmark — latest run",
+    "",
+    `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC · Node ${process.versions.node} · ` +
+      `${r.pinning.cores} × ${cpus()[0]?.model.trim() ?? "cpu"} · ${r.pinning.note} · ` +
+      `${rounds.length} interleaved rounds × ${DURATION} s per run · ` +
+      `${CONNECTIONS} connections · whoami body ${r.bodyBytes} B · run took ${r.elapsedS.toFixed(0)} s`,
+    "",
+    "Median over rounds (min–max). Ratios are to A in the same round and mode; CPU is the server's user+system time per response at pipelining 1.",
+    "",
+    `| scenario | req/s c${CONNECTIONS} p1 | ×A | req/s c${CONNECTIONS} p10 | ×A | p50 / p99 ms at ${fmtInt(r.rate)} req/s | served req/s | CPU µs/req | ×A | peak RSS MB |`,
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...rows.map(
+      (s) =>
+        `| ${s.label} | ${cell(s.rpsP1, fmtInt)} | ${cell(s.ratioP1, x)} | ${cell(s.rpsP10, fmtInt)} | ${cell(s.ratioP10, x)} | ` +
+        `${fmt(s.p50.median)} / ${fmt(s.p99.median)} (p99 ${fmt(s.p99.min)}–${fmt(s.p99.max)}) | ${fmtInt(s.rateServed.median)} | ` +
+        `${cell(s.cpu, (n) => fmt(n, 1))} | ${cell(s.cpuRatio, x)} | ${fmt(s.peakRssMb, 0)} |`,
+    ),
+    "",
+    `Call log: after ${fmtInt(r.accounting.responses)} responses to a mixed load (valid, random, malformed, unknown, revoked keys, a read, an unknown route) and an immediate SIGTERM, ` +
+      `api_key_logs gained ${fmtInt(r.accounting.rows)} rows — ${dropped} (exit code ${r.accounting.exitCode}; "queue full" warnings: ${r.accounting.queueFullWarnings}). ` +
+      `Whole run: ${fmtInt(r.accounting.wholeRun.rows)} rows for ${fmtInt(r.accounting.wholeRun.answered)} answered and ${fmtInt(r.accounting.wholeRun.sent)} sent external requests (${wholeOk ? "within bounds" : "OUT OF BOUNDS"}; timed runs end with requests in flight).`,
+    "",
+    "Notes:",
+    `- Keygate runs as the real process (\`node --import tsx src/main.ts\`) on SQLite with verify, rate limits and call log on; limits raised (IP limit off, key limit 10,000,000/min, failed-key limit off) so nothing is refused. B, B2 and B3 share one process: its peak RSS is the whole run's.`,
+    `- The fixed rate is half of A's c${CONNECTIONS} p1 maximum in round 1; "served req/s" below that rate means the server could not keep up, and its latency is queueing.`,
+    `- C: ${peerNote(r.peerMode)}`,
+    `- Numbers on a shared 2-core machine are noisy: compare ratios within one run, not absolute numbers across runs.`,
+  ];
+  const bad = rows.filter((s) => s.unexpected > 0 || s.errors > 0);
+  if (bad.length > 0) {
+    md.push(
+      `- Unexpected statuses or socket errors: ${bad.map((s) => `${s.id} ${s.unexpected} status, ${s.errors} errors/timeouts`).join("; ")}.`,
+    );
+  }
+  for (const p of r.profiles) {
+    const what =
+      p.scenario === "B"
+        ? "whoami with one valid key"
+        : `whoami with ${fmtInt(BULK_KEYS)} valid keys at random`;
+    md.push(
+      "",
+      `## Where the time goes in ${p.scenario}`,
+      "",
+      `\`node --cpu-prof --import tsx src/main.ts\`, ${what}: ${fmtInt(p.requests)} requests in ${p.durationS} s (c${CONNECTIONS} p1), samples of the load phase only; raw profile in \`${p.saved}\` (git-ignored).`,
+      "",
+      summaryMarkdown(p.summary, p.scenario === "B" ? 20 : 12),
+    );
+  }
+  const json = {
+    meta: {
+      date: new Date().toISOString(),
+      node: process.versions.node,
+      cpus: r.pinning.cores,
+      pinning: r.pinning.note,
+      durationS: DURATION,
+      rounds: rounds.length,
+      connections: CONNECTIONS,
+      fixedRate: r.rate,
+      bodyBytes: r.bodyBytes,
+      peerMode: r.peerMode,
+      elapsedS: r.elapsedS,
+    },
+    summary: rows,
+    rssPeakMb: r.rss,
+    accounting: r.accounting,
+    runs: r.runs,
+    profiles: r.profiles.map((p) => ({ scenario: p.scenario, requests: p.requests, ...p.summary })),
+  };
+  return { markdown: `${md.join("\n")}\n`, json };
+}
+
+function peerNote(mode: string): string {
+  if (mode === "api-key")
+    return "better-auth with its API-key plugin (`@better-auth/api-key`), verifying `X-API-Key` through `auth.api.verifyApiKey` on better-sqlite3, rate limiting on.";
+  const why =
+    "better-auth's API-key plugin could not be wired: in better-auth 1.7 it is a separate package, `@better-auth/api-key` (`better-auth/plugins` no longer exports `apiKey`), and that package is not among this project's dependencies. ";
+  if (mode === "session")
+    return (
+      why +
+      "Measured instead: better-auth itself (1.7, bearer plugin) verifying a session token sent as `Authorization: Bearer` through `auth.api.getSession` on better-sqlite3 — a signed-token check plus a database read per request, and no writes, so it is lighter than the API-key plugin's one read and two writes. `bench/peer-server.ts` switches to the API-key plugin by itself once `@better-auth/api-key` is installed."
+    );
+  return `not measured (${mode}).`;
+}
+
+await main();
