@@ -161,9 +161,8 @@ export async function buildApp(
   // A request with no body at all reads as `{}`, so routes whose fields are all optional
   // take a bare POST; a body that is present (even JSON null) is validated as sent.
   app.addHook("preValidation", async (request) => {
-    if (request.body === undefined || (request.body === null && !hasContent(request))) {
-      request.body = {};
-    }
+    const bodiless = request.body === undefined || (request.body === null && !hasContent(request));
+    if (bodiless && request.routeOptions.schema?.body) request.body = {};
     // PostgreSQL text cannot hold NUL, and no field here has a use for it: refuse it up front.
     const nul =
       findNul(request.body, "") ?? findNul(request.query, "") ?? findNul(request.params, "");
