@@ -80,7 +80,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
   };
   const audit = new Audit(new SqlAuditRepo(db), now);
   const users = new SqlUserRepo(db);
-  const keyRepo = new SqlKeyRepo(db);
+  const keyRepo = new SqlKeyRepo(database);
   // With several instances, a lost eviction channel leaves only the TTL to bound staleness.
   const keyCache = new CachedKeyLookup({
     load: (hash) => keyRepo.loadRecord(hash),

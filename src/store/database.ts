@@ -11,6 +11,8 @@ export type Dialect = "sqlite" | "postgres";
 export type Database = {
   db: Kysely<DB>;
   dialect: Dialect;
+  /** The driver underneath, for the few hot statements that skip the query builder. */
+  raw: { sqlite: SQLite.Database; pg?: undefined } | { pg: pg.Pool; sqlite?: undefined };
   /** Answers whether the database can run a trivial query right now. */
   ping(): Promise<boolean>;
   close(): Promise<void>;
@@ -49,6 +51,7 @@ function openSqlite(path: string): Database {
   return {
     db,
     dialect: "sqlite",
+    raw: { sqlite: conn },
     ping: () => ping(db),
     close: () => db.destroy(),
   };
@@ -74,6 +77,7 @@ function openPostgres(url: string): Database {
   return {
     db,
     dialect: "postgres",
+    raw: { pg: pool },
     ping: () => ping(db),
     close: () => db.destroy(),
   };

@@ -13,7 +13,11 @@ import type {
 } from "../keys/service.js";
 import { toKeyRecord } from "../keys/service.js";
 import type { KeyRecord } from "../keys/verify.js";
+import type { Database } from "./database.js";
 import type { DB } from "./schema.js";
+
+type SQLiteConnection = NonNullable<Database["raw"]["sqlite"]>;
+type SQLiteStatement = ReturnType<SQLiteConnection["prepare"]>;
 
 type Row = Selectable<DB["api_keys"]>;
 
@@ -59,8 +63,22 @@ function toRow(k: NewKey) {
   };
 }
 
+type RecordRow = Row & {
+  owner_username: string;
+  owner_role: string;
+  owner_disabled_at: string | null;
+  owner_deleted_at: string | null;
+  next_prefix: string | null;
+};
+
 export class SqlKeyRepo implements KeyRepo, CallLogSink {
-  constructor(private readonly db: Kysely<DB>) {}
+  private readonly db: Kysely<DB>;
+  private readonly raw: Database["raw"];
+
+  constructor(database: Pick<Database, "db" | "raw">) {
+    this.db = database.db;
+    this.raw = database.raw;
+  }
 
   async insert(k: NewKey): Promise<StoredKey> {
     return toKey(
@@ -243,19 +261,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
 
   /** The verification view of a key: the key, its owner's standing and its successor's prefix. */
   async loadRecord(hash: string): Promise<KeyRecord | null> {
-    const r = await this.db
-      .selectFrom("api_keys as k")
-      .innerJoin("users as u", "u.id", "k.owner_id")
-      .leftJoin("api_keys as n", "n.id", "k.replaced_by_id")
-      .selectAll("k")
-      .select([
-        "u.username as owner_username",
-        "u.role as owner_role",
-        "u.disabled_at as owner_disabled_at",
-      ])
-      .select(["u.deleted_at as owner_deleted_at", "n.key_prefix as next_prefix"])
-      .where("k.key_hash", "=", hash)
-      .executeTakeFirst();
+    const r = await this.recordRow(hash);
     if (!r) return null;
     return toKeyRecord(
       toKey(r),
@@ -268,35 +274,100 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     );
   }
 
+  /** The query is built once; each engine then runs it as a prepared statement. */
+  private buildRecordQuery() {
+    return this.db
+      .selectFrom("api_keys as k")
+      .innerJoin("users as u", "u.id", "k.owner_id")
+      .leftJoin("api_keys as n", "n.id", "k.replaced_by_id")
+      .selectAll("k")
+      .select([
+        "u.username as owner_username",
+        "u.role as owner_role",
+        "u.disabled_at as owner_disabled_at",
+      ])
+      .select(["u.deleted_at as owner_deleted_at", "n.key_prefix as next_prefix"])
+      .where("k.key_hash", "=", "")
+      .compile();
+  }
+
+  private recordSql: string | null = null;
+  private recordStatement: SQLiteStatement | null = null;
+
+  private async recordRow(hash: string): Promise<RecordRow | undefined> {
+    if (this.raw.sqlite) {
+      this.recordSql ??= this.buildRecordQuery().sql;
+      this.recordStatement ??= this.raw.sqlite.prepare(this.recordSql);
+      return this.recordStatement.get(hash) as RecordRow | undefined;
+    }
+    const res = await this.raw.pg.query<RecordRow>({
+      name: "keygate_load_key",
+      text: (this.recordSql ??= this.buildRecordQuery().sql),
+      values: [hash],
+    });
+    return res.rows[0];
+  }
+
+  /**
+   * One transaction per batch, on the hot path's budget: SQLite runs two prepared
+   * statements in a loop; PostgreSQL inserts and updates from arrays (unnest), two
+   * statements whatever the batch size.
+   */
   async writeBatch(entries: CallLogEntry[], lastUsed: Map<number, LastUse>): Promise<void> {
+    const uses = [...lastUsed];
+    if (this.raw.sqlite) {
+      this.sqliteBatch ??= this.prepareSqliteBatch(this.raw.sqlite);
+      this.sqliteBatch(entries, uses);
+      return;
+    }
     await this.db.transaction().execute(async (trx) => {
-      // Chunks keep each statement under SQLite's bound-parameter limit.
-      for (let i = 0; i < entries.length; i += 500) {
-        await trx
-          .insertInto("api_key_logs")
-          .values(
-            entries.slice(i, i + 500).map((e) => ({
-              api_key_id: e.apiKeyId,
-              timestamp: e.timestamp,
-              method: e.method,
-              path: e.path,
-              status_code: e.statusCode,
-              ip: e.ip,
-              latency_ms: e.latencyMs,
-              user_agent: e.userAgent,
-              error_code: e.errorCode,
-            })),
-          )
-          .execute();
+      if (entries.length > 0) {
+        const col = <T>(f: (e: CallLogEntry) => T) => entries.map(f);
+        await sql`insert into api_key_logs
+            (api_key_id, timestamp, method, path, status_code, ip, latency_ms, user_agent, error_code)
+          select * from unnest(
+            ${col((e) => e.apiKeyId)}::int[], ${col((e) => e.timestamp)}::text[],
+            ${col((e) => e.method)}::text[], ${col((e) => e.path)}::text[],
+            ${col((e) => e.statusCode)}::int[], ${col((e) => e.ip)}::text[],
+            ${col((e) => e.latencyMs)}::float8[], ${col((e) => e.userAgent)}::text[],
+            ${col((e) => e.errorCode)}::text[])`.execute(trx);
       }
-      for (const [id, use] of lastUsed) {
-        await trx
-          .updateTable("api_keys")
-          .set({ last_used_at: use.at, last_used_ip: use.ip })
-          .where("id", "=", id)
-          .where((eb) => eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<", use.at)]))
-          .execute();
+      if (uses.length > 0) {
+        await sql`update api_keys as k set last_used_at = u.at, last_used_ip = u.ip
+          from unnest(${uses.map(([id]) => id)}::int[], ${uses.map(([, u]) => u.at)}::text[],
+                      ${uses.map(([, u]) => u.ip)}::text[]) as u(id, at, ip)
+          where k.id = u.id and (k.last_used_at is null or k.last_used_at < u.at)`.execute(trx);
       }
+    });
+  }
+
+  private sqliteBatch: ((entries: CallLogEntry[], uses: [number, LastUse][]) => void) | null = null;
+
+  private prepareSqliteBatch(conn: SQLiteConnection) {
+    const insert = conn.prepare(
+      `insert into api_key_logs
+         (api_key_id, timestamp, method, path, status_code, ip, latency_ms, user_agent, error_code)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const touch = conn.prepare(
+      `update api_keys set last_used_at = ?, last_used_ip = ?
+       where id = ? and (last_used_at is null or last_used_at < ?)`,
+    );
+    return conn.transaction((entries: CallLogEntry[], uses: [number, LastUse][]) => {
+      for (const e of entries) {
+        insert.run(
+          e.apiKeyId,
+          e.timestamp,
+          e.method,
+          e.path,
+          e.statusCode,
+          e.ip,
+          e.latencyMs,
+          e.userAgent,
+          e.errorCode,
+        );
+      }
+      for (const [id, use] of uses) touch.run(use.at, use.ip, id, use.at);
     });
   }
 
