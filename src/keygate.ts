@@ -55,6 +55,8 @@ export type Keygate = {
   version: string;
   /** The one clock every time-dependent decision reads; tests replace it. */
   now: () => Date;
+  /** The same clock in epoch milliseconds, for the request path. */
+  clock: () => number;
   /** Logs through whatever logger the app uses (set once the app exists). */
   warn: (msg: string) => void;
   info: (msg: string) => void;
@@ -67,6 +69,7 @@ export type KeygateOptions = { now?: () => Date };
 
 export async function createKeygate(config: Config, opts: KeygateOptions = {}): Promise<Keygate> {
   const now = opts.now ?? (() => new Date());
+  const clock = opts.now ? () => now().getTime() : Date.now;
   const database = await openDatabase(config.databaseUrl);
   const { db } = database;
   const settings = new SqlSettings(db);
@@ -86,7 +89,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     load: (hash) => keyRepo.loadRecord(hash),
     ttlMs: config.redisUrl ? 10_000 : 30_000,
   });
-  const memory = new MemoryLimiter(60_000, () => now().getTime());
+  const memory = new MemoryLimiter(60_000, clock);
   let limiter: Limiter = memory;
   let cluster: Cluster | null = null;
   if (config.redisUrl) {
@@ -121,6 +124,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     audit,
     startedAt: Date.now(),
     now,
+    clock,
     version: VERSION,
     warn: (msg: string) => {
       process.stderr.write(`${msg}\n`);

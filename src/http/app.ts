@@ -120,12 +120,7 @@ export async function buildApp(
     request.clientIp = normalizeClientIp(request.ip);
     const limit = kg.config.ipRateLimit;
     if (limit === 0) return;
-    const decision = await kg.limiter.hit(
-      `ip:${request.clientIp}`,
-      limit,
-      MINUTE,
-      kg.now().getTime(),
-    );
+    const decision = await kg.limiter.hit(`ip:${request.clientIp}`, limit, MINUTE, kg.clock());
     request.ipRate = decision;
     if (!decision.allowed) {
       const wait = Math.max(1, Math.ceil(decision.resetMs / 1000));

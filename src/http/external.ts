@@ -81,6 +81,13 @@ export function refusal(v: Extract<Verdict, { ok: false }>, method: string, ip: 
   }
 }
 
+/** The URL without its query string (which may hold search terms), capped for storage. */
+function pathOf(url: string): string {
+  const q = url.indexOf("?");
+  const path = q === -1 ? url : url.slice(0, q);
+  return path.length > 512 ? path.slice(0, 512) : path;
+}
+
 function rateHeaders(reply: FastifyReply, r: RateDecision): void {
   reply.header("RateLimit-Limit", r.limit);
   reply.header("RateLimit-Remaining", r.remaining);
@@ -121,7 +128,7 @@ export function externalSurface(kg: Keygate): FastifyPluginAsync {
         header: Array.isArray(raw) ? raw[0] : raw,
         ip: request.clientIp,
         method: request.method,
-        now: kg.now().getTime(),
+        now: kg.clock(),
       });
       if (verdict.key) {
         const k = verdict.key;
@@ -145,9 +152,9 @@ export function externalSurface(kg: Keygate): FastifyPluginAsync {
       if (request.routeOptions.config?.public) return;
       kg.callLog.push({
         apiKeyId: request.principal?.key?.id ?? null,
-        timestamp: kg.now().toISOString(),
+        timestamp: new Date(kg.clock()).toISOString(),
         method: request.method,
-        path: (request.url.split("?")[0] ?? "").slice(0, 512),
+        path: pathOf(request.url),
         statusCode: reply.statusCode,
         ip: request.clientIp,
         latencyMs: Math.round(reply.elapsedTime * 100) / 100,

@@ -10,10 +10,17 @@ export class MemoryLimiter implements Limiter {
     this.sweeper.unref();
   }
 
+  /** The rule of `decide`, applied in place: this runs on every request. */
   hit(bucket: string, limit: number, windowMs: number, now: number): RateDecision {
-    const { state, decision } = decide(this.windows.get(bucket), limit, windowMs, now, true);
-    this.windows.set(bucket, { ...state, end: state.start + windowMs });
-    return decision;
+    const start = now - (now % windowMs);
+    let w = this.windows.get(bucket);
+    if (w === undefined || w.start !== start) {
+      w = { start, count: 0, end: start + windowMs };
+      this.windows.set(bucket, w);
+    }
+    const allowed = w.count < limit;
+    if (allowed) w.count++;
+    return { allowed, limit, remaining: limit - w.count, resetMs: w.end - now };
   }
 
   peek(bucket: string, limit: number, windowMs: number, now: number): RateDecision {
