@@ -273,3 +273,22 @@ export function fmtInt(n: number): string {
 export function fmt(n: number, digits = 2): string {
   return Number.isFinite(n) ? n.toFixed(digits) : "–";
 }
+
+/** Which code was measured: the commit, and how many files under src/ differ from it. */
+export function sourceState(): string {
+  try {
+    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], {
+      cwd: ROOT,
+      encoding: "utf8",
+    }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src"], {
+      cwd: ROOT,
+      encoding: "utf8",
+    })
+      .split("\n")
+      .filter(Boolean).length;
+    return dirty > 0 ? `${head} + ${dirty} uncommitted file(s) in src/` : head;
+  } catch {
+    return "unknown (not a git checkout)";
+  }
+}

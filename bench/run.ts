@@ -36,6 +36,7 @@ import {
   type Spread,
   setupPinning,
   sleep,
+  sourceState,
   spread,
   startServer,
   unexpected,
@@ -77,6 +78,8 @@ type Run = {
   p50: number;
   p99: number;
   cpuUsPerReq: number;
+  /** Share of one core the server used during the run (100 = saturated). */
+  serverBusyPct: number;
   targetRate: number | null;
 };
 
@@ -129,6 +132,7 @@ async function measure(
     p50: result.latency.p50,
     p99: result.latency.p99,
     cpuUsPerReq: n > 0 ? (cpu1 - cpu0) / n : Number.NaN,
+    serverBusyPct: (100 * (cpu1 - cpu0)) / (result.duration * 1e6),
     targetRate: mode === "rate" ? rate : null,
   };
 }
@@ -154,6 +158,7 @@ async function main(): Promise<void> {
     // --- Keygate, its data and the key pools -----------------------------------------
     const kg = await startKeygate(pinning, { dir: join(dir, "keygate") });
     servers.push(kg);
+    const source = sourceState();
     const fx: Fixture = await setUpFixture(kg.url);
     const bulkKey = keyMaker();
     seedKeys(kg.dbPath, fx.adminId, BULK_KEYS, bulkKey);
@@ -435,6 +440,7 @@ async function main(): Promise<void> {
       peerMode,
       bodyBytes: Buffer.byteLength(body),
       elapsedS,
+      source,
     });
     const resultsDir = join(ROOT, "bench", "results");
     mkdirSync(resultsDir, { recursive: true });
@@ -469,6 +475,8 @@ type ReportInput = {
   peerMode: string;
   bodyBytes: number;
   elapsedS: number;
+  /** The commit measured, and whether src/ had uncommitted changes. */
+  source: string;
 };
 
 const cell = (s: Spread, f: (n: number) => string) =>
@@ -521,7 +529,7 @@ function buildReport(r: ReportInput): { markdown: string; json: unknown } {
   const md: string[] = [
     "# Keygate load benchmark — latest run",
     "",
-    `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC · Node ${process.versions.node} · ` +
+    `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC · Keygate ${r.source} · Node ${process.versions.node} · ` +
       `${r.pinning.cores} × ${cpus()[0]?.model.trim() ?? "cpu"} · ${r.pinning.note} · ` +
       `${rounds.length} interleaved rounds × ${DURATION} s per run · ` +
       `${CONNECTIONS} connections · whoami body ${r.bodyBytes} B · run took ${r.elapsedS.toFixed(0)} s`,
@@ -547,6 +555,10 @@ function buildReport(r: ReportInput): { markdown: string; json: unknown } {
     `- C: ${peerNote(r.peerMode)}`,
     `- Numbers on a shared 2-core machine are noisy: compare ratios within one run, not absolute numbers across runs.`,
   ];
+  const busy = (id: string, mode: Mode) => fmt(of(id, mode, "serverBusyPct").median, 0);
+  md.push(
+    `- Server core busy (median): A ${busy("A", "p1")}% at p1 and ${busy("A", "p10")}% at p10; B ${busy("B", "p1")}% at p1 and ${busy("B", "p10")}% at p10. Below about 90%, the load generator (one core) is the limit, not the server; CPU µs per request does not depend on that.`,
+  );
   const bad = rows.filter((s) => s.unexpected > 0 || s.errors > 0);
   if (bad.length > 0) {
     md.push(
@@ -580,6 +592,7 @@ function buildReport(r: ReportInput): { markdown: string; json: unknown } {
       bodyBytes: r.bodyBytes,
       peerMode: r.peerMode,
       elapsedS: r.elapsedS,
+      source: r.source,
     },
     summary: rows,
     rssPeakMb: r.rss,
