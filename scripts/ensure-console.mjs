@@ -38,7 +38,12 @@ export function ensureConsole({ quiet = false } = {}) {
   const res = spawnSync(
     process.execPath,
     [vite, "build", "--config", join(consoleDir, "vite.config.ts"), "--logLevel", "warn"],
-    { cwd: root, stdio: quiet ? ["ignore", "ignore", "inherit"] : "inherit" },
+    {
+      cwd: root,
+      stdio: quiet ? ["ignore", "ignore", "inherit"] : "inherit",
+      // A test runner's NODE_ENV=test would otherwise produce React's development build.
+      env: { ...process.env, NODE_ENV: "production" },
+    },
   );
   if (res.status !== 0) {
     throw new Error(`the console build failed (exit ${res.status}); run npm run build:console`);

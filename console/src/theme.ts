@@ -1,4 +1,4 @@
-import { createTheme } from "@mantine/core";
+import { Badge, createTheme } from "@mantine/core";
 
 export const theme = createTheme({
   primaryColor: "blue",
@@ -8,4 +8,8 @@ export const theme = createTheme({
   fontFamilyMonospace:
     'ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace',
   headings: { fontWeight: "650" },
+  components: {
+    // In a tight table cell a badge keeps its whole label rather than shrinking to "A…".
+    Badge: Badge.extend({ styles: { root: { minWidth: "max-content" } } }),
+  },
 });

@@ -14,7 +14,7 @@ import {
 import { useDisclosure } from "@mantine/hooks";
 import { type ReactNode, useEffect } from "react";
 import { useAuth, useUser } from "../auth";
-import { Link, useLocation } from "../lib/router";
+import { Link, navigate, useLocation } from "../lib/router";
 
 type Item = { href: string; label: string; admin?: boolean };
 
@@ -64,7 +64,7 @@ function ColorToggle() {
   const next = computed === "dark" ? "light" : "dark";
   return (
     <Button variant="subtle" size="compact-sm" color="gray" onClick={() => setColorScheme(next)}>
-      {next === "dark" ? "Dark" : "Light"} theme
+      Switch to {next} theme
     </Button>
   );
 }
@@ -119,7 +119,11 @@ export function Shell({ children }: { children: ReactNode }) {
                 </Badge>
               </Group>
             </Box>
-            <Button variant="default" size="compact-sm" onClick={() => void signOut()}>
+            <Button
+              variant="default"
+              size="compact-sm"
+              onClick={() => void signOut().then(() => navigate("/", { replace: true }))}
+            >
               Sign out
             </Button>
           </Group>

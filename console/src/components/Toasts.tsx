@@ -15,7 +15,7 @@ export function ToastProvider({ children }: { children: ReactNode }) {
     (message, color = "teal") => {
       const id = next++;
       setToasts((t) => [...t.slice(-2), { id, message, color }]);
-      setTimeout(() => dismiss(id), 5000);
+      setTimeout(() => dismiss(id), 4000);
     },
     [dismiss],
   );

@@ -148,7 +148,7 @@ export class ApiClient {
               had
                 ? {
                     reason: "expired",
-                    message: `Your session has ended (${err.message}). Sign in again to continue.`,
+                    message: `Your session has ended: ${err.message.replace(/\.?$/, ".")}`,
                   }
                 : null,
             );

@@ -45,11 +45,17 @@ export function useForm<V extends Record<string, unknown>>(opts: FormOptions<V>)
   const error = (field: keyof V & string): string | undefined =>
     server[field] ?? (submitted || touched[field] ? problems[field] : undefined);
 
-  /** Props for a Mantine input bound to `field`. */
+  /**
+   * Props for a Mantine input bound to `field`. Leaving a field untouched does not flag it
+   * (an error appearing on blur would move the button being clicked); leaving one that was
+   * changed does.
+   */
   const field = <K extends keyof V & string>(name: K) => ({
     id: `${idPrefix}-${name}`,
     error: error(name),
-    onBlur: () => setTouched((t) => ({ ...t, [name]: true })),
+    onBlur: () => {
+      if (values[name] !== initial[name]) setTouched((t) => ({ ...t, [name]: true }));
+    },
   });
 
   const submit = async (send: (values: V) => Promise<void>): Promise<boolean> => {

@@ -336,3 +336,23 @@ export function validateUserForm(v: UserFormValues) {
     role: v.role === "admin" || v.role === "reseller" ? null : "Choose a role.",
   });
 }
+
+export type UsageFormValues = {
+  date: string;
+  bytes_in: string;
+  bytes_out: string;
+  session_seconds: string;
+};
+
+export function validateUsageForm(v: UsageFormValues) {
+  const big = Number.MAX_SAFE_INTEGER;
+  const problems = collect<keyof UsageFormValues>({
+    date: dateOnly(v.date),
+    bytes_in: wholeNumber(v.bytes_in, 0, big),
+    bytes_out: wholeNumber(v.bytes_out, 0, big),
+    session_seconds: wholeNumber(v.session_seconds, 0, 10_000_000_000),
+  });
+  if (!problems.bytes_in && [v.bytes_in, v.bytes_out, v.session_seconds].every((x) => !x.trim()))
+    problems.bytes_in = "Enter at least one counter.";
+  return problems;
+}

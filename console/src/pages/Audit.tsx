@@ -127,7 +127,7 @@ export function Audit() {
       )}
       {list.data && list.data.length > 0 && (
         <Card withBorder radius="md" padding={0}>
-          <Table.ScrollContainer minWidth={760}>
+          <Table.ScrollContainer minWidth={760} type="native">
             <Table verticalSpacing="sm" horizontalSpacing="md" striped>
               <VisuallyHidden component="caption">Audit trail, newest first</VisuallyHidden>
               <Table.Thead>
@@ -151,7 +151,9 @@ export function Audit() {
                         </Text>
                       </Table.Td>
                       <Table.Td>
-                        <Text size="sm">{e.actor_username ?? "—"}</Text>
+                        <Text size="sm" style={{ whiteSpace: "nowrap" }}>
+                          {e.actor_username ?? "—"}
+                        </Text>
                         {e.via !== "jwt" && (
                           <Text size="xs" c="dimmed">
                             via {e.via}
@@ -165,11 +167,16 @@ export function Audit() {
                       </Table.Td>
                       <Table.Td>
                         {href ? (
-                          <Anchor component={Link} href={href} size="sm">
+                          <Anchor
+                            component={Link}
+                            href={href}
+                            size="sm"
+                            style={{ whiteSpace: "nowrap" }}
+                          >
                             {e.target_type} {e.target_id}
                           </Anchor>
                         ) : (
-                          <Text size="sm">
+                          <Text size="sm" style={{ whiteSpace: "nowrap" }}>
                             {e.target_type} {e.target_id ?? ""}
                           </Text>
                         )}

@@ -182,7 +182,7 @@ export function Dashboard() {
         {a && total > 0 && (
           <>
             <Text size="sm" c="dimmed" mb="sm" id="calls-chart-summary">
-              {total} calls, {errors} errors.
+              {total} call{total === 1 ? "" : "s"}, {errors} with an error status.
               {peak ? ` Busiest hour: ${peak.hour} (${peak.Succeeded + peak.Errors} calls).` : ""}
             </Text>
             <BarChart
@@ -207,7 +207,7 @@ export function Dashboard() {
         )}
       </Card>
 
-      <SimpleGrid cols={{ base: 1, lg: 2 }} spacing="lg">
+      <SimpleGrid cols={{ base: 1, xl: 2 }} spacing="lg">
         <Card withBorder radius="md" padding="md">
           <Title order={2} size="h4" mb="sm">
             Busiest keys
@@ -218,7 +218,7 @@ export function Dashboard() {
             </Text>
           )}
           {a && a.busiest.length > 0 && (
-            <Table.ScrollContainer minWidth={320}>
+            <Table.ScrollContainer minWidth={320} type="native">
               <Table verticalSpacing="xs" striped>
                 <Table.Thead>
                   <Table.Tr>
@@ -257,7 +257,7 @@ export function Dashboard() {
             </Text>
           )}
           {a && a.recent_refusals.length > 0 && (
-            <Table.ScrollContainer minWidth={460}>
+            <Table.ScrollContainer minWidth={460} type="native">
               <Table verticalSpacing="xs" striped>
                 <Table.Thead>
                   <Table.Tr>

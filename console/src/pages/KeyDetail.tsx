@@ -292,7 +292,8 @@ export function KeyDetail({ id }: { id: number }) {
             series={[{ name: "Latency (ms)", color: "blue.6" }]}
             curveType="monotone"
             withDots={latency.length < 40}
-            unit=" ms"
+            valueFormatter={(v) => `${v} ms`}
+            yAxisProps={{ width: 64 }}
             gridAxis="y"
             xAxisProps={{ interval: "preserveStartEnd", minTickGap: 24 }}
             role="img"
@@ -354,7 +355,7 @@ export function KeyDetail({ id }: { id: number }) {
           </Text>
         )}
         {rows.length > 0 && (
-          <Table.ScrollContainer minWidth={720}>
+          <Table.ScrollContainer minWidth={720} type="native">
             <Table striped verticalSpacing={6} data-testid="call-log">
               <VisuallyHidden component="caption">
                 Calls made with this key, newest first

@@ -153,7 +153,7 @@ export function Keys() {
       )}
       {rows.length > 0 && (
         <Card withBorder radius="md" padding={0}>
-          <Table.ScrollContainer minWidth={820}>
+          <Table.ScrollContainer minWidth={820} type="native">
             <Table highlightOnHover verticalSpacing="sm" horizontalSpacing="md">
               <VisuallyHidden component="caption">
                 {filtered
@@ -181,6 +181,13 @@ export function Keys() {
                       {k.description && (
                         <Text size="xs" c="dimmed" lineClamp={1} maw={260}>
                           {k.description}
+                        </Text>
+                      )}
+                      {(k.replaced_by_id || k.rolled_from_id) && (
+                        <Text size="xs" c="dimmed">
+                          {k.replaced_by_id
+                            ? `rolled: replaced by key ${k.replaced_by_id}`
+                            : `replaces key ${k.rolled_from_id}`}
                         </Text>
                       )}
                     </Table.Td>

@@ -165,7 +165,7 @@ export function NasPage() {
       )}
       {list.data && list.data.length > 0 && (
         <Card withBorder radius="md" padding={0}>
-          <Table.ScrollContainer minWidth={620}>
+          <Table.ScrollContainer minWidth={620} type="native">
             <Table verticalSpacing="sm" horizontalSpacing="md" highlightOnHover>
               <VisuallyHidden component="caption">NAS devices</VisuallyHidden>
               <Table.Thead>

@@ -174,7 +174,7 @@ export function Services() {
       )}
       {list.data && list.data.length > 0 && (
         <Card withBorder radius="md" padding={0}>
-          <Table.ScrollContainer minWidth={640}>
+          <Table.ScrollContainer minWidth={640} type="native">
             <Table verticalSpacing="sm" horizontalSpacing="md" highlightOnHover>
               <VisuallyHidden component="caption">Services</VisuallyHidden>
               <Table.Thead>

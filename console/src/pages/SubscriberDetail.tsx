@@ -1,5 +1,18 @@
 import { BarChart } from "@mantine/charts";
-import { Anchor, Badge, Button, Card, Group, SimpleGrid, Table, Text, Title } from "@mantine/core";
+import {
+  Alert,
+  Anchor,
+  Badge,
+  Button,
+  Card,
+  Group,
+  SimpleGrid,
+  Stack,
+  Table,
+  Text,
+  TextInput,
+  Title,
+} from "@mantine/core";
 import { useMemo, useState } from "react";
 import { useUser } from "../auth";
 import { ShowOnceDialog } from "../components/ShowOnce";
@@ -26,7 +39,9 @@ import {
 } from "../lib/format";
 import { Link, navigate } from "../lib/router";
 import type { Subscriber, Transaction, UsageReport, UserRow } from "../lib/types";
+import { useForm } from "../lib/form";
 import { useResource } from "../lib/useResource";
+import { todayUtc, type UsageFormValues, validateUsageForm } from "../lib/validation";
 import { useServices } from "./Subscribers";
 
 export function SubscriberDetail({ id }: { id: number }) {
@@ -39,7 +54,7 @@ export function SubscriberDetail({ id }: { id: number }) {
   );
   const { services, byId } = useServices();
   const users = useResource<UserRow[]>(user.isAdmin ? "/api/users" : null);
-  const [dialog, setDialog] = useState<"edit" | "delete" | null>(null);
+  const [dialog, setDialog] = useState<"edit" | "delete" | "usage" | null>(null);
   const [password, setPassword] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [actionError, setActionError] = useState<unknown>(null);
@@ -189,7 +204,7 @@ export function SubscriberDetail({ id }: { id: number }) {
             </Text>
           )}
           {txs.data && txs.data.length > 0 && (
-            <Table.ScrollContainer minWidth={320}>
+            <Table.ScrollContainer minWidth={320} type="native">
               <Table verticalSpacing={6}>
                 <Table.Thead>
                   <Table.Tr>
@@ -235,20 +250,24 @@ export function SubscriberDetail({ id }: { id: number }) {
           <Title order={2} size="h4">
             Usage, last 30 days
           </Title>
-          {totals && (
-            <Text size="sm" c="dimmed" id="usage-summary">
-              {formatBytes(totals.bytes_in)} down · {formatBytes(totals.bytes_out)} up ·{" "}
-              {formatDuration(totals.session_seconds)} online
-            </Text>
-          )}
+          <Button size="xs" variant="default" onClick={() => setDialog("usage")}>
+            Record usage
+          </Button>
         </Group>
+        {totals && (
+          <Text size="sm" c="dimmed" id="usage-summary" mb="sm">
+            {formatBytes(totals.bytes_in)} down · {formatBytes(totals.bytes_out)} up ·{" "}
+            {formatDuration(totals.session_seconds)} online
+          </Text>
+        )}
         <ErrorAlert error={usage.error} />
         {usage.data && usage.data.days.length === 0 && (
           <Text size="sm" c="dimmed">
-            No usage recorded in the last 30 days. Accounting arrives with POST /api/subscribers/
-            {s.id}/usage.
+            No usage recorded in the last 30 days. Accounting normally arrives from the NAS through
+            POST /api/subscribers/{s.id}/usage; you can also record it by hand.
           </Text>
         )}
+
         {usage.data && usage.data.days.length > 0 && (
           <BarChart
             h={220}
@@ -285,6 +304,22 @@ export function SubscriberDetail({ id }: { id: number }) {
           onCancel={() => setDialog(null)}
         />
       </Dialog>
+      <Dialog
+        opened={dialog === "usage"}
+        onClose={() => setDialog(null)}
+        title={`Record usage for ${s.username}`}
+        size="md"
+      >
+        <UsageForm
+          onCancel={() => setDialog(null)}
+          onSubmit={async (body) => {
+            await api.post(`/api/subscribers/${s.id}/usage`, body);
+            setDialog(null);
+            notify("Usage recorded");
+            usage.reload();
+          }}
+        />
+      </Dialog>
       <ConfirmDialog
         opened={dialog === "delete"}
         onClose={() => setDialog(null)}
@@ -312,5 +347,87 @@ export function SubscriberDetail({ id }: { id: number }) {
         />
       )}
     </>
+  );
+}
+
+function UsageForm({
+  onSubmit,
+  onCancel,
+}: {
+  onSubmit: (body: Record<string, unknown>) => Promise<void>;
+  onCancel: () => void;
+}) {
+  const form = useForm<UsageFormValues>({
+    initial: { date: todayUtc(), bytes_in: "", bytes_out: "", session_seconds: "" },
+    validate: validateUsageForm,
+    idPrefix: "usage",
+  });
+  const { values, set, field } = form;
+  const send = (v: UsageFormValues) => {
+    const body: Record<string, unknown> = {};
+    if (v.date.trim()) body.date = v.date.trim();
+    for (const k of ["bytes_in", "bytes_out", "session_seconds"] as const)
+      if (v[k].trim()) body[k] = Number(v[k]);
+    return onSubmit(body);
+  };
+  return (
+    <form
+      noValidate
+      aria-label="Record usage"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void form.submit(send);
+      }}
+    >
+      <Stack>
+        <Text size="sm" c="dimmed">
+          The counters are added to that day's totals.
+        </Text>
+        <TextInput
+          type="date"
+          label="Day (UTC)"
+          value={values.date}
+          onChange={(e) => set("date", e.currentTarget.value)}
+          {...field("date")}
+        />
+        <SimpleGrid cols={{ base: 1, xs: 3 }}>
+          <TextInput
+            label="Downloaded (bytes)"
+            inputMode="numeric"
+            value={values.bytes_in}
+            onChange={(e) => set("bytes_in", e.currentTarget.value)}
+            data-autofocus
+            {...field("bytes_in")}
+          />
+          <TextInput
+            label="Uploaded (bytes)"
+            inputMode="numeric"
+            value={values.bytes_out}
+            onChange={(e) => set("bytes_out", e.currentTarget.value)}
+            {...field("bytes_out")}
+          />
+          <TextInput
+            label="Online (seconds)"
+            inputMode="numeric"
+            value={values.session_seconds}
+            onChange={(e) => set("session_seconds", e.currentTarget.value)}
+            {...field("session_seconds")}
+          />
+        </SimpleGrid>
+        {form.formError && (
+          <Alert color="red" title="Not recorded" role="alert">
+            {form.formError}
+          </Alert>
+        )}
+        <Group justify="flex-end">
+          <Button variant="default" onClick={onCancel}>
+            Cancel
+          </Button>
+          <Button type="submit" loading={form.busy}>
+            Record usage
+          </Button>
+        </Group>
+      </Stack>
+    </form>
   );
 }

@@ -158,7 +158,7 @@ export function Subscribers() {
       )}
       {list.data && list.data.length > 0 && (
         <Card withBorder radius="md" padding={0}>
-          <Table.ScrollContainer minWidth={680}>
+          <Table.ScrollContainer minWidth={680} type="native">
             <Table highlightOnHover verticalSpacing="sm" horizontalSpacing="md">
               <VisuallyHidden component="caption">
                 Subscribers, page {page} of {pages}

@@ -234,7 +234,7 @@ export function Transactions() {
       )}
       {list.data && list.data.length > 0 && (
         <Card withBorder radius="md" padding={0}>
-          <Table.ScrollContainer minWidth={700}>
+          <Table.ScrollContainer minWidth={700} type="native">
             <Table verticalSpacing="sm" horizontalSpacing="md" striped>
               <VisuallyHidden component="caption">Transactions</VisuallyHidden>
               <Table.Thead>

@@ -203,7 +203,7 @@ export function Users() {
       )}
       {list.data && list.data.length > 0 && (
         <Card withBorder radius="md" padding={0} mt={list.data.length <= 1 ? "md" : 0}>
-          <Table.ScrollContainer minWidth={600}>
+          <Table.ScrollContainer minWidth={600} type="native">
             <Table verticalSpacing="sm" horizontalSpacing="md" highlightOnHover>
               <VisuallyHidden component="caption">Users</VisuallyHidden>
               <Table.Thead>
@@ -221,7 +221,7 @@ export function Users() {
                 {list.data.map((u) => (
                   <Table.Tr key={u.id}>
                     <Table.Td>
-                      <Text size="sm" fw={500}>
+                      <Text size="sm" fw={500} style={{ whiteSpace: "nowrap" }}>
                         {u.username}
                         {u.id === me.id && (
                           <Text span c="dimmed" size="xs">
@@ -242,7 +242,9 @@ export function Users() {
                       </Badge>
                     </Table.Td>
                     <Table.Td>
-                      <Text size="sm">{formatDateTime(u.created_at)}</Text>
+                      <Text size="sm" style={{ whiteSpace: "nowrap" }}>
+                        {formatDateTime(u.created_at)}
+                      </Text>
                     </Table.Td>
                     <Table.Td>
                       <Group gap="xs" justify="flex-end" wrap="nowrap">

@@ -1,0 +1,19 @@
+import { MantineProvider } from "@mantine/core";
+import { render } from "@testing-library/react";
+import type { ReactNode } from "react";
+
+// happy-dom has no FontFaceSet; Mantine's autosizing textarea listens on it.
+if (typeof document !== "undefined" && !("fonts" in document)) {
+  Object.defineProperty(document, "fonts", {
+    value: {
+      addEventListener: () => undefined,
+      removeEventListener: () => undefined,
+      ready: Promise.resolve(),
+    },
+  });
+}
+
+/** Renders inside the console's Mantine provider, in test mode (no transitions). */
+export function renderUi(ui: ReactNode) {
+  return render(<MantineProvider env="test">{ui}</MantineProvider>);
+}
