@@ -1,0 +1,438 @@
+/**
+ * The console in a real browser (Debian's chromium, driven by playwright-core) against a
+ * real Keygate process on a temporary SQLite file. Screenshots of every main page, at
+ * desktop and phone width, go to test-results/screenshots/.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type BrowserContext, chromium, type Locator, type Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { call, ROOT, type Server, startKeygate } from "../process.js";
+
+const CHROMIUM = "/usr/bin/chromium";
+const present = existsSync(CHROMIUM);
+// Locally the browser tests may be skipped when chromium is absent; in CI they must run.
+const skip = !present && !process.env.CI;
+const SHOTS = join(ROOT, "test-results", "screenshots");
+const ADMIN_PASSWORD = "console-admin-pass";
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 375, height: 812 };
+const KEY_RE = /^pk_live_[0-9a-f]{32}$/;
+
+describe.skipIf(skip)("the console in a browser", () => {
+  const dir = mkdtempSync(join(tmpdir(), "keygate-e2e-"));
+  let server: Server;
+  let context: BrowserContext;
+  let page: Page;
+  let base: string;
+  const ids = { firstKey: 0, rolledKey: 0, subscriber: 0 };
+  const keys = { first: "", rolled: "" };
+
+  const whoami = (key: string) =>
+    call(base, "GET", "/api/v1/external/whoami", { "x-api-key": key });
+
+  async function shot(name: string) {
+    const size = page.viewportSize();
+    const suffix = size && size.width < 600 ? "phone" : "desktop";
+    await page.waitForTimeout(250); // let charts finish drawing
+    await page.screenshot({ path: join(SHOTS, `${name}-${suffix}.png`), fullPage: true });
+  }
+
+  async function heading(name: string | RegExp) {
+    await page.getByRole("heading", { level: 1, name }).waitFor();
+  }
+
+  async function signIn(username: string, password: string) {
+    await page.getByLabel("Username").fill(username);
+    await page.getByRole("textbox", { name: "Password" }).fill(password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("button", { name: "Sign out" }).waitFor();
+  }
+
+  async function signOut() {
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByText("You are signed out.").waitFor();
+  }
+
+  async function nav(label: string) {
+    await page
+      .getByRole("navigation", { name: "Sections" })
+      .getByRole("link", { name: label })
+      .click();
+    await heading(label);
+  }
+
+  /** Chooses an option of a Mantine Select inside `scope` (its options open in a portal). */
+  async function pick(scope: Locator, combobox: string | RegExp, option: string) {
+    await scope.getByRole("combobox", { name: combobox }).click();
+    await page.getByRole("option", { name: option }).click();
+  }
+
+  async function readSecret(): Promise<string> {
+    const dialog = page.getByRole("dialog");
+    const value = await dialog.getByTestId("show-once-secret").inputValue();
+    await dialog.getByText("it will not be shown again").waitFor();
+    return value;
+  }
+
+  async function closeShowOnce() {
+    const dialog = page.getByRole("dialog");
+    await dialog.getByLabel("I have stored it somewhere safe").check();
+    await dialog.getByRole("button", { name: "Done" }).click();
+    await dialog.waitFor({ state: "detached" });
+  }
+
+  beforeAll(async () => {
+    if (!present)
+      throw new Error(`${CHROMIUM} is missing; .ci/run installs it (apt-get install chromium)`);
+    mkdirSync(SHOTS, { recursive: true });
+    // The server serves console/dist only if it exists when it starts: build it first if stale.
+    execFileSync(process.execPath, [join(ROOT, "scripts", "ensure-console.mjs")], {
+      cwd: ROOT,
+      stdio: "inherit",
+    });
+    server = await startKeygate({
+      KEYGATE_DATABASE_URL: `sqlite:${join(dir, "keygate.db")}`,
+      KEYGATE_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    });
+    base = server.base;
+    context = await chromium.launchPersistentContext(join(dir, "profile"), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+      viewport: DESKTOP,
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.setDefaultTimeout(10_000);
+  }, 120_000);
+
+  afterEach(async ({ task }) => {
+    if (task.result?.state === "fail" && page)
+      await page.screenshot({ path: join(SHOTS, `failed-${task.name.slice(0, 40)}.png`) });
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("signs in, keeps the session across a reload, and has an admin set up the panel", async () => {
+    await page.goto(`${base}/`);
+    await page.getByRole("heading", { name: "Keygate" }).waitFor();
+    await shot("signin");
+    // A wrong password is refused in the server's words.
+    await page.getByLabel("Username").fill("admin");
+    await page.getByRole("textbox", { name: "Password" }).fill("wrong-password");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("alert").filter({ hasText: "Not signed in" }).waitFor();
+    await signIn("admin", ADMIN_PASSWORD);
+    await page.reload();
+    await heading("Dashboard"); // restored from the refresh cookie, no sign-in form
+    expect(await page.getByTestId("signed-in-as").textContent()).toBe("admin");
+
+    await nav("Users");
+    for (const name of ["reseller-a", "reseller-b"]) {
+      await page.getByRole("button", { name: "Add a user" }).click();
+      const dialog = page.getByRole("dialog");
+      await dialog.getByLabel("Username").fill(name);
+      await dialog.getByRole("textbox", { name: "Password" }).fill(`${name}-password`);
+      await dialog.getByRole("button", { name: "Create user" }).click();
+      await dialog.waitFor({ state: "detached" });
+      await page.getByRole("cell", { name: name, exact: true }).waitFor();
+    }
+    await shot("users");
+
+    await nav("Services");
+    await page.getByRole("button", { name: "Add a service" }).first().click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByLabel("Name").fill("Fibre 100");
+    await dialog.getByLabel("Download (kbit/s)").fill("100000");
+    await dialog.getByLabel("Upload (kbit/s)").fill("20000");
+    await dialog.getByLabel("Price").fill("30");
+    await dialog.getByRole("button", { name: "Create service" }).click();
+    await dialog.waitFor({ state: "detached" });
+    await page.getByRole("cell", { name: "Fibre 100", exact: true }).waitFor();
+    await shot("services");
+  }, 60_000);
+
+  it("mints a key, shows it once, and logs the call made with it", async () => {
+    await nav("API keys");
+    await page.getByRole("button", { name: "Mint a key" }).first().click();
+    const form = page.getByRole("dialog");
+    await form.getByLabel("Name").fill("billing");
+    await form.getByLabel(/^write/).check();
+    // A bad line is refused as it is typed, and nothing is sent.
+    await form.getByLabel("Allowed IPs").fill("127.0.0.1\n10.0.0.300");
+    await form.getByText(/Line 2 \(10\.0\.0\.300\): not an IPv4/).waitFor();
+    await form.getByRole("button", { name: "Mint key", exact: true }).click();
+    await page.waitForTimeout(200);
+    expect(await form.getByText("Key not minted").count()).toBe(0);
+    await form.getByLabel("Allowed IPs").fill("127.0.0.1\n::1");
+    await shot("key-form");
+    await form.getByRole("button", { name: "Mint key", exact: true }).click();
+
+    keys.first = await readSecret();
+    expect(keys.first).toMatch(KEY_RE);
+    const curl = await page.getByTestId("show-once-curl").inputValue();
+    expect(curl).toBe(`curl -H "X-API-Key: ${keys.first}" ${base}/api/v1/external/whoami`);
+    await shot("key-show-once");
+    await closeShowOnce();
+    await heading(/billing/);
+    ids.firstKey = Number(new URL(page.url()).pathname.split("/").pop());
+    expect(ids.firstKey).toBeGreaterThan(0);
+
+    const who = await whoami(keys.first);
+    expect(who.status).toBe(200);
+    expect(who.json.data).toMatchObject({ name: "billing", scopes: "write" });
+
+    await page.getByRole("button", { name: "Refresh" }).click();
+    const log = page.getByTestId("call-log");
+    await log.getByText("/api/v1/external/whoami").waitFor();
+    expect(await log.getByRole("row").count()).toBe(2); // header + the one call
+    expect(await log.getByText("200", { exact: true }).count()).toBe(1);
+  }, 60_000);
+
+  it("rolls the key with a grace period, then revokes the old one and sees it refused", async () => {
+    await page.getByRole("button", { name: "Roll", exact: true }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByLabel("24 hours (default)").check();
+    await dialog.getByRole("button", { name: "Roll key" }).click();
+    keys.rolled = await readSecret();
+    expect(keys.rolled).toMatch(KEY_RE);
+    expect(keys.rolled).not.toBe(keys.first);
+    await closeShowOnce();
+    await heading(/billing/);
+    ids.rolledKey = Number(new URL(page.url()).pathname.split("/").pop());
+    expect(ids.rolledKey).not.toBe(ids.firstKey);
+
+    // Both work during the grace period.
+    expect((await whoami(keys.rolled)).status).toBe(200);
+    expect((await whoami(keys.first)).status).toBe(200);
+
+    await page
+      .getByRole("link", { name: `key ${ids.firstKey}` })
+      .first()
+      .click();
+    await heading(/billing/);
+    await page.getByText("Rolled", { exact: true }).waitFor();
+    await page.getByRole("button", { name: "Revoke", exact: true }).click();
+    const confirm = page.getByRole("dialog");
+    await confirm.getByText("refused from the very next request").waitFor();
+    await confirm.getByRole("button", { name: "Revoke key" }).click();
+    await confirm.waitFor({ state: "detached" });
+    await page.getByRole("heading", { level: 1 }).getByText("revoked").waitFor();
+
+    const refused = await whoami(keys.first);
+    expect(refused.status).toBe(401);
+    expect(refused.json.error.code).toBe("API_KEY_REVOKED");
+    expect((await whoami(keys.rolled)).status).toBe(200);
+
+    await page.getByRole("button", { name: "Refresh" }).click();
+    await page.getByTestId("call-log").getByText("API_KEY_REVOKED").waitFor();
+    // Filter the log by status: only the refusal is left.
+    await pick(page.locator("main"), "Status", "Refused (401, 403, 429)");
+    expect(await page.getByTestId("call-log").getByRole("row").count()).toBe(2);
+    await shot("key-detail");
+
+    await nav("API keys");
+    await page.getByRole("cell", { name: "revoked" }).waitFor();
+    await shot("keys");
+    await nav("Dashboard");
+    await page.getByText("Busiest keys").waitFor();
+    await page.getByRole("img", { name: /Calls per hour/ }).waitFor();
+    await page.getByText("API_KEY_REVOKED").first().waitFor();
+    await shot("dashboard");
+  }, 60_000);
+
+  it("signs out cleanly: a reload does not bring the session back", async () => {
+    await signOut();
+    await page.reload();
+    await page.getByRole("button", { name: "Sign in" }).waitFor();
+    expect(await page.getByRole("button", { name: "Sign out" }).count()).toBe(0);
+  });
+
+  it("lets a reseller add a subscriber with a generated password, refuses it a key, and hides it from another reseller", async () => {
+    await signIn("reseller-a", "reseller-a-password");
+    await nav("Subscribers");
+    await page.getByText("No subscribers yet").waitFor();
+    await page.getByRole("button", { name: "Add a subscriber" }).first().click();
+    const form = page.getByRole("dialog");
+    // The form checks before sending.
+    await form.getByRole("button", { name: "Create subscriber" }).click();
+    await form.getByText("Enter a username.").waitFor();
+    await form.getByText("Choose a service.").waitFor();
+    await form.getByLabel("Username").fill("alice-a");
+    await pick(form, /^Service/, "Fibre 100");
+    await form.getByLabel("Email").fill("alice@example.com");
+    await form.getByRole("button", { name: "Create subscriber" }).click();
+    const password = await readSecret();
+    expect(password).toHaveLength(20);
+    await shot("subscriber-show-once");
+    await closeShowOnce();
+    await heading(/alice-a/);
+    ids.subscriber = Number(new URL(page.url()).pathname.split("/").pop());
+    await page.getByText("Usage, last 30 days").waitFor();
+    await page.getByRole("button", { name: "Record usage" }).click();
+    const usage = page.getByRole("dialog");
+    await usage.getByLabel("Downloaded (bytes)").fill("5000000000");
+    await usage.getByLabel("Uploaded (bytes)").fill("800000000");
+    await usage.getByLabel("Online (seconds)").fill("7200");
+    await usage.getByRole("button", { name: "Record usage" }).click();
+    await usage.waitFor({ state: "detached" });
+    await page.getByRole("img", { name: /Bytes downloaded and uploaded/ }).waitFor();
+    await page.getByText(/4\.7 GiB down/).waitFor();
+    await shot("subscriber-detail");
+
+    await nav("Subscribers");
+    await page.getByRole("link", { name: "alice-a" }).waitFor();
+    await shot("subscribers");
+
+    // Without KEYGATE_SELF_SERVICE_KEYS a reseller cannot mint: the server's message is shown.
+    await nav("API keys");
+    await page.getByRole("button", { name: "Mint a key" }).first().click();
+    await page.getByRole("dialog").getByRole("button", { name: "Mint key", exact: true }).click();
+    await page
+      .getByRole("alert")
+      .getByText(/KEYGATE_SELF_SERVICE_KEYS/)
+      .waitFor();
+    await page.getByRole("dialog").getByRole("button", { name: "Cancel" }).click();
+    await signOut();
+
+    await signIn("reseller-b", "reseller-b-password");
+    await nav("Subscribers");
+    await page.getByText("No subscribers yet").waitFor();
+    await page.getByLabel("Search").fill("alice");
+    await page.getByText("No subscriber matches").waitFor();
+    await page.goto(`${base}/subscribers/${ids.subscriber}`);
+    await page
+      .getByRole("alert")
+      .getByText(/not found|no subscriber/i)
+      .waitFor();
+    expect(await page.getByText("alice@example.com").count()).toBe(0);
+
+    const login = await call(
+      base,
+      "POST",
+      "/api/auth/login",
+      {},
+      {
+        username: "reseller-b",
+        password: "reseller-b-password",
+      },
+    );
+    const other = await call(base, "GET", `/api/subscribers/${ids.subscriber}`, {
+      authorization: `Bearer ${login.json.data.access_token}`,
+    });
+    expect(other.status).toBe(404);
+
+    // The admin disables reseller-b: its next call fails, the refresh too, and it is told why.
+    const admin = await call(
+      base,
+      "POST",
+      "/api/auth/login",
+      {},
+      {
+        username: "admin",
+        password: ADMIN_PASSWORD,
+      },
+    );
+    const users = await call(base, "GET", "/api/users", {
+      authorization: `Bearer ${admin.json.data.access_token}`,
+    });
+    const b = (users.json.data as { id: number; username: string }[]).find(
+      (u) => u.username === "reseller-b",
+    );
+    const disabled = await call(
+      base,
+      "PUT",
+      `/api/users/${b?.id}`,
+      { authorization: `Bearer ${admin.json.data.access_token}` },
+      { disabled: true },
+    );
+    expect(disabled.status).toBe(200);
+    await page
+      .getByRole("navigation", { name: "Sections" })
+      .getByRole("link", { name: "Services" })
+      .click();
+    await page.getByText("Session ended").waitFor();
+    await page.getByText(/^Your session has ended: .*sign in again/).waitFor();
+    await shot("session-ended");
+  }, 60_000);
+
+  it("lets the admin record a payment and add a NAS device, and reads well at phone width", async () => {
+    await signIn("admin", ADMIN_PASSWORD);
+    await nav("Transactions");
+    await page.getByRole("button", { name: "Record a transaction" }).first().click();
+    const tx = page.getByRole("dialog");
+    await pick(tx, /^Subscriber/, "alice-a");
+    await tx.getByLabel("Amount").fill("30.00");
+    await tx.getByLabel("Reference").fill("INV-1001");
+    await tx.getByRole("button", { name: "Record transaction" }).click();
+    await tx.waitFor({ state: "detached" });
+    await page.getByRole("cell", { name: "INV-1001", exact: true }).waitFor();
+    await shot("transactions");
+
+    await nav("NAS devices");
+    await page.getByRole("button", { name: "Add a device" }).first().click();
+    const nas = page.getByRole("dialog");
+    await nas.getByLabel("Name").fill("core-1");
+    await nas.getByLabel("IP address").fill("192.0.2.10");
+    await nas.getByLabel("Shared secret").fill("radius-secret");
+    await nas.getByRole("button", { name: "Add device" }).click();
+    await nas.waitFor({ state: "detached" });
+    await page.getByRole("cell", { name: "core-1", exact: true }).waitFor();
+    await shot("nas");
+
+    await nav("Audit trail");
+    await page.getByText("key.revoke").first().waitFor();
+    await shot("audit");
+
+    await page.setViewportSize(PHONE);
+    const pages: [string, string, string | RegExp][] = [
+      ["dashboard", "/", "Dashboard"],
+      ["keys", "/keys", "API keys"],
+      ["key-detail", `/keys/${ids.rolledKey}`, /billing/],
+      ["subscribers", "/subscribers", "Subscribers"],
+      ["subscriber-detail", `/subscribers/${ids.subscriber}`, /alice-a/],
+      ["services", "/services", "Services"],
+      ["transactions", "/transactions", "Transactions"],
+      ["nas", "/nas", "NAS devices"],
+      ["users", "/users", "Users"],
+      ["audit", "/audit", "Audit trail"],
+    ];
+    for (const [name, path, title] of pages) {
+      await page.goto(`${base}${path}`);
+      await heading(title);
+      // Nothing wider than the screen: tables scroll inside their own container.
+      const overflow = await page.evaluate("document.documentElement.scrollWidth");
+      expect(overflow, name).toBeLessThanOrEqual(PHONE.width);
+      await shot(name);
+    }
+    // The navigation folds behind a button on a phone.
+    await page.getByRole("button", { name: "Open navigation" }).click();
+    await page
+      .getByRole("navigation", { name: "Sections" })
+      .getByRole("link", { name: "API keys" })
+      .click();
+    await heading("API keys");
+    await page.goto(`${base}/keys?new=1`);
+    await page.getByRole("dialog").getByLabel("Name").waitFor();
+    await shot("key-form");
+    await page.goto(`${base}/`);
+    await heading("Dashboard");
+    await signOut();
+    await shot("signin");
+  }, 90_000);
+});
