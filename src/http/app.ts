@@ -77,6 +77,8 @@ export async function buildApp(
           },
     // Call logs record external requests; per-request server log lines would only repeat them.
     logController: new LogController({ disableRequestLogging: true }),
+    // No per-request child logger: lines that concern a request name its id themselves.
+    childLoggerFactory: (logger) => logger,
     trustProxy: kg.config.trustProxy,
     bodyLimit: 1024 * 1024,
     ajv: { customOptions: { allErrors: true } },
@@ -140,7 +142,7 @@ export async function buildApp(
     const known = toAppError(err as Error);
     if (known) return sendError(request, reply, known);
     request.log.error(
-      { err, url: request.routeOptions.url, method: request.method },
+      { err, reqId: request.id, url: request.routeOptions.url, method: request.method },
       "unhandled error",
     );
     return sendError(
