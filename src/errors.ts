@@ -39,7 +39,12 @@ export class AppError extends Error {
     /** Seconds the client should wait, for 429 and 503. */
     readonly retryAfterS?: number,
   ) {
+    // A client error is answered, never logged with a trace: skip capturing one, which is
+    // most of the cost of refusing a bad key.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = limit;
     this.name = "AppError";
   }
 
