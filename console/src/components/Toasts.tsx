@@ -31,7 +31,8 @@ export function ToastProvider({ children }: { children: ReactNode }) {
           right: 16,
           bottom: 16,
           left: "auto",
-          zIndex: 1000,
+          // Below Mantine's modals (200): a toast never covers a dialog's buttons.
+          zIndex: 150,
           width: "min(360px, calc(100vw - 32px))",
         }}
       >

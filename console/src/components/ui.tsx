@@ -1,5 +1,4 @@
 import {
-  ActionIcon,
   Alert,
   Badge,
   Box,
@@ -13,7 +12,6 @@ import {
   Text,
   TextInput,
   Title,
-  Tooltip,
 } from "@mantine/core";
 import { useMediaQuery } from "@mantine/hooks";
 import { type ReactNode, useEffect, useRef, useState } from "react";
@@ -300,23 +298,6 @@ export function CopyField({
       rightSection={<CopyButton value={value} />}
       data-testid={testId}
     />
-  );
-}
-
-/** A small help icon with a tooltip, reachable by keyboard. */
-export function Hint({ label }: { label: string }) {
-  return (
-    <Tooltip
-      label={label}
-      multiline
-      w={260}
-      withArrow
-      events={{ hover: true, focus: true, touch: true }}
-    >
-      <ActionIcon variant="subtle" size="xs" radius="xl" aria-label={label} color="gray">
-        ?
-      </ActionIcon>
-    </Tooltip>
   );
 }
 

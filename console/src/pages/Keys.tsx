@@ -4,13 +4,16 @@ import {
   Button,
   Card,
   Code,
+  Group,
   Select,
   SimpleGrid,
+  Stack,
   Table,
   Text,
   TextInput,
   VisuallyHidden,
 } from "@mantine/core";
+import { useMediaQuery } from "@mantine/hooks";
 import { useMemo, useState } from "react";
 import { useUser } from "../auth";
 import { type KeyBody, KeyForm } from "../components/KeyForm";
@@ -40,6 +43,7 @@ export function Keys() {
   const { users, byId } = useOwners(user.isAdmin);
   const [minted, setMinted] = useState<Minted | null>(null);
   const creating = query.get("new") === "1";
+  const phone = useMediaQuery("(max-width: 40em)");
 
   const status = query.get("status") ?? "";
   const scope = query.get("scope") ?? "";
@@ -151,7 +155,41 @@ export function Keys() {
           }
         />
       )}
-      {rows.length > 0 && (
+      {rows.length > 0 && phone && (
+        <Stack
+          gap="sm"
+          component="ul"
+          p={0}
+          m={0}
+          style={{ listStyle: "none" }}
+          aria-label="API keys"
+        >
+          {rows.map((k) => (
+            <Card key={k.id} component="li" withBorder radius="md" padding="sm">
+              <Group justify="space-between" wrap="nowrap" gap="xs">
+                <Anchor component={Link} href={`/keys/${k.id}`} fw={600}>
+                  {k.name}
+                </Anchor>
+                <StatusBadge status={k.status} />
+              </Group>
+              <Group gap={6} mt={4}>
+                <Code>{k.key_prefix}…</Code>
+                <Badge variant="outline" radius="sm" color="gray">
+                  {k.scopes}
+                </Badge>
+                <Text size="xs" c="dimmed">
+                  {ownerName(k.owner_id)}
+                </Text>
+              </Group>
+              <Text size="xs" c="dimmed" mt={4}>
+                Last used {relative(k.last_used_at)} · expires{" "}
+                {k.expires_at ? formatDate(k.expires_at) : "never"}
+              </Text>
+            </Card>
+          ))}
+        </Stack>
+      )}
+      {rows.length > 0 && !phone && (
         <Card withBorder radius="md" padding={0}>
           <Table.ScrollContainer minWidth={820} type="native">
             <Table highlightOnHover verticalSpacing="sm" horizontalSpacing="md">

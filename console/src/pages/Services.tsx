@@ -195,13 +195,13 @@ export function Services() {
                 {list.data.map((s) => (
                   <Table.Tr key={s.id}>
                     <Table.Td>
-                      <Text size="sm" fw={500}>
+                      <Text size="sm" fw={500} style={{ whiteSpace: "nowrap" }}>
                         {s.name}
                       </Text>
                     </Table.Td>
                     <Table.Td>
-                      <Text size="sm">
-                        {formatSpeed(s.download_kbps)} ↓ · {formatSpeed(s.upload_kbps)} ↑
+                      <Text size="sm" style={{ whiteSpace: "nowrap" }}>
+                        {formatSpeed(s.download_kbps)} down · {formatSpeed(s.upload_kbps)} up
                       </Text>
                     </Table.Td>
                     <Table.Td ta="right">

@@ -60,7 +60,7 @@ export function SignIn({ end }: { end: SessionEnd | null }) {
               {end && !error && (
                 <Alert
                   color={end.reason === "expired" ? "orange" : "blue"}
-                  title={end.reason === "expired" ? "Session ended" : "Signed out"}
+                  title={end.reason === "expired" ? "Session ended" : undefined}
                   role="status"
                 >
                   {end.message}

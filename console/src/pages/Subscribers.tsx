@@ -6,12 +6,13 @@ import {
   Pagination,
   Select,
   SimpleGrid,
+  Stack,
   Table,
   Text,
   TextInput,
   VisuallyHidden,
 } from "@mantine/core";
-import { useDebouncedValue } from "@mantine/hooks";
+import { useDebouncedValue, useMediaQuery } from "@mantine/hooks";
 import { useEffect, useMemo, useState } from "react";
 import { useUser } from "../auth";
 import { ShowOnceDialog } from "../components/ShowOnce";
@@ -41,6 +42,7 @@ export function Subscribers() {
   const search = query.get("q") ?? "";
   const page = Math.max(1, Number(query.get("page") ?? "1") || 1);
   const creating = query.get("new") === "1";
+  const phone = useMediaQuery("(max-width: 40em)");
 
   const [typed, setTyped] = useState(search);
   const [debounced] = useDebouncedValue(typed, 300);
@@ -156,7 +158,36 @@ export function Subscribers() {
           }
         />
       )}
-      {list.data && list.data.length > 0 && (
+      {list.data && list.data.length > 0 && phone && (
+        <Stack
+          gap="sm"
+          component="ul"
+          p={0}
+          m={0}
+          style={{ listStyle: "none" }}
+          aria-label="Subscribers"
+        >
+          {list.data.map((s) => (
+            <Card key={s.id} component="li" withBorder radius="md" padding="sm">
+              <Group justify="space-between" wrap="nowrap" gap="xs">
+                <Anchor component={Link} href={`/subscribers/${s.id}`} fw={600}>
+                  {s.username}
+                </Anchor>
+                <StatusBadge status={s.status} />
+              </Group>
+              <Text size="sm" mt={4}>
+                {[s.full_name, serviceById.get(s.service_id)?.name].filter(Boolean).join(" · ")}
+              </Text>
+              <Text size="xs" c="dimmed">
+                {[s.email, s.phone, s.expiry_date && `expires ${formatDate(s.expiry_date)}`]
+                  .filter(Boolean)
+                  .join(" · ")}
+              </Text>
+            </Card>
+          ))}
+        </Stack>
+      )}
+      {list.data && list.data.length > 0 && !phone && (
         <Card withBorder radius="md" padding={0}>
           <Table.ScrollContainer minWidth={680} type="native">
             <Table highlightOnHover verticalSpacing="sm" horizontalSpacing="md">
