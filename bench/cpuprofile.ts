@@ -35,6 +35,8 @@ export type ProfileSummary = {
   own: Row[];
   /** The functions of Keygate's own source, by total time (self and everything they call). */
   ownTotal: Row[];
+  /** Every function by self time (for comparing two profiles; not meant for printing). */
+  functions: Row[];
 };
 
 const SPECIAL = new Set(["(idle)", "(program)", "(garbage collector)", "(root)"]);
@@ -234,6 +236,7 @@ export function summarise(
       .map(([area, us]) => ({ area, ms: us / 1000, pct: pct(us) }))
       .sort((a, b) => b.ms - a.ms),
     top: rows.slice(0, opts.top ?? 25),
+    functions: rows,
     own: rows.filter((r) => r.area === "keygate (src/)").slice(0, opts.top ?? 25),
     ownTotal: [...totals.values()]
       .map((r) => ({ ...r, pct: pct(r.ms * 1000) }))

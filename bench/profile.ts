@@ -1,14 +1,19 @@
 /**
- * Where the time goes in scenario B: the real server under `node --cpu-prof`, loaded with
- * `GET /api/v1/external/whoami` and a valid key, then stopped; only the samples taken during
- * the load are summarised (start-up and the stop are left out).
+ * Where the time goes: a server under `node --cpu-prof`, loaded with
+ * `GET /api/v1/external/whoami`, then stopped; only the samples taken during the load are
+ * summarised (start-up and the stop are left out).
  *
- *   node --import tsx bench/profile.ts [B|B3]   (both also run as the last step of `npm run bench`)
+ *   A  – the bare Fastify server (bench/bare-server.ts), for comparison
+ *   B  – the real Keygate process (`node --cpu-prof --import tsx src/main.ts`), one valid key
+ *   B3 – the same with 10,000 valid keys, one at random per request
+ *
+ *   node --import tsx bench/profile.ts [A|B|B3]   (all three also run at the end of `npm run bench`)
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import type { Request } from "autocannon";
 import {
   type CpuProfile,
   type ProfileSummary,
@@ -16,9 +21,22 @@ import {
   summarise,
   summaryMarkdown,
 } from "./cpuprofile.js";
-import type { Request } from "autocannon";
 import { keyMaker, seedKeys, setUpFixture, startKeygate } from "./keygate.js";
-import { load, log, type Pinning, ROOT, responses, setupPinning, sleep } from "./lib.js";
+import {
+  freePort,
+  load,
+  log,
+  type Pinning,
+  ROOT,
+  responses,
+  type Server,
+  setupPinning,
+  sleep,
+  startServer,
+} from "./lib.js";
+
+/** A: bare Fastify. B: Keygate, one valid key. B3: Keygate, 10,000 valid keys at random. */
+export type ProfiledScenario = "A" | "B" | "B3";
 
 export type ProfileResult = {
   scenario: ProfiledScenario;
@@ -29,24 +47,60 @@ export type ProfileResult = {
   durationS: number;
 };
 
-/** B: one valid key. B3: 10,000 valid keys, one chosen at random per request. */
-export type ProfiledScenario = "B" | "B3";
+/** A whoami-shaped answer for A when no real one is at hand (the bench passes Keygate's own). */
+const SAMPLE_BODY = JSON.stringify({
+  success: true,
+  data: {
+    id: 1,
+    name: "bench",
+    key_prefix: "pk_live_0123",
+    scopes: "read",
+    owner: { id: 1, username: "admin", role: "admin" },
+    expires_at: null,
+    rate_limit_per_minute: 10000000,
+    allowed_ips: null,
+    client_ip: "127.0.0.1",
+  },
+});
 
-export async function profileB(
+type Target = {
+  server: Server;
+  cleanup: () => void;
+  load: Omit<Parameters<typeof load>[0], "url"> & { url: string };
+};
+
+async function target(
+  scenario: ProfiledScenario,
   pinning: Pinning,
-  durationS = 6,
-  scenario: ProfiledScenario = "B",
-): Promise<ProfileResult> {
-  const profDir = mkdtempSync(join(tmpdir(), "keygate-prof-"));
-  const kg = await startKeygate(pinning, { nodeArgs: ["--cpu-prof", "--cpu-prof-dir", profDir] });
+  profDir: string,
+  body: string,
+): Promise<Target> {
+  const profArgs = ["--cpu-prof", "--cpu-prof-dir", profDir];
+  const path = "/api/v1/external/whoami";
+  if (scenario === "A") {
+    const server = await startServer({
+      name: "bare",
+      nodeArgs: [...profArgs, "--import", "tsx", "bench/bare-server.ts"],
+      env: { BENCH_BODY: body, BENCH_PORT: String(await freePort()) },
+      pinning,
+    });
+    return { server, cleanup: () => {}, load: { url: server.url + path } };
+  }
+  const kg = await startKeygate(pinning, { nodeArgs: profArgs });
   try {
     const fx = await setUpFixture(kg.url);
+    if (scenario === "B")
+      return {
+        server: kg,
+        cleanup: kg.cleanup,
+        load: { url: kg.url + path, headers: { "x-api-key": fx.key } },
+      };
     const keyOf = keyMaker();
-    if (scenario === "B3") seedKeys(kg.dbPath, fx.adminId, 10_000, keyOf);
+    seedKeys(kg.dbPath, fx.adminId, 10_000, keyOf);
     const random: Request[] = [
       {
         method: "GET",
-        path: "/api/v1/external/whoami",
+        path,
         setupRequest: (req) => {
           (req.headers as Record<string, string>)["x-api-key"] = keyOf(
             Math.floor(Math.random() * 10_000),
@@ -55,57 +109,117 @@ export async function profileB(
         },
       },
     ];
-    const opts = {
-      url: `${kg.url}/api/v1/external/whoami`,
-      connections: 50,
-      pipelining: 1,
-      ...(scenario === "B3" ? { requests: random } : { headers: { "x-api-key": fx.key } }),
-    };
-    await load({ ...opts, duration: scenario === "B3" ? 4 : 2 }); // warm-up, not in the window
+    return { server: kg, cleanup: kg.cleanup, load: { url: kg.url, requests: random } };
+  } catch (err) {
+    await kg.stop();
+    kg.cleanup();
+    throw err;
+  }
+}
+
+export async function profileScenario(
+  pinning: Pinning,
+  durationS = 6,
+  scenario: ProfiledScenario = "B",
+  body = SAMPLE_BODY,
+): Promise<ProfileResult> {
+  const profDir = mkdtempSync(join(tmpdir(), "keygate-prof-"));
+  const t = await target(scenario, pinning, profDir, body);
+  try {
+    const opts = { ...t.load, connections: 50, pipelining: 1 };
+    // Warm-up, not in the window (B3 longer, so the 10,000 keys are cached).
+    await load({ ...opts, duration: scenario === "B3" ? 4 : 2 });
     await sleep(300);
     const loadStart = performance.now();
     const result = await load({ ...opts, duration: durationS });
     const loadEnd = performance.now();
-    const code = await kg.stop();
+    const code = await t.server.stop();
     const exited = performance.now();
-    if (code !== 0) throw new Error(`keygate exited with ${code} under --cpu-prof`);
+    if (code !== 0) throw new Error(`${t.server.name} exited with ${code} under --cpu-prof`);
 
     const file = readdirSync(profDir).find((f) => f.endsWith(".cpuprofile"));
     if (!file) throw new Error(`no .cpuprofile written in ${profDir}`);
     const profile = JSON.parse(readFileSync(join(profDir, file), "utf8")) as CpuProfile;
     // The profile ends when the process exits; count back from there to the load phase,
     // trimming 200 ms at each edge so ramp-up and ramp-down stay out.
-    const usBeforeExit = (t: number) => (exited - t) * 1000;
+    const usBeforeExit = (at: number) => (exited - at) * 1000;
     const window = {
       from: profile.endTime - usBeforeExit(loadStart) + 200_000,
       to: profile.endTime - usBeforeExit(loadEnd) - 200_000,
     };
     const summary = summarise(profile, { top: 25, window, lines: await sourceLines() });
-    const resultsDir = join(ROOT, "bench", "results");
-    mkdirSync(resultsDir, { recursive: true });
+    mkdirSync(join(ROOT, "bench", "results"), { recursive: true });
     const saved = `bench/results/latest-${scenario}.cpuprofile.json`;
     copyFileSync(join(profDir, file), join(ROOT, saved));
-    return {
-      scenario,
-      summary,
-      saved,
-      requests: responses(result),
-      durationS,
-    };
+    // Requests inside the trimmed window, assuming a steady rate over the run.
+    const windowS = (window.to - window.from) / 1e6;
+    const requests = Math.round((responses(result) * windowS) / result.duration);
+    return { scenario, summary, saved, requests, durationS };
   } finally {
-    await kg.stop();
-    kg.cleanup();
+    await t.server.stop();
+    t.cleanup();
     rmSync(profDir, { recursive: true, force: true });
   }
+}
+
+/** Profiled CPU per request by area, A beside B: what Keygate adds on top of Fastify. */
+export function compareMarkdown(a: ProfileResult, b: ProfileResult): string {
+  const per = (p: ProfileResult) =>
+    new Map(p.summary.areas.map((x) => [x.area, (x.ms * 1000) / p.requests]));
+  const pa = per(a);
+  const pb = per(b);
+  const areas = [...new Set([...pb.keys(), ...pa.keys()])].sort(
+    (x, y) => (pb.get(y) ?? 0) - (pa.get(y) ?? 0) - ((pb.get(x) ?? 0) - (pa.get(x) ?? 0)),
+  );
+  const us = (n: number | undefined) => (n === undefined ? "–" : n.toFixed(1));
+  const total = (p: ProfileResult) => (p.summary.busyMs * 1000) / p.requests;
+  return [
+    `| area | ${a.scenario} µs/req | ${b.scenario} µs/req | ${b.scenario} − ${a.scenario} |`,
+    "| --- | ---: | ---: | ---: |",
+    ...areas
+      .filter((x) => Math.max(pa.get(x) ?? 0, pb.get(x) ?? 0) >= 0.2)
+      .map(
+        (x) =>
+          `| ${x} | ${us(pa.get(x))} | ${us(pb.get(x))} | ${us((pb.get(x) ?? 0) - (pa.get(x) ?? 0))} |`,
+      ),
+    `| **all (busy)** | **${us(total(a))}** | **${us(total(b))}** | **${us(total(b) - total(a))}** |`,
+  ].join("\n");
+}
+
+/** The functions whose self time per request grew most from A to B. */
+export function compareFunctionsMarkdown(a: ProfileResult, b: ProfileResult, top = 15): string {
+  const key = (r: { name: string; file: string }) => `${r.name} ${r.file}`;
+  const per = (p: ProfileResult) =>
+    new Map(p.summary.functions.map((r) => [key(r), { row: r, us: (r.ms * 1000) / p.requests }]));
+  const pa = per(a);
+  const pb = per(b);
+  const rows = [...new Set([...pa.keys(), ...pb.keys()])]
+    .map((k) => {
+      const row = (pb.get(k) ?? pa.get(k))?.row as { name: string; file: string; area: string };
+      const ua = pa.get(k)?.us ?? 0;
+      const ub = pb.get(k)?.us ?? 0;
+      return { row, ua, ub, d: ub - ua };
+    })
+    .sort((x, y) => y.d - x.d)
+    .slice(0, top);
+  return [
+    `| function | file:line | area | ${a.scenario} µs/req | ${b.scenario} µs/req | ${b.scenario} − ${a.scenario} |`,
+    "| --- | --- | --- | ---: | ---: | ---: |",
+    ...rows.map(
+      (r) =>
+        `| \`${r.row.name}\` | ${r.row.file || "–"} | ${r.row.area} | ${r.ua.toFixed(2)} | ${r.ub.toFixed(2)} | ${r.d.toFixed(2)} |`,
+    ),
+  ].join("\n");
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const pinning = setupPinning();
   log(`pinning: ${pinning.note}`);
-  const scenario: ProfiledScenario = process.argv[2] === "B3" ? "B3" : "B";
-  const r = await profileB(pinning, Number(process.env.BENCH_DURATION ?? 6), scenario);
+  const arg = process.argv[2];
+  const scenario: ProfiledScenario = arg === "A" || arg === "B3" ? arg : "B";
+  const r = await profileScenario(pinning, Number(process.env.BENCH_DURATION ?? 6), scenario);
   process.stdout.write(
-    `${scenario} under --cpu-prof: ${r.requests} requests in ${r.durationS} s; raw profile: ${r.saved}\n\n`,
+    `${scenario} under --cpu-prof: ${r.requests} requests in the window; raw profile: ${r.saved}\n\n`,
   );
   process.stdout.write(`${summaryMarkdown(r.summary)}\n`);
 }

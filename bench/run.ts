@@ -41,7 +41,12 @@ import {
   startServer,
   unexpected,
 } from "./lib.js";
-import { type ProfileResult, profileB } from "./profile.js";
+import {
+  compareFunctionsMarkdown,
+  compareMarkdown,
+  type ProfileResult,
+  profileScenario,
+} from "./profile.js";
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -417,10 +422,10 @@ async function main(): Promise<void> {
     // --- Profile of B ------------------------------------------------------------------------
     const profiles: ProfileResult[] = [];
     if (process.env.BENCH_PROFILE !== "0") {
-      for (const which of ["B", "B3"] as const) {
+      for (const which of ["A", "B", "B3"] as const) {
         log(`profile: ${which} under --cpu-prof`);
         try {
-          profiles.push(await profileB(pinning, DURATION, which));
+          profiles.push(await profileScenario(pinning, DURATION, which, body));
         } catch (err) {
           log(`profile of ${which} failed: ${(err as Error).message}`);
         }
@@ -565,7 +570,23 @@ function buildReport(r: ReportInput): { markdown: string; json: unknown } {
       `- Unexpected statuses or socket errors: ${bad.map((s) => `${s.id} ${s.unexpected} status, ${s.errors} errors/timeouts`).join("; ")}.`,
     );
   }
-  for (const p of r.profiles) {
+  const profA = r.profiles.find((p) => p.scenario === "A");
+  const profB = r.profiles.find((p) => p.scenario === "B");
+  if (profA && profB) {
+    md.push(
+      "",
+      "## What B adds to A, by area",
+      "",
+      `Profiled CPU per request (samples of the load phase, c${CONNECTIONS} p1) of A (${fmtInt(profA.requests)} requests) and B (${fmtInt(profB.requests)} requests); kernel time outside a JavaScript call is not sampled, so totals are below the /proc figures above.`,
+      "",
+      compareMarkdown(profA, profB),
+      "",
+      "The functions whose self time per request grew most:",
+      "",
+      compareFunctionsMarkdown(profA, profB),
+    );
+  }
+  for (const p of r.profiles.filter((x) => x.scenario !== "A")) {
     const what =
       p.scenario === "B"
         ? "whoami with one valid key"
@@ -574,7 +595,7 @@ function buildReport(r: ReportInput): { markdown: string; json: unknown } {
       "",
       `## Where the time goes in ${p.scenario}`,
       "",
-      `\`node --cpu-prof --import tsx src/main.ts\`, ${what}: ${fmtInt(p.requests)} requests in ${p.durationS} s (c${CONNECTIONS} p1), samples of the load phase only; raw profile in \`${p.saved}\` (git-ignored).`,
+      `\`node --cpu-prof --import tsx src/main.ts\`, ${what}: ${fmtInt(p.requests)} requests in the profiled window (c${CONNECTIONS} p1, ${p.durationS} s run), samples of the load phase only; raw profile in \`${p.saved}\` (git-ignored).`,
       "",
       summaryMarkdown(p.summary, p.scenario === "B" ? 20 : 12),
     );
@@ -598,7 +619,10 @@ function buildReport(r: ReportInput): { markdown: string; json: unknown } {
     rssPeakMb: r.rss,
     accounting: r.accounting,
     runs: r.runs,
-    profiles: r.profiles.map((p) => ({ scenario: p.scenario, requests: p.requests, ...p.summary })),
+    profiles: r.profiles.map((p) => {
+      const { functions: _all, ...summary } = p.summary;
+      return { scenario: p.scenario, requests: p.requests, ...summary };
+    }),
   };
   return { markdown: `${md.join("\n")}\n`, json };
 }

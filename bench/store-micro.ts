@@ -188,6 +188,47 @@ try {
       );
     for (const [id, u] of lastUsed) touch.run(u.at, u.ip, id, u.at);
   });
+  // The same with the rows inserted 50 at a time by one prepared multi-row INSERT.
+  const ROWS = 50;
+  const insertMany = raw.prepare(
+    `insert into api_key_logs
+       (api_key_id, timestamp, method, path, status_code, ip, latency_ms, user_agent, error_code)
+     values ${Array.from({ length: ROWS }, () => "(?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
+  );
+  const preparedMany = raw.transaction(
+    (entries: CallLogEntry[], lastUsed: Map<number, LastUse>) => {
+      let i = 0;
+      for (; i + ROWS <= entries.length; i += ROWS) {
+        const params: unknown[] = [];
+        for (const e of entries.slice(i, i + ROWS))
+          params.push(
+            e.apiKeyId,
+            e.timestamp,
+            e.method,
+            e.path,
+            e.statusCode,
+            e.ip,
+            e.latencyMs,
+            e.userAgent,
+            e.errorCode,
+          );
+        insertMany.run(params);
+      }
+      for (const e of entries.slice(i))
+        insert.run(
+          e.apiKeyId,
+          e.timestamp,
+          e.method,
+          e.path,
+          e.statusCode,
+          e.ip,
+          e.latencyMs,
+          e.userAgent,
+          e.errorCode,
+        );
+      for (const [id, u] of lastUsed) touch.run(u.at, u.ip, id, u.at);
+    },
+  );
   const select = raw.prepare(
     `select k.*, u.username as owner_username, u.role as owner_role,
        u.disabled_at as owner_disabled_at, u.deleted_at as owner_deleted_at, n.key_prefix as next_prefix
@@ -202,6 +243,7 @@ try {
     await perRow("Kysely, prepared anew", (k) => writeBatch(built, ...batch(k)), keys);
     await perRow("Kysely, statements cached", (k) => writeBatch(cached, ...batch(k)), keys);
     await perRow("prepared statements, one sync transaction", (k) => prepared(...batch(k)), keys);
+    await perRow(`the same, ${ROWS} rows per INSERT`, (k) => preparedMany(...batch(k)), keys);
   }
   process.stdout.write(
     `\nLast-use updates alone, per distinct key:\n\n| how | distinct keys | µs per key |\n| --- | ---: | ---: |\n`,
