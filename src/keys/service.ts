@@ -361,10 +361,15 @@ export class KeyService {
     return key;
   }
 
+  /** Whether this principal may mint, change, roll and revoke (its own) keys. */
+  mayManage(p: Principal): boolean {
+    return p.via !== "key" && (p.role === "admin" || this.o.selfService);
+  }
+
   private requireMayManage(p: Principal, what: string): void {
     if (p.via === "key")
       throw forbidden(`keys cannot ${what}; sign in to the console or the /api surface`);
-    if (p.role === "admin" || this.o.selfService) return;
+    if (this.mayManage(p)) return;
     throw forbidden(
       `only an admin can ${what}; ${describe(p)} — ask an admin, or have the operator set KEYGATE_SELF_SERVICE_KEYS=true`,
     );

@@ -175,13 +175,34 @@ export function authRoutes(kg: Keygate): FastifyPluginAsync {
           tags,
           summary: "The signed-in user",
           security: [{ bearer: [] }],
-          response: { 200: Ok(UserView), ...errorResponses(false, [401]) },
+          response: {
+            200: Ok(
+              Type.Object({
+                ...UserView.properties,
+                permissions: Type.Object({
+                  manage_keys: Type.Boolean({
+                    description:
+                      "may mint, change, roll and revoke keys (admins; resellers with self-service)",
+                  }),
+                }),
+                defaults: Type.Object({ key_rate_limit_per_minute: Type.Integer() }),
+              }),
+            ),
+            ...errorResponses(false, [401]),
+          },
         },
       },
-      async (req) => ({
-        success: true as const,
-        data: await kg.auth.me(req.principal as Principal),
-      }),
+      async (req) => {
+        const p = req.principal as Principal;
+        return {
+          success: true as const,
+          data: {
+            ...(await kg.auth.me(p)),
+            permissions: { manage_keys: kg.keys.mayManage(p) },
+            defaults: { key_rate_limit_per_minute: kg.config.keyRateLimit },
+          },
+        };
+      },
     );
   };
 }
