@@ -84,7 +84,12 @@ describe("access tokens", () => {
       username: "admin",
       role: "admin",
       disabled: false,
+      permissions: { manage_keys: true },
+      defaults: { key_rate_limit_per_minute: 600 },
     });
+    const reseller = await h.user("perm-res");
+    const mine = (await h.api("GET", "/api/auth/me", reseller.token)).json().data;
+    expect(mine.permissions).toEqual({ manage_keys: false });
   });
 
   it("refuses a missing, tampered or expired token with 401", async () => {
