@@ -136,6 +136,22 @@ describe("minting and reading keys", () => {
     });
     expect(rows[0].timestamp > rows[1].timestamp).toBe(true);
     expectStatus(await h.api("GET", `/api/api-keys/${id}/logs?limit=1001`, h.adminToken), 400);
+
+    // Filters: a status class, refusals, an error code; `before` pages back.
+    const codes = async (query: string) =>
+      (await h.api("GET", `/api/api-keys/${id}/logs?${query}`, h.adminToken))
+        .json()
+        .data.map((r: { status_code: number }) => r.status_code);
+    expect(await codes("status=2xx")).toEqual([200, 200]);
+    expect(await codes("status=4xx")).toEqual([404, 404, 404]);
+    expect(await codes("status=NOT_FOUND&limit=2")).toEqual([404, 404]);
+    expect(await codes("status=refused")).toEqual([]);
+    expect(await codes(`before=${rows[1].timestamp}`)).toEqual([404, 200, 404]);
+    expectStatus(await h.api("GET", `/api/api-keys/${id}/logs?status=ok`, h.adminToken), 400);
+    expectStatus(
+      await h.api("GET", `/api/api-keys/${id}/logs?before=yesterday`, h.adminToken),
+      400,
+    );
     expectStatus(await h.api("GET", "/api/api-keys/999/logs", h.adminToken), 404);
   });
 });

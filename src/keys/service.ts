@@ -51,6 +51,12 @@ export type CallLogRow = {
   error_code: string | null;
 };
 
+/**
+ * `status`: "2xx" … "5xx", "refused" (401, 403 and 429) or an error code such as
+ * "API_KEY_REVOKED"; `before`: an ISO timestamp, for the next page.
+ */
+export type LogQuery = { limit: number; status?: string; before?: string };
+
 export type KeyStats = {
   total: number;
   active: number;
@@ -87,7 +93,7 @@ export interface KeyRepo {
     now: string,
   ): Promise<StoredKey>;
   stats(now: string, since: string): Promise<KeyStats>;
-  logs(keyId: number, limit: number): Promise<CallLogRow[]>;
+  logs(keyId: number, q: LogQuery): Promise<CallLogRow[]>;
   /** Calls since `since` by hour, the busiest keys and the latest refusals; `ownerId` fences to one owner's keys. */
   activity(since: string, ownerId: number | null): Promise<Activity>;
 }
@@ -348,10 +354,10 @@ export class KeyService {
     return { from: from.toISOString(), to: to.toISOString(), ...data };
   }
 
-  async logs(p: Principal, id: number, limit: number): Promise<CallLogRow[]> {
+  async logs(p: Principal, id: number, q: LogQuery): Promise<CallLogRow[]> {
     await this.visible(p, id);
     await this.o.flushUsage();
-    return this.o.keys.logs(id, limit);
+    return this.o.keys.logs(id, q);
   }
 
   /** A key this principal may see, or 404 — never a hint that another owner's key exists. */

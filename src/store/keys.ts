@@ -4,6 +4,7 @@ import type { CallLogEntry, CallLogSink, LastUse } from "../calllog/writer.js";
 import type { Scope } from "../keys/scopes.js";
 import type {
   Activity,
+  LogQuery,
   CallLogRow,
   KeyPatch,
   KeyRepo,
@@ -181,8 +182,8 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     };
   }
 
-  async logs(keyId: number, limit: number): Promise<CallLogRow[]> {
-    return this.db
+  async logs(keyId: number, q: LogQuery): Promise<CallLogRow[]> {
+    let query = this.db
       .selectFrom("api_key_logs")
       .select([
         "timestamp",
@@ -194,10 +195,18 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
         "user_agent",
         "error_code",
       ])
-      .where("api_key_id", "=", keyId)
-      .orderBy("id", "desc")
-      .limit(limit)
-      .execute();
+      .where("api_key_id", "=", keyId);
+    if (q.before !== undefined) query = query.where("timestamp", "<", q.before);
+    const s = q.status;
+    if (s === "2xx" || s === "3xx" || s === "4xx" || s === "5xx") {
+      const low = Number(s[0]) * 100;
+      query = query.where("status_code", ">=", low).where("status_code", "<", low + 100);
+    } else if (s === "refused") {
+      query = query.where("status_code", "in", [401, 403, 429]);
+    } else if (s !== undefined) {
+      query = query.where("error_code", "=", s);
+    }
+    return query.orderBy("id", "desc").limit(q.limit).execute();
   }
 
   async activity(since: string, ownerId: number | null): Promise<Activity> {

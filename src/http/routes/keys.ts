@@ -289,10 +289,26 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
         schema: {
           tags,
           security,
-          summary: "The key's calls, newest first",
+          summary: "The key's calls, newest first; filter by status and page with `before`",
           params: IdParams,
           querystring: Type.Object(
-            { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 200 })) },
+            {
+              limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 200 })),
+              status: Type.Optional(
+                Type.String({
+                  pattern: "^([2-5]xx|refused|[A-Z_]{3,40})$",
+                  description:
+                    '2xx, 3xx, 4xx, 5xx, "refused" (401/403/429) or an error code such as API_KEY_REVOKED',
+                }),
+              ),
+              before: Type.Optional(
+                Type.String({
+                  pattern: "^\\d{4}-\\d{2}-\\d{2}T[0-9:.]+Z$",
+                  description:
+                    "an ISO-8601 UTC timestamp: only calls before it (the last row's timestamp, for the next page)",
+                }),
+              ),
+            },
             { additionalProperties: false },
           ),
           response: { 200: Ok(Type.Array(LogRow)), ...errorResponses(false, [400, 401, 404]) },
@@ -300,7 +316,11 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
       },
       async (req) => ({
         success: true as const,
-        data: await kg.keys.logs(req.principal as Principal, req.params.id, req.query.limit ?? 200),
+        data: await kg.keys.logs(req.principal as Principal, req.params.id, {
+          limit: req.query.limit ?? 200,
+          status: req.query.status,
+          before: req.query.before,
+        }),
       }),
     );
   };
