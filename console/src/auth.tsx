@@ -8,13 +8,21 @@ import {
   useState,
 } from "react";
 import { api, type ApiClient, type Session, type SessionEnd, type User } from "./lib/api";
+import type { Me } from "./lib/types";
 
 type AuthState =
   | { status: "restoring" }
   | { status: "signed-out"; end: SessionEnd | null }
   | { status: "signed-in"; user: User };
 
+/**
+ * `GET /api/auth/me` for the signed-in user, asked once per sign-in or restored session
+ * (not on every token refresh). `me` is null while the answer is awaited or when it failed.
+ */
+type Profile = { userId: number; me: Me | null; failed: boolean };
+
 type Auth = AuthState & {
+  profile: Profile | null;
   signIn: (username: string, password: string) => Promise<void>;
   signOut: () => Promise<void>;
 };
@@ -41,6 +49,28 @@ export function AuthProvider({
   });
 
   const channelRef = useRef<BroadcastChannel | null>(null);
+  const [profile, setProfile] = useState<Profile | null>(null);
+  const userId = state.status === "signed-in" ? state.user.id : null;
+
+  useEffect(() => {
+    if (userId === null) {
+      setProfile(null);
+      return;
+    }
+    let live = true;
+    setProfile({ userId, me: null, failed: false });
+    client.me().then(
+      (me) => {
+        if (live) setProfile({ userId, me, failed: false });
+      },
+      () => {
+        if (live) setProfile({ userId, me: null, failed: true });
+      },
+    );
+    return () => {
+      live = false;
+    };
+  }, [client, userId]);
 
   useEffect(() => {
     const channel = typeof BroadcastChannel !== "undefined" ? new BroadcastChannel(CHANNEL) : null;
@@ -89,6 +119,7 @@ export function AuthProvider({
   const value = useMemo<Auth>(
     () => ({
       ...state,
+      profile: profile?.userId === userId ? profile : null,
       signIn: async (username, password) => {
         await client.login(username, password);
         channelRef.current?.postMessage({ type: "signed-in" });
@@ -98,7 +129,7 @@ export function AuthProvider({
         channelRef.current?.postMessage({ type: "signed-out" });
       },
     }),
-    [state, client],
+    [state, profile, userId, client],
   );
   return <Ctx.Provider value={value}>{children}</Ctx.Provider>;
 }
@@ -109,9 +140,28 @@ export function useAuth(): Auth {
   return a;
 }
 
+export type SignedInUser = User & {
+  isAdmin: boolean;
+  /**
+   * Whether the console offers minting, editing, rolling and revoking keys, from
+   * `/api/auth/me`'s `permissions.manage_keys`. Null while a reseller's answer is awaited.
+   * Should the question fail, the actions are offered and the server has the last word.
+   */
+  canManageKeys: boolean | null;
+  /** The rate limit of a key without its own (`defaults.key_rate_limit_per_minute`), once known. */
+  defaultKeyRateLimit: number | null;
+};
+
 /** The signed-in user; only for components rendered inside the signed-in shell. */
-export function useUser(): User & { isAdmin: boolean } {
+export function useUser(): SignedInUser {
   const a = useAuth();
   if (a.status !== "signed-in") throw new Error("useUser while signed out");
-  return { ...a.user, isAdmin: a.user.role === "admin" };
+  const isAdmin = a.user.role === "admin";
+  const me = a.profile?.me ?? null;
+  return {
+    ...a.user,
+    isAdmin,
+    canManageKeys: me ? me.permissions.manage_keys : a.profile?.failed || isAdmin ? true : null,
+    defaultKeyRateLimit: me?.defaults.key_rate_limit_per_minute ?? null,
+  };
 }

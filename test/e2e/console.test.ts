@@ -241,9 +241,16 @@ describe.skipIf(skip)("the console in a browser", () => {
 
     await page.getByRole("button", { name: "Refresh" }).click();
     await page.getByTestId("call-log").getByText("API_KEY_REVOKED").waitFor();
-    // Filter the log by status: only the refusal is left.
+    // Filter the log by status: the server answers with only the refusal.
+    const filtered = page.waitForResponse(
+      (r) =>
+        r.url().includes(`/api/api-keys/${ids.firstKey}/logs?`) &&
+        r.url().includes("status=refused"),
+    );
     await pick(page.locator("main"), "Status", "Refused (401, 403, 429)");
-    expect(await page.getByTestId("call-log").getByRole("row").count()).toBe(2);
+    expect((await filtered).status()).toBe(200);
+    await expect.poll(() => page.getByTestId("call-log").getByRole("row").count()).toBe(2);
+    await page.getByTestId("call-log").getByText("API_KEY_REVOKED").waitFor();
     await shot("key-detail");
 
     await nav("API keys");
@@ -299,15 +306,28 @@ describe.skipIf(skip)("the console in a browser", () => {
     await page.getByRole("link", { name: "alice-a" }).waitFor();
     await shot("subscribers");
 
-    // Without KEYGATE_SELF_SERVICE_KEYS a reseller cannot mint: the server's message is shown.
+    // Without KEYGATE_SELF_SERVICE_KEYS a reseller cannot mint: the console says so instead
+    // of offering a button that would fail, and the server refuses the call anyway.
     await nav("API keys");
-    await page.getByRole("button", { name: "Mint a key" }).first().click();
-    await page.getByRole("dialog").getByRole("button", { name: "Mint key", exact: true }).click();
-    await page
-      .getByRole("alert")
-      .getByText(/KEYGATE_SELF_SERVICE_KEYS/)
-      .waitFor();
-    await page.getByRole("dialog").getByRole("button", { name: "Cancel" }).click();
+    await page.getByText("Ask an admin to mint keys for you — self-service keys are off").waitFor();
+    expect(await page.getByRole("button", { name: /Mint/ }).count()).toBe(0);
+    const reseller = await call(
+      base,
+      "POST",
+      "/api/auth/login",
+      {},
+      { username: "reseller-a", password: "reseller-a-password" },
+    );
+    const refusedMint = await call(
+      base,
+      "POST",
+      "/api/api-keys",
+      { authorization: `Bearer ${reseller.json.data.access_token}` },
+      { name: "mine" },
+    );
+    expect(refusedMint.status).toBe(403);
+    expect(refusedMint.json.code).toBe("FORBIDDEN");
+    expect(refusedMint.json.message).toContain("KEYGATE_SELF_SERVICE_KEYS");
     await signOut();
 
     await signIn("reseller-b", "reseller-b-password");

@@ -81,6 +81,7 @@ export function KeyForm({
   isAdmin,
   selfId,
   users,
+  defaultRateLimit,
   onSubmit,
   onCancel,
   now,
@@ -89,6 +90,8 @@ export function KeyForm({
   isAdmin: boolean;
   selfId: number;
   users?: UserRow[];
+  /** The server's rate limit for a key without its own (from `/api/auth/me`), once known. */
+  defaultRateLimit?: number | null;
   onSubmit: (body: KeyBody) => Promise<void>;
   onCancel?: () => void;
   now?: Date;
@@ -197,7 +200,11 @@ export function KeyForm({
         <SimpleGrid cols={{ base: 1, sm: 2 }}>
           <TextInput
             label="Rate limit"
-            description="Requests per minute. Empty: the server default."
+            description={
+              defaultRateLimit
+                ? `Requests per minute. Empty: the server default, ${defaultRateLimit} / min.`
+                : "Requests per minute. Empty: the server default."
+            }
             inputMode="numeric"
             placeholder="default"
             value={values.rate_limit_per_minute}

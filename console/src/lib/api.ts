@@ -7,6 +7,8 @@
  * expires, and once more when a call answers 401, then repeats the call.
  */
 
+import type { Me } from "./types";
+
 export type FieldProblem = { field: string; message: string };
 
 /** An error answered by the server, carrying its own message, code and field problems. */
@@ -185,6 +187,11 @@ export class ApiClient {
   async freshen(): Promise<void> {
     const s = this.session;
     if (s && s.expiresAt - this.now() < this.lead * 1000) await this.refresh();
+  }
+
+  /** The signed-in user, what it may do and the server's defaults (`GET /api/auth/me`). */
+  async me(): Promise<Me> {
+    return (await this.get<Me>("/api/auth/me")).data;
   }
 
   get<T>(path: string): Promise<Envelope<T>> {

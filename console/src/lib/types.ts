@@ -54,6 +54,15 @@ export type Activity = {
   recent_refusals: (CallLog & { api_key_id: number | null; key_prefix: string | null })[];
 };
 
+/** `GET /api/auth/me`: the signed-in user, what it may do, and the server's defaults. */
+export type Me = UserRow & {
+  permissions: {
+    /** May mint, change, roll and revoke keys: admins always; resellers with self-service. */
+    manage_keys: boolean;
+  };
+  defaults: { key_rate_limit_per_minute: number };
+};
+
 export type UserRow = {
   id: number;
   username: string;

@@ -168,14 +168,19 @@ export function Dashboard() {
             title="No calls yet"
             description={
               <>
-                Mint a key under API keys, then call <Code>/api/v1/external/whoami</Code> with it:
-                the call appears here within a few seconds.
+                {user.canManageKeys === false
+                  ? "Once an admin has minted a key for you, call "
+                  : "Mint a key under API keys, then call "}
+                <Code>/api/v1/external/whoami</Code> with it: the call appears here within a few
+                seconds.
               </>
             }
             action={
-              <Button component={Link} href="/keys?new=1" size="xs">
-                Mint a key
-              </Button>
+              user.canManageKeys ? (
+                <Button component={Link} href="/keys?new=1" size="xs">
+                  Mint a key
+                </Button>
+              ) : undefined
             }
           />
         )}

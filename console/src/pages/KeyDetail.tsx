@@ -34,65 +34,45 @@ import {
   StatusBadge,
 } from "../components/ui";
 import { api, messageOf } from "../lib/api";
+import { LOG_ERROR_CODES, STATUS_FILTERS, useCallLog } from "../lib/callLog";
 import { formatDateTime, formatTime, relative, SCOPE_VERBS } from "../lib/format";
 import { Link, navigate } from "../lib/router";
-import type { ApiKey, CallLog } from "../lib/types";
+import type { ApiKey } from "../lib/types";
 import { useResource } from "../lib/useResource";
 import { graceHours } from "../lib/validation";
 import { type Minted, useOwners } from "./Keys";
-
-const STATUS_FILTERS = [
-  { value: "", label: "Every status" },
-  { value: "2xx", label: "Succeeded (2xx)" },
-  { value: "4xx", label: "Client errors (4xx)" },
-  { value: "refused", label: "Refused (401, 403, 429)" },
-  { value: "5xx", label: "Server errors (5xx)" },
-];
-
-function keep(filter: string, code: number): boolean {
-  switch (filter) {
-    case "":
-      return true;
-    case "2xx":
-      return code >= 200 && code < 300;
-    case "4xx":
-      return code >= 400 && code < 500;
-    case "5xx":
-      return code >= 500;
-    case "refused":
-      return code === 401 || code === 403 || code === 429;
-    default:
-      return String(code) === filter;
-  }
-}
 
 export function KeyDetail({ id }: { id: number }) {
   const user = useUser();
   const notify = useNotify();
   const key = useResource<ApiKey>(`/api/api-keys/${id}`);
   const [limit, setLimit] = useState("200");
-  const logs = useResource<CallLog[]>(`/api/api-keys/${id}/logs?limit=${limit}`);
-  const { users, byId } = useOwners(user.isAdmin);
   const [statusFilter, setStatusFilter] = useState("");
+  // Filtered and paged by the server: only the calls asked for travel.
+  const logs = useCallLog(id, Number(limit), statusFilter);
+  const { users, byId } = useOwners(user.isAdmin);
   const [dialog, setDialog] = useState<"edit" | "roll" | "revoke" | null>(null);
   const [rolled, setRolled] = useState<(Minted & { grace: number }) | null>(null);
 
   const k = key.data;
-  const rows = useMemo(
-    () => (logs.data ?? []).filter((r) => keep(statusFilter, r.status_code)),
-    [logs.data, statusFilter],
-  );
-  const codes = useMemo(
-    () => [...new Set((logs.data ?? []).map((r) => r.status_code))].sort((a, b) => a - b),
-    [logs.data],
-  );
+  const rows = useMemo(() => logs.rows ?? [], [logs.rows]);
+  const statusOptions = useMemo(() => {
+    const seen = rows.map((r) => r.error_code).filter((c): c is string => !!c);
+    const codes = [...new Set([...LOG_ERROR_CODES, ...seen, statusFilter])].filter((c) =>
+      /^[A-Z_]{3,40}$/.test(c),
+    );
+    return [
+      { group: "Status", items: STATUS_FILTERS },
+      { group: "Error code", items: codes.map((c) => ({ value: c, label: c })) },
+    ];
+  }, [rows, statusFilter]);
   const latency = useMemo(
     () =>
-      [...(logs.data ?? [])].reverse().map((r) => ({
+      [...rows].reverse().map((r) => ({
         time: formatTime(r.timestamp),
         "Latency (ms)": Math.round(r.latency_ms * 10) / 10,
       })),
-    [logs.data],
+    [rows],
   );
 
   if (key.error)
@@ -140,31 +120,40 @@ export function KeyDetail({ id }: { id: number }) {
           </>
         }
         actions={
-          <>
-            <Button
-              variant="default"
-              onClick={() => setDialog("edit")}
-              disabled={k.status === "revoked"}
-            >
-              Edit
-            </Button>
-            <Button
-              variant="light"
-              onClick={() => setDialog("roll")}
-              disabled={!live || k.replaced_by_id !== null}
-              title={k.replaced_by_id !== null ? "Already rolled: roll its replacement" : undefined}
-            >
-              Roll
-            </Button>
-            <Button
-              color="red"
-              variant="light"
-              onClick={() => setDialog("revoke")}
-              disabled={k.status === "revoked"}
-            >
-              Revoke
-            </Button>
-          </>
+          user.canManageKeys === false ? (
+            <Text size="sm" c="dimmed" maw={340} data-testid="manage-keys-off">
+              Ask an admin to change, roll or revoke this key — self-service keys are off on this
+              server.
+            </Text>
+          ) : user.canManageKeys ? (
+            <>
+              <Button
+                variant="default"
+                onClick={() => setDialog("edit")}
+                disabled={k.status === "revoked"}
+              >
+                Edit
+              </Button>
+              <Button
+                variant="light"
+                onClick={() => setDialog("roll")}
+                disabled={!live || k.replaced_by_id !== null}
+                title={
+                  k.replaced_by_id !== null ? "Already rolled: roll its replacement" : undefined
+                }
+              >
+                Roll
+              </Button>
+              <Button
+                color="red"
+                variant="light"
+                onClick={() => setDialog("revoke")}
+                disabled={k.status === "revoked"}
+              >
+                Revoke
+              </Button>
+            </>
+          ) : undefined
         }
       />
       <Anchor component={Link} href="/keys" size="sm" mb="md" display="inline-block">
@@ -231,8 +220,10 @@ export function KeyDetail({ id }: { id: number }) {
               [
                 "Rate limit",
                 k.rate_limit_per_minute
-                  ? `${k.rate_limit_per_minute} per minute`
-                  : "server default",
+                  ? `${k.rate_limit_per_minute} / min`
+                  : user.defaultKeyRateLimit
+                    ? `${user.defaultKeyRateLimit} / min (server default)`
+                    : "server default",
               ],
               ["Expires", k.expires_at ? formatDateTime(k.expires_at) : "never"],
               ["Created", formatDateTime(k.created_at)],
@@ -262,10 +253,10 @@ export function KeyDetail({ id }: { id: number }) {
                   : "never",
               ],
               ["From", k.last_used_ip ?? "—"],
-              ["Calls shown", logs.data ? String(logs.data.length) : "…"],
+              ["Calls shown", logs.rows ? String(rows.length) : "…"],
               [
                 "Errors shown",
-                logs.data ? String(logs.data.filter((r) => r.status_code >= 400).length) : "…",
+                logs.rows ? String(rows.filter((r) => r.status_code >= 400).length) : "…",
               ],
             ]}
           />
@@ -297,11 +288,13 @@ export function KeyDetail({ id }: { id: number }) {
             gridAxis="y"
             xAxisProps={{ interval: "preserveStartEnd", minTickGap: 24 }}
             role="img"
-            aria-label={`Latency of the last ${latency.length} calls, oldest first`}
+            aria-label={`Latency of the ${latency.length} calls in the log below, oldest first`}
           />
         ) : (
           <Text size="sm" c="dimmed">
-            The chart appears once the key has made at least two calls.
+            {statusFilter
+              ? "The chart needs at least two calls in the log below; change its filter."
+              : "The chart appears once the key has made at least two calls."}
           </Text>
         )}
       </Card>
@@ -315,23 +308,23 @@ export function KeyDetail({ id }: { id: number }) {
             <Select
               label="Status"
               size="xs"
-              w={190}
-              data={[
-                ...STATUS_FILTERS,
-                ...codes.map((c) => ({ value: String(c), label: `Exactly ${c}` })),
-              ]}
+              w={210}
+              data={statusOptions}
               value={statusFilter}
               onChange={(v) => setStatusFilter(v ?? "")}
               allowDeselect={false}
+              searchable
+              nothingFoundMessage="No such status or error code"
+              maxDropdownHeight={320}
             />
             <Select
               label="Show"
               size="xs"
-              w={120}
+              w={130}
               data={[
-                { value: "50", label: "last 50" },
-                { value: "200", label: "last 200" },
-                { value: "1000", label: "last 1000" },
+                { value: "50", label: "50 at a time" },
+                { value: "200", label: "200 at a time" },
+                { value: "1000", label: "1000 at a time" },
               ]}
               value={limit}
               onChange={(v) => setLimit(v ?? "200")}
@@ -343,22 +336,31 @@ export function KeyDetail({ id }: { id: number }) {
           </Group>
         </Group>
         <ErrorAlert error={logs.error} onRetry={logs.reload} />
-        {logs.data && logs.data.length === 0 && (
+        {!logs.rows && logs.loading && <Loading label="Loading calls…" />}
+        {logs.rows && rows.length === 0 && !statusFilter && (
           <Empty
             title="No calls yet"
             description="Every call made with this key appears here, newest first, whatever its outcome."
           />
         )}
-        {logs.data && logs.data.length > 0 && rows.length === 0 && (
-          <Text size="sm" c="dimmed">
-            No call with this status among the last {logs.data.length}.
-          </Text>
+        {logs.rows && rows.length === 0 && statusFilter && (
+          <Empty
+            title="No call matches"
+            description="No call made with this key has this status or error code."
+            action={
+              <Button variant="default" size="xs" onClick={() => setStatusFilter("")}>
+                Show every status
+              </Button>
+            }
+          />
         )}
         {rows.length > 0 && (
           <Table.ScrollContainer minWidth={720} type="native">
             <Table striped verticalSpacing={6} data-testid="call-log">
               <VisuallyHidden component="caption">
-                Calls made with this key, newest first
+                {statusFilter
+                  ? `Calls made with this key with status ${statusFilter}, newest first`
+                  : "Calls made with this key, newest first"}
               </VisuallyHidden>
               <Table.Thead>
                 <Table.Tr>
@@ -380,7 +382,7 @@ export function KeyDetail({ id }: { id: number }) {
                       </Text>
                     </Table.Td>
                     <Table.Td>
-                      <Text size="xs" ff="monospace">
+                      <Text size="xs" ff="monospace" component="div">
                         <Badge size="xs" variant="default" radius="sm" mr={4}>
                           {r.method}
                         </Badge>
@@ -418,12 +420,40 @@ export function KeyDetail({ id }: { id: number }) {
             </Table>
           </Table.ScrollContainer>
         )}
+        {rows.length > 0 && (
+          <Group justify="space-between" mt="sm" gap="sm">
+            <Text size="xs" c="dimmed" aria-live="polite">
+              {rows.length} call{rows.length === 1 ? "" : "s"} shown, newest first
+              {logs.more
+                ? "."
+                : statusFilter
+                  ? "; no older call matches."
+                  : "; that is every call."}
+            </Text>
+            {logs.more && (
+              <Button
+                size="xs"
+                variant="default"
+                onClick={logs.loadOlder}
+                loading={logs.loadingOlder}
+              >
+                Load older calls
+              </Button>
+            )}
+          </Group>
+        )}
+        <ErrorAlert
+          error={logs.olderError}
+          title="Older calls not loaded"
+          onRetry={logs.loadOlder}
+        />
       </Card>
 
       <Dialog opened={dialog === "edit"} onClose={() => setDialog(null)} title={`Edit “${k.name}”`}>
         <KeyForm
           existing={k}
           isAdmin={user.isAdmin}
+          defaultRateLimit={user.defaultKeyRateLimit}
           selfId={user.id}
           users={users}
           onSubmit={save}

@@ -28,6 +28,10 @@ import { useResource } from "../lib/useResource";
 
 export type Minted = { key: string; data: ApiKey };
 
+/** Shown to a reseller instead of the mint button when self-service keys are off. */
+export const MINT_OFF =
+  "Ask an admin to mint keys for you — self-service keys are off on this server.";
+
 /** Owner names for admins (from the user list); everyone else sees only their own keys. */
 export function useOwners(isAdmin: boolean) {
   const users = useResource<UserRow[]>(isAdmin ? "/api/users" : null);
@@ -42,7 +46,8 @@ export function Keys() {
   const keys = useResource<ApiKey[]>("/api/api-keys");
   const { users, byId } = useOwners(user.isAdmin);
   const [minted, setMinted] = useState<Minted | null>(null);
-  const creating = query.get("new") === "1";
+  // The mint form opens only for a user who may mint (a stale ?new=1 does nothing otherwise).
+  const creating = query.get("new") === "1" && user.canManageKeys === true;
   const phone = useMediaQuery("(max-width: 40em)");
 
   const status = query.get("status") ?? "";
@@ -81,7 +86,15 @@ export function Keys() {
       <PageHeader
         title="API keys"
         description="Keys let billing systems, helpdesks and monitoring call the external surface. Each acts for its owner."
-        actions={<Button onClick={() => setQuery({ new: "1" })}>Mint a key</Button>}
+        actions={
+          user.canManageKeys === false ? (
+            <Text size="sm" c="dimmed" maw={340} data-testid="manage-keys-off">
+              {MINT_OFF}
+            </Text>
+          ) : user.canManageKeys ? (
+            <Button onClick={() => setQuery({ new: "1" })}>Mint a key</Button>
+          ) : undefined
+        }
       />
       <Card withBorder radius="md" padding="sm" mb="md">
         <SimpleGrid cols={{ base: 1, xs: 2, md: user.isAdmin ? 4 : 3 }} spacing="sm">
@@ -137,8 +150,16 @@ export function Keys() {
       {keys.data && keys.data.length === 0 && (
         <Empty
           title="No keys yet"
-          description="Mint a key for each system that calls Keygate, with the narrowest scope it needs. The full key is shown once, at minting."
-          action={<Button onClick={() => setQuery({ new: "1" })}>Mint your first key</Button>}
+          description={
+            user.canManageKeys === false
+              ? "Keys an admin mints for you appear here, with their call logs."
+              : "Mint a key for each system that calls Keygate, with the narrowest scope it needs. The full key is shown once, at minting."
+          }
+          action={
+            user.canManageKeys ? (
+              <Button onClick={() => setQuery({ new: "1" })}>Mint your first key</Button>
+            ) : undefined
+          }
         />
       )}
       {keys.data && keys.data.length > 0 && rows.length === 0 && (
@@ -262,6 +283,7 @@ export function Keys() {
           isAdmin={user.isAdmin}
           selfId={user.id}
           users={users}
+          defaultRateLimit={user.defaultKeyRateLimit}
           onSubmit={mint}
           onCancel={() => setQuery({ new: null })}
         />

@@ -1,6 +1,7 @@
 import { MantineProvider } from "@mantine/core";
 import { render } from "@testing-library/react";
 import type { ReactNode } from "react";
+import { AuthProvider, useAuth } from "../auth";
 
 // happy-dom has no FontFaceSet; Mantine's autosizing textarea listens on it.
 if (typeof document !== "undefined" && !("fonts" in document)) {
@@ -16,4 +17,18 @@ if (typeof document !== "undefined" && !("fonts" in document)) {
 /** Renders inside the console's Mantine provider, in test mode (no transitions). */
 export function renderUi(ui: ReactNode) {
   return render(<MantineProvider env="test">{ui}</MantineProvider>);
+}
+
+function SignedIn({ children }: { children: ReactNode }) {
+  const auth = useAuth();
+  return auth.status === "signed-in" ? <>{children}</> : null;
+}
+
+/** Renders `ui` once the console's client has restored a session (see `fakeApi`). */
+export function renderSignedIn(ui: ReactNode) {
+  return renderUi(
+    <AuthProvider>
+      <SignedIn>{ui}</SignedIn>
+    </AuthProvider>,
+  );
 }

@@ -1,0 +1,161 @@
+import { useCallback, useEffect, useRef, useState } from "react";
+import { api, ApiError } from "./api";
+import type { CallLog } from "./types";
+
+/** The status filters the server understands, besides an error code. */
+export const STATUS_FILTERS = [
+  { value: "", label: "Every status" },
+  { value: "2xx", label: "Succeeded (2xx)" },
+  { value: "3xx", label: "Redirected (3xx)" },
+  { value: "4xx", label: "Client errors (4xx)" },
+  { value: "refused", label: "Refused (401, 403, 429)" },
+  { value: "5xx", label: "Server errors (5xx)" },
+];
+
+/** Error codes a call made with a key can end with (the server's catalogue, minus sign-in's). */
+export const LOG_ERROR_CODES = [
+  "API_KEY_REVOKED",
+  "API_KEY_EXPIRED",
+  "IP_NOT_ALLOWED",
+  "SCOPE_REQUIRED",
+  "RATE_LIMIT_EXCEEDED",
+  "VALIDATION_ERROR",
+  "NOT_FOUND",
+  "CONFLICT",
+  "FORBIDDEN",
+  "PAYLOAD_TOO_LARGE",
+  "UNSUPPORTED_MEDIA_TYPE",
+  "SERVICE_UNAVAILABLE",
+  "INTERNAL_ERROR",
+];
+
+export type CallLogQuery = {
+  limit: number;
+  /** 2xx, 3xx, 4xx, 5xx, "refused" or an error code; empty or absent: every call. */
+  status?: string;
+  /** Only calls strictly older than this ISO-8601 UTC timestamp. */
+  before?: string;
+};
+
+/** `GET /api/api-keys/:id/logs` with its filters; the server answers newest first. */
+export function callLogPath(id: number, q: CallLogQuery): string {
+  const params = new URLSearchParams({ limit: String(q.limit) });
+  if (q.status) params.set("status", q.status);
+  if (q.before) params.set("before", q.before);
+  return `/api/api-keys/${id}/logs?${params}`;
+}
+
+export type CallLogPages = {
+  /** Every call fetched so far for this filter, newest first; undefined until the first page. */
+  rows: CallLog[] | undefined;
+  loading: boolean;
+  error: ApiError | null;
+  /** The last page was full, so older calls may remain. */
+  more: boolean;
+  loadingOlder: boolean;
+  olderError: ApiError | null;
+  /** Fetches the newest page again (dropping older pages). */
+  reload: () => void;
+  /** Fetches the page before the last call shown and appends it. */
+  loadOlder: () => void;
+};
+
+type State = Omit<CallLogPages, "reload" | "loadOlder"> & { query: string };
+
+const asApiError = (err: unknown) =>
+  err instanceof ApiError ? err : new ApiError(0, "ERROR", (err as Error)?.message ?? String(err));
+
+/**
+ * A key's call log, filtered by the server and paged with `before`. Changing the filter or
+ * the page size starts again from the newest call; the rows of another filter are never
+ * shown under this one.
+ */
+export function useCallLog(id: number, limit: number, status: string): CallLogPages {
+  const query = `${id} ${limit} ${status}`;
+  const [state, setState] = useState<State>({
+    query,
+    rows: undefined,
+    loading: true,
+    error: null,
+    more: false,
+    loadingOlder: false,
+    olderError: null,
+  });
+  const [tick, setTick] = useState(0);
+  // Bumped by every first-page fetch: answers to an older generation are dropped.
+  const generation = useRef(0);
+  const rowsRef = useRef<CallLog[] | undefined>(undefined);
+  const olderBusy = useRef(false);
+  rowsRef.current = state.query === query ? state.rows : undefined;
+
+  useEffect(() => {
+    const n = ++generation.current;
+    olderBusy.current = false;
+    setState((s) => ({
+      query,
+      rows: s.query === query ? s.rows : undefined,
+      loading: true,
+      error: null,
+      more: s.query === query ? s.more : false,
+      loadingOlder: false,
+      olderError: null,
+    }));
+    api.get<CallLog[]>(callLogPath(id, { limit, status })).then(
+      (res) => {
+        if (n !== generation.current) return;
+        setState({
+          query,
+          rows: res.data,
+          loading: false,
+          error: null,
+          more: res.data.length >= limit,
+          loadingOlder: false,
+          olderError: null,
+        });
+      },
+      (err: unknown) => {
+        if (n !== generation.current) return;
+        setState((s) => ({ ...s, loading: false, error: asApiError(err) }));
+      },
+    );
+  }, [id, limit, status, query, tick]);
+
+  const reload = useCallback(() => setTick((t) => t + 1), []);
+
+  const loadOlder = useCallback(() => {
+    const last = rowsRef.current?.at(-1);
+    if (!last || olderBusy.current) return;
+    olderBusy.current = true;
+    const n = generation.current;
+    setState((s) => ({ ...s, loadingOlder: true, olderError: null }));
+    api.get<CallLog[]>(callLogPath(id, { limit, status, before: last.timestamp })).then(
+      (res) => {
+        if (n !== generation.current) return;
+        olderBusy.current = false;
+        setState((s) => ({
+          ...s,
+          rows: [...(s.rows ?? []), ...res.data],
+          more: res.data.length >= limit,
+          loadingOlder: false,
+        }));
+      },
+      (err: unknown) => {
+        if (n !== generation.current) return;
+        olderBusy.current = false;
+        setState((s) => ({ ...s, loadingOlder: false, olderError: asApiError(err) }));
+      },
+    );
+  }, [id, limit, status]);
+
+  const current = state.query === query;
+  return {
+    rows: current ? state.rows : undefined,
+    loading: current ? state.loading : true,
+    error: current ? state.error : null,
+    more: current && state.more,
+    loadingOlder: current && state.loadingOlder,
+    olderError: current ? state.olderError : null,
+    reload,
+    loadOlder,
+  };
+}

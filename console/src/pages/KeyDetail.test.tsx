@@ -1,0 +1,198 @@
+// @vitest-environment happy-dom
+import { cleanup, fireEvent, screen, waitFor, within } from "@testing-library/react";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { navigate } from "../lib/router";
+import type { ApiKey, CallLog, Me } from "../lib/types";
+import { fakeApi, me, type Request, resetApi } from "../test/fakeApi";
+import { renderSignedIn } from "../test/render";
+import { KeyDetail } from "./KeyDetail";
+
+const key: ApiKey = {
+  id: 3,
+  name: "billing",
+  description: null,
+  key_prefix: "pk_live_a8f3",
+  scopes: "write",
+  owner_id: 7,
+  allowed_ips: null,
+  rate_limit_per_minute: null,
+  last_used_at: "2026-05-12T10:59:00.000Z",
+  last_used_ip: "203.0.113.7",
+  expires_at: null,
+  created_at: "2026-04-01T00:00:00.000Z",
+  updated_at: "2026-04-01T00:00:00.000Z",
+  revoked_at: null,
+  is_active: true,
+  status: "active",
+  rolled_from_id: null,
+  replaced_by_id: null,
+};
+
+/** `n` calls, newest first, one second apart, ending before `before` (or at 11:00). */
+function calls(n: number, before = "2026-05-12T11:00:00.000Z", status = 200): CallLog[] {
+  const end = Date.parse(before);
+  return Array.from({ length: n }, (_, i) => ({
+    timestamp: new Date(end - (i + 1) * 1000).toISOString(),
+    method: "GET",
+    path: `/api/v1/external/call-${new Date(end - (i + 1) * 1000).toISOString()}`,
+    status_code: status,
+    ip: "203.0.113.7",
+    latency_ms: 1.5,
+    user_agent: "curl/8",
+    error_code: status === 401 ? "API_KEY_REVOKED" : null,
+  }));
+}
+
+/** A key with `total` calls: the log answers like the server, honouring limit, status and before. */
+function keyApi(total: CallLog[], k: ApiKey = key) {
+  return (req: Request) => {
+    if (req.method === "GET" && req.path === `/api/api-keys/${k.id}`) return k;
+    if (req.method === "GET" && req.path === "/api/users") return [];
+    if (req.method === "GET" && req.path === `/api/api-keys/${k.id}/logs`) {
+      const q = req.url.searchParams;
+      const status = q.get("status");
+      const before = q.get("before");
+      return total
+        .filter((r) => !before || r.timestamp < before)
+        .filter(
+          (r) =>
+            !status ||
+            (status === "refused"
+              ? [401, 403, 429].includes(r.status_code)
+              : /^[2-5]xx$/.test(status)
+                ? Math.floor(r.status_code / 100) === Number(status[0])
+                : r.error_code === status),
+        )
+        .slice(0, Number(q.get("limit") ?? 200));
+    }
+    return undefined;
+  };
+}
+
+const logRequests = (server: ReturnType<typeof fakeApi>) =>
+  server.to(`/api/api-keys/${key.id}/logs`).map((c) => Object.fromEntries(c.url.searchParams));
+
+function show(user: Me, total: CallLog[], k: ApiKey = key) {
+  const server = fakeApi(user, keyApi(total, k));
+  renderSignedIn(<KeyDetail id={k.id} />);
+  return server;
+}
+
+const logRows = () => within(screen.getByTestId("call-log")).getAllByRole("row").length - 1;
+
+beforeEach(() => navigate(`/keys/${key.id}`, { replace: true }));
+afterEach(() => {
+  cleanup();
+  resetApi();
+});
+
+describe("a key's page", () => {
+  it("shows the server's default rate limit when the key has none of its own", async () => {
+    show(me(), calls(1));
+    expect(await screen.findByText("600 / min (server default)")).toBeTruthy();
+
+    cleanup();
+    resetApi();
+    show(me(), calls(1), { ...key, rate_limit_per_minute: 120 });
+    expect(await screen.findByText("120 / min")).toBeTruthy();
+    expect(screen.queryByText(/server default/)).toBeNull();
+  });
+
+  it("offers edit, roll and revoke only to a user who may manage keys", async () => {
+    show(me({ manage_keys: false }), calls(1));
+    expect(await screen.findByText(/Ask an admin to change, roll or revoke this key/)).toBeTruthy();
+    for (const name of ["Edit", "Roll", "Revoke"])
+      expect(screen.queryByRole("button", { name })).toBeNull();
+
+    cleanup();
+    resetApi();
+    show(me({ manage_keys: true }), calls(1));
+    for (const name of ["Edit", "Roll", "Revoke"])
+      expect(await screen.findByRole("button", { name })).toBeTruthy();
+    expect(screen.queryByText(/Ask an admin/)).toBeNull();
+  });
+
+  it("filters the call log on the server: the status goes out as status=", async () => {
+    const total = [
+      ...calls(2, "2026-05-12T11:00:00.000Z", 401),
+      ...calls(3, "2026-05-12T10:00:00.000Z"),
+    ];
+    const server = show(me(), total);
+    await waitFor(() => expect(logRows()).toBe(5));
+    expect(logRequests(server)).toEqual([{ limit: "200" }]);
+
+    fireEvent.click(screen.getByRole("combobox", { name: "Status" }));
+    fireEvent.click(await screen.findByRole("option", { name: "Refused (401, 403, 429)" }));
+    await waitFor(() =>
+      expect(logRequests(server).at(-1)).toEqual({ limit: "200", status: "refused" }),
+    );
+    await waitFor(() => expect(logRows()).toBe(2));
+
+    fireEvent.click(screen.getByRole("combobox", { name: "Status" }));
+    fireEvent.click(await screen.findByRole("option", { name: "Succeeded (2xx)" }));
+    await waitFor(() =>
+      expect(logRequests(server).at(-1)).toEqual({ limit: "200", status: "2xx" }),
+    );
+    await waitFor(() => expect(logRows()).toBe(3));
+
+    fireEvent.click(screen.getByRole("combobox", { name: "Status" }));
+    fireEvent.click(await screen.findByRole("option", { name: "API_KEY_REVOKED" }));
+    await waitFor(() =>
+      expect(logRequests(server).at(-1)).toEqual({ limit: "200", status: "API_KEY_REVOKED" }),
+    );
+    await waitFor(() => expect(logRows()).toBe(2));
+  });
+
+  it("says when no call matches the filter, and clears it", async () => {
+    const server = show(me(), calls(3));
+    await waitFor(() => expect(logRows()).toBe(3));
+    fireEvent.click(screen.getByRole("combobox", { name: "Status" }));
+    fireEvent.click(await screen.findByRole("option", { name: "Server errors (5xx)" }));
+    expect(await screen.findByText("No call matches")).toBeTruthy();
+    fireEvent.click(screen.getByRole("button", { name: "Show every status" }));
+    await waitFor(() => expect(logRows()).toBe(3));
+    expect(logRequests(server).at(-1)).toEqual({ limit: "200" });
+  });
+
+  it("pages to older calls with before= the last row's timestamp, keeping the filter", async () => {
+    const total = calls(120);
+    const server = show(me(), total);
+    await waitFor(() => expect(logRows()).toBe(120));
+    expect(screen.getByText("120 calls shown, newest first; that is every call.")).toBeTruthy();
+    expect(screen.queryByRole("button", { name: "Load older calls" })).toBeNull();
+
+    fireEvent.click(screen.getByRole("combobox", { name: "Show" }));
+    fireEvent.click(await screen.findByRole("option", { name: "50 at a time" }));
+    await waitFor(() => expect(logRows()).toBe(50));
+    expect(logRequests(server).at(-1)).toEqual({ limit: "50" });
+    expect(screen.getByText("50 calls shown, newest first.")).toBeTruthy();
+
+    fireEvent.click(screen.getByRole("button", { name: "Load older calls" }));
+    await waitFor(() => expect(logRows()).toBe(100));
+    expect(logRequests(server).at(-1)).toEqual({ limit: "50", before: total[49]?.timestamp });
+
+    fireEvent.click(screen.getByRole("button", { name: "Load older calls" }));
+    await waitFor(() => expect(logRows()).toBe(120));
+    expect(logRequests(server).at(-1)).toEqual({ limit: "50", before: total[99]?.timestamp });
+    // A short page is the last: nothing older to ask for.
+    expect(screen.getByText("120 calls shown, newest first; that is every call.")).toBeTruthy();
+    expect(screen.queryByRole("button", { name: "Load older calls" })).toBeNull();
+    const shown = within(screen.getByTestId("call-log")).getAllByRole("row").slice(1);
+    expect(shown.map((r) => r.textContent)).toEqual(
+      total.map((c) => expect.stringContaining(c.path) as unknown as string),
+    );
+
+    // A new filter starts again from the newest call, and pages within the filter.
+    fireEvent.click(screen.getByRole("combobox", { name: "Status" }));
+    fireEvent.click(await screen.findByRole("option", { name: "Succeeded (2xx)" }));
+    await waitFor(() => expect(logRequests(server).at(-1)).toEqual({ limit: "50", status: "2xx" }));
+    await waitFor(() => expect(logRows()).toBe(50));
+    fireEvent.click(screen.getByRole("button", { name: "Load older calls" }));
+    await waitFor(() => expect(logRows()).toBe(100));
+    expect(logRequests(server).at(-1)).toEqual({
+      limit: "50",
+      status: "2xx",
+      before: total[49]?.timestamp,
+    });
+  });
+});
