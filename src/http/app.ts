@@ -157,16 +157,15 @@ export async function buildApp(
 
   // A request with no body at all reads as `{}`, so routes whose fields are all optional
   // take a bare POST; a body that is present (even JSON null) is validated as sent.
-  app.addHook("preValidation", async (request) => {
+  app.addHook("preValidation", (request, _reply, done) => {
     const bodiless = request.body === undefined || (request.body === null && !hasContent(request));
     if (bodiless && request.routeOptions.schema?.body) request.body = {};
     // PostgreSQL text cannot hold NUL, and no field here has a use for it: refuse it up front.
     const nul =
       findNul(request.body, "") ?? findNul(request.query, "") ?? findNul(request.params, "");
-    if (nul !== null) {
-      const message = "must not contain the NUL character (\\u0000)";
-      throw new AppError("VALIDATION_ERROR", `${nul} ${message}`, [{ field: nul, message }]);
-    }
+    if (nul === null) return done();
+    const message = "must not contain the NUL character (\\u0000)";
+    done(new AppError("VALIDATION_ERROR", `${nul} ${message}`, [{ field: nul, message }]));
   });
 
   const consoleDir = opts.consoleDir ?? CONSOLE_DIR;

@@ -148,8 +148,9 @@ export function externalSurface(kg: Keygate): FastifyPluginAsync {
       if (!verdict.ok) throw refusal(verdict, request.method, request.clientIp);
     });
 
-    app.addHook("onResponse", async (request, reply) => {
-      if (request.routeOptions.config?.public) return;
+    // A plain callback hook: this runs for every call, and needs no promise.
+    app.addHook("onResponse", (request, reply, done) => {
+      if (request.routeOptions.config?.public) return done();
       kg.callLog.push({
         apiKeyId: request.principal?.key?.id ?? null,
         timestamp: new Date(kg.clock()).toISOString(),
@@ -161,6 +162,7 @@ export function externalSurface(kg: Keygate): FastifyPluginAsync {
         userAgent: request.headers["user-agent"]?.slice(0, 256) ?? null,
         errorCode: request.errorCode,
       });
+      done();
     });
 
     // Unknown routes pass the same key checks first, so they show up in the key's own log.
