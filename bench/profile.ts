@@ -5,9 +5,10 @@
  *
  *   A  – the bare Fastify server (bench/bare-server.ts), for comparison
  *   B  – the real Keygate process (`node --cpu-prof --import tsx src/main.ts`), one valid key
- *   B3 – the same with 10,000 valid keys, one at random per request
+ *   B2 – Keygate, `GET /api/v1/external/subscribers/:id` (a real read) with one valid key
+ *   B3 – the same as B with 10,000 valid keys, one at random per request
  *
- *   node --import tsx bench/profile.ts [A|B|B3]   (all three also run at the end of `npm run bench`)
+ *   node --import tsx bench/profile.ts [A|B|B2|B3]   (all also run at the end of `npm run bench`)
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -35,8 +36,8 @@ import {
   startServer,
 } from "./lib.js";
 
-/** A: bare Fastify. B: Keygate, one valid key. B3: Keygate, 10,000 valid keys at random. */
-export type ProfiledScenario = "A" | "B" | "B3";
+/** A: bare Fastify. B: Keygate whoami. B2: Keygate subscriber read. B3: 10,000 keys at random. */
+export type ProfiledScenario = "A" | "B" | "B2" | "B3";
 
 export type ProfileResult = {
   scenario: ProfiledScenario;
@@ -89,6 +90,14 @@ async function target(
   const kg = await startKeygate(pinning, { nodeArgs: profArgs });
   try {
     const fx = await setUpFixture(kg.url);
+    if (scenario === "B2") {
+      const read = `${kg.url}/api/v1/external/subscribers/${fx.subscriberId}`;
+      return {
+        server: kg,
+        cleanup: kg.cleanup,
+        load: { url: read, headers: { "x-api-key": fx.key } },
+      };
+    }
     if (scenario === "B")
       return {
         server: kg,
@@ -216,7 +225,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const pinning = setupPinning();
   log(`pinning: ${pinning.note}`);
   const arg = process.argv[2];
-  const scenario: ProfiledScenario = arg === "A" || arg === "B3" ? arg : "B";
+  const scenario: ProfiledScenario = arg === "A" || arg === "B2" || arg === "B3" ? arg : "B";
   const r = await profileScenario(pinning, Number(process.env.BENCH_DURATION ?? 6), scenario);
   process.stdout.write(
     `${scenario} under --cpu-prof: ${r.requests} requests in the window; raw profile: ${r.saved}\n\n`,

@@ -422,7 +422,7 @@ async function main(): Promise<void> {
     // --- Profile of B ------------------------------------------------------------------------
     const profiles: ProfileResult[] = [];
     if (process.env.BENCH_PROFILE !== "0") {
-      for (const which of ["A", "B", "B3"] as const) {
+      for (const which of ["A", "B", "B2", "B3"] as const) {
         log(`profile: ${which} under --cpu-prof`);
         try {
           profiles.push(await profileScenario(pinning, DURATION, which, body));
@@ -590,7 +590,9 @@ function buildReport(r: ReportInput): { markdown: string; json: unknown } {
     const what =
       p.scenario === "B"
         ? "whoami with one valid key"
-        : `whoami with ${fmtInt(BULK_KEYS)} valid keys at random`;
+        : p.scenario === "B2"
+          ? "a subscriber read (`/subscribers/:id`) with one valid key"
+          : `whoami with ${fmtInt(BULK_KEYS)} valid keys at random`;
     md.push(
       "",
       `## Where the time goes in ${p.scenario}`,
