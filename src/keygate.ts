@@ -89,7 +89,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     load: (hash) => keyRepo.loadRecord(hash),
     ttlMs: config.redisUrl ? 10_000 : 30_000,
   });
-  const memory = new MemoryLimiter(60_000, clock);
+  const memory = new MemoryLimiter(10_000, clock);
   let limiter: Limiter = memory;
   let cluster: Cluster | null = null;
   if (config.redisUrl) {

@@ -98,12 +98,13 @@ describe("CallLogWriter: flushing", () => {
     expect(sink.stored.map((b) => b.entries.length)).toEqual([2]);
   });
 
-  it("starts a flush by itself once batchSize rows are queued", async () => {
+  it("starts a write by itself once batchSize rows are queued, after the request that filled it", async () => {
     const sink = new FakeSink();
     const writer = new CallLogWriter({ sink, batchSize: 2 });
     writer.push(entry(0));
-    expect(sink.attempts).toBe(0);
     writer.push(entry(1));
+    expect(sink.attempts).toBe(0);
+    await new Promise((r) => setImmediate(r));
     expect(sink.attempts).toBe(1);
     await writer.flush();
     expect(sink.rows).toEqual(paths(0, 1));
@@ -227,10 +228,9 @@ describe("CallLogWriter: failures", () => {
     sink.failOn.add(2);
     const onError = vi.fn();
     const writer = new CallLogWriter({ sink, batchSize: 2, onError });
-    sink.hold(); // park the auto-flush started by the second push until all rows are in
     for (let i = 0; i < 5; i++) writer.push(entry(i));
-    sink.release();
-    // The auto-flush writes [0,1], fails on [2,3]; this flush then retries the rest.
+    // The background write takes [0,1], fails on [2,3]; this flush then retries the rest.
+    await vi.waitFor(() => expect(onError).toHaveBeenCalledTimes(1));
     await writer.flush();
     expect(sink.attempts).toBe(4);
     expect(sink.stored.map((b) => b.entries.length)).toEqual([2, 2, 1]);
@@ -317,5 +317,22 @@ describe("CallLogWriter: bounds and lifecycle", () => {
     await vi.advanceTimersByTimeAsync(10);
     expect(sink.rows).toEqual(paths(0));
     await writer.stop();
+  });
+});
+
+describe("CallLogWriter: last-use cadence", () => {
+  it("writes rows in the background but last-use times only when due or when flushed", async () => {
+    const sink = new FakeSink();
+    const writer = new CallLogWriter({ sink, batchSize: 2, lastUseEveryMs: 60_000 });
+    writer.push(entry(1, 7, "10.0.0.1"));
+    writer.push(entry(2, 7, "10.0.0.2"));
+    await vi.waitFor(() => expect(sink.attempts).toBe(1));
+    expect(sink.stored[0]?.lastUsed.size).toBe(0);
+    await writer.flush();
+    const last = sink.stored.at(-1);
+    expect(last?.entries).toHaveLength(0);
+    expect([...(last?.lastUsed ?? new Map())]).toEqual([
+      [7, { at: entry(2).timestamp, ip: "10.0.0.2" }],
+    ]);
   });
 });

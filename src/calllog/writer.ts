@@ -23,6 +23,8 @@ export type CallLogOptions = {
   maxQueue?: number;
   batchSize?: number;
   flushEveryMs?: number;
+  /** How often last-use times are written when nothing asks for them (default 10 s). */
+  lastUseEveryMs?: number;
   onError?: (err: unknown) => void;
   onDrop?: (count: number) => void;
 };
@@ -36,21 +38,23 @@ export class CallLogWriter {
   private lastUsed = new Map<number, LastUse>();
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
+  private scheduled = false;
   private failing = false;
+  private lastUseWrittenAt = Date.now();
   readonly counts = { written: 0, dropped: 0 };
   private readonly maxQueue: number;
   private readonly batchSize: number;
+  private readonly lastUseEveryMs: number;
 
   constructor(private readonly o: CallLogOptions) {
     this.maxQueue = o.maxQueue ?? 100_000;
-    this.batchSize = o.batchSize ?? 1_000;
+    this.batchSize = o.batchSize ?? 250;
+    this.lastUseEveryMs = o.lastUseEveryMs ?? 10_000;
   }
 
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => {
-      if (this.queue.length > 0) this.flush().catch(() => {});
-    }, this.o.flushEveryMs ?? 250);
+    this.timer = setInterval(() => this.background(), this.o.flushEveryMs ?? 250);
     this.timer.unref();
   }
 
@@ -58,13 +62,22 @@ export class CallLogWriter {
     this.queue.push(entry);
     if (entry.apiKeyId !== null)
       this.lastUsed.set(entry.apiKeyId, { at: entry.timestamp, ip: entry.ip });
-    if (this.queue.length > this.maxQueue) {
-      const over = this.queue.length - this.maxQueue;
-      this.queue.splice(0, over);
-      this.counts.dropped += over;
-      this.o.onDrop?.(over);
+    this.bound();
+    // A full batch is written soon, but never inside the request that filled it.
+    if (this.queue.length >= this.batchSize && !this.running && !this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        this.background();
+      });
     }
-    if (this.queue.length >= this.batchSize && !this.running) this.flush().catch(() => {});
+  }
+
+  /** Rows as they come; last-use times only every `lastUseEveryMs` (reads flush them first). */
+  private background(): void {
+    const lastUseDue = Date.now() - this.lastUseWrittenAt >= this.lastUseEveryMs;
+    if (this.queue.length === 0 && !(lastUseDue && this.lastUsed.size > 0)) return;
+    this.write(lastUseDue).catch(() => {});
   }
 
   /** Keeps the queue within maxQueue by dropping the oldest rows, counted and reported. */
@@ -80,11 +93,15 @@ export class CallLogWriter {
     return this.queue.length;
   }
 
-  /** Writes everything queued so far; resolves once it is stored (or rejects if it cannot be). */
-  async flush(): Promise<void> {
+  /** Writes everything queued so far, last-use times too; resolves once it is stored (or rejects). */
+  flush(): Promise<void> {
+    return this.write(true);
+  }
+
+  private async write(withLastUse: boolean): Promise<void> {
     while (this.running) await this.running.catch(() => {});
-    if (this.queue.length === 0 && this.lastUsed.size === 0) return;
-    this.running = this.drain();
+    if (this.queue.length === 0 && (!withLastUse || this.lastUsed.size === 0)) return;
+    this.running = this.drain(withLastUse);
     try {
       await this.running;
     } finally {
@@ -92,14 +109,17 @@ export class CallLogWriter {
     }
   }
 
-  private async drain(): Promise<void> {
-    while (this.queue.length > 0 || this.lastUsed.size > 0) {
+  private async drain(withLastUse: boolean): Promise<void> {
+    while (this.queue.length > 0 || (withLastUse && this.lastUsed.size > 0)) {
       const batch = this.queue.splice(0, this.batchSize);
-      const lastUsed = this.lastUsed;
-      this.lastUsed = new Map();
+      // Last-use times ride with the final batch of this drain.
+      const last = withLastUse && this.queue.length === 0;
+      const lastUsed = last ? this.lastUsed : new Map<number, LastUse>();
+      if (last) this.lastUsed = new Map();
       try {
         await this.o.sink.writeBatch(batch, lastUsed);
         this.counts.written += batch.length;
+        if (last) this.lastUseWrittenAt = Date.now();
         if (this.failing) this.failing = false;
       } catch (err) {
         // Put the batch back in front, keeping newer last-use times; retried next tick.

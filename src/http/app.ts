@@ -161,8 +161,12 @@ export async function buildApp(
     const bodiless = request.body === undefined || (request.body === null && !hasContent(request));
     if (bodiless && request.routeOptions.schema?.body) request.body = {};
     // PostgreSQL text cannot hold NUL, and no field here has a use for it: refuse it up front.
+    // Only a body, or a URL with an encoded NUL, can carry one.
     const nul =
-      findNul(request.body, "") ?? findNul(request.query, "") ?? findNul(request.params, "");
+      findNul(request.body, "") ??
+      (request.url.includes("%00")
+        ? (findNul(request.query, "") ?? findNul(request.params, ""))
+        : null);
     if (nul === null) return done();
     const message = "must not contain the NUL character (\\u0000)";
     done(new AppError("VALIDATION_ERROR", `${nul} ${message}`, [{ field: nul, message }]));

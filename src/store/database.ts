@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import SQLite from "better-sqlite3";
+import { LRUCache } from "lru-cache";
 import { Kysely, PostgresDialect, SqliteDialect, sql } from "kysely";
 import pg from "pg";
 import { migrateToLatest } from "./migrations.js";
@@ -47,7 +48,20 @@ function openSqlite(path: string): Database {
   conn.function("lower", { deterministic: true }, (v: unknown) =>
     typeof v === "string" ? v.toLowerCase() : v,
   );
-  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: conn }) });
+  // Kysely prepares every statement anew; keep the prepared ones by SQL text instead.
+  const prepared = new LRUCache<string, SQLite.Statement>({ max: 500 });
+  const cached = {
+    prepare: (text: string) => {
+      let stmt = prepared.get(text);
+      if (!stmt) {
+        stmt = conn.prepare(text);
+        prepared.set(text, stmt);
+      }
+      return stmt;
+    },
+    close: () => conn.close(),
+  };
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: cached }) });
   return {
     db,
     dialect: "sqlite",
