@@ -1,15 +1,5 @@
-import {
-  Alert,
-  Button,
-  Group,
-  Radio,
-  Select,
-  SimpleGrid,
-  Stack,
-  Text,
-  Textarea,
-  TextInput,
-} from "@mantine/core";
+import { FormFooter } from "./ui";
+import { Radio, Select, SimpleGrid, Stack, Text, Textarea, TextInput } from "@mantine/core";
 import { useCallback } from "react";
 import { SCOPE_HELP, SCOPE_VERBS } from "../lib/format";
 import { useForm } from "../lib/form";
@@ -241,21 +231,13 @@ export function KeyForm({
             {...field("owner_id")}
           />
         )}
-        {form.formError && (
-          <Alert color="red" title={editing ? "Not saved" : "Key not minted"} role="alert">
-            {form.formError}
-          </Alert>
-        )}
-        <Group justify="flex-end">
-          {onCancel && (
-            <Button variant="default" onClick={onCancel}>
-              Cancel
-            </Button>
-          )}
-          <Button type="submit" loading={form.busy}>
-            {editing ? "Save changes" : "Mint key"}
-          </Button>
-        </Group>
+        <FormFooter
+          error={form.formError}
+          errorTitle={editing ? "Not saved" : "Key not minted"}
+          busy={form.busy}
+          submitLabel={editing ? "Save changes" : "Mint key"}
+          onCancel={onCancel}
+        />
       </Stack>
     </form>
   );

@@ -1,8 +1,7 @@
+import { FormFooter } from "./ui";
 import {
   Alert,
   Anchor,
-  Button,
-  Group,
   PasswordInput,
   Select,
   SimpleGrid,
@@ -246,21 +245,13 @@ export function SubscriberForm({
             />
           )}
         </SimpleGrid>
-        {form.formError && (
-          <Alert color="red" title={editing ? "Not saved" : "Subscriber not created"} role="alert">
-            {form.formError}
-          </Alert>
-        )}
-        <Group justify="flex-end">
-          {onCancel && (
-            <Button variant="default" onClick={onCancel}>
-              Cancel
-            </Button>
-          )}
-          <Button type="submit" loading={form.busy}>
-            {editing ? "Save changes" : "Create subscriber"}
-          </Button>
-        </Group>
+        <FormFooter
+          error={form.formError}
+          errorTitle={editing ? "Not saved" : "Subscriber not created"}
+          busy={form.busy}
+          submitLabel={editing ? "Save changes" : "Create subscriber"}
+          onCancel={onCancel}
+        />
       </Stack>
     </form>
   );

@@ -50,6 +50,41 @@ export function PageHeader({
 }
 
 /** A server (or network) error in the server's own words. */
+/** The end of every form: the server's refusal (if any), Cancel, and the submit button. */
+export function FormFooter({
+  error,
+  errorTitle,
+  busy,
+  submitLabel,
+  onCancel,
+}: {
+  error: string | null | undefined;
+  errorTitle: string;
+  busy: boolean;
+  submitLabel: ReactNode;
+  onCancel?: () => void;
+}) {
+  return (
+    <>
+      {error && (
+        <Alert color="red" title={errorTitle} role="alert">
+          {error}
+        </Alert>
+      )}
+      <Group justify="flex-end">
+        {onCancel && (
+          <Button variant="default" onClick={onCancel}>
+            Cancel
+          </Button>
+        )}
+        <Button type="submit" loading={busy}>
+          {submitLabel}
+        </Button>
+      </Group>
+    </>
+  );
+}
+
 export function ErrorAlert({
   error,
   title,

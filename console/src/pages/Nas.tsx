@@ -1,5 +1,4 @@
 import {
-  Alert,
   Button,
   Card,
   Code,
@@ -15,7 +14,15 @@ import {
 } from "@mantine/core";
 import { useCallback, useState } from "react";
 import { useNotify } from "../components/Toasts";
-import { ConfirmDialog, Dialog, Empty, ErrorAlert, Loading, PageHeader } from "../components/ui";
+import {
+  ConfirmDialog,
+  Dialog,
+  Empty,
+  ErrorAlert,
+  FormFooter,
+  Loading,
+  PageHeader,
+} from "../components/ui";
 import { api } from "../lib/api";
 import { useForm } from "../lib/form";
 import { formatDateTime } from "../lib/format";
@@ -121,19 +128,13 @@ function NasForm({
           minRows={2}
           {...field("description")}
         />
-        {form.formError && (
-          <Alert color="red" title="Not saved" role="alert">
-            {form.formError}
-          </Alert>
-        )}
-        <Group justify="flex-end">
-          <Button variant="default" onClick={onCancel}>
-            Cancel
-          </Button>
-          <Button type="submit" loading={form.busy}>
-            {editing ? "Save changes" : "Add device"}
-          </Button>
-        </Group>
+        <FormFooter
+          error={form.formError}
+          errorTitle="Not saved"
+          busy={form.busy}
+          submitLabel={editing ? "Save changes" : "Add device"}
+          onCancel={onCancel}
+        />
       </Stack>
     </form>
   );

@@ -1,5 +1,4 @@
 import {
-  Alert,
   Badge,
   Button,
   Card,
@@ -15,7 +14,15 @@ import {
 import { useState } from "react";
 import { useUser } from "../auth";
 import { useNotify } from "../components/Toasts";
-import { ConfirmDialog, Dialog, Empty, ErrorAlert, Loading, PageHeader } from "../components/ui";
+import {
+  ConfirmDialog,
+  Dialog,
+  Empty,
+  ErrorAlert,
+  FormFooter,
+  Loading,
+  PageHeader,
+} from "../components/ui";
 import { api } from "../lib/api";
 import { useForm } from "../lib/form";
 import { formatMoney, formatSpeed } from "../lib/format";
@@ -121,19 +128,13 @@ function ServiceForm({
           checked={values.is_active}
           onChange={(e) => set("is_active", e.currentTarget.checked)}
         />
-        {form.formError && (
-          <Alert color="red" title="Not saved" role="alert">
-            {form.formError}
-          </Alert>
-        )}
-        <Group justify="flex-end">
-          <Button variant="default" onClick={onCancel}>
-            Cancel
-          </Button>
-          <Button type="submit" loading={form.busy}>
-            {existing ? "Save changes" : "Create service"}
-          </Button>
-        </Group>
+        <FormFooter
+          error={form.formError}
+          errorTitle="Not saved"
+          busy={form.busy}
+          submitLabel={existing ? "Save changes" : "Create service"}
+          onCancel={onCancel}
+        />
       </Stack>
     </form>
   );

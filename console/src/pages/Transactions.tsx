@@ -1,5 +1,4 @@
 import {
-  Alert,
   Anchor,
   Badge,
   Button,
@@ -17,7 +16,7 @@ import {
 } from "@mantine/core";
 import { useMemo } from "react";
 import { useNotify } from "../components/Toasts";
-import { Dialog, Empty, ErrorAlert, Loading, PageHeader } from "../components/ui";
+import { Dialog, Empty, ErrorAlert, FormFooter, Loading, PageHeader } from "../components/ui";
 import { api } from "../lib/api";
 import { useForm } from "../lib/form";
 import { formatDateTime, formatMoney } from "../lib/format";
@@ -134,19 +133,13 @@ function TransactionForm({
           Transactions cannot be changed or deleted: correct a mistake with a refund or an
           adjustment.
         </Text>
-        {form.formError && (
-          <Alert color="red" title="Not recorded" role="alert">
-            {form.formError}
-          </Alert>
-        )}
-        <Group justify="flex-end">
-          <Button variant="default" onClick={onCancel}>
-            Cancel
-          </Button>
-          <Button type="submit" loading={form.busy}>
-            Record transaction
-          </Button>
-        </Group>
+        <FormFooter
+          error={form.formError}
+          errorTitle="Not recorded"
+          busy={form.busy}
+          submitLabel="Record transaction"
+          onCancel={onCancel}
+        />
       </Stack>
     </form>
   );

@@ -1,5 +1,4 @@
 import {
-  Alert,
   Badge,
   Button,
   Card,
@@ -15,7 +14,15 @@ import {
 import { useState } from "react";
 import { useUser } from "../auth";
 import { useNotify } from "../components/Toasts";
-import { ConfirmDialog, Dialog, Empty, ErrorAlert, Loading, PageHeader } from "../components/ui";
+import {
+  ConfirmDialog,
+  Dialog,
+  Empty,
+  ErrorAlert,
+  FormFooter,
+  Loading,
+  PageHeader,
+} from "../components/ui";
 import { api } from "../lib/api";
 import { useForm } from "../lib/form";
 import { formatDateTime } from "../lib/format";
@@ -78,19 +85,13 @@ function UserForm({
           allowDeselect={false}
           {...field("role")}
         />
-        {form.formError && (
-          <Alert color="red" title="User not created" role="alert">
-            {form.formError}
-          </Alert>
-        )}
-        <Group justify="flex-end">
-          <Button variant="default" onClick={onCancel}>
-            Cancel
-          </Button>
-          <Button type="submit" loading={form.busy}>
-            Create user
-          </Button>
-        </Group>
+        <FormFooter
+          error={form.formError}
+          errorTitle="User not created"
+          busy={form.busy}
+          submitLabel="Create user"
+          onCancel={onCancel}
+        />
       </Stack>
     </form>
   );
@@ -143,19 +144,13 @@ function PasswordDialog({ user, onClose }: { user: UserRow | null; onClose: () =
           <Text size="xs" c="dimmed">
             Changing the password ends every session of this user.
           </Text>
-          {form.formError && (
-            <Alert color="red" title="Not changed" role="alert">
-              {form.formError}
-            </Alert>
-          )}
-          <Group justify="flex-end">
-            <Button variant="default" onClick={onClose}>
-              Cancel
-            </Button>
-            <Button type="submit" loading={form.busy}>
-              Set password
-            </Button>
-          </Group>
+          <FormFooter
+            error={form.formError}
+            errorTitle="Not changed"
+            busy={form.busy}
+            submitLabel="Set password"
+            onCancel={onClose}
+          />
         </Stack>
       </form>
     </Dialog>
