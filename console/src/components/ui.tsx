@@ -50,6 +50,36 @@ export function PageHeader({
 }
 
 /** A server (or network) error in the server's own words. */
+/** A table row's Edit and remove buttons, labelled with the record's name for screen readers. */
+export function RowActions({
+  name,
+  onEdit,
+  onRemove,
+  removeLabel,
+}: {
+  name: string;
+  onEdit: () => void;
+  onRemove: () => void;
+  removeLabel: string;
+}) {
+  return (
+    <Group gap="xs" justify="flex-end" wrap="nowrap">
+      <Button size="compact-sm" variant="default" onClick={onEdit} aria-label={`Edit ${name}`}>
+        Edit
+      </Button>
+      <Button
+        size="compact-sm"
+        variant="subtle"
+        color="red"
+        onClick={onRemove}
+        aria-label={`${removeLabel} ${name}`}
+      >
+        {removeLabel}
+      </Button>
+    </Group>
+  );
+}
+
 /** The end of every form: the server's refusal (if any), Cancel, and the submit button. */
 export function FormFooter({
   error,

@@ -2,7 +2,6 @@ import {
   Button,
   Card,
   Code,
-  Group,
   PasswordInput,
   SimpleGrid,
   Stack,
@@ -22,6 +21,7 @@ import {
   FormFooter,
   Loading,
   PageHeader,
+  RowActions,
 } from "../components/ui";
 import { api } from "../lib/api";
 import { useForm } from "../lib/form";
@@ -203,25 +203,12 @@ export function NasPage() {
                       <Text size="sm">{formatDateTime(n.created_at)}</Text>
                     </Table.Td>
                     <Table.Td>
-                      <Group gap="xs" justify="flex-end" wrap="nowrap">
-                        <Button
-                          size="compact-sm"
-                          variant="default"
-                          onClick={() => setEditing(n)}
-                          aria-label={`Edit ${n.name}`}
-                        >
-                          Edit
-                        </Button>
-                        <Button
-                          size="compact-sm"
-                          variant="subtle"
-                          color="red"
-                          onClick={() => setDeleting(n)}
-                          aria-label={`Remove ${n.name}`}
-                        >
-                          Remove
-                        </Button>
-                      </Group>
+                      <RowActions
+                        name={n.name}
+                        onEdit={() => setEditing(n)}
+                        onRemove={() => setDeleting(n)}
+                        removeLabel="Remove"
+                      />
                     </Table.Td>
                   </Table.Tr>
                 ))}

@@ -2,7 +2,6 @@ import {
   Badge,
   Button,
   Card,
-  Group,
   SimpleGrid,
   Stack,
   Switch,
@@ -22,6 +21,7 @@ import {
   FormFooter,
   Loading,
   PageHeader,
+  RowActions,
 } from "../components/ui";
 import { api } from "../lib/api";
 import { useForm } from "../lib/form";
@@ -218,25 +218,12 @@ export function Services() {
                     </Table.Td>
                     {user.isAdmin && (
                       <Table.Td>
-                        <Group gap="xs" justify="flex-end" wrap="nowrap">
-                          <Button
-                            size="compact-sm"
-                            variant="default"
-                            onClick={() => setEditing(s)}
-                            aria-label={`Edit ${s.name}`}
-                          >
-                            Edit
-                          </Button>
-                          <Button
-                            size="compact-sm"
-                            variant="subtle"
-                            color="red"
-                            onClick={() => setDeleting(s)}
-                            aria-label={`Delete ${s.name}`}
-                          >
-                            Delete
-                          </Button>
-                        </Group>
+                        <RowActions
+                          name={s.name}
+                          onEdit={() => setEditing(s)}
+                          onRemove={() => setDeleting(s)}
+                          removeLabel="Delete"
+                        />
                       </Table.Td>
                     )}
                   </Table.Tr>
