@@ -1,13 +1,19 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import cookie from "@fastify/cookie";
 import fastifyStatic from "@fastify/static";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Ajv } from "ajv";
-import Fastify, { type FastifyInstance, type FastifyRequest, LogController } from "fastify";
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type HookHandlerDoneFunction,
+  LogController,
+  type preValidationHookHandler,
+} from "fastify";
 import type { Principal } from "../auth/principal.js";
 import { AppError } from "../errors.js";
 import type { Keygate } from "../keygate.js";
@@ -15,7 +21,7 @@ import { normalizeClientIp } from "../keys/ip.js";
 import type { KeyRecord } from "../keys/verify.js";
 import type { RateDecision } from "../ratelimit/limiter.js";
 import { EXTERNAL_PREFIX, isExternal, sendError, toAppError } from "./errors.js";
-import { externalSurface } from "./external.js";
+import { externalSurface, healthRoute } from "./external.js";
 import { jwtSurface } from "./jwt.js";
 
 declare module "fastify" {
@@ -95,7 +101,6 @@ export async function buildApp(
   app.decorateRequest("keyRecord", null);
   app.decorateRequest("ipRate", null);
 
-  await app.register(cookie);
   await app.register(swagger, {
     openapi: {
       openapi: "3.0.3",
@@ -117,26 +122,37 @@ export async function buildApp(
   await app.register(swaggerUi, { routePrefix: "/docs", staticCSP: true });
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
-  // Every surface: the per-IP budget, before any other work.
-  app.addHook("onRequest", async (request, reply) => {
+  // Every surface: the per-IP budget, before any other work. A callback hook: with the
+  // limit off or kept in memory it costs no promise.
+  app.addHook("onRequest", (request, reply, done) => {
     request.clientIp = normalizeClientIp(request.ip);
     const limit = kg.config.ipRateLimit;
-    if (limit === 0) return;
-    const decision = await kg.limiter.hit(`ip:${request.clientIp}`, limit, MINUTE, kg.clock());
+    if (limit === 0) return done();
+    const decision = kg.limiter.hit(`ip:${request.clientIp}`, limit, MINUTE, kg.clock());
+    if (decision instanceof Promise) decision.then((d) => ipBudget(request, reply, d, done), done);
+    else ipBudget(request, reply, decision, done);
+  });
+  const ipBudget = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    decision: RateDecision,
+    done: HookHandlerDoneFunction,
+  ): void => {
     request.ipRate = decision;
-    if (!decision.allowed) {
-      const wait = Math.max(1, Math.ceil(decision.resetMs / 1000));
-      reply.header("RateLimit-Limit", decision.limit);
-      reply.header("RateLimit-Remaining", 0);
-      reply.header("RateLimit-Reset", wait);
-      throw new AppError(
+    if (decision.allowed) return done();
+    const wait = Math.max(1, Math.ceil(decision.resetMs / 1000));
+    reply.header("RateLimit-Limit", decision.limit);
+    reply.header("RateLimit-Remaining", 0);
+    reply.header("RateLimit-Reset", wait);
+    done(
+      new AppError(
         "RATE_LIMIT_EXCEEDED",
-        `too many requests from ${request.clientIp}: the limit is ${limit} per minute per client IP; retry in ${wait} s`,
+        `too many requests from ${request.clientIp}: the limit is ${decision.limit} per minute per client IP; retry in ${wait} s`,
         undefined,
         wait,
-      );
-    }
-  });
+      ),
+    );
+  };
 
   app.setErrorHandler((err, request, reply) => {
     const known = toAppError(err as Error);
@@ -155,21 +171,33 @@ export async function buildApp(
     );
   });
 
-  // A request with no body at all reads as `{}`, so routes whose fields are all optional
-  // take a bare POST; a body that is present (even JSON null) is validated as sent.
-  app.addHook("preValidation", (request, _reply, done) => {
-    const bodiless = request.body === undefined || (request.body === null && !hasContent(request));
-    if (bodiless && request.routeOptions.schema?.body) request.body = {};
-    // PostgreSQL text cannot hold NUL, and no field here has a use for it: refuse it up front.
-    // Only a body, or a URL with an encoded NUL, can carry one.
-    const nul =
-      findNul(request.body, "") ??
-      (request.url.includes("%00")
-        ? (findNul(request.query, "") ?? findNul(request.params, ""))
-        : null);
-    if (nul === null) return done();
-    const message = "must not contain the NUL character (\\u0000)";
-    done(new AppError("VALIDATION_ERROR", `${nul} ${message}`, [{ field: nul, message }]));
+  // Input hygiene, added per route where there is input to check, so a route that takes
+  // none (whoami) runs no hook for it.
+  app.addHook("onRoute", (route) => {
+    const schema = route.schema as { body?: unknown; querystring?: unknown } | undefined;
+    const hasBody = schema?.body !== undefined;
+    if (!hasBody && schema?.querystring === undefined && !/[:*]/.test(route.url)) return;
+    const hooks = route.preValidation;
+    const own: preValidationHookHandler = (request, _reply, done) => {
+      // A request with no body at all reads as `{}`, so routes whose fields are all optional
+      // take a bare POST; a body that is present (even JSON null) is validated as sent.
+      if (
+        hasBody &&
+        (request.body === undefined || (request.body === null && !hasContent(request)))
+      )
+        request.body = {};
+      // PostgreSQL text cannot hold NUL, and no field here has a use for it: refuse it up front.
+      // Only a body, or a URL with an encoded NUL, can carry one.
+      const nul =
+        findNul(request.body, "") ??
+        (request.url.includes("%00")
+          ? (findNul(request.query, "") ?? findNul(request.params, ""))
+          : null);
+      if (nul === null) return done();
+      const message = "must not contain the NUL character (\\u0000)";
+      done(new AppError("VALIDATION_ERROR", `${nul} ${message}`, [{ field: nul, message }]));
+    };
+    route.preValidation = hooks === undefined ? own : [own, ...[hooks].flat()];
   });
 
   const consoleDir = opts.consoleDir ?? CONSOLE_DIR;
@@ -192,6 +220,7 @@ export async function buildApp(
   });
 
   await app.register(jwtSurface(kg), { prefix: "/api" });
+  await app.register(healthRoute(kg), { prefix: EXTERNAL_PREFIX });
   await app.register(externalSurface(kg), { prefix: EXTERNAL_PREFIX });
 
   if (!hasConsole) {

@@ -21,8 +21,20 @@ export function flatError(err: AppError) {
   };
 }
 
+let stampSecond = -1;
+let stampText = "";
+/** ISO-8601 to the second, formatted once per second however many refusals share it. */
+function stamp(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== stampSecond) {
+    stampSecond = second;
+    stampText = new Date(second * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+  }
+  return stampText;
+}
+
 /** The structured envelope of the external surface. */
-export function structuredError(err: AppError, now = new Date()) {
+export function structuredError(err: AppError, now?: Date) {
   return {
     success: false as const,
     error: {
@@ -30,7 +42,7 @@ export function structuredError(err: AppError, now = new Date()) {
       message: err.message,
       ...(err.details ? { details: err.details } : {}),
     },
-    timestamp: now.toISOString().replace(/\.\d{3}Z$/, "Z"),
+    timestamp: stamp(now ? now.getTime() : Date.now()),
   };
 }
 

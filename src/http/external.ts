@@ -1,4 +1,9 @@
-import type { FastifyPluginAsync, FastifyReply } from "fastify";
+import type {
+  FastifyPluginAsync,
+  FastifyReply,
+  FastifyRequest,
+  HookHandlerDoneFunction,
+} from "fastify";
 import { Type } from "typebox";
 import type { Principal } from "../auth/principal.js";
 import { AppError } from "../errors.js";
@@ -127,62 +132,41 @@ const Whoami = Type.Object({
   client_ip: Type.String(),
 });
 
-/** `/api/v1/external`: machines, with `X-API-Key`. Every call is logged, whatever its outcome. */
-export function externalSurface(kg: Keygate): FastifyPluginAsync {
+/** Puts a verdict on the request: the key and principal, the budget headers, and a refusal. */
+function admit(
+  kg: Keygate,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  verdict: Verdict,
+  done: HookHandlerDoneFunction,
+): void {
+  const k = verdict.key;
+  if (k) {
+    request.keyRecord = k;
+    request.principal = {
+      userId: k.ownerId,
+      username: k.ownerUsername,
+      role: k.ownerRole,
+      via: "key",
+      ip: request.clientIp,
+      key: { id: k.id, name: k.name, prefix: k.prefix, scopes: k.scopes },
+    };
+  }
+  // The key's budget once the key is known and counted; the IP's budget before that.
+  const rate = verdict.rate ?? request.ipRate;
+  if (rate) rateHeaders(reply, rate);
+  if (verdict.ok) return done();
+  // Answered here: the route's handler never runs, and the call log still sees the reply.
+  sendError(request, reply, refusal(verdict, request.method, request.clientIp));
+}
+
+/** `GET /api/v1/external/system/health`: no key, not call-logged. */
+export function healthRoute(kg: Keygate): FastifyPluginAsync {
   return async (instance) => {
     const app = instance as unknown as App;
-
-    app.addHook("onRequest", async (request, reply) => {
-      if (request.routeOptions.config?.public) return;
-      const raw = request.headers["x-api-key"];
-      const verdict = await kg.verifier.verify({
-        header: Array.isArray(raw) ? raw[0] : raw,
-        ip: request.clientIp,
-        method: request.method,
-        now: kg.clock(),
-      });
-      if (verdict.key) {
-        const k = verdict.key;
-        request.keyRecord = k;
-        request.principal = {
-          userId: k.ownerId,
-          username: k.ownerUsername,
-          role: k.ownerRole,
-          via: "key",
-          ip: request.clientIp,
-          key: { id: k.id, name: k.name, prefix: k.prefix, scopes: k.scopes },
-        };
-      }
-      // The key's budget once the key is known and counted; the IP's budget before that.
-      const rate = verdict.rate ?? request.ipRate;
-      if (rate) rateHeaders(reply, rate);
-      if (!verdict.ok) throw refusal(verdict, request.method, request.clientIp);
-    });
-
-    // A plain callback hook: this runs for every call, and needs no promise.
-    app.addHook("onResponse", (request, reply, done) => {
-      if (request.routeOptions.config?.public) return done();
-      kg.callLog.push({
-        apiKeyId: request.principal?.key?.id ?? null,
-        timestamp: isoNow(kg.clock()),
-        method: request.method,
-        path: pathOf(request.url),
-        statusCode: reply.statusCode,
-        ip: request.clientIp,
-        latencyMs: Math.round(reply.elapsedTime * 100) / 100,
-        userAgent: request.headers["user-agent"]?.slice(0, 256) ?? null,
-        errorCode: request.errorCode,
-      });
-      done();
-    });
-
-    // Unknown routes pass the same key checks first, so they show up in the key's own log.
-    app.setNotFoundHandler((request, reply) => sendError(request, reply, routeNotFound(request)));
-
     app.get(
       "/system/health",
       {
-        config: { public: true },
         schema: {
           tags: ["system"],
           summary:
@@ -216,6 +200,49 @@ export function externalSurface(kg: Keygate): FastifyPluginAsync {
         };
       },
     );
+  };
+}
+
+/**
+ * `/api/v1/external`: machines, with `X-API-Key`. Every call is logged, whatever its outcome.
+ * The health check is registered beside this scope (see `healthRoute`), so every route in
+ * here, and its not-found handler, passes the key hook.
+ */
+export function externalSurface(kg: Keygate): FastifyPluginAsync {
+  return async (instance) => {
+    const app = instance as unknown as App;
+
+    // Plain callback hooks: they run for every call, and a cached key needs no promise.
+    app.addHook("onRequest", (request, reply, done) => {
+      const raw = request.headers["x-api-key"];
+      const verdict = kg.verifier.verify({
+        header: Array.isArray(raw) ? raw[0] : raw,
+        ip: request.clientIp,
+        method: request.method,
+        now: kg.clock(),
+      });
+      if (verdict instanceof Promise) {
+        verdict.then((v) => admit(kg, request, reply, v, done), done);
+      } else admit(kg, request, reply, verdict, done);
+    });
+
+    app.addHook("onResponse", (request, reply, done) => {
+      kg.callLog.push({
+        apiKeyId: request.keyRecord?.id ?? null,
+        timestamp: isoNow(kg.clock()),
+        method: request.method,
+        path: pathOf(request.url),
+        statusCode: reply.statusCode,
+        ip: request.clientIp,
+        latencyMs: Math.round(reply.elapsedTime * 100) / 100,
+        userAgent: request.headers["user-agent"]?.slice(0, 256) ?? null,
+        errorCode: request.errorCode,
+      });
+      done();
+    });
+
+    // Unknown routes pass the same key checks first, so they show up in the key's own log.
+    app.setNotFoundHandler((request, reply) => sendError(request, reply, routeNotFound(request)));
 
     app.get(
       "/whoami",
@@ -228,7 +255,7 @@ export function externalSurface(kg: Keygate): FastifyPluginAsync {
           response: { 200: Ok(Whoami), ...errorResponses(true, [401, 403, 429]) },
         },
       },
-      async (request) => {
+      (request) => {
         const p = request.principal as Principal;
         const k = request.keyRecord;
         return {

@@ -1,3 +1,4 @@
+import cookie from "@fastify/cookie";
 import type { FastifyPluginAsync } from "fastify";
 import { AppError } from "../errors.js";
 import type { Keygate } from "../keygate.js";
@@ -12,6 +13,8 @@ import { userRoutes } from "./routes/users.js";
 export function jwtSurface(kg: Keygate): FastifyPluginAsync {
   return async (instance) => {
     const app = instance as unknown as App;
+    // Only the session routes read cookies: the external surface never parses them.
+    await app.register(cookie);
     app.addHook("onRequest", async (request) => {
       if (request.routeOptions.config?.public) return;
       const header = request.headers.authorization;

@@ -422,3 +422,27 @@ describe("KeyVerifier: failed-attempt throttling", () => {
     expect(codeOf(await v.verify({ header: KEY_A, ip: IP, method: "GET", now: T0 }))).toBe("OK");
   });
 });
+
+describe("KeyVerifier: answers without a promise when nothing needs waiting for", () => {
+  it("returns a value for a key the lookup has at hand, with the memory limiter", () => {
+    const v = verifier(new StubLookup().add(KEY_A, record()), { failedAttemptLimit: 5 });
+    const verdict = v.verify({ header: KEY_A, ip: IP, method: "GET", now: T0 });
+    expect(verdict).not.toBeInstanceOf(Promise);
+    expect(codeOf(verdict as Verdict)).toBe("OK");
+    const bad = v.verify({ header: "nope", ip: IP, method: "GET", now: T0 });
+    expect(bad).not.toBeInstanceOf(Promise);
+    expect(codeOf(bad as Verdict)).toBe("INVALID_API_KEY");
+  });
+
+  it("returns a promise, and the same verdicts, when the lookup reads the store", async () => {
+    const stub = new StubLookup().add(KEY_A, record({ scopes: "read" }));
+    const slow: KeyLookup = { find: (hash) => Promise.resolve(stub.find(hash)) };
+    const v = verifier(slow);
+    const pending = v.verify({ header: KEY_A, ip: IP, method: "POST", now: T0 });
+    expect(pending).toBeInstanceOf(Promise);
+    expect(codeOf(await pending)).toBe("SCOPE_REQUIRED");
+    expect(codeOf(await v.verify({ header: UNKNOWN, ip: IP, method: "GET", now: T0 }))).toBe(
+      "INVALID_API_KEY",
+    );
+  });
+});

@@ -87,56 +87,86 @@ export type VerifierOptions = {
 
 const MINUTE = 60_000;
 
-/** Turns a request's key header into a verdict. No HTTP and no SQL: both come in as ports. */
+/** Applies `f` at once to a value, or once it arrives: keeps the cached path free of promises. */
+function then<T, U>(v: T | Promise<T>, f: (t: T) => U | Promise<U>): U | Promise<U> {
+  return v instanceof Promise ? v.then(f) : f(v);
+}
+
+const MISSING: Verdict = { ok: false, code: "MISSING_API_KEY" };
+const INVALID: Verdict = { ok: false, code: "INVALID_API_KEY" };
+
+/**
+ * Turns a request's key header into a verdict. No HTTP and no SQL: both come in as ports.
+ * When the key is cached and the limiter answers in memory, the verdict is returned as a
+ * value, not a promise: that is the common case, and it costs no microtask.
+ */
 export class KeyVerifier {
   constructor(private readonly opts: VerifierOptions) {}
 
-  async verify(req: VerifyRequest): Promise<Verdict> {
-    const { header, ip, method, now } = req;
-    if (header === undefined || header === "") return { ok: false, code: "MISSING_API_KEY" };
-    const failBucket = `keyfail:${ip}`;
+  verify(req: VerifyRequest): Verdict | Promise<Verdict> {
+    const { header, ip, now } = req;
+    if (header === undefined || header === "") return MISSING;
+    const wellFormed = isWellFormedKey(header);
+    // An IP past its failed-attempt budget is refused before any look-up, whatever it sends.
     const failLimit = this.opts.failedAttemptLimit;
-    if (failLimit > 0) {
-      const spent = await this.opts.limiter.peek(failBucket, failLimit, MINUTE, now);
-      if (!spent.allowed)
-        return { ok: false, code: "RATE_LIMIT_EXCEEDED", rate: spent, throttled: true };
-    }
-    const key = isWellFormedKey(header) ? await this.opts.lookup.find(hashKey(header)) : null;
-    if (key === null) {
-      if (failLimit > 0) await this.opts.limiter.hit(failBucket, failLimit, MINUTE, now);
-      return { ok: false, code: "INVALID_API_KEY" };
-    }
-    const failed = checkKey(key, ip, now);
+    if (failLimit === 0) return this.lookUp(wellFormed, header, req);
+    return then(this.opts.limiter.peek(`keyfail:${ip}`, failLimit, MINUTE, now), (spent) =>
+      spent.allowed
+        ? this.lookUp(wellFormed, header, req)
+        : { ok: false, code: "RATE_LIMIT_EXCEEDED", rate: spent, throttled: true },
+    );
+  }
+
+  private lookUp(
+    wellFormed: boolean,
+    header: string,
+    req: VerifyRequest,
+  ): Verdict | Promise<Verdict> {
+    if (!wellFormed) return this.failed(req);
+    const hash = hashKey(header);
+    return then(this.opts.lookup.find(hash), (key) =>
+      key === null ? this.failed(req) : this.decide(key, hash, req),
+    );
+  }
+
+  /** Counts a malformed or unknown key against the client IP's failed-attempt budget. */
+  private failed(req: VerifyRequest): Verdict | Promise<Verdict> {
+    const failLimit = this.opts.failedAttemptLimit;
+    if (failLimit === 0) return INVALID;
+    return then(
+      this.opts.limiter.hit(`keyfail:${req.ip}`, failLimit, MINUTE, req.now),
+      () => INVALID,
+    );
+  }
+
+  private decide(key: KeyRecord, hash: string, req: VerifyRequest): Verdict | Promise<Verdict> {
+    const failed = checkKey(key, req.ip, req.now);
     if (failed) return { ok: false, code: failed, key };
     const limit = key.rateLimit ?? this.opts.defaultRateLimit;
-    const rate = await this.opts.limiter.hit(`key:${key.id}`, limit, MINUTE, now);
-    if (rate.epoch !== undefined && this.opts.staleAfter?.(rate.epoch)) {
-      // Another instance changed a key after this one cached it: decide on a fresh read.
-      return this.recheck(header, ip, method, now, rate);
-    }
-    if (!rate.allowed) return { ok: false, code: "RATE_LIMIT_EXCEEDED", key, rate };
-    if (!scopeAllows(key.scopes, method)) {
-      return { ok: false, code: "SCOPE_REQUIRED", key, rate, scopeNeeded: scopeNeededFor(method) };
-    }
-    return { ok: true, key, rate };
+    return then(this.opts.limiter.hit(`key:${key.id}`, limit, MINUTE, req.now), (rate) => {
+      if (rate.epoch !== undefined && this.opts.staleAfter?.(rate.epoch)) {
+        // Another instance changed a key after this one cached it: decide on a fresh read.
+        return this.recheck(hash, req, rate);
+      }
+      return admit(key, req.method, rate);
+    });
   }
 
   /** The checks again on a fresh read, with the budget already counted. */
-  private async recheck(
-    header: string,
-    ip: string,
-    method: string,
-    now: number,
-    rate: RateDecision,
-  ): Promise<Verdict> {
-    const key = await this.opts.lookup.find(hashKey(header));
-    if (key === null) return { ok: false, code: "INVALID_API_KEY" };
-    const failed = checkKey(key, ip, now);
+  private async recheck(hash: string, req: VerifyRequest, rate: RateDecision): Promise<Verdict> {
+    const key = await this.opts.lookup.find(hash);
+    if (key === null) return INVALID;
+    const failed = checkKey(key, req.ip, req.now);
     if (failed) return { ok: false, code: failed, key };
-    if (!rate.allowed) return { ok: false, code: "RATE_LIMIT_EXCEEDED", key, rate };
-    if (!scopeAllows(key.scopes, method)) {
-      return { ok: false, code: "SCOPE_REQUIRED", key, rate, scopeNeeded: scopeNeededFor(method) };
-    }
-    return { ok: true, key, rate };
+    return admit(key, req.method, rate);
   }
+}
+
+/** The last two checks, on a key that passed the record checks and was counted. */
+function admit(key: KeyRecord, method: string, rate: RateDecision): Verdict {
+  if (!rate.allowed) return { ok: false, code: "RATE_LIMIT_EXCEEDED", key, rate };
+  if (!scopeAllows(key.scopes, method)) {
+    return { ok: false, code: "SCOPE_REQUIRED", key, rate, scopeNeeded: scopeNeededFor(method) };
+  }
+  return { ok: true, key, rate };
 }
