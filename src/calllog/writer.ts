@@ -48,7 +48,7 @@ export class CallLogWriter {
 
   constructor(private readonly o: CallLogOptions) {
     this.maxQueue = o.maxQueue ?? 100_000;
-    this.batchSize = o.batchSize ?? 250;
+    this.batchSize = o.batchSize ?? 2000;
     this.lastUseEveryMs = o.lastUseEveryMs ?? 10_000;
   }
 

@@ -19,12 +19,18 @@ export type Database = {
   close(): Promise<void>;
 };
 
-/** Opens `sqlite:PATH`, `sqlite::memory:` or `postgres://…` and applies migrations. */
-export async function openDatabase(url: string): Promise<Database> {
+/**
+ * Opens `sqlite:PATH`, `sqlite::memory:` or `postgres://…` and applies migrations (all of
+ * them, or up to `migrateTo`: tests of a migration start from the schema before it).
+ */
+export async function openDatabase(
+  url: string,
+  opts: { migrateTo?: string } = {},
+): Promise<Database> {
   const database = url.startsWith("sqlite:")
     ? openSqlite(url.slice("sqlite:".length))
     : openPostgres(url);
-  await migrateToLatest(database.db, database.dialect);
+  await migrateToLatest(database.db, database.dialect, opts.migrateTo);
   return database;
 }
 

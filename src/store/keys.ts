@@ -182,7 +182,36 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     };
   }
 
+  /**
+   * A key's calls, newest first. The minutes it was called in come from api_key_log_minutes;
+   * each chunk of minutes is read through the (second, api_key_id, id) index, newest second
+   * first, so a busy key stops within its last minute and a quiet one skips empty time.
+   */
   async logs(keyId: number, q: LogQuery): Promise<CallLogRow[]> {
+    const beforeMs = q.before === undefined ? Number.NaN : Date.parse(q.before);
+    let upTo = Number.isNaN(beforeMs) ? null : Math.floor(beforeMs / 60_000);
+    const rows: CallLogRow[] = [];
+    let chunk = 1;
+    while (rows.length < q.limit) {
+      let minutes = this.db
+        .selectFrom("api_key_log_minutes")
+        .select("minute")
+        .where("api_key_id", "=", keyId)
+        .orderBy("minute", "desc")
+        .limit(chunk);
+      if (upTo !== null) minutes = minutes.where("minute", "<=", upTo);
+      const found = (await minutes.execute()).map((r) => Number(r.minute));
+      if (found.length === 0) break;
+      const seconds: number[] = [];
+      for (const m of found) for (let s = 59; s >= 0; s--) seconds.push(m * 60 + s);
+      rows.push(...(await this.logsIn(keyId, seconds, q, q.limit - rows.length)));
+      upTo = (found[found.length - 1] as number) - 1;
+      chunk = Math.min(chunk * 2, 16);
+    }
+    return rows;
+  }
+
+  private logsIn(keyId: number, seconds: number[], q: LogQuery, limit: number) {
     let query = this.db
       .selectFrom("api_key_logs")
       .select([
@@ -195,6 +224,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
         "user_agent",
         "error_code",
       ])
+      .where("second", "in", seconds)
       .where("api_key_id", "=", keyId);
     if (q.before !== undefined) query = query.where("timestamp", "<", q.before);
     const s = q.status;
@@ -206,7 +236,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     } else if (s !== undefined) {
       query = query.where("error_code", "=", s);
     }
-    return query.orderBy("id", "desc").limit(q.limit).execute();
+    return query.orderBy("second", "desc").orderBy("id", "desc").limit(limit).execute();
   }
 
   async activity(since: string, ownerId: number | null): Promise<Activity> {
@@ -317,29 +347,76 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     return res.rows[0];
   }
 
+  /** Key id → the minute last recorded in api_key_log_minutes (written by committed batches). */
+  private minutesRecorded = new Map<number, number>();
+  private secondOf = { text: "", second: 0 };
+
+  /** Whole epoch seconds of an ISO timestamp; rows of one batch mostly share a few. */
+  private second(timestamp: string): number {
+    const c = this.secondOf;
+    if (timestamp !== c.text) {
+      c.text = timestamp;
+      c.second = Math.floor(Date.parse(timestamp) / 1000);
+    }
+    return c.second;
+  }
+
+  /** The (key, minute) pairs of a batch not yet recorded (rows come in time order, so once each). */
+  private newMinutes(entries: CallLogEntry[], seconds: number[]): [number, number][] {
+    const fresh: [number, number][] = [];
+    const last = new Map<number, number>();
+    for (let i = 0; i < entries.length; i++) {
+      const id = entries[i]?.apiKeyId;
+      if (id === null || id === undefined) continue;
+      const minute = Math.floor((seconds[i] as number) / 60);
+      const seen = last.get(id) ?? this.minutesRecorded.get(id);
+      if (seen === minute) continue;
+      fresh.push([id, minute]);
+      last.set(id, minute);
+    }
+    return fresh;
+  }
+
+  /** Remembers what a committed batch recorded; bounded, since forgetting costs only a no-op insert. */
+  private recorded(fresh: [number, number][]): void {
+    if (this.minutesRecorded.size > 100_000) this.minutesRecorded.clear();
+    for (const [id, minute] of fresh) {
+      const had = this.minutesRecorded.get(id);
+      if (had === undefined || minute > had) this.minutesRecorded.set(id, minute);
+    }
+  }
+
   /**
-   * One transaction per batch, on the hot path's budget: SQLite runs two prepared
-   * statements in a loop; PostgreSQL inserts and updates from arrays (unnest), two
-   * statements whatever the batch size.
+   * One transaction per batch, on the hot path's budget: SQLite runs prepared statements in
+   * a loop; PostgreSQL inserts and updates from arrays (unnest), a statement per table
+   * whatever the batch size.
    */
   async writeBatch(entries: CallLogEntry[], lastUsed: Map<number, LastUse>): Promise<void> {
     const uses = [...lastUsed];
+    const seconds = entries.map((e) => this.second(e.timestamp));
+    const fresh = this.newMinutes(entries, seconds);
     if (this.raw.sqlite) {
       this.sqliteBatch ??= this.prepareSqliteBatch(this.raw.sqlite);
-      this.sqliteBatch(entries, uses);
+      this.sqliteBatch(entries, seconds, fresh, uses);
+      this.recorded(fresh);
       return;
     }
     await this.db.transaction().execute(async (trx) => {
       if (entries.length > 0) {
         const col = <T>(f: (e: CallLogEntry) => T) => entries.map(f);
         await sql`insert into api_key_logs
-            (api_key_id, timestamp, method, path, status_code, ip, latency_ms, user_agent, error_code)
+            (api_key_id, timestamp, method, path, status_code, ip, latency_ms, user_agent, error_code, second)
           select * from unnest(
             ${col((e) => e.apiKeyId)}::int[], ${col((e) => e.timestamp)}::text[],
             ${col((e) => e.method)}::text[], ${col((e) => e.path)}::text[],
             ${col((e) => e.statusCode)}::int[], ${col((e) => e.ip)}::text[],
             ${col((e) => e.latencyMs)}::float8[], ${col((e) => e.userAgent)}::text[],
-            ${col((e) => e.errorCode)}::text[])`.execute(trx);
+            ${col((e) => e.errorCode)}::text[], ${seconds}::bigint[])`.execute(trx);
+      }
+      if (fresh.length > 0) {
+        await sql`insert into api_key_log_minutes (api_key_id, minute)
+          select * from unnest(${fresh.map(([id]) => id)}::int[], ${fresh.map(([, m]) => m)}::bigint[])
+          on conflict do nothing`.execute(trx);
       }
       if (uses.length > 0) {
         await sql`update api_keys as k set last_used_at = u.at, last_used_ip = u.ip
@@ -348,36 +425,57 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
           where k.id = u.id and (k.last_used_at is null or k.last_used_at < u.at)`.execute(trx);
       }
     });
+    this.recorded(fresh);
   }
 
-  private sqliteBatch: ((entries: CallLogEntry[], uses: [number, LastUse][]) => void) | null = null;
+  private sqliteBatch:
+    | ((
+        entries: CallLogEntry[],
+        seconds: number[],
+        minutes: [number, number][],
+        uses: [number, LastUse][],
+      ) => void)
+    | null = null;
 
   private prepareSqliteBatch(conn: SQLiteConnection) {
     const insert = conn.prepare(
       `insert into api_key_logs
-         (api_key_id, timestamp, method, path, status_code, ip, latency_ms, user_agent, error_code)
-       values (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         (api_key_id, timestamp, method, path, status_code, ip, latency_ms, user_agent, error_code, second)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const minute = conn.prepare(
+      `insert or ignore into api_key_log_minutes (api_key_id, minute) values (?, ?)`,
     );
     const touch = conn.prepare(
       `update api_keys set last_used_at = ?, last_used_ip = ?
        where id = ? and (last_used_at is null or last_used_at < ?)`,
     );
-    return conn.transaction((entries: CallLogEntry[], uses: [number, LastUse][]) => {
-      for (const e of entries) {
-        insert.run(
-          e.apiKeyId,
-          e.timestamp,
-          e.method,
-          e.path,
-          e.statusCode,
-          e.ip,
-          e.latencyMs,
-          e.userAgent,
-          e.errorCode,
-        );
-      }
-      for (const [id, use] of uses) touch.run(use.at, use.ip, id, use.at);
-    });
+    return conn.transaction(
+      (
+        entries: CallLogEntry[],
+        seconds: number[],
+        minutes: [number, number][],
+        uses: [number, LastUse][],
+      ) => {
+        for (let i = 0; i < entries.length; i++) {
+          const e = entries[i] as CallLogEntry;
+          insert.run(
+            e.apiKeyId,
+            e.timestamp,
+            e.method,
+            e.path,
+            e.statusCode,
+            e.ip,
+            e.latencyMs,
+            e.userAgent,
+            e.errorCode,
+            seconds[i],
+          );
+        }
+        for (const [id, m] of minutes) minute.run(id, m);
+        for (const [id, use] of uses) touch.run(use.at, use.ip, id, use.at);
+      },
+    );
   }
 
   async countLogs(): Promise<number> {
@@ -389,6 +487,14 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
   }
 
   async pruneLogs(before: string): Promise<number> {
+    const cutoff = Date.parse(before);
+    if (!Number.isNaN(cutoff)) {
+      // Minutes wholly before the cutoff; the cutoff's own minute may still hold calls.
+      await this.db
+        .deleteFrom("api_key_log_minutes")
+        .where("minute", "<", Math.floor(cutoff / 60_000))
+        .execute();
+    }
     const r = await this.db
       .deleteFrom("api_key_logs")
       .where("timestamp", "<", before)

@@ -196,6 +196,34 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    // Per-key call-log look-ups without random index writes: rows are indexed by their second
+    // first, so a batch touches only the newest few index pages however many keys it holds,
+    // and a small table says in which minutes each key was called (see SqlKeyRepo.logs).
+    "0002_call_log_by_second": {
+      async up(db: AnyDB) {
+        await db.schema.alterTable("api_key_logs").addColumn("second", "bigint").execute();
+        await (dialect === "postgres"
+          ? sql`update api_key_logs
+              set second = floor(extract(epoch from timestamp::timestamptz))::bigint`.execute(db)
+          : sql`update api_key_logs
+              set second = cast(strftime('%s', timestamp) as integer)`.execute(db));
+        await db.schema.dropIndex("api_key_logs_key").execute();
+        await db.schema
+          .createIndex("api_key_logs_key")
+          .on("api_key_logs")
+          .columns(["second", "api_key_id", "id"])
+          .execute();
+        await db.schema
+          .createTable("api_key_log_minutes")
+          .addColumn("api_key_id", "integer", (c) => c.notNull())
+          .addColumn("minute", "bigint", (c) => c.notNull())
+          .addPrimaryKeyConstraint("api_key_log_minutes_pk", ["api_key_id", "minute"])
+          .execute();
+        await sql`insert into api_key_log_minutes (api_key_id, minute)
+          select distinct api_key_id, second / 60 from api_key_logs
+          where api_key_id is not null and second is not null`.execute(db);
+      },
+    },
   };
 }
 
@@ -206,8 +234,11 @@ class CodeMigrations implements MigrationProvider {
   }
 }
 
-/** Brings the schema up to date; safe when several instances start at once (Kysely's lock). */
-export async function migrateToLatest(db: AnyDB, dialect: Dialect): Promise<void> {
+/**
+ * Brings the schema up to date (or up to the migration named `target`); safe when several
+ * instances start at once (Kysely's lock).
+ */
+export async function migrateToLatest(db: AnyDB, dialect: Dialect, target?: string): Promise<void> {
   // On PostgreSQL, keep Kysely's bookkeeping in the schema this connection writes to, so
   // other schemas in the same database (other deployments, test runs) are never consulted.
   const schema =
@@ -219,7 +250,8 @@ export async function migrateToLatest(db: AnyDB, dialect: Dialect): Promise<void
     provider: new CodeMigrations(dialect),
     ...(schema ? { migrationTableSchema: schema } : {}),
   });
-  const { error, results } = await migrator.migrateToLatest();
+  const { error, results } =
+    target === undefined ? await migrator.migrateToLatest() : await migrator.migrateTo(target);
   const failed = results?.find((r) => r.status === "Error");
   if (error || failed) {
     const reason = error instanceof Error ? error.message : String(error ?? "unknown error");

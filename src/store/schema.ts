@@ -57,6 +57,13 @@ export interface DB {
     latency_ms: number;
     user_agent: string | null;
     error_code: string | null;
+    /** Whole seconds since the epoch of `timestamp`: the leading column of the per-key index. */
+    second: number | null;
+  };
+  /** The minutes in which each key was called: where `SqlKeyRepo.logs` looks. */
+  api_key_log_minutes: {
+    api_key_id: number;
+    minute: number;
   };
   audit_log: {
     id: Generated<number>;

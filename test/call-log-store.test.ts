@@ -1,0 +1,133 @@
+import { sql } from "kysely";
+import { afterEach, describe, expect, it } from "vitest";
+import type { CallLogEntry, LastUse } from "../src/calllog/writer.js";
+import { type Database, openDatabase } from "../src/store/database.js";
+import { SqlKeyRepo } from "../src/store/keys.js";
+import { migrateToLatest } from "../src/store/migrations.js";
+import { freshDatabase } from "./helpers.js";
+
+// The call log's own storage, on each engine: rows are indexed by second first and found
+// per key through the minutes each key was called in.
+
+const T0 = Date.parse("2026-05-12T10:00:00.000Z");
+const MINUTE = 60_000;
+
+function entry(apiKeyId: number | null, ms: number, extra: Partial<CallLogEntry> = {}) {
+  return {
+    apiKeyId,
+    timestamp: new Date(ms).toISOString(),
+    method: "GET",
+    path: "/api/v1/external/whoami",
+    statusCode: 200,
+    ip: "127.0.0.1",
+    latencyMs: 1.5,
+    userAgent: "test",
+    errorCode: null,
+    ...extra,
+  } satisfies CallLogEntry;
+}
+
+const none = new Map<number, LastUse>();
+let opened: { database: Database; drop: () => Promise<void> } | null = null;
+
+async function open(migrateTo?: string) {
+  const fresh = await freshDatabase();
+  const database = await openDatabase(fresh.url, { migrateTo });
+  opened = { database, drop: fresh.drop };
+  return database;
+}
+
+afterEach(async () => {
+  await opened?.database.close();
+  await opened?.drop();
+  opened = null;
+});
+
+describe("call-log storage", () => {
+  it("finds a key's calls newest first across hours of quiet, and pages with `before`", async () => {
+    const repo = new SqlKeyRepo(await open());
+    // Key 1: one call every 7 minutes for 5 hours, key 2 busy in between; keyless refusals too.
+    const mine: CallLogEntry[] = [];
+    const batch: CallLogEntry[] = [];
+    for (let i = 0; i < 43; i++) {
+      const e = entry(1, T0 + i * 7 * MINUTE + 1234, { statusCode: i % 5 === 0 ? 429 : 200 });
+      mine.push(e);
+      batch.push(e);
+      for (let j = 0; j < 3; j++) batch.push(entry(2, T0 + i * 7 * MINUTE + j * 1000));
+      batch.push(entry(null, T0 + i * 7 * MINUTE + 500, { statusCode: 401 }));
+    }
+    // Written in several batches, as the writer would.
+    for (let i = 0; i < batch.length; i += 40) await repo.writeBatch(batch.slice(i, i + 40), none);
+
+    const newest = [...mine].reverse().map((e) => e.timestamp);
+    const first = await repo.logs(1, { limit: 25 });
+    expect(first.map((r) => r.timestamp)).toEqual(newest.slice(0, 25));
+    const next = await repo.logs(1, { limit: 25, before: first[24]?.timestamp });
+    expect(next.map((r) => r.timestamp)).toEqual(newest.slice(25));
+
+    const refused = await repo.logs(1, { limit: 100, status: "4xx" });
+    expect(refused.map((r) => r.timestamp)).toEqual(newest.filter((_, i) => (42 - i) % 5 === 0));
+    expect(await repo.logs(2, { limit: 1000 })).toHaveLength(43 * 3);
+    expect(await repo.logs(3, { limit: 10 })).toEqual([]);
+  });
+
+  it("stops within a busy key's last minute", async () => {
+    const repo = new SqlKeyRepo(await open());
+    const rows = Array.from({ length: 900 }, (_, i) => entry(7, T0 + i * 100));
+    await repo.writeBatch(rows, none);
+    const got = await repo.logs(7, { limit: 10 });
+    expect(got.map((r) => r.timestamp)).toEqual(
+      rows
+        .slice(-10)
+        .reverse()
+        .map((r) => r.timestamp),
+    );
+  });
+
+  it("keeps a key findable when the batch that first named its minute failed", async () => {
+    const database = await open();
+    const repo = new SqlKeyRepo(database);
+    const broken = entry(4, T0, { method: null as unknown as string });
+    await expect(repo.writeBatch([entry(4, T0 + 10), broken], none)).rejects.toThrow();
+    // Nothing of the failed batch is stored; the retry (same minute) must still be found.
+    await repo.writeBatch([entry(4, T0 + 20)], none);
+    const got = await repo.logs(4, { limit: 10 });
+    expect(got.map((r) => r.timestamp)).toEqual([new Date(T0 + 20).toISOString()]);
+  });
+
+  it("prunes old minutes with old rows", async () => {
+    const database = await open();
+    const repo = new SqlKeyRepo(database);
+    await repo.writeBatch([entry(5, T0), entry(5, T0 + 90 * MINUTE)], none);
+    expect(await repo.pruneLogs(new Date(T0 + 60 * MINUTE).toISOString())).toBe(1);
+    const minutes = await database.db
+      .selectFrom("api_key_log_minutes")
+      .select("minute")
+      .where("api_key_id", "=", 5)
+      .execute();
+    expect(minutes.map((m) => Number(m.minute))).toEqual([Math.floor(T0 / MINUTE) + 90]);
+    expect((await repo.logs(5, { limit: 10 })).map((r) => r.timestamp)).toEqual([
+      new Date(T0 + 90 * MINUTE).toISOString(),
+    ]);
+  });
+
+  it("migrates rows written before the per-second index", async () => {
+    const database = await open("0001_initial");
+    const old = [entry(9, T0 + 5), entry(9, T0 + 3 * MINUTE + 7), entry(null, T0 + 9)];
+    for (const e of old) {
+      await sql`insert into api_key_logs
+          (api_key_id, timestamp, method, path, status_code, ip, latency_ms, user_agent, error_code)
+        values (${e.apiKeyId}, ${e.timestamp}, ${e.method}, ${e.path}, ${e.statusCode}, ${e.ip},
+                ${e.latencyMs}, ${e.userAgent}, ${e.errorCode})`.execute(database.db);
+    }
+    await migrateToLatest(database.db, database.dialect);
+    const repo = new SqlKeyRepo(database);
+    await repo.writeBatch([entry(9, T0 + 3 * MINUTE + 30_000)], none);
+    const got = await repo.logs(9, { limit: 10 });
+    expect(got.map((r) => r.timestamp)).toEqual([
+      new Date(T0 + 3 * MINUTE + 30_000).toISOString(),
+      new Date(T0 + 3 * MINUTE + 7).toISOString(),
+      new Date(T0 + 5).toISOString(),
+    ]);
+  });
+});
