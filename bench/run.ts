@@ -55,7 +55,7 @@ const ACCOUNTING = Number(process.env.BENCH_ACCOUNTING ?? 60_000);
 const BULK_KEYS = 10_000;
 const WHOAMI = "/api/v1/external/whoami";
 
-type ServerId = "bare" | "keygate" | "peer";
+type ServerId = "bare" | "floor" | "keygate" | "peer";
 type Mode = "p1" | "p10" | "rate";
 
 type Scenario = {
@@ -202,6 +202,21 @@ async function main(): Promise<void> {
     if (bareBody.text.length !== body.length)
       throw new Error(`bare body is ${bareBody.text.length} bytes, Keygate's ${body.length}`);
 
+    // --- F: the floor, the contract's own work written plainly ------------------------------
+    const floor = await startServer({
+      name: "floor",
+      nodeArgs: ["--import", "tsx", "bench/floor-server.ts"],
+      env: {
+        BENCH_BODY: body,
+        BENCH_FLOOR_KEY: fx.key,
+        BENCH_FLOOR_DB: join(dir, "floor.db"),
+        BENCH_PORT: String(await freePort()),
+      },
+      pinning,
+    });
+    servers.push(floor);
+    await expectStatus("floor", call(floor.url, "GET", WHOAMI, { key: fx.key }), 200);
+
     // --- C: the peer -----------------------------------------------------------------------
     let peer: Server | null = null;
     let peerMode = "not started";
@@ -233,6 +248,14 @@ async function main(): Promise<void> {
         label: "A bare Fastify, same JSON size",
         server: "bare",
         path: WHOAMI,
+        expect: 200,
+      },
+      {
+        id: "F",
+        label: "F floor: the contract's per-request work, written plainly",
+        server: "floor",
+        path: WHOAMI,
+        headers: { "x-api-key": fx.key },
         expect: 200,
       },
       {
@@ -297,7 +320,7 @@ async function main(): Promise<void> {
         expect: 200,
       });
     }
-    const serverOf: Record<ServerId, Server | null> = { bare, keygate: kg, peer };
+    const serverOf: Record<ServerId, Server | null> = { bare, floor, keygate: kg, peer };
 
     // --- Warm-up, then interleaved rounds -------------------------------------------------
     log(`warm-up: 2 s per scenario`);
@@ -344,6 +367,7 @@ async function main(): Promise<void> {
 
     const rss = {
       bare: memory(bare.pid).peakMb,
+      floor: memory(floor.pid).peakMb,
       keygate: memory(kg.pid).peakMb,
       peer: peer ? memory(peer.pid).peakMb : Number.NaN,
     };
@@ -554,6 +578,7 @@ function buildReport(r: ReportInput): { markdown: string; json: unknown } {
     "Notes:",
     `- Keygate runs as the real process (\`node --import tsx src/main.ts\`) on SQLite with verify, rate limits and call log on; limits raised (IP limit off, key limit 10,000,000/min, failed-key limit off) so nothing is refused. B, B2 and B3 share one process: its peak RSS is the whole run's.`,
     `- The fixed rate is half of A's c${CONNECTIONS} p1 maximum in round 1; "served req/s" below that rate means the server could not keep up, and its latency is queueing.`,
+    `- F: the floor (\`bench/floor-server.ts\`): bare Fastify plus only what the contract makes every whoami do — key shape, SHA-256, a Map look-up, a per-key counter, three RateLimit headers, one call-log row into a table with api_key_logs' columns and indexes, written in batches of 2,000 — and nothing else. It is what the contract costs on this machine before any design choice; B's distance to F is Keygate's own overhead, F's distance to A is the contract's.`,
     `- C: ${peerNote(r.peerMode)}`,
     `- Numbers on a shared 2-core machine are noisy: compare ratios within one run, not absolute numbers across runs.`,
   ];
