@@ -5,7 +5,7 @@
  * Per request: the key's shape (regex), SHA-256 of the key, a Map look-up by hash, a per-key
  * one-minute counter, the three RateLimit headers, and one call-log row queued in memory.
  * Rows are written in transactions of up to 2,000 by a prepared INSERT into a table with
- * api_key_logs' columns and indexes (the per-second key index and the time index), in WAL
+ * api_key_logs' columns and index (second, api_key_id, id), in WAL
  * mode, after the request that filled the batch. No principal, no scopes, no IP lists, no
  * error envelopes, no schema serialisation.
  *
@@ -29,7 +29,6 @@ db.exec(`create table if not exists api_key_logs (
   method text not null, path text not null, status_code integer not null, ip text not null,
   latency_ms real not null, user_agent text, error_code text, second integer)`);
 db.exec("create index if not exists logs_key on api_key_logs (second, api_key_id, id)");
-db.exec("create index if not exists logs_time on api_key_logs (timestamp)");
 const insert = db.prepare(`insert into api_key_logs (api_key_id, timestamp, method, path,
   status_code, ip, latency_ms, user_agent, error_code, second) values (?,?,?,?,?,?,?,?,?,?)`);
 

@@ -7,8 +7,9 @@
  *   B  – the real Keygate process (`node --cpu-prof --import tsx src/main.ts`), one valid key
  *   B2 – Keygate, `GET /api/v1/external/subscribers/:id` (a real read) with one valid key
  *   B3 – the same as B with 10,000 valid keys, one at random per request
+ *   M  – the same as B with a malformed key: every request refused with 401
  *
- *   node --import tsx bench/profile.ts [A|B|B2|B3]   (all also run at the end of `npm run bench`)
+ *   node --import tsx bench/profile.ts [A|B|B2|B3|M]   (A, B, B2, B3 also run at the end of `npm run bench`)
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -36,8 +37,8 @@ import {
   startServer,
 } from "./lib.js";
 
-/** A: bare Fastify. B: Keygate whoami. B2: Keygate subscriber read. B3: 10,000 keys at random. */
-export type ProfiledScenario = "A" | "B" | "B2" | "B3";
+/** A: bare Fastify. B: Keygate whoami. B2: subscriber read. B3: 10,000 keys at random. M: malformed key. */
+export type ProfiledScenario = "A" | "B" | "B2" | "B3" | "M";
 
 export type ProfileResult = {
   scenario: ProfiledScenario;
@@ -98,11 +99,14 @@ async function target(
         load: { url: read, headers: { "x-api-key": fx.key } },
       };
     }
-    if (scenario === "B")
+    if (scenario === "B" || scenario === "M")
       return {
         server: kg,
         cleanup: kg.cleanup,
-        load: { url: kg.url + path, headers: { "x-api-key": fx.key } },
+        load: {
+          url: kg.url + path,
+          headers: { "x-api-key": scenario === "M" ? "pk_live_not-a-key" : fx.key },
+        },
       };
     const keyOf = keyMaker();
     seedKeys(kg.dbPath, fx.adminId, 10_000, keyOf);
@@ -225,7 +229,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const pinning = setupPinning();
   log(`pinning: ${pinning.note}`);
   const arg = process.argv[2];
-  const scenario: ProfiledScenario = arg === "A" || arg === "B2" || arg === "B3" ? arg : "B";
+  const scenario: ProfiledScenario =
+    arg === "A" || arg === "B2" || arg === "B3" || arg === "M" ? arg : "B";
   const r = await profileScenario(pinning, Number(process.env.BENCH_DURATION ?? 6), scenario);
   process.stdout.write(
     `${scenario} under --cpu-prof: ${r.requests} requests in the window; raw profile: ${r.saved}\n\n`,

@@ -16,6 +16,18 @@ import { sendError } from "./errors.js";
 import { panelRoutes } from "./routes/panel.js";
 import { errorResponses, Nullable, Ok, StructuredError } from "./schemas.js";
 
+// The two refusals that name nothing of the request are built once: they are what a flood
+// of bad keys is answered with. AppError is read-only, so one instance serves every reply.
+const NO_KEY = new AppError(
+  "MISSING_API_KEY",
+  "send your API key in the X-API-Key header; an admin mints keys under API keys (POST /api/api-keys)",
+);
+const NOT_A_KEY = new AppError(
+  "INVALID_API_KEY",
+  "X-API-Key is not a valid key: a key is pk_live_ followed by 32 lowercase hex characters, " +
+    "and must be copied whole from when it was minted",
+);
+
 /** The message for each refusal: what happened and what to do, never the key itself. */
 export function refusal(v: Extract<Verdict, { ok: false }>, method: string, ip: string): AppError {
   const k = v.key;
@@ -25,16 +37,9 @@ export function refusal(v: Extract<Verdict, { ok: false }>, method: string, ip: 
     : "";
   switch (v.code) {
     case "MISSING_API_KEY":
-      return new AppError(
-        "MISSING_API_KEY",
-        "send your API key in the X-API-Key header; an admin mints keys under API keys (POST /api/api-keys)",
-      );
+      return NO_KEY;
     case "INVALID_API_KEY":
-      return new AppError(
-        "INVALID_API_KEY",
-        "X-API-Key is not a valid key: a key is pk_live_ followed by 32 lowercase hex characters, " +
-          "and must be copied whole from when it was minted",
-      );
+      return NOT_A_KEY;
     case "API_KEY_REVOKED":
       return new AppError(
         "API_KEY_REVOKED",

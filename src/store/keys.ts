@@ -22,6 +22,15 @@ type SQLiteStatement = ReturnType<SQLiteConnection["prepare"]>;
 
 type Row = Selectable<DB["api_keys"]>;
 
+/**
+ * The epoch second of an ISO timestamp, for the call log's (second, …) index; a lower bound
+ * that never excludes a row the exact `timestamp` comparison keeps (0 if unparseable).
+ */
+function secondOf(iso: string): number {
+  const ms = Date.parse(iso);
+  return Number.isNaN(ms) ? 0 : Math.floor(ms / 1000);
+}
+
 function toKey(r: Row): StoredKey {
   return {
     id: r.id,
@@ -168,6 +177,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     const calls = await this.db
       .selectFrom("api_key_logs")
       .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("second", ">=", secondOf(since))
       .where("timestamp", ">=", since)
       .executeTakeFirstOrThrow();
     const total = Number(keys.total);
@@ -242,7 +252,10 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
   async activity(since: string, ownerId: number | null): Promise<Activity> {
     const hour = sql<string>`substr(l.timestamp, 1, 13)`;
     const errors = sql<number>`sum(case when l.status_code >= 400 then 1 else 0 end)`;
-    let logs = this.db.selectFrom("api_key_logs as l").where("l.timestamp", ">=", since);
+    let logs = this.db
+      .selectFrom("api_key_logs as l")
+      .where("l.second", ">=", secondOf(since))
+      .where("l.timestamp", ">=", since);
     if (ownerId !== null) {
       logs = logs.where(
         "l.api_key_id",
@@ -495,10 +508,9 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
         .where("minute", "<", Math.floor(cutoff / 60_000))
         .execute();
     }
-    const r = await this.db
-      .deleteFrom("api_key_logs")
-      .where("timestamp", "<", before)
-      .executeTakeFirst();
+    let rows = this.db.deleteFrom("api_key_logs").where("timestamp", "<", before);
+    if (!Number.isNaN(cutoff)) rows = rows.where("second", "<=", Math.floor(cutoff / 1000));
+    const r = await rows.executeTakeFirst();
     return Number(r.numDeletedRows);
   }
 }
