@@ -71,6 +71,28 @@ describe("call-log storage", () => {
     expect(await repo.logs(3, { limit: 10 })).toEqual([]);
   });
 
+  it("pages by row id without gaps or repeats when many calls share a millisecond", async () => {
+    const repo = new SqlKeyRepo(await open());
+    // 30 calls in three milliseconds of one second, then 10 a minute later.
+    const rows = [
+      ...Array.from({ length: 30 }, (_, i) => entry(6, T0 + Math.floor(i / 10), { ip: `ip${i}` })),
+      ...Array.from({ length: 10 }, (_, i) => entry(6, T0 + MINUTE + i, { ip: `ip${30 + i}` })),
+    ];
+    await repo.writeBatch(rows, none);
+    const seen: string[] = [];
+    let beforeId: number | undefined;
+    for (let page = 0; page < 10; page++) {
+      const got = await repo.logs(6, { limit: 7, beforeId });
+      if (got.length === 0) break;
+      seen.push(...got.map((r) => r.ip));
+      beforeId = got[got.length - 1]?.id;
+    }
+    expect(seen).toEqual(rows.map((r) => r.ip).reverse());
+    // A cursor that names no row of this key bounds by id alone.
+    const other = await repo.logs(6, { limit: 100, beforeId: 1_000_000 });
+    expect(other).toHaveLength(40);
+  });
+
   it("stops within a busy key's last minute", async () => {
     const repo = new SqlKeyRepo(await open());
     const rows = Array.from({ length: 900 }, (_, i) => entry(7, T0 + i * 100));

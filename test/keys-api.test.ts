@@ -147,6 +147,10 @@ describe("minting and reading keys", () => {
     expect(await codes("status=NOT_FOUND&limit=2")).toEqual([404, 404]);
     expect(await codes("status=refused")).toEqual([]);
     expect(await codes(`before=${rows[1].timestamp}`)).toEqual([404, 200, 404]);
+    expect(await codes(`before_id=${rows[1].id}`)).toEqual([404, 200, 404]);
+    expect(await codes(`before_id=${rows[1].id}&status=2xx`)).toEqual([200]);
+    expectStatus(await h.api("GET", `/api/api-keys/${id}/logs?before_id=x`, h.adminToken), 400);
+    expectStatus(await h.api("GET", `/api/api-keys/${id}/logs?before_id=0`, h.adminToken), 400);
     expectStatus(await h.api("GET", `/api/api-keys/${id}/logs?status=ok`, h.adminToken), 400);
     expectStatus(
       await h.api("GET", `/api/api-keys/${id}/logs?before=yesterday`, h.adminToken),

@@ -41,6 +41,8 @@ export type KeyPatch = Partial<
 >;
 
 export type CallLogRow = {
+  /** The row's id: pass the last one as `beforeId` for the next page. */
+  id: number;
   timestamp: string;
   method: string;
   path: string;
@@ -53,9 +55,10 @@ export type CallLogRow = {
 
 /**
  * `status`: "2xx" … "5xx", "refused" (401, 403 and 429) or an error code such as
- * "API_KEY_REVOKED"; `before`: an ISO timestamp, for the next page.
+ * "API_KEY_REVOKED"; `beforeId`: the last row's id, for the next page (exact); `before`: an
+ * ISO timestamp, calls before it.
  */
-export type LogQuery = { limit: number; status?: string; before?: string };
+export type LogQuery = { limit: number; status?: string; before?: string; beforeId?: number };
 
 export type KeyStats = {
   total: number;

@@ -22,6 +22,9 @@ type SQLiteStatement = ReturnType<SQLiteConnection["prepare"]>;
 
 type Row = Selectable<DB["api_keys"]>;
 
+/** Where a page of a key's call log ends: the last row's id and second (null if pruned). */
+type Cursor = { id: number; second: number | null };
+
 /**
  * The epoch second of an ISO timestamp, for the call log's (second, …) index; a lower bound
  * that never excludes a row the exact `timestamp` comparison keeps (0 if unparseable).
@@ -200,6 +203,22 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
   async logs(keyId: number, q: LogQuery): Promise<CallLogRow[]> {
     const beforeMs = q.before === undefined ? Number.NaN : Date.parse(q.before);
     let upTo = Number.isNaN(beforeMs) ? null : Math.floor(beforeMs / 60_000);
+    // The cursor row's place in the (second, id) order; a row since pruned still bounds by id.
+    let cursor: Cursor | null = null;
+    if (q.beforeId !== undefined) {
+      const at = await this.db
+        .selectFrom("api_key_logs")
+        .select("second")
+        .where("id", "=", q.beforeId)
+        .where("api_key_id", "=", keyId)
+        .executeTakeFirst();
+      const second = at?.second ?? null;
+      cursor = { id: q.beforeId, second: second === null ? null : Number(second) };
+      if (cursor.second !== null) {
+        const minute = Math.floor(cursor.second / 60);
+        upTo = upTo === null ? minute : Math.min(upTo, minute);
+      }
+    }
     const rows: CallLogRow[] = [];
     let chunk = 1;
     while (rows.length < q.limit) {
@@ -214,17 +233,24 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
       if (found.length === 0) break;
       const seconds: number[] = [];
       for (const m of found) for (let s = 59; s >= 0; s--) seconds.push(m * 60 + s);
-      rows.push(...(await this.logsIn(keyId, seconds, q, q.limit - rows.length)));
+      rows.push(...(await this.logsIn(keyId, seconds, q, cursor, q.limit - rows.length)));
       upTo = (found[found.length - 1] as number) - 1;
       chunk = Math.min(chunk * 2, 16);
     }
     return rows;
   }
 
-  private logsIn(keyId: number, seconds: number[], q: LogQuery, limit: number) {
+  private logsIn(
+    keyId: number,
+    seconds: number[],
+    q: LogQuery,
+    cursor: Cursor | null,
+    limit: number,
+  ) {
     let query = this.db
       .selectFrom("api_key_logs")
       .select([
+        "id",
         "timestamp",
         "method",
         "path",
@@ -237,6 +263,18 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
       .where("second", "in", seconds)
       .where("api_key_id", "=", keyId);
     if (q.before !== undefined) query = query.where("timestamp", "<", q.before);
+    if (cursor !== null) {
+      const { id, second } = cursor;
+      query =
+        second === null
+          ? query.where("id", "<", id)
+          : query.where((eb) =>
+              eb.or([
+                eb("second", "<", second),
+                eb.and([eb("second", "=", second), eb("id", "<", id)]),
+              ]),
+            );
+    }
     const s = q.status;
     if (s === "2xx" || s === "3xx" || s === "4xx" || s === "5xx") {
       const low = Number(s[0]) * 100;
@@ -285,6 +323,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
       logs
         .leftJoin("api_keys as k", "k.id", "l.api_key_id")
         .select([
+          "l.id",
           "l.timestamp",
           "l.method",
           "l.path",

@@ -33,15 +33,15 @@ export type CallLogQuery = {
   limit: number;
   /** 2xx, 3xx, 4xx, 5xx, "refused" or an error code; empty or absent: every call. */
   status?: string;
-  /** Only calls strictly older than this ISO-8601 UTC timestamp. */
-  before?: string;
+  /** Only calls after this row (by id) in the server's newest-first order: the next page. */
+  beforeId?: number;
 };
 
 /** `GET /api/api-keys/:id/logs` with its filters; the server answers newest first. */
 export function callLogPath(id: number, q: CallLogQuery): string {
   const params = new URLSearchParams({ limit: String(q.limit) });
   if (q.status) params.set("status", q.status);
-  if (q.before) params.set("before", q.before);
+  if (q.beforeId !== undefined) params.set("before_id", String(q.beforeId));
   return `/api/api-keys/${id}/logs?${params}`;
 }
 
@@ -66,7 +66,7 @@ const asApiError = (err: unknown) =>
   err instanceof ApiError ? err : new ApiError(0, "ERROR", (err as Error)?.message ?? String(err));
 
 /**
- * A key's call log, filtered by the server and paged with `before`. Changing the filter or
+ * A key's call log, filtered by the server and paged with `before_id` (the last row's id). Changing the filter or
  * the page size starts again from the newest call; the rows of another filter are never
  * shown under this one.
  */
@@ -128,7 +128,7 @@ export function useCallLog(id: number, limit: number, status: string): CallLogPa
     olderBusy.current = true;
     const n = generation.current;
     setState((s) => ({ ...s, loadingOlder: true, olderError: null }));
-    api.get<CallLog[]>(callLogPath(id, { limit, status, before: last.timestamp })).then(
+    api.get<CallLog[]>(callLogPath(id, { limit, status, beforeId: last.id })).then(
       (res) => {
         if (n !== generation.current) return;
         olderBusy.current = false;

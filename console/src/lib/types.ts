@@ -30,6 +30,8 @@ export type KeyStats = {
 };
 
 export type CallLog = {
+  /** The row's id: the cursor for the next (older) page. */
+  id: number;
   timestamp: string;
   method: string;
   path: string;

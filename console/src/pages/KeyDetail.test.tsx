@@ -32,6 +32,7 @@ const key: ApiKey = {
 function calls(n: number, before = "2026-05-12T11:00:00.000Z", status = 200): CallLog[] {
   const end = Date.parse(before);
   return Array.from({ length: n }, (_, i) => ({
+    id: 100_000 + Math.floor(end / 1000) - (i + 1),
     timestamp: new Date(end - (i + 1) * 1000).toISOString(),
     method: "GET",
     path: `/api/v1/external/call-${new Date(end - (i + 1) * 1000).toISOString()}`,
@@ -43,7 +44,7 @@ function calls(n: number, before = "2026-05-12T11:00:00.000Z", status = 200): Ca
   }));
 }
 
-/** A key with `total` calls: the log answers like the server, honouring limit, status and before. */
+/** A key with `total` calls: the log answers like the server, honouring limit, status and before_id. */
 function keyApi(total: CallLog[], k: ApiKey = key) {
   return (req: Request) => {
     if (req.method === "GET" && req.path === `/api/api-keys/${k.id}`) return k;
@@ -51,9 +52,9 @@ function keyApi(total: CallLog[], k: ApiKey = key) {
     if (req.method === "GET" && req.path === `/api/api-keys/${k.id}/logs`) {
       const q = req.url.searchParams;
       const status = q.get("status");
-      const before = q.get("before");
+      const beforeId = q.get("before_id");
       return total
-        .filter((r) => !before || r.timestamp < before)
+        .filter((r) => !beforeId || r.id < Number(beforeId))
         .filter(
           (r) =>
             !status ||
@@ -154,7 +155,7 @@ describe("a key's page", () => {
     expect(logRequests(server).at(-1)).toEqual({ limit: "200" });
   });
 
-  it("pages to older calls with before= the last row's timestamp, keeping the filter", async () => {
+  it("pages to older calls with before_id= the last row's id, keeping the filter", async () => {
     const total = calls(120);
     const server = show(me(), total);
     await waitFor(() => expect(logRows()).toBe(120));
@@ -169,11 +170,11 @@ describe("a key's page", () => {
 
     fireEvent.click(screen.getByRole("button", { name: "Load older calls" }));
     await waitFor(() => expect(logRows()).toBe(100));
-    expect(logRequests(server).at(-1)).toEqual({ limit: "50", before: total[49]?.timestamp });
+    expect(logRequests(server).at(-1)).toEqual({ limit: "50", before_id: String(total[49]?.id) });
 
     fireEvent.click(screen.getByRole("button", { name: "Load older calls" }));
     await waitFor(() => expect(logRows()).toBe(120));
-    expect(logRequests(server).at(-1)).toEqual({ limit: "50", before: total[99]?.timestamp });
+    expect(logRequests(server).at(-1)).toEqual({ limit: "50", before_id: String(total[99]?.id) });
     // A short page is the last: nothing older to ask for.
     expect(screen.getByText("120 calls shown, newest first; that is every call.")).toBeTruthy();
     expect(screen.queryByRole("button", { name: "Load older calls" })).toBeNull();
@@ -192,7 +193,7 @@ describe("a key's page", () => {
     expect(logRequests(server).at(-1)).toEqual({
       limit: "50",
       status: "2xx",
-      before: total[49]?.timestamp,
+      before_id: String(total[49]?.id),
     });
   });
 });

@@ -61,6 +61,7 @@ const Created = Type.Object({
 });
 
 const LogRow = Type.Object({
+  id: Type.Integer({ description: "pass the last row's id as before_id for the next page" }),
   timestamp: Type.String(),
   method: Type.String(),
   path: Type.String(),
@@ -289,7 +290,7 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
         schema: {
           tags,
           security,
-          summary: "The key's calls, newest first; filter by status and page with `before`",
+          summary: "The key's calls, newest first; filter by status and page with `before_id`",
           params: IdParams,
           querystring: Type.Object(
             {
@@ -305,7 +306,13 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
                 Type.String({
                   pattern: "^\\d{4}-\\d{2}-\\d{2}T[0-9:.]+Z$",
                   description:
-                    "an ISO-8601 UTC timestamp: only calls before it (the last row's timestamp, for the next page)",
+                    "an ISO-8601 UTC timestamp: only calls before it. For paging use before_id: calls in the same millisecond as the last row would be skipped",
+                }),
+              ),
+              before_id: Type.Optional(
+                Type.Integer({
+                  minimum: 1,
+                  description: "the last row's id: the next page, without gaps or repeats",
                 }),
               ),
             },
@@ -320,6 +327,7 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
           limit: req.query.limit ?? 200,
           status: req.query.status,
           before: req.query.before,
+          beforeId: req.query.before_id,
         }),
       }),
     );
