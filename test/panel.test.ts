@@ -381,6 +381,9 @@ describe("tenancy: a reseller's key sees exactly what its owner sees", () => {
     }
     const list = await h.ext("GET", "/subscribers?per_page=500", keyA);
     expect(list.json().data.map((s: { id: number }) => s.id)).toEqual([subA]);
+    const own = await h.ext("GET", `/subscribers/${subA}`, keyA);
+    expectStatus(own, 200);
+    expect(own.json().data.id).toBe(subA);
     const txs = await h.ext("GET", "/transactions", keyA);
     expect(txs.json().meta.total).toBe(0);
     const pay = await h.ext("POST", "/transactions", keyA, { subscriber_id: subB, amount: 1 });

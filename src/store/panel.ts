@@ -1,4 +1,4 @@
-import { type Kysely, type Selectable, sql } from "kysely";
+import { CompiledQuery, type Kysely, type Selectable, sql } from "kysely";
 import type { AuditEntry, AuditQuery, AuditRepo } from "../audit.js";
 import type { Window } from "../panel/common.js";
 import type { NasRepo, NasView } from "../panel/nas.js";
@@ -146,11 +146,20 @@ export class SqlSubscriberRepo implements SubscriberRepo {
     return { rows: rows.map(toSubscriber), total: Number(total.n) };
   }
 
+  /** The read behind every `GET /subscribers/:id`, built and compiled once per shape. */
+  private byId: { any: CompiledQuery; owned: CompiledQuery } | null = null;
+
   async findById(id: number, ownerId: number | null): Promise<SubscriberView | null> {
-    const r = await this.live(ownerId)
-      .select(SUBSCRIBER_COLUMNS)
-      .where("id", "=", id)
-      .executeTakeFirst();
+    // Parameters in the order the builder wrote them: owner_id (when scoped), then id.
+    const byId = (this.byId ??= {
+      any: this.live(null).select(SUBSCRIBER_COLUMNS).where("id", "=", 0).compile(),
+      owned: this.live(0).select(SUBSCRIBER_COLUMNS).where("id", "=", 0).compile(),
+    });
+    const query =
+      ownerId === null
+        ? CompiledQuery.raw(byId.any.sql, [id])
+        : CompiledQuery.raw(byId.owned.sql, [ownerId, id]);
+    const r = (await this.db.executeQuery<Parameters<typeof toSubscriber>[0]>(query)).rows[0];
     return r ? toSubscriber(r) : null;
   }
 
