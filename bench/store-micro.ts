@@ -15,6 +15,7 @@ import SQLite from "better-sqlite3";
 import { Kysely, SqliteDialect, sql } from "kysely";
 import type { CallLogEntry, LastUse } from "../src/calllog/writer.js";
 import { openDatabase } from "../src/store/database.js";
+import { SqlKeyRepo } from "../src/store/keys.js";
 import type { DB } from "../src/store/schema.js";
 import { keyMaker, seedKeys } from "./keygate.js";
 
@@ -164,30 +165,12 @@ try {
   const perKey = (lastUsed: Map<number, LastUse>) =>
     built.transaction().execute((trx) => perKeyIn(trx, lastUsed));
 
-  // Plain prepared statements in one synchronous transaction.
-  const insert = raw.prepare(
-    `insert into api_key_logs (api_key_id, timestamp, method, path, status_code, ip, latency_ms, user_agent, error_code)
-     values (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
+  // Keygate's own batch writer: prepared statements in one synchronous transaction.
+  const repo = new SqlKeyRepo(database);
   const touch = raw.prepare(
     `update api_keys set last_used_at = ?, last_used_ip = ?
      where id = ? and (last_used_at is null or last_used_at < ?)`,
   );
-  const prepared = raw.transaction((entries: CallLogEntry[], lastUsed: Map<number, LastUse>) => {
-    for (const e of entries)
-      insert.run(
-        e.apiKeyId,
-        e.timestamp,
-        e.method,
-        e.path,
-        e.statusCode,
-        e.ip,
-        e.latencyMs,
-        e.userAgent,
-        e.errorCode,
-      );
-    for (const [id, u] of lastUsed) touch.run(u.at, u.ip, id, u.at);
-  });
   // The same with the rows inserted 50 at a time by one prepared multi-row INSERT.
   const ROWS = 50;
   const insertMany = raw.prepare(
@@ -214,18 +197,9 @@ try {
           );
         insertMany.run(params);
       }
-      for (const e of entries.slice(i))
-        insert.run(
-          e.apiKeyId,
-          e.timestamp,
-          e.method,
-          e.path,
-          e.statusCode,
-          e.ip,
-          e.latencyMs,
-          e.userAgent,
-          e.errorCode,
-        );
+      // BATCH is a multiple of ROWS: no rows are left over.
+      if (i !== entries.length)
+        throw new Error(`batch of ${entries.length} is not a multiple of ${ROWS}`);
       for (const [id, u] of lastUsed) touch.run(u.at, u.ip, id, u.at);
     },
   );
@@ -242,7 +216,11 @@ try {
   for (const keys of [1, 1000]) {
     await perRow("Kysely, prepared anew", (k) => writeBatch(built, ...batch(k)), keys);
     await perRow("Kysely, statements cached", (k) => writeBatch(cached, ...batch(k)), keys);
-    await perRow("prepared statements, one sync transaction", (k) => prepared(...batch(k)), keys);
+    await perRow(
+      "SqlKeyRepo.writeBatch (prepared, one sync transaction)",
+      (k) => repo.writeBatch(...batch(k)),
+      keys,
+    );
     await perRow(`the same, ${ROWS} rows per INSERT`, (k) => preparedMany(...batch(k)), keys);
   }
   process.stdout.write(
