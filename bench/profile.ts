@@ -139,7 +139,11 @@ export async function profileScenario(
   const profDir = mkdtempSync(join(tmpdir(), "keygate-prof-"));
   const t = await target(scenario, pinning, profDir, body);
   try {
-    const opts = { ...t.load, connections: 50, pipelining: Number(process.env.BENCH_PIPELINING ?? 1) };
+    const opts = {
+      ...t.load,
+      connections: 50,
+      pipelining: Number(process.env.BENCH_PIPELINING ?? 1),
+    };
     // Warm-up, not in the window (B3 longer, so the 10,000 keys are cached).
     await load({ ...opts, duration: scenario === "B3" ? 4 : 2 });
     await sleep(300);
