@@ -239,6 +239,61 @@ export function Dialog({
   );
 }
 
+/**
+ * The edit dialog and the removal confirmation of a list page's rows (NAS devices, services):
+ * `form` renders the row's form with a `close` to call on cancel or once saved.
+ */
+export function EditAndRemove<T extends { name: string }>({
+  editing,
+  onEditClose,
+  removing,
+  onRemoveClose,
+  form,
+  editSize,
+  removeVerb,
+  noun,
+  onRemove,
+  children,
+}: {
+  editing: T | null;
+  onEditClose: () => void;
+  removing: T | null;
+  onRemoveClose: () => void;
+  form: (row: T, close: () => void) => ReactNode;
+  editSize?: string;
+  /** "Remove" or "Delete": the dialog's title and button say it. */
+  removeVerb: string;
+  /** What a row is, in lower case: "device", "service". */
+  noun: string;
+  onRemove: (row: T) => Promise<void>;
+  /** What removing means, under the question. */
+  children: ReactNode;
+}) {
+  return (
+    <>
+      <Dialog
+        opened={editing !== null}
+        onClose={onEditClose}
+        title={`Edit ${editing?.name ?? ""}`}
+        size={editSize}
+      >
+        {editing && form(editing, onEditClose)}
+      </Dialog>
+      <ConfirmDialog
+        opened={removing !== null}
+        onClose={onRemoveClose}
+        title={`${removeVerb} ${removing?.name ?? ""}?`}
+        confirmLabel={`${removeVerb} ${noun}`}
+        onConfirm={async () => {
+          if (removing) await onRemove(removing);
+        }}
+      >
+        {children}
+      </ConfirmDialog>
+    </>
+  );
+}
+
 /** Asks before doing something that cannot be undone; shows the server's refusal in place. */
 export function ConfirmDialog({
   opened,

@@ -14,8 +14,8 @@ import {
 import { useCallback, useState } from "react";
 import { useNotify } from "../components/Toasts";
 import {
-  ConfirmDialog,
   Dialog,
+  EditAndRemove,
   Empty,
   ErrorAlert,
   FormFooter,
@@ -228,38 +228,33 @@ export function NasPage() {
           }}
         />
       </Dialog>
-      <Dialog
-        opened={editing !== null}
-        onClose={() => setEditing(null)}
-        title={`Edit ${editing?.name ?? ""}`}
-      >
-        {editing && (
+      <EditAndRemove
+        editing={editing}
+        onEditClose={() => setEditing(null)}
+        removing={deleting}
+        onRemoveClose={() => setDeleting(null)}
+        form={(row, close) => (
           <NasForm
-            existing={editing}
-            onCancel={() => setEditing(null)}
+            existing={row}
+            onCancel={close}
             onSubmit={async (body) => {
-              await api.put(`/api/nas/${editing.id}`, body);
-              setEditing(null);
+              await api.put(`/api/nas/${row.id}`, body);
+              close();
               notify("Device saved");
               list.reload();
             }}
           />
         )}
-      </Dialog>
-      <ConfirmDialog
-        opened={deleting !== null}
-        onClose={() => setDeleting(null)}
-        title={`Remove ${deleting?.name ?? ""}?`}
-        confirmLabel="Remove device"
-        onConfirm={async () => {
-          if (!deleting) return;
-          await api.del(`/api/nas/${deleting.id}`);
-          notify(`Device ${deleting.name} removed`, "red");
+        removeVerb="Remove"
+        noun="device"
+        onRemove={async (row) => {
+          await api.del(`/api/nas/${row.id}`);
+          notify(`Device ${row.name} removed`, "red");
           list.reload();
         }}
       >
         <Text size="sm">The device can no longer authenticate subscribers against Keygate.</Text>
-      </ConfirmDialog>
+      </EditAndRemove>
     </>
   );
 }

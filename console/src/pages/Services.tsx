@@ -14,8 +14,8 @@ import { useState } from "react";
 import { useUser } from "../auth";
 import { useNotify } from "../components/Toasts";
 import {
-  ConfirmDialog,
   Dialog,
+  EditAndRemove,
   Empty,
   ErrorAlert,
   FormFooter,
@@ -250,34 +250,29 @@ export function Services() {
           }}
         />
       </Dialog>
-      <Dialog
-        opened={editing !== null}
-        onClose={() => setEditing(null)}
-        title={`Edit ${editing?.name ?? ""}`}
-        size="md"
-      >
-        {editing && (
+      <EditAndRemove
+        editing={editing}
+        onEditClose={() => setEditing(null)}
+        removing={deleting}
+        onRemoveClose={() => setDeleting(null)}
+        form={(row, close) => (
           <ServiceForm
-            existing={editing}
-            onCancel={() => setEditing(null)}
+            existing={row}
+            onCancel={close}
             onSubmit={async (body) => {
-              await api.put(`/api/services/${editing.id}`, body);
-              setEditing(null);
+              await api.put(`/api/services/${row.id}`, body);
+              close();
               notify("Service saved");
               list.reload();
             }}
           />
         )}
-      </Dialog>
-      <ConfirmDialog
-        opened={deleting !== null}
-        onClose={() => setDeleting(null)}
-        title={`Delete ${deleting?.name ?? ""}?`}
-        confirmLabel="Delete service"
-        onConfirm={async () => {
-          if (!deleting) return;
-          await api.del(`/api/services/${deleting.id}`);
-          notify(`Service ${deleting.name} deleted`, "red");
+        editSize="md"
+        removeVerb="Delete"
+        noun="service"
+        onRemove={async (row) => {
+          await api.del(`/api/services/${row.id}`);
+          notify(`Service ${row.name} deleted`, "red");
           list.reload();
         }}
       >
@@ -285,7 +280,7 @@ export function Services() {
           A service that subscribers are on cannot be deleted; switch it to inactive instead, so no
           new subscriber gets it.
         </Text>
-      </ConfirmDialog>
+      </EditAndRemove>
     </>
   );
 }
