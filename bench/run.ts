@@ -55,6 +55,16 @@ const ACCOUNTING = Number(process.env.BENCH_ACCOUNTING ?? 60_000);
 const BULK_KEYS = 10_000;
 const WHOAMI = "/api/v1/external/whoami";
 
+/** The issue's targets (against A) and the proposed ones (against F, the contract's floor). */
+const TARGETS: { label: string; id: string; base: "A" | "F"; atLeast: number }[] = [
+  { label: "B whoami, valid key", id: "B", base: "A", atLeast: 0.8 },
+  { label: "B3 whoami, random keys", id: "B3", base: "A", atLeast: 0.7 },
+  { label: "B3 malformed key", id: "B3-malformed", base: "A", atLeast: 0.9 },
+  { label: "B whoami, valid key", id: "B", base: "F", atLeast: 0.85 },
+  { label: "B3 whoami, random keys", id: "B3", base: "F", atLeast: 0.75 },
+  { label: "B3 malformed key", id: "B3-malformed", base: "F", atLeast: 0.95 },
+];
+
 type ServerId = "bare" | "floor" | "keygate" | "peer";
 type Mode = "p1" | "p10" | "rate";
 
@@ -512,10 +522,10 @@ function buildReport(r: ReportInput): { markdown: string; json: unknown } {
   const get = (id: string, mode: Mode, round: number) =>
     r.runs.find((x) => x.scenario === id && x.mode === mode && x.round === round);
   const rounds = [...new Set(r.runs.map((x) => x.round))];
-  const ratio = (id: string, mode: Mode, field: "rps" | "cpuUsPerReq") =>
+  const ratio = (id: string, mode: Mode, field: "rps" | "cpuUsPerReq", base = "A") =>
     spread(
       rounds.map((round) => {
-        const a = get("A", mode, round);
+        const a = get(base, mode, round);
         const b = get(id, mode, round);
         return a && b ? b[field] / a[field] : Number.NaN;
       }),
@@ -592,6 +602,28 @@ function buildReport(r: ReportInput): { markdown: string; json: unknown } {
       `- Unexpected statuses or socket errors: ${bad.map((s) => `${s.id} ${s.unexpected} status, ${s.errors} errors/timeouts`).join("; ")}.`,
     );
   }
+  const targets = TARGETS.flatMap((t) =>
+    (["p1", "p10"] as const).map((mode) => {
+      const got = ratio(t.id, mode, "rps", t.base);
+      return { ...t, mode, got, met: got.n > 0 && got.median >= t.atLeast };
+    }),
+  );
+  const peer = { p1: ratio("B", "p1", "rps", "C"), p10: ratio("B", "p10", "rps", "C") };
+  md.push(
+    "",
+    "## Targets",
+    "",
+    "Throughput ratios (req/s at c50) per round, median (min–max). The issue's targets are against A; the ones against F are those proposed in docs/performance.md (\"The floor\"), which measure Keygate's own overhead above what the contract costs.",
+    "",
+    "| target | mode | at least | measured | met |",
+    "| --- | --- | ---: | ---: | --- |",
+    ...targets.map(
+      (t) =>
+        `| ${t.label} | ${t.mode} | ${x(t.atLeast)} ${t.base} | ${cell(t.got, x)} | ${t.met ? "yes" : "**no**"} |`,
+    ),
+    `| B against C, the peer | p1 / p10 | 2.00× C | ${cell(peer.p1, x)} / ${cell(peer.p10, x)} | ${peer.p1.median >= 2 && peer.p10.median >= 2 ? "yes" : "**no**"} |`,
+    `| call-log rows dropped | – | 0 | ${fmtInt(r.accounting.dropped)} | ${r.accounting.dropped === 0 && r.accounting.exitCode === 0 ? "yes" : "**no**"} |`,
+  );
   const profA = r.profiles.find((p) => p.scenario === "A");
   const profB = r.profiles.find((p) => p.scenario === "B");
   if (profA && profB) {
@@ -640,6 +672,7 @@ function buildReport(r: ReportInput): { markdown: string; json: unknown } {
       source: r.source,
     },
     summary: rows,
+    targets,
     rssPeakMb: r.rss,
     accounting: r.accounting,
     runs: r.runs,
