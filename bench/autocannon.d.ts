@@ -8,6 +8,14 @@ declare module "autocannon" {
     setupRequest?: (req: Request, context: Record<string, unknown>) => Request | null;
   };
 
+  /**
+   * One connection. `Client.setRequests` refuses when pipelining is above 1 (requests may be
+   * in flight); before the connection is made, its iterator's own `setRequests` is safe.
+   */
+  export type Client = {
+    requestIterator: { setRequests(requests: Request[]): void };
+  };
+
   export type Options = {
     url: string;
     connections?: number;
@@ -19,6 +27,8 @@ declare module "autocannon" {
     method?: string;
     headers?: Record<string, string>;
     requests?: Request[];
+    /** Called with each connection as it is made, before any request is sent. */
+    setupClient?: (client: Client) => void;
   };
 
   export type Histogram = {
@@ -56,6 +66,8 @@ declare module "autocannon" {
   export type Instance = {
     stop(): void;
     on(event: "done", cb: (result: Result) => void): void;
+    /** Emitted once every connection is set up, when sending begins. */
+    on(event: "start", cb: () => void): void;
   };
 
   function autocannon(opts: Options, cb: (err: Error | null, result: Result) => void): Instance;

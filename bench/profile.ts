@@ -15,7 +15,6 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { Request } from "autocannon";
 import {
   type CpuProfile,
   type ProfileSummary,
@@ -35,6 +34,7 @@ import {
   setupPinning,
   sleep,
   startServer,
+  varied,
 } from "./lib.js";
 
 /** A: bare Fastify. B: Keygate whoami. B2: subscriber read. B3: 10,000 keys at random. M: malformed key. */
@@ -110,19 +110,12 @@ async function target(
       };
     const keyOf = keyMaker();
     seedKeys(kg.dbPath, fx.adminId, 10_000, keyOf);
-    const random: Request[] = [
-      {
-        method: "GET",
-        path,
-        setupRequest: (req) => {
-          (req.headers as Record<string, string>)["x-api-key"] = keyOf(
-            Math.floor(Math.random() * 10_000),
-          );
-          return req;
-        },
-      },
-    ];
-    return { server: kg, cleanup: kg.cleanup, load: { url: kg.url, requests: random } };
+    const random = varied(600, () => ({
+      method: "GET",
+      path,
+      headers: { "x-api-key": keyOf(Math.floor(Math.random() * 10_000)) },
+    }));
+    return { server: kg, cleanup: kg.cleanup, load: { url: kg.url + path, ...random } };
   } catch (err) {
     await kg.stop();
     kg.cleanup();
@@ -170,7 +163,7 @@ export async function profileScenario(
     copyFileSync(join(profDir, file), join(ROOT, saved));
     // Requests inside the trimmed window, assuming a steady rate over the run.
     const windowS = (window.to - window.from) / 1e6;
-    const requests = Math.round((responses(result) * windowS) / result.duration);
+    const requests = Math.round((responses(result) * windowS) / result.sendingS);
     return { scenario, summary, saved, requests, durationS };
   } finally {
     await t.server.stop();
