@@ -1,3 +1,4 @@
+import { passwordProblem } from "./auth/passwords.js";
 import { parseAllowList } from "./keys/ip.js";
 
 /** Every setting Keygate reads, validated once. Nothing else reads `process.env`. */
@@ -65,9 +66,8 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError("KEYGATE_ADMIN_USERNAME must be 3-64 of A-Z a-z 0-9 @ . _ -");
   }
   const adminPassword = env.KEYGATE_ADMIN_PASSWORD || null;
-  if (adminPassword !== null && adminPassword.length < 8) {
-    throw new ConfigError("KEYGATE_ADMIN_PASSWORD must be at least 8 characters long");
-  }
+  const passwordWrong = adminPassword === null ? null : passwordProblem(adminPassword);
+  if (passwordWrong) throw new ConfigError(`KEYGATE_ADMIN_PASSWORD ${passwordWrong}`);
   const host = read("KEYGATE_HOST") ?? "127.0.0.1";
   const logLevel = read("KEYGATE_LOG_LEVEL") ?? "info";
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(logLevel)) {

@@ -57,6 +57,20 @@ describe("sign-in", () => {
     expectStatus(await h.api("POST", "/api/auth/login", undefined, ADMIN), 200);
   });
 
+  it("lifts a username's lock when an admin sets a new password", async () => {
+    const bob = await h.user("bob");
+    for (let i = 0; i < 10; i++) {
+      await h.api("POST", "/api/auth/login", undefined, { username: "bob", password: "nope" });
+    }
+    const creds = { username: "bob", password: "bob-new-password" };
+    expectStatus(await h.api("POST", "/api/auth/login", undefined, creds), 429);
+    expectStatus(
+      await h.api("PUT", `/api/users/${bob.id}`, h.adminToken, { password: creds.password }),
+      200,
+    );
+    expectStatus(await h.api("POST", "/api/auth/login", undefined, creds), 200);
+  });
+
   it("throttles one IP across usernames", async () => {
     for (let i = 0; i < 20; i++) {
       await h.api("POST", "/api/auth/login", undefined, { username: `user${i}`, password: "nope" });

@@ -1,5 +1,18 @@
 import { randomBytes, randomInt, scrypt, timingSafeEqual } from "node:crypto";
 
+/** The rule every password set through the API, the command line or the environment follows. */
+export const PASSWORD_MIN_LENGTH = 8;
+export const PASSWORD_MAX_LENGTH = 1024;
+
+/** What is wrong with a new password ("must be at least 8 characters"), or null when it is fine. */
+export function passwordProblem(password: string): string | null {
+  if (password.length < PASSWORD_MIN_LENGTH)
+    return `must be at least ${PASSWORD_MIN_LENGTH} characters`;
+  if (password.length > PASSWORD_MAX_LENGTH)
+    return `must be at most ${PASSWORD_MAX_LENGTH} characters`;
+  return null;
+}
+
 const N = 16384;
 const R = 8;
 const P = 1;

@@ -1,7 +1,13 @@
 import type { Audit } from "../audit.js";
-import { AppError, conflict, forbidden, notFound } from "../errors.js";
+import { AppError, conflict, forbidden, invalid, notFound } from "../errors.js";
 import type { Limiter } from "../ratelimit/limiter.js";
-import { burnPasswordCheck, generatePassword, hashPassword, verifyPassword } from "./passwords.js";
+import {
+  burnPasswordCheck,
+  generatePassword,
+  hashPassword,
+  passwordProblem,
+  verifyPassword,
+} from "./passwords.js";
 import { describe, type Principal, type Role } from "./principal.js";
 import type { TokenPair, TokenService } from "./tokens.js";
 
@@ -106,7 +112,7 @@ export class AuthService {
   ): Promise<TokenPair & { user: { id: number; username: string; role: Role } }> {
     const now = this.now().getTime();
     const ipBucket = `loginfail:ip:${ip}`;
-    const userBucket = `loginfail:user:${username.toLowerCase()}`;
+    const userBucket = failedLoginBucket(username);
     for (const [bucket, limit] of [
       [ipBucket, LOGIN_FAILS_PER_IP],
       [userBucket, LOGIN_FAILS_PER_USER],
@@ -204,6 +210,7 @@ export class AuthService {
     input: { username: string; password: string; role: Role },
   ): Promise<UserView> {
     requireAdmin(p, "create users");
+    checkPassword(input.password);
     const created = await this.o.users.insert({
       username: input.username,
       passwordHash: await hashPassword(input.password),
@@ -228,6 +235,7 @@ export class AuthService {
     requireAdmin(p, "change users");
     const user = await this.o.users.findById(id);
     if (!user || user.deletedAt !== null) throw notFound(`user ${id}`);
+    if (patch.password !== undefined) checkPassword(patch.password);
     const demotes = patch.role !== undefined && patch.role !== "admin" && user.role === "admin";
     const disables = patch.disabled === true && user.disabledAt === null;
     if (id === p.userId && (demotes || disables)) {
@@ -256,6 +264,13 @@ export class AuthService {
       now,
     );
     if (patch.password !== undefined || disables) await this.o.tokens.endAllFor(id);
+    // A new password lifts the sign-in lock that failed attempts on the old one set.
+    if (patch.password !== undefined)
+      await this.o.limiter.reset(
+        failedLoginBucket(user.username),
+        LOGIN_WINDOW_MS,
+        this.now().getTime(),
+      );
     await this.o.onUserChanged(id);
     const changed = Object.keys(patch).filter(
       (k) => (patch as Record<string, unknown>)[k] !== undefined,
@@ -286,6 +301,15 @@ export class AuthService {
     await this.o.onUserChanged(id);
     await this.o.audit.record(p, "user.delete", { type: "user", id }, { username: user.username });
   }
+}
+
+function failedLoginBucket(username: string): string {
+  return `loginfail:user:${username.toLowerCase()}`;
+}
+
+function checkPassword(password: string): void {
+  const problem = passwordProblem(password);
+  if (problem) throw invalid("password", problem);
 }
 
 export function requireAdmin(p: Principal, what: string): void {

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from "fastify";
 import { Type } from "typebox";
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../../auth/passwords.js";
 import type { Principal } from "../../auth/principal.js";
 import type { Keygate } from "../../keygate.js";
 import type { App } from "../app.js";
@@ -9,7 +10,7 @@ import { UserView } from "./auth.js";
 const Role = Type.Union([Type.Literal("admin"), Type.Literal("reseller")], {
   description: '"admin" or "reseller"',
 });
-const Password = Type.String({ minLength: 8, maxLength: 1024 });
+const Password = Type.String({ minLength: PASSWORD_MIN_LENGTH, maxLength: PASSWORD_MAX_LENGTH });
 const tags = ["users"];
 const security = [{ bearer: [] }];
 
