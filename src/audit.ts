@@ -1,4 +1,4 @@
-import type { Principal } from "./auth/principal.js";
+import { actorId, type Principal } from "./auth/principal.js";
 
 export type AuditEntry = {
   id: number;
@@ -34,14 +34,14 @@ export class Audit {
     details?: Record<string, unknown>,
   ): Promise<void> {
     return this.repo.insert({
-      actor_id: actor.userId,
+      actor_id: actor.userId === null ? null : actorId(actor),
       actor_username: actor.username,
       via: "key" in actor && actor.key ? `key:${actor.key.prefix}` : actor.via,
       action,
       target_type: target.type,
       target_id: target.id == null ? null : String(target.id),
       details: details ?? null,
-      ip: actor.ip,
+      ip: actor.via === "cli" ? null : actor.ip,
       created_at: this.now().toISOString(),
     });
   }

@@ -1,5 +1,5 @@
 import type { Audit } from "../audit.js";
-import { describe, type Principal, type Role } from "../auth/principal.js";
+import { actorId, describe, type Principal, type Role } from "../auth/principal.js";
 import { requireAdmin, type UserRecord, usable } from "../auth/service.js";
 import { AppError, conflict, forbidden, invalid, notFound } from "../errors.js";
 import { parseExpiry } from "./expiry.js";
@@ -86,13 +86,13 @@ export interface KeyRepo {
   /** Every key, or only those of one owner. */
   list(ownerId: number | null): Promise<StoredKey[]>;
   update(id: number, patch: KeyPatch, now: string): Promise<void>;
-  /** Revokes when not yet revoked; false when it already was. */
-  revoke(id: number, by: number, now: string): Promise<boolean>;
+  /** Revokes when not yet revoked; false when it already was. `by` is null for the operator. */
+  revoke(id: number, by: number | null, now: string): Promise<boolean>;
   /** Inserts the replacement and shortens (or ends) the old key in one transaction. */
   roll(
     oldId: number,
     replacement: NewKey,
-    old: { expiresAt: string | null; revoke: boolean; by: number },
+    old: { expiresAt: string | null; revoke: boolean; by: number | null },
     now: string,
   ): Promise<StoredKey>;
   stats(now: string, since: string): Promise<KeyStats>;
@@ -204,7 +204,7 @@ export class KeyService {
       rateLimit: fields.rateLimit ?? null,
       expiresAt: fields.expiresAt ?? null,
       createdAt: now.toISOString(),
-      createdBy: p.userId,
+      createdBy: actorId(p),
       updatedAt: now.toISOString(),
       rolledFromId: null,
     });
@@ -267,7 +267,7 @@ export class KeyService {
   async revoke(p: Principal, id: number): Promise<KeyView> {
     this.requireMayManage(p, "revoke keys");
     const key = await this.visible(p, id);
-    const changed = await this.o.keys.revoke(id, p.userId, this.now().toISOString());
+    const changed = await this.o.keys.revoke(id, actorId(p), this.now().toISOString());
     await this.o.evict(key.keyHash);
     if (changed)
       await this.o.audit.record(
@@ -312,14 +312,14 @@ export class KeyService {
         rateLimit: old.rateLimit,
         expiresAt: old.expiresAt,
         createdAt: now.toISOString(),
-        createdBy: p.userId,
+        createdBy: actorId(p),
         updatedAt: now.toISOString(),
         rolledFromId: id,
       },
       {
         expiresAt: graceHours === 0 ? old.expiresAt : oldExpiry,
         revoke: graceHours === 0,
-        by: p.userId,
+        by: actorId(p),
       },
       now.toISOString(),
     );
@@ -385,6 +385,8 @@ export class KeyService {
   }
 
   private async resolveOwner(p: Principal, ownerId: number | undefined): Promise<number> {
+    // The operator is no user: a key minted at the command line names its owner.
+    if (ownerId === undefined && p.via === "cli") throw invalid("owner_id", "is required");
     if (ownerId === undefined || ownerId === p.userId) return p.userId;
     if (p.role !== "admin")
       throw invalid(

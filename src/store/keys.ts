@@ -130,7 +130,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     await this.db.updateTable("api_keys").set(set).where("id", "=", id).execute();
   }
 
-  async revoke(id: number, by: number, now: string): Promise<boolean> {
+  async revoke(id: number, by: number | null, now: string): Promise<boolean> {
     const r = await this.db
       .updateTable("api_keys")
       .set({ revoked_at: now, revoked_by: by, updated_at: now })
@@ -143,7 +143,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
   async roll(
     oldId: number,
     replacement: NewKey,
-    old: { expiresAt: string | null; revoke: boolean; by: number },
+    old: { expiresAt: string | null; revoke: boolean; by: number | null },
     now: string,
   ): Promise<StoredKey> {
     return this.db.transaction().execute(async (trx) => {
