@@ -21,16 +21,23 @@ export type Database = {
 
 /**
  * Opens `sqlite:PATH`, `sqlite::memory:` or `postgres://…` and applies migrations (all of
- * them, or up to `migrateTo`: tests of a migration start from the schema before it).
+ * them, or up to `migrateTo`: tests of a migration start from the schema before it; none
+ * with `migrate: false`, for a caller that applies them itself and reports what it did).
  */
 export async function openDatabase(
   url: string,
-  opts: { migrateTo?: string } = {},
+  opts: { migrateTo?: string; migrate?: boolean } = {},
 ): Promise<Database> {
   const database = url.startsWith("sqlite:")
     ? openSqlite(url.slice("sqlite:".length))
     : openPostgres(url);
-  await migrateToLatest(database.db, database.dialect, opts.migrateTo);
+  if (opts.migrate === false) return database;
+  try {
+    await migrateToLatest(database.db, database.dialect, opts.migrateTo);
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
   return database;
 }
 

@@ -238,9 +238,13 @@ class CodeMigrations implements MigrationProvider {
 
 /**
  * Brings the schema up to date (or up to the migration named `target`); safe when several
- * instances start at once (Kysely's lock).
+ * instances start at once (Kysely's lock). Answers the names of the migrations it applied.
  */
-export async function migrateToLatest(db: AnyDB, dialect: Dialect, target?: string): Promise<void> {
+export async function migrateToLatest(
+  db: AnyDB,
+  dialect: Dialect,
+  target?: string,
+): Promise<string[]> {
   // On PostgreSQL, keep Kysely's bookkeeping in the schema this connection writes to, so
   // other schemas in the same database (other deployments, test runs) are never consulted.
   const schema =
@@ -259,4 +263,5 @@ export async function migrateToLatest(db: AnyDB, dialect: Dialect, target?: stri
     const reason = error instanceof Error ? error.message : String(error ?? "unknown error");
     throw new Error(`database migration ${failed?.migrationName ?? ""} failed: ${reason}`);
   }
+  return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
 }
