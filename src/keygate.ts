@@ -30,8 +30,9 @@ import {
   SqlUsageRepo,
 } from "./store/panel.js";
 import { SqlRefreshTokenRepo, SqlSettings, SqlUserRepo } from "./store/users.js";
+import { VERSION } from "./version.js";
 
-export const VERSION = "0.1.0";
+export { VERSION };
 
 /** Everything a running Keygate holds, wired once. The HTTP app takes this and nothing else. */
 export type Keygate = {
@@ -65,7 +66,23 @@ export type Keygate = {
   close(): Promise<void>;
 };
 
-export type KeygateOptions = { now?: () => Date };
+export type KeygateOptions = {
+  now?: () => Date;
+  /**
+   * For a one-shot command (`keygate keys …`) rather than a serving process: no call-log
+   * timer or pruning, and no eviction subscription (it publishes evictions, it caches no keys).
+   */
+  oneShot?: boolean;
+};
+
+/**
+ * How long a verified key stays cached in a serving process before it is read again: what
+ * bounds a revocation's reach when an eviction cannot travel. With several instances a lost
+ * eviction channel leaves only this, hence shorter.
+ */
+export function keyCacheTtlMs(config: Pick<Config, "redisUrl">): number {
+  return config.redisUrl ? 10_000 : 30_000;
+}
 
 export async function createKeygate(config: Config, opts: KeygateOptions = {}): Promise<Keygate> {
   const now = opts.now ?? (() => new Date());
@@ -84,10 +101,9 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
   const audit = new Audit(new SqlAuditRepo(db), now);
   const users = new SqlUserRepo(db);
   const keyRepo = new SqlKeyRepo(database);
-  // With several instances, a lost eviction channel leaves only the TTL to bound staleness.
   const keyCache = new CachedKeyLookup({
     load: (hash) => keyRepo.loadRecord(hash),
-    ttlMs: config.redisUrl ? 10_000 : 30_000,
+    ttlMs: keyCacheTtlMs(config),
   });
   const memory = new MemoryLimiter(10_000, clock);
   let limiter: Limiter = memory;
@@ -98,6 +114,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
       namespace: await settings.getOrSet("cluster_namespace", randomBytes(6).toString("hex")),
       onEviction: (e) => (e.kind === "all" ? keyCache.clear() : keyCache.evict(e.hash)),
       onResync: () => keyCache.clear(),
+      listen: !opts.oneShot,
       ...log,
     });
     cluster = c;
@@ -187,10 +204,12 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
       kg.warn(`call log pruning failed: ${(err as Error).message}`);
     }
   };
-  await prune();
-  pruner = setInterval(prune, 3_600_000);
-  pruner.unref();
-  kg.callLog.start();
+  if (!opts.oneShot) {
+    await prune();
+    pruner = setInterval(prune, 3_600_000);
+    pruner.unref();
+    kg.callLog.start();
+  }
 
   kg.close = async () => {
     if (pruner) clearInterval(pruner);

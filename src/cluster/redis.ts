@@ -12,6 +12,18 @@ export type ClusterOptions = {
   onResync: () => void;
   warn: (msg: string) => void;
   info: (msg: string) => void;
+  /** Subscribe to evictions (default). A one-shot command that only publishes them does not. */
+  listen?: boolean;
+};
+
+/** What this process's published evictions came to. */
+export type Deliveries = {
+  /** Evictions published. */
+  sent: number;
+  /** Evictions that could not be published (Redis unreachable or the command failed). */
+  failed: number;
+  /** Subscriptions that received them, summed: running instances, for a process that does not listen. */
+  received: number;
 };
 
 /**
@@ -31,6 +43,7 @@ export class Cluster {
   readonly epochKey: string;
   /** The newest eviction epoch this instance has applied. */
   private applied = 0;
+  readonly deliveries: Deliveries = { sent: 0, failed: 0, received: 0 };
 
   constructor(private readonly o: ClusterOptions) {
     this.channel = `keygate:${o.namespace}:evict`;
@@ -46,7 +59,11 @@ export class Cluster {
       lazyConnect: false,
     };
     this.redis = new Redis(o.url, { ...common, enableAutoPipelining: true });
-    this.sub = new Redis(o.url, { ...common, commandTimeout: undefined });
+    this.sub = new Redis(o.url, {
+      ...common,
+      commandTimeout: undefined,
+      lazyConnect: o.listen === false,
+    });
     this.redis.on("error", () => {});
     this.sub.on("error", () => {});
     this.sub.on("message", (_channel: string, message: string) => {
@@ -87,22 +104,43 @@ export class Cluster {
     return this.redis.status === "ready";
   }
 
+  /** Resolves true once Redis answers, or false after `timeoutMs` without it. */
+  ready(timeoutMs: number): Promise<boolean> {
+    if (this.available) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.redis.off("ready", onReady);
+        resolve(ok);
+      };
+      const onReady = () => done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.redis.on("ready", onReady);
+    });
+  }
+
   /**
    * Tells every instance to drop a key (or every key) from its cache. The epoch is bumped
    * first: any instance whose next budget check reads the new epoch before the message
    * arrives knows it missed an eviction and re-reads (see `staleAfter`).
    */
   async publish(e: Eviction): Promise<void> {
-    if (!this.available) return;
+    if (!this.available) {
+      this.deliveries.failed++;
+      return;
+    }
     try {
       const epoch = await this.redis.incr(this.epochKey);
       this.applied = Math.max(this.applied, epoch);
-      await this.redis.publish(
+      const received = await this.redis.publish(
         this.channel,
         `${epoch} ${e.kind === "all" ? "all" : `key:${e.hash}`}`,
       );
+      this.deliveries.sent++;
+      this.deliveries.received += received;
     } catch {
       // The TTL bounds staleness; the change itself is already stored.
+      this.deliveries.failed++;
     }
   }
 
