@@ -3,7 +3,12 @@ import { defineConfig } from "vitest/config";
 // Integration tests run twice: on SQLite and on the PostgreSQL at 127.0.0.1:5432 (database
 // `test`, one fresh schema per harness). Unit tests run once.
 const integration = ["test/**/*.test.ts"];
-const engineFree = ["test/e2e/**", "test/console-serving.test.ts", "test/cluster.test.ts"];
+const engineFree = [
+  "test/e2e/**",
+  "test/console-serving.test.ts",
+  "test/cluster.test.ts",
+  "test/cli-usage.test.ts",
+];
 // Several instances share one database only on PostgreSQL.
 const postgresOnly = ["test/multi-instance.test.ts", "test/pg-outage.test.ts"];
 

@@ -114,3 +114,42 @@ export async function call(
   });
   return { status: res.status, json: (await res.json()) as Json };
 }
+
+export type CommandRun = { code: number | null; out: string; err: string };
+
+/**
+ * Runs the `keygate` command (bin/keygate.mjs) with `args`, in an environment holding no
+ * Keygate setting but those in `env`, with `input` on stdin (a pipe, never a terminal).
+ */
+export function runKeygate(
+  args: string[],
+  env: Record<string, string> = {},
+  input = "",
+): Promise<CommandRun> {
+  const base = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith("KEYGATE_")),
+  );
+  const proc = spawn(process.execPath, [join(ROOT, "bin", "keygate.mjs"), ...args], {
+    cwd: ROOT,
+    env: { ...base, KEYGATE_LOG_LEVEL: "warn", ...env },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  proc.stdout.on("data", (c: Buffer) => (out += c.toString()));
+  proc.stderr.on("data", (c: Buffer) => (err += c.toString()));
+  proc.stdin.end(input);
+  return new Promise((resolve, reject) => {
+    proc.on("error", reject);
+    proc.on("close", (code) => resolve({ code, out, err }));
+  });
+}
+
+/** A failed command: exit `code` and one `keygate:` line on stderr matching `message`, no trace. */
+export function expectOneLine(r: CommandRun, code: number, message: RegExp): void {
+  if (r.code !== code || !/^keygate: [^\n]+\n$/.test(r.err) || !message.test(r.err)) {
+    throw new Error(
+      `expected exit ${code} and one line matching ${message}, got exit ${r.code}:\n${r.err}${r.out}`,
+    );
+  }
+}

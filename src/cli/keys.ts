@@ -1,0 +1,251 @@
+import type { UserView } from "../auth/service.js";
+import { redactUrl } from "../config.js";
+import { AppError } from "../errors.js";
+import type { KeyInput, KeyView } from "../keys/service.js";
+import { type Command, Failure, type Io, printable, UsageError } from "./command.js";
+
+type Listed = KeyView & { owner: string | null };
+
+function withOwners(keys: KeyView[], users: UserView[]): Listed[] {
+  const names = new Map(users.map((u) => [u.id, u.username]));
+  return keys.map((k) => ({ ...k, owner: names.get(k.owner_id) ?? null }));
+}
+
+const shown = (prefix: string) => `${prefix}…`;
+const ownerName = (k: Listed) => (k.owner === null ? `#${k.owner_id} (deleted)` : k.owner);
+
+/** Left-aligned columns, two spaces apart. */
+function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join("  ")
+      .trimEnd();
+  return [line(head), ...rows.map(line)].join("\n");
+}
+
+/** Field names of the key service's refusals, as the options that carry them. */
+const FLAGS: Record<string, string> = {
+  owner_id: "--owner",
+  name: "--name",
+  scopes: "--scopes",
+  expires_at: "--expires-at",
+  allowed_ips: "--allowed-ips",
+};
+
+/** A key service refusal in the command line's words: the option and the value at fault. */
+function refusal(err: AppError, ips: string[]): UsageError {
+  if (err.code !== "VALIDATION_ERROR" || !err.details) return new UsageError(err.message);
+  const parts = err.details.map(({ field, message }) => {
+    const ip = /^allowed_ips\[(\d+)\]$/.exec(field);
+    if (ip) {
+      const value = ips[Number(ip[1])];
+      return value === undefined
+        ? `--allowed-ips ${message}`
+        : `--allowed-ips "${value}": ${message}`;
+    }
+    return `${FLAGS[field] ?? field} ${message}`;
+  });
+  return new UsageError(parts.join("; "));
+}
+
+export const keysList: Command = {
+  name: "keys list",
+  summary: "list API keys: id, name, prefix, owner, scopes, status, last use",
+  synopsis: "[--owner <username>] [--json]",
+  help: `Lists every API key, newest first. Never shows a key or its hash: only the
+first 12 characters (the prefix), which the console and the call log show too.
+Last use is what running servers have written (they write it every 10 s).
+
+Options:
+  --owner <username>  only the keys this user owns
+  --json              one JSON array (the API's key fields, plus "owner")
+
+Example:
+  keygate keys list --owner billing-bot`,
+  options: { owner: { type: "string" }, json: { type: "boolean" } },
+  args: [],
+  async run(values, _args, io) {
+    const { withKeygate } = await import("./session.js");
+    await withKeygate(io.env, async (s) => {
+      const users = await s.kg.auth.listUsers(s.op);
+      let keys = withOwners(await s.kg.keys.list(s.op), users);
+      const owner = values.owner as string | undefined;
+      if (owner !== undefined) {
+        const u = await s.user(owner);
+        keys = keys.filter((k) => k.owner_id === u.id);
+      }
+      if (values.json) {
+        io.out(`${JSON.stringify(keys, null, 2)}\n`);
+        return;
+      }
+      if (keys.length === 0) {
+        io.out(owner === undefined ? "no keys\n" : `no keys owned by "${owner}"\n`);
+        return;
+      }
+      const rows = keys.map((k) => [
+        String(k.id),
+        printable(k.name),
+        shown(k.key_prefix),
+        ownerName(k),
+        k.scopes,
+        k.status,
+        k.last_used_at ?? "never",
+      ]);
+      io.out(
+        `${table(["ID", "NAME", "PREFIX", "OWNER", "SCOPES", "STATUS", "LAST USED"], rows)}\n`,
+      );
+    });
+  },
+};
+
+export const keysMint: Command = {
+  name: "keys mint",
+  summary: "mint an API key for a user and print it, once",
+  synopsis:
+    "--owner <username> --name <name> [--scopes read|write|delete] [--expires-at <when>] [--allowed-ips <ip,cidr,...>] [--json]",
+  help: `Mints a key through the same rules as the API and the console, and prints it.
+The key is shown this once: Keygate keeps only its hash.
+
+Options:
+  --owner <username>      the user the key acts for (required)
+  --name <name>           what the key is for, 1-100 characters (required)
+  --scopes <scope>        read (GET), write (GET, POST, PUT) or delete (every verb);
+                          default read
+  --expires-at <when>     YYYY-MM-DD (valid through that day, UTC) or an ISO-8601
+                          timestamp; default never
+  --allowed-ips <list>    comma-separated addresses or CIDR ranges the key may be
+                          used from; default any address
+  --json                  print {"key", "data", "note"} as JSON
+
+Example:
+  keygate keys mint --owner admin --name billing --scopes write --allowed-ips 203.0.113.7`,
+  options: {
+    owner: { type: "string" },
+    name: { type: "string" },
+    scopes: { type: "string" },
+    "expires-at": { type: "string" },
+    "allowed-ips": { type: "string" },
+    json: { type: "boolean" },
+  },
+  args: [],
+  async run(values, _args, io) {
+    const owner = values.owner as string | undefined;
+    const name = values.name as string | undefined;
+    if (owner === undefined) throw new UsageError("keys mint needs --owner <username>");
+    if (name === undefined) throw new UsageError("keys mint needs --name <name>");
+    const ips =
+      values["allowed-ips"] === undefined
+        ? undefined
+        : (values["allowed-ips"] as string)
+            .split(",")
+            .map((s) => s.trim())
+            .filter((s) => s !== "");
+    const { withKeygate } = await import("./session.js");
+    await withKeygate(
+      io.env,
+      async (s) => {
+        const user = await s.user(owner);
+        if (user.disabled)
+          throw new UsageError(`user "${owner}" is disabled; its keys would be refused`);
+        const input: KeyInput = { owner_id: user.id, name };
+        if (values.scopes !== undefined) input.scopes = values.scopes as string;
+        if (values["expires-at"] !== undefined) input.expires_at = values["expires-at"] as string;
+        if (ips !== undefined) input.allowed_ips = ips;
+        let minted: { key: string; data: KeyView };
+        try {
+          minted = await s.kg.keys.create(s.op, input);
+        } catch (err) {
+          throw err instanceof AppError ? refusal(err, ips ?? []) : err;
+        }
+        const data = { ...minted.data, owner: user.username };
+        const note = "This key is shown only once: store it now. Keygate keeps only its hash.";
+        if (values.json) {
+          io.out(`${JSON.stringify({ key: minted.key, data, note }, null, 2)}\n`);
+          return;
+        }
+        io.out(
+          [
+            `minted key ${data.id} "${printable(data.name)}" for "${user.username}"`,
+            `  scopes ${data.scopes}; allowed IPs ${data.allowed_ips?.join(", ") ?? "any"}; expires ${data.expires_at ?? "never"}`,
+            "",
+            minted.key,
+            "",
+            note,
+            "",
+          ].join("\n"),
+        );
+      },
+      { needsRedis: true },
+    );
+  },
+};
+
+export const keysRevoke: Command = {
+  name: "keys revoke",
+  summary: "revoke an API key at once",
+  synopsis: "<id>",
+  help: `Revokes the key with this id (see keygate keys list) through the same service
+as the API: it is refused with API_KEY_REVOKED from then on.
+
+Running servers cache verified keys. With KEYGATE_REDIS_URL set (as on the servers),
+the revocation is sent through Redis to every running instance, which refuses the
+key on its next request. Without Redis, a running server that verified the key
+recently may accept it until its cache entry expires (30 s); the command says so.
+Revoking a revoked key changes nothing and sends the eviction again.
+
+Example:
+  keygate keys revoke 42`,
+  options: {},
+  args: ["id"],
+  async run(_values, args, io) {
+    const raw = args[0] as string;
+    if (!/^[1-9]\d{0,15}$/.test(raw)) {
+      throw new UsageError(`key id must be a whole number such as 42 (got "${printable(raw)}")`);
+    }
+    const id = Number(raw);
+    const { withKeygate } = await import("./session.js");
+    await withKeygate(
+      io.env,
+      async (s) => {
+        const before = await s.kg.keys.get(s.op, id);
+        const after = await s.kg.keys.revoke(s.op, id);
+        const what = `key ${id} "${printable(after.name)}" (${shown(after.key_prefix)})`;
+        io.out(
+          before.status === "revoked"
+            ? `${what} was already revoked at ${before.revoked_at}\n`
+            : `revoked ${what}\n`,
+        );
+        reportReach(s.kg.cluster?.deliveries ?? null, s.cacheTtlS, s.config, io);
+      },
+      { needsRedis: true },
+    );
+  },
+};
+
+/** Says whether the revocation reached running servers, or how long they may still accept it. */
+function reportReach(
+  deliveries: { sent: number; failed: number; received: number } | null,
+  ttlS: number,
+  config: { redisUrl: string | null },
+  io: Io,
+): void {
+  if (deliveries === null) {
+    io.out(
+      `without Redis (KEYGATE_REDIS_URL) this cannot reach running servers at once: one that ` +
+        `verified the key in the last ${ttlS} s may accept it for up to ${ttlS} s more (its key cache lifetime)\n`,
+    );
+    return;
+  }
+  if (deliveries.failed > 0 || deliveries.sent === 0) {
+    throw new Failure(
+      `the key is revoked in the database, but Redis at ${redactUrl(config.redisUrl ?? "")} did not ` +
+        `take the eviction: running servers may accept the key for up to ${ttlS} s more; ` +
+        `run the command again to resend it`,
+    );
+  }
+  io.out(
+    `eviction sent through Redis to ${deliveries.received} running instance(s); they refuse the key from now on\n`,
+  );
+}
