@@ -7,10 +7,9 @@ import {
   Pagination,
   Select,
   SimpleGrid,
-  Table,
   Text,
-  VisuallyHidden,
 } from "@mantine/core";
+import { ListTable } from "../components/DataTable";
 import { Empty, ErrorAlert, Loading, PageHeader } from "../components/ui";
 import { formatDateTime } from "../lib/format";
 import { Link, setQuery, useLocation } from "../lib/router";
@@ -65,6 +64,20 @@ function targetHref(e: AuditEntry): string | null {
   if (e.target_type === "subscriber" && e.action !== "subscriber.delete")
     return `/subscribers/${e.target_id}`;
   return null;
+}
+
+/** The record an entry concerns, linked where the console has a page for it. */
+function Target({ entry: e }: { entry: AuditEntry }) {
+  const href = targetHref(e);
+  return href ? (
+    <Anchor component={Link} href={href} size="sm" style={{ whiteSpace: "nowrap" }}>
+      {e.target_type} {e.target_id}
+    </Anchor>
+  ) : (
+    <Text size="sm" style={{ whiteSpace: "nowrap" }}>
+      {e.target_type} {e.target_id ?? ""}
+    </Text>
+  );
 }
 
 function detailsText(d: Record<string, unknown> | null): string {
@@ -126,74 +139,59 @@ export function Audit() {
         />
       )}
       {list.data && list.data.length > 0 && (
-        <Card withBorder radius="md" padding={0}>
-          <Table.ScrollContainer minWidth={760} type="native">
-            <Table verticalSpacing="sm" horizontalSpacing="md" striped>
-              <VisuallyHidden component="caption">Audit trail, newest first</VisuallyHidden>
-              <Table.Thead>
-                <Table.Tr>
-                  <Table.Th>When</Table.Th>
-                  <Table.Th>Who</Table.Th>
-                  <Table.Th>Action</Table.Th>
-                  <Table.Th>Target</Table.Th>
-                  <Table.Th>Details</Table.Th>
-                  <Table.Th>From</Table.Th>
-                </Table.Tr>
-              </Table.Thead>
-              <Table.Tbody>
-                {list.data.map((e) => {
-                  const href = targetHref(e);
-                  return (
-                    <Table.Tr key={e.id}>
-                      <Table.Td>
-                        <Text size="sm" style={{ whiteSpace: "nowrap" }}>
-                          {formatDateTime(e.created_at)}
-                        </Text>
-                      </Table.Td>
-                      <Table.Td>
-                        <Text size="sm" style={{ whiteSpace: "nowrap" }}>
-                          {e.actor_username ?? "—"}
-                        </Text>
-                        {e.via !== "jwt" && (
-                          <Text size="xs" c="dimmed">
-                            via {e.via}
-                          </Text>
-                        )}
-                      </Table.Td>
-                      <Table.Td>
-                        <Badge variant="light" radius="sm" color={actionColor(e.action)} tt="none">
-                          {e.action}
-                        </Badge>
-                      </Table.Td>
-                      <Table.Td>
-                        {href ? (
-                          <Anchor
-                            component={Link}
-                            href={href}
-                            size="sm"
-                            style={{ whiteSpace: "nowrap" }}
-                          >
-                            {e.target_type} {e.target_id}
-                          </Anchor>
-                        ) : (
-                          <Text size="sm" style={{ whiteSpace: "nowrap" }}>
-                            {e.target_type} {e.target_id ?? ""}
-                          </Text>
-                        )}
-                      </Table.Td>
-                      <Table.Td>
-                        <Text size="xs" c="dimmed" maw={320} style={{ overflowWrap: "anywhere" }}>
-                          {detailsText(e.details)}
-                        </Text>
-                      </Table.Td>
-                      <Table.Td>{e.ip ? <Code>{e.ip}</Code> : <Text size="sm">—</Text>}</Table.Td>
-                    </Table.Tr>
-                  );
-                })}
-              </Table.Tbody>
-            </Table>
-          </Table.ScrollContainer>
-        </Card>
+        <ListTable
+          minWidth={760}
+          striped
+          caption="Audit trail, newest first"
+          rows={list.data}
+          rowKey={(e) => e.id}
+          columns={[
+            {
+              header: "When",
+              cell: (e) => (
+                <Text size="sm" style={{ whiteSpace: "nowrap" }}>
+                  {formatDateTime(e.created_at)}
+                </Text>
+              ),
+            },
+            {
+              header: "Who",
+              cell: (e) => (
+                <>
+                  <Text size="sm" style={{ whiteSpace: "nowrap" }}>
+                    {e.actor_username ?? "—"}
+                  </Text>
+                  {e.via !== "jwt" && (
+                    <Text size="xs" c="dimmed">
+                      via {e.via}
+                    </Text>
+                  )}
+                </>
+              ),
+            },
+            {
+              header: "Action",
+              cell: (e) => (
+                <Badge variant="light" radius="sm" color={actionColor(e.action)} tt="none">
+                  {e.action}
+                </Badge>
+              ),
+            },
+            { header: "Target", cell: (e) => <Target entry={e} /> },
+            {
+              header: "Details",
+              cell: (e) => (
+                <Text size="xs" c="dimmed" maw={320} style={{ overflowWrap: "anywhere" }}>
+                  {detailsText(e.details)}
+                </Text>
+              ),
+            },
+            {
+              header: "From",
+              cell: (e) => (e.ip ? <Code>{e.ip}</Code> : <Text size="sm">—</Text>),
+            },
+          ]}
+        />
       )}
       {list.data && total > 0 && (
         <Group justify="space-between" mt="md">

@@ -1,18 +1,8 @@
 import { BarChart } from "@mantine/charts";
-import {
-  Anchor,
-  Button,
-  Card,
-  Code,
-  Group,
-  SimpleGrid,
-  Stack,
-  Table,
-  Text,
-  Title,
-} from "@mantine/core";
+import { Anchor, Button, Card, Code, Group, SimpleGrid, Stack, Text, Title } from "@mantine/core";
 import { useEffect, useMemo } from "react";
 import { useUser } from "../auth";
+import { DataTable } from "../components/DataTable";
 import { Empty, ErrorAlert, HttpStatus, Loading, PageHeader } from "../components/ui";
 import { fillHours, formatDateTime, hourLabel, relative } from "../lib/format";
 import { Link } from "../lib/router";
@@ -223,33 +213,33 @@ export function Dashboard() {
             </Text>
           )}
           {a && a.busiest.length > 0 && (
-            <Table.ScrollContainer minWidth={320} type="native">
-              <Table verticalSpacing="xs" striped>
-                <Table.Thead>
-                  <Table.Tr>
-                    <Table.Th>Key</Table.Th>
-                    <Table.Th ta="right">Calls</Table.Th>
-                    <Table.Th ta="right">Errors</Table.Th>
-                  </Table.Tr>
-                </Table.Thead>
-                <Table.Tbody>
-                  {a.busiest.map((k) => (
-                    <Table.Tr key={k.api_key_id}>
-                      <Table.Td>
-                        <Anchor component={Link} href={`/keys/${k.api_key_id}`} size="sm">
-                          {k.name}
-                        </Anchor>{" "}
-                        <Code>{k.key_prefix}…</Code>
-                      </Table.Td>
-                      <Table.Td ta="right">{k.calls}</Table.Td>
-                      <Table.Td ta="right" c={k.errors > 0 ? "red" : undefined}>
-                        {k.errors}
-                      </Table.Td>
-                    </Table.Tr>
-                  ))}
-                </Table.Tbody>
-              </Table>
-            </Table.ScrollContainer>
+            <DataTable
+              minWidth={320}
+              verticalSpacing="xs"
+              striped
+              rows={a.busiest}
+              rowKey={(k) => k.api_key_id}
+              columns={[
+                {
+                  header: "Key",
+                  cell: (k) => (
+                    <>
+                      <Anchor component={Link} href={`/keys/${k.api_key_id}`} size="sm">
+                        {k.name}
+                      </Anchor>{" "}
+                      <Code>{k.key_prefix}…</Code>
+                    </>
+                  ),
+                },
+                { header: "Calls", align: "right", cell: (k) => k.calls },
+                {
+                  header: "Errors",
+                  align: "right",
+                  td: (k) => ({ c: k.errors > 0 ? "red" : undefined }),
+                  cell: (k) => k.errors,
+                },
+              ]}
+            />
           )}
         </Card>
         <Card withBorder radius="md" padding="md">
@@ -262,57 +252,55 @@ export function Dashboard() {
             </Text>
           )}
           {a && a.recent_refusals.length > 0 && (
-            <Table.ScrollContainer minWidth={460} type="native">
-              <Table verticalSpacing="xs" striped>
-                <Table.Thead>
-                  <Table.Tr>
-                    <Table.Th>When</Table.Th>
-                    <Table.Th>Status</Table.Th>
-                    <Table.Th>Code</Table.Th>
-                    <Table.Th>Key</Table.Th>
-                    <Table.Th>Call</Table.Th>
-                  </Table.Tr>
-                </Table.Thead>
-                <Table.Tbody>
-                  {a.recent_refusals.slice(0, 15).map((r, i) => (
-                    <Table.Tr key={`${r.timestamp}-${i}`}>
-                      <Table.Td title={formatDateTime(r.timestamp)}>
-                        <Text size="xs">{relative(r.timestamp)}</Text>
-                      </Table.Td>
-                      <Table.Td>
-                        <HttpStatus code={r.status_code} />
-                      </Table.Td>
-                      <Table.Td>
-                        <Text size="xs" ff="monospace">
-                          {r.error_code ?? "—"}
-                        </Text>
-                      </Table.Td>
-                      <Table.Td>
-                        {r.api_key_id ? (
-                          <Anchor component={Link} href={`/keys/${r.api_key_id}`} size="xs">
-                            {r.key_prefix}…
-                          </Anchor>
-                        ) : (
-                          <Text size="xs" c="dimmed">
-                            unknown key
-                          </Text>
-                        )}
-                      </Table.Td>
-                      <Table.Td>
-                        <Stack gap={0}>
-                          <Text size="xs" ff="monospace">
-                            {r.method} {r.path}
-                          </Text>
-                          <Text size="xs" c="dimmed">
-                            from {r.ip}
-                          </Text>
-                        </Stack>
-                      </Table.Td>
-                    </Table.Tr>
-                  ))}
-                </Table.Tbody>
-              </Table>
-            </Table.ScrollContainer>
+            <DataTable
+              minWidth={460}
+              verticalSpacing="xs"
+              striped
+              rows={a.recent_refusals.slice(0, 15)}
+              rowKey={(r, i) => `${r.timestamp}-${i}`}
+              columns={[
+                {
+                  header: "When",
+                  td: (r) => ({ title: formatDateTime(r.timestamp) }),
+                  cell: (r) => <Text size="xs">{relative(r.timestamp)}</Text>,
+                },
+                { header: "Status", cell: (r) => <HttpStatus code={r.status_code} /> },
+                {
+                  header: "Code",
+                  cell: (r) => (
+                    <Text size="xs" ff="monospace">
+                      {r.error_code ?? "—"}
+                    </Text>
+                  ),
+                },
+                {
+                  header: "Key",
+                  cell: (r) =>
+                    r.api_key_id ? (
+                      <Anchor component={Link} href={`/keys/${r.api_key_id}`} size="xs">
+                        {r.key_prefix}…
+                      </Anchor>
+                    ) : (
+                      <Text size="xs" c="dimmed">
+                        unknown key
+                      </Text>
+                    ),
+                },
+                {
+                  header: "Call",
+                  cell: (r) => (
+                    <Stack gap={0}>
+                      <Text size="xs" ff="monospace">
+                        {r.method} {r.path}
+                      </Text>
+                      <Text size="xs" c="dimmed">
+                        from {r.ip}
+                      </Text>
+                    </Stack>
+                  ),
+                },
+              ]}
+            />
           )}
         </Card>
       </SimpleGrid>

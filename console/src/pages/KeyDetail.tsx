@@ -11,14 +11,13 @@ import {
   Select,
   SimpleGrid,
   Stack,
-  Table,
   Text,
   TextInput,
   Title,
-  VisuallyHidden,
 } from "@mantine/core";
 import { useMemo, useState } from "react";
 import { useUser } from "../auth";
+import { DataTable } from "../components/DataTable";
 import { type KeyBody, KeyForm } from "../components/KeyForm";
 import { ShowOnceDialog } from "../components/ShowOnce";
 import { useNotify } from "../components/Toasts";
@@ -355,70 +354,69 @@ export function KeyDetail({ id }: { id: number }) {
           />
         )}
         {rows.length > 0 && (
-          <Table.ScrollContainer minWidth={720} type="native">
-            <Table striped verticalSpacing={6} data-testid="call-log">
-              <VisuallyHidden component="caption">
-                {statusFilter
-                  ? `Calls made with this key with status ${statusFilter}, newest first`
-                  : "Calls made with this key, newest first"}
-              </VisuallyHidden>
-              <Table.Thead>
-                <Table.Tr>
-                  <Table.Th>Time</Table.Th>
-                  <Table.Th>Call</Table.Th>
-                  <Table.Th>Status</Table.Th>
-                  <Table.Th>Error code</Table.Th>
-                  <Table.Th>IP</Table.Th>
-                  <Table.Th ta="right">Latency</Table.Th>
-                  <Table.Th>Client</Table.Th>
-                </Table.Tr>
-              </Table.Thead>
-              <Table.Tbody>
-                {rows.map((r, i) => (
-                  <Table.Tr key={`${r.timestamp}-${i}`}>
-                    <Table.Td>
-                      <Text size="xs" style={{ whiteSpace: "nowrap" }}>
-                        {formatDateTime(r.timestamp)}
-                      </Text>
-                    </Table.Td>
-                    <Table.Td>
-                      <Text size="xs" ff="monospace" component="div">
-                        <Badge size="xs" variant="default" radius="sm" mr={4}>
-                          {r.method}
-                        </Badge>
-                        {r.path}
-                      </Text>
-                    </Table.Td>
-                    <Table.Td>
-                      <HttpStatus code={r.status_code} />
-                    </Table.Td>
-                    <Table.Td>
-                      <Text size="xs" ff="monospace">
-                        {r.error_code ?? ""}
-                      </Text>
-                    </Table.Td>
-                    <Table.Td>
-                      <Text size="xs">{r.ip}</Text>
-                    </Table.Td>
-                    <Table.Td ta="right">
-                      <Text size="xs">{r.latency_ms.toFixed(1)} ms</Text>
-                    </Table.Td>
-                    <Table.Td>
-                      <Text
-                        size="xs"
-                        c="dimmed"
-                        lineClamp={1}
-                        maw={220}
-                        title={r.user_agent ?? undefined}
-                      >
-                        {r.user_agent ?? "—"}
-                      </Text>
-                    </Table.Td>
-                  </Table.Tr>
-                ))}
-              </Table.Tbody>
-            </Table>
-          </Table.ScrollContainer>
+          <DataTable
+            minWidth={720}
+            striped
+            verticalSpacing={6}
+            data-testid="call-log"
+            caption={
+              statusFilter
+                ? `Calls made with this key with status ${statusFilter}, newest first`
+                : "Calls made with this key, newest first"
+            }
+            rows={rows}
+            rowKey={(r, i) => `${r.timestamp}-${i}`}
+            columns={[
+              {
+                header: "Time",
+                cell: (r) => (
+                  <Text size="xs" style={{ whiteSpace: "nowrap" }}>
+                    {formatDateTime(r.timestamp)}
+                  </Text>
+                ),
+              },
+              {
+                header: "Call",
+                cell: (r) => (
+                  <Text size="xs" ff="monospace" component="div">
+                    <Badge size="xs" variant="default" radius="sm" mr={4}>
+                      {r.method}
+                    </Badge>
+                    {r.path}
+                  </Text>
+                ),
+              },
+              { header: "Status", cell: (r) => <HttpStatus code={r.status_code} /> },
+              {
+                header: "Error code",
+                cell: (r) => (
+                  <Text size="xs" ff="monospace">
+                    {r.error_code ?? ""}
+                  </Text>
+                ),
+              },
+              { header: "IP", cell: (r) => <Text size="xs">{r.ip}</Text> },
+              {
+                header: "Latency",
+                align: "right",
+                cell: (r) => <Text size="xs">{r.latency_ms.toFixed(1)} ms</Text>,
+              },
+              {
+                header: "Client",
+                cell: (r) => (
+                  <Text
+                    size="xs"
+                    c="dimmed"
+                    lineClamp={1}
+                    maw={220}
+                    title={r.user_agent ?? undefined}
+                  >
+                    {r.user_agent ?? "—"}
+                  </Text>
+                ),
+              },
+            ]}
+          />
         )}
         {rows.length > 0 && (
           <Group justify="space-between" mt="sm" gap="sm">

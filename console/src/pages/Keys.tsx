@@ -8,15 +8,14 @@ import {
   Select,
   SimpleGrid,
   Stack,
-  Table,
   Text,
   TextInput,
-  VisuallyHidden,
 } from "@mantine/core";
 import { useMediaQuery } from "@mantine/hooks";
 import { useMemo, useState } from "react";
 import { useUser } from "../auth";
 import { type KeyBody, KeyForm } from "../components/KeyForm";
+import { ListTable } from "../components/DataTable";
 import { ShowOnceDialog } from "../components/ShowOnce";
 import { useNotify } from "../components/Toasts";
 import { Dialog, Empty, ErrorAlert, Loading, PageHeader, StatusBadge } from "../components/ui";
@@ -211,71 +210,63 @@ export function Keys() {
         </Stack>
       )}
       {rows.length > 0 && !phone && (
-        <Card withBorder radius="md" padding={0}>
-          <Table.ScrollContainer minWidth={820} type="native">
-            <Table highlightOnHover verticalSpacing="sm" horizontalSpacing="md">
-              <VisuallyHidden component="caption">
-                {filtered
-                  ? `API keys matching the filters: ${rows.length}`
-                  : `API keys: ${rows.length}`}
-              </VisuallyHidden>
-              <Table.Thead>
-                <Table.Tr>
-                  <Table.Th>Name</Table.Th>
-                  <Table.Th>Prefix</Table.Th>
-                  <Table.Th>Scope</Table.Th>
-                  <Table.Th>Owner</Table.Th>
-                  <Table.Th>Last used</Table.Th>
-                  <Table.Th>Expires</Table.Th>
-                  <Table.Th>Status</Table.Th>
-                </Table.Tr>
-              </Table.Thead>
-              <Table.Tbody>
-                {rows.map((k) => (
-                  <Table.Tr key={k.id} data-testid={`key-row-${k.id}`}>
-                    <Table.Td>
-                      <Anchor component={Link} href={`/keys/${k.id}`} fw={500} size="sm">
-                        {k.name}
-                      </Anchor>
-                      {k.description && (
-                        <Text size="xs" c="dimmed" lineClamp={1} maw={260}>
-                          {k.description}
-                        </Text>
-                      )}
-                      {(k.replaced_by_id || k.rolled_from_id) && (
-                        <Text size="xs" c="dimmed">
-                          {k.replaced_by_id
-                            ? `rolled: replaced by key ${k.replaced_by_id}`
-                            : `replaces key ${k.rolled_from_id}`}
-                        </Text>
-                      )}
-                    </Table.Td>
-                    <Table.Td>
-                      <Code>{k.key_prefix}…</Code>
-                    </Table.Td>
-                    <Table.Td>
-                      <Badge variant="outline" radius="sm" color="gray">
-                        {k.scopes}
-                      </Badge>
-                    </Table.Td>
-                    <Table.Td>
-                      <Text size="sm">{ownerName(k.owner_id)}</Text>
-                    </Table.Td>
-                    <Table.Td title={formatDateTime(k.last_used_at)}>
-                      <Text size="sm">{relative(k.last_used_at)}</Text>
-                    </Table.Td>
-                    <Table.Td title={formatDateTime(k.expires_at)}>
-                      <Text size="sm">{k.expires_at ? formatDate(k.expires_at) : "never"}</Text>
-                    </Table.Td>
-                    <Table.Td>
-                      <StatusBadge status={k.status} />
-                    </Table.Td>
-                  </Table.Tr>
-                ))}
-              </Table.Tbody>
-            </Table>
-          </Table.ScrollContainer>
-        </Card>
+        <ListTable
+          minWidth={820}
+          highlightOnHover
+          caption={
+            filtered ? `API keys matching the filters: ${rows.length}` : `API keys: ${rows.length}`
+          }
+          rows={rows}
+          rowKey={(k) => k.id}
+          rowProps={(k) => ({ "data-testid": `key-row-${k.id}` })}
+          columns={[
+            {
+              header: "Name",
+              cell: (k) => (
+                <>
+                  <Anchor component={Link} href={`/keys/${k.id}`} fw={500} size="sm">
+                    {k.name}
+                  </Anchor>
+                  {k.description && (
+                    <Text size="xs" c="dimmed" lineClamp={1} maw={260}>
+                      {k.description}
+                    </Text>
+                  )}
+                  {(k.replaced_by_id || k.rolled_from_id) && (
+                    <Text size="xs" c="dimmed">
+                      {k.replaced_by_id
+                        ? `rolled: replaced by key ${k.replaced_by_id}`
+                        : `replaces key ${k.rolled_from_id}`}
+                    </Text>
+                  )}
+                </>
+              ),
+            },
+            { header: "Prefix", cell: (k) => <Code>{k.key_prefix}…</Code> },
+            {
+              header: "Scope",
+              cell: (k) => (
+                <Badge variant="outline" radius="sm" color="gray">
+                  {k.scopes}
+                </Badge>
+              ),
+            },
+            { header: "Owner", cell: (k) => <Text size="sm">{ownerName(k.owner_id)}</Text> },
+            {
+              header: "Last used",
+              td: (k) => ({ title: formatDateTime(k.last_used_at) }),
+              cell: (k) => <Text size="sm">{relative(k.last_used_at)}</Text>,
+            },
+            {
+              header: "Expires",
+              td: (k) => ({ title: formatDateTime(k.expires_at) }),
+              cell: (k) => (
+                <Text size="sm">{k.expires_at ? formatDate(k.expires_at) : "never"}</Text>
+              ),
+            },
+            { header: "Status", cell: (k) => <StatusBadge status={k.status} /> },
+          ]}
+        />
       )}
 
       <Dialog opened={creating} onClose={() => setQuery({ new: null })} title="Mint an API key">

@@ -1,17 +1,15 @@
 import {
   Button,
-  Card,
   Code,
   PasswordInput,
   SimpleGrid,
   Stack,
-  Table,
   Text,
   Textarea,
   TextInput,
-  VisuallyHidden,
 } from "@mantine/core";
 import { useCallback, useState } from "react";
+import { ACTIONS_HEADER, ListTable } from "../components/DataTable";
 import { useNotify } from "../components/Toasts";
 import {
   Dialog,
@@ -165,57 +163,44 @@ export function NasPage() {
         />
       )}
       {list.data && list.data.length > 0 && (
-        <Card withBorder radius="md" padding={0}>
-          <Table.ScrollContainer minWidth={620} type="native">
-            <Table verticalSpacing="sm" horizontalSpacing="md" highlightOnHover>
-              <VisuallyHidden component="caption">NAS devices</VisuallyHidden>
-              <Table.Thead>
-                <Table.Tr>
-                  <Table.Th>Name</Table.Th>
-                  <Table.Th>IP address</Table.Th>
-                  <Table.Th>Type</Table.Th>
-                  <Table.Th>Added</Table.Th>
-                  <Table.Th>
-                    <VisuallyHidden>Actions</VisuallyHidden>
-                  </Table.Th>
-                </Table.Tr>
-              </Table.Thead>
-              <Table.Tbody>
-                {list.data.map((n) => (
-                  <Table.Tr key={n.id}>
-                    <Table.Td>
-                      <Text size="sm" fw={500}>
-                        {n.name}
-                      </Text>
-                      {n.description && (
-                        <Text size="xs" c="dimmed" lineClamp={1}>
-                          {n.description}
-                        </Text>
-                      )}
-                    </Table.Td>
-                    <Table.Td>
-                      <Code>{n.ip_address}</Code>
-                    </Table.Td>
-                    <Table.Td>
-                      <Text size="sm">{n.type}</Text>
-                    </Table.Td>
-                    <Table.Td>
-                      <Text size="sm">{formatDateTime(n.created_at)}</Text>
-                    </Table.Td>
-                    <Table.Td>
-                      <RowActions
-                        name={n.name}
-                        onEdit={() => setEditing(n)}
-                        onRemove={() => setDeleting(n)}
-                        removeLabel="Remove"
-                      />
-                    </Table.Td>
-                  </Table.Tr>
-                ))}
-              </Table.Tbody>
-            </Table>
-          </Table.ScrollContainer>
-        </Card>
+        <ListTable
+          minWidth={620}
+          highlightOnHover
+          caption="NAS devices"
+          rows={list.data}
+          rowKey={(n) => n.id}
+          columns={[
+            {
+              header: "Name",
+              cell: (n) => (
+                <>
+                  <Text size="sm" fw={500}>
+                    {n.name}
+                  </Text>
+                  {n.description && (
+                    <Text size="xs" c="dimmed" lineClamp={1}>
+                      {n.description}
+                    </Text>
+                  )}
+                </>
+              ),
+            },
+            { header: "IP address", cell: (n) => <Code>{n.ip_address}</Code> },
+            { header: "Type", cell: (n) => <Text size="sm">{n.type}</Text> },
+            { header: "Added", cell: (n) => <Text size="sm">{formatDateTime(n.created_at)}</Text> },
+            {
+              header: ACTIONS_HEADER,
+              cell: (n) => (
+                <RowActions
+                  name={n.name}
+                  onEdit={() => setEditing(n)}
+                  onRemove={() => setDeleting(n)}
+                  removeLabel="Remove"
+                />
+              ),
+            },
+          ]}
+        />
       )}
       <Dialog opened={creating} onClose={() => setQuery({ new: null })} title="Add a NAS device">
         <NasForm

@@ -1,17 +1,7 @@
-import {
-  Badge,
-  Button,
-  Card,
-  SimpleGrid,
-  Stack,
-  Switch,
-  Table,
-  Text,
-  TextInput,
-  VisuallyHidden,
-} from "@mantine/core";
+import { Badge, Button, SimpleGrid, Stack, Switch, Text, TextInput } from "@mantine/core";
 import { useState } from "react";
 import { useUser } from "../auth";
+import { ACTIONS_HEADER, ListTable } from "../components/DataTable";
 import { useNotify } from "../components/Toasts";
 import {
   Dialog,
@@ -174,64 +164,56 @@ export function Services() {
         />
       )}
       {list.data && list.data.length > 0 && (
-        <Card withBorder radius="md" padding={0}>
-          <Table.ScrollContainer minWidth={640} type="native">
-            <Table verticalSpacing="sm" horizontalSpacing="md" highlightOnHover>
-              <VisuallyHidden component="caption">Services</VisuallyHidden>
-              <Table.Thead>
-                <Table.Tr>
-                  <Table.Th>Name</Table.Th>
-                  <Table.Th>Speed</Table.Th>
-                  <Table.Th ta="right">Price</Table.Th>
-                  <Table.Th>Duration</Table.Th>
-                  <Table.Th>Status</Table.Th>
-                  {user.isAdmin && (
-                    <Table.Th>
-                      <VisuallyHidden>Actions</VisuallyHidden>
-                    </Table.Th>
-                  )}
-                </Table.Tr>
-              </Table.Thead>
-              <Table.Tbody>
-                {list.data.map((s) => (
-                  <Table.Tr key={s.id}>
-                    <Table.Td>
-                      <Text size="sm" fw={500} style={{ whiteSpace: "nowrap" }}>
-                        {s.name}
-                      </Text>
-                    </Table.Td>
-                    <Table.Td>
-                      <Text size="sm" style={{ whiteSpace: "nowrap" }}>
-                        {formatSpeed(s.download_kbps)} down · {formatSpeed(s.upload_kbps)} up
-                      </Text>
-                    </Table.Td>
-                    <Table.Td ta="right">
-                      <Text size="sm">{formatMoney(s.price, s.currency)}</Text>
-                    </Table.Td>
-                    <Table.Td>
-                      <Text size="sm">{s.duration_days} days</Text>
-                    </Table.Td>
-                    <Table.Td>
-                      <Badge variant="light" color={s.is_active ? "teal" : "gray"}>
-                        {s.is_active ? "offered" : "inactive"}
-                      </Badge>
-                    </Table.Td>
-                    {user.isAdmin && (
-                      <Table.Td>
-                        <RowActions
-                          name={s.name}
-                          onEdit={() => setEditing(s)}
-                          onRemove={() => setDeleting(s)}
-                          removeLabel="Delete"
-                        />
-                      </Table.Td>
-                    )}
-                  </Table.Tr>
-                ))}
-              </Table.Tbody>
-            </Table>
-          </Table.ScrollContainer>
-        </Card>
+        <ListTable
+          minWidth={640}
+          highlightOnHover
+          caption="Services"
+          rows={list.data}
+          rowKey={(s) => s.id}
+          columns={[
+            {
+              header: "Name",
+              cell: (s) => (
+                <Text size="sm" fw={500} style={{ whiteSpace: "nowrap" }}>
+                  {s.name}
+                </Text>
+              ),
+            },
+            {
+              header: "Speed",
+              cell: (s) => (
+                <Text size="sm" style={{ whiteSpace: "nowrap" }}>
+                  {formatSpeed(s.download_kbps)} down · {formatSpeed(s.upload_kbps)} up
+                </Text>
+              ),
+            },
+            {
+              header: "Price",
+              align: "right",
+              cell: (s) => <Text size="sm">{formatMoney(s.price, s.currency)}</Text>,
+            },
+            { header: "Duration", cell: (s) => <Text size="sm">{s.duration_days} days</Text> },
+            {
+              header: "Status",
+              cell: (s) => (
+                <Badge variant="light" color={s.is_active ? "teal" : "gray"}>
+                  {s.is_active ? "offered" : "inactive"}
+                </Badge>
+              ),
+            },
+            user.isAdmin && {
+              header: ACTIONS_HEADER,
+              cell: (s) => (
+                <RowActions
+                  name={s.name}
+                  onEdit={() => setEditing(s)}
+                  onRemove={() => setDeleting(s)}
+                  removeLabel="Delete"
+                />
+              ),
+            },
+          ]}
+        />
       )}
 
       <Dialog

@@ -8,13 +8,13 @@ import {
   Group,
   SimpleGrid,
   Stack,
-  Table,
   Text,
   TextInput,
   Title,
 } from "@mantine/core";
 import { useMemo, useState } from "react";
 import { useUser } from "../auth";
+import { DataTable } from "../components/DataTable";
 import { ShowOnceDialog } from "../components/ShowOnce";
 import { type SubscriberBody, SubscriberForm } from "../components/SubscriberForm";
 import { useNotify } from "../components/Toasts";
@@ -204,38 +204,31 @@ export function SubscriberDetail({ id }: { id: number }) {
             </Text>
           )}
           {txs.data && txs.data.length > 0 && (
-            <Table.ScrollContainer minWidth={320} type="native">
-              <Table verticalSpacing={6}>
-                <Table.Thead>
-                  <Table.Tr>
-                    <Table.Th>When</Table.Th>
-                    <Table.Th>Type</Table.Th>
-                    <Table.Th ta="right">Amount</Table.Th>
-                  </Table.Tr>
-                </Table.Thead>
-                <Table.Tbody>
-                  {txs.data.map((t) => (
-                    <Table.Tr key={t.id}>
-                      <Table.Td>
-                        <Text size="xs">{formatDateTime(t.created_at)}</Text>
-                      </Table.Td>
-                      <Table.Td>
-                        <Badge
-                          size="sm"
-                          variant="light"
-                          color={t.type === "payment" ? "teal" : "gray"}
-                        >
-                          {t.type}
-                        </Badge>
-                      </Table.Td>
-                      <Table.Td ta="right">
-                        <Text size="sm">{formatMoney(t.amount, t.currency)}</Text>
-                      </Table.Td>
-                    </Table.Tr>
-                  ))}
-                </Table.Tbody>
-              </Table>
-            </Table.ScrollContainer>
+            <DataTable
+              minWidth={320}
+              verticalSpacing={6}
+              rows={txs.data}
+              rowKey={(t) => t.id}
+              columns={[
+                {
+                  header: "When",
+                  cell: (t) => <Text size="xs">{formatDateTime(t.created_at)}</Text>,
+                },
+                {
+                  header: "Type",
+                  cell: (t) => (
+                    <Badge size="sm" variant="light" color={t.type === "payment" ? "teal" : "gray"}>
+                      {t.type}
+                    </Badge>
+                  ),
+                },
+                {
+                  header: "Amount",
+                  align: "right",
+                  cell: (t) => <Text size="sm">{formatMoney(t.amount, t.currency)}</Text>,
+                },
+              ]}
+            />
           )}
           {txs.meta && txs.meta.total > 10 && (
             <Anchor component={Link} href={`/transactions?subscriber=${s.id}`} size="sm">

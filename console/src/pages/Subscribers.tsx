@@ -7,14 +7,13 @@ import {
   Select,
   SimpleGrid,
   Stack,
-  Table,
   Text,
   TextInput,
-  VisuallyHidden,
 } from "@mantine/core";
 import { useDebouncedValue, useMediaQuery } from "@mantine/hooks";
 import { useEffect, useMemo, useState } from "react";
 import { useUser } from "../auth";
+import { ListTable } from "../components/DataTable";
 import { ShowOnceDialog } from "../components/ShowOnce";
 import { type SubscriberBody, SubscriberForm } from "../components/SubscriberForm";
 import { useNotify } from "../components/Toasts";
@@ -188,64 +187,54 @@ export function Subscribers() {
         </Stack>
       )}
       {list.data && list.data.length > 0 && !phone && (
-        <Card withBorder radius="md" padding={0}>
-          <Table.ScrollContainer minWidth={680} type="native">
-            <Table highlightOnHover verticalSpacing="sm" horizontalSpacing="md">
-              <VisuallyHidden component="caption">
-                Subscribers, page {page} of {pages}
-              </VisuallyHidden>
-              <Table.Thead>
-                <Table.Tr>
-                  <Table.Th>Username</Table.Th>
-                  <Table.Th>Name</Table.Th>
-                  <Table.Th>Service</Table.Th>
-                  <Table.Th>Status</Table.Th>
-                  <Table.Th>Expiry</Table.Th>
-                  {user.isAdmin && <Table.Th>Owner</Table.Th>}
-                </Table.Tr>
-              </Table.Thead>
-              <Table.Tbody>
-                {list.data.map((s) => (
-                  <Table.Tr key={s.id}>
-                    <Table.Td>
-                      <Anchor component={Link} href={`/subscribers/${s.id}`} fw={500} size="sm">
-                        {s.username}
-                      </Anchor>
-                    </Table.Td>
-                    <Table.Td>
-                      <Text size="sm">{s.full_name ?? "—"}</Text>
-                      {s.email && (
-                        <Text size="xs" c="dimmed">
-                          {s.email}
-                        </Text>
-                      )}
-                    </Table.Td>
-                    <Table.Td>
-                      <Text size="sm">
-                        {serviceById.get(s.service_id)?.name ?? `#${s.service_id}`}
-                      </Text>
-                    </Table.Td>
-                    <Table.Td>
-                      <StatusBadge status={s.status} />
-                    </Table.Td>
-                    <Table.Td>
-                      <Text size="sm">{formatDate(s.expiry_date)}</Text>
-                    </Table.Td>
-                    {user.isAdmin && (
-                      <Table.Td>
-                        <Text size="sm">
-                          {s.owner_id === user.id
-                            ? "you"
-                            : (userById.get(s.owner_id)?.username ?? `user ${s.owner_id}`)}
-                        </Text>
-                      </Table.Td>
-                    )}
-                  </Table.Tr>
-                ))}
-              </Table.Tbody>
-            </Table>
-          </Table.ScrollContainer>
-        </Card>
+        <ListTable
+          minWidth={680}
+          highlightOnHover
+          caption={`Subscribers, page ${page} of ${pages}`}
+          rows={list.data}
+          rowKey={(s) => s.id}
+          columns={[
+            {
+              header: "Username",
+              cell: (s) => (
+                <Anchor component={Link} href={`/subscribers/${s.id}`} fw={500} size="sm">
+                  {s.username}
+                </Anchor>
+              ),
+            },
+            {
+              header: "Name",
+              cell: (s) => (
+                <>
+                  <Text size="sm">{s.full_name ?? "—"}</Text>
+                  {s.email && (
+                    <Text size="xs" c="dimmed">
+                      {s.email}
+                    </Text>
+                  )}
+                </>
+              ),
+            },
+            {
+              header: "Service",
+              cell: (s) => (
+                <Text size="sm">{serviceById.get(s.service_id)?.name ?? `#${s.service_id}`}</Text>
+              ),
+            },
+            { header: "Status", cell: (s) => <StatusBadge status={s.status} /> },
+            { header: "Expiry", cell: (s) => <Text size="sm">{formatDate(s.expiry_date)}</Text> },
+            user.isAdmin && {
+              header: "Owner",
+              cell: (s) => (
+                <Text size="sm">
+                  {s.owner_id === user.id
+                    ? "you"
+                    : (userById.get(s.owner_id)?.username ?? `user ${s.owner_id}`)}
+                </Text>
+              ),
+            },
+          ]}
+        />
       )}
       {list.data && total > 0 && (
         <Group justify="space-between" mt="md" gap="sm">

@@ -8,13 +8,12 @@ import {
   Select,
   SimpleGrid,
   Stack,
-  Table,
   Text,
   Textarea,
   TextInput,
-  VisuallyHidden,
 } from "@mantine/core";
 import { useMemo } from "react";
+import { ListTable } from "../components/DataTable";
 import { useNotify } from "../components/Toasts";
 import { Dialog, Empty, ErrorAlert, FormFooter, Loading, PageHeader } from "../components/ui";
 import { api } from "../lib/api";
@@ -226,74 +225,78 @@ export function Transactions() {
         />
       )}
       {list.data && list.data.length > 0 && (
-        <Card withBorder radius="md" padding={0}>
-          <Table.ScrollContainer minWidth={700} type="native">
-            <Table verticalSpacing="sm" horizontalSpacing="md" striped>
-              <VisuallyHidden component="caption">Transactions</VisuallyHidden>
-              <Table.Thead>
-                <Table.Tr>
-                  <Table.Th>When</Table.Th>
-                  <Table.Th>Subscriber</Table.Th>
-                  <Table.Th>Type</Table.Th>
-                  <Table.Th ta="right">Amount</Table.Th>
-                  <Table.Th>Reference</Table.Th>
-                  <Table.Th>Via</Table.Th>
-                </Table.Tr>
-              </Table.Thead>
-              <Table.Tbody>
-                {list.data.map((t) => (
-                  <Table.Tr key={t.id}>
-                    <Table.Td>
-                      <Text size="sm" style={{ whiteSpace: "nowrap" }}>
-                        {formatDateTime(t.created_at)}
-                      </Text>
-                    </Table.Td>
-                    <Table.Td>
-                      <Anchor component={Link} href={`/subscribers/${t.subscriber_id}`} size="sm">
-                        {subById.get(t.subscriber_id)?.username ?? `#${t.subscriber_id}`}
-                      </Anchor>
-                    </Table.Td>
-                    <Table.Td>
-                      <Badge
-                        size="sm"
-                        variant="light"
-                        color={
-                          t.type === "payment" ? "teal" : t.type === "refund" ? "orange" : "gray"
-                        }
-                      >
-                        {t.type}
-                      </Badge>
-                    </Table.Td>
-                    <Table.Td ta="right">
-                      <Text size="sm" fw={500}>
-                        {formatMoney(t.amount, t.currency)}
-                      </Text>
-                    </Table.Td>
-                    <Table.Td>
-                      <Text size="sm">{t.reference ?? "—"}</Text>
-                      {t.description && (
-                        <Text size="xs" c="dimmed" lineClamp={1}>
-                          {t.description}
-                        </Text>
-                      )}
-                    </Table.Td>
-                    <Table.Td>
-                      {t.api_key_id ? (
-                        <Anchor component={Link} href={`/keys/${t.api_key_id}`} size="sm">
-                          key {t.api_key_id}
-                        </Anchor>
-                      ) : (
-                        <Text size="sm" c="dimmed">
-                          console
-                        </Text>
-                      )}
-                    </Table.Td>
-                  </Table.Tr>
-                ))}
-              </Table.Tbody>
-            </Table>
-          </Table.ScrollContainer>
-        </Card>
+        <ListTable
+          minWidth={700}
+          striped
+          caption="Transactions"
+          rows={list.data}
+          rowKey={(t) => t.id}
+          columns={[
+            {
+              header: "When",
+              cell: (t) => (
+                <Text size="sm" style={{ whiteSpace: "nowrap" }}>
+                  {formatDateTime(t.created_at)}
+                </Text>
+              ),
+            },
+            {
+              header: "Subscriber",
+              cell: (t) => (
+                <Anchor component={Link} href={`/subscribers/${t.subscriber_id}`} size="sm">
+                  {subById.get(t.subscriber_id)?.username ?? `#${t.subscriber_id}`}
+                </Anchor>
+              ),
+            },
+            {
+              header: "Type",
+              cell: (t) => (
+                <Badge
+                  size="sm"
+                  variant="light"
+                  color={t.type === "payment" ? "teal" : t.type === "refund" ? "orange" : "gray"}
+                >
+                  {t.type}
+                </Badge>
+              ),
+            },
+            {
+              header: "Amount",
+              align: "right",
+              cell: (t) => (
+                <Text size="sm" fw={500}>
+                  {formatMoney(t.amount, t.currency)}
+                </Text>
+              ),
+            },
+            {
+              header: "Reference",
+              cell: (t) => (
+                <>
+                  <Text size="sm">{t.reference ?? "—"}</Text>
+                  {t.description && (
+                    <Text size="xs" c="dimmed" lineClamp={1}>
+                      {t.description}
+                    </Text>
+                  )}
+                </>
+              ),
+            },
+            {
+              header: "Via",
+              cell: (t) =>
+                t.api_key_id ? (
+                  <Anchor component={Link} href={`/keys/${t.api_key_id}`} size="sm">
+                    key {t.api_key_id}
+                  </Anchor>
+                ) : (
+                  <Text size="sm" c="dimmed">
+                    console
+                  </Text>
+                ),
+            },
+          ]}
+        />
       )}
       {list.data && total > 0 && (
         <Group justify="space-between" mt="md">

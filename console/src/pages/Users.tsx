@@ -1,18 +1,7 @@
-import {
-  Badge,
-  Button,
-  Card,
-  Group,
-  PasswordInput,
-  Select,
-  Stack,
-  Table,
-  Text,
-  TextInput,
-  VisuallyHidden,
-} from "@mantine/core";
+import { Badge, Button, Group, PasswordInput, Select, Stack, Text, TextInput } from "@mantine/core";
 import { useState } from "react";
 import { useUser } from "../auth";
+import { ACTIONS_HEADER, ListTable } from "../components/DataTable";
 import { useNotify } from "../components/Toasts";
 import {
   ConfirmDialog,
@@ -197,89 +186,86 @@ export function Users() {
         />
       )}
       {list.data && list.data.length > 0 && (
-        <Card withBorder radius="md" padding={0} mt={list.data.length <= 1 ? "md" : 0}>
-          <Table.ScrollContainer minWidth={600} type="native">
-            <Table verticalSpacing="sm" horizontalSpacing="md" highlightOnHover>
-              <VisuallyHidden component="caption">Users</VisuallyHidden>
-              <Table.Thead>
-                <Table.Tr>
-                  <Table.Th>Username</Table.Th>
-                  <Table.Th>Role</Table.Th>
-                  <Table.Th>State</Table.Th>
-                  <Table.Th>Created</Table.Th>
-                  <Table.Th>
-                    <VisuallyHidden>Actions</VisuallyHidden>
-                  </Table.Th>
-                </Table.Tr>
-              </Table.Thead>
-              <Table.Tbody>
-                {list.data.map((u) => (
-                  <Table.Tr key={u.id}>
-                    <Table.Td>
-                      <Text size="sm" fw={500} style={{ whiteSpace: "nowrap" }}>
-                        {u.username}
-                        {u.id === me.id && (
-                          <Text span c="dimmed" size="xs">
-                            {" "}
-                            (you)
-                          </Text>
-                        )}
-                      </Text>
-                    </Table.Td>
-                    <Table.Td>
-                      <Badge variant="light" color={u.role === "admin" ? "blue" : "grape"}>
-                        {u.role}
-                      </Badge>
-                    </Table.Td>
-                    <Table.Td>
-                      <Badge variant="light" color={u.disabled ? "red" : "teal"}>
-                        {u.disabled ? "disabled" : "active"}
-                      </Badge>
-                    </Table.Td>
-                    <Table.Td>
-                      <Text size="sm" style={{ whiteSpace: "nowrap" }}>
-                        {formatDateTime(u.created_at)}
-                      </Text>
-                    </Table.Td>
-                    <Table.Td>
-                      <Group gap="xs" justify="flex-end" wrap="nowrap">
-                        <Button
-                          size="compact-sm"
-                          variant="default"
-                          onClick={() => setPasswordFor(u)}
-                        >
-                          Password
-                        </Button>
-                        {u.id !== me.id && (
-                          <>
-                            <Button
-                              size="compact-sm"
-                              variant="light"
-                              color={u.disabled ? "teal" : "orange"}
-                              onClick={() => void toggle(u)}
-                              aria-label={`${u.disabled ? "Enable" : "Disable"} ${u.username}`}
-                            >
-                              {u.disabled ? "Enable" : "Disable"}
-                            </Button>
-                            <Button
-                              size="compact-sm"
-                              variant="subtle"
-                              color="red"
-                              onClick={() => setDeleting(u)}
-                              aria-label={`Delete ${u.username}`}
-                            >
-                              Delete
-                            </Button>
-                          </>
-                        )}
-                      </Group>
-                    </Table.Td>
-                  </Table.Tr>
-                ))}
-              </Table.Tbody>
-            </Table>
-          </Table.ScrollContainer>
-        </Card>
+        <ListTable
+          mt={list.data.length <= 1 ? "md" : 0}
+          minWidth={600}
+          highlightOnHover
+          caption="Users"
+          rows={list.data}
+          rowKey={(u) => u.id}
+          columns={[
+            {
+              header: "Username",
+              cell: (u) => (
+                <Text size="sm" fw={500} style={{ whiteSpace: "nowrap" }}>
+                  {u.username}
+                  {u.id === me.id && (
+                    <Text span c="dimmed" size="xs">
+                      {" "}
+                      (you)
+                    </Text>
+                  )}
+                </Text>
+              ),
+            },
+            {
+              header: "Role",
+              cell: (u) => (
+                <Badge variant="light" color={u.role === "admin" ? "blue" : "grape"}>
+                  {u.role}
+                </Badge>
+              ),
+            },
+            {
+              header: "State",
+              cell: (u) => (
+                <Badge variant="light" color={u.disabled ? "red" : "teal"}>
+                  {u.disabled ? "disabled" : "active"}
+                </Badge>
+              ),
+            },
+            {
+              header: "Created",
+              cell: (u) => (
+                <Text size="sm" style={{ whiteSpace: "nowrap" }}>
+                  {formatDateTime(u.created_at)}
+                </Text>
+              ),
+            },
+            {
+              header: ACTIONS_HEADER,
+              cell: (u) => (
+                <Group gap="xs" justify="flex-end" wrap="nowrap">
+                  <Button size="compact-sm" variant="default" onClick={() => setPasswordFor(u)}>
+                    Password
+                  </Button>
+                  {u.id !== me.id && (
+                    <>
+                      <Button
+                        size="compact-sm"
+                        variant="light"
+                        color={u.disabled ? "teal" : "orange"}
+                        onClick={() => void toggle(u)}
+                        aria-label={`${u.disabled ? "Enable" : "Disable"} ${u.username}`}
+                      >
+                        {u.disabled ? "Enable" : "Disable"}
+                      </Button>
+                      <Button
+                        size="compact-sm"
+                        variant="subtle"
+                        color="red"
+                        onClick={() => setDeleting(u)}
+                        aria-label={`Delete ${u.username}`}
+                      >
+                        Delete
+                      </Button>
+                    </>
+                  )}
+                </Group>
+              ),
+            },
+          ]}
+        />
       )}
       <Dialog
         opened={creating}
