@@ -10,7 +10,8 @@ import {
   Text,
 } from "@mantine/core";
 import { ListTable } from "../components/DataTable";
-import { Empty, ErrorAlert, Loading, PageHeader } from "../components/ui";
+import { ListView } from "../components/ListPage";
+import { Empty, PageHeader } from "../components/ui";
 import { formatDateTime } from "../lib/format";
 import { Link, setQuery, useLocation } from "../lib/router";
 import type { AuditEntry } from "../lib/types";
@@ -126,73 +127,75 @@ export function Audit() {
           />
         </SimpleGrid>
       </Card>
-      <ErrorAlert error={list.error} onRetry={list.reload} />
-      {list.loading && !list.data && <Loading />}
-      {list.data && list.data.length === 0 && (
-        <Empty
-          title="Nothing recorded"
-          description={
-            action || target
-              ? "No entry matches these filters; clear them to see everything."
-              : "Sign-ins, key changes and changes to users and records appear here as they happen."
-          }
-        />
-      )}
-      {list.data && list.data.length > 0 && (
-        <ListTable
-          minWidth={760}
-          striped
-          caption="Audit trail, newest first"
-          rows={list.data}
-          rowKey={(e) => e.id}
-          columns={[
-            {
-              header: "When",
-              cell: (e) => (
-                <Text size="sm" style={{ whiteSpace: "nowrap" }}>
-                  {formatDateTime(e.created_at)}
-                </Text>
-              ),
-            },
-            {
-              header: "Who",
-              cell: (e) => (
-                <>
+      <ListView
+        list={list}
+        empty={
+          <Empty
+            title="Nothing recorded"
+            description={
+              action || target
+                ? "No entry matches these filters; clear them to see everything."
+                : "Sign-ins, key changes and changes to users and records appear here as they happen."
+            }
+          />
+        }
+      >
+        {(rows) => (
+          <ListTable
+            minWidth={760}
+            striped
+            caption="Audit trail, newest first"
+            rows={rows}
+            rowKey={(e) => e.id}
+            columns={[
+              {
+                header: "When",
+                cell: (e) => (
                   <Text size="sm" style={{ whiteSpace: "nowrap" }}>
-                    {e.actor_username ?? "—"}
+                    {formatDateTime(e.created_at)}
                   </Text>
-                  {e.via !== "jwt" && (
-                    <Text size="xs" c="dimmed">
-                      via {e.via}
+                ),
+              },
+              {
+                header: "Who",
+                cell: (e) => (
+                  <>
+                    <Text size="sm" style={{ whiteSpace: "nowrap" }}>
+                      {e.actor_username ?? "—"}
                     </Text>
-                  )}
-                </>
-              ),
-            },
-            {
-              header: "Action",
-              cell: (e) => (
-                <Badge variant="light" radius="sm" color={actionColor(e.action)} tt="none">
-                  {e.action}
-                </Badge>
-              ),
-            },
-            { header: "Target", cell: (e) => <Target entry={e} /> },
-            {
-              header: "Details",
-              cell: (e) => (
-                <Text size="xs" c="dimmed" maw={320} style={{ overflowWrap: "anywhere" }}>
-                  {detailsText(e.details)}
-                </Text>
-              ),
-            },
-            {
-              header: "From",
-              cell: (e) => (e.ip ? <Code>{e.ip}</Code> : <Text size="sm">—</Text>),
-            },
-          ]}
-        />
-      )}
+                    {e.via !== "jwt" && (
+                      <Text size="xs" c="dimmed">
+                        via {e.via}
+                      </Text>
+                    )}
+                  </>
+                ),
+              },
+              {
+                header: "Action",
+                cell: (e) => (
+                  <Badge variant="light" radius="sm" color={actionColor(e.action)} tt="none">
+                    {e.action}
+                  </Badge>
+                ),
+              },
+              { header: "Target", cell: (e) => <Target entry={e} /> },
+              {
+                header: "Details",
+                cell: (e) => (
+                  <Text size="xs" c="dimmed" maw={320} style={{ overflowWrap: "anywhere" }}>
+                    {detailsText(e.details)}
+                  </Text>
+                ),
+              },
+              {
+                header: "From",
+                cell: (e) => (e.ip ? <Code>{e.ip}</Code> : <Text size="sm">—</Text>),
+              },
+            ]}
+          />
+        )}
+      </ListView>
       {list.data && total > 0 && (
         <Group justify="space-between" mt="md">
           <Text size="sm" c="dimmed">

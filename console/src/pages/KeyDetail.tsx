@@ -19,6 +19,7 @@ import { useMemo, useState } from "react";
 import { useUser } from "../auth";
 import { DataTable } from "../components/DataTable";
 import { type KeyBody, KeyForm } from "../components/KeyForm";
+import { ListView } from "../components/ListPage";
 import { ShowOnceDialog } from "../components/ShowOnce";
 import { useNotify } from "../components/Toasts";
 import {
@@ -334,112 +335,116 @@ export function KeyDetail({ id }: { id: number }) {
             </Button>
           </Group>
         </Group>
-        <ErrorAlert error={logs.error} onRetry={logs.reload} />
-        {!logs.rows && logs.loading && <Loading label="Loading calls…" />}
-        {logs.rows && rows.length === 0 && !statusFilter && (
-          <Empty
-            title="No calls yet"
-            description="Every call made with this key appears here, newest first, whatever its outcome."
-          />
-        )}
-        {logs.rows && rows.length === 0 && statusFilter && (
-          <Empty
-            title="No call matches"
-            description="No call made with this key has this status or error code."
-            action={
-              <Button variant="default" size="xs" onClick={() => setStatusFilter("")}>
-                Show every status
-              </Button>
-            }
-          />
-        )}
-        {rows.length > 0 && (
-          <DataTable
-            minWidth={720}
-            striped
-            verticalSpacing={6}
-            data-testid="call-log"
-            caption={
-              statusFilter
-                ? `Calls made with this key with status ${statusFilter}, newest first`
-                : "Calls made with this key, newest first"
-            }
-            rows={rows}
-            rowKey={(r, i) => `${r.timestamp}-${i}`}
-            columns={[
-              {
-                header: "Time",
-                cell: (r) => (
-                  <Text size="xs" style={{ whiteSpace: "nowrap" }}>
-                    {formatDateTime(r.timestamp)}
-                  </Text>
-                ),
-              },
-              {
-                header: "Call",
-                cell: (r) => (
-                  <Text size="xs" ff="monospace" component="div">
-                    <Badge size="xs" variant="default" radius="sm" mr={4}>
-                      {r.method}
-                    </Badge>
-                    {r.path}
-                  </Text>
-                ),
-              },
-              { header: "Status", cell: (r) => <HttpStatus code={r.status_code} /> },
-              {
-                header: "Error code",
-                cell: (r) => (
-                  <Text size="xs" ff="monospace">
-                    {r.error_code ?? ""}
-                  </Text>
-                ),
-              },
-              { header: "IP", cell: (r) => <Text size="xs">{r.ip}</Text> },
-              {
-                header: "Latency",
-                align: "right",
-                cell: (r) => <Text size="xs">{r.latency_ms.toFixed(1)} ms</Text>,
-              },
-              {
-                header: "Client",
-                cell: (r) => (
-                  <Text
+        <ListView
+          list={{ data: logs.rows, error: logs.error, loading: logs.loading, reload: logs.reload }}
+          loadingLabel="Loading calls…"
+          empty={
+            statusFilter ? (
+              <Empty
+                title="No call matches"
+                description="No call made with this key has this status or error code."
+                action={
+                  <Button variant="default" size="xs" onClick={() => setStatusFilter("")}>
+                    Show every status
+                  </Button>
+                }
+              />
+            ) : (
+              <Empty
+                title="No calls yet"
+                description="Every call made with this key appears here, newest first, whatever its outcome."
+              />
+            )
+          }
+        >
+          {() => (
+            <>
+              <DataTable
+                minWidth={720}
+                striped
+                verticalSpacing={6}
+                data-testid="call-log"
+                caption={
+                  statusFilter
+                    ? `Calls made with this key with status ${statusFilter}, newest first`
+                    : "Calls made with this key, newest first"
+                }
+                rows={rows}
+                rowKey={(r, i) => `${r.timestamp}-${i}`}
+                columns={[
+                  {
+                    header: "Time",
+                    cell: (r) => (
+                      <Text size="xs" style={{ whiteSpace: "nowrap" }}>
+                        {formatDateTime(r.timestamp)}
+                      </Text>
+                    ),
+                  },
+                  {
+                    header: "Call",
+                    cell: (r) => (
+                      <Text size="xs" ff="monospace" component="div">
+                        <Badge size="xs" variant="default" radius="sm" mr={4}>
+                          {r.method}
+                        </Badge>
+                        {r.path}
+                      </Text>
+                    ),
+                  },
+                  { header: "Status", cell: (r) => <HttpStatus code={r.status_code} /> },
+                  {
+                    header: "Error code",
+                    cell: (r) => (
+                      <Text size="xs" ff="monospace">
+                        {r.error_code ?? ""}
+                      </Text>
+                    ),
+                  },
+                  { header: "IP", cell: (r) => <Text size="xs">{r.ip}</Text> },
+                  {
+                    header: "Latency",
+                    align: "right",
+                    cell: (r) => <Text size="xs">{r.latency_ms.toFixed(1)} ms</Text>,
+                  },
+                  {
+                    header: "Client",
+                    cell: (r) => (
+                      <Text
+                        size="xs"
+                        c="dimmed"
+                        lineClamp={1}
+                        maw={220}
+                        title={r.user_agent ?? undefined}
+                      >
+                        {r.user_agent ?? "—"}
+                      </Text>
+                    ),
+                  },
+                ]}
+              />
+              <Group justify="space-between" mt="sm" gap="sm">
+                <Text size="xs" c="dimmed" aria-live="polite">
+                  {rows.length} call{rows.length === 1 ? "" : "s"} shown, newest first
+                  {logs.more
+                    ? "."
+                    : statusFilter
+                      ? "; no older call matches."
+                      : "; that is every call."}
+                </Text>
+                {logs.more && (
+                  <Button
                     size="xs"
-                    c="dimmed"
-                    lineClamp={1}
-                    maw={220}
-                    title={r.user_agent ?? undefined}
+                    variant="default"
+                    onClick={logs.loadOlder}
+                    loading={logs.loadingOlder}
                   >
-                    {r.user_agent ?? "—"}
-                  </Text>
-                ),
-              },
-            ]}
-          />
-        )}
-        {rows.length > 0 && (
-          <Group justify="space-between" mt="sm" gap="sm">
-            <Text size="xs" c="dimmed" aria-live="polite">
-              {rows.length} call{rows.length === 1 ? "" : "s"} shown, newest first
-              {logs.more
-                ? "."
-                : statusFilter
-                  ? "; no older call matches."
-                  : "; that is every call."}
-            </Text>
-            {logs.more && (
-              <Button
-                size="xs"
-                variant="default"
-                onClick={logs.loadOlder}
-                loading={logs.loadingOlder}
-              >
-                Load older calls
-              </Button>
-            )}
-          </Group>
-        )}
+                    Load older calls
+                  </Button>
+                )}
+              </Group>
+            </>
+          )}
+        </ListView>
         <ErrorAlert
           error={logs.olderError}
           title="Older calls not loaded"

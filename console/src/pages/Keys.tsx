@@ -16,9 +16,10 @@ import { useMemo, useState } from "react";
 import { useUser } from "../auth";
 import { type KeyBody, KeyForm } from "../components/KeyForm";
 import { ListTable } from "../components/DataTable";
+import { ListView, NoMatch } from "../components/ListPage";
 import { ShowOnceDialog } from "../components/ShowOnce";
 import { useNotify } from "../components/Toasts";
-import { Dialog, Empty, ErrorAlert, Loading, PageHeader, StatusBadge } from "../components/ui";
+import { Dialog, Empty, PageHeader, StatusBadge } from "../components/ui";
 import { api } from "../lib/api";
 import { formatDate, formatDateTime, relative } from "../lib/format";
 import { Link, navigate, setQuery, useLocation } from "../lib/router";
@@ -144,130 +145,128 @@ export function Keys() {
         </SimpleGrid>
       </Card>
 
-      <ErrorAlert error={keys.error} onRetry={keys.reload} />
-      {keys.loading && !keys.data && <Loading />}
-      {keys.data && keys.data.length === 0 && (
-        <Empty
-          title="No keys yet"
-          description={
-            user.canManageKeys === false
-              ? "Keys an admin mints for you appear here, with their call logs."
-              : "Mint a key for each system that calls Keygate, with the narrowest scope it needs. The full key is shown once, at minting."
-          }
-          action={
-            user.canManageKeys ? (
-              <Button onClick={() => setQuery({ new: "1" })}>Mint your first key</Button>
-            ) : undefined
-          }
-        />
-      )}
-      {keys.data && keys.data.length > 0 && rows.length === 0 && (
-        <Empty
-          title="No key matches"
-          description="Change the search or the filters to see more keys."
-          action={
-            <Button
-              variant="default"
-              onClick={() => setQuery({ q: null, status: null, scope: null, owner: null })}
+      <ListView
+        list={keys}
+        empty={
+          <Empty
+            title="No keys yet"
+            description={
+              user.canManageKeys === false
+                ? "Keys an admin mints for you appear here, with their call logs."
+                : "Mint a key for each system that calls Keygate, with the narrowest scope it needs. The full key is shown once, at minting."
+            }
+            action={
+              user.canManageKeys ? (
+                <Button onClick={() => setQuery({ new: "1" })}>Mint your first key</Button>
+              ) : undefined
+            }
+          />
+        }
+      >
+        {/* Every key is fetched; the filters pick among them here. */}
+        {() =>
+          rows.length === 0 ? (
+            <NoMatch
+              title="No key matches"
+              description="Change the search or the filters to see more keys."
+              onClear={() => setQuery({ q: null, status: null, scope: null, owner: null })}
+            />
+          ) : phone ? (
+            <Stack
+              gap="sm"
+              component="ul"
+              p={0}
+              m={0}
+              style={{ listStyle: "none" }}
+              aria-label="API keys"
             >
-              Clear filters
-            </Button>
-          }
-        />
-      )}
-      {rows.length > 0 && phone && (
-        <Stack
-          gap="sm"
-          component="ul"
-          p={0}
-          m={0}
-          style={{ listStyle: "none" }}
-          aria-label="API keys"
-        >
-          {rows.map((k) => (
-            <Card key={k.id} component="li" withBorder radius="md" padding="sm">
-              <Group justify="space-between" wrap="nowrap" gap="xs">
-                <Anchor component={Link} href={`/keys/${k.id}`} fw={600}>
-                  {k.name}
-                </Anchor>
-                <StatusBadge status={k.status} />
-              </Group>
-              <Group gap={6} mt={4}>
-                <Code>{k.key_prefix}…</Code>
-                <Badge variant="outline" radius="sm" color="gray">
-                  {k.scopes}
-                </Badge>
-                <Text size="xs" c="dimmed">
-                  {ownerName(k.owner_id)}
-                </Text>
-              </Group>
-              <Text size="xs" c="dimmed" mt={4}>
-                Last used {relative(k.last_used_at)} · expires{" "}
-                {k.expires_at ? formatDate(k.expires_at) : "never"}
-              </Text>
-            </Card>
-          ))}
-        </Stack>
-      )}
-      {rows.length > 0 && !phone && (
-        <ListTable
-          minWidth={820}
-          highlightOnHover
-          caption={
-            filtered ? `API keys matching the filters: ${rows.length}` : `API keys: ${rows.length}`
-          }
-          rows={rows}
-          rowKey={(k) => k.id}
-          rowProps={(k) => ({ "data-testid": `key-row-${k.id}` })}
-          columns={[
-            {
-              header: "Name",
-              cell: (k) => (
-                <>
-                  <Anchor component={Link} href={`/keys/${k.id}`} fw={500} size="sm">
-                    {k.name}
-                  </Anchor>
-                  {k.description && (
-                    <Text size="xs" c="dimmed" lineClamp={1} maw={260}>
-                      {k.description}
-                    </Text>
-                  )}
-                  {(k.replaced_by_id || k.rolled_from_id) && (
+              {rows.map((k) => (
+                <Card key={k.id} component="li" withBorder radius="md" padding="sm">
+                  <Group justify="space-between" wrap="nowrap" gap="xs">
+                    <Anchor component={Link} href={`/keys/${k.id}`} fw={600}>
+                      {k.name}
+                    </Anchor>
+                    <StatusBadge status={k.status} />
+                  </Group>
+                  <Group gap={6} mt={4}>
+                    <Code>{k.key_prefix}…</Code>
+                    <Badge variant="outline" radius="sm" color="gray">
+                      {k.scopes}
+                    </Badge>
                     <Text size="xs" c="dimmed">
-                      {k.replaced_by_id
-                        ? `rolled: replaced by key ${k.replaced_by_id}`
-                        : `replaces key ${k.rolled_from_id}`}
+                      {ownerName(k.owner_id)}
                     </Text>
-                  )}
-                </>
-              ),
-            },
-            { header: "Prefix", cell: (k) => <Code>{k.key_prefix}…</Code> },
-            {
-              header: "Scope",
-              cell: (k) => (
-                <Badge variant="outline" radius="sm" color="gray">
-                  {k.scopes}
-                </Badge>
-              ),
-            },
-            { header: "Owner", cell: (k) => <Text size="sm">{ownerName(k.owner_id)}</Text> },
-            {
-              header: "Last used",
-              td: (k) => ({ title: formatDateTime(k.last_used_at) }),
-              cell: (k) => <Text size="sm">{relative(k.last_used_at)}</Text>,
-            },
-            {
-              header: "Expires",
-              td: (k) => ({ title: formatDateTime(k.expires_at) }),
-              cell: (k) => (
-                <Text size="sm">{k.expires_at ? formatDate(k.expires_at) : "never"}</Text>
-              ),
-            },
-            { header: "Status", cell: (k) => <StatusBadge status={k.status} /> },
-          ]}
-        />
-      )}
+                  </Group>
+                  <Text size="xs" c="dimmed" mt={4}>
+                    Last used {relative(k.last_used_at)} · expires{" "}
+                    {k.expires_at ? formatDate(k.expires_at) : "never"}
+                  </Text>
+                </Card>
+              ))}
+            </Stack>
+          ) : (
+            <ListTable
+              minWidth={820}
+              highlightOnHover
+              caption={
+                filtered
+                  ? `API keys matching the filters: ${rows.length}`
+                  : `API keys: ${rows.length}`
+              }
+              rows={rows}
+              rowKey={(k) => k.id}
+              rowProps={(k) => ({ "data-testid": `key-row-${k.id}` })}
+              columns={[
+                {
+                  header: "Name",
+                  cell: (k) => (
+                    <>
+                      <Anchor component={Link} href={`/keys/${k.id}`} fw={500} size="sm">
+                        {k.name}
+                      </Anchor>
+                      {k.description && (
+                        <Text size="xs" c="dimmed" lineClamp={1} maw={260}>
+                          {k.description}
+                        </Text>
+                      )}
+                      {(k.replaced_by_id || k.rolled_from_id) && (
+                        <Text size="xs" c="dimmed">
+                          {k.replaced_by_id
+                            ? `rolled: replaced by key ${k.replaced_by_id}`
+                            : `replaces key ${k.rolled_from_id}`}
+                        </Text>
+                      )}
+                    </>
+                  ),
+                },
+                { header: "Prefix", cell: (k) => <Code>{k.key_prefix}…</Code> },
+                {
+                  header: "Scope",
+                  cell: (k) => (
+                    <Badge variant="outline" radius="sm" color="gray">
+                      {k.scopes}
+                    </Badge>
+                  ),
+                },
+                { header: "Owner", cell: (k) => <Text size="sm">{ownerName(k.owner_id)}</Text> },
+                {
+                  header: "Last used",
+                  td: (k) => ({ title: formatDateTime(k.last_used_at) }),
+                  cell: (k) => <Text size="sm">{relative(k.last_used_at)}</Text>,
+                },
+                {
+                  header: "Expires",
+                  td: (k) => ({ title: formatDateTime(k.expires_at) }),
+                  cell: (k) => (
+                    <Text size="sm">{k.expires_at ? formatDate(k.expires_at) : "never"}</Text>
+                  ),
+                },
+                { header: "Status", cell: (k) => <StatusBadge status={k.status} /> },
+              ]}
+            />
+          )
+        }
+      </ListView>
 
       <Dialog opened={creating} onClose={() => setQuery({ new: null })} title="Mint an API key">
         <KeyForm

@@ -10,17 +10,9 @@ import {
 } from "@mantine/core";
 import { useCallback, useState } from "react";
 import { ACTIONS_HEADER, ListTable } from "../components/DataTable";
+import { ListView } from "../components/ListPage";
 import { useNotify } from "../components/Toasts";
-import {
-  Dialog,
-  EditAndRemove,
-  Empty,
-  ErrorAlert,
-  FormFooter,
-  Loading,
-  PageHeader,
-  RowActions,
-} from "../components/ui";
+import { Dialog, EditAndRemove, Empty, FormFooter, PageHeader, RowActions } from "../components/ui";
 import { api } from "../lib/api";
 import { useForm } from "../lib/form";
 import { formatDateTime } from "../lib/format";
@@ -153,55 +145,60 @@ export function NasPage() {
         description="The access servers that authenticate subscribers. Their shared secrets are write-only."
         actions={<Button onClick={() => setQuery({ new: "1" })}>Add a device</Button>}
       />
-      <ErrorAlert error={list.error} onRetry={list.reload} />
-      {list.loading && !list.data && <Loading />}
-      {list.data && list.data.length === 0 && (
-        <Empty
-          title="No NAS devices yet"
-          description="Add each router or access server that should check subscribers against Keygate."
-          action={<Button onClick={() => setQuery({ new: "1" })}>Add a device</Button>}
-        />
-      )}
-      {list.data && list.data.length > 0 && (
-        <ListTable
-          minWidth={620}
-          highlightOnHover
-          caption="NAS devices"
-          rows={list.data}
-          rowKey={(n) => n.id}
-          columns={[
-            {
-              header: "Name",
-              cell: (n) => (
-                <>
-                  <Text size="sm" fw={500}>
-                    {n.name}
-                  </Text>
-                  {n.description && (
-                    <Text size="xs" c="dimmed" lineClamp={1}>
-                      {n.description}
+      <ListView
+        list={list}
+        empty={
+          <Empty
+            title="No NAS devices yet"
+            description="Add each router or access server that should check subscribers against Keygate."
+            action={<Button onClick={() => setQuery({ new: "1" })}>Add a device</Button>}
+          />
+        }
+      >
+        {(rows) => (
+          <ListTable
+            minWidth={620}
+            highlightOnHover
+            caption="NAS devices"
+            rows={rows}
+            rowKey={(n) => n.id}
+            columns={[
+              {
+                header: "Name",
+                cell: (n) => (
+                  <>
+                    <Text size="sm" fw={500}>
+                      {n.name}
                     </Text>
-                  )}
-                </>
-              ),
-            },
-            { header: "IP address", cell: (n) => <Code>{n.ip_address}</Code> },
-            { header: "Type", cell: (n) => <Text size="sm">{n.type}</Text> },
-            { header: "Added", cell: (n) => <Text size="sm">{formatDateTime(n.created_at)}</Text> },
-            {
-              header: ACTIONS_HEADER,
-              cell: (n) => (
-                <RowActions
-                  name={n.name}
-                  onEdit={() => setEditing(n)}
-                  onRemove={() => setDeleting(n)}
-                  removeLabel="Remove"
-                />
-              ),
-            },
-          ]}
-        />
-      )}
+                    {n.description && (
+                      <Text size="xs" c="dimmed" lineClamp={1}>
+                        {n.description}
+                      </Text>
+                    )}
+                  </>
+                ),
+              },
+              { header: "IP address", cell: (n) => <Code>{n.ip_address}</Code> },
+              { header: "Type", cell: (n) => <Text size="sm">{n.type}</Text> },
+              {
+                header: "Added",
+                cell: (n) => <Text size="sm">{formatDateTime(n.created_at)}</Text>,
+              },
+              {
+                header: ACTIONS_HEADER,
+                cell: (n) => (
+                  <RowActions
+                    name={n.name}
+                    onEdit={() => setEditing(n)}
+                    onRemove={() => setDeleting(n)}
+                    removeLabel="Remove"
+                  />
+                ),
+              },
+            ]}
+          />
+        )}
+      </ListView>
       <Dialog opened={creating} onClose={() => setQuery({ new: null })} title="Add a NAS device">
         <NasForm
           onCancel={() => setQuery({ new: null })}

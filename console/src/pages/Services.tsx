@@ -2,17 +2,9 @@ import { Badge, Button, SimpleGrid, Stack, Switch, Text, TextInput } from "@mant
 import { useState } from "react";
 import { useUser } from "../auth";
 import { ACTIONS_HEADER, ListTable } from "../components/DataTable";
+import { ListView } from "../components/ListPage";
 import { useNotify } from "../components/Toasts";
-import {
-  Dialog,
-  EditAndRemove,
-  Empty,
-  ErrorAlert,
-  FormFooter,
-  Loading,
-  PageHeader,
-  RowActions,
-} from "../components/ui";
+import { Dialog, EditAndRemove, Empty, FormFooter, PageHeader, RowActions } from "../components/ui";
 import { api } from "../lib/api";
 import { useForm } from "../lib/form";
 import { formatMoney, formatSpeed } from "../lib/format";
@@ -148,73 +140,75 @@ export function Services() {
           user.isAdmin && <Button onClick={() => setQuery({ new: "1" })}>Add a service</Button>
         }
       />
-      <ErrorAlert error={list.error} onRetry={list.reload} />
-      {list.loading && !list.data && <Loading />}
-      {list.data && list.data.length === 0 && (
-        <Empty
-          title="No services yet"
-          description={
-            user.isAdmin
-              ? "Add the plans you sell (speed, price, duration); every subscriber is on one."
-              : "An admin has not added any service yet; subscribers need one."
-          }
-          action={
-            user.isAdmin && <Button onClick={() => setQuery({ new: "1" })}>Add a service</Button>
-          }
-        />
-      )}
-      {list.data && list.data.length > 0 && (
-        <ListTable
-          minWidth={640}
-          highlightOnHover
-          caption="Services"
-          rows={list.data}
-          rowKey={(s) => s.id}
-          columns={[
-            {
-              header: "Name",
-              cell: (s) => (
-                <Text size="sm" fw={500} style={{ whiteSpace: "nowrap" }}>
-                  {s.name}
-                </Text>
-              ),
-            },
-            {
-              header: "Speed",
-              cell: (s) => (
-                <Text size="sm" style={{ whiteSpace: "nowrap" }}>
-                  {formatSpeed(s.download_kbps)} down · {formatSpeed(s.upload_kbps)} up
-                </Text>
-              ),
-            },
-            {
-              header: "Price",
-              align: "right",
-              cell: (s) => <Text size="sm">{formatMoney(s.price, s.currency)}</Text>,
-            },
-            { header: "Duration", cell: (s) => <Text size="sm">{s.duration_days} days</Text> },
-            {
-              header: "Status",
-              cell: (s) => (
-                <Badge variant="light" color={s.is_active ? "teal" : "gray"}>
-                  {s.is_active ? "offered" : "inactive"}
-                </Badge>
-              ),
-            },
-            user.isAdmin && {
-              header: ACTIONS_HEADER,
-              cell: (s) => (
-                <RowActions
-                  name={s.name}
-                  onEdit={() => setEditing(s)}
-                  onRemove={() => setDeleting(s)}
-                  removeLabel="Delete"
-                />
-              ),
-            },
-          ]}
-        />
-      )}
+      <ListView
+        list={list}
+        empty={
+          <Empty
+            title="No services yet"
+            description={
+              user.isAdmin
+                ? "Add the plans you sell (speed, price, duration); every subscriber is on one."
+                : "An admin has not added any service yet; subscribers need one."
+            }
+            action={
+              user.isAdmin && <Button onClick={() => setQuery({ new: "1" })}>Add a service</Button>
+            }
+          />
+        }
+      >
+        {(rows) => (
+          <ListTable
+            minWidth={640}
+            highlightOnHover
+            caption="Services"
+            rows={rows}
+            rowKey={(s) => s.id}
+            columns={[
+              {
+                header: "Name",
+                cell: (s) => (
+                  <Text size="sm" fw={500} style={{ whiteSpace: "nowrap" }}>
+                    {s.name}
+                  </Text>
+                ),
+              },
+              {
+                header: "Speed",
+                cell: (s) => (
+                  <Text size="sm" style={{ whiteSpace: "nowrap" }}>
+                    {formatSpeed(s.download_kbps)} down · {formatSpeed(s.upload_kbps)} up
+                  </Text>
+                ),
+              },
+              {
+                header: "Price",
+                align: "right",
+                cell: (s) => <Text size="sm">{formatMoney(s.price, s.currency)}</Text>,
+              },
+              { header: "Duration", cell: (s) => <Text size="sm">{s.duration_days} days</Text> },
+              {
+                header: "Status",
+                cell: (s) => (
+                  <Badge variant="light" color={s.is_active ? "teal" : "gray"}>
+                    {s.is_active ? "offered" : "inactive"}
+                  </Badge>
+                ),
+              },
+              user.isAdmin && {
+                header: ACTIONS_HEADER,
+                cell: (s) => (
+                  <RowActions
+                    name={s.name}
+                    onEdit={() => setEditing(s)}
+                    onRemove={() => setDeleting(s)}
+                    removeLabel="Delete"
+                  />
+                ),
+              },
+            ]}
+          />
+        )}
+      </ListView>
 
       <Dialog
         opened={creating}

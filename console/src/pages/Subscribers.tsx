@@ -16,8 +16,9 @@ import { useUser } from "../auth";
 import { ListTable } from "../components/DataTable";
 import { ShowOnceDialog } from "../components/ShowOnce";
 import { type SubscriberBody, SubscriberForm } from "../components/SubscriberForm";
+import { ListView, NoMatch } from "../components/ListPage";
 import { useNotify } from "../components/Toasts";
-import { Dialog, Empty, ErrorAlert, Loading, PageHeader, StatusBadge } from "../components/ui";
+import { Dialog, Empty, PageHeader, StatusBadge } from "../components/ui";
 import { api } from "../lib/api";
 import { formatDate } from "../lib/format";
 import { Link, navigate, setQuery, useLocation } from "../lib/router";
@@ -118,124 +119,126 @@ export function Subscribers() {
         </SimpleGrid>
       </Card>
 
-      <ErrorAlert error={list.error} onRetry={list.reload} />
-      {list.loading && !list.data && <Loading />}
-      {list.data && list.data.length === 0 && !filtered && (
-        <Empty
-          title="No subscribers yet"
-          description={
-            services && services.length === 0
-              ? "A subscriber needs a service: add one under Services first, then add subscribers here."
-              : "Add your first subscriber, or let your billing system create them with a write key."
-          }
-          action={
-            <Group>
-              <Button onClick={() => setQuery({ new: "1" })}>Add a subscriber</Button>
-              {services && services.length === 0 && user.isAdmin && (
-                <Button variant="default" component={Link} href="/services?new=1">
-                  Add a service
-                </Button>
-              )}
-            </Group>
-          }
-        />
-      )}
-      {list.data && list.data.length === 0 && filtered && (
-        <Empty
-          title="No subscriber matches"
-          description="Change the search or the filters."
-          action={
-            <Button
-              variant="default"
-              onClick={() => {
+      <ListView
+        list={list}
+        empty={
+          filtered ? (
+            <NoMatch
+              title="No subscriber matches"
+              description="Change the search or the filters."
+              onClear={() => {
                 setTyped("");
                 setQuery({ q: null, status: null, service: null, page: null });
               }}
-            >
-              Clear filters
-            </Button>
-          }
-        />
-      )}
-      {list.data && list.data.length > 0 && phone && (
-        <Stack
-          gap="sm"
-          component="ul"
-          p={0}
-          m={0}
-          style={{ listStyle: "none" }}
-          aria-label="Subscribers"
-        >
-          {list.data.map((s) => (
-            <Card key={s.id} component="li" withBorder radius="md" padding="sm">
-              <Group justify="space-between" wrap="nowrap" gap="xs">
-                <Anchor component={Link} href={`/subscribers/${s.id}`} fw={600}>
-                  {s.username}
-                </Anchor>
-                <StatusBadge status={s.status} />
-              </Group>
-              <Text size="sm" mt={4}>
-                {[s.full_name, serviceById.get(s.service_id)?.name].filter(Boolean).join(" · ")}
-              </Text>
-              <Text size="xs" c="dimmed">
-                {[s.email, s.phone, s.expiry_date && `expires ${formatDate(s.expiry_date)}`]
-                  .filter(Boolean)
-                  .join(" · ")}
-              </Text>
-            </Card>
-          ))}
-        </Stack>
-      )}
-      {list.data && list.data.length > 0 && !phone && (
-        <ListTable
-          minWidth={680}
-          highlightOnHover
-          caption={`Subscribers, page ${page} of ${pages}`}
-          rows={list.data}
-          rowKey={(s) => s.id}
-          columns={[
-            {
-              header: "Username",
-              cell: (s) => (
-                <Anchor component={Link} href={`/subscribers/${s.id}`} fw={500} size="sm">
-                  {s.username}
-                </Anchor>
-              ),
-            },
-            {
-              header: "Name",
-              cell: (s) => (
-                <>
-                  <Text size="sm">{s.full_name ?? "—"}</Text>
-                  {s.email && (
-                    <Text size="xs" c="dimmed">
-                      {s.email}
-                    </Text>
+            />
+          ) : (
+            <Empty
+              title="No subscribers yet"
+              description={
+                services && services.length === 0
+                  ? "A subscriber needs a service: add one under Services first, then add subscribers here."
+                  : "Add your first subscriber, or let your billing system create them with a write key."
+              }
+              action={
+                <Group>
+                  <Button onClick={() => setQuery({ new: "1" })}>Add a subscriber</Button>
+                  {services && services.length === 0 && user.isAdmin && (
+                    <Button variant="default" component={Link} href="/services?new=1">
+                      Add a service
+                    </Button>
                   )}
-                </>
-              ),
-            },
-            {
-              header: "Service",
-              cell: (s) => (
-                <Text size="sm">{serviceById.get(s.service_id)?.name ?? `#${s.service_id}`}</Text>
-              ),
-            },
-            { header: "Status", cell: (s) => <StatusBadge status={s.status} /> },
-            { header: "Expiry", cell: (s) => <Text size="sm">{formatDate(s.expiry_date)}</Text> },
-            user.isAdmin && {
-              header: "Owner",
-              cell: (s) => (
-                <Text size="sm">
-                  {s.owner_id === user.id
-                    ? "you"
-                    : (userById.get(s.owner_id)?.username ?? `user ${s.owner_id}`)}
-                </Text>
-              ),
-            },
-          ]}
-        />
-      )}
+                </Group>
+              }
+            />
+          )
+        }
+      >
+        {(rows) =>
+          phone ? (
+            <Stack
+              gap="sm"
+              component="ul"
+              p={0}
+              m={0}
+              style={{ listStyle: "none" }}
+              aria-label="Subscribers"
+            >
+              {rows.map((s) => (
+                <Card key={s.id} component="li" withBorder radius="md" padding="sm">
+                  <Group justify="space-between" wrap="nowrap" gap="xs">
+                    <Anchor component={Link} href={`/subscribers/${s.id}`} fw={600}>
+                      {s.username}
+                    </Anchor>
+                    <StatusBadge status={s.status} />
+                  </Group>
+                  <Text size="sm" mt={4}>
+                    {[s.full_name, serviceById.get(s.service_id)?.name].filter(Boolean).join(" · ")}
+                  </Text>
+                  <Text size="xs" c="dimmed">
+                    {[s.email, s.phone, s.expiry_date && `expires ${formatDate(s.expiry_date)}`]
+                      .filter(Boolean)
+                      .join(" · ")}
+                  </Text>
+                </Card>
+              ))}
+            </Stack>
+          ) : (
+            <ListTable
+              minWidth={680}
+              highlightOnHover
+              caption={`Subscribers, page ${page} of ${pages}`}
+              rows={rows}
+              rowKey={(s) => s.id}
+              columns={[
+                {
+                  header: "Username",
+                  cell: (s) => (
+                    <Anchor component={Link} href={`/subscribers/${s.id}`} fw={500} size="sm">
+                      {s.username}
+                    </Anchor>
+                  ),
+                },
+                {
+                  header: "Name",
+                  cell: (s) => (
+                    <>
+                      <Text size="sm">{s.full_name ?? "—"}</Text>
+                      {s.email && (
+                        <Text size="xs" c="dimmed">
+                          {s.email}
+                        </Text>
+                      )}
+                    </>
+                  ),
+                },
+                {
+                  header: "Service",
+                  cell: (s) => (
+                    <Text size="sm">
+                      {serviceById.get(s.service_id)?.name ?? `#${s.service_id}`}
+                    </Text>
+                  ),
+                },
+                { header: "Status", cell: (s) => <StatusBadge status={s.status} /> },
+                {
+                  header: "Expiry",
+                  cell: (s) => <Text size="sm">{formatDate(s.expiry_date)}</Text>,
+                },
+                user.isAdmin && {
+                  header: "Owner",
+                  cell: (s) => (
+                    <Text size="sm">
+                      {s.owner_id === user.id
+                        ? "you"
+                        : (userById.get(s.owner_id)?.username ?? `user ${s.owner_id}`)}
+                    </Text>
+                  ),
+                },
+              ]}
+            />
+          )
+        }
+      </ListView>
       {list.data && total > 0 && (
         <Group justify="space-between" mt="md" gap="sm">
           <Text size="sm" c="dimmed">

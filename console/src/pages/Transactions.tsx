@@ -14,8 +14,9 @@ import {
 } from "@mantine/core";
 import { useMemo } from "react";
 import { ListTable } from "../components/DataTable";
+import { ListView, NoMatch } from "../components/ListPage";
 import { useNotify } from "../components/Toasts";
-import { Dialog, Empty, ErrorAlert, FormFooter, Loading, PageHeader } from "../components/ui";
+import { Dialog, Empty, FormFooter, PageHeader } from "../components/ui";
 import { api } from "../lib/api";
 import { useForm } from "../lib/form";
 import { formatDateTime, formatMoney } from "../lib/format";
@@ -200,104 +201,99 @@ export function Transactions() {
           />
         </SimpleGrid>
       </Card>
-      <ErrorAlert error={list.error} onRetry={list.reload} />
-      {list.loading && !list.data && <Loading />}
-      {list.data && list.data.length === 0 && (
-        <Empty
-          title={filtered ? "No transaction matches" : "No transactions yet"}
-          description={
-            filtered
-              ? "Change the subscriber or the dates."
-              : "Record a payment here, or let your billing system post them with a write key."
-          }
-          action={
-            filtered ? (
-              <Button
-                variant="default"
-                onClick={() => setQuery({ subscriber: null, from: null, to: null, page: null })}
-              >
-                Clear filters
-              </Button>
-            ) : (
-              <Button onClick={() => setQuery({ new: "1" })}>Record a transaction</Button>
-            )
-          }
-        />
-      )}
-      {list.data && list.data.length > 0 && (
-        <ListTable
-          minWidth={700}
-          striped
-          caption="Transactions"
-          rows={list.data}
-          rowKey={(t) => t.id}
-          columns={[
-            {
-              header: "When",
-              cell: (t) => (
-                <Text size="sm" style={{ whiteSpace: "nowrap" }}>
-                  {formatDateTime(t.created_at)}
-                </Text>
-              ),
-            },
-            {
-              header: "Subscriber",
-              cell: (t) => (
-                <Anchor component={Link} href={`/subscribers/${t.subscriber_id}`} size="sm">
-                  {subById.get(t.subscriber_id)?.username ?? `#${t.subscriber_id}`}
-                </Anchor>
-              ),
-            },
-            {
-              header: "Type",
-              cell: (t) => (
-                <Badge
-                  size="sm"
-                  variant="light"
-                  color={t.type === "payment" ? "teal" : t.type === "refund" ? "orange" : "gray"}
-                >
-                  {t.type}
-                </Badge>
-              ),
-            },
-            {
-              header: "Amount",
-              align: "right",
-              cell: (t) => (
-                <Text size="sm" fw={500}>
-                  {formatMoney(t.amount, t.currency)}
-                </Text>
-              ),
-            },
-            {
-              header: "Reference",
-              cell: (t) => (
-                <>
-                  <Text size="sm">{t.reference ?? "—"}</Text>
-                  {t.description && (
-                    <Text size="xs" c="dimmed" lineClamp={1}>
-                      {t.description}
-                    </Text>
-                  )}
-                </>
-              ),
-            },
-            {
-              header: "Via",
-              cell: (t) =>
-                t.api_key_id ? (
-                  <Anchor component={Link} href={`/keys/${t.api_key_id}`} size="sm">
-                    key {t.api_key_id}
-                  </Anchor>
-                ) : (
-                  <Text size="sm" c="dimmed">
-                    console
+      <ListView
+        list={list}
+        empty={
+          filtered ? (
+            <NoMatch
+              title="No transaction matches"
+              description="Change the subscriber or the dates."
+              onClear={() => setQuery({ subscriber: null, from: null, to: null, page: null })}
+            />
+          ) : (
+            <Empty
+              title="No transactions yet"
+              description="Record a payment here, or let your billing system post them with a write key."
+              action={<Button onClick={() => setQuery({ new: "1" })}>Record a transaction</Button>}
+            />
+          )
+        }
+      >
+        {(rows) => (
+          <ListTable
+            minWidth={700}
+            striped
+            caption="Transactions"
+            rows={rows}
+            rowKey={(t) => t.id}
+            columns={[
+              {
+                header: "When",
+                cell: (t) => (
+                  <Text size="sm" style={{ whiteSpace: "nowrap" }}>
+                    {formatDateTime(t.created_at)}
                   </Text>
                 ),
-            },
-          ]}
-        />
-      )}
+              },
+              {
+                header: "Subscriber",
+                cell: (t) => (
+                  <Anchor component={Link} href={`/subscribers/${t.subscriber_id}`} size="sm">
+                    {subById.get(t.subscriber_id)?.username ?? `#${t.subscriber_id}`}
+                  </Anchor>
+                ),
+              },
+              {
+                header: "Type",
+                cell: (t) => (
+                  <Badge
+                    size="sm"
+                    variant="light"
+                    color={t.type === "payment" ? "teal" : t.type === "refund" ? "orange" : "gray"}
+                  >
+                    {t.type}
+                  </Badge>
+                ),
+              },
+              {
+                header: "Amount",
+                align: "right",
+                cell: (t) => (
+                  <Text size="sm" fw={500}>
+                    {formatMoney(t.amount, t.currency)}
+                  </Text>
+                ),
+              },
+              {
+                header: "Reference",
+                cell: (t) => (
+                  <>
+                    <Text size="sm">{t.reference ?? "—"}</Text>
+                    {t.description && (
+                      <Text size="xs" c="dimmed" lineClamp={1}>
+                        {t.description}
+                      </Text>
+                    )}
+                  </>
+                ),
+              },
+              {
+                header: "Via",
+                cell: (t) =>
+                  t.api_key_id ? (
+                    <Anchor component={Link} href={`/keys/${t.api_key_id}`} size="sm">
+                      key {t.api_key_id}
+                    </Anchor>
+                  ) : (
+                    <Text size="sm" c="dimmed">
+                      console
+                    </Text>
+                  ),
+              },
+            ]}
+          />
+        )}
+      </ListView>
       {list.data && total > 0 && (
         <Group justify="space-between" mt="md">
           <Text size="sm" c="dimmed">

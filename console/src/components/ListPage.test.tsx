@@ -1,0 +1,66 @@
+// @vitest-environment happy-dom
+import { cleanup, fireEvent, screen } from "@testing-library/react";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { ApiError } from "../lib/api";
+import { renderUi } from "../test/render";
+import { type ListSource, ListView, NoMatch } from "./ListPage";
+
+afterEach(cleanup);
+
+function show(list: Partial<ListSource<string>>) {
+  const source: ListSource<string> = {
+    data: undefined,
+    error: null,
+    loading: false,
+    reload: () => undefined,
+    ...list,
+  };
+  return renderUi(
+    <ListView list={source} empty={<p>nothing yet</p>} loadingLabel="Loading names…">
+      {(rows) => <p>rows: {rows.join(", ")}</p>}
+    </ListView>,
+  );
+}
+
+describe("a list's states", () => {
+  it("shows a spinner until the first answer", () => {
+    show({ loading: true });
+    expect(screen.getByRole("status").textContent).toBe("Loading names…");
+    expect(screen.queryByText("nothing yet")).toBeNull();
+    expect(screen.queryByText(/rows:/)).toBeNull();
+  });
+
+  it("shows `empty` for an empty answer and the rows otherwise", () => {
+    show({ data: [] });
+    expect(screen.getByText("nothing yet")).toBeTruthy();
+    expect(screen.queryByText(/rows:/)).toBeNull();
+    cleanup();
+    show({ data: ["a", "b"] });
+    expect(screen.getByText("rows: a, b")).toBeTruthy();
+    expect(screen.queryByText("nothing yet")).toBeNull();
+  });
+
+  it("keeps the rows, without a spinner, while they are fetched again", () => {
+    show({ data: ["a"], loading: true });
+    expect(screen.getByText("rows: a")).toBeTruthy();
+    expect(screen.queryByRole("status")).toBeNull();
+  });
+
+  it("shows the server's refusal with a Try again that fetches again", () => {
+    const reload = vi.fn();
+    show({ error: new ApiError(500, "INTERNAL_ERROR", "boom"), reload });
+    expect(screen.getByRole("alert").textContent).toContain("boom");
+    fireEvent.click(screen.getByRole("button", { name: "Try again" }));
+    expect(reload).toHaveBeenCalledOnce();
+  });
+});
+
+describe("no match", () => {
+  it("offers to clear the filters", () => {
+    const onClear = vi.fn();
+    renderUi(<NoMatch title="No key matches" description="Change them." onClear={onClear} />);
+    expect(screen.getByText("No key matches")).toBeTruthy();
+    fireEvent.click(screen.getByRole("button", { name: "Clear filters" }));
+    expect(onClear).toHaveBeenCalledOnce();
+  });
+});

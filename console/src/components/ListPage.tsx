@@ -1,0 +1,60 @@
+import { Button } from "@mantine/core";
+import type { ReactNode } from "react";
+import { Empty, ErrorAlert, Loading } from "./ui";
+
+/** A list being fetched: what `useResource` (or a paged loader) keeps. */
+export type ListSource<T> = {
+  data: T[] | undefined;
+  error: unknown;
+  loading: boolean;
+  reload: () => void;
+};
+
+/**
+ * A list's states, in this order: the server's refusal (with Try again), a spinner until the
+ * first answer, `empty` when the answer is an empty list, and otherwise `children` with the
+ * rows. A reload keeps the rows shown until the new answer replaces them.
+ */
+export function ListView<T>({
+  list,
+  empty,
+  loadingLabel,
+  children,
+}: {
+  list: ListSource<T>;
+  empty: ReactNode;
+  loadingLabel?: string;
+  children: (rows: T[]) => ReactNode;
+}) {
+  return (
+    <>
+      <ErrorAlert error={list.error} onRetry={list.reload} />
+      {list.loading && !list.data && <Loading label={loadingLabel} />}
+      {list.data && list.data.length === 0 && empty}
+      {list.data && list.data.length > 0 && children(list.data)}
+    </>
+  );
+}
+
+/** Nothing passes the filters: says so, and offers to clear them. */
+export function NoMatch({
+  title,
+  description,
+  onClear,
+}: {
+  title: string;
+  description: ReactNode;
+  onClear: () => void;
+}) {
+  return (
+    <Empty
+      title={title}
+      description={description}
+      action={
+        <Button variant="default" onClick={onClear}>
+          Clear filters
+        </Button>
+      }
+    />
+  );
+}
