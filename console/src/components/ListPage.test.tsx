@@ -2,8 +2,10 @@
 import { cleanup, fireEvent, screen } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ApiError } from "../lib/api";
+import type { PagedList } from "../lib/paging";
+import { navigate } from "../lib/router";
 import { renderUi } from "../test/render";
-import { type ListSource, ListView, NoMatch } from "./ListPage";
+import { type ListSource, ListView, NoMatch, Paging } from "./ListPage";
 
 afterEach(cleanup);
 
@@ -62,5 +64,54 @@ describe("no match", () => {
     expect(screen.getByText("No key matches")).toBeTruthy();
     fireEvent.click(screen.getByRole("button", { name: "Clear filters" }));
     expect(onClear).toHaveBeenCalledOnce();
+  });
+});
+
+function paged(
+  page: number,
+  total: number,
+  over: Partial<PagedList<number>> = {},
+): PagedList<number> {
+  return {
+    data: [1],
+    meta: undefined,
+    error: null,
+    loading: false,
+    reload: () => undefined,
+    page,
+    perPage: 50,
+    total,
+    pages: Math.max(1, Math.ceil(total / 50)),
+    ...over,
+  };
+}
+
+describe("paging", () => {
+  it("says which rows are shown and offers no buttons for a single page", () => {
+    renderUi(<Paging list={paged(1, 3)} />);
+    expect(screen.getByText("1–3 of 3")).toBeTruthy();
+    expect(screen.queryByRole("button")).toBeNull();
+  });
+
+  it("shows nothing before the first answer or for an empty list", () => {
+    renderUi(<Paging list={paged(1, 0)} />);
+    renderUi(<Paging list={paged(1, 120, { data: undefined })} />);
+    expect(screen.queryByText(/ of /)).toBeNull();
+    expect(screen.queryByRole("button")).toBeNull();
+  });
+
+  it("keeps the page chosen in the address, leaving page 1 out", () => {
+    navigate("/audit?action=key.revoke&page=3", { replace: true });
+    renderUi(
+      <Paging
+        list={paged(3, 120)}
+        pagination={{ getItemProps: (p) => ({ "aria-label": `Page ${p}` }) }}
+      />,
+    );
+    expect(screen.getByText("101–120 of 120")).toBeTruthy();
+    fireEvent.click(screen.getByRole("button", { name: "Page 2" }));
+    expect(window.location.search).toBe("?action=key.revoke&page=2");
+    fireEvent.click(screen.getByRole("button", { name: "Page 1" }));
+    expect(window.location.search).toBe("?action=key.revoke");
   });
 });

@@ -1,5 +1,14 @@
-import { Button } from "@mantine/core";
+import {
+  Button,
+  Group,
+  type MantineSpacing,
+  Pagination,
+  type PaginationProps,
+  Text,
+} from "@mantine/core";
 import type { ReactNode } from "react";
+import { type PagedList, pageRange } from "../lib/paging";
+import { setQuery } from "../lib/router";
 import { Empty, ErrorAlert, Loading } from "./ui";
 
 /** A list being fetched: what `useResource` (or a paged loader) keeps. */
@@ -56,5 +65,39 @@ export function NoMatch({
         </Button>
       }
     />
+  );
+}
+
+/**
+ * Under a paged list: which rows are shown of how many, and the page buttons when there is
+ * more than one page. The page is kept in the address (`?page=`), left out for page 1.
+ */
+export function Paging({
+  list,
+  gap,
+  pagination,
+}: {
+  list: PagedList<unknown>;
+  gap?: MantineSpacing;
+  /** Further props of the page buttons (labels). */
+  pagination?: Partial<PaginationProps>;
+}) {
+  if (!list.data || list.total === 0) return null;
+  const { first, last, pages } = pageRange(list.page, list.perPage, list.total);
+  return (
+    <Group justify="space-between" mt="md" gap={gap}>
+      <Text size="sm" c="dimmed">
+        {first}–{last} of {list.total}
+      </Text>
+      {pages > 1 && (
+        <Pagination
+          total={pages}
+          value={Math.min(list.page, pages)}
+          onChange={(p) => setQuery({ page: p === 1 ? null : p })}
+          size="sm"
+          {...pagination}
+        />
+      )}
+    </Group>
   );
 }

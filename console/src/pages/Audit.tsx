@@ -1,21 +1,11 @@
-import {
-  Anchor,
-  Badge,
-  Card,
-  Code,
-  Group,
-  Pagination,
-  Select,
-  SimpleGrid,
-  Text,
-} from "@mantine/core";
+import { Anchor, Badge, Card, Code, Select, SimpleGrid, Text } from "@mantine/core";
 import { ListTable } from "../components/DataTable";
-import { ListView } from "../components/ListPage";
+import { ListView, Paging } from "../components/ListPage";
 import { Empty, PageHeader } from "../components/ui";
 import { formatDateTime } from "../lib/format";
+import { usePagedList } from "../lib/paging";
 import { Link, setQuery, useLocation } from "../lib/router";
 import type { AuditEntry } from "../lib/types";
-import { useResource } from "../lib/useResource";
 
 const PER_PAGE = 50;
 
@@ -92,13 +82,7 @@ export function Audit() {
   const { query } = useLocation();
   const action = query.get("action") ?? "";
   const target = query.get("target") ?? "";
-  const page = Math.max(1, Number(query.get("page") ?? "1") || 1);
-  const params = new URLSearchParams({ page: String(page), per_page: String(PER_PAGE) });
-  if (action) params.set("action", action);
-  if (target) params.set("target_type", target);
-  const list = useResource<AuditEntry[]>(`/api/audit?${params}`);
-  const total = list.meta?.total ?? 0;
-  const pages = Math.max(1, Math.ceil(total / PER_PAGE));
+  const list = usePagedList<AuditEntry>("/api/audit", PER_PAGE, { action, target_type: target });
 
   return (
     <>
@@ -196,21 +180,7 @@ export function Audit() {
           />
         )}
       </ListView>
-      {list.data && total > 0 && (
-        <Group justify="space-between" mt="md">
-          <Text size="sm" c="dimmed">
-            {(page - 1) * PER_PAGE + 1}–{Math.min(page * PER_PAGE, total)} of {total}
-          </Text>
-          {pages > 1 && (
-            <Pagination
-              total={pages}
-              value={Math.min(page, pages)}
-              onChange={(p) => setQuery({ page: p === 1 ? null : p })}
-              size="sm"
-            />
-          )}
-        </Group>
-      )}
+      <Paging list={list} />
     </>
   );
 }

@@ -3,7 +3,6 @@ import {
   Button,
   Card,
   Group,
-  Pagination,
   Select,
   SimpleGrid,
   Stack,
@@ -16,11 +15,12 @@ import { useUser } from "../auth";
 import { ListTable } from "../components/DataTable";
 import { ShowOnceDialog } from "../components/ShowOnce";
 import { type SubscriberBody, SubscriberForm } from "../components/SubscriberForm";
-import { ListView, NoMatch } from "../components/ListPage";
+import { ListView, NoMatch, Paging } from "../components/ListPage";
 import { useNotify } from "../components/Toasts";
 import { Dialog, Empty, PageHeader, StatusBadge } from "../components/ui";
 import { api } from "../lib/api";
 import { formatDate } from "../lib/format";
+import { usePagedList } from "../lib/paging";
 import { Link, navigate, setQuery, useLocation } from "../lib/router";
 import type { Service, Subscriber, UserRow } from "../lib/types";
 import { useResource } from "../lib/useResource";
@@ -40,7 +40,6 @@ export function Subscribers() {
   const status = query.get("status") ?? "";
   const service = query.get("service") ?? "";
   const search = query.get("q") ?? "";
-  const page = Math.max(1, Number(query.get("page") ?? "1") || 1);
   const creating = query.get("new") === "1";
   const phone = useMediaQuery("(max-width: 40em)");
 
@@ -50,18 +49,16 @@ export function Subscribers() {
     if (debounced !== search) setQuery({ q: debounced, page: null });
   }, [debounced]);
 
-  const params = new URLSearchParams({ page: String(page), per_page: String(PER_PAGE) });
-  if (status) params.set("status", status);
-  if (service) params.set("service_id", service);
-  if (search.trim()) params.set("search", search.trim());
-  const list = useResource<Subscriber[]>(`/api/subscribers?${params}`);
+  const list = usePagedList<Subscriber>("/api/subscribers", PER_PAGE, {
+    status,
+    service_id: service,
+    search: search.trim(),
+  });
   const { services, byId: serviceById } = useServices();
   const users = useResource<UserRow[]>(user.isAdmin ? "/api/users" : null);
   const userById = useMemo(() => new Map((users.data ?? []).map((u) => [u.id, u])), [users.data]);
   const [created, setCreated] = useState<Subscriber | null>(null);
 
-  const total = list.meta?.total ?? 0;
-  const pages = Math.max(1, Math.ceil(total / PER_PAGE));
   const filtered = Boolean(status || service || search);
 
   const create = async (body: SubscriberBody) => {
@@ -186,7 +183,7 @@ export function Subscribers() {
             <ListTable
               minWidth={680}
               highlightOnHover
-              caption={`Subscribers, page ${page} of ${pages}`}
+              caption={`Subscribers, page ${list.page} of ${list.pages}`}
               rows={rows}
               rowKey={(s) => s.id}
               columns={[
@@ -239,23 +236,11 @@ export function Subscribers() {
           )
         }
       </ListView>
-      {list.data && total > 0 && (
-        <Group justify="space-between" mt="md" gap="sm">
-          <Text size="sm" c="dimmed">
-            {(page - 1) * PER_PAGE + 1}–{Math.min(page * PER_PAGE, total)} of {total}
-          </Text>
-          {pages > 1 && (
-            <Pagination
-              total={pages}
-              value={Math.min(page, pages)}
-              onChange={(p) => setQuery({ page: p === 1 ? null : p })}
-              size="sm"
-              getItemProps={(p) => ({ "aria-label": `Page ${p}` })}
-              aria-label="Pages"
-            />
-          )}
-        </Group>
-      )}
+      <Paging
+        list={list}
+        gap="sm"
+        pagination={{ getItemProps: (p) => ({ "aria-label": `Page ${p}` }), "aria-label": "Pages" }}
+      />
 
       <Dialog opened={creating} onClose={() => setQuery({ new: null })} title="Add a subscriber">
         <SubscriberForm

@@ -3,8 +3,6 @@ import {
   Badge,
   Button,
   Card,
-  Group,
-  Pagination,
   Select,
   SimpleGrid,
   Stack,
@@ -14,12 +12,13 @@ import {
 } from "@mantine/core";
 import { useMemo } from "react";
 import { ListTable } from "../components/DataTable";
-import { ListView, NoMatch } from "../components/ListPage";
+import { ListView, NoMatch, Paging } from "../components/ListPage";
 import { useNotify } from "../components/Toasts";
 import { Dialog, Empty, FormFooter, PageHeader } from "../components/ui";
 import { api } from "../lib/api";
 import { useForm } from "../lib/form";
 import { formatDateTime, formatMoney } from "../lib/format";
+import { usePagedList } from "../lib/paging";
 import { Link, setQuery, useLocation } from "../lib/router";
 import type { Subscriber, Transaction } from "../lib/types";
 import { useResource } from "../lib/useResource";
@@ -151,20 +150,17 @@ export function Transactions() {
   const subscriber = query.get("subscriber") ?? "";
   const from = query.get("from") ?? "";
   const to = query.get("to") ?? "";
-  const page = Math.max(1, Number(query.get("page") ?? "1") || 1);
   const creating = query.get("new") === "1";
 
   const fromError = dateOnly(from);
   const toError = dateOnly(to);
-  const params = new URLSearchParams({ page: String(page), per_page: String(PER_PAGE) });
-  if (subscriber) params.set("subscriber_id", subscriber);
-  if (from && !fromError) params.set("from", from);
-  if (to && !toError) params.set("to", to);
-  const list = useResource<Transaction[]>(`/api/transactions?${params}`);
+  const list = usePagedList<Transaction>("/api/transactions", PER_PAGE, {
+    subscriber_id: subscriber,
+    from: fromError ? null : from,
+    to: toError ? null : to,
+  });
   const subs = useResource<Subscriber[]>("/api/subscribers?per_page=500");
   const subById = useMemo(() => new Map((subs.data ?? []).map((s) => [s.id, s])), [subs.data]);
-  const total = list.meta?.total ?? 0;
-  const pages = Math.max(1, Math.ceil(total / PER_PAGE));
   const filtered = Boolean(subscriber || from || to);
 
   return (
@@ -294,21 +290,7 @@ export function Transactions() {
           />
         )}
       </ListView>
-      {list.data && total > 0 && (
-        <Group justify="space-between" mt="md">
-          <Text size="sm" c="dimmed">
-            {(page - 1) * PER_PAGE + 1}–{Math.min(page * PER_PAGE, total)} of {total}
-          </Text>
-          {pages > 1 && (
-            <Pagination
-              total={pages}
-              value={Math.min(page, pages)}
-              onChange={(p) => setQuery({ page: p === 1 ? null : p })}
-              size="sm"
-            />
-          )}
-        </Group>
-      )}
+      <Paging list={list} />
       <Dialog
         opened={creating}
         onClose={() => setQuery({ new: null })}
