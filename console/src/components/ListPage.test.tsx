@@ -1,11 +1,19 @@
 // @vitest-environment happy-dom
-import { cleanup, fireEvent, screen } from "@testing-library/react";
+import { act, cleanup, fireEvent, screen } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ApiError } from "../lib/api";
 import type { PagedList } from "../lib/paging";
 import { navigate } from "../lib/router";
 import { renderUi } from "../test/render";
-import { type ListSource, ListView, NoMatch, Paging } from "./ListPage";
+import {
+  closeNew,
+  type ListSource,
+  ListView,
+  NewDialog,
+  NoMatch,
+  openNew,
+  Paging,
+} from "./ListPage";
 
 afterEach(cleanup);
 
@@ -113,5 +121,35 @@ describe("paging", () => {
     expect(window.location.search).toBe("?action=key.revoke&page=2");
     fireEvent.click(screen.getByRole("button", { name: "Page 1" }));
     expect(window.location.search).toBe("?action=key.revoke");
+  });
+});
+
+describe("the dialog for adding a record", () => {
+  it("is open while the address says ?new=1, and closing it keeps the other parameters", () => {
+    navigate("/subscribers?status=active", { replace: true });
+    renderUi(
+      <NewDialog title="Add a subscriber">
+        <p>the form</p>
+      </NewDialog>,
+    );
+    expect(screen.queryByRole("dialog")).toBeNull();
+    act(openNew);
+    expect(window.location.search).toBe("?status=active&new=1");
+    expect(screen.getByRole("dialog", { name: "Add a subscriber" })).toBeTruthy();
+    expect(screen.getByText("the form")).toBeTruthy();
+    act(closeNew);
+    expect(window.location.search).toBe("?status=active");
+    expect(screen.queryByText("the form")).toBeNull();
+  });
+
+  it("stays shut for a user who may not add, whatever the address says", () => {
+    navigate("/keys?new=1", { replace: true });
+    renderUi(
+      <NewDialog title="Mint an API key" allowed={false}>
+        <p>the form</p>
+      </NewDialog>,
+    );
+    expect(screen.queryByRole("dialog")).toBeNull();
+    expect(screen.queryByText("the form")).toBeNull();
   });
 });

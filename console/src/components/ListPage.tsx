@@ -8,8 +8,8 @@ import {
 } from "@mantine/core";
 import type { ReactNode } from "react";
 import { type PagedList, pageRange } from "../lib/paging";
-import { setQuery } from "../lib/router";
-import { Empty, ErrorAlert, Loading } from "./ui";
+import { setQuery, useLocation } from "../lib/router";
+import { Dialog, Empty, ErrorAlert, Loading } from "./ui";
 
 /** A list being fetched: what `useResource` (or a paged loader) keeps. */
 export type ListSource<T> = {
@@ -99,5 +99,44 @@ export function Paging({
         />
       )}
     </Group>
+  );
+}
+
+/** Opens the page's NewDialog. */
+export function openNew(): void {
+  setQuery({ new: "1" });
+}
+
+/** Closes the page's NewDialog. */
+export function closeNew(): void {
+  setQuery({ new: null });
+}
+
+/**
+ * The page's dialog for adding a record. It is open while the address says `?new=1`, so a
+ * link such as `/services?new=1` opens it too; `allowed={false}` keeps it shut for a user who
+ * may not add.
+ */
+export function NewDialog({
+  title,
+  size,
+  allowed = true,
+  children,
+}: {
+  title: string;
+  size?: string;
+  allowed?: boolean;
+  children: ReactNode;
+}) {
+  const { query } = useLocation();
+  return (
+    <Dialog
+      opened={allowed && query.get("new") === "1"}
+      onClose={closeNew}
+      title={title}
+      size={size}
+    >
+      {children}
+    </Dialog>
   );
 }

@@ -14,12 +14,12 @@ import {
 import { useMediaQuery } from "@mantine/hooks";
 import { useMemo, useState } from "react";
 import { useUser } from "../auth";
-import { type KeyBody, KeyForm } from "../components/KeyForm";
 import { ListTable } from "../components/DataTable";
-import { ListView, NoMatch } from "../components/ListPage";
+import { type KeyBody, KeyForm } from "../components/KeyForm";
+import { closeNew, ListView, NewDialog, NoMatch, openNew } from "../components/ListPage";
 import { ShowOnceDialog } from "../components/ShowOnce";
 import { useNotify } from "../components/Toasts";
-import { Dialog, Empty, PageHeader, StatusBadge } from "../components/ui";
+import { Empty, PageHeader, StatusBadge } from "../components/ui";
 import { api } from "../lib/api";
 import { formatDate, formatDateTime, relative } from "../lib/format";
 import { Link, navigate, setQuery, useLocation } from "../lib/router";
@@ -46,8 +46,6 @@ export function Keys() {
   const keys = useResource<ApiKey[]>("/api/api-keys");
   const { users, byId } = useOwners(user.isAdmin);
   const [minted, setMinted] = useState<Minted | null>(null);
-  // The mint form opens only for a user who may mint (a stale ?new=1 does nothing otherwise).
-  const creating = query.get("new") === "1" && user.canManageKeys === true;
   const phone = useMediaQuery("(max-width: 40em)");
 
   const status = query.get("status") ?? "";
@@ -74,7 +72,7 @@ export function Keys() {
 
   const mint = async (body: KeyBody) => {
     const res = await api.post<ApiKey>("/api/api-keys", body);
-    setQuery({ new: null });
+    closeNew();
     setMinted({ key: res.key as string, data: res.data });
     keys.reload();
   };
@@ -92,7 +90,7 @@ export function Keys() {
               {MINT_OFF}
             </Text>
           ) : user.canManageKeys ? (
-            <Button onClick={() => setQuery({ new: "1" })}>Mint a key</Button>
+            <Button onClick={openNew}>Mint a key</Button>
           ) : undefined
         }
       />
@@ -157,7 +155,7 @@ export function Keys() {
             }
             action={
               user.canManageKeys ? (
-                <Button onClick={() => setQuery({ new: "1" })}>Mint your first key</Button>
+                <Button onClick={openNew}>Mint your first key</Button>
               ) : undefined
             }
           />
@@ -268,16 +266,17 @@ export function Keys() {
         }
       </ListView>
 
-      <Dialog opened={creating} onClose={() => setQuery({ new: null })} title="Mint an API key">
+      {/* Only a user who may mint gets the form; a stale ?new=1 opens nothing otherwise. */}
+      <NewDialog title="Mint an API key" allowed={user.canManageKeys === true}>
         <KeyForm
           isAdmin={user.isAdmin}
           selfId={user.id}
           users={users}
           defaultRateLimit={user.defaultKeyRateLimit}
           onSubmit={mint}
-          onCancel={() => setQuery({ new: null })}
+          onCancel={closeNew}
         />
-      </Dialog>
+      </NewDialog>
       {minted && (
         <ShowOnceDialog
           opened

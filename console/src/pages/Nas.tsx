@@ -10,13 +10,12 @@ import {
 } from "@mantine/core";
 import { useCallback, useState } from "react";
 import { ACTIONS_HEADER, ListTable } from "../components/DataTable";
-import { ListView } from "../components/ListPage";
+import { closeNew, ListView, NewDialog, openNew } from "../components/ListPage";
 import { useNotify } from "../components/Toasts";
-import { Dialog, EditAndRemove, Empty, FormFooter, PageHeader, RowActions } from "../components/ui";
+import { EditAndRemove, Empty, FormFooter, PageHeader, RowActions } from "../components/ui";
 import { api } from "../lib/api";
 import { useForm } from "../lib/form";
 import { formatDateTime } from "../lib/format";
-import { setQuery, useLocation } from "../lib/router";
 import type { Nas } from "../lib/types";
 import { useResource } from "../lib/useResource";
 import { type NasFormValues, validateNasForm } from "../lib/validation";
@@ -132,18 +131,16 @@ function NasForm({
 
 export function NasPage() {
   const notify = useNotify();
-  const { query } = useLocation();
   const list = useResource<Nas[]>("/api/nas");
   const [editing, setEditing] = useState<Nas | null>(null);
   const [deleting, setDeleting] = useState<Nas | null>(null);
-  const creating = query.get("new") === "1";
 
   return (
     <>
       <PageHeader
         title="NAS devices"
         description="The access servers that authenticate subscribers. Their shared secrets are write-only."
-        actions={<Button onClick={() => setQuery({ new: "1" })}>Add a device</Button>}
+        actions={<Button onClick={openNew}>Add a device</Button>}
       />
       <ListView
         list={list}
@@ -151,7 +148,7 @@ export function NasPage() {
           <Empty
             title="No NAS devices yet"
             description="Add each router or access server that should check subscribers against Keygate."
-            action={<Button onClick={() => setQuery({ new: "1" })}>Add a device</Button>}
+            action={<Button onClick={openNew}>Add a device</Button>}
           />
         }
       >
@@ -199,17 +196,17 @@ export function NasPage() {
           />
         )}
       </ListView>
-      <Dialog opened={creating} onClose={() => setQuery({ new: null })} title="Add a NAS device">
+      <NewDialog title="Add a NAS device">
         <NasForm
-          onCancel={() => setQuery({ new: null })}
+          onCancel={closeNew}
           onSubmit={async (body) => {
             await api.post("/api/nas", body);
-            setQuery({ new: null });
+            closeNew();
             notify(`Device ${String(body.name)} added`);
             list.reload();
           }}
         />
-      </Dialog>
+      </NewDialog>
       <EditAndRemove
         editing={editing}
         onEditClose={() => setEditing(null)}

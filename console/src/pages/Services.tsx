@@ -2,13 +2,12 @@ import { Badge, Button, SimpleGrid, Stack, Switch, Text, TextInput } from "@mant
 import { useState } from "react";
 import { useUser } from "../auth";
 import { ACTIONS_HEADER, ListTable } from "../components/DataTable";
-import { ListView } from "../components/ListPage";
+import { closeNew, ListView, NewDialog, openNew } from "../components/ListPage";
 import { useNotify } from "../components/Toasts";
-import { Dialog, EditAndRemove, Empty, FormFooter, PageHeader, RowActions } from "../components/ui";
+import { EditAndRemove, Empty, FormFooter, PageHeader, RowActions } from "../components/ui";
 import { api } from "../lib/api";
 import { useForm } from "../lib/form";
 import { formatMoney, formatSpeed } from "../lib/format";
-import { setQuery, useLocation } from "../lib/router";
 import type { Service } from "../lib/types";
 import { useResource } from "../lib/useResource";
 import { type ServiceFormValues, validateServiceForm } from "../lib/validation";
@@ -125,20 +124,16 @@ function ServiceForm({
 export function Services() {
   const user = useUser();
   const notify = useNotify();
-  const { query } = useLocation();
   const list = useResource<Service[]>("/api/services");
   const [editing, setEditing] = useState<Service | null>(null);
   const [deleting, setDeleting] = useState<Service | null>(null);
-  const creating = query.get("new") === "1" && user.isAdmin;
 
   return (
     <>
       <PageHeader
         title="Services"
         description="The catalogue of plans a subscriber can be on."
-        actions={
-          user.isAdmin && <Button onClick={() => setQuery({ new: "1" })}>Add a service</Button>
-        }
+        actions={user.isAdmin && <Button onClick={openNew}>Add a service</Button>}
       />
       <ListView
         list={list}
@@ -150,9 +145,7 @@ export function Services() {
                 ? "Add the plans you sell (speed, price, duration); every subscriber is on one."
                 : "An admin has not added any service yet; subscribers need one."
             }
-            action={
-              user.isAdmin && <Button onClick={() => setQuery({ new: "1" })}>Add a service</Button>
-            }
+            action={user.isAdmin && <Button onClick={openNew}>Add a service</Button>}
           />
         }
       >
@@ -210,22 +203,17 @@ export function Services() {
         )}
       </ListView>
 
-      <Dialog
-        opened={creating}
-        onClose={() => setQuery({ new: null })}
-        title="Add a service"
-        size="md"
-      >
+      <NewDialog title="Add a service" size="md" allowed={user.isAdmin}>
         <ServiceForm
-          onCancel={() => setQuery({ new: null })}
+          onCancel={closeNew}
           onSubmit={async (body) => {
             await api.post("/api/services", body);
-            setQuery({ new: null });
+            closeNew();
             notify(`Service ${String(body.name)} created`);
             list.reload();
           }}
         />
-      </Dialog>
+      </NewDialog>
       <EditAndRemove
         editing={editing}
         onEditClose={() => setEditing(null)}

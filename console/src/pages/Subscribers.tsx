@@ -15,9 +15,9 @@ import { useUser } from "../auth";
 import { ListTable } from "../components/DataTable";
 import { ShowOnceDialog } from "../components/ShowOnce";
 import { type SubscriberBody, SubscriberForm } from "../components/SubscriberForm";
-import { ListView, NoMatch, Paging } from "../components/ListPage";
+import { closeNew, ListView, NewDialog, NoMatch, openNew, Paging } from "../components/ListPage";
 import { useNotify } from "../components/Toasts";
-import { Dialog, Empty, PageHeader, StatusBadge } from "../components/ui";
+import { Empty, PageHeader, StatusBadge } from "../components/ui";
 import { api } from "../lib/api";
 import { formatDate } from "../lib/format";
 import { usePagedList } from "../lib/paging";
@@ -40,7 +40,6 @@ export function Subscribers() {
   const status = query.get("status") ?? "";
   const service = query.get("service") ?? "";
   const search = query.get("q") ?? "";
-  const creating = query.get("new") === "1";
   const phone = useMediaQuery("(max-width: 40em)");
 
   const [typed, setTyped] = useState(search);
@@ -63,7 +62,7 @@ export function Subscribers() {
 
   const create = async (body: SubscriberBody) => {
     const res = await api.post<Subscriber>("/api/subscribers", body);
-    setQuery({ new: null });
+    closeNew();
     list.reload();
     if (res.data.password) setCreated(res.data);
     else {
@@ -79,7 +78,7 @@ export function Subscribers() {
         description={
           user.isAdmin ? "Every subscriber, of every reseller." : "The subscribers you own."
         }
-        actions={<Button onClick={() => setQuery({ new: "1" })}>Add a subscriber</Button>}
+        actions={<Button onClick={openNew}>Add a subscriber</Button>}
       />
       <Card withBorder radius="md" padding="sm" mb="md">
         <SimpleGrid cols={{ base: 1, xs: 3 }} spacing="sm">
@@ -138,7 +137,7 @@ export function Subscribers() {
               }
               action={
                 <Group>
-                  <Button onClick={() => setQuery({ new: "1" })}>Add a subscriber</Button>
+                  <Button onClick={openNew}>Add a subscriber</Button>
                   {services && services.length === 0 && user.isAdmin && (
                     <Button variant="default" component={Link} href="/services?new=1">
                       Add a service
@@ -242,15 +241,15 @@ export function Subscribers() {
         pagination={{ getItemProps: (p) => ({ "aria-label": `Page ${p}` }), "aria-label": "Pages" }}
       />
 
-      <Dialog opened={creating} onClose={() => setQuery({ new: null })} title="Add a subscriber">
+      <NewDialog title="Add a subscriber">
         <SubscriberForm
           services={services ?? []}
           isAdmin={user.isAdmin}
           users={users.data}
           onSubmit={create}
-          onCancel={() => setQuery({ new: null })}
+          onCancel={closeNew}
         />
-      </Dialog>
+      </NewDialog>
       {created?.password && (
         <ShowOnceDialog
           opened

@@ -12,9 +12,9 @@ import {
 } from "@mantine/core";
 import { useMemo } from "react";
 import { ListTable } from "../components/DataTable";
-import { ListView, NoMatch, Paging } from "../components/ListPage";
+import { closeNew, ListView, NewDialog, NoMatch, openNew, Paging } from "../components/ListPage";
 import { useNotify } from "../components/Toasts";
-import { Dialog, Empty, FormFooter, PageHeader } from "../components/ui";
+import { Empty, FormFooter, PageHeader } from "../components/ui";
 import { api } from "../lib/api";
 import { useForm } from "../lib/form";
 import { formatDateTime, formatMoney } from "../lib/format";
@@ -150,7 +150,6 @@ export function Transactions() {
   const subscriber = query.get("subscriber") ?? "";
   const from = query.get("from") ?? "";
   const to = query.get("to") ?? "";
-  const creating = query.get("new") === "1";
 
   const fromError = dateOnly(from);
   const toError = dateOnly(to);
@@ -168,7 +167,7 @@ export function Transactions() {
       <PageHeader
         title="Transactions"
         description="Payments, refunds and adjustments on subscribers, newest first."
-        actions={<Button onClick={() => setQuery({ new: "1" })}>Record a transaction</Button>}
+        actions={<Button onClick={openNew}>Record a transaction</Button>}
       />
       <Card withBorder radius="md" padding="sm" mb="md">
         <SimpleGrid cols={{ base: 1, xs: 3 }} spacing="sm">
@@ -210,7 +209,7 @@ export function Transactions() {
             <Empty
               title="No transactions yet"
               description="Record a payment here, or let your billing system post them with a write key."
-              action={<Button onClick={() => setQuery({ new: "1" })}>Record a transaction</Button>}
+              action={<Button onClick={openNew}>Record a transaction</Button>}
             />
           )
         }
@@ -291,18 +290,14 @@ export function Transactions() {
         )}
       </ListView>
       <Paging list={list} />
-      <Dialog
-        opened={creating}
-        onClose={() => setQuery({ new: null })}
-        title="Record a transaction"
-      >
+      <NewDialog title="Record a transaction">
         <TransactionForm
           subscribers={subs.data ?? []}
           subscriberId={subscriber}
-          onCancel={() => setQuery({ new: null })}
+          onCancel={closeNew}
           onSubmit={async (body) => {
             const res = await api.post<Transaction>("/api/transactions", body);
-            setQuery({ new: null });
+            closeNew();
             notify(
               res.status === 200
                 ? "That reference was already recorded: the first transaction stands, nothing was added"
@@ -312,7 +307,7 @@ export function Transactions() {
             list.reload();
           }}
         />
-      </Dialog>
+      </NewDialog>
     </>
   );
 }

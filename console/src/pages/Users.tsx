@@ -2,6 +2,7 @@ import { Badge, Button, Group, PasswordInput, Select, Stack, Text, TextInput } f
 import { useState } from "react";
 import { useUser } from "../auth";
 import { ACTIONS_HEADER, ListTable } from "../components/DataTable";
+import { closeNew, NewDialog, openNew } from "../components/ListPage";
 import { useNotify } from "../components/Toasts";
 import {
   ConfirmDialog,
@@ -15,7 +16,6 @@ import {
 import { api } from "../lib/api";
 import { useForm } from "../lib/form";
 import { formatDateTime } from "../lib/format";
-import { setQuery, useLocation } from "../lib/router";
 import type { UserRow } from "../lib/types";
 import { useResource } from "../lib/useResource";
 import { type UserFormValues, userPassword, validateUserForm } from "../lib/validation";
@@ -149,12 +149,10 @@ function PasswordDialog({ user, onClose }: { user: UserRow | null; onClose: () =
 export function Users() {
   const me = useUser();
   const notify = useNotify();
-  const { query } = useLocation();
   const list = useResource<UserRow[]>("/api/users");
   const [deleting, setDeleting] = useState<UserRow | null>(null);
   const [passwordFor, setPasswordFor] = useState<UserRow | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const creating = query.get("new") === "1";
 
   const toggle = async (u: UserRow) => {
     setError(null);
@@ -174,7 +172,7 @@ export function Users() {
       <PageHeader
         title="Users"
         description="The people who sign in: admins, and resellers who each manage their own subscribers."
-        actions={<Button onClick={() => setQuery({ new: "1" })}>Add a user</Button>}
+        actions={<Button onClick={openNew}>Add a user</Button>}
       />
       <ErrorAlert error={list.error ?? error} onRetry={list.error ? list.reload : undefined} />
       {list.loading && !list.data && <Loading />}
@@ -182,7 +180,7 @@ export function Users() {
         <Empty
           title="Only you so far"
           description="Add a reseller for each partner who sells your services; they see only their own subscribers and keys."
-          action={<Button onClick={() => setQuery({ new: "1" })}>Add a reseller</Button>}
+          action={<Button onClick={openNew}>Add a reseller</Button>}
         />
       )}
       {list.data && list.data.length > 0 && (
@@ -267,22 +265,17 @@ export function Users() {
           ]}
         />
       )}
-      <Dialog
-        opened={creating}
-        onClose={() => setQuery({ new: null })}
-        title="Add a user"
-        size="md"
-      >
+      <NewDialog title="Add a user" size="md">
         <UserForm
-          onCancel={() => setQuery({ new: null })}
+          onCancel={closeNew}
           onSubmit={async (body) => {
             await api.post("/api/users", body);
-            setQuery({ new: null });
+            closeNew();
             notify(`User ${body.username} created`);
             list.reload();
           }}
         />
-      </Dialog>
+      </NewDialog>
       <PasswordDialog user={passwordFor} onClose={() => setPasswordFor(null)} />
       <ConfirmDialog
         opened={deleting !== null}
