@@ -1,11 +1,12 @@
 // @vitest-environment happy-dom
-import { act, cleanup, fireEvent, screen } from "@testing-library/react";
+import { act, cleanup, fireEvent, screen, within } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ApiError } from "../lib/api";
 import type { PagedList } from "../lib/paging";
 import { navigate } from "../lib/router";
 import { renderUi } from "../test/render";
 import {
+  CardList,
   closeNew,
   type ListSource,
   ListView,
@@ -151,5 +152,35 @@ describe("the dialog for adding a record", () => {
     );
     expect(screen.queryByRole("dialog")).toBeNull();
     expect(screen.queryByText("the form")).toBeNull();
+  });
+});
+
+describe("a list as cards", () => {
+  it("gives each row a card linking to its record, with its status and the rest below", () => {
+    const rows = [
+      { id: 3, name: "billing", status: "active" },
+      { id: 4, name: "helpdesk", status: "revoked" },
+    ];
+    renderUi(
+      <CardList
+        label="API keys"
+        rows={rows}
+        card={(k) => ({
+          href: `/keys/${k.id}`,
+          title: k.name,
+          status: k.status,
+          body: <p>about {k.name}</p>,
+        })}
+      />,
+    );
+    const list = screen.getByRole("list", { name: "API keys" });
+    const cards = within(list).getAllByRole("listitem");
+    expect(cards).toHaveLength(2);
+    const second = cards[1] as HTMLElement;
+    expect(within(second).getByRole("link", { name: "helpdesk" }).getAttribute("href")).toBe(
+      "/keys/4",
+    );
+    expect(within(second).getByText("revoked")).toBeTruthy();
+    expect(within(second).getByText("about helpdesk")).toBeTruthy();
   });
 });

@@ -1,15 +1,20 @@
 import {
+  Anchor,
   Button,
+  Card,
   Group,
   type MantineSpacing,
   Pagination,
   type PaginationProps,
+  SimpleGrid,
+  type SimpleGridProps,
+  Stack,
   Text,
 } from "@mantine/core";
 import type { ReactNode } from "react";
 import { type PagedList, pageRange } from "../lib/paging";
-import { setQuery, useLocation } from "../lib/router";
-import { Dialog, Empty, ErrorAlert, Loading } from "./ui";
+import { Link, setQuery, useLocation } from "../lib/router";
+import { Dialog, Empty, ErrorAlert, Loading, StatusBadge } from "./ui";
 
 /** A list being fetched: what `useResource` (or a paged loader) keeps. */
 export type ListSource<T> = {
@@ -138,5 +143,55 @@ export function NewDialog({
     >
       {children}
     </Dialog>
+  );
+}
+
+/** The filters above a list, in a card. */
+export function FilterBar({
+  cols,
+  children,
+}: {
+  cols: SimpleGridProps["cols"];
+  children: ReactNode;
+}) {
+  return (
+    <Card withBorder radius="md" padding="sm" mb="md">
+      <SimpleGrid cols={cols} spacing="sm">
+        {children}
+      </SimpleGrid>
+    </Card>
+  );
+}
+
+/** What a row's card shows: a link to the record, its status, and the rest below them. */
+export type RowCard = { href: string; title: ReactNode; status: string; body: ReactNode };
+
+/** A list's rows as cards, one under another, where a table would not fit (phones). */
+export function CardList<T extends { id: number }>({
+  label,
+  rows,
+  card,
+}: {
+  label: string;
+  rows: T[];
+  card: (row: T) => RowCard;
+}) {
+  return (
+    <Stack gap="sm" component="ul" p={0} m={0} style={{ listStyle: "none" }} aria-label={label}>
+      {rows.map((row) => {
+        const c = card(row);
+        return (
+          <Card key={row.id} component="li" withBorder radius="md" padding="sm">
+            <Group justify="space-between" wrap="nowrap" gap="xs">
+              <Anchor component={Link} href={c.href} fw={600}>
+                {c.title}
+              </Anchor>
+              <StatusBadge status={c.status} />
+            </Group>
+            {c.body}
+          </Card>
+        );
+      })}
+    </Stack>
   );
 }

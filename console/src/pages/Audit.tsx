@@ -1,6 +1,6 @@
-import { Anchor, Badge, Card, Code, Select, SimpleGrid, Text } from "@mantine/core";
+import { Anchor, Badge, Code, Select, Text } from "@mantine/core";
 import { ListTable } from "../components/DataTable";
-import { ListView, Paging } from "../components/ListPage";
+import { FilterBar, ListView, Paging } from "../components/ListPage";
 import { Empty, PageHeader } from "../components/ui";
 import { formatDateTime } from "../lib/format";
 import { usePagedList } from "../lib/paging";
@@ -90,27 +90,25 @@ export function Audit() {
         title="Audit trail"
         description="Who did what to which key, user or record, when, and from which address. Newest first."
       />
-      <Card withBorder radius="md" padding="sm" mb="md">
-        <SimpleGrid cols={{ base: 1, xs: 2 }} spacing="sm">
-          <Select
-            label="Action"
-            placeholder="Any action"
-            data={ACTIONS}
-            value={action || null}
-            onChange={(v) => setQuery({ action: v, page: null })}
-            clearable
-            searchable
-          />
-          <Select
-            label="Concerning"
-            placeholder="Anything"
-            data={TARGETS}
-            value={target || null}
-            onChange={(v) => setQuery({ target: v, page: null })}
-            clearable
-          />
-        </SimpleGrid>
-      </Card>
+      <FilterBar cols={{ base: 1, xs: 2 }}>
+        <Select
+          label="Action"
+          placeholder="Any action"
+          data={ACTIONS}
+          value={action || null}
+          onChange={(v) => setQuery({ action: v, page: null })}
+          clearable
+          searchable
+        />
+        <Select
+          label="Concerning"
+          placeholder="Anything"
+          data={TARGETS}
+          value={target || null}
+          onChange={(v) => setQuery({ target: v, page: null })}
+          clearable
+        />
+      </FilterBar>
       <ListView
         list={list}
         empty={

@@ -1,22 +1,18 @@
-import {
-  Anchor,
-  Badge,
-  Button,
-  Card,
-  Code,
-  Group,
-  Select,
-  SimpleGrid,
-  Stack,
-  Text,
-  TextInput,
-} from "@mantine/core";
+import { Anchor, Badge, Button, Code, Group, Select, Text, TextInput } from "@mantine/core";
 import { useMediaQuery } from "@mantine/hooks";
 import { useMemo, useState } from "react";
 import { useUser } from "../auth";
 import { ListTable } from "../components/DataTable";
 import { type KeyBody, KeyForm } from "../components/KeyForm";
-import { closeNew, ListView, NewDialog, NoMatch, openNew } from "../components/ListPage";
+import {
+  CardList,
+  closeNew,
+  FilterBar,
+  ListView,
+  NewDialog,
+  NoMatch,
+  openNew,
+} from "../components/ListPage";
 import { ShowOnceDialog } from "../components/ShowOnce";
 import { useNotify } from "../components/Toasts";
 import { Empty, PageHeader, StatusBadge } from "../components/ui";
@@ -94,54 +90,52 @@ export function Keys() {
           ) : undefined
         }
       />
-      <Card withBorder radius="md" padding="sm" mb="md">
-        <SimpleGrid cols={{ base: 1, xs: 2, md: user.isAdmin ? 4 : 3 }} spacing="sm">
-          <TextInput
-            label="Search"
-            placeholder="Name, prefix or description"
-            value={search}
-            onChange={(e) => setQuery({ q: e.currentTarget.value })}
-            type="search"
-          />
+      <FilterBar cols={{ base: 1, xs: 2, md: user.isAdmin ? 4 : 3 }}>
+        <TextInput
+          label="Search"
+          placeholder="Name, prefix or description"
+          value={search}
+          onChange={(e) => setQuery({ q: e.currentTarget.value })}
+          type="search"
+        />
+        <Select
+          label="Status"
+          data={[
+            { value: "", label: "Any status" },
+            { value: "active", label: "Active" },
+            { value: "revoked", label: "Revoked" },
+            { value: "expired", label: "Expired" },
+          ]}
+          value={status}
+          onChange={(v) => setQuery({ status: v })}
+          allowDeselect={false}
+        />
+        <Select
+          label="Scope"
+          data={[
+            { value: "", label: "Any scope" },
+            { value: "read", label: "read (GET)" },
+            { value: "write", label: "write (GET, POST, PUT)" },
+            { value: "delete", label: "delete (all verbs)" },
+          ]}
+          value={scope}
+          onChange={(v) => setQuery({ scope: v })}
+          allowDeselect={false}
+        />
+        {user.isAdmin && (
           <Select
-            label="Status"
+            label="Owner"
             data={[
-              { value: "", label: "Any status" },
-              { value: "active", label: "Active" },
-              { value: "revoked", label: "Revoked" },
-              { value: "expired", label: "Expired" },
+              { value: "", label: "Any owner" },
+              ...(users ?? []).map((u) => ({ value: String(u.id), label: u.username })),
             ]}
-            value={status}
-            onChange={(v) => setQuery({ status: v })}
+            value={owner}
+            onChange={(v) => setQuery({ owner: v })}
             allowDeselect={false}
+            searchable
           />
-          <Select
-            label="Scope"
-            data={[
-              { value: "", label: "Any scope" },
-              { value: "read", label: "read (GET)" },
-              { value: "write", label: "write (GET, POST, PUT)" },
-              { value: "delete", label: "delete (all verbs)" },
-            ]}
-            value={scope}
-            onChange={(v) => setQuery({ scope: v })}
-            allowDeselect={false}
-          />
-          {user.isAdmin && (
-            <Select
-              label="Owner"
-              data={[
-                { value: "", label: "Any owner" },
-                ...(users ?? []).map((u) => ({ value: String(u.id), label: u.username })),
-              ]}
-              value={owner}
-              onChange={(v) => setQuery({ owner: v })}
-              allowDeselect={false}
-              searchable
-            />
-          )}
-        </SimpleGrid>
-      </Card>
+        )}
+      </FilterBar>
 
       <ListView
         list={keys}
@@ -170,38 +164,32 @@ export function Keys() {
               onClear={() => setQuery({ q: null, status: null, scope: null, owner: null })}
             />
           ) : phone ? (
-            <Stack
-              gap="sm"
-              component="ul"
-              p={0}
-              m={0}
-              style={{ listStyle: "none" }}
-              aria-label="API keys"
-            >
-              {rows.map((k) => (
-                <Card key={k.id} component="li" withBorder radius="md" padding="sm">
-                  <Group justify="space-between" wrap="nowrap" gap="xs">
-                    <Anchor component={Link} href={`/keys/${k.id}`} fw={600}>
-                      {k.name}
-                    </Anchor>
-                    <StatusBadge status={k.status} />
-                  </Group>
-                  <Group gap={6} mt={4}>
-                    <Code>{k.key_prefix}…</Code>
-                    <Badge variant="outline" radius="sm" color="gray">
-                      {k.scopes}
-                    </Badge>
-                    <Text size="xs" c="dimmed">
-                      {ownerName(k.owner_id)}
+            <CardList
+              label="API keys"
+              rows={rows}
+              card={(k) => ({
+                href: `/keys/${k.id}`,
+                title: k.name,
+                status: k.status,
+                body: (
+                  <>
+                    <Group gap={6} mt={4}>
+                      <Code>{k.key_prefix}…</Code>
+                      <Badge variant="outline" radius="sm" color="gray">
+                        {k.scopes}
+                      </Badge>
+                      <Text size="xs" c="dimmed">
+                        {ownerName(k.owner_id)}
+                      </Text>
+                    </Group>
+                    <Text size="xs" c="dimmed" mt={4}>
+                      Last used {relative(k.last_used_at)} · expires{" "}
+                      {k.expires_at ? formatDate(k.expires_at) : "never"}
                     </Text>
-                  </Group>
-                  <Text size="xs" c="dimmed" mt={4}>
-                    Last used {relative(k.last_used_at)} · expires{" "}
-                    {k.expires_at ? formatDate(k.expires_at) : "never"}
-                  </Text>
-                </Card>
-              ))}
-            </Stack>
+                  </>
+                ),
+              })}
+            />
           ) : (
             <ListTable
               minWidth={820}

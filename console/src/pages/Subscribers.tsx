@@ -1,21 +1,20 @@
-import {
-  Anchor,
-  Button,
-  Card,
-  Group,
-  Select,
-  SimpleGrid,
-  Stack,
-  Text,
-  TextInput,
-} from "@mantine/core";
+import { Anchor, Button, Group, Select, Text, TextInput } from "@mantine/core";
 import { useDebouncedValue, useMediaQuery } from "@mantine/hooks";
 import { useEffect, useMemo, useState } from "react";
 import { useUser } from "../auth";
 import { ListTable } from "../components/DataTable";
 import { ShowOnceDialog } from "../components/ShowOnce";
 import { type SubscriberBody, SubscriberForm } from "../components/SubscriberForm";
-import { closeNew, ListView, NewDialog, NoMatch, openNew, Paging } from "../components/ListPage";
+import {
+  CardList,
+  closeNew,
+  FilterBar,
+  ListView,
+  NewDialog,
+  NoMatch,
+  openNew,
+  Paging,
+} from "../components/ListPage";
 import { useNotify } from "../components/Toasts";
 import { Empty, PageHeader, StatusBadge } from "../components/ui";
 import { api } from "../lib/api";
@@ -80,40 +79,38 @@ export function Subscribers() {
         }
         actions={<Button onClick={openNew}>Add a subscriber</Button>}
       />
-      <Card withBorder radius="md" padding="sm" mb="md">
-        <SimpleGrid cols={{ base: 1, xs: 3 }} spacing="sm">
-          <TextInput
-            label="Search"
-            placeholder="Username, name, email or phone"
-            type="search"
-            value={typed}
-            onChange={(e) => setTyped(e.currentTarget.value)}
-          />
-          <Select
-            label="Status"
-            data={[
-              { value: "", label: "Any status" },
-              { value: "active", label: "Active" },
-              { value: "suspended", label: "Suspended" },
-              { value: "expired", label: "Expired" },
-            ]}
-            value={status}
-            onChange={(v) => setQuery({ status: v, page: null })}
-            allowDeselect={false}
-          />
-          <Select
-            label="Service"
-            data={[
-              { value: "", label: "Any service" },
-              ...(services ?? []).map((s) => ({ value: String(s.id), label: s.name })),
-            ]}
-            value={service}
-            onChange={(v) => setQuery({ service: v, page: null })}
-            allowDeselect={false}
-            searchable
-          />
-        </SimpleGrid>
-      </Card>
+      <FilterBar cols={{ base: 1, xs: 3 }}>
+        <TextInput
+          label="Search"
+          placeholder="Username, name, email or phone"
+          type="search"
+          value={typed}
+          onChange={(e) => setTyped(e.currentTarget.value)}
+        />
+        <Select
+          label="Status"
+          data={[
+            { value: "", label: "Any status" },
+            { value: "active", label: "Active" },
+            { value: "suspended", label: "Suspended" },
+            { value: "expired", label: "Expired" },
+          ]}
+          value={status}
+          onChange={(v) => setQuery({ status: v, page: null })}
+          allowDeselect={false}
+        />
+        <Select
+          label="Service"
+          data={[
+            { value: "", label: "Any service" },
+            ...(services ?? []).map((s) => ({ value: String(s.id), label: s.name })),
+          ]}
+          value={service}
+          onChange={(v) => setQuery({ service: v, page: null })}
+          allowDeselect={false}
+          searchable
+        />
+      </FilterBar>
 
       <ListView
         list={list}
@@ -151,33 +148,29 @@ export function Subscribers() {
       >
         {(rows) =>
           phone ? (
-            <Stack
-              gap="sm"
-              component="ul"
-              p={0}
-              m={0}
-              style={{ listStyle: "none" }}
-              aria-label="Subscribers"
-            >
-              {rows.map((s) => (
-                <Card key={s.id} component="li" withBorder radius="md" padding="sm">
-                  <Group justify="space-between" wrap="nowrap" gap="xs">
-                    <Anchor component={Link} href={`/subscribers/${s.id}`} fw={600}>
-                      {s.username}
-                    </Anchor>
-                    <StatusBadge status={s.status} />
-                  </Group>
-                  <Text size="sm" mt={4}>
-                    {[s.full_name, serviceById.get(s.service_id)?.name].filter(Boolean).join(" · ")}
-                  </Text>
-                  <Text size="xs" c="dimmed">
-                    {[s.email, s.phone, s.expiry_date && `expires ${formatDate(s.expiry_date)}`]
-                      .filter(Boolean)
-                      .join(" · ")}
-                  </Text>
-                </Card>
-              ))}
-            </Stack>
+            <CardList
+              label="Subscribers"
+              rows={rows}
+              card={(s) => ({
+                href: `/subscribers/${s.id}`,
+                title: s.username,
+                status: s.status,
+                body: (
+                  <>
+                    <Text size="sm" mt={4}>
+                      {[s.full_name, serviceById.get(s.service_id)?.name]
+                        .filter(Boolean)
+                        .join(" · ")}
+                    </Text>
+                    <Text size="xs" c="dimmed">
+                      {[s.email, s.phone, s.expiry_date && `expires ${formatDate(s.expiry_date)}`]
+                        .filter(Boolean)
+                        .join(" · ")}
+                    </Text>
+                  </>
+                ),
+              })}
+            />
           ) : (
             <ListTable
               minWidth={680}

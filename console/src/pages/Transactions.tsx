@@ -2,7 +2,6 @@ import {
   Anchor,
   Badge,
   Button,
-  Card,
   Select,
   SimpleGrid,
   Stack,
@@ -12,7 +11,15 @@ import {
 } from "@mantine/core";
 import { useMemo } from "react";
 import { ListTable } from "../components/DataTable";
-import { closeNew, ListView, NewDialog, NoMatch, openNew, Paging } from "../components/ListPage";
+import {
+  closeNew,
+  FilterBar,
+  ListView,
+  NewDialog,
+  NoMatch,
+  openNew,
+  Paging,
+} from "../components/ListPage";
 import { useNotify } from "../components/Toasts";
 import { Empty, FormFooter, PageHeader } from "../components/ui";
 import { api } from "../lib/api";
@@ -169,33 +176,31 @@ export function Transactions() {
         description="Payments, refunds and adjustments on subscribers, newest first."
         actions={<Button onClick={openNew}>Record a transaction</Button>}
       />
-      <Card withBorder radius="md" padding="sm" mb="md">
-        <SimpleGrid cols={{ base: 1, xs: 3 }} spacing="sm">
-          <Select
-            label="Subscriber"
-            placeholder="Any subscriber"
-            data={(subs.data ?? []).map((s) => ({ value: String(s.id), label: s.username }))}
-            value={subscriber || null}
-            onChange={(v) => setQuery({ subscriber: v, page: null })}
-            searchable
-            clearable
-          />
-          <TextInput
-            label="From"
-            type="date"
-            value={from}
-            onChange={(e) => setQuery({ from: e.currentTarget.value, page: null })}
-            error={fromError ?? undefined}
-          />
-          <TextInput
-            label="To"
-            type="date"
-            value={to}
-            onChange={(e) => setQuery({ to: e.currentTarget.value, page: null })}
-            error={toError ?? undefined}
-          />
-        </SimpleGrid>
-      </Card>
+      <FilterBar cols={{ base: 1, xs: 3 }}>
+        <Select
+          label="Subscriber"
+          placeholder="Any subscriber"
+          data={(subs.data ?? []).map((s) => ({ value: String(s.id), label: s.username }))}
+          value={subscriber || null}
+          onChange={(v) => setQuery({ subscriber: v, page: null })}
+          searchable
+          clearable
+        />
+        <TextInput
+          label="From"
+          type="date"
+          value={from}
+          onChange={(e) => setQuery({ from: e.currentTarget.value, page: null })}
+          error={fromError ?? undefined}
+        />
+        <TextInput
+          label="To"
+          type="date"
+          value={to}
+          onChange={(e) => setQuery({ to: e.currentTarget.value, page: null })}
+          error={toError ?? undefined}
+        />
+      </FilterBar>
       <ListView
         list={list}
         empty={
