@@ -17,6 +17,7 @@ import { useMediaQuery } from "@mantine/hooks";
 import { type ReactNode, useEffect, useRef, useState } from "react";
 import { ApiError, messageOf } from "../lib/api";
 import { statusColor } from "../lib/format";
+import { Link } from "../lib/router";
 
 /** The page's heading (focused on navigation, so screen readers announce the new page). */
 export function PageHeader({
@@ -49,7 +50,31 @@ export function PageHeader({
   );
 }
 
-/** A server (or network) error in the server's own words. */
+/** A detail page whose record did not load: the server's reason, Try again, and the way back. */
+export function RecordError({
+  title,
+  error,
+  onRetry,
+  backHref,
+  backLabel,
+}: {
+  title: string;
+  error: unknown;
+  onRetry: () => void;
+  backHref: string;
+  backLabel: string;
+}) {
+  return (
+    <>
+      <PageHeader title={title} />
+      <ErrorAlert error={error} onRetry={onRetry} />
+      <Button component={Link} href={backHref} variant="default">
+        {backLabel}
+      </Button>
+    </>
+  );
+}
+
 /** A table row's Edit and remove buttons, labelled with the record's name for screen readers. */
 export function RowActions({
   name,
@@ -115,6 +140,7 @@ export function FormFooter({
   );
 }
 
+/** A server (or network) error in the server's own words. */
 export function ErrorAlert({
   error,
   title,

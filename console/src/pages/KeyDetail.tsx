@@ -31,6 +31,7 @@ import {
   HttpStatus,
   Loading,
   PageHeader,
+  RecordError,
   StatusBadge,
 } from "../components/ui";
 import { api, messageOf } from "../lib/api";
@@ -77,13 +78,13 @@ export function KeyDetail({ id }: { id: number }) {
 
   if (key.error)
     return (
-      <>
-        <PageHeader title={`API key ${id}`} />
-        <ErrorAlert error={key.error} onRetry={key.reload} />
-        <Button component={Link} href="/keys" variant="default">
-          Back to API keys
-        </Button>
-      </>
+      <RecordError
+        title={`API key ${id}`}
+        error={key.error}
+        onRetry={key.reload}
+        backHref="/keys"
+        backLabel="Back to API keys"
+      />
     );
   if (!k) return <Loading />;
 

@@ -25,6 +25,7 @@ import {
   Facts,
   Loading,
   PageHeader,
+  RecordError,
   StatusBadge,
 } from "../components/ui";
 import { api } from "../lib/api";
@@ -71,13 +72,13 @@ export function SubscriberDetail({ id }: { id: number }) {
 
   if (sub.error)
     return (
-      <>
-        <PageHeader title={`Subscriber ${id}`} />
-        <ErrorAlert error={sub.error} onRetry={sub.reload} />
-        <Button component={Link} href="/subscribers" variant="default">
-          Back to subscribers
-        </Button>
-      </>
+      <RecordError
+        title={`Subscriber ${id}`}
+        error={sub.error}
+        onRetry={sub.reload}
+        backHref="/subscribers"
+        backLabel="Back to subscribers"
+      />
     );
   const s = sub.data;
   if (!s) return <Loading />;
