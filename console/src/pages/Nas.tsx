@@ -10,10 +10,9 @@ import {
 } from "@mantine/core";
 import { useCallback, useState } from "react";
 import { ACTIONS_HEADER, ListTable } from "../components/DataTable";
-import { closeNew, ListView, NewDialog, openNew } from "../components/ListPage";
-import { useNotify } from "../components/Toasts";
-import { EditAndRemove, Empty, FormFooter, PageHeader, RowActions } from "../components/ui";
-import { api } from "../lib/api";
+import { ListView, openNew } from "../components/ListPage";
+import { RecordDialogs } from "../components/RecordDialogs";
+import { Empty, FormFooter, PageHeader, RowActions } from "../components/ui";
 import { useForm } from "../lib/form";
 import { formatDateTime } from "../lib/format";
 import type { Nas } from "../lib/types";
@@ -130,7 +129,6 @@ function NasForm({
 }
 
 export function NasPage() {
-  const notify = useNotify();
   const list = useResource<Nas[]>("/api/nas");
   const [editing, setEditing] = useState<Nas | null>(null);
   const [deleting, setDeleting] = useState<Nas | null>(null);
@@ -196,44 +194,27 @@ export function NasPage() {
           />
         )}
       </ListView>
-      <NewDialog title="Add a NAS device">
-        <NasForm
-          onCancel={closeNew}
-          onSubmit={async (body) => {
-            await api.post("/api/nas", body);
-            closeNew();
-            notify(`Device ${String(body.name)} added`);
-            list.reload();
-          }}
-        />
-      </NewDialog>
-      <EditAndRemove
+      <RecordDialogs
+        path="/api/nas"
+        onChanged={list.reload}
+        newTitle="Add a NAS device"
+        form={(existing, onSubmit, onCancel) => (
+          <NasForm existing={existing} onSubmit={onSubmit} onCancel={onCancel} />
+        )}
+        notices={{
+          added: (body) => `Device ${String(body.name)} added`,
+          saved: "Device saved",
+          removed: (row) => `Device ${row.name} removed`,
+        }}
         editing={editing}
         onEditClose={() => setEditing(null)}
         removing={deleting}
         onRemoveClose={() => setDeleting(null)}
-        form={(row, close) => (
-          <NasForm
-            existing={row}
-            onCancel={close}
-            onSubmit={async (body) => {
-              await api.put(`/api/nas/${row.id}`, body);
-              close();
-              notify("Device saved");
-              list.reload();
-            }}
-          />
-        )}
         removeVerb="Remove"
         noun="device"
-        onRemove={async (row) => {
-          await api.del(`/api/nas/${row.id}`);
-          notify(`Device ${row.name} removed`, "red");
-          list.reload();
-        }}
       >
         <Text size="sm">The device can no longer authenticate subscribers against Keygate.</Text>
-      </EditAndRemove>
+      </RecordDialogs>
     </>
   );
 }

@@ -2,10 +2,9 @@ import { Badge, Button, SimpleGrid, Stack, Switch, Text, TextInput } from "@mant
 import { useState } from "react";
 import { useUser } from "../auth";
 import { ACTIONS_HEADER, ListTable } from "../components/DataTable";
-import { closeNew, ListView, NewDialog, openNew } from "../components/ListPage";
-import { useNotify } from "../components/Toasts";
-import { EditAndRemove, Empty, FormFooter, PageHeader, RowActions } from "../components/ui";
-import { api } from "../lib/api";
+import { ListView, openNew } from "../components/ListPage";
+import { RecordDialogs } from "../components/RecordDialogs";
+import { Empty, FormFooter, PageHeader, RowActions } from "../components/ui";
 import { useForm } from "../lib/form";
 import { formatMoney, formatSpeed } from "../lib/format";
 import type { Service } from "../lib/types";
@@ -123,7 +122,6 @@ function ServiceForm({
 
 export function Services() {
   const user = useUser();
-  const notify = useNotify();
   const list = useResource<Service[]>("/api/services");
   const [editing, setEditing] = useState<Service | null>(null);
   const [deleting, setDeleting] = useState<Service | null>(null);
@@ -203,48 +201,32 @@ export function Services() {
         )}
       </ListView>
 
-      <NewDialog title="Add a service" size="md" allowed={user.isAdmin}>
-        <ServiceForm
-          onCancel={closeNew}
-          onSubmit={async (body) => {
-            await api.post("/api/services", body);
-            closeNew();
-            notify(`Service ${String(body.name)} created`);
-            list.reload();
-          }}
-        />
-      </NewDialog>
-      <EditAndRemove
+      <RecordDialogs
+        path="/api/services"
+        onChanged={list.reload}
+        newTitle="Add a service"
+        allowed={user.isAdmin}
+        size="md"
+        form={(existing, onSubmit, onCancel) => (
+          <ServiceForm existing={existing} onSubmit={onSubmit} onCancel={onCancel} />
+        )}
+        notices={{
+          added: (body) => `Service ${String(body.name)} created`,
+          saved: "Service saved",
+          removed: (row) => `Service ${row.name} deleted`,
+        }}
         editing={editing}
         onEditClose={() => setEditing(null)}
         removing={deleting}
         onRemoveClose={() => setDeleting(null)}
-        form={(row, close) => (
-          <ServiceForm
-            existing={row}
-            onCancel={close}
-            onSubmit={async (body) => {
-              await api.put(`/api/services/${row.id}`, body);
-              close();
-              notify("Service saved");
-              list.reload();
-            }}
-          />
-        )}
-        editSize="md"
         removeVerb="Delete"
         noun="service"
-        onRemove={async (row) => {
-          await api.del(`/api/services/${row.id}`);
-          notify(`Service ${row.name} deleted`, "red");
-          list.reload();
-        }}
       >
         <Text size="sm">
           A service that subscribers are on cannot be deleted; switch it to inactive instead, so no
           new subscriber gets it.
         </Text>
-      </EditAndRemove>
+      </RecordDialogs>
     </>
   );
 }
