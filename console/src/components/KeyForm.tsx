@@ -103,7 +103,7 @@ export function KeyForm({
     live: ["allowed_ips", "expires_at", "rate_limit_per_minute"],
     idPrefix: editing ? "key-edit" : "key-new",
   });
-  const { values, set, field } = form;
+  const { values, set, field, text } = form;
   const ownerChoices = (users ?? [])
     .filter((u) => !u.disabled)
     .map((u) => ({
@@ -125,21 +125,17 @@ export function KeyForm({
           label="Name"
           placeholder="API Key"
           description="How you will recognise it: the system that uses it, e.g. billing or helpdesk."
-          value={values.name}
-          onChange={(e) => set("name", e.currentTarget.value)}
           maxLength={100}
           data-autofocus
-          {...field("name")}
+          {...text("name")}
         />
         <Textarea
           label="Description"
           description="Optional: who runs it, where it is stored."
-          value={values.description}
-          onChange={(e) => set("description", e.currentTarget.value)}
           autosize
           minRows={1}
           maxRows={4}
-          {...field("description")}
+          {...text("description")}
         />
         <Radio.Group
           label="Scope"
@@ -171,8 +167,6 @@ export function KeyForm({
           label="Allowed IPs"
           description="One per line: an address (203.0.113.7, 2001:db8::1) or a CIDR range (10.0.0.0/8). Empty: any address."
           placeholder={"203.0.113.7\n10.0.0.0/8"}
-          value={values.allowed_ips}
-          onChange={(e) => set("allowed_ips", e.currentTarget.value)}
           autosize
           minRows={2}
           maxRows={8}
@@ -180,7 +174,7 @@ export function KeyForm({
           autoCapitalize="off"
           autoCorrect="off"
           styles={{ input: { fontFamily: "var(--mantine-font-family-monospace)" } }}
-          {...field("allowed_ips")}
+          {...text("allowed_ips")}
           error={
             field("allowed_ips").error ? (
               <span style={{ whiteSpace: "pre-line" }}>{field("allowed_ips").error}</span>
@@ -197,24 +191,20 @@ export function KeyForm({
             }
             inputMode="numeric"
             placeholder="default"
-            value={values.rate_limit_per_minute}
-            onChange={(e) => set("rate_limit_per_minute", e.currentTarget.value)}
             rightSection={
               <Text size="xs" c="dimmed">
                 /min
               </Text>
             }
             rightSectionWidth={44}
-            {...field("rate_limit_per_minute")}
+            {...text("rate_limit_per_minute")}
           />
           <TextInput
             type="date"
             label="Expires"
             description="Valid through the end of that day (UTC). Empty: never."
             min={todayUtc(now)}
-            value={values.expires_at}
-            onChange={(e) => set("expires_at", e.currentTarget.value)}
-            {...field("expires_at")}
+            {...text("expires_at")}
           />
         </SimpleGrid>
         {isAdmin && !editing && (

@@ -104,7 +104,7 @@ export function SubscriberForm({
     live: ["expiry_date"],
     idPrefix: editing ? "sub-edit" : "sub-new",
   });
-  const { values, set, field } = form;
+  const { values, set, field, text } = form;
   const serviceChoices = services
     .filter((s) => s.is_active || String(s.id) === values.service_id)
     .map((s) => ({ value: String(s.id), label: s.is_active ? s.name : `${s.name} (inactive)` }));
@@ -138,10 +138,8 @@ export function SubscriberForm({
             required
             autoCapitalize="off"
             spellCheck={false}
-            value={values.username}
-            onChange={(e) => set("username", e.currentTarget.value)}
             data-autofocus
-            {...field("username")}
+            {...text("username")}
           />
           <Select
             label="Service"
@@ -176,9 +174,7 @@ export function SubscriberForm({
               description="4-128 characters."
               required={!editing}
               autoComplete="new-password"
-              value={values.password}
-              onChange={(e) => set("password", e.currentTarget.value)}
-              {...field("password")}
+              {...text("password")}
             />
           )}
           {generate && field("password").error && (
@@ -186,36 +182,14 @@ export function SubscriberForm({
           )}
         </Stack>
         <SimpleGrid cols={{ base: 1, sm: 2 }}>
-          <TextInput
-            label="Full name"
-            value={values.full_name}
-            onChange={(e) => set("full_name", e.currentTarget.value)}
-            autoComplete="off"
-            {...field("full_name")}
-          />
-          <TextInput
-            label="Email"
-            type="email"
-            value={values.email}
-            onChange={(e) => set("email", e.currentTarget.value)}
-            autoComplete="off"
-            {...field("email")}
-          />
-          <TextInput
-            label="Phone"
-            type="tel"
-            value={values.phone}
-            onChange={(e) => set("phone", e.currentTarget.value)}
-            autoComplete="off"
-            {...field("phone")}
-          />
+          <TextInput label="Full name" autoComplete="off" {...text("full_name")} />
+          <TextInput label="Email" type="email" autoComplete="off" {...text("email")} />
+          <TextInput label="Phone" type="tel" autoComplete="off" {...text("phone")} />
           <TextInput
             label="Expiry date"
             type="date"
             description="Optional: when the subscription ends."
-            value={values.expiry_date}
-            onChange={(e) => set("expiry_date", e.currentTarget.value)}
-            {...field("expiry_date")}
+            {...text("expiry_date")}
           />
           <Select
             label="Status"

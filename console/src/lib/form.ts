@@ -1,7 +1,13 @@
-import { useCallback, useMemo, useState } from "react";
+import { type ChangeEvent, useCallback, useMemo, useState } from "react";
 import { fieldErrors, messageOf } from "./api";
 
 type Problems<V> = Partial<Record<keyof V & string, string>>;
+
+/** The fields of `V` that hold text. */
+type TextField<V> = { [K in keyof V]: V[K] extends string ? K : never }[keyof V] & string;
+
+/** For `text(name, upperCase)`: a currency code, typed in either case, kept in upper case. */
+export const upperCase = (typed: string): string => typed.toUpperCase();
 
 export type FormOptions<V> = {
   initial: V;
@@ -58,6 +64,19 @@ export function useForm<V extends Record<string, unknown>>(opts: FormOptions<V>)
     },
   });
 
+  /**
+   * Props for a Mantine text input (TextInput, PasswordInput, Textarea) bound to a text field:
+   * its value, what typing sets (through `transform`, if any), and `field`'s props.
+   */
+  const text = <K extends TextField<V>>(name: K, transform?: (typed: string) => string) => ({
+    value: values[name] as string,
+    onChange: (e: ChangeEvent<HTMLInputElement | HTMLTextAreaElement>) => {
+      const typed = e.currentTarget.value;
+      set(name, (transform ? transform(typed) : typed) as V[K]);
+    },
+    ...field(name),
+  });
+
   const submit = async (send: (values: V) => Promise<void>): Promise<boolean> => {
     setSubmitted(true);
     setFormError(null);
@@ -89,5 +108,17 @@ export function useForm<V extends Record<string, unknown>>(opts: FormOptions<V>)
     setFormError(null);
   };
 
-  return { values, set, field, error, submit, reset, busy, formError, setFormError, problems };
+  return {
+    values,
+    set,
+    field,
+    text,
+    error,
+    submit,
+    reset,
+    busy,
+    formError,
+    setFormError,
+    problems,
+  };
 }

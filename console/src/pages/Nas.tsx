@@ -43,7 +43,7 @@ function NasForm({
     live: ["ip_address"],
     idPrefix: editing ? "nas-edit" : "nas-new",
   });
-  const { values, set, field } = form;
+  const { text } = form;
   const send = (v: NasFormValues) => {
     const body: Record<string, unknown> = {};
     const changed = (k: keyof NasFormValues) => !editing || v[k] !== initial[k];
@@ -69,30 +69,19 @@ function NasForm({
     >
       <Stack>
         <SimpleGrid cols={{ base: 1, xs: 2 }}>
-          <TextInput
-            label="Name"
-            required
-            value={values.name}
-            onChange={(e) => set("name", e.currentTarget.value)}
-            data-autofocus
-            {...field("name")}
-          />
+          <TextInput label="Name" required data-autofocus {...text("name")} />
           <TextInput
             label="IP address"
             required
             placeholder="192.0.2.10"
-            value={values.ip_address}
-            onChange={(e) => set("ip_address", e.currentTarget.value)}
             spellCheck={false}
-            {...field("ip_address")}
+            {...text("ip_address")}
           />
           <TextInput
             label="Type"
             placeholder="mikrotik"
             description="Vendor or kind of device."
-            value={values.type}
-            onChange={(e) => set("type", e.currentTarget.value)}
-            {...field("type")}
+            {...text("type")}
           />
           <PasswordInput
             label="Shared secret"
@@ -103,19 +92,10 @@ function NasForm({
                 : "Never shown again after saving."
             }
             autoComplete="new-password"
-            value={values.secret}
-            onChange={(e) => set("secret", e.currentTarget.value)}
-            {...field("secret")}
+            {...text("secret")}
           />
         </SimpleGrid>
-        <Textarea
-          label="Description"
-          value={values.description}
-          onChange={(e) => set("description", e.currentTarget.value)}
-          autosize
-          minRows={2}
-          {...field("description")}
-        />
+        <Textarea label="Description" autosize minRows={2} {...text("description")} />
         <FormFooter
           error={form.formError}
           errorTitle="Not saved"

@@ -5,7 +5,7 @@ import { ACTIONS_HEADER, ListTable } from "../components/DataTable";
 import { ListView, openNew } from "../components/ListPage";
 import { RecordDialogs } from "../components/RecordDialogs";
 import { Empty, FormFooter, PageHeader, RowActions } from "../components/ui";
-import { useForm } from "../lib/form";
+import { upperCase, useForm } from "../lib/form";
 import { formatMoney, formatSpeed } from "../lib/format";
 import type { Service } from "../lib/types";
 import { useResource } from "../lib/useResource";
@@ -37,7 +37,7 @@ function ServiceForm({
     validate: validateServiceForm,
     idPrefix: existing ? "svc-edit" : "svc-new",
   });
-  const { values, set, field } = form;
+  const { values, set, text } = form;
   const send = (v: ServiceFormValues) => {
     const body: Record<string, unknown> = { name: v.name.trim(), is_active: v.is_active };
     if (v.download_kbps.trim()) body.download_kbps = Number(v.download_kbps);
@@ -57,51 +57,13 @@ function ServiceForm({
       }}
     >
       <Stack>
-        <TextInput
-          label="Name"
-          required
-          value={values.name}
-          onChange={(e) => set("name", e.currentTarget.value)}
-          data-autofocus
-          {...field("name")}
-        />
+        <TextInput label="Name" required data-autofocus {...text("name")} />
         <SimpleGrid cols={{ base: 1, xs: 2 }}>
-          <TextInput
-            label="Download (kbit/s)"
-            inputMode="numeric"
-            value={values.download_kbps}
-            onChange={(e) => set("download_kbps", e.currentTarget.value)}
-            {...field("download_kbps")}
-          />
-          <TextInput
-            label="Upload (kbit/s)"
-            inputMode="numeric"
-            value={values.upload_kbps}
-            onChange={(e) => set("upload_kbps", e.currentTarget.value)}
-            {...field("upload_kbps")}
-          />
-          <TextInput
-            label="Price"
-            inputMode="decimal"
-            placeholder="19.99"
-            value={values.price}
-            onChange={(e) => set("price", e.currentTarget.value)}
-            {...field("price")}
-          />
-          <TextInput
-            label="Currency"
-            maxLength={3}
-            value={values.currency}
-            onChange={(e) => set("currency", e.currentTarget.value.toUpperCase())}
-            {...field("currency")}
-          />
-          <TextInput
-            label="Duration (days)"
-            inputMode="numeric"
-            value={values.duration_days}
-            onChange={(e) => set("duration_days", e.currentTarget.value)}
-            {...field("duration_days")}
-          />
+          <TextInput label="Download (kbit/s)" inputMode="numeric" {...text("download_kbps")} />
+          <TextInput label="Upload (kbit/s)" inputMode="numeric" {...text("upload_kbps")} />
+          <TextInput label="Price" inputMode="decimal" placeholder="19.99" {...text("price")} />
+          <TextInput label="Currency" maxLength={3} {...text("currency", upperCase)} />
+          <TextInput label="Duration (days)" inputMode="numeric" {...text("duration_days")} />
         </SimpleGrid>
         <Switch
           label="Offered to new subscribers"

@@ -356,7 +356,7 @@ function UsageForm({
     validate: validateUsageForm,
     idPrefix: "usage",
   });
-  const { values, set, field } = form;
+  const { text } = form;
   const send = (v: UsageFormValues) => {
     const body: Record<string, unknown> = {};
     if (v.date.trim()) body.date = v.date.trim();
@@ -377,36 +377,16 @@ function UsageForm({
         <Text size="sm" c="dimmed">
           The counters are added to that day's totals.
         </Text>
-        <TextInput
-          type="date"
-          label="Day (UTC)"
-          value={values.date}
-          onChange={(e) => set("date", e.currentTarget.value)}
-          {...field("date")}
-        />
+        <TextInput type="date" label="Day (UTC)" {...text("date")} />
         <SimpleGrid cols={{ base: 1, xs: 3 }}>
           <TextInput
             label="Downloaded (bytes)"
             inputMode="numeric"
-            value={values.bytes_in}
-            onChange={(e) => set("bytes_in", e.currentTarget.value)}
             data-autofocus
-            {...field("bytes_in")}
+            {...text("bytes_in")}
           />
-          <TextInput
-            label="Uploaded (bytes)"
-            inputMode="numeric"
-            value={values.bytes_out}
-            onChange={(e) => set("bytes_out", e.currentTarget.value)}
-            {...field("bytes_out")}
-          />
-          <TextInput
-            label="Online (seconds)"
-            inputMode="numeric"
-            value={values.session_seconds}
-            onChange={(e) => set("session_seconds", e.currentTarget.value)}
-            {...field("session_seconds")}
-          />
+          <TextInput label="Uploaded (bytes)" inputMode="numeric" {...text("bytes_out")} />
+          <TextInput label="Online (seconds)" inputMode="numeric" {...text("session_seconds")} />
         </SimpleGrid>
         {form.formError && (
           <Alert color="red" title="Not recorded" role="alert">

@@ -23,7 +23,7 @@ import {
 import { useNotify } from "../components/Toasts";
 import { Empty, FormFooter, PageHeader } from "../components/ui";
 import { api } from "../lib/api";
-import { useForm } from "../lib/form";
+import { upperCase, useForm } from "../lib/form";
 import { formatDateTime, formatMoney } from "../lib/format";
 import { usePagedList } from "../lib/paging";
 import { Link, setQuery, useLocation } from "../lib/router";
@@ -56,7 +56,7 @@ function TransactionForm({
     validate: validateTransactionForm,
     idPrefix: "tx-new",
   });
-  const { values, set, field } = form;
+  const { values, set, field, text } = form;
   const send = (v: TransactionFormValues) => {
     const body: Record<string, unknown> = {
       subscriber_id: Number(v.subscriber_id),
@@ -96,17 +96,9 @@ function TransactionForm({
             required
             inputMode="decimal"
             placeholder="19.99"
-            value={values.amount}
-            onChange={(e) => set("amount", e.currentTarget.value)}
-            {...field("amount")}
+            {...text("amount")}
           />
-          <TextInput
-            label="Currency"
-            maxLength={3}
-            value={values.currency}
-            onChange={(e) => set("currency", e.currentTarget.value.toUpperCase())}
-            {...field("currency")}
-          />
+          <TextInput label="Currency" maxLength={3} {...text("currency", upperCase)} />
           <Select
             label="Type"
             data={[
@@ -123,18 +115,9 @@ function TransactionForm({
         <TextInput
           label="Reference"
           description="Optional, e.g. the invoice number. Recording the same reference again returns the first transaction instead of adding another."
-          value={values.reference}
-          onChange={(e) => set("reference", e.currentTarget.value)}
-          {...field("reference")}
+          {...text("reference")}
         />
-        <Textarea
-          label="Description"
-          value={values.description}
-          onChange={(e) => set("description", e.currentTarget.value)}
-          autosize
-          minRows={1}
-          {...field("description")}
-        />
+        <Textarea label="Description" autosize minRows={1} {...text("description")} />
         <Text size="xs" c="dimmed">
           Transactions cannot be changed or deleted: correct a mistake with a refund or an
           adjustment.

@@ -32,7 +32,7 @@ function UserForm({
     validate: validateUserForm,
     idPrefix: "user-new",
   });
-  const { values, set, field } = form;
+  const { values, set, field, text } = form;
   return (
     <form
       noValidate
@@ -49,19 +49,15 @@ function UserForm({
           autoCapitalize="off"
           spellCheck={false}
           autoComplete="off"
-          value={values.username}
-          onChange={(e) => set("username", e.currentTarget.value)}
           data-autofocus
-          {...field("username")}
+          {...text("username")}
         />
         <PasswordInput
           label="Password"
           required
           description="At least 8 characters. Share it with the person safely; they sign in with it."
           autoComplete="new-password"
-          value={values.password}
-          onChange={(e) => set("password", e.currentTarget.value)}
-          {...field("password")}
+          {...text("password")}
         />
         <Select
           label="Role"
@@ -125,10 +121,8 @@ function PasswordDialog({ user, onClose }: { user: UserRow | null; onClose: () =
             label="New password"
             required
             autoComplete="new-password"
-            value={form.values.password}
-            onChange={(e) => form.set("password", e.currentTarget.value)}
             data-autofocus
-            {...form.field("password")}
+            {...form.text("password")}
           />
           <Text size="xs" c="dimmed">
             Changing the password ends every session of this user.
