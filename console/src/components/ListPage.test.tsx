@@ -14,6 +14,7 @@ import {
   NoMatch,
   openNew,
   Paging,
+  QuerySelect,
 } from "./ListPage";
 
 afterEach(cleanup);
@@ -157,30 +158,70 @@ describe("the dialog for adding a record", () => {
 
 describe("a list as cards", () => {
   it("gives each row a card linking to its record, with its status and the rest below", () => {
-    const rows = [
-      { id: 3, name: "billing", status: "active" },
-      { id: 4, name: "helpdesk", status: "revoked" },
+    const devices = [
+      { id: 1, label: "core-1", state: "active" },
+      { id: 2, label: "edge-2", state: "suspended" },
     ];
     renderUi(
       <CardList
-        label="API keys"
-        rows={rows}
-        card={(k) => ({
-          href: `/keys/${k.id}`,
-          title: k.name,
-          status: k.status,
-          body: <p>about {k.name}</p>,
+        label="Devices"
+        rows={devices}
+        card={(d) => ({
+          href: `/devices/${d.id}`,
+          title: d.label,
+          status: d.state,
+          body: <p>about {d.label}</p>,
         })}
       />,
     );
-    const list = screen.getByRole("list", { name: "API keys" });
-    const cards = within(list).getAllByRole("listitem");
+    const cards = within(screen.getByRole("list", { name: "Devices" })).getAllByRole("listitem");
     expect(cards).toHaveLength(2);
     const second = cards[1] as HTMLElement;
-    expect(within(second).getByRole("link", { name: "helpdesk" }).getAttribute("href")).toBe(
-      "/keys/4",
+    expect(within(second).getByRole("link", { name: "edge-2" }).getAttribute("href")).toBe(
+      "/devices/2",
     );
-    expect(within(second).getByText("revoked")).toBeTruthy();
-    expect(within(second).getByText("about helpdesk")).toBeTruthy();
+    expect(within(second).getByText("suspended")).toBeTruthy();
+    expect(within(second).getByText("about edge-2")).toBeTruthy();
+  });
+});
+
+describe("a filter kept in the address", () => {
+  const statuses = [
+    { value: "active", label: "Active" },
+    { value: "revoked", label: "Revoked" },
+  ];
+  const choose = async (option: string) => {
+    fireEvent.click(screen.getByRole("combobox", { name: "Status" }));
+    fireEvent.click(await screen.findByRole("option", { name: option }));
+  };
+
+  it("shows the address's choice, and `any` when there is none", () => {
+    navigate("/keys?status=revoked", { replace: true });
+    renderUi(<QuerySelect label="Status" param="status" any="Any status" data={statuses} />);
+    expect(screen.getByRole<HTMLInputElement>("combobox", { name: "Status" }).value).toBe(
+      "Revoked",
+    );
+    cleanup();
+    navigate("/keys", { replace: true });
+    renderUi(<QuerySelect label="Status" param="status" any="Any status" data={statuses} />);
+    expect(screen.getByRole<HTMLInputElement>("combobox", { name: "Status" }).value).toBe(
+      "Any status",
+    );
+  });
+
+  it("writes a choice to the address, and `any` takes the filter away", async () => {
+    navigate("/keys?scope=read", { replace: true });
+    renderUi(<QuerySelect label="Status" param="status" any="Any status" data={statuses} />);
+    await choose("Active");
+    expect(window.location.search).toBe("?scope=read&status=active");
+    await choose("Any status");
+    expect(window.location.search).toBe("?scope=read");
+  });
+
+  it("goes back to the first page of a paged list", async () => {
+    navigate("/subscribers?page=3", { replace: true });
+    renderUi(<QuerySelect label="Status" param="status" any="Any status" data={statuses} paged />);
+    await choose("Revoked");
+    expect(window.location.search).toBe("?status=revoked");
   });
 });

@@ -6,6 +6,8 @@ import {
   type MantineSpacing,
   Pagination,
   type PaginationProps,
+  Select,
+  type SelectProps,
   SimpleGrid,
   type SimpleGridProps,
   Stack,
@@ -160,6 +162,34 @@ export function FilterBar({
         {children}
       </SimpleGrid>
     </Card>
+  );
+}
+
+/**
+ * A filter kept in the address (`?param=`), so a link or a reload keeps it: the first option,
+ * `any`, is no filter. On a paged list (`paged`) a new choice goes back to the first page.
+ */
+export function QuerySelect({
+  param,
+  any,
+  data,
+  paged = false,
+  ...select
+}: Omit<SelectProps, "data" | "value" | "onChange"> & {
+  param: string;
+  any: string;
+  data: { value: string; label: string }[];
+  paged?: boolean;
+}) {
+  const { query } = useLocation();
+  return (
+    <Select
+      data={[{ value: "", label: any }, ...data]}
+      value={query.get(param) ?? ""}
+      onChange={(v) => setQuery(paged ? { [param]: v, page: null } : { [param]: v })}
+      allowDeselect={false}
+      {...select}
+    />
   );
 }
 

@@ -1,4 +1,4 @@
-import { Anchor, Badge, Button, Code, Group, Select, Text, TextInput } from "@mantine/core";
+import { Anchor, Badge, Button, Code, Group, Text, TextInput } from "@mantine/core";
 import { useMediaQuery } from "@mantine/hooks";
 import { useMemo, useState } from "react";
 import { useUser } from "../auth";
@@ -12,6 +12,7 @@ import {
   NewDialog,
   NoMatch,
   openNew,
+  QuerySelect,
 } from "../components/ListPage";
 import { ShowOnceDialog } from "../components/ShowOnce";
 import { useNotify } from "../components/Toasts";
@@ -98,40 +99,32 @@ export function Keys() {
           onChange={(e) => setQuery({ q: e.currentTarget.value })}
           type="search"
         />
-        <Select
+        <QuerySelect
           label="Status"
+          param="status"
+          any="Any status"
           data={[
-            { value: "", label: "Any status" },
             { value: "active", label: "Active" },
             { value: "revoked", label: "Revoked" },
             { value: "expired", label: "Expired" },
           ]}
-          value={status}
-          onChange={(v) => setQuery({ status: v })}
-          allowDeselect={false}
         />
-        <Select
+        <QuerySelect
           label="Scope"
+          param="scope"
+          any="Any scope"
           data={[
-            { value: "", label: "Any scope" },
             { value: "read", label: "read (GET)" },
             { value: "write", label: "write (GET, POST, PUT)" },
             { value: "delete", label: "delete (all verbs)" },
           ]}
-          value={scope}
-          onChange={(v) => setQuery({ scope: v })}
-          allowDeselect={false}
         />
         {user.isAdmin && (
-          <Select
+          <QuerySelect
             label="Owner"
-            data={[
-              { value: "", label: "Any owner" },
-              ...(users ?? []).map((u) => ({ value: String(u.id), label: u.username })),
-            ]}
-            value={owner}
-            onChange={(v) => setQuery({ owner: v })}
-            allowDeselect={false}
+            param="owner"
+            any="Any owner"
+            data={(users ?? []).map((u) => ({ value: String(u.id), label: u.username }))}
             searchable
           />
         )}

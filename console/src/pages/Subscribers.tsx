@@ -1,4 +1,4 @@
-import { Anchor, Button, Group, Select, Text, TextInput } from "@mantine/core";
+import { Anchor, Button, Group, Text, TextInput } from "@mantine/core";
 import { useDebouncedValue, useMediaQuery } from "@mantine/hooks";
 import { useEffect, useMemo, useState } from "react";
 import { useUser } from "../auth";
@@ -14,6 +14,7 @@ import {
   NoMatch,
   openNew,
   Paging,
+  QuerySelect,
 } from "../components/ListPage";
 import { useNotify } from "../components/Toasts";
 import { Empty, PageHeader, StatusBadge } from "../components/ui";
@@ -87,27 +88,23 @@ export function Subscribers() {
           value={typed}
           onChange={(e) => setTyped(e.currentTarget.value)}
         />
-        <Select
+        <QuerySelect
           label="Status"
+          param="status"
+          any="Any status"
+          paged
           data={[
-            { value: "", label: "Any status" },
             { value: "active", label: "Active" },
             { value: "suspended", label: "Suspended" },
             { value: "expired", label: "Expired" },
           ]}
-          value={status}
-          onChange={(v) => setQuery({ status: v, page: null })}
-          allowDeselect={false}
         />
-        <Select
+        <QuerySelect
           label="Service"
-          data={[
-            { value: "", label: "Any service" },
-            ...(services ?? []).map((s) => ({ value: String(s.id), label: s.name })),
-          ]}
-          value={service}
-          onChange={(v) => setQuery({ service: v, page: null })}
-          allowDeselect={false}
+          param="service"
+          any="Any service"
+          paged
+          data={(services ?? []).map((s) => ({ value: String(s.id), label: s.name }))}
           searchable
         />
       </FilterBar>
