@@ -3,8 +3,6 @@ import { useDebouncedValue, useMediaQuery } from "@mantine/hooks";
 import { useEffect, useMemo, useState } from "react";
 import { useUser } from "../auth";
 import { ListTable } from "../components/DataTable";
-import { ShowOnceDialog } from "../components/ShowOnce";
-import { type SubscriberBody, SubscriberForm } from "../components/SubscriberForm";
 import {
   CardList,
   closeNew,
@@ -16,6 +14,8 @@ import {
   Paging,
   QuerySelect,
 } from "../components/ListPage";
+import { ShowOnceDialog } from "../components/ShowOnce";
+import { type SubscriberBody, SubscriberForm } from "../components/SubscriberForm";
 import { useNotify } from "../components/Toasts";
 import { Empty, PageHeader, StatusBadge } from "../components/ui";
 import { api } from "../lib/api";

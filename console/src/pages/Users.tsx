@@ -168,6 +168,8 @@ export function Users() {
         description="The people who sign in: admins, and resellers who each manage their own subscribers."
         actions={<Button onClick={openNew}>Add a user</Button>}
       />
+      {/* Not ListView: the signed-in admin is always listed, so with no one else the
+          table stays under the invitation; and a refused enable or disable shows here too. */}
       <ErrorAlert error={list.error ?? error} onRetry={list.error ? list.reload : undefined} />
       {list.loading && !list.data && <Loading />}
       {list.data && list.data.length <= 1 && (
