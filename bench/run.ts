@@ -106,12 +106,16 @@ type Run = {
 
 /** Per-connection sequences of requests for a scenario whose header changes per request. */
 function requestsFor(s: Scenario): Pick<Options, "setupClient"> {
-  const h = s.header;
-  if (!h) return {};
-  return varied(h.perConnection, () => ({
+  return s.header ? keyed(s, s.header.perConnection, s.header.next) : {};
+}
+
+/** GETs of the scenario's path, each connection cycling through `perConnection` keys. */
+function keyed(s: Scenario, perConnection: number, next: () => string) {
+  const name = s.header?.name ?? "x-api-key";
+  return varied(perConnection, () => ({
     method: "GET",
     path: s.path,
-    headers: { [h.name]: h.next() },
+    headers: { [name]: next() },
   }));
 }
 
@@ -373,11 +377,7 @@ async function main(): Promise<void> {
               url: (serverOf[s.server] as Server).url + s.path,
               connections: CONNECTIONS,
               amount: warm.count,
-              ...varied(Math.ceil(warm.count / CONNECTIONS), () => ({
-                method: "GET",
-                path: s.path,
-                headers: { "x-api-key": warm.next() },
-              })),
+              ...keyed(s, Math.ceil(warm.count / CONNECTIONS), warm.next),
             });
             sentToKeygate.answered += responses(w);
             sentToKeygate.sent += w.requests.sent;
