@@ -1,5 +1,11 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { type CallLogEntry, type CallLogSink, CallLogWriter, type LastUse } from "./writer.js";
+import {
+  type CallLogEntry,
+  type CallLogSink,
+  CallLogWriter,
+  type LastRefusal,
+  type LastUse,
+} from "./writer.js";
 
 function entry(n: number, apiKeyId: number | null = 1, ip = "203.0.113.7"): CallLogEntry {
   return {
@@ -15,7 +21,11 @@ function entry(n: number, apiKeyId: number | null = 1, ip = "203.0.113.7"): Call
   };
 }
 
-type Batch = { entries: CallLogEntry[]; lastUsed: Map<number, LastUse> };
+type Batch = {
+  entries: CallLogEntry[];
+  lastUsed: Map<number, LastUse>;
+  lastRefused: Map<number, LastRefusal>;
+};
 
 /**
  * An in-memory sink. `fail` makes writes reject; `hold()` parks the next writes until
@@ -44,14 +54,22 @@ class FakeSink implements CallLogSink {
     this.open = null;
   }
 
-  async writeBatch(entries: CallLogEntry[], lastUsed: Map<number, LastUse>): Promise<void> {
+  async writeBatch(
+    entries: CallLogEntry[],
+    lastUsed: Map<number, LastUse>,
+    lastRefused: Map<number, LastRefusal> = new Map(),
+  ): Promise<void> {
     const attempt = ++this.attempts;
     this.active++;
     this.maxActive = Math.max(this.maxActive, this.active);
     try {
       if (this.gate) await this.gate;
       if (this.fail || this.failOn.has(attempt)) throw new Error("database away");
-      this.stored.push({ entries: [...entries], lastUsed: new Map(lastUsed) });
+      this.stored.push({
+        entries: [...entries],
+        lastUsed: new Map(lastUsed),
+        lastRefused: new Map(lastRefused),
+      });
     } finally {
       this.active--;
     }
@@ -67,6 +85,24 @@ class FakeSink implements CallLogSink {
     for (const b of this.stored) for (const [id, use] of b.lastUsed) merged.set(id, use);
     return merged;
   }
+
+  /** Last refusals as the database would end up with them (later batches win). */
+  get lastRefused(): Map<number, LastRefusal> {
+    const merged = new Map<number, LastRefusal>();
+    for (const b of this.stored) for (const [id, r] of b.lastRefused) merged.set(id, r);
+    return merged;
+  }
+}
+
+/** A call answered with an error code: a key-check refusal, or an error from the route. */
+function answered(
+  n: number,
+  apiKeyId: number,
+  ip: string,
+  statusCode: number,
+  errorCode: string,
+): CallLogEntry {
+  return { ...entry(n, apiKeyId, ip), statusCode, errorCode };
 }
 
 const paths = (...ns: number[]) => ns.map((n) => `/things/${n}`);
@@ -334,5 +370,63 @@ describe("CallLogWriter: last-use cadence", () => {
     expect([...(last?.lastUsed ?? new Map())]).toEqual([
       [7, { at: entry(2).timestamp, ip: "10.0.0.2" }],
     ]);
+  });
+});
+
+describe("CallLogWriter: last use and refused attempts", () => {
+  it("counts calls the key checks let through as use, and keeps refusals apart with their code", async () => {
+    const sink = new FakeSink();
+    const writer = new CallLogWriter({ sink, batchSize: 100 });
+    writer.push(entry(1, 10, "127.0.0.1"));
+    // Answered by the route after the key was accepted: the key worked.
+    writer.push(answered(2, 10, "127.0.0.2", 404, "NOT_FOUND"));
+    writer.push(answered(3, 10, "127.0.0.1", 400, "VALIDATION_ERROR"));
+    // Refused by the key checks: attempts, not use.
+    writer.push(answered(4, 10, "127.0.0.3", 403, "IP_NOT_ALLOWED"));
+    writer.push(answered(5, 20, "10.0.0.5", 401, "API_KEY_REVOKED"));
+    writer.push(answered(6, 20, "10.0.0.6", 401, "API_KEY_EXPIRED"));
+    writer.push(answered(7, 30, "10.0.0.7", 401, "INVALID_USER"));
+    writer.push(answered(8, 40, "10.0.0.8", 429, "RATE_LIMIT_EXCEEDED"));
+    writer.push(answered(9, 50, "10.0.0.9", 403, "SCOPE_REQUIRED"));
+    writer.push(answered(10, 60, "10.0.0.10", 403, "FORBIDDEN"));
+    await writer.flush();
+    expect(sink.lastUsed).toEqual(new Map([[10, { at: entry(3).timestamp, ip: "127.0.0.1" }]]));
+    expect(sink.lastRefused).toEqual(
+      new Map([
+        [10, { at: entry(4).timestamp, ip: "127.0.0.3", code: "IP_NOT_ALLOWED" }],
+        [20, { at: entry(6).timestamp, ip: "10.0.0.6", code: "API_KEY_EXPIRED" }],
+        [30, { at: entry(7).timestamp, ip: "10.0.0.7", code: "INVALID_USER" }],
+        [40, { at: entry(8).timestamp, ip: "10.0.0.8", code: "RATE_LIMIT_EXCEEDED" }],
+        [50, { at: entry(9).timestamp, ip: "10.0.0.9", code: "SCOPE_REQUIRED" }],
+        [60, { at: entry(10).timestamp, ip: "10.0.0.10", code: "FORBIDDEN" }],
+      ]),
+    );
+    // Every call is still a row of the call log.
+    expect(sink.rows).toHaveLength(10);
+  });
+
+  it("writes refusals with last-use times only when due or flushed, and keeps them across a failed write", async () => {
+    const sink = new FakeSink();
+    const writer = new CallLogWriter({ sink, batchSize: 1, lastUseEveryMs: 60_000 });
+    writer.push(answered(1, 7, "127.0.0.3", 403, "IP_NOT_ALLOWED"));
+    await vi.waitFor(() => expect(sink.attempts).toBe(1));
+    expect(sink.stored[0]?.lastRefused.size).toBe(0);
+
+    sink.fail = true;
+    await expect(writer.flush()).rejects.toThrow("database away");
+    writer.push(answered(2, 8, "127.0.0.4", 401, "API_KEY_REVOKED"));
+    sink.fail = false;
+    await writer.flush();
+    expect(sink.lastRefused).toEqual(
+      new Map([
+        [7, { at: entry(1).timestamp, ip: "127.0.0.3", code: "IP_NOT_ALLOWED" }],
+        [8, { at: entry(2).timestamp, ip: "127.0.0.4", code: "API_KEY_REVOKED" }],
+      ]),
+    );
+    expect(sink.lastUsed.size).toBe(0);
+    // Nothing is left to write.
+    const attempts = sink.attempts;
+    await writer.flush();
+    expect(sink.attempts).toBe(attempts);
   });
 });

@@ -11,10 +11,32 @@ export type CallLogEntry = {
 };
 
 export type LastUse = { at: string; ip: string };
+/** A call the key checks refused: when, from where, and their error code. */
+export type LastRefusal = LastUse & { code: string };
+
+/**
+ * The error codes of the checks that refuse a known key (and of the role check a route makes
+ * for the key's owner). A call answered with one is an attempt, recorded as the key's last
+ * refusal; any other call with a key — 2xx, 3xx, or an error the route itself answered, such
+ * as a 404 or a 400 — used the key, and is its last use.
+ */
+export const KEY_REFUSALS: ReadonlySet<string> = new Set([
+  "API_KEY_REVOKED",
+  "API_KEY_EXPIRED",
+  "INVALID_USER",
+  "IP_NOT_ALLOWED",
+  "RATE_LIMIT_EXCEEDED",
+  "SCOPE_REQUIRED",
+  "FORBIDDEN",
+]);
 
 export interface CallLogSink {
-  /** Writes the rows and last-use times in one transaction. */
-  writeBatch(entries: CallLogEntry[], lastUsed: Map<number, LastUse>): Promise<void>;
+  /** Writes the rows, last-use and last-refusal times in one transaction. */
+  writeBatch(
+    entries: CallLogEntry[],
+    lastUsed: Map<number, LastUse>,
+    lastRefused?: Map<number, LastRefusal>,
+  ): Promise<void>;
 }
 
 export type CallLogOptions = {
@@ -23,7 +45,7 @@ export type CallLogOptions = {
   maxQueue?: number;
   batchSize?: number;
   flushEveryMs?: number;
-  /** How often last-use times are written when nothing asks for them (default 10 s). */
+  /** How often last-use (and last-refusal) times are written when nothing asks for them (default 10 s). */
   lastUseEveryMs?: number;
   onError?: (err: unknown) => void;
   onDrop?: (count: number) => void;
@@ -36,6 +58,7 @@ export type CallLogOptions = {
 export class CallLogWriter {
   private queue: CallLogEntry[] = [];
   private lastUsed = new Map<number, LastUse>();
+  private lastRefused = new Map<number, LastRefusal>();
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private scheduled = false;
@@ -60,8 +83,12 @@ export class CallLogWriter {
 
   push(entry: CallLogEntry): void {
     this.queue.push(entry);
-    if (entry.apiKeyId !== null)
-      this.lastUsed.set(entry.apiKeyId, { at: entry.timestamp, ip: entry.ip });
+    if (entry.apiKeyId !== null) {
+      const code = entry.errorCode;
+      if (code !== null && KEY_REFUSALS.has(code))
+        this.lastRefused.set(entry.apiKeyId, { at: entry.timestamp, ip: entry.ip, code });
+      else this.lastUsed.set(entry.apiKeyId, { at: entry.timestamp, ip: entry.ip });
+    }
     this.bound();
     // A full batch is written soon, but never inside the request that filled it.
     if (this.queue.length >= this.batchSize && !this.running && !this.scheduled) {
@@ -76,7 +103,7 @@ export class CallLogWriter {
   /** Rows as they come; last-use times only every `lastUseEveryMs` (reads flush them first). */
   private background(): void {
     const lastUseDue = Date.now() - this.lastUseWrittenAt >= this.lastUseEveryMs;
-    if (this.queue.length === 0 && !(lastUseDue && this.lastUsed.size > 0)) return;
+    if (this.queue.length === 0 && !(lastUseDue && this.touched)) return;
     this.write(lastUseDue).catch(() => {});
   }
 
@@ -87,6 +114,11 @@ export class CallLogWriter {
     this.queue.splice(0, over);
     this.counts.dropped += over;
     this.o.onDrop?.(over);
+  }
+
+  /** Whether last-use or last-refusal times wait to be written. */
+  private get touched(): boolean {
+    return this.lastUsed.size > 0 || this.lastRefused.size > 0;
   }
 
   get pending(): number {
@@ -100,7 +132,7 @@ export class CallLogWriter {
 
   private async write(withLastUse: boolean): Promise<void> {
     while (this.running) await this.running.catch(() => {});
-    if (this.queue.length === 0 && (!withLastUse || this.lastUsed.size === 0)) return;
+    if (this.queue.length === 0 && (!withLastUse || !this.touched)) return;
     this.running = this.drain(withLastUse);
     try {
       await this.running;
@@ -110,14 +142,18 @@ export class CallLogWriter {
   }
 
   private async drain(withLastUse: boolean): Promise<void> {
-    while (this.queue.length > 0 || (withLastUse && this.lastUsed.size > 0)) {
+    while (this.queue.length > 0 || (withLastUse && this.touched)) {
       const batch = this.queue.splice(0, this.batchSize);
-      // Last-use times ride with the final batch of this drain.
+      // Last-use and last-refusal times ride with the final batch of this drain.
       const last = withLastUse && this.queue.length === 0;
       const lastUsed = last ? this.lastUsed : new Map<number, LastUse>();
-      if (last) this.lastUsed = new Map();
+      const lastRefused = last ? this.lastRefused : new Map<number, LastRefusal>();
+      if (last) {
+        this.lastUsed = new Map();
+        this.lastRefused = new Map();
+      }
       try {
-        await this.o.sink.writeBatch(batch, lastUsed);
+        await this.o.sink.writeBatch(batch, lastUsed, lastRefused);
         this.counts.written += batch.length;
         if (last) this.lastUseWrittenAt = Date.now();
         if (this.failing) this.failing = false;
@@ -126,6 +162,8 @@ export class CallLogWriter {
         this.queue = batch.concat(this.queue);
         this.bound();
         for (const [id, use] of lastUsed) if (!this.lastUsed.has(id)) this.lastUsed.set(id, use);
+        for (const [id, r] of lastRefused)
+          if (!this.lastRefused.has(id)) this.lastRefused.set(id, r);
         if (!this.failing) {
           this.failing = true;
           this.o.onError?.(err);
