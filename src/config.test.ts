@@ -17,6 +17,7 @@ describe("loadConfig", () => {
       logRetentionDays: 30,
       trustProxy: false,
       selfServiceKeys: false,
+      requireTwoFactor: "off",
     });
   });
 
@@ -37,6 +38,7 @@ describe("loadConfig", () => {
     [{ KEYGATE_SELF_SERVICE_KEYS: "maybe" }, "KEYGATE_SELF_SERVICE_KEYS"],
     [{ KEYGATE_TRUST_PROXY: "10.0.0.1/8" }, "KEYGATE_TRUST_PROXY"],
     [{ KEYGATE_LOG_LEVEL: "loud" }, "KEYGATE_LOG_LEVEL"],
+    [{ KEYGATE_REQUIRE_2FA: "yes" }, "KEYGATE_REQUIRE_2FA"],
   ])("refuses %o with a message naming the variable", (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(new RegExp(`^${name} `));

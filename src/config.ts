@@ -18,6 +18,8 @@ export type Config = Readonly<{
   trustProxy: boolean | string[];
   selfServiceKeys: boolean;
   logLevel: string;
+  /** Who must turn on two-factor sign-in before minting, changing, rolling or revoking keys. */
+  requireTwoFactor: "off" | "admins" | "all";
 }>;
 
 export class ConfigError extends Error {}
@@ -91,7 +93,16 @@ export function loadConfig(env: Env = process.env): Config {
     trustProxy: trustProxy(read("KEYGATE_TRUST_PROXY")),
     selfServiceKeys: bool("KEYGATE_SELF_SERVICE_KEYS", false),
     logLevel,
+    requireTwoFactor: requireTwoFactor(read("KEYGATE_REQUIRE_2FA")),
   });
+}
+
+function requireTwoFactor(raw: string | undefined): "off" | "admins" | "all" {
+  const value = raw?.toLowerCase() ?? "off";
+  if (value === "off" || value === "admins" || value === "all") return value;
+  throw new ConfigError(
+    `KEYGATE_REQUIRE_2FA must be off, admins or all (got "${raw}"): who must turn on two-factor sign-in before managing keys`,
+  );
 }
 
 function trustProxy(raw: string | undefined): boolean | string[] {

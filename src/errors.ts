@@ -17,6 +17,12 @@ export const ERROR_STATUS = {
   UNAUTHORIZED: 401,
   INVALID_CREDENTIALS: 401,
   FORBIDDEN: 403,
+  /** Sign-in: the password was right, and this account also needs its second factor. */
+  TWO_FACTOR_REQUIRED: 401,
+  /** Sign-in: the second-factor code (or recovery code) was wrong or already used. */
+  INVALID_TWO_FACTOR_CODE: 401,
+  /** KEYGATE_REQUIRE_2FA: turn on two-factor sign-in before managing keys. */
+  TWO_FACTOR_ENROLMENT_REQUIRED: 403,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   SERVICE_UNAVAILABLE: 503,

@@ -5,6 +5,7 @@ import { RedisLimiter } from "./ratelimit/redis.js";
 import { Audit } from "./audit.js";
 import { AuthService } from "./auth/service.js";
 import { TokenService } from "./auth/tokens.js";
+import { TwoFactorService } from "./auth/twofactor.js";
 import { CallLogWriter } from "./calllog/writer.js";
 import type { Config } from "./config.js";
 import { CachedKeyLookup } from "./keys/cache.js";
@@ -29,6 +30,7 @@ import {
   SqlTransactionRepo,
   SqlUsageRepo,
 } from "./store/panel.js";
+import { SqlTwoFactorRepo } from "./store/twofactor.js";
 import { SqlRefreshTokenRepo, SqlSettings, SqlUserRepo } from "./store/users.js";
 import { VERSION } from "./version.js";
 
@@ -39,6 +41,7 @@ export type Keygate = {
   config: Config;
   database: Database;
   auth: AuthService;
+  twoFactor: TwoFactorService;
   keys: KeyService;
   keyRepo: SqlKeyRepo;
   verifier: KeyVerifier;
@@ -157,17 +160,28 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     onError: (err) => kg.warn(`call log write failed, will retry: ${(err as Error).message}`),
     onDrop: (n) => kg.warn(`call log queue full: dropped ${n} oldest row(s)`),
   });
+  const tokens = new TokenService({
+    secret: new TextEncoder().encode(secret),
+    repo: new SqlRefreshTokenRepo(db),
+    now,
+  });
   kg.auth = new AuthService({
     users,
-    tokens: new TokenService({
-      secret: new TextEncoder().encode(secret),
-      repo: new SqlRefreshTokenRepo(db),
-      now,
-    }),
+    tokens,
     limiter,
     audit,
     // Keys carry their owner's role and standing; any user change invalidates them all.
     onUserChanged: () => evict({ kind: "all" }),
+    secondFactor: { verifyAtSignIn: (...args) => kg.twoFactor.verifyAtSignIn(...args) },
+    now,
+  });
+  kg.twoFactor = new TwoFactorService({
+    repo: new SqlTwoFactorRepo(db),
+    users,
+    auth: kg.auth,
+    audit,
+    endSessions: (userId) => tokens.endAllFor(userId),
+    policy: config.requireTwoFactor,
     now,
   });
   kg.keys = new KeyService({
@@ -177,6 +191,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     evict: (hash) => evict({ kind: "key", hash }),
     flushUsage: () => kg.callLog.flush(),
     selfService: config.selfServiceKeys,
+    requireTwoFactor: config.requireTwoFactor,
     now,
   });
   kg.verifier = new KeyVerifier({

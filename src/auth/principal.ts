@@ -13,6 +13,8 @@ export type Principal = {
   /** The client address this request came from, as Keygate sees it. */
   ip: string;
   key?: { id: number; name: string; prefix: string; scopes: Scope };
+  /** A signed-in user with two-factor sign-in on (what KEYGATE_REQUIRE_2FA asks for). */
+  twoFactor?: boolean;
 };
 
 /**

@@ -20,6 +20,8 @@ export type UserRecord = {
   deletedAt: string | null;
   createdAt: string;
   updatedAt: string;
+  /** When two-factor sign-in took effect; null when it is off (or only pending). */
+  twoFactorEnabledAt: string | null;
 };
 
 export type UserView = {
@@ -27,9 +29,22 @@ export type UserView = {
   username: string;
   role: Role;
   disabled: boolean;
+  two_factor_enabled: boolean;
   created_at: string;
   updated_at: string;
 };
+
+/** What a sign-in sends besides the password, for a user with two-factor sign-in on. */
+export type SecondFactorProof = { otp?: string; recoveryCode?: string };
+
+/** Checks the second factor at sign-in (`auth/twofactor.ts`). */
+export interface SecondFactor {
+  verifyAtSignIn(
+    user: UserRecord,
+    proof: SecondFactorProof,
+    ip: string,
+  ): Promise<"ok" | "missing" | "wrong" | "reused">;
+}
 
 export interface UserRepo {
   countLive(): Promise<number>;
@@ -59,6 +74,8 @@ export type AuthOptions = {
   audit: Audit;
   /** Called when a user's role or standing changes, so cached keys re-read their owner. */
   onUserChanged: (userId: number) => void | Promise<void>;
+  /** Asked at sign-in for users with two-factor sign-in on. */
+  secondFactor?: SecondFactor;
   now?: () => Date;
 };
 
@@ -73,6 +90,7 @@ export function toUserView(u: UserRecord): UserView {
     username: u.username,
     role: u.role,
     disabled: u.disabledAt !== null,
+    two_factor_enabled: u.twoFactorEnabledAt !== null,
     created_at: u.createdAt,
     updated_at: u.updatedAt,
   };
@@ -105,17 +123,12 @@ export class AuthService {
     return { created: created !== null, generated: created ? generated : null };
   }
 
-  async login(
-    username: string,
-    password: string,
-    ip: string,
-  ): Promise<TokenPair & { user: { id: number; username: string; role: Role } }> {
+  /** Refuses (429) while this IP or username has spent its failed sign-in attempts. */
+  async checkSignInThrottle(username: string, ip: string): Promise<void> {
     const now = this.now().getTime();
-    const ipBucket = `loginfail:ip:${ip}`;
-    const userBucket = failedLoginBucket(username);
     for (const [bucket, limit] of [
-      [ipBucket, LOGIN_FAILS_PER_IP],
-      [userBucket, LOGIN_FAILS_PER_USER],
+      [`loginfail:ip:${ip}`, LOGIN_FAILS_PER_IP],
+      [failedLoginBucket(username), LOGIN_FAILS_PER_USER],
     ] as const) {
       const state = await this.o.limiter.peek(bucket, limit, LOGIN_WINDOW_MS, now);
       if (!state.allowed) {
@@ -128,21 +141,81 @@ export class AuthService {
         );
       }
     }
+  }
+
+  /** Counts a wrong password or second-factor code against the IP and the username. */
+  async countFailedSignIn(
+    username: string,
+    ip: string,
+    userId: number | null,
+    details?: Record<string, unknown>,
+  ): Promise<void> {
+    const now = this.now().getTime();
+    await this.o.limiter.hit(`loginfail:ip:${ip}`, LOGIN_FAILS_PER_IP, LOGIN_WINDOW_MS, now);
+    await this.o.limiter.hit(
+      failedLoginBucket(username),
+      LOGIN_FAILS_PER_USER,
+      LOGIN_WINDOW_MS,
+      now,
+    );
+    await this.o.audit.record(
+      { userId: null, username, via: "jwt", ip },
+      "auth.login_failed",
+      { type: "user", id: userId },
+      details,
+    );
+  }
+
+  /** Lifts the failed sign-in lock on a username (a new password, a second factor reset). */
+  async liftSignInLock(username: string): Promise<void> {
+    await this.o.limiter.reset(failedLoginBucket(username), LOGIN_WINDOW_MS, this.now().getTime());
+  }
+
+  async login(
+    username: string,
+    password: string,
+    ip: string,
+    proof: SecondFactorProof = {},
+  ): Promise<TokenPair & { user: { id: number; username: string; role: Role } }> {
+    await this.checkSignInThrottle(username, ip);
+    if (proof.otp !== undefined && proof.recoveryCode !== undefined) {
+      throw new AppError("VALIDATION_ERROR", "send either otp or recovery_code, not both", [
+        { field: "recovery_code", message: "cannot be sent together with otp" },
+      ]);
+    }
     const user = await this.o.users.findLiveByUsername(username);
     let ok = false;
     if (user) ok = await verifyPassword(password, user.passwordHash);
     else await burnPasswordCheck(password);
     if (!user || !ok || user.disabledAt !== null) {
-      await this.o.limiter.hit(ipBucket, LOGIN_FAILS_PER_IP, LOGIN_WINDOW_MS, now);
-      await this.o.limiter.hit(userBucket, LOGIN_FAILS_PER_USER, LOGIN_WINDOW_MS, now);
-      await this.o.audit.record({ userId: null, username, via: "jwt", ip }, "auth.login_failed", {
-        type: "user",
-        id: user?.id ?? null,
-      });
+      await this.countFailedSignIn(username, ip, user?.id ?? null);
       // One message for unknown user, wrong password and disabled account alike.
       throw new AppError("INVALID_CREDENTIALS", "username or password is incorrect");
     }
-    await this.o.limiter.reset(userBucket, LOGIN_WINDOW_MS, now);
+    if (user.twoFactorEnabledAt !== null && this.o.secondFactor) {
+      const second = await this.o.secondFactor.verifyAtSignIn(user, proof, ip);
+      if (second === "missing") {
+        throw new AppError(
+          "TWO_FACTOR_REQUIRED",
+          "this account has two-factor sign-in: send the 6-digit code from the authenticator app as otp (or a recovery code as recovery_code) with the username and password",
+          [{ field: "otp", message: "is required for this account" }],
+        );
+      }
+      if (second !== "ok") {
+        await this.countFailedSignIn(username, ip, user.id, {
+          second_factor: proof.otp !== undefined ? "otp" : "recovery_code",
+        });
+        throw new AppError(
+          "INVALID_TWO_FACTOR_CODE",
+          second === "reused"
+            ? "this code was already used; wait for the authenticator app to show the next one (codes change every 30 s)"
+            : proof.otp !== undefined
+              ? "the code is not valid; enter the current 6-digit code from the authenticator app, and check that the phone's clock is right"
+              : "the recovery code is not valid or was already used; each recovery code works once",
+        );
+      }
+    }
+    await this.liftSignInLock(username);
     const pair = await this.o.tokens.issue(user);
     await this.o.audit.record(this.asPrincipal(user, ip), "auth.login", {
       type: "user",
@@ -191,7 +264,14 @@ export class AuthService {
   }
 
   private asPrincipal(user: UserRecord, ip: string): Principal {
-    return { userId: user.id, username: user.username, role: user.role, via: "jwt", ip };
+    return {
+      userId: user.id,
+      username: user.username,
+      role: user.role,
+      via: "jwt",
+      ip,
+      twoFactor: user.twoFactorEnabledAt !== null,
+    };
   }
 
   async me(p: Principal): Promise<UserView> {
@@ -265,12 +345,7 @@ export class AuthService {
     );
     if (patch.password !== undefined || disables) await this.o.tokens.endAllFor(id);
     // A new password lifts the sign-in lock that failed attempts on the old one set.
-    if (patch.password !== undefined)
-      await this.o.limiter.reset(
-        failedLoginBucket(user.username),
-        LOGIN_WINDOW_MS,
-        this.now().getTime(),
-      );
+    if (patch.password !== undefined) await this.liftSignInLock(user.username);
     await this.o.onUserChanged(id);
     const changed = Object.keys(patch).filter(
       (k) => (patch as Record<string, unknown>)[k] !== undefined,

@@ -1,6 +1,7 @@
 import type { Audit } from "../audit.js";
 import { actorId, describe, type Principal, type Role } from "../auth/principal.js";
 import { requireAdmin, type UserRecord, usable } from "../auth/service.js";
+import { requireTwoFactorFor, type TwoFactorPolicy } from "../auth/twofactor.js";
 import { AppError, conflict, forbidden, invalid, notFound } from "../errors.js";
 import { parseExpiry } from "./expiry.js";
 import { type MintedKey, mintKey } from "./format.js";
@@ -146,6 +147,8 @@ export type KeyServiceOptions = {
   /** Writes pending call logs and last-use times, so reads see every call made so far. */
   flushUsage: () => Promise<void>;
   selfService: boolean;
+  /** KEYGATE_REQUIRE_2FA: who must have two-factor sign-in on to manage keys (default off). */
+  requireTwoFactor?: TwoFactorPolicy;
   now?: () => Date;
   mint?: () => MintedKey;
 };
@@ -378,10 +381,11 @@ export class KeyService {
   private requireMayManage(p: Principal, what: string): void {
     if (p.via === "key")
       throw forbidden(`keys cannot ${what}; sign in to the console or the /api surface`);
-    if (this.mayManage(p)) return;
-    throw forbidden(
-      `only an admin can ${what}; ${describe(p)} — ask an admin, or have the operator set KEYGATE_SELF_SERVICE_KEYS=true`,
-    );
+    if (!this.mayManage(p))
+      throw forbidden(
+        `only an admin can ${what}; ${describe(p)} — ask an admin, or have the operator set KEYGATE_SELF_SERVICE_KEYS=true`,
+      );
+    requireTwoFactorFor(this.o.requireTwoFactor ?? "off", p, what);
   }
 
   private async resolveOwner(p: Principal, ownerId: number | undefined): Promise<number> {

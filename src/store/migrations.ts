@@ -226,6 +226,26 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           where api_key_id is not null and second is not null`.execute(db);
       },
     },
+    // Two-factor sign-in: the TOTP secret and the last time step accepted (a code is good
+    // once) on the user; recovery codes as SHA-256 hashes, each spent by setting used_at.
+    "0003_two_factor": {
+      async up(db: AnyDB) {
+        await db.schema.alterTable("users").addColumn("totp_secret", "text").execute();
+        await db.schema.alterTable("users").addColumn("totp_enabled_at", "text").execute();
+        await db.schema.alterTable("users").addColumn("totp_last_step", "integer").execute();
+        await id(db.schema.createTable("recovery_codes"))
+          .addColumn("user_id", "integer", (c) => c.notNull().references("users.id"))
+          .addColumn("code_hash", "text", (c) => c.notNull())
+          .addColumn("used_at", "text")
+          .addColumn("created_at", "text", (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex("recovery_codes_user")
+          .on("recovery_codes")
+          .columns(["user_id", "code_hash"])
+          .execute();
+      },
+    },
   };
 }
 

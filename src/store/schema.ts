@@ -15,6 +15,19 @@ export interface DB {
     deleted_at: string | null;
     created_at: string;
     updated_at: string;
+    /** Base32 TOTP secret: pending while `totp_enabled_at` is null, in force once it is set. */
+    totp_secret: string | null;
+    totp_enabled_at: string | null;
+    /** The last TOTP time step accepted: a code at or before it is refused (used once). */
+    totp_last_step: number | null;
+  };
+  /** Two-factor recovery codes: SHA-256 of the normalised code, spent once (`used_at`). */
+  recovery_codes: {
+    id: Generated<number>;
+    user_id: number;
+    code_hash: string;
+    used_at: string | null;
+    created_at: string;
   };
   refresh_tokens: {
     token_hash: string;

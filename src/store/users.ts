@@ -14,6 +14,7 @@ function toUser(r: Selectable<DB["users"]>): UserRecord {
     deletedAt: r.deleted_at,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
+    twoFactorEnabledAt: r.totp_enabled_at,
   };
 }
 
