@@ -7,6 +7,7 @@ import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
 import { keyRoutes } from "./routes/keys.js";
 import { panelRoutes } from "./routes/panel.js";
+import { twoFactorRoutes } from "./routes/twofactor.js";
 import { userRoutes } from "./routes/users.js";
 
 /** `/api`: people, signed in with a Bearer access token. */
@@ -28,6 +29,7 @@ export function jwtSurface(kg: Keygate): FastifyPluginAsync {
       request.principal = await kg.auth.principalFromAccessToken(token, request.clientIp);
     });
     await app.register(authRoutes(kg));
+    await app.register(twoFactorRoutes(kg));
     await app.register(userRoutes(kg));
     await app.register(keyRoutes(kg));
     await app.register(auditRoutes(kg));

@@ -29,6 +29,7 @@ export const UserView = Type.Object({
   username: Type.String(),
   role: Type.String(),
   disabled: Type.Boolean(),
+  two_factor_enabled: Type.Boolean({ description: "two-factor sign-in (TOTP) is on" }),
   created_at: Type.String(),
   updated_at: Type.String(),
 });
@@ -78,10 +79,27 @@ export function authRoutes(kg: Keygate): FastifyPluginAsync {
         schema: {
           tags,
           summary: "Sign in; returns an access token and a one-use refresh token",
+          description:
+            "An account with two-factor sign-in answers `401 TWO_FACTOR_REQUIRED` to a right password alone: send the request again with `otp` (or `recovery_code`). A wrong or reused code is `401 INVALID_TWO_FACTOR_CODE` and counts as a failed sign-in.",
           body: Type.Object(
             {
               username: Type.String({ minLength: 1, maxLength: 128 }),
               password: Type.String({ minLength: 1, maxLength: 1024 }),
+              otp: Type.Optional(
+                Type.String({
+                  minLength: 1,
+                  maxLength: 16,
+                  description:
+                    "the 6-digit code from the authenticator app, for an account with two-factor sign-in (login answers 401 TWO_FACTOR_REQUIRED without it)",
+                }),
+              ),
+              recovery_code: Type.Optional(
+                Type.String({
+                  minLength: 1,
+                  maxLength: 64,
+                  description: "instead of otp: one of the recovery codes, each usable once",
+                }),
+              ),
               session: Type.Optional(
                 Type.Union([Type.Literal("token"), Type.Literal("cookie")], {
                   description:
@@ -95,7 +113,10 @@ export function authRoutes(kg: Keygate): FastifyPluginAsync {
         },
       },
       async (req, reply) => {
-        const pair = await kg.auth.login(req.body.username, req.body.password, req.clientIp);
+        const pair = await kg.auth.login(req.body.username, req.body.password, req.clientIp, {
+          otp: req.body.otp,
+          recoveryCode: req.body.recovery_code,
+        });
         return {
           success: true as const,
           data: deliver(req, reply, pair, req.body.session === "cookie"),
@@ -186,6 +207,10 @@ export function authRoutes(kg: Keygate): FastifyPluginAsync {
                   }),
                 }),
                 defaults: Type.Object({ key_rate_limit_per_minute: Type.Integer() }),
+                two_factor_required: Type.Boolean({
+                  description:
+                    "KEYGATE_REQUIRE_2FA asks this user to turn on two-factor sign-in before managing keys",
+                }),
               }),
             ),
             ...errorResponses(false, [401]),
@@ -200,6 +225,7 @@ export function authRoutes(kg: Keygate): FastifyPluginAsync {
             ...(await kg.auth.me(p)),
             permissions: { manage_keys: kg.keys.mayManage(p) },
             defaults: { key_rate_limit_per_minute: kg.config.keyRateLimit },
+            two_factor_required: kg.twoFactor.requiredFor(p),
           },
         };
       },
