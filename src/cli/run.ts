@@ -7,6 +7,7 @@ import { keysList, keysMint, keysRevoke } from "./keys.js";
 import { migrate } from "./migrate.js";
 import { resetPassword } from "./password.js";
 import { Cancelled } from "./prompt.js";
+import { resetTwoFactor } from "./twofactor.js";
 
 const serve: Command = {
   name: "serve",
@@ -26,7 +27,15 @@ Example:
   },
 };
 
-const COMMANDS: Command[] = [serve, migrate, resetPassword, keysList, keysMint, keysRevoke];
+const COMMANDS: Command[] = [
+  serve,
+  migrate,
+  resetPassword,
+  resetTwoFactor,
+  keysList,
+  keysMint,
+  keysRevoke,
+];
 
 const usageLine = (c: Command) => `keygate ${c.name}${c.synopsis ? ` ${c.synopsis}` : ""}`;
 
