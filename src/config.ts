@@ -18,6 +18,10 @@ export type Config = Readonly<{
   trustProxy: boolean | string[];
   selfServiceKeys: boolean;
   logLevel: string;
+  /** Where browsers reach Keygate (`KEYGATE_PUBLIC_URL`), without a trailing slash; null when unset. */
+  publicUrl: string | null;
+  /** SQLite's `synchronous` in WAL mode: `normal` or `full` (sync every commit). */
+  sqliteSynchronous: "normal" | "full";
   /** Who must turn on two-factor sign-in before minting, changing, rolling or revoking keys. */
   requireTwoFactor: "off" | "admins" | "all";
 }>;
@@ -45,6 +49,15 @@ export function loadConfig(env: Env = process.env): Config {
     if (["true", "1", "yes", "on"].includes(raw)) return true;
     if (["false", "0", "no", "off"].includes(raw)) return false;
     throw new ConfigError(`${name} must be true or false (got "${raw}")`);
+  };
+
+  const oneOf = <T extends string>(name: string, values: readonly T[], def: T): T => {
+    const raw = read(name)?.toLowerCase();
+    if (raw === undefined) return def;
+    if (!(values as readonly string[]).includes(raw)) {
+      throw new ConfigError(`${name} must be one of ${values.join(", ")} (got "${raw}")`);
+    }
+    return raw as T;
   };
 
   const databaseUrl = read("KEYGATE_DATABASE_URL") ?? "sqlite:./data/keygate.db";
@@ -93,6 +106,8 @@ export function loadConfig(env: Env = process.env): Config {
     trustProxy: trustProxy(read("KEYGATE_TRUST_PROXY")),
     selfServiceKeys: bool("KEYGATE_SELF_SERVICE_KEYS", false),
     logLevel,
+    publicUrl: publicUrl(read("KEYGATE_PUBLIC_URL")),
+    sqliteSynchronous: oneOf("KEYGATE_SQLITE_SYNCHRONOUS", ["normal", "full"], "normal"),
     requireTwoFactor: requireTwoFactor(read("KEYGATE_REQUIRE_2FA")),
   });
 }
@@ -103,6 +118,30 @@ function requireTwoFactor(raw: string | undefined): "off" | "admins" | "all" {
   throw new ConfigError(
     `KEYGATE_REQUIRE_2FA must be off, admins or all (got "${raw}"): who must turn on two-factor sign-in before managing keys`,
   );
+}
+
+/** An absolute http(s) URL with no credentials, query or fragment; a trailing slash is dropped. */
+function publicUrl(raw: string | undefined): string | null {
+  if (raw === undefined) return null;
+  let url: URL | null = null;
+  try {
+    url = new URL(raw);
+  } catch {
+    // refused below
+  }
+  if (
+    url === null ||
+    !["http:", "https:"].includes(url.protocol) ||
+    url.username !== "" ||
+    url.password !== "" ||
+    raw.includes("?") ||
+    raw.includes("#")
+  ) {
+    throw new ConfigError(
+      `KEYGATE_PUBLIC_URL must be the http:// or https:// address browsers reach Keygate at, such as https://keygate.example.com, with no user, query or fragment (got "${redactUrl(raw)}")`,
+    );
+  }
+  return url.href.replace(/\/+$/, "");
 }
 
 function trustProxy(raw: string | undefined): boolean | string[] {

@@ -90,7 +90,9 @@ export function keyCacheTtlMs(config: Pick<Config, "redisUrl">): number {
 export async function createKeygate(config: Config, opts: KeygateOptions = {}): Promise<Keygate> {
   const now = opts.now ?? (() => new Date());
   const clock = opts.now ? () => now().getTime() : Date.now;
-  const database = await openDatabase(config.databaseUrl);
+  const database = await openDatabase(config.databaseUrl, {
+    sqliteSynchronous: config.sqliteSynchronous,
+  });
   const { db } = database;
   const settings = new SqlSettings(db);
   const secret =
@@ -199,7 +201,12 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     limiter,
     defaultRateLimit: config.keyRateLimit,
     failedAttemptLimit: config.failedKeyLimit,
-    ...(cluster ? { staleAfter: (epoch: number) => (cluster as Cluster).staleAfter(epoch) } : {}),
+    ...(cluster
+      ? {
+          staleAfter: (epoch: number, generation: string | undefined) =>
+            (cluster as Cluster).staleAfter(epoch, generation),
+        }
+      : {}),
   });
   const serviceRepo = new SqlServiceRepo(db);
   const subscriberRepo = new SqlSubscriberRepo(db);

@@ -3,7 +3,7 @@ import type { ReactNode } from "react";
 import { AuthProvider, useAuth, useUser } from "./auth";
 import { Shell } from "./components/Shell";
 import { Empty, PageHeader } from "./components/ui";
-import { Link, match, useLocation } from "./lib/router";
+import { Link, match, trimSlashes, useLocation } from "./lib/router";
 import { Audit } from "./pages/Audit";
 import { Dashboard } from "./pages/Dashboard";
 import { KeyDetail } from "./pages/KeyDetail";
@@ -103,7 +103,7 @@ function Gate() {
   if (auth.status === "signed-out") return <SignIn end={auth.end} />;
   return (
     <Shell>
-      <Page key={path} path={path.replace(/\/+$/, "") || "/"} />
+      <Page key={path} path={trimSlashes(path) || "/"} />
     </Shell>
   );
 }

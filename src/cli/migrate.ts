@@ -23,7 +23,10 @@ Example:
     const failed = (err: unknown) => {
       throw databaseFailure(config.databaseUrl, err);
     };
-    const database = await openDatabase(config.databaseUrl, { migrate: false }).catch(failed);
+    const database = await openDatabase(config.databaseUrl, {
+      migrate: false,
+      sqliteSynchronous: config.sqliteSynchronous,
+    }).catch(failed);
     try {
       const applied = await migrateToLatest(database.db, database.dialect).catch(failed);
       for (const name of applied) io.out(`applied ${name}\n`);

@@ -172,7 +172,13 @@ export async function run(argv: string[], io: Io): Promise<number> {
     await dispatch(argv, io);
     return EXIT.ok;
   } catch (err) {
-    const line = (msg: string) => io.err(`keygate: ${msg.replace(/\s*\n\s*/g, " ")}\n`);
+    const line = (msg: string) =>
+      io.err(
+        `keygate: ${msg
+          .split("\n")
+          .map((part) => part.trim())
+          .join(" ")}\n`,
+      );
     if (err instanceof UsageError) {
       line(err.message);
       return EXIT.usage;

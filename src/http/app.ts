@@ -20,9 +20,13 @@ import type { Keygate } from "../keygate.js";
 import { normalizeClientIp } from "../keys/ip.js";
 import type { KeyRecord } from "../keys/verify.js";
 import type { RateDecision } from "../ratelimit/limiter.js";
-import { EXTERNAL_PREFIX, isExternal, sendError, toAppError } from "./errors.js";
+import { EXTERNAL_PREFIX, routeNotFound, scrubText, sendError, toAppError } from "./errors.js";
 import { externalSurface, healthRoute } from "./external.js";
+import { addFormats } from "./formats.js";
+import { boundedJsonParser, findNul, hasContent } from "./input.js";
+import { clientErrorHandler, frameworkErrors } from "./transport.js";
 import { jwtSurface } from "./jwt.js";
+import { securityHeaders } from "./security.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -50,6 +54,33 @@ export type App = FastifyInstance<
 
 const MINUTE = 60_000;
 
+const SHUTTING_DOWN = new AppError(
+  "SERVICE_UNAVAILABLE",
+  "this Keygate instance is shutting down; retry in a moment (another instance, or this one once it is back)",
+  undefined,
+  1,
+);
+
+/** An error as a log line shows it (type, message, stack, own fields), scrubbed. */
+function serializeError(e: Error): LoggedError {
+  const own = e instanceof Error ? Object.fromEntries(Object.entries(e)) : { value: e };
+  return scrubLogged({
+    ...own,
+    type: e?.constructor?.name ?? typeof e,
+    message: String(e?.message ?? ""),
+    stack: String(e?.stack ?? ""),
+  }) as LoggedError;
+}
+type LoggedError = { [key: string]: unknown; type: string; message: string; stack: string };
+
+/** A serialized error with every string in it scrubbed of anything key-shaped. */
+function scrubLogged(value: unknown): unknown {
+  if (typeof value === "string") return scrubText(value);
+  if (Array.isArray(value)) return value.map(scrubLogged);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, scrubLogged(v)]));
+}
+
 /** Bodies are taken as sent (no type coercion, unknown fields refused); query and path strings are coerced. */
 function validators() {
   const common = {
@@ -59,8 +90,8 @@ function validators() {
     useDefaults: true,
     removeAdditional: false,
   } as const;
-  const body = new Ajv({ ...common, coerceTypes: false });
-  const text = new Ajv({ ...common, coerceTypes: "array" });
+  const body = addFormats(new Ajv({ ...common, coerceTypes: false }));
+  const text = addFormats(new Ajv({ ...common, coerceTypes: "array" }));
   return ({ schema, httpPart }: { schema: object; httpPart?: string }) => {
     return (httpPart === "body" ? body : text).compile(schema);
   };
@@ -71,7 +102,12 @@ export const CONSOLE_DIR = fileURLToPath(new URL("../../console/dist", import.me
 
 export async function buildApp(
   kg: Keygate,
-  opts: { logger?: boolean; consoleDir?: string } = {},
+  opts: {
+    logger?: boolean;
+    consoleDir?: string;
+    /** Where log lines go (standard output by default); tests read them here. */
+    logStream?: { write(line: string): void };
+  } = {},
 ): Promise<App> {
   const app = Fastify({
     logger:
@@ -80,7 +116,16 @@ export async function buildApp(
         : {
             level: kg.config.logLevel,
             redact: ["req.headers.authorization", "req.headers['x-api-key']", "req.headers.cookie"],
+            // An error can quote what it was given (a driver's message, a value): nothing
+            // key-shaped reaches a log line.
+            serializers: { err: serializeError },
+            ...(opts.logStream ? { stream: opts.logStream } : {}),
           },
+    // Requests that arrive while the server drains are answered in the surface's envelope
+    // by the hook below, not by the framework's own 503.
+    return503OnClosing: false,
+    frameworkErrors: frameworkErrors(kg),
+    clientErrorHandler: clientErrorHandler(kg),
     // Call logs record external requests; per-request server log lines would only repeat them.
     logController: new LogController({ disableRequestLogging: true }),
     // No per-request child logger: lines that concern a request name its id themselves.
@@ -92,9 +137,12 @@ export async function buildApp(
   kg.warn = (msg) => app.log.warn(msg);
   kg.info = (msg) => app.log.info(msg);
 
+  // Before any route or plugin, so that every response carries them.
+  const security = await securityHeaders(app, kg.config);
   app.setValidatorCompiler(validators());
   // Only JSON bodies are read; anything else is a clear 415 rather than a string to validate.
   app.removeContentTypeParser("text/plain");
+  boundedJsonParser(app);
   app.decorateRequest("principal", null);
   app.decorateRequest("errorCode", null);
   app.decorateRequest("clientIp", "");
@@ -119,13 +167,22 @@ export async function buildApp(
       },
     },
   });
-  await app.register(swaggerUi, { routePrefix: "/docs", staticCSP: true });
+  await app.register(swaggerUi, { routePrefix: "/docs", staticCSP: security.docsPolicy });
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
   // Every surface: the per-IP budget, before any other work. A callback hook: with the
   // limit off or kept in memory it costs no promise.
+  let closing = false;
+  app.addHook("preClose", (done) => {
+    closing = true;
+    done();
+  });
   app.addHook("onRequest", (request, reply, done) => {
     request.clientIp = normalizeClientIp(request.ip);
+    if (closing) {
+      reply.header("Connection", "close");
+      return done(SHUTTING_DOWN);
+    }
     const limit = kg.config.ipRateLimit;
     if (limit === 0) return done();
     const decision = kg.limiter.hit(`ip:${request.clientIp}`, limit, MINUTE, kg.clock());
@@ -202,6 +259,7 @@ export async function buildApp(
 
   const consoleDir = opts.consoleDir ?? CONSOLE_DIR;
   const hasConsole = existsSync(join(consoleDir, "index.html"));
+  const consolePage = hasConsole ? security.consolePage(consoleDir) : null;
   if (hasConsole) {
     // The console's built files; any other non-API GET falls back to its index.html.
     await app.register(fastifyStatic, {
@@ -209,12 +267,14 @@ export async function buildApp(
       prefix: "/",
       index: false,
       wildcard: false,
+      // index.html only through consolePage, which puts a fresh nonce in it.
+      allowedPath: (path) => path !== "/index.html",
     });
   }
   app.setNotFoundHandler((request, reply) => {
     const api = request.url === "/api" || request.url.startsWith("/api/");
-    if (hasConsole && !api && (request.method === "GET" || request.method === "HEAD")) {
-      return reply.type("text/html; charset=utf-8").sendFile("index.html");
+    if (consolePage && !api && (request.method === "GET" || request.method === "HEAD")) {
+      return consolePage(reply);
     }
     return sendError(request, reply, routeNotFound(request));
   });
@@ -227,33 +287,4 @@ export async function buildApp(
     app.get("/", { schema: { hide: true } }, async (_req, reply) => reply.redirect("/docs"));
   }
   return app as unknown as App;
-}
-
-/** The path of the first string (or key) holding U+0000, or null. */
-function findNul(value: unknown, path: string): string | null {
-  if (typeof value === "string") return value.includes("\u0000") ? path || "value" : null;
-  if (value === null || typeof value !== "object") return null;
-  for (const [k, v] of Object.entries(value)) {
-    const at = Array.isArray(value) ? `${path}[${k}]` : path ? `${path}.${k}` : k;
-    if (k.includes("\u0000")) return at;
-    const found = findNul(v, at);
-    if (found !== null) return found;
-  }
-  return null;
-}
-
-function hasContent(request: FastifyRequest): boolean {
-  const length = request.headers["content-length"];
-  return (
-    (length !== undefined && length !== "0") || request.headers["transfer-encoding"] !== undefined
-  );
-}
-
-export function routeNotFound(request: FastifyRequest): AppError {
-  const path = request.url.split("?")[0]?.slice(0, 200) ?? "";
-  const where = isExternal(request.url) ? "the external surface" : "Keygate";
-  return new AppError(
-    "NOT_FOUND",
-    `${where} has no route ${request.method} ${path}; the full list is at /docs (machine-readable: /openapi.json)`,
-  );
 }

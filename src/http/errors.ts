@@ -46,12 +46,53 @@ export function structuredError(err: AppError, now?: Date) {
   };
 }
 
-/** Sends an AppError in the envelope of the surface the request came to. */
+// A key as sent, or percent-encoded, with at least five characters after its kind: what is
+// left is the four-character display prefix that refusals name anyway. Long hex runs are a
+// key's secret part or a key hash. Both patterns match one way only, so they run in linear time.
+const KEY_SHAPED = /pk(?:_|%5f)(live|test)(?:_|%5f)([0-9a-z]{4})[0-9a-z%]+/gi;
+const LONG_HEX = /[0-9a-f]{24,}/gi;
+const MAYBE_SECRET = /pk(?:_|%5f)(?:live|test)|[0-9a-f]{24}/i;
+
+/** Text with anything key-shaped cut to its display prefix and long hex runs elided. */
+export function scrubText(text: string): string {
+  if (!MAYBE_SECRET.test(text)) return text;
+  return text.replace(KEY_SHAPED, "pk_$1_$2…").replace(LONG_HEX, "…");
+}
+
+/** The error as it may be shown: its message and details scrubbed of anything key-shaped. */
+function scrubbed(err: AppError): AppError {
+  const details = err.details?.map((d) => ({
+    field: scrubText(d.field),
+    message: scrubText(d.message),
+  }));
+  const message = scrubText(err.message);
+  const same =
+    message === err.message &&
+    (details ?? []).every(
+      (d, i) => d.field === err.details?.[i]?.field && d.message === err.details?.[i]?.message,
+    );
+  return same ? err : new AppError(err.code, message, details, err.retryAfterS);
+}
+
+/**
+ * Sends an AppError in the envelope of the surface the request came to. Every error answer
+ * of both surfaces is built here, so this is where anything a client sent is kept out of it.
+ */
 export function sendError(request: FastifyRequest, reply: FastifyReply, err: AppError) {
-  request.errorCode = err.code;
-  if (err.retryAfterS !== undefined) reply.header("Retry-After", String(err.retryAfterS));
-  reply.code(err.status).type("application/json; charset=utf-8");
-  return reply.send(isExternal(request.url) ? structuredError(err) : flatError(err));
+  const safe = scrubbed(err);
+  request.errorCode = safe.code;
+  if (safe.retryAfterS !== undefined) reply.header("Retry-After", String(safe.retryAfterS));
+  reply.code(safe.status).type("application/json; charset=utf-8");
+  return reply.send(isExternal(request.url) ? structuredError(safe) : flatError(safe));
+}
+
+export function routeNotFound(request: FastifyRequest): AppError {
+  const path = request.url.split("?")[0]?.slice(0, 200) ?? "";
+  const where = isExternal(request.url) ? "the external surface" : "Keygate";
+  return new AppError(
+    "NOT_FOUND",
+    `${where} has no route ${request.method} ${path}; the full list is at /docs (machine-readable: /openapi.json)`,
+  );
 }
 
 const TRANSPORT: Record<string, [ErrorCode, string]> = {
@@ -69,6 +110,15 @@ const TRANSPORT: Record<string, [ErrorCode, string]> = {
     "VALIDATION_ERROR",
     "Content-Length does not match the body",
   ],
+  FST_ERR_BAD_URL: [
+    "VALIDATION_ERROR",
+    "the URL's path is not valid percent-encoding (UTF-8 bytes as %XX); encode each path segment, for example with encodeURIComponent",
+  ],
+  FST_ERR_MAX_PARAM_LENGTH: [
+    "URI_TOO_LONG",
+    "a path segment is longer than 100 characters; no id or name here is that long",
+  ],
+  FST_ERR_ASYNC_CONSTRAINT: ["VALIDATION_ERROR", "the request could not be routed"],
 };
 
 /** Turns anything thrown while handling a request into an AppError fit to send. */

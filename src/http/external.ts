@@ -11,8 +11,8 @@ import type { Keygate } from "../keygate.js";
 import { verbsOf } from "../keys/scopes.js";
 import type { Verdict } from "../keys/verify.js";
 import type { RateDecision } from "../ratelimit/limiter.js";
-import { type App, routeNotFound } from "./app.js";
-import { sendError } from "./errors.js";
+import type { App } from "./app.js";
+import { routeNotFound, scrubText, sendError } from "./errors.js";
 import { panelRoutes } from "./routes/panel.js";
 import { errorResponses, Nullable, Ok, StructuredError } from "./schemas.js";
 
@@ -137,14 +137,16 @@ const Whoami = Type.Object({
   client_ip: Type.String(),
 });
 
-/** Puts a verdict on the request: the key and principal, the budget headers, and a refusal. */
-function admit(
+/**
+ * Puts a verdict on the request — the key and principal, the budget headers — and answers
+ * the refusal to send, or null when the key may proceed.
+ */
+export function admit(
   kg: Keygate,
   request: FastifyRequest,
   reply: FastifyReply,
   verdict: Verdict,
-  done: HookHandlerDoneFunction,
-): void {
+): AppError | null {
   const k = verdict.key;
   if (k) {
     request.keyRecord = k;
@@ -160,9 +162,51 @@ function admit(
   // The key's budget once the key is known and counted; the IP's budget before that.
   const rate = verdict.rate ?? request.ipRate;
   if (rate) rateHeaders(reply, rate);
-  if (verdict.ok) return done();
+  return verdict.ok ? null : refusal(verdict, request.method, request.clientIp);
+}
+
+/** Checks the request's key: a plain value when the key is cached, a promise otherwise. */
+export function verifyKey(kg: Keygate, request: FastifyRequest): Verdict | Promise<Verdict> {
+  const raw = request.headers["x-api-key"];
+  return kg.verifier.verify({
+    header: Array.isArray(raw) ? raw[0] : raw,
+    ip: request.clientIp,
+    method: request.method,
+    now: kg.clock(),
+  });
+}
+
+/** The key hook's ending: on to the route, or answered here with the refusal. */
+function proceed(
+  kg: Keygate,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  verdict: Verdict,
+  done: HookHandlerDoneFunction,
+): void {
+  const refused = admit(kg, request, reply, verdict);
   // Answered here: the route's handler never runs, and the call log still sees the reply.
-  sendError(request, reply, refusal(verdict, request.method, request.clientIp));
+  if (refused === null) done();
+  else sendError(request, reply, refused);
+}
+
+/** Writes the call-log row of an answered external request. */
+export function logCall(kg: Keygate, request: FastifyRequest, reply: FastifyReply): void {
+  kg.callLog.push({
+    apiKeyId: request.keyRecord?.id ?? null,
+    timestamp: isoNow(kg.clock()),
+    method: request.method,
+    path: scrubText(pathOf(request.url)),
+    statusCode: reply.statusCode,
+    ip: request.clientIp,
+    latencyMs: Math.round(reply.elapsedTime * 100) / 100,
+    userAgent: scrubUserAgent(request.headers["user-agent"]),
+    errorCode: request.errorCode,
+  });
+}
+
+function scrubUserAgent(ua: string | undefined): string | null {
+  return ua === undefined ? null : scrubText(ua.length > 256 ? ua.slice(0, 256) : ua);
 }
 
 /** `GET /api/v1/external/system/health`: no key, not call-logged. */
@@ -219,30 +263,14 @@ export function externalSurface(kg: Keygate): FastifyPluginAsync {
 
     // Plain callback hooks: they run for every call, and a cached key needs no promise.
     app.addHook("onRequest", (request, reply, done) => {
-      const raw = request.headers["x-api-key"];
-      const verdict = kg.verifier.verify({
-        header: Array.isArray(raw) ? raw[0] : raw,
-        ip: request.clientIp,
-        method: request.method,
-        now: kg.clock(),
-      });
+      const verdict = verifyKey(kg, request);
       if (verdict instanceof Promise) {
-        verdict.then((v) => admit(kg, request, reply, v, done), done);
-      } else admit(kg, request, reply, verdict, done);
+        verdict.then((v) => proceed(kg, request, reply, v, done), done);
+      } else proceed(kg, request, reply, verdict, done);
     });
 
     app.addHook("onResponse", (request, reply, done) => {
-      kg.callLog.push({
-        apiKeyId: request.keyRecord?.id ?? null,
-        timestamp: isoNow(kg.clock()),
-        method: request.method,
-        path: pathOf(request.url),
-        statusCode: reply.statusCode,
-        ip: request.clientIp,
-        latencyMs: Math.round(reply.elapsedTime * 100) / 100,
-        userAgent: request.headers["user-agent"]?.slice(0, 256) ?? null,
-        errorCode: request.errorCode,
-      });
+      logCall(kg, request, reply);
       done();
     });
 

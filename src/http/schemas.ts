@@ -67,8 +67,10 @@ export const Username = Type.String({
 });
 
 export const DateOnly = Type.String({
+  maxLength: 10,
   pattern: "^\\d{4}-\\d{2}-\\d{2}$",
-  description: "a date as YYYY-MM-DD",
+  format: "date",
+  description: "a real date as YYYY-MM-DD (1970-9999)",
 });
 
 export const Money = Type.Union([Type.Number(), Type.String({ maxLength: 32 })], {
@@ -76,6 +78,7 @@ export const Money = Type.Union([Type.Number(), Type.String({ maxLength: 32 })],
 });
 
 export const Currency = Type.String({
+  maxLength: 3,
   pattern: "^[A-Z]{3}$",
   description: "a 3-letter ISO 4217 code such as USD",
 });

@@ -22,7 +22,8 @@ export function parseExpiry(input: string, now: Date): ExpiryResult {
   return { ok: true, at };
 }
 
-function parseMoment(input: string): Date | null {
+/** A date (end of that day, UTC) or an ISO-8601 timestamp, when it exists; else null. */
+export function parseMoment(input: string): Date | null {
   const date = DATE_ONLY.exec(input);
   if (date) {
     const [, y, m, d] = date;

@@ -61,11 +61,13 @@ export class Usage {
   ): Promise<UsageReport> {
     await this.subscribers.get(p, subscriberId);
     const problems = new Problems();
+    // Each date is checked before any arithmetic is done with it.
     const to = q.to ?? today(this.now());
-    const from = q.from ?? addDays(to, -29);
-    if (!parseDateOnly(from)) problems.add("from", "must be a real date as YYYY-MM-DD");
     if (!parseDateOnly(to)) problems.add("to", "must be a real date as YYYY-MM-DD");
+    if (q.from !== undefined && !parseDateOnly(q.from))
+      problems.add("from", "must be a real date as YYYY-MM-DD");
     problems.throwIfAny();
+    const from = q.from ?? addDays(to, -29);
     if (from > to) problems.add("from", "must not be after to");
     else if (addDays(from, MAX_RANGE_DAYS) <= to)
       problems.add("to", `range must span at most ${MAX_RANGE_DAYS} days`);

@@ -26,10 +26,10 @@ export type Database = {
  */
 export async function openDatabase(
   url: string,
-  opts: { migrateTo?: string; migrate?: boolean } = {},
+  opts: { migrateTo?: string; migrate?: boolean; sqliteSynchronous?: SqliteSynchronous } = {},
 ): Promise<Database> {
   const database = url.startsWith("sqlite:")
-    ? openSqlite(url.slice("sqlite:".length))
+    ? openSqlite(url.slice("sqlite:".length), opts.sqliteSynchronous ?? "normal")
     : openPostgres(url);
   if (opts.migrate === false) return database;
   try {
@@ -50,11 +50,17 @@ async function ping(db: Kysely<DB>): Promise<boolean> {
   }
 }
 
-function openSqlite(path: string): Database {
+/**
+ * How SQLite syncs its WAL: `normal` (the default) can lose the last transactions committed
+ * before a power loss or OS crash, never corrupt the file; `full` syncs every commit.
+ */
+export type SqliteSynchronous = "normal" | "full";
+
+function openSqlite(path: string, synchronous: SqliteSynchronous): Database {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
   const conn = new SQLite(path);
   conn.pragma("journal_mode = WAL");
-  conn.pragma("synchronous = NORMAL");
+  conn.pragma(`synchronous = ${synchronous === "full" ? "FULL" : "NORMAL"}`);
   conn.pragma("foreign_keys = ON");
   conn.pragma("busy_timeout = 5000");
   // SQLite's own lower() folds ASCII only; PostgreSQL's folds all of Unicode. Match it.

@@ -52,9 +52,16 @@ export function setQuery(changes: Record<string, string | number | null | undefi
  * Matches `path` against a pattern such as `/keys/:id`; returns the parameters, or null.
  * Numeric parameters are checked by the page, not here.
  */
+/** The path without trailing slashes (a loop, not a regex: linear on any input). */
+export function trimSlashes(path: string): string {
+  let end = path.length;
+  while (end > 0 && path[end - 1] === "/") end--;
+  return path.slice(0, end);
+}
+
 export function match(pattern: string, path: string): Record<string, string> | null {
   const p = pattern.split("/").filter(Boolean);
-  const s = path.replace(/\/+$/, "").split("/").filter(Boolean);
+  const s = trimSlashes(path).split("/").filter(Boolean);
   if (p.length !== s.length) return null;
   const params: Record<string, string> = {};
   for (let i = 0; i < p.length; i++) {

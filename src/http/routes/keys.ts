@@ -19,14 +19,39 @@ export const KeyView = Type.Object({
   owner_id: Type.Integer(),
   allowed_ips: Nullable(Type.Array(Type.String())),
   rate_limit_per_minute: Nullable(Type.Integer()),
-  last_used_at: Nullable(Type.String()),
-  last_used_ip: Nullable(Type.String()),
+  last_used_at: Nullable(
+    Type.String({
+      description:
+        "the last call the key checks accepted, whatever the route then answered (a 404 or a 400 from the route counts); refusals by the checks do not. Written in batches: at most about 10 s behind",
+    }),
+  ),
+  last_used_ip: Nullable(Type.String({ description: "the client IP of that call" })),
+  last_refused_at: Nullable(
+    Type.String({
+      description:
+        "the last call the key checks refused (API_KEY_REVOKED, API_KEY_EXPIRED, INVALID_USER, IP_NOT_ALLOWED, RATE_LIMIT_EXCEEDED, SCOPE_REQUIRED, or FORBIDDEN for its owner's role): an attempt, not a use",
+    }),
+  ),
+  last_refused_ip: Nullable(Type.String({ description: "the client IP of that attempt" })),
+  last_refused_code: Nullable(Type.String({ description: "the error code it was refused with" })),
   expires_at: Nullable(Type.String()),
   created_at: Type.String(),
   updated_at: Type.String(),
   revoked_at: Nullable(Type.String()),
   is_active: Type.Boolean(),
-  status: Type.String({ description: "active, revoked or expired" }),
+  status: Type.Union(
+    [
+      Type.Literal("active"),
+      Type.Literal("revoked"),
+      Type.Literal("owner_deleted"),
+      Type.Literal("owner_disabled"),
+      Type.Literal("expired"),
+    ],
+    {
+      description:
+        "the first that applies: revoked; owner_deleted or owner_disabled (every call is refused INVALID_USER; a disabled owner can be re-enabled); expired; else active. is_active is false only for revoked keys",
+    },
+  ),
   rolled_from_id: Nullable(Type.Integer()),
   replaced_by_id: Nullable(Type.Integer()),
 });
@@ -123,7 +148,8 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
         schema: {
           tags,
           security,
-          summary: "Key counts and calls in the last 24 hours (admin)",
+          summary:
+            "Keys by status (each counted once, so they add up to total) and calls in the last 24 hours (admin)",
           response: {
             200: Ok(
               Type.Object({
@@ -131,7 +157,9 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
                 active: Type.Integer(),
                 revoked: Type.Integer(),
                 expired: Type.Integer(),
-                calls_24h: Type.Integer(),
+                owner_disabled: Type.Integer(),
+                owner_deleted: Type.Integer(),
+                calls_24h: Type.Integer({ description: "calls to the external surface" }),
               }),
             ),
             ...errorResponses(false, [401, 403]),
@@ -297,6 +325,7 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
               limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 200 })),
               status: Type.Optional(
                 Type.String({
+                  maxLength: 40,
                   pattern: "^([2-5]xx|refused|[A-Z_]{3,40})$",
                   description:
                     '2xx, 3xx, 4xx, 5xx, "refused" (401/403/429) or an error code such as API_KEY_REVOKED',
@@ -304,7 +333,9 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
               ),
               before: Type.Optional(
                 Type.String({
+                  maxLength: 40,
                   pattern: "^\\d{4}-\\d{2}-\\d{2}T[0-9:.]+Z$",
+                  format: "date-time",
                   description:
                     "an ISO-8601 UTC timestamp: only calls before it. For paging use before_id: calls in the same millisecond as the last row would be skipped",
                 }),

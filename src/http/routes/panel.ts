@@ -57,6 +57,7 @@ const subscriberFields = {
   phone: Type.Optional(
     Nullable(
       Type.String({
+        maxLength: 32,
         pattern: "^[0-9+()\\-. ]{3,32}$",
         description: "3-32 of digits, spaces and + ( ) - .",
       }),
@@ -66,7 +67,8 @@ const subscriberFields = {
     Nullable(
       Type.String({
         maxLength: 254,
-        pattern: "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$",
+        // Dot-separated labels that cannot hold a dot: one way to match, linear on any input.
+        pattern: "^[^@\\s]+@[^@\\s.]+(?:\\.[^@\\s.]+)+$",
         description: "an email address",
       }),
     ),
@@ -573,10 +575,18 @@ export function panelRoutes(kg: Keygate, surface: "jwt" | "external"): FastifyPl
               ...PageQuery,
               subscriber_id: Type.Optional(Id()),
               from: Type.Optional(
-                Type.String({ maxLength: 40, description: "YYYY-MM-DD or ISO-8601, inclusive" }),
+                Type.String({
+                  maxLength: 40,
+                  format: "date-or-time",
+                  description: "a real date as YYYY-MM-DD or an ISO-8601 timestamp, inclusive",
+                }),
               ),
               to: Type.Optional(
-                Type.String({ maxLength: 40, description: "YYYY-MM-DD (whole day) or ISO-8601" }),
+                Type.String({
+                  maxLength: 40,
+                  format: "date-or-time",
+                  description: "a real date as YYYY-MM-DD (the whole day) or an ISO-8601 timestamp",
+                }),
               ),
             },
             strict,

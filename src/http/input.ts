@@ -1,0 +1,74 @@
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { AppError } from "../errors.js";
+
+/**
+ * How deep a JSON body may nest. The deepest body any route takes is two levels; the bound
+ * is what lets every later walk over a body (the NUL check, validation) recurse safely.
+ */
+export const MAX_JSON_DEPTH = 32;
+
+/**
+ * The nesting depth of a JSON text, or -1 once it passes `limit`: one linear pass that skips
+ * strings, so a body is measured before anything parses or walks it.
+ */
+export function jsonDepth(text: string, limit: number): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: the next character is escaped
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limit) return -1;
+      if (depth > deepest) deepest = depth;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return deepest;
+}
+
+/**
+ * Replaces Fastify's JSON body parser with one that refuses deep nesting before parsing,
+ * then parses exactly as the default does (prototype poisoning refused).
+ */
+export function boundedJsonParser(app: FastifyInstance): void {
+  const parse = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    const text = body as string;
+    if (jsonDepth(text, MAX_JSON_DEPTH) === -1) {
+      done(
+        new AppError(
+          "VALIDATION_ERROR",
+          `request body nests deeper than ${MAX_JSON_DEPTH} levels; no field here takes more than two`,
+        ),
+        undefined,
+      );
+      return;
+    }
+    parse(request, text, done);
+  });
+}
+
+/** The path of the first string (or key) holding U+0000, or null. Bodies are depth-bounded. */
+export function findNul(value: unknown, path: string): string | null {
+  if (typeof value === "string") return value.includes("\u0000") ? path || "value" : null;
+  if (value === null || typeof value !== "object") return null;
+  for (const [k, v] of Object.entries(value)) {
+    const at = Array.isArray(value) ? `${path}[${k}]` : path ? `${path}.${k}` : k;
+    if (k.includes("\u0000")) return at;
+    const found = findNul(v, at);
+    if (found !== null) return found;
+  }
+  return null;
+}
+
+export function hasContent(request: FastifyRequest): boolean {
+  const length = request.headers["content-length"];
+  return (
+    (length !== undefined && length !== "0") || request.headers["transfer-encoding"] !== undefined
+  );
+}

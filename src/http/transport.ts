@@ -1,0 +1,107 @@
+import type { Socket } from "node:net";
+import type { FastifyError, FastifyReply, FastifyRequest, FastifyServerOptions } from "fastify";
+import { AppError } from "../errors.js";
+import type { Keygate } from "../keygate.js";
+import { normalizeClientIp } from "../keys/ip.js";
+import {
+  flatError,
+  isExternal,
+  scrubText,
+  sendError,
+  structuredError,
+  toAppError,
+} from "./errors.js";
+import { admit, logCall, verifyKey } from "./external.js";
+
+/**
+ * Errors the router meets before any route is chosen (a path that is not valid
+ * percent-encoding, an over-long path segment). On the external surface the key is checked
+ * first, as for an unknown route, and the call is logged; the answer is in the surface's
+ * envelope, never the framework's own.
+ */
+export function frameworkErrors(kg: Keygate): FastifyServerOptions["frameworkErrors"] {
+  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    const err =
+      toAppError(error) ?? new AppError("VALIDATION_ERROR", "the request could not be routed");
+    request.clientIp = normalizeClientIp(request.ip);
+    if (!isExternal(request.url)) {
+      sendError(request, reply, err);
+      return;
+    }
+    const answer = (verdict: Awaited<ReturnType<typeof verifyKey>>) => {
+      sendError(request, reply, admit(kg, request, reply, verdict) ?? err);
+      logCall(kg, request, reply);
+    };
+    const verdict = verifyKey(kg, request);
+    if (verdict instanceof Promise) {
+      verdict.then(answer, () => {
+        sendError(request, reply, err);
+        logCall(kg, request, reply);
+      });
+    } else answer(verdict);
+  };
+}
+
+const CLIENT_ERRORS: Record<string, [number, AppError]> = {
+  HPE_HEADER_OVERFLOW: [
+    431,
+    new AppError(
+      "HEADERS_TOO_LARGE",
+      "the request's headers are larger than 16 KiB; send fewer or shorter headers (an API key is 40 characters)",
+    ),
+  ],
+  ERR_HTTP_REQUEST_TIMEOUT: [
+    408,
+    new AppError("VALIDATION_ERROR", "the request was not received in time; send it again, whole"),
+  ],
+};
+const UNREADABLE = new AppError(
+  "VALIDATION_ERROR",
+  "the request could not be read as HTTP/1.1; check the request line and headers",
+);
+
+/**
+ * Requests Node's HTTP parser refuses before Fastify sees them (headers too large, a broken
+ * request line): answered in the envelope of the surface the request line names, and on
+ * the external surface written to the call log without a key.
+ */
+export function clientErrorHandler(kg: Keygate): FastifyServerOptions["clientErrorHandler"] {
+  return (err, socket: Socket) => {
+    if (err.code === "ECONNRESET" || socket.destroyed) return;
+    const [status, appError] = CLIENT_ERRORS[err.code ?? ""] ?? [400, UNREADABLE];
+    const raw = (err as { rawPacket?: unknown }).rawPacket;
+    const [method = "GET", path = "/"] = requestLine(Buffer.isBuffer(raw) ? raw : undefined);
+    const external = isExternal(path);
+    const body = JSON.stringify(external ? structuredError(appError) : flatError(appError));
+    if (socket.writable) {
+      socket.write(
+        `HTTP/1.1 ${status} ${appError.code}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy();
+    if (external) {
+      kg.callLog.push({
+        apiKeyId: null,
+        timestamp: new Date(kg.clock()).toISOString(),
+        method: method.slice(0, 16),
+        path: scrubText(path.split("?")[0]?.slice(0, 512) ?? "/"),
+        statusCode: status,
+        ip: normalizeClientIp(socket.remoteAddress ?? ""),
+        latencyMs: 0,
+        userAgent: null,
+        errorCode: appError.code,
+      });
+    }
+  };
+}
+
+/** Method and target from the start of a raw request, when it has a readable request line. */
+function requestLine(raw: Buffer | undefined): string[] {
+  if (!raw) return [];
+  const head = raw.subarray(0, 2048).toString("latin1");
+  const end = head.indexOf("\r\n");
+  const parts = (end === -1 ? head : head.slice(0, end)).split(" ");
+  if (parts.length < 2 || !/^[A-Z]{1,16}$/.test(parts[0] ?? "")) return [];
+  return [parts[0] as string, parts[1] as string];
+}
