@@ -92,12 +92,15 @@ describe("shared budgets in Redis", () => {
     await until(() => seen.every((s) => s.length === 2));
     expect(seen[1]).toEqual([{ kind: "key", hash: "abc" }, { kind: "all" }]);
 
+    const before = [...resyncs];
     await own.stop();
     await until(() => nodes.every((n) => !n.available));
     const again = await startRedis(own.port);
-    await until(() => resyncs.every((n) => n === 1), 10_000);
+    // The channel's return, and the new Redis's empty epoch counter, each clear the cache.
+    const count = (text: string) => logs.filter((l) => l.includes(text)).length;
+    await until(() => count("restored") === 2 && count("restarted empty") === 2, 10_000);
+    expect(resyncs.every((n, i) => n >= (before[i] ?? 0) + 2)).toBe(true);
     expect(logs.some((l) => l.includes("channel lost"))).toBe(true);
-    expect(logs.some((l) => l.includes("restored"))).toBe(true);
     await until(() => nodes.every((n) => n.available));
     await new Promise((r) => setTimeout(r, 100));
     await nodes[0]?.publish({ kind: "key", hash: "after" });
@@ -115,10 +118,58 @@ describe("shared budgets in Redis", () => {
       await nodes[0]?.publish({ kind: "key", hash: `h${i}` });
       const hit = await limiter1.hit("key:1", 1_000, 60_000, Date.now());
       const applied = (seen[1]?.length ?? 0) > before;
-      const stale = nodes[1]?.staleAfter(hit.epoch ?? 0) ?? false;
+      const stale = nodes[1]?.staleAfter(hit.epoch ?? 0, hit.generation) ?? false;
       expect(applied || stale, `round ${i}`).toBe(true);
     }
     for (const n of nodes) await n.close();
     await again.stop();
+  });
+
+  it("notices an eviction it missed after Redis restarted empty and counts epochs from 1 again", async () => {
+    const own = await startRedis();
+    const seen = [0, 0];
+    const logs: string[] = [];
+    const nodes = [0, 1].map(
+      (i) =>
+        new Cluster({
+          url: own.url,
+          namespace: "restart",
+          onEviction: () => {
+            seen[i] = (seen[i] ?? 0) + 1;
+          },
+          onResync: () => {},
+          warn: (m) => logs.push(m),
+          info: (m) => logs.push(m),
+        }),
+    );
+    const [n0, n1] = nodes as [Cluster, Cluster];
+    await until(() => nodes.every((n) => n.available));
+    await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 20; i++) await n0.publish({ kind: "key", hash: `k${i}` });
+    await until(() => seen[1] === 20);
+
+    await own.stop();
+    const again = await startRedis(own.port);
+    const admin = new Redis(again.url);
+    const limiter1 = new RedisLimiter(new Redis(again.url), n1.keyPrefix, n1.epochKey);
+    try {
+      await until(() => logs.filter((l) => l.includes("restored")).length === 2, 10_000);
+      await until(() => nodes.every((n) => n.available));
+      // A budget check on the new Redis: nothing missed yet.
+      const first = await limiter1.hit("key:1", 1_000, 60_000, Date.now());
+      expect(n1.staleAfter(first.epoch ?? 0, first.generation)).toBe(false);
+      // The subscribers drop; they come back only after 100 ms, so n1 never gets this one.
+      expect(Number(await admin.client("KILL", "TYPE", "pubsub"))).toBe(2);
+      const before = seen[1];
+      await n0.publish({ kind: "key", hash: "revoked" });
+      const hit = await limiter1.hit("key:1", 1_000, 60_000, Date.now());
+      expect(seen[1]).toBe(before);
+      expect(hit.epoch).toBe(1);
+      expect(n1.staleAfter(hit.epoch ?? 0, hit.generation)).toBe(true);
+    } finally {
+      admin.disconnect();
+      for (const n of nodes) await n.close();
+      await again.stop();
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshDatabase } from "./helpers.js";
 import { call, type Server, startKeygate, startRedis } from "./process.js";
@@ -6,6 +7,14 @@ import { call, type Server, startKeygate, startRedis } from "./process.js";
 async function clearOfMinuteBoundary(needS = 5): Promise<void> {
   const left = 60_000 - (Date.now() % 60_000);
   if (left < needS * 1000) await new Promise((r) => setTimeout(r, left + 50));
+}
+
+async function until(cond: () => Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`${what}: not in time`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /**
@@ -138,5 +147,40 @@ describe("several instances behind one address", () => {
     console.log(
       `Redis down: ${okDuring}/30 served on per-instance budgets of 10; after recovery: ${okAfter}/30 on a shared 10`,
     );
+  }, 60_000);
+
+  it("refuses a key revoked through A on B when Redis restarted empty and B missed the eviction", async () => {
+    // Twenty revocations carry every instance's eviction epoch well past 1.
+    for (let i = 0; i < 20; i++) {
+      const minted = await call(a.base, "POST", "/api/api-keys", auth, { name: `r${i}` });
+      const revoked = await call(a.base, "DELETE", `/api/api-keys/${minted.json.data.id}`, auth);
+      expect(revoked.status).toBe(200);
+    }
+    // A new, empty redis-server on the same port: its epoch counter starts again at 1.
+    await redis.stop();
+    redis = await startRedis(redis.port);
+    const admin = new Redis(redis.url);
+    try {
+      // Both instances are back: command connections ready, subscribers subscribed.
+      await until(async () => {
+        const health = await Promise.all(
+          [a, b].map((s) => call(s.base, "GET", "/api/v1/external/system/health")),
+        );
+        const list = String(await admin.client("LIST"));
+        const subscribed = list.split("\n").filter((l) => / sub=1 /.test(l)).length;
+        return health.every((h) => h.json.data.redis === "ok") && subscribed === 2;
+      }, "both instances reconnected to the restarted Redis");
+      const minted = await call(a.base, "POST", "/api/api-keys", auth, { name: "after-restart" });
+      const key = { "x-api-key": minted.json.key as string };
+      expect((await call(b.base, "GET", "/api/v1/external/whoami", key)).status).toBe(200);
+      // B's eviction message is lost: its subscriber is down while A revokes.
+      expect(Number(await admin.client("KILL", "TYPE", "pubsub"))).toBe(2);
+      const revoked = await call(a.base, "DELETE", `/api/api-keys/${minted.json.data.id}`, auth);
+      expect(revoked.status).toBe(200);
+      const first = await call(b.base, "GET", "/api/v1/external/whoami", key);
+      expect(first.json.error?.code, `B answered ${first.status}`).toBe("API_KEY_REVOKED");
+    } finally {
+      admin.disconnect();
+    }
   }, 60_000);
 });

@@ -1,4 +1,5 @@
 import { Redis } from "ioredis";
+import { candidateGeneration, EpochTracker, generationKey, readEpochLua } from "./epoch.js";
 
 export type Eviction = { kind: "key"; hash: string } | { kind: "all" };
 
@@ -26,6 +27,18 @@ export type Deliveries = {
   received: number;
 };
 
+// Both read (or start) the epoch's generation with the epoch, atomically: an epoch means
+// nothing without it once Redis may have restarted empty and counted again from 1.
+const READ = `${readEpochLua("KEYS[1]", "KEYS[2]", "ARGV[1]")}
+return {tonumber(e), g}`;
+const BUMP = `${readEpochLua("KEYS[1]", "KEYS[2]", "ARGV[1]")}
+return {redis.call('INCR', KEYS[1]), g}`;
+
+type WithEpoch = Redis & {
+  kgEpoch(epochKey: string, genKey: string, candidate: string): Promise<[number, string]>;
+  kgBump(epochKey: string, genKey: string, candidate: string): Promise<[number, string]>;
+};
+
 /**
  * The Redis side of running several instances: a command connection for shared budgets
  * and a subscriber connection for key evictions. Both reconnect by themselves; while the
@@ -41,14 +54,23 @@ export class Cluster {
   readonly keyPrefix: string;
   /** Counts evictions; bumped before each is published, so a reader can tell it missed one. */
   readonly epochKey: string;
-  /** The newest eviction epoch this instance has applied. */
-  private applied = 0;
+  /** Beside the epoch: changes whenever the counter starts again (see `generationKey`). */
+  readonly generationKey: string;
+  /** Which evictions this instance has applied, per generation of the epoch. */
+  private readonly applied: EpochTracker;
   readonly deliveries: Deliveries = { sent: 0, failed: 0, received: 0 };
 
   constructor(private readonly o: ClusterOptions) {
     this.channel = `keygate:${o.namespace}:evict`;
     this.keyPrefix = `keygate:${o.namespace}:rl:`;
     this.epochKey = `keygate:${o.namespace}:epoch`;
+    this.generationKey = generationKey(this.epochKey);
+    this.applied = new EpochTracker((reset) => {
+      o.onResync();
+      if (reset) {
+        o.info("Redis restarted empty or lost the eviction epoch; key cache cleared");
+      }
+    });
     const common = {
       // Fail fast when disconnected: the limiter falls back to memory instead of queueing.
       enableOfflineQueue: false,
@@ -64,22 +86,24 @@ export class Cluster {
       commandTimeout: undefined,
       lazyConnect: o.listen === false,
     });
+    this.redis.defineCommand("kgEpoch", { numberOfKeys: 2, lua: READ });
+    this.redis.defineCommand("kgBump", { numberOfKeys: 2, lua: BUMP });
     this.redis.on("error", () => {});
     this.sub.on("error", () => {});
     this.sub.on("message", (_channel: string, message: string) => {
-      // "<epoch> all" or "<epoch> key:<hash>"
-      const [epoch, what = ""] = message.split(" ");
+      // "<epoch> all <generation>" or "<epoch> key:<hash> <generation>" (older releases
+      // send no generation)
+      const [epoch, what = "", generation] = message.split(" ");
       if (what === "all") o.onEviction({ kind: "all" });
       else if (what.startsWith("key:")) o.onEviction({ kind: "key", hash: what.slice(4) });
-      this.applied = Math.max(this.applied, Number(epoch) || 0);
+      this.applied.applied(Number(epoch) || 0, generation);
     });
     this.redis.on("ready", () => {
-      // Evictions before this instance (or this connection) existed need no re-read.
-      this.redis
-        .get(this.epochKey)
-        .then((v) => {
-          if (!this.channelLost) this.applied = Math.max(this.applied, Number(v) || 0);
-        })
+      // Learn the generation and epoch now, not on the next request: a Redis that came
+      // back empty clears the key cache at once.
+      (this.redis as WithEpoch)
+        .kgEpoch(this.epochKey, this.generationKey, candidateGeneration())
+        .then(([epoch, generation]) => this.applied.observe(Number(epoch), generation))
         .catch(() => {});
     });
     this.sub.on("ready", () => {
@@ -130,11 +154,15 @@ export class Cluster {
       return;
     }
     try {
-      const epoch = await this.redis.incr(this.epochKey);
-      this.applied = Math.max(this.applied, epoch);
+      const [epoch, generation] = await (this.redis as WithEpoch).kgBump(
+        this.epochKey,
+        this.generationKey,
+        candidateGeneration(),
+      );
+      this.applied.applied(Number(epoch), generation);
       const received = await this.redis.publish(
         this.channel,
-        `${epoch} ${e.kind === "all" ? "all" : `key:${e.hash}`}`,
+        `${epoch} ${e.kind === "all" ? "all" : `key:${e.hash}`} ${generation}`,
       );
       this.deliveries.sent++;
       this.deliveries.received += received;
@@ -145,14 +173,12 @@ export class Cluster {
   }
 
   /**
-   * True when `epoch` (read with a budget) is newer than every eviction applied here:
-   * the caller's cache is cleared through onResync and it must read the key again.
+   * True when `epoch` (read with a budget, with its `generation`) is newer than the
+   * evictions applied here, or of a generation not seen yet (Redis restarted or lost the
+   * counter): the caller's cache is cleared through onResync and it must read the key again.
    */
-  staleAfter(epoch: number): boolean {
-    if (epoch <= this.applied) return false;
-    this.applied = epoch;
-    this.o.onResync();
-    return true;
+  staleAfter(epoch: number, generation?: string): boolean {
+    return this.applied.observe(epoch, generation);
   }
 
   async close(): Promise<void> {

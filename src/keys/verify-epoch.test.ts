@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { EpochTracker } from "../cluster/epoch.js";
 import type { Limiter, RateDecision } from "../ratelimit/limiter.js";
 import { hashKey } from "./format.js";
 import { type KeyRecord, KeyVerifier } from "./verify.js";
@@ -25,13 +26,14 @@ function record(over: Partial<KeyRecord> = {}): KeyRecord {
 }
 
 /** A shared limiter stand-in that reports the cluster's eviction epoch with every hit. */
-function limiterAt(epoch: () => number): Limiter {
+function limiterAt(epoch: () => number, generation?: () => string): Limiter {
   const decision = (): RateDecision => ({
     allowed: true,
     limit: 10,
     remaining: 9,
     resetMs: 1,
     epoch: epoch(),
+    ...(generation ? { generation: generation() } : {}),
   });
   return { hit: decision, peek: decision, reset: () => {} };
 }
@@ -80,5 +82,34 @@ describe("KeyVerifier with a cluster epoch", () => {
     });
     await verifier.verify({ header: KEY, ip: "127.0.0.1", method: "GET", now: 10 });
     expect(reads).toBe(1);
+  });
+
+  it("re-reads a cached key when Redis restarted empty and its epoch is low again", async () => {
+    let cached: KeyRecord | null = record();
+    const stored = record({ revokedAt: 1 });
+    let epoch = 20;
+    let generation = "before";
+    const applied = new EpochTracker(() => {
+      cached = null;
+    });
+    const verifier = new KeyVerifier({
+      lookup: { find: (h) => (h === hashKey(KEY) ? (cached ?? stored) : null) },
+      limiter: limiterAt(
+        () => epoch,
+        () => generation,
+      ),
+      defaultRateLimit: 10,
+      failedAttemptLimit: 0,
+      staleAfter: (e, g) => applied.observe(e, g),
+    });
+    applied.observe(20, "before");
+    cached = record();
+    const req = { header: KEY, ip: "127.0.0.1", method: "GET", now: 10 };
+    expect((await verifier.verify(req)).ok).toBe(true);
+    // Redis came back empty; one revocation counted the new epoch to 1, its message was lost.
+    epoch = 1;
+    generation = "after";
+    const v = await verifier.verify(req);
+    expect(!v.ok && v.code).toBe("API_KEY_REVOKED");
   });
 });

@@ -79,10 +79,11 @@ export type VerifierOptions = {
   /** Failed (malformed or unknown) key attempts one IP may make per minute; 0 = unlimited. */
   failedAttemptLimit: number;
   /**
-   * Told the eviction epoch a shared limiter reported; answers true when it is newer than
-   * the evictions applied here (the cache has then been cleared and the key must be read again).
+   * Told the eviction epoch (and its generation) a shared limiter reported; answers true
+   * when it is newer than the evictions applied here, or of a generation not seen here yet
+   * (the cache has then been cleared and the key must be read again).
    */
-  staleAfter?: (epoch: number) => boolean;
+  staleAfter?: (epoch: number, generation: string | undefined) => boolean;
 };
 
 const MINUTE = 60_000;
@@ -144,7 +145,7 @@ export class KeyVerifier {
     if (failed) return { ok: false, code: failed, key };
     const limit = key.rateLimit ?? this.opts.defaultRateLimit;
     return then(this.opts.limiter.hit(`key:${key.id}`, limit, MINUTE, req.now), (rate) => {
-      if (rate.epoch !== undefined && this.opts.staleAfter?.(rate.epoch)) {
+      if (rate.epoch !== undefined && this.opts.staleAfter?.(rate.epoch, rate.generation)) {
         // Another instance changed a key after this one cached it: decide on a fresh read.
         return this.recheck(hash, req, rate);
       }

@@ -10,6 +10,11 @@ export type RateDecision = {
    * An instance that sees an epoch newer than the last eviction it applied has missed one.
    */
   epoch?: number;
+  /**
+   * The generation `epoch` belongs to: it changes when Redis starts counting again (a
+   * restart without data), so epochs are compared only within one generation.
+   */
+  generation?: string;
 };
 
 /**

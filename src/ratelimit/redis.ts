@@ -1,15 +1,24 @@
 import type { Redis } from "ioredis";
+import { candidateGeneration, generationKey, readEpochLua } from "../cluster/epoch.js";
 import type { Limiter, RateDecision } from "./limiter.js";
 
 // One round trip, atomic: count the hit, make sure the window's key expires, and read
-// the key-eviction epoch so a caller can tell whether it missed an eviction.
+// the key-eviction epoch with its generation so a caller can tell whether it missed an
+// eviction, even after Redis restarted empty and counted epochs from 1 again.
 const HIT = `
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return {n, tonumber(redis.call('GET', KEYS[2]) or '0')}`;
+${readEpochLua("KEYS[2]", "KEYS[3]", "ARGV[2]")}
+return {n, tonumber(e), g}`;
 
 type WithHit = Redis & {
-  kgHit(key: string, epochKey: string, ttlMs: number): Promise<[number, number]>;
+  kgHit(
+    key: string,
+    epochKey: string,
+    genKey: string,
+    ttlMs: number,
+    candidate: string,
+  ): Promise<[number, number, string]>;
 };
 
 /**
@@ -19,14 +28,16 @@ type WithHit = Redis & {
  */
 export class RedisLimiter implements Limiter {
   private readonly redis: WithHit;
+  private readonly genKey: string;
 
   constructor(
     redis: Redis,
     private readonly prefix = "keygate:rl:",
     private readonly epochKey = "keygate:epoch",
   ) {
-    if (!("kgHit" in redis)) redis.defineCommand("kgHit", { numberOfKeys: 2, lua: HIT });
+    if (!("kgHit" in redis)) redis.defineCommand("kgHit", { numberOfKeys: 3, lua: HIT });
     this.redis = redis as WithHit;
+    this.genKey = generationKey(epochKey);
   }
 
   private key(bucket: string, windowMs: number, now: number): { key: string; start: number } {
@@ -36,7 +47,13 @@ export class RedisLimiter implements Limiter {
 
   async hit(bucket: string, limit: number, windowMs: number, now: number): Promise<RateDecision> {
     const { key, start } = this.key(bucket, windowMs, now);
-    const [n, epoch] = await this.redis.kgHit(key, this.epochKey, windowMs + 1_000);
+    const [n, epoch, generation] = await this.redis.kgHit(
+      key,
+      this.epochKey,
+      this.genKey,
+      windowMs + 1_000,
+      candidateGeneration(),
+    );
     const count = Number(n);
     return {
       allowed: count <= limit,
@@ -44,6 +61,7 @@ export class RedisLimiter implements Limiter {
       remaining: Math.max(0, limit - count),
       resetMs: start + windowMs - now,
       epoch: Number(epoch),
+      generation,
     };
   }
 
