@@ -21,6 +21,14 @@ describe("loadConfig", () => {
     });
   });
 
+  it("takes KEYGATE_SQLITE_SYNCHRONOUS as normal (the default) or full, and nothing else", () => {
+    expect(loadConfig({}).sqliteSynchronous).toBe("normal");
+    expect(loadConfig({ KEYGATE_SQLITE_SYNCHRONOUS: "FULL" }).sqliteSynchronous).toBe("full");
+    expect(() => loadConfig({ KEYGATE_SQLITE_SYNCHRONOUS: "off" })).toThrow(
+      /KEYGATE_SQLITE_SYNCHRONOUS must be one of normal, full \(got "off"\)/,
+    );
+  });
+
   it("is frozen", () => {
     expect(Object.isFrozen(loadConfig({}))).toBe(true);
   });
