@@ -45,7 +45,9 @@ describe("keygate migrate", () => {
     expect(first.code, first.err).toBe(0);
     expect(first.out).toContain("applied 0001_initial\n");
     expect(first.out).toContain("applied 0002_call_log_by_second\n");
-    expect(first.out).toMatch(/is up to date: 2 migration\(s\) applied\n$/);
+    expect(first.out).toContain("applied 0004_key_attempts\n");
+    const applied = first.out.match(/^applied /gm)?.length;
+    expect(first.out).toMatch(new RegExp(`is up to date: ${applied} migration\\(s\\) applied\n$`));
 
     // The schema is there: nothing is pending and the tables answer.
     const db = await openDatabase(database.url, { migrate: false });
@@ -143,7 +145,9 @@ describe("keygate keys and reset-password", () => {
     const all = await keygate(["keys", "list"], env);
     expect(all.code, all.err).toBe(0);
     const [head, ...rows] = all.out.trimEnd().split("\n");
-    expect(head).toMatch(/^ID\s+NAME\s+PREFIX\s+OWNER\s+SCOPES\s+STATUS\s+LAST USED$/);
+    expect(head).toMatch(
+      /^ID\s+NAME\s+PREFIX\s+OWNER\s+SCOPES\s+STATUS\s+LAST USED\s+LAST REFUSED$/,
+    );
     expect(rows).toHaveLength(3);
     const row = rows.find((l) => l.includes("billing")) as string;
     expect(row.split(/\s{2,}/).slice(0, 6)).toEqual([
@@ -168,6 +172,41 @@ describe("keygate keys and reset-password", () => {
 
     const none = await keygate(["keys", "list", "--owner", "admin"], env);
     expect(none.out).not.toContain("billing");
+  });
+
+  it("lists a refused attempt apart from last use, and a key whose owner is disabled as owner_disabled", async () => {
+    const refused = await h.app.inject({
+      method: "GET",
+      url: "/api/v1/external/whoami",
+      headers: { "x-api-key": billing.key },
+      remoteAddress: "192.0.2.9",
+    });
+    expectStatus(refused, 403);
+    const carol = await h.user("carol");
+    await h.mint(h.adminToken, { owner_id: carol.id, name: "carols" });
+    expectStatus(
+      await h.api("PUT", `/api/users/${carol.id}`, h.adminToken, { disabled: true }),
+      200,
+    );
+    await h.kg.callLog.flush();
+
+    const r = await keygate(["keys", "list"], env);
+    expect(r.code, r.err).toBe(0);
+    const rows = r.out.trimEnd().split("\n").slice(1);
+    const cells = (name: string) =>
+      (rows.find((l) => l.includes(` ${name} `)) as string).split(/\s{2,}/);
+    // Last use stays the accepted whoami; the refusal from 192.0.2.9 is shown apart.
+    expect(cells("billing")[5]).toBe("active");
+    expect(cells("billing")[6]).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z$/);
+    expect(cells("billing")[7]).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z IP_NOT_ALLOWED$/);
+    expect(cells("carols").slice(3)).toEqual(["carol", "read", "owner_disabled", "never", "never"]);
+
+    const json = await keygate(["keys", "list", "--owner", "alice", "--json"], env);
+    expect(JSON.parse(json.out)[0]).toMatchObject({
+      status: "active",
+      last_refused_ip: "192.0.2.9",
+      last_refused_code: "IP_NOT_ALLOWED",
+    });
   });
 
   it("revokes: the key is refused, and the command says how long a running server may accept it", async () => {

@@ -100,7 +100,15 @@ describe("minting and reading keys", () => {
     expectStatus(await h.ext("GET", "/whoami", a.key), 200);
     expect(h.kg.callLog.pending).toBe(2);
     const now = await h.api("GET", "/api/api-keys/stats", h.adminToken);
-    expect(now.json().data).toEqual({ total: 3, active: 2, revoked: 1, expired: 0, calls_24h: 2 });
+    expect(now.json().data).toEqual({
+      total: 3,
+      active: 2,
+      revoked: 1,
+      expired: 0,
+      owner_disabled: 0,
+      owner_deleted: 0,
+      calls_24h: 2,
+    });
     t += 2 * 86_400_000;
     const token = await h.login(ADMIN.username, ADMIN.password);
     const later = await h.api("GET", "/api/api-keys/stats", token);
@@ -109,6 +117,8 @@ describe("minting and reading keys", () => {
       active: 1,
       revoked: 1,
       expired: 1,
+      owner_disabled: 0,
+      owner_deleted: 0,
       calls_24h: 0,
     });
     const view = (await h.api("GET", `/api/api-keys/${a.id}`, token)).json().data;

@@ -52,11 +52,15 @@ function refusal(err: AppError, ips: string[]): UsageError {
 
 export const keysList: Command = {
   name: "keys list",
-  summary: "list API keys: id, name, prefix, owner, scopes, status, last use",
+  summary: "list API keys: id, name, prefix, owner, scopes, status, last use, last refusal",
   synopsis: "[--owner <username>] [--json]",
   help: `Lists every API key, newest first. Never shows a key or its hash: only the
 first 12 characters (the prefix), which the console and the call log show too.
-Last use is what running servers have written (they write it every 10 s).
+STATUS is the first that applies: revoked, owner_deleted, owner_disabled (a key
+acts for its owner, so every call is refused INVALID_USER), expired, else active.
+LAST USED is the last call the key checks accepted, as running servers have written
+it (every 10 s); a call they refused is an attempt, not a use: LAST REFUSED shows
+the latest one and its error code (its address is in --json).
 
 Options:
   --owner <username>  only the keys this user owns
@@ -92,10 +96,10 @@ Example:
         k.scopes,
         k.status,
         k.last_used_at ?? "never",
+        k.last_refused_at === null ? "never" : `${k.last_refused_at} ${k.last_refused_code}`,
       ]);
-      io.out(
-        `${table(["ID", "NAME", "PREFIX", "OWNER", "SCOPES", "STATUS", "LAST USED"], rows)}\n`,
-      );
+      const head = ["ID", "NAME", "PREFIX", "OWNER", "SCOPES", "STATUS", "LAST USED"];
+      io.out(`${table([...head, "LAST REFUSED"], rows)}\n`);
     });
   },
 };

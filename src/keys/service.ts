@@ -9,6 +9,23 @@ import { type AllowList, parseAllowList } from "./ip.js";
 import { isScope, type Scope } from "./scopes.js";
 import type { KeyRecord } from "./verify.js";
 
+/** Whether a key's owner can act: a key acts for its owner, so it works only for an active one. */
+export type OwnerState = "active" | "disabled" | "deleted";
+
+/**
+ * What a key is, first match wins: revoked (for good), its owner deleted (for good), its
+ * owner disabled (until re-enabled), expired (until its expiry is moved), else active.
+ */
+export type KeyStatus = "active" | "revoked" | "expired" | "owner_disabled" | "owner_deleted";
+
+export const KEY_STATUSES: readonly KeyStatus[] = [
+  "active",
+  "revoked",
+  "expired",
+  "owner_disabled",
+  "owner_deleted",
+];
+
 /** A key as stored: everything but the plaintext, which is never kept. */
 export type StoredKey = {
   id: number;
@@ -26,15 +43,31 @@ export type StoredKey = {
   updatedAt: string;
   revokedAt: string | null;
   revokedBy: number | null;
+  /** The last call the key checks accepted, whatever the route then answered. */
   lastUsedAt: string | null;
   lastUsedIp: string | null;
+  /** The last call the key checks refused, and the refusal's error code. */
+  lastRefusedAt: string | null;
+  lastRefusedIp: string | null;
+  lastRefusedCode: string | null;
   rolledFromId: number | null;
   replacedById: number | null;
+  /** The owner's standing as it was read with the key. */
+  ownerState: OwnerState;
 };
 
 export type NewKey = Omit<
   StoredKey,
-  "id" | "revokedAt" | "revokedBy" | "lastUsedAt" | "lastUsedIp" | "replacedById"
+  | "id"
+  | "revokedAt"
+  | "revokedBy"
+  | "lastUsedAt"
+  | "lastUsedIp"
+  | "lastRefusedAt"
+  | "lastRefusedIp"
+  | "lastRefusedCode"
+  | "replacedById"
+  | "ownerState"
 >;
 
 export type KeyPatch = Partial<
@@ -61,11 +94,14 @@ export type CallLogRow = {
  */
 export type LogQuery = { limit: number; status?: string; before?: string; beforeId?: number };
 
+/** Keys by status (they add up to `total`), and the calls of the last 24 hours. */
 export type KeyStats = {
   total: number;
   active: number;
   revoked: number;
   expired: number;
+  owner_disabled: number;
+  owner_deleted: number;
   calls_24h: number;
 };
 
@@ -118,12 +154,15 @@ export type KeyView = {
   rate_limit_per_minute: number | null;
   last_used_at: string | null;
   last_used_ip: string | null;
+  last_refused_at: string | null;
+  last_refused_ip: string | null;
+  last_refused_code: string | null;
   expires_at: string | null;
   created_at: string;
   updated_at: string;
   revoked_at: string | null;
   is_active: boolean;
-  status: "active" | "revoked" | "expired";
+  status: KeyStatus;
   rolled_from_id: number | null;
   replaced_by_id: number | null;
 };
@@ -167,7 +206,6 @@ export class KeyService {
 
   view(k: StoredKey): KeyView {
     const revoked = k.revokedAt !== null;
-    const expired = !revoked && k.expiresAt !== null && k.expiresAt <= this.now().toISOString();
     return {
       id: k.id,
       name: k.name,
@@ -179,12 +217,15 @@ export class KeyService {
       rate_limit_per_minute: k.rateLimit,
       last_used_at: k.lastUsedAt,
       last_used_ip: k.lastUsedIp,
+      last_refused_at: k.lastRefusedAt,
+      last_refused_ip: k.lastRefusedIp,
+      last_refused_code: k.lastRefusedCode,
       expires_at: k.expiresAt,
       created_at: k.createdAt,
       updated_at: k.updatedAt,
       revoked_at: k.revokedAt,
       is_active: !revoked,
-      status: revoked ? "revoked" : expired ? "expired" : "active",
+      status: keyStatus(k, this.now().toISOString()),
       rolled_from_id: k.rolledFromId,
       replaced_by_id: k.replacedById,
     };
@@ -456,6 +497,18 @@ export class KeyService {
     }
     return out;
   }
+}
+
+/** A key's status at `now` (ISO), in the order of `KeyStatus`: revoked first, active last. */
+export function keyStatus(
+  k: Pick<StoredKey, "revokedAt" | "expiresAt" | "ownerState">,
+  now: string,
+): KeyStatus {
+  if (k.revokedAt !== null) return "revoked";
+  if (k.ownerState === "deleted") return "owner_deleted";
+  if (k.ownerState === "disabled") return "owner_disabled";
+  if (k.expiresAt !== null && k.expiresAt <= now) return "expired";
+  return "active";
 }
 
 /** Builds what verification needs from a stored key and its owner (the cache's loader). */

@@ -1,6 +1,6 @@
 import { type Kysely, type Selectable, sql } from "kysely";
 import type { Role } from "../auth/principal.js";
-import type { CallLogEntry, CallLogSink, LastUse } from "../calllog/writer.js";
+import type { CallLogEntry, CallLogSink, LastRefusal, LastUse } from "../calllog/writer.js";
 import type { Scope } from "../keys/scopes.js";
 import type {
   Activity,
@@ -10,6 +10,7 @@ import type {
   KeyRepo,
   KeyStats,
   NewKey,
+  OwnerState,
   StoredKey,
 } from "../keys/service.js";
 import { toKeyRecord } from "../keys/service.js";
@@ -21,6 +22,8 @@ type SQLiteConnection = NonNullable<Database["raw"]["sqlite"]>;
 type SQLiteStatement = ReturnType<SQLiteConnection["prepare"]>;
 
 type Row = Selectable<DB["api_keys"]>;
+/** The owner's columns read with a key, for its status. */
+type OwnerColumns = { owner_disabled_at: string | null; owner_deleted_at: string | null };
 
 /** Where a page of a key's call log ends: the last row's id and second (null if pruned). */
 type Cursor = { id: number; second: number | null };
@@ -34,7 +37,15 @@ function secondOf(iso: string): number {
   return Number.isNaN(ms) ? 0 : Math.floor(ms / 1000);
 }
 
-function toKey(r: Row): StoredKey {
+function ownerState(r: OwnerColumns): OwnerState {
+  return r.owner_deleted_at !== null
+    ? "deleted"
+    : r.owner_disabled_at !== null
+      ? "disabled"
+      : "active";
+}
+
+function toKey(r: Row & OwnerColumns): StoredKey {
   return {
     id: r.id,
     name: r.name,
@@ -53,9 +64,22 @@ function toKey(r: Row): StoredKey {
     revokedBy: r.revoked_by,
     lastUsedAt: r.last_used_at,
     lastUsedIp: r.last_used_ip,
+    lastRefusedAt: r.last_refused_at,
+    lastRefusedIp: r.last_refused_ip,
+    lastRefusedCode: r.last_refused_code,
     rolledFromId: r.rolled_from_id,
     replacedById: r.replaced_by_id,
+    ownerState: ownerState(r),
   };
+}
+
+/** Keys with their owner's standing (every key has an owner; users are only soft-deleted). */
+function keysWithOwners(db: Kysely<DB>) {
+  return db
+    .selectFrom("api_keys as k")
+    .innerJoin("users as u", "u.id", "k.owner_id")
+    .selectAll("k")
+    .select(["u.disabled_at as owner_disabled_at", "u.deleted_at as owner_deleted_at"]);
 }
 
 function toRow(k: NewKey) {
@@ -76,13 +100,12 @@ function toRow(k: NewKey) {
   };
 }
 
-type RecordRow = Row & {
-  owner_username: string;
-  owner_role: string;
-  owner_disabled_at: string | null;
-  owner_deleted_at: string | null;
-  next_prefix: string | null;
-};
+type RecordRow = Row &
+  OwnerColumns & {
+    owner_username: string;
+    owner_role: string;
+    next_prefix: string | null;
+  };
 
 export class SqlKeyRepo implements KeyRepo, CallLogSink {
   private readonly db: Kysely<DB>;
@@ -94,27 +117,22 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
   }
 
   async insert(k: NewKey): Promise<StoredKey> {
-    return toKey(
-      await this.db
-        .insertInto("api_keys")
-        .values(toRow(k))
-        .returningAll()
-        .executeTakeFirstOrThrow(),
-    );
+    const { id } = await this.db
+      .insertInto("api_keys")
+      .values(toRow(k))
+      .returning("id")
+      .executeTakeFirstOrThrow();
+    return toKey(await keysWithOwners(this.db).where("k.id", "=", id).executeTakeFirstOrThrow());
   }
 
   async findById(id: number): Promise<StoredKey | null> {
-    const r = await this.db
-      .selectFrom("api_keys")
-      .selectAll()
-      .where("id", "=", id)
-      .executeTakeFirst();
+    const r = await keysWithOwners(this.db).where("k.id", "=", id).executeTakeFirst();
     return r ? toKey(r) : null;
   }
 
   async list(ownerId: number | null): Promise<StoredKey[]> {
-    let q = this.db.selectFrom("api_keys").selectAll().orderBy("id", "desc");
-    if (ownerId !== null) q = q.where("owner_id", "=", ownerId);
+    let q = keysWithOwners(this.db).orderBy("k.id", "desc");
+    if (ownerId !== null) q = q.where("k.owner_id", "=", ownerId);
     return (await q.execute()).map(toKey);
   }
 
@@ -150,7 +168,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
       const created = await trx
         .insertInto("api_keys")
         .values(toRow(replacement))
-        .returningAll()
+        .returning("id")
         .executeTakeFirstOrThrow();
       await trx
         .updateTable("api_keys")
@@ -162,19 +180,29 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
         })
         .where("id", "=", oldId)
         .execute();
-      return toKey(created);
+      return toKey(
+        await keysWithOwners(trx).where("k.id", "=", created.id).executeTakeFirstOrThrow(),
+      );
     });
   }
 
   async stats(now: string, since: string): Promise<KeyStats> {
+    // Each key counted once, under its status (see keyStatus): revoked, owner deleted,
+    // owner disabled, expired, else active.
+    const live = sql`k.revoked_at is null`;
+    const ownerLive = sql`${live} and u.deleted_at is null`;
+    const usable = sql`${ownerLive} and u.disabled_at is null`;
+    const count = (when: ReturnType<typeof sql>) =>
+      sql<number>`sum(case when ${when} then 1 else 0 end)`;
     const keys = await this.db
-      .selectFrom("api_keys")
+      .selectFrom("api_keys as k")
+      .innerJoin("users as u", "u.id", "k.owner_id")
       .select((eb) => [
         eb.fn.countAll<number>().as("total"),
-        eb.fn.count<number>("revoked_at").as("revoked"),
-        sql<number>`sum(case when revoked_at is null and expires_at <= ${now} then 1 else 0 end)`.as(
-          "expired",
-        ),
+        eb.fn.count<number>("k.revoked_at").as("revoked"),
+        count(sql`${live} and u.deleted_at is not null`).as("owner_deleted"),
+        count(sql`${ownerLive} and u.disabled_at is not null`).as("owner_disabled"),
+        count(sql`${usable} and k.expires_at <= ${now}`).as("expired"),
       ])
       .executeTakeFirstOrThrow();
     const calls = await this.db
@@ -186,11 +214,15 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     const total = Number(keys.total);
     const revoked = Number(keys.revoked);
     const expired = Number(keys.expired ?? 0);
+    const ownerDisabled = Number(keys.owner_disabled ?? 0);
+    const ownerDeleted = Number(keys.owner_deleted ?? 0);
     return {
       total,
-      active: total - revoked - expired,
+      active: total - revoked - expired - ownerDisabled - ownerDeleted,
       revoked,
       expired,
+      owner_disabled: ownerDisabled,
+      owner_deleted: ownerDeleted,
       calls_24h: Number(calls.n),
     };
   }
@@ -441,15 +473,20 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
   /**
    * One transaction per batch, on the hot path's budget: SQLite runs prepared statements in
    * a loop; PostgreSQL inserts and updates from arrays (unnest), a statement per table
-   * whatever the batch size.
+   * whatever the batch size. Last use and last refusal only ever move forward.
    */
-  async writeBatch(entries: CallLogEntry[], lastUsed: Map<number, LastUse>): Promise<void> {
+  async writeBatch(
+    entries: CallLogEntry[],
+    lastUsed: Map<number, LastUse>,
+    lastRefused: Map<number, LastRefusal> = new Map(),
+  ): Promise<void> {
     const uses = [...lastUsed];
+    const refusals = [...lastRefused];
     const seconds = entries.map((e) => this.second(e.timestamp));
     const fresh = this.newMinutes(entries, seconds);
     if (this.raw.sqlite) {
       this.sqliteBatch ??= this.prepareSqliteBatch(this.raw.sqlite);
-      this.sqliteBatch(entries, seconds, fresh, uses);
+      this.sqliteBatch(entries, seconds, fresh, uses, refusals);
       this.recorded(fresh);
       return;
     }
@@ -476,6 +513,16 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
                       ${uses.map(([, u]) => u.ip)}::text[]) as u(id, at, ip)
           where k.id = u.id and (k.last_used_at is null or k.last_used_at < u.at)`.execute(trx);
       }
+      if (refusals.length > 0) {
+        await sql`update api_keys as k
+          set last_refused_at = r.at, last_refused_ip = r.ip, last_refused_code = r.code
+          from unnest(${refusals.map(([id]) => id)}::int[], ${refusals.map(([, r]) => r.at)}::text[],
+                      ${refusals.map(([, r]) => r.ip)}::text[],
+                      ${refusals.map(([, r]) => r.code)}::text[]) as r(id, at, ip, code)
+          where k.id = r.id and (k.last_refused_at is null or k.last_refused_at < r.at)`.execute(
+          trx,
+        );
+      }
     });
     this.recorded(fresh);
   }
@@ -486,6 +533,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
         seconds: number[],
         minutes: [number, number][],
         uses: [number, LastUse][],
+        refusals: [number, LastRefusal][],
       ) => void)
     | null = null;
 
@@ -502,12 +550,17 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
       `update api_keys set last_used_at = ?, last_used_ip = ?
        where id = ? and (last_used_at is null or last_used_at < ?)`,
     );
+    const refuse = conn.prepare(
+      `update api_keys set last_refused_at = ?, last_refused_ip = ?, last_refused_code = ?
+       where id = ? and (last_refused_at is null or last_refused_at < ?)`,
+    );
     return conn.transaction(
       (
         entries: CallLogEntry[],
         seconds: number[],
         minutes: [number, number][],
         uses: [number, LastUse][],
+        refusals: [number, LastRefusal][],
       ) => {
         for (let i = 0; i < entries.length; i++) {
           const e = entries[i] as CallLogEntry;
@@ -526,6 +579,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
         }
         for (const [id, m] of minutes) minute.run(id, m);
         for (const [id, use] of uses) touch.run(use.at, use.ip, id, use.at);
+        for (const [id, r] of refusals) refuse.run(r.at, r.ip, r.code, id, r.at);
       },
     );
   }

@@ -246,6 +246,72 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    // Last use means a call the key checks accepted; their refusals are kept apart as the
+    // key's last refused attempt. Filled from the call log still kept: each key's newest
+    // refusal, and where a refusal had been taken for the last use, the newest accepted call
+    // (a key whose log holds none keeps what it had: its real last use is no longer known).
+    "0004_key_attempts": {
+      async up(db: AnyDB) {
+        for (const column of ["last_refused_at", "last_refused_ip", "last_refused_code"])
+          await db.schema.alterTable("api_keys").addColumn(column, "text").execute();
+        const codes = sql.join(
+          [
+            "API_KEY_REVOKED",
+            "API_KEY_EXPIRED",
+            "INVALID_USER",
+            "IP_NOT_ALLOWED",
+            "RATE_LIMIT_EXCEEDED",
+            "SCOPE_REQUIRED",
+            "FORBIDDEN",
+          ].map((c) => sql.lit(c)),
+        );
+        type Newest = { api_key_id: number; timestamp: string; ip: string; error_code: string };
+        const newest = async (where: ReturnType<typeof sql>) =>
+          (
+            await sql<Newest>`select api_key_id, timestamp, ip, error_code from (
+                select api_key_id, timestamp, ip, error_code, row_number() over
+                  (partition by api_key_id order by timestamp desc, id desc) as n
+                from api_key_logs where api_key_id is not null and ${where}) as t
+              where n = 1`.execute(db)
+          ).rows;
+        const refused = await newest(sql`error_code in (${codes})`);
+        const keys = new Map(
+          (
+            await db.selectFrom("api_keys").select(["id", "last_used_at", "last_used_ip"]).execute()
+          ).map((k) => [
+            Number(k.id),
+            k as { last_used_at: string | null; last_used_ip: string | null },
+          ]),
+        );
+        const misread: number[] = [];
+        for (const r of refused) {
+          const keyId = Number(r.api_key_id);
+          await db
+            .updateTable("api_keys")
+            .set({
+              last_refused_at: r.timestamp,
+              last_refused_ip: r.ip,
+              last_refused_code: r.error_code,
+            })
+            .where("id", "=", keyId)
+            .execute();
+          const k = keys.get(keyId);
+          if (k && k.last_used_at === r.timestamp && k.last_used_ip === r.ip) misread.push(keyId);
+        }
+        for (let i = 0; i < misread.length; i += 500) {
+          const ids = misread.slice(i, i + 500);
+          const used = await newest(
+            sql`api_key_id in (${sql.join(ids)}) and (error_code is null or error_code not in (${codes}))`,
+          );
+          for (const u of used)
+            await db
+              .updateTable("api_keys")
+              .set({ last_used_at: u.timestamp, last_used_ip: u.ip })
+              .where("id", "=", Number(u.api_key_id))
+              .execute();
+        }
+      },
+    },
   };
 }
 

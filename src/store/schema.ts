@@ -54,8 +54,13 @@ export interface DB {
     updated_at: string;
     revoked_at: string | null;
     revoked_by: number | null;
+    /** The last call the key checks accepted (whatever the route then answered). */
     last_used_at: string | null;
     last_used_ip: string | null;
+    /** The last call the key checks refused, and their error code (`KEY_REFUSALS`). */
+    last_refused_at: string | null;
+    last_refused_ip: string | null;
+    last_refused_code: string | null;
     rolled_from_id: number | null;
     replaced_by_id: number | null;
   };
