@@ -16,7 +16,7 @@ import {
 import { useMediaQuery } from "@mantine/hooks";
 import { type ReactNode, useEffect, useRef, useState } from "react";
 import { ApiError, messageOf } from "../lib/api";
-import { statusColor } from "../lib/format";
+import { statusColor, statusLabel } from "../lib/format";
 import { Link } from "../lib/router";
 
 /** The page's heading (focused on navigation, so screen readers announce the new page). */
@@ -218,7 +218,7 @@ export function Loading({ label = "Loading…" }: { label?: string }) {
 export function StatusBadge({ status }: { status: string }) {
   return (
     <Badge color={statusColor(status)} variant="light" radius="sm">
-      {status}
+      {statusLabel(status)}
     </Badge>
   );
 }

@@ -136,12 +136,41 @@ export function statusColor(status: string | number): string {
     case "revoked":
     case "suspended":
     case "disabled":
+    case "owner_deleted":
       return "red";
+    case "owner_disabled":
+      return "orange";
     case "expired":
       return "gray";
     default:
       return "blue";
   }
+}
+
+/** What each key status means for the calls made with the key. */
+export const KEY_STATUS_HELP: Record<string, string> = {
+  active: "Calls are accepted, within its scope, allowed IPs and rate limit.",
+  revoked: "Revoked: every call is refused with API_KEY_REVOKED, for good.",
+  owner_deleted:
+    "Its owner was deleted: a key acts for its owner, so every call is refused with INVALID_USER, for good.",
+  owner_disabled:
+    "Its owner is disabled: a key acts for its owner, so every call is refused with INVALID_USER until the owner is enabled again.",
+  expired: "Expired: every call is refused with API_KEY_EXPIRED.",
+};
+
+/** A status as people read it: `owner_disabled` → "owner disabled". */
+export function statusLabel(status: string): string {
+  return status.replace(/_/g, " ");
+}
+
+/** A key's last refused attempt in one line: when, from where, and why; null if none. */
+export function lastRefusal(k: {
+  last_refused_at: string | null;
+  last_refused_ip: string | null;
+  last_refused_code: string | null;
+}): string | null {
+  if (k.last_refused_at === null) return null;
+  return `${relative(k.last_refused_at)} from ${k.last_refused_ip ?? "?"}: ${k.last_refused_code ?? "refused"}`;
 }
 
 export type DayUsage = {

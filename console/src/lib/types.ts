@@ -9,23 +9,33 @@ export type ApiKey = {
   owner_id: number;
   allowed_ips: string[] | null;
   rate_limit_per_minute: number | null;
+  /** The last call the key checks accepted (whatever the route then answered). */
   last_used_at: string | null;
   last_used_ip: string | null;
+  /** The last call the key checks refused: an attempt, not a use. */
+  last_refused_at: string | null;
+  last_refused_ip: string | null;
+  last_refused_code: string | null;
   expires_at: string | null;
   created_at: string;
   updated_at: string;
   revoked_at: string | null;
   is_active: boolean;
-  status: "active" | "revoked" | "expired";
+  /** The first that applies: revoked, owner_deleted, owner_disabled, expired, active. */
+  status: KeyStatus;
   rolled_from_id: number | null;
   replaced_by_id: number | null;
 };
+
+export type KeyStatus = "active" | "revoked" | "expired" | "owner_disabled" | "owner_deleted";
 
 export type KeyStats = {
   total: number;
   active: number;
   revoked: number;
   expired: number;
+  owner_disabled: number;
+  owner_deleted: number;
   calls_24h: number;
 };
 

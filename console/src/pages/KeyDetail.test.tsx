@@ -18,6 +18,9 @@ const key: ApiKey = {
   rate_limit_per_minute: null,
   last_used_at: "2026-05-12T10:59:00.000Z",
   last_used_ip: "203.0.113.7",
+  last_refused_at: null,
+  last_refused_ip: null,
+  last_refused_code: null,
   expires_at: null,
   created_at: "2026-04-01T00:00:00.000Z",
   updated_at: "2026-04-01T00:00:00.000Z",
@@ -195,5 +198,66 @@ describe("a key's page", () => {
       status: "2xx",
       before_id: String(total[49]?.id),
     });
+  });
+});
+
+describe("a key that cannot work, and its attempts", () => {
+  const button = (name: string) => screen.getByRole("button", { name }) as HTMLButtonElement;
+
+  it("says why a key whose owner is disabled is refused, offers no roll, and still offers revoking", async () => {
+    show(me({ id: 1, role: "admin" }), calls(1), { ...key, status: "owner_disabled" });
+    const alert = await screen.findByTestId("owner-down");
+    expect(alert.textContent).toContain("Owner disabled");
+    expect(alert.textContent).toContain("(user 7) is disabled");
+    expect(alert.textContent).toContain("refused with INVALID_USER");
+    expect(within(alert).getByRole("link", { name: "the user is enabled again" })).toBeTruthy();
+    expect(screen.getByText("owner disabled")).toBeTruthy();
+    expect(screen.queryByText("active")).toBeNull();
+    expect(button("Roll").disabled).toBe(true);
+    expect(button("Edit").disabled).toBe(false);
+    expect(button("Revoke").disabled).toBe(false);
+  });
+
+  it("says a key whose owner was deleted can never work: no edit, no roll, revoking still offered", async () => {
+    show(me({ id: 1, role: "admin" }), calls(1), {
+      ...key,
+      status: "owner_deleted",
+      expires_at: "2026-01-01T00:00:00.000Z",
+    });
+    const alert = await screen.findByTestId("owner-down");
+    expect(alert.textContent).toContain("Owner deleted");
+    expect(alert.textContent).toContain("was deleted");
+    expect(alert.textContent).toContain("It has also expired");
+    expect(screen.getByText("owner deleted")).toBeTruthy();
+    expect(button("Edit").disabled).toBe(true);
+    expect(button("Roll").disabled).toBe(true);
+    expect(button("Revoke").disabled).toBe(false);
+  });
+
+  it("explains nothing of the kind for a working key", async () => {
+    show(me({ id: 1, role: "admin" }), calls(1));
+    expect(await screen.findByRole("button", { name: "Roll" })).toBeTruthy();
+    expect(screen.queryByTestId("owner-down")).toBeNull();
+    expect(button("Roll").disabled).toBe(false);
+  });
+
+  it("shows the last refused attempt apart from the last use: time, IP and code", async () => {
+    show(me(), calls(1), {
+      ...key,
+      last_refused_at: "2026-05-12T11:00:00.000Z",
+      last_refused_ip: "127.0.0.3",
+      last_refused_code: "IP_NOT_ALLOWED",
+    });
+    const refused = await screen.findByTestId("last-refused");
+    expect(refused.textContent).toContain("from 127.0.0.3: IP_NOT_ALLOWED");
+    // Last use keeps the accepted call's address.
+    expect(screen.getByText("203.0.113.7", { selector: "dd" })).toBeTruthy();
+    expect(screen.getByText(/is an attempt, not a use/)).toBeTruthy();
+
+    cleanup();
+    resetApi();
+    show(me(), calls(1));
+    expect(await screen.findByText("Last refused")).toBeTruthy();
+    expect(screen.queryByTestId("last-refused")).toBeNull();
   });
 });

@@ -93,6 +93,9 @@ export function KeyDetail({ id }: { id: number }) {
       ? `${user.username} (you)`
       : (byId.get(k.owner_id)?.username ?? `user ${k.owner_id}`);
   const live = k.status === "active";
+  // A key acts for its owner: with the owner disabled or deleted, every call is refused.
+  const ownerDown = k.status === "owner_disabled" || k.status === "owner_deleted";
+  const expiredToo = k.expires_at !== null && Date.parse(k.expires_at) <= Date.now();
   const reload = () => {
     key.reload();
     logs.reload();
@@ -131,7 +134,12 @@ export function KeyDetail({ id }: { id: number }) {
               <Button
                 variant="default"
                 onClick={() => setDialog("edit")}
-                disabled={k.status === "revoked"}
+                disabled={k.status === "revoked" || k.status === "owner_deleted"}
+                title={
+                  k.status === "owner_deleted"
+                    ? "Its owner was deleted: the key can never work again"
+                    : undefined
+                }
               >
                 Edit
               </Button>
@@ -140,7 +148,11 @@ export function KeyDetail({ id }: { id: number }) {
                 onClick={() => setDialog("roll")}
                 disabled={!live || k.replaced_by_id !== null}
                 title={
-                  k.replaced_by_id !== null ? "Already rolled: roll its replacement" : undefined
+                  k.replaced_by_id !== null
+                    ? "Already rolled: roll its replacement"
+                    : ownerDown
+                      ? "A replacement would act for the same owner, and be refused too"
+                      : undefined
                 }
               >
                 Roll
@@ -177,7 +189,37 @@ export function KeyDetail({ id }: { id: number }) {
           )}
         </Alert>
       )}
-      {k.status !== "revoked" && k.replaced_by_id && (
+      {ownerDown && (
+        <Alert
+          color={k.status === "owner_deleted" ? "red" : "orange"}
+          title={k.status === "owner_deleted" ? "Owner deleted" : "Owner disabled"}
+          mb="md"
+          data-testid="owner-down"
+        >
+          {k.status === "owner_deleted" ? (
+            <>
+              The user who owns this key ({ownerName}) was deleted. A key acts for its owner, so
+              every call with it is refused with INVALID_USER, and always will be. Revoke it to
+              close it for good; if the system still needs access, mint a key for another user.
+            </>
+          ) : (
+            <>
+              The user who owns this key ({ownerName}) is disabled. A key acts for its owner, so
+              every call with it is refused with INVALID_USER until{" "}
+              {user.isAdmin ? (
+                <Anchor component={Link} href="/users">
+                  the user is enabled again
+                </Anchor>
+              ) : (
+                "an admin enables the user again"
+              )}
+              . It cannot be rolled meanwhile; revoke it if it should not come back.
+            </>
+          )}
+          {expiredToo && <> It has also expired ({formatDateTime(k.expires_at)}).</>}
+        </Alert>
+      )}
+      {(k.status === "active" || k.status === "expired") && k.replaced_by_id && (
         <Alert color="yellow" title="Rolled" mb="md">
           Replaced by{" "}
           <Anchor component={Link} href={`/keys/${k.replaced_by_id}`}>
@@ -243,7 +285,7 @@ export function KeyDetail({ id }: { id: number }) {
         </Card>
         <Card withBorder radius="md" padding="md">
           <Title order={2} size="h4" mb="sm">
-            Last use
+            Last use and attempts
           </Title>
           <Facts
             items={[
@@ -254,6 +296,17 @@ export function KeyDetail({ id }: { id: number }) {
                   : "never",
               ],
               ["From", k.last_used_ip ?? "—"],
+              [
+                "Last refused",
+                k.last_refused_at ? (
+                  <span data-testid="last-refused">
+                    {relative(k.last_refused_at)} ({formatDateTime(k.last_refused_at)}) from{" "}
+                    {k.last_refused_ip ?? "?"}: <Code>{k.last_refused_code}</Code>
+                  </span>
+                ) : (
+                  "never"
+                ),
+              ],
               ["Calls shown", logs.rows ? String(rows.length) : "…"],
               [
                 "Errors shown",
@@ -261,6 +314,11 @@ export function KeyDetail({ id }: { id: number }) {
               ],
             ]}
           />
+          <Text size="xs" c="dimmed" mt="sm">
+            Last used is the last call the key was accepted for, even when the route then answered
+            with an error such as 404. A call refused for the key itself (revoked, expired, owner,
+            IP, rate limit, scope or role) is an attempt, not a use.
+          </Text>
           {!k.last_used_at && live && (
             <Text size="sm" c="dimmed" mt="sm">
               Not used yet. Test it with{" "}

@@ -1,5 +1,5 @@
 // @vitest-environment happy-dom
-import { cleanup, screen, waitFor } from "@testing-library/react";
+import { cleanup, screen, waitFor, within } from "@testing-library/react";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { navigate } from "../lib/router";
 import type { ApiKey } from "../lib/types";
@@ -18,6 +18,9 @@ const key: ApiKey = {
   rate_limit_per_minute: null,
   last_used_at: null,
   last_used_ip: null,
+  last_refused_at: null,
+  last_refused_ip: null,
+  last_refused_code: null,
   expires_at: null,
   created_at: "2026-04-01T00:00:00.000Z",
   updated_at: "2026-04-01T00:00:00.000Z",
@@ -87,5 +90,53 @@ describe("the keys page", () => {
     expect(
       await screen.findByText("Requests per minute. Empty: the server default, 600 / min."),
     ).toBeTruthy();
+  });
+});
+
+describe("key statuses and attempts in the list", () => {
+  const keys: ApiKey[] = [
+    { ...key, id: 3, name: "billing" },
+    { ...key, id: 4, name: "helpdesk", status: "owner_disabled" },
+    { ...key, id: 5, name: "monitor", status: "owner_deleted" },
+  ];
+
+  it("shows a key whose owner is disabled or deleted as such, with why, and filters by it", async () => {
+    fakeApi(me({ id: 1, role: "admin" }), keysApi(keys));
+    show();
+    const row = await screen.findByTestId("key-row-4");
+    expect(within(row).getByText("owner disabled")).toBeTruthy();
+    expect(within(row).queryByText("active")).toBeNull();
+    const status = within(row).getByText("owner disabled").closest("td") as HTMLElement;
+    expect(status.title).toContain("refused with INVALID_USER");
+    expect(within(screen.getByTestId("key-row-5")).getByText("owner deleted")).toBeTruthy();
+    expect(within(screen.getByTestId("key-row-3")).getByText("active")).toBeTruthy();
+
+    navigate("/keys?status=owner_disabled");
+    await waitFor(() => expect(screen.queryByTestId("key-row-3")).toBeNull());
+    expect(screen.getByTestId("key-row-4")).toBeTruthy();
+    expect(screen.queryByTestId("key-row-5")).toBeNull();
+  });
+
+  it("shows the last refused attempt under the last use", async () => {
+    fakeApi(
+      me({ id: 1, role: "admin" }),
+      keysApi([
+        {
+          ...key,
+          last_used_at: "2026-05-12T10:00:00.000Z",
+          last_used_ip: "127.0.0.1",
+          last_refused_at: "2026-05-12T11:00:00.000Z",
+          last_refused_ip: "127.0.0.3",
+          last_refused_code: "IP_NOT_ALLOWED",
+        },
+        { ...key, id: 4, name: "helpdesk" },
+      ]),
+    );
+    show();
+    const refused = await screen.findByTestId("key-refused-3");
+    expect(refused.textContent).toMatch(/^refused .+: IP_NOT_ALLOWED$/);
+    const title = (refused.closest("td") as HTMLElement).title;
+    expect(title).toMatch(/^Last used .+; last refused .+ from 127\.0\.0\.3: IP_NOT_ALLOWED$/);
+    expect(screen.queryByTestId("key-refused-4")).toBeNull();
   });
 });

@@ -18,7 +18,7 @@ import { ShowOnceDialog } from "../components/ShowOnce";
 import { useNotify } from "../components/Toasts";
 import { Empty, PageHeader, StatusBadge } from "../components/ui";
 import { api } from "../lib/api";
-import { formatDate, formatDateTime, relative } from "../lib/format";
+import { formatDate, formatDateTime, KEY_STATUS_HELP, lastRefusal, relative } from "../lib/format";
 import { Link, navigate, setQuery, useLocation } from "../lib/router";
 import type { ApiKey, UserRow } from "../lib/types";
 import { useResource } from "../lib/useResource";
@@ -107,6 +107,8 @@ export function Keys() {
             { value: "active", label: "Active" },
             { value: "revoked", label: "Revoked" },
             { value: "expired", label: "Expired" },
+            { value: "owner_disabled", label: "Owner disabled" },
+            { value: "owner_deleted", label: "Owner deleted" },
           ]}
         />
         <QuerySelect
@@ -179,6 +181,11 @@ export function Keys() {
                       Last used {relative(k.last_used_at)} · expires{" "}
                       {k.expires_at ? formatDate(k.expires_at) : "never"}
                     </Text>
+                    {k.last_refused_at && (
+                      <Text size="xs" c="red" mt={2}>
+                        Last refused {lastRefusal(k)}
+                      </Text>
+                    )}
                   </>
                 ),
               })}
@@ -230,8 +237,21 @@ export function Keys() {
                 { header: "Owner", cell: (k) => <Text size="sm">{ownerName(k.owner_id)}</Text> },
                 {
                   header: "Last used",
-                  td: (k) => ({ title: formatDateTime(k.last_used_at) }),
-                  cell: (k) => <Text size="sm">{relative(k.last_used_at)}</Text>,
+                  td: (k) => ({
+                    title: k.last_refused_at
+                      ? `Last used ${formatDateTime(k.last_used_at)}; last refused ${formatDateTime(k.last_refused_at)} from ${k.last_refused_ip}: ${k.last_refused_code}`
+                      : formatDateTime(k.last_used_at),
+                  }),
+                  cell: (k) => (
+                    <>
+                      <Text size="sm">{relative(k.last_used_at)}</Text>
+                      {k.last_refused_at && (
+                        <Text size="xs" c="red" data-testid={`key-refused-${k.id}`}>
+                          refused {relative(k.last_refused_at)}: {k.last_refused_code}
+                        </Text>
+                      )}
+                    </>
+                  ),
                 },
                 {
                   header: "Expires",
@@ -240,7 +260,11 @@ export function Keys() {
                     <Text size="sm">{k.expires_at ? formatDate(k.expires_at) : "never"}</Text>
                   ),
                 },
-                { header: "Status", cell: (k) => <StatusBadge status={k.status} /> },
+                {
+                  header: "Status",
+                  td: (k) => ({ title: KEY_STATUS_HELP[k.status] }),
+                  cell: (k) => <StatusBadge status={k.status} />,
+                },
               ]}
             />
           )
