@@ -120,7 +120,7 @@ function requireTwoFactor(raw: string | undefined): "off" | "admins" | "all" {
   );
 }
 
-/** An absolute http(s) URL with no credentials, query or fragment; a trailing slash is dropped. */
+/** An absolute http(s) URL with no credentials, query or fragment; its trailing slash is dropped. */
 function publicUrl(raw: string | undefined): string | null {
   if (raw === undefined) return null;
   let url: URL | null = null;
@@ -141,7 +141,7 @@ function publicUrl(raw: string | undefined): string | null {
       `KEYGATE_PUBLIC_URL must be the http:// or https:// address browsers reach Keygate at, such as https://keygate.example.com, with no user, query or fragment (got "${redactUrl(raw)}")`,
     );
   }
-  return url.href.replace(/\/+$/, "");
+  return url.href.endsWith("/") ? url.href.slice(0, -1) : url.href;
 }
 
 function trustProxy(raw: string | undefined): boolean | string[] {
