@@ -10,6 +10,9 @@ export default defineConfig({
   root,
   base: "/",
   plugins: [react()],
+  // Keygate replaces this with a fresh nonce in each index.html it serves, and allows inline
+  // <style> only with that nonce (src/http/security.ts); main.tsx hands it to Mantine.
+  html: { cspNonce: "__KEYGATE_CSP_NONCE__" },
   build: {
     outDir: fileURLToPath(new URL("./dist", import.meta.url)),
     emptyOutDir: true,

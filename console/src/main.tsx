@@ -10,10 +10,17 @@ import { theme } from "./theme";
 
 const root = document.getElementById("root");
 if (!root) throw new Error("#root is missing from index.html");
+// The page's Content-Security-Policy admits a <style> element only with this response's nonce,
+// which the server writes on this meta element: Mantine puts it on the <style> it injects.
+const nonce = document.querySelector<HTMLMetaElement>('meta[property="csp-nonce"]')?.nonce ?? "";
+const styleNonce = () => nonce;
+// The scroll lock of Mantine's modals (react-style-singleton) injects a <style> too; it takes
+// its nonce from get-nonce, which reads this global when nothing has set one.
+(window as unknown as { __webpack_nonce__?: string }).__webpack_nonce__ = nonce;
 
 createRoot(root).render(
   <StrictMode>
-    <MantineProvider theme={theme} defaultColorScheme="auto">
+    <MantineProvider theme={theme} defaultColorScheme="auto" getStyleNonce={styleNonce}>
       <ToastProvider>
         <App />
       </ToastProvider>
