@@ -4,6 +4,7 @@ import { AuthProvider, useAuth, useUser } from "./auth";
 import { Shell } from "./components/Shell";
 import { Empty, PageHeader } from "./components/ui";
 import { Link, match, trimSlashes, useLocation } from "./lib/router";
+import { Account } from "./pages/Account";
 import { Audit } from "./pages/Audit";
 import { Dashboard } from "./pages/Dashboard";
 import { KeyDetail } from "./pages/KeyDetail";
@@ -65,6 +66,7 @@ function Page({ path }: { path: string }) {
   if (subId) return <SubscriberDetail key={subId} id={subId} />;
   if (path === "/services") return <Services />;
   if (path === "/transactions") return <Transactions />;
+  if (path === "/account") return <Account />;
   if (path === "/nas")
     return (
       <AdminOnly what="NAS devices">

@@ -7,7 +7,14 @@ import {
   useRef,
   useState,
 } from "react";
-import { api, type ApiClient, type Session, type SessionEnd, type User } from "./lib/api";
+import {
+  api,
+  type ApiClient,
+  type SecondFactor,
+  type Session,
+  type SessionEnd,
+  type User,
+} from "./lib/api";
 import type { Me } from "./lib/types";
 
 type AuthState =
@@ -23,8 +30,10 @@ type Profile = { userId: number; me: Me | null; failed: boolean };
 
 type Auth = AuthState & {
   profile: Profile | null;
-  signIn: (username: string, password: string) => Promise<void>;
+  signIn: (username: string, password: string, second?: SecondFactor) => Promise<void>;
   signOut: () => Promise<void>;
+  /** Asks `/api/auth/me` again (e.g. once two-factor sign-in was turned on or off). */
+  reloadProfile: () => void;
 };
 
 const Ctx = createContext<Auth | null>(null);
@@ -50,6 +59,7 @@ export function AuthProvider({
 
   const channelRef = useRef<BroadcastChannel | null>(null);
   const [profile, setProfile] = useState<Profile | null>(null);
+  const [profileTick, setProfileTick] = useState(0);
   const userId = state.status === "signed-in" ? state.user.id : null;
 
   useEffect(() => {
@@ -58,7 +68,7 @@ export function AuthProvider({
       return;
     }
     let live = true;
-    setProfile({ userId, me: null, failed: false });
+    setProfile((p) => (p?.userId === userId ? p : { userId, me: null, failed: false }));
     client.me().then(
       (me) => {
         if (live) setProfile({ userId, me, failed: false });
@@ -70,7 +80,7 @@ export function AuthProvider({
     return () => {
       live = false;
     };
-  }, [client, userId]);
+  }, [client, userId, profileTick]);
 
   useEffect(() => {
     const channel = typeof BroadcastChannel !== "undefined" ? new BroadcastChannel(CHANNEL) : null;
@@ -120,14 +130,15 @@ export function AuthProvider({
     () => ({
       ...state,
       profile: profile?.userId === userId ? profile : null,
-      signIn: async (username, password) => {
-        await client.login(username, password);
+      signIn: async (username, password, second) => {
+        await client.login(username, password, second);
         channelRef.current?.postMessage({ type: "signed-in" });
       },
       signOut: async () => {
         await client.logout();
         channelRef.current?.postMessage({ type: "signed-out" });
       },
+      reloadProfile: () => setProfileTick((t) => t + 1),
     }),
     [state, profile, userId, client],
   );
@@ -150,6 +161,8 @@ export type SignedInUser = User & {
   canManageKeys: boolean | null;
   /** The rate limit of a key without its own (`defaults.key_rate_limit_per_minute`), once known. */
   defaultKeyRateLimit: number | null;
+  /** KEYGATE_REQUIRE_2FA asks this user to turn on two-factor sign-in, and it is not on yet. */
+  needsTwoFactor: boolean;
 };
 
 /** The signed-in user; only for components rendered inside the signed-in shell. */
@@ -163,5 +176,6 @@ export function useUser(): SignedInUser {
     isAdmin,
     canManageKeys: me ? me.permissions.manage_keys : a.profile?.failed || isAdmin ? true : null,
     defaultKeyRateLimit: me?.defaults.key_rate_limit_per_minute ?? null,
+    needsTwoFactor: me?.two_factor_required === true && me.two_factor_enabled !== true,
   };
 }

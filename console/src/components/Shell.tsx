@@ -1,4 +1,5 @@
 import {
+  Alert,
   Anchor,
   AppShell,
   Badge,
@@ -111,9 +112,17 @@ export function Shell({ children }: { children: ReactNode }) {
           <Group gap="xs" wrap="nowrap">
             <Box visibleFrom="xs">
               <Group gap={6} wrap="nowrap">
-                <Text size="sm" fw={500} data-testid="signed-in-as">
+                <Anchor
+                  component={Link}
+                  href="/account"
+                  size="sm"
+                  fw={500}
+                  c="inherit"
+                  data-testid="signed-in-as"
+                  aria-label={`Your account (${user.username}): two-factor sign-in`}
+                >
                   {user.username}
-                </Text>
+                </Anchor>
                 <Badge variant="light" color={user.isAdmin ? "blue" : "grape"} size="sm">
                   {user.role}
                 </Badge>
@@ -153,7 +162,11 @@ export function Shell({ children }: { children: ReactNode }) {
         <AppShell.Section>
           <Box hiddenFrom="xs" px="sm" pb="xs">
             <Text size="sm">
-              Signed in as <b>{user.username}</b> ({user.role})
+              Signed in as{" "}
+              <Anchor component={Link} href="/account" size="sm" fw={700}>
+                {user.username}
+              </Anchor>{" "}
+              ({user.role})
             </Text>
           </Box>
           <ColorToggle />
@@ -161,6 +174,15 @@ export function Shell({ children }: { children: ReactNode }) {
       </AppShell.Navbar>
       <AppShell.Main id="main" tabIndex={-1} style={{ outline: "none" }}>
         <Box maw={1280} mx="auto">
+          {user.needsTwoFactor && path !== "/account" && (
+            <Alert color="orange" title="Turn on two-factor sign-in" mb="md" role="status">
+              This Keygate requires it for your account before you mint, change, roll or revoke API
+              keys.{" "}
+              <Anchor component={Link} href="/account" size="sm">
+                Turn it on in your account
+              </Anchor>
+            </Alert>
+          )}
           {children}
         </Box>
       </AppShell.Main>

@@ -45,6 +45,9 @@ export type Envelope<T> = {
   status?: number;
 };
 
+/** The second step of a sign-in with two-factor: one of the two. */
+export type SecondFactor = { otp: string } | { recovery_code: string };
+
 /** Why the user is looking at the sign-in form again. */
 export type SessionEnd = { reason: "expired" | "signed-out" | "elsewhere"; message: string };
 
@@ -122,10 +125,16 @@ export class ApiClient {
     return session;
   }
 
-  async login(username: string, password: string): Promise<Session> {
+  /**
+   * Signs in. For an account with two-factor sign-in the server answers 401
+   * `TWO_FACTOR_REQUIRED` to the password alone; send it again with `second` (the code from
+   * the authenticator app, or a recovery code).
+   */
+  async login(username: string, password: string, second?: SecondFactor): Promise<Session> {
     const res = await this.raw("POST", "/api/auth/login", {
       username,
       password,
+      ...second,
       session: "cookie",
     });
     return this.accept(res.data as TokenData);

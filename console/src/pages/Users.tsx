@@ -219,6 +219,14 @@ export function Users() {
               ),
             },
             {
+              header: "Two-factor",
+              cell: (u) => (
+                <Badge variant="light" color={u.two_factor_enabled ? "teal" : "gray"}>
+                  {u.two_factor_enabled ? "on" : "off"}
+                </Badge>
+              ),
+            },
+            {
               header: "Created",
               cell: (u) => (
                 <Text size="sm" style={{ whiteSpace: "nowrap" }}>
