@@ -65,6 +65,36 @@ describe("loadConfig", () => {
     expect(loadConfig({ KEYGATE_TRUST_PROXY: "true" }).trustProxy).toBe(true);
   });
 
+  it("takes KEYGATE_PUBLIC_URL as an http(s) URL, unset by default", () => {
+    expect(loadConfig({}).publicUrl).toBeNull();
+    expect(loadConfig({ KEYGATE_PUBLIC_URL: "https://keygate.example.com/" }).publicUrl).toBe(
+      "https://keygate.example.com",
+    );
+    expect(loadConfig({ KEYGATE_PUBLIC_URL: " http://10.0.0.5:8080 " }).publicUrl).toBe(
+      "http://10.0.0.5:8080",
+    );
+    expect(loadConfig({ KEYGATE_PUBLIC_URL: "https://example.com/keygate/" }).publicUrl).toBe(
+      "https://example.com/keygate",
+    );
+    for (const bad of [
+      "keygate.example.com",
+      "ftp://keygate.example.com",
+      "https://",
+      "https://keygate.example.com/?x=1",
+      "https://keygate.example.com/#top",
+      "javascript:alert(1)",
+    ]) {
+      expect(() => loadConfig({ KEYGATE_PUBLIC_URL: bad }), bad).toThrow(ConfigError);
+      expect(() => loadConfig({ KEYGATE_PUBLIC_URL: bad }), bad).toThrow(
+        /^KEYGATE_PUBLIC_URL must be the http:\/\/ or https:\/\/ address .*such as https:\/\/keygate\.example\.com/,
+      );
+    }
+    // A password in it is refused and never printed back.
+    expect(() =>
+      loadConfig({ KEYGATE_PUBLIC_URL: "https://kg:s3cret@keygate.example.com" }),
+    ).toThrow(/kg:\*\*\*@keygate/);
+  });
+
   it("never prints a database password", () => {
     expect(redactUrl("postgres://kg:s3cret@db:5432/kg")).toBe("postgres://kg:***@db:5432/kg");
     expect(() => loadConfig({ KEYGATE_DATABASE_URL: "mongodb://u:s3cret@h" })).toThrow(
