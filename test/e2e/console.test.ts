@@ -20,6 +20,14 @@ const ADMIN_PASSWORD = "console-admin-pass";
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 375, height: 812 };
 const KEY_RE = /^pk_live_[0-9a-f]{32}$/;
+// Expected in the console's own flows (a wrong password, a session that ended, a record
+// another reseller owns): the browser logs every 4xx answer to a fetch as an error.
+const EXPECTED_ERROR = /^Failed to load resource: the server responded with a status of 4\d\d /;
+// Reports every Content-Security-Policy violation on the console, where the test can see it.
+const REPORT_VIOLATIONS = `document.addEventListener("securitypolicyviolation", (e) => {
+  console.error("CSP violation: " + e.effectiveDirective + " blocked " + (e.blockedURI || "inline") +
+    " at " + e.sourceFile + ":" + e.lineNumber + " " + JSON.stringify(e.sample));
+});`;
 
 describe.skipIf(skip)("the console in a browser", () => {
   const dir = mkdtempSync(join(tmpdir(), "keygate-e2e-"));
@@ -29,6 +37,8 @@ describe.skipIf(skip)("the console in a browser", () => {
   let base: string;
   const ids = { firstKey: 0, rolledKey: 0, subscriber: 0 };
   const keys = { first: "", rolled: "" };
+  /** CSP violations, uncaught errors and unexpected console errors: each fails its test. */
+  const problems: string[] = [];
 
   const whoami = (key: string) =>
     call(base, "GET", "/api/v1/external/whoami", { "x-api-key": key });
@@ -115,11 +125,57 @@ describe.skipIf(skip)("the console in a browser", () => {
     });
     page = context.pages()[0] ?? (await context.newPage());
     page.setDefaultTimeout(10_000);
+    await context.addInitScript(REPORT_VIOLATIONS);
+    page.on("console", (msg) => {
+      if (msg.type() === "error" && !EXPECTED_ERROR.test(msg.text())) problems.push(msg.text());
+    });
+    page.on("pageerror", (err) => problems.push(`uncaught: ${err.message}`));
   }, 120_000);
 
   afterEach(async ({ task }) => {
     if (task.result?.state === "fail" && page)
       await page.screenshot({ path: join(SHOTS, `failed-${task.name.slice(0, 40)}.png`) });
+    const seen = problems.splice(0);
+    expect(seen, "CSP violations or errors in the browser").toEqual([]);
+  });
+
+  it("serves the console under a strict Content-Security-Policy that the browser enforces", async () => {
+    const res = await page.goto(`${base}/`);
+    const csp = (await res?.allHeaders())?.["content-security-policy"] ?? "";
+    expect(csp).toMatch(/script-src 'self';/);
+    expect(csp).toMatch(/style-src 'self' 'nonce-[A-Za-z0-9+/=]+'/);
+    expect(csp).not.toMatch(/unsafe-inline|unsafe-eval/);
+    await page.getByRole("heading", { name: "Keygate" }).waitFor();
+    // Mantine's injected <style> elements carry the page's nonce, and their CSS applies.
+    const styled = await page.evaluate(`(() => {
+      const styles = [...document.querySelectorAll("style")];
+      const button = document.querySelector("button[type=submit]");
+      return {
+        styles: styles.length,
+        unnonced: styles.filter((s) => !s.nonce).length,
+        primary: getComputedStyle(document.documentElement).getPropertyValue("--mantine-primary-color-filled"),
+        button: button ? getComputedStyle(button).backgroundColor : "",
+      };
+    })()`);
+    expect(styled).toMatchObject({ unnonced: 0, primary: expect.stringMatching(/\S/) });
+    expect((styled as { styles: number }).styles).toBeGreaterThan(0);
+    expect((styled as { button: string }).button).not.toMatch(
+      /^(rgba\(0, 0, 0, 0\)|transparent|)$/,
+    );
+    // The policy is enforced, not only sent: an inline style and an inline script are refused.
+    await page.evaluate(`(() => {
+      const style = document.createElement("style");
+      style.textContent = "body { color: red }";
+      document.head.append(style);
+      const script = document.createElement("script");
+      script.textContent = "window.inlineRan = true";
+      document.head.append(script);
+    })()`);
+    await expect.poll(() => problems.filter((p) => p.startsWith("CSP violation")).length).toBe(2);
+    expect(problems.join("\n")).toMatch(/style-src-elem blocked inline/);
+    expect(problems.join("\n")).toMatch(/script-src-elem blocked inline/);
+    expect(await page.evaluate("window.inlineRan === true")).toBe(false);
+    problems.splice(0);
   });
 
   afterAll(async () => {
@@ -455,4 +511,19 @@ describe.skipIf(skip)("the console in a browser", () => {
     await signOut();
     await shot("signin");
   }, 90_000);
+
+  it("shows the API reference under its own policy", async () => {
+    await page.setViewportSize(DESKTOP);
+    const res = await page.goto(`${base}/docs`);
+    const csp = (await res?.allHeaders())?.["content-security-policy"] ?? "";
+    expect(csp).toMatch(/script-src 'self';/);
+    expect(csp).not.toMatch(/unsafe-inline|unsafe-eval/);
+    await page.getByRole("heading", { name: /Keygate API/ }).waitFor();
+    // Open an operation and call it from the page: the answer is the surface's own refusal.
+    await page.locator(".opblock-summary", { hasText: "/api/v1/external/whoami" }).first().click();
+    await page.getByRole("button", { name: "Try it out" }).click();
+    await page.getByRole("button", { name: "Execute" }).click();
+    await page.locator(".live-responses-table").getByText("MISSING_API_KEY").first().waitFor();
+    await shot("docs");
+  });
 });
