@@ -73,6 +73,8 @@ export type Me = UserRow & {
     manage_keys: boolean;
   };
   defaults: { key_rate_limit_per_minute: number };
+  /** KEYGATE_REQUIRE_2FA asks this user to turn on two-factor sign-in before managing keys. */
+  two_factor_required?: boolean;
 };
 
 export type UserRow = {
@@ -80,6 +82,8 @@ export type UserRow = {
   username: string;
   role: "admin" | "reseller";
   disabled: boolean;
+  /** Two-factor sign-in is on. */
+  two_factor_enabled?: boolean;
   created_at: string;
   updated_at: string;
 };
@@ -167,4 +171,25 @@ export type AuditEntry = {
   details: Record<string, unknown> | null;
   ip: string | null;
   created_at: string;
+};
+
+/** `GET /api/auth/2fa`: the signed-in user's two-factor sign-in. */
+export type TwoFactorStatus = {
+  enabled: boolean;
+  enabled_at: string | null;
+  pending: boolean;
+  recovery_codes_left: number;
+  required: boolean;
+};
+
+/** `POST /api/auth/2fa/enrol`: the new secret, shown this once. */
+export type TwoFactorEnrolment = {
+  secret: string;
+  otpauth_url: string;
+  qr_svg: string;
+  issuer: string;
+  account: string;
+  algorithm: string;
+  digits: number;
+  period: number;
 };
