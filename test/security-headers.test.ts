@@ -221,6 +221,15 @@ describe("security headers", () => {
     expectApi(await s.get("/api/v1/external/system/health"), 200, "health");
   });
 
+  it("carries them on the router's own refusals: a path that is not valid percent-encoding", async () => {
+    expectApi(await s.get("/api/v1/external/%zz", { "x-api-key": s.key }), 400, "external bad URL");
+    expectApi(await s.get("/api/%zz"), 400, "JWT bad URL");
+    const page = await s.get("/%zz");
+    expect(page.statusCode).toBe(400);
+    expectBaseline(page, "bad URL outside /api");
+    expect(page.headers["content-security-policy"]).toBe(JSON_CSP);
+  });
+
   it("answers an unknown non-API method in JSON with the JSON policy", async () => {
     const res = await s.app.inject({ method: "POST", url: "/keys" });
     expect(res.statusCode).toBe(404);

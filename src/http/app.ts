@@ -26,7 +26,7 @@ import { addFormats } from "./formats.js";
 import { boundedJsonParser, findNul, hasContent } from "./input.js";
 import { clientErrorHandler, frameworkErrors } from "./transport.js";
 import { jwtSurface } from "./jwt.js";
-import { securityHeaders } from "./security.js";
+import { securityPolicy } from "./security.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -109,6 +109,8 @@ export async function buildApp(
     logStream?: { write(line: string): void };
   } = {},
 ): Promise<App> {
+  // Computed first: the router's own errors (frameworkErrors) carry the headers too.
+  const security = await securityPolicy(kg.config);
   const app = Fastify({
     logger:
       opts.logger === false
@@ -124,7 +126,7 @@ export async function buildApp(
     // Requests that arrive while the server drains are answered in the surface's envelope
     // by the hook below, not by the framework's own 503.
     return503OnClosing: false,
-    frameworkErrors: frameworkErrors(kg),
+    frameworkErrors: security.frameworkErrors(frameworkErrors(kg)),
     clientErrorHandler: clientErrorHandler(kg),
     // Call logs record external requests; per-request server log lines would only repeat them.
     logController: new LogController({ disableRequestLogging: true }),
@@ -138,7 +140,7 @@ export async function buildApp(
   kg.info = (msg) => app.log.info(msg);
 
   // Before any route or plugin, so that every response carries them.
-  const security = await securityHeaders(app, kg.config);
+  app.addHook("onSend", security.onSend);
   app.setValidatorCompiler(validators());
   // Only JSON bodies are read; anything else is a clear 415 rather than a string to validate.
   app.removeContentTypeParser("text/plain");
@@ -259,7 +261,7 @@ export async function buildApp(
 
   const consoleDir = opts.consoleDir ?? CONSOLE_DIR;
   const hasConsole = existsSync(join(consoleDir, "index.html"));
-  const consolePage = hasConsole ? security.consolePage(consoleDir) : null;
+  const consolePage = hasConsole ? security.consolePage(consoleDir, app.log) : null;
   if (hasConsole) {
     // The console's built files; any other non-API GET falls back to its index.html.
     await app.register(fastifyStatic, {

@@ -2,7 +2,11 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import helmet, { type FastifyHelmetOptions } from "@fastify/helmet";
-import Fastify, { type FastifyInstance, type FastifyReply, type onSendHookHandler } from "fastify";
+import Fastify, {
+  type FastifyReply,
+  type FastifyServerOptions,
+  type onSendHookHandler,
+} from "fastify";
 import type { Config } from "../config.js";
 
 /**
@@ -111,22 +115,34 @@ function helmetHeaders(options: FastifyHelmetOptions): Promise<Headers> {
 
 const CSP = "content-security-policy";
 
+type FrameworkErrors = FastifyServerOptions["frameworkErrors"];
+
 export type Security = {
+  /** Sets the headers on every response that goes through Fastify's hooks. */
+  onSend: onSendHookHandler;
+  /** The router's own errors (a bad URL) bypass the hooks: this sets the headers first. */
+  frameworkErrors(handler: FrameworkErrors): FrameworkErrors;
   /** Swagger UI's Content-Security-Policy (its `staticCSP`). */
   docsPolicy: string;
   /**
    * Serves the console's index.html, read now, with a fresh nonce in its CSP and wherever
    * the build put the placeholder. Never cached: the nonce is for this response only.
    */
-  consolePage(consoleDir: string): (reply: FastifyReply) => FastifyReply;
+  consolePage(
+    consoleDir: string,
+    log: { warn(msg: string): void },
+  ): (reply: FastifyReply) => FastifyReply;
 };
+
+const isApi = (url: string) =>
+  url.startsWith("/api") && (url.length === 4 || url[4] === "/" || url[4] === "?");
 
 /**
  * Security headers on every response, errors and 404s included, set in one onSend hook.
- * Register it before any route or plugin: Fastify gives a plugin the hooks that exist when
- * it is registered.
+ * Add `onSend` before any route or plugin: Fastify gives a plugin the hooks that exist
+ * when it is registered.
  */
-export async function securityHeaders(app: FastifyInstance, config: Config): Promise<Security> {
+export async function securityPolicy(config: Config): Promise<Security> {
   const https = config.publicUrl?.startsWith("https:") ?? false;
   const options = policies(https);
   const [document, docs, resource] = await Promise.all([
@@ -140,33 +156,38 @@ export async function securityHeaders(app: FastifyInstance, config: Config): Pro
   const plainDocumentCsp = documentCsp.replace(` 'nonce-${NONCE_PLACEHOLDER}'`, "");
   // Both surfaces carry tokens, keys and subscriber data: nothing under /api is stored.
   const api: Headers = { ...resource, "cache-control": "no-store" };
-
-  const hook: onSendHookHandler = (request, reply, payload, done) => {
-    const url = request.url;
-    if (url.startsWith("/api") && (url.length === 4 || url[4] === "/" || url[4] === "?")) {
-      reply.headers(api);
-    } else {
-      const type = reply.getHeader("content-type");
-      if (typeof type === "string" && type.startsWith("text/html")) {
-        // The console's index sets its own, nonced policy; Swagger UI sets its own after this.
-        if (!reply.hasHeader(CSP)) reply.header(CSP, plainDocumentCsp);
-        reply.headers(documentRest);
-      } else {
-        reply.headers(resource);
-      }
-    }
-    done(null, payload);
-  };
-  app.addHook("onSend", hook);
-
   const [before, after] = documentCsp.split(NONCE_PLACEHOLDER) as [string, string];
+
   return {
+    onSend(request, reply, payload, done) {
+      if (isApi(request.url)) {
+        reply.headers(api);
+      } else {
+        const type = reply.getHeader("content-type");
+        if (typeof type === "string" && type.startsWith("text/html")) {
+          // The console's index sets its own, nonced policy; Swagger UI sets its own after this.
+          if (!reply.hasHeader(CSP)) reply.header(CSP, plainDocumentCsp);
+          reply.headers(documentRest);
+        } else {
+          reply.headers(resource);
+        }
+      }
+      done(null, payload);
+    },
+    frameworkErrors(handler) {
+      if (handler === undefined) return undefined;
+      return (error, request, reply) => {
+        // Answered in JSON, whatever the path.
+        reply.headers(isApi(request.url) ? api : resource);
+        handler(error, request, reply);
+      };
+    },
     docsPolicy: docs[CSP] ?? "",
-    consolePage(consoleDir) {
+    consolePage(consoleDir, log) {
       const html = readFileSync(join(consoleDir, "index.html"), "utf8");
       const parts = html.split(NONCE_PLACEHOLDER);
       if (parts.length === 1) {
-        app.log.warn(
+        log.warn(
           `${join(consoleDir, "index.html")} has no CSP nonce placeholder: the console's styles will be blocked; rebuild it with npm run build:console`,
         );
       }
