@@ -17,6 +17,7 @@ export const ERROR_STATUS = {
   UNAUTHORIZED: 401,
   INVALID_CREDENTIALS: 401,
   FORBIDDEN: 403,
+  METHOD_NOT_ALLOWED: 405,
   /** Sign-in: the password was right, and this account also needs its second factor. */
   TWO_FACTOR_REQUIRED: 401,
   /** Sign-in: the second-factor code (or recovery code) was wrong or already used. */
@@ -46,6 +47,8 @@ export class AppError extends Error {
     readonly details?: FieldProblem[],
     /** Seconds the client should wait, for 429 and 503. */
     readonly retryAfterS?: number,
+    /** Headers the answer carries, such as `Allow` on a 405. */
+    readonly headers?: Readonly<Record<string, string>>,
   ) {
     // A client error is answered, never logged with a trace: skip capturing one, which is
     // most of the cost of refusing a bad key.

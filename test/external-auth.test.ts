@@ -202,23 +202,26 @@ describe("external surface: every refusal on every route", () => {
 
   it("answers 401 INVALID_API_KEY for malformed keys, never echoing them", async () => {
     const { key } = await mint(h);
-    const malformed = [
-      "pk_live_XYZ",
-      "x".repeat(5_000),
-      `pk_live_${"a".repeat(5_000)}`,
-      `Bearer ${key}`,
-      key.toUpperCase(),
-      `${key}0`,
-      key.slice(0, -1),
-      `pk_test_${key.slice(8)}`,
+    // Each mistake is named, with what to do about it; none is echoed.
+    const malformed: [string, string[]][] = [
+      ["pk_live_XYZ", ["is 11 characters", "a key is 40"]],
+      ["x".repeat(5_000), ["pk_live_ followed by 32 lowercase hex"]],
+      [`pk_live_${"a".repeat(5_000)}`, ["is 5008 characters", "cut short or has extra"]],
+      [`Bearer ${key}`, ['drop "Bearer "']],
+      [key.toUpperCase(), ["lowercase", "capitals"]],
+      [`${key}0`, ["is 41 characters"]],
+      [key.slice(0, -1), ["is 39 characters"]],
+      [key.slice(0, 12), ["12-character display prefix", "whole key"]],
+      [`"${key}"`, ["quotes"]],
+      [`pk_test_${key.slice(8)}`, ["test-environment key (pk_test_)"]],
     ];
     const before = await keylessRows(h, "INVALID_API_KEY");
-    for (const bad of malformed) {
+    for (const [bad, says] of malformed) {
       for (const r of ROUTES) {
         expectRefusal(await send(h, r, bad), `${label(r)} with ${bad.slice(0, 20)}…`, bad, {
           status: 401,
           code: "INVALID_API_KEY",
-          says: ["pk_live_"],
+          says,
         });
       }
     }
@@ -241,6 +244,7 @@ describe("external surface: every refusal on every route", () => {
       expectRefusal(await send(h, r, unknown), label(r), unknown, {
         status: 401,
         code: "INVALID_API_KEY",
+        says: ["no key with this value exists", "another Keygate", "mistyped"],
       });
     }
     expect(await keylessRows(h, "INVALID_API_KEY")).toBe(before + ROUTES.length);
@@ -300,7 +304,12 @@ describe("external surface: every refusal on every route", () => {
       expectRefusal(await send(h, r, k.key), label(r), k.key, {
         status: 401,
         code: "INVALID_USER",
-        says: ["disabled or deleted"],
+        says: [
+          'user "owner-disabled"',
+          "is disabled",
+          "An admin can re-enable",
+          `PUT /api/users/${owner.id}`,
+        ],
       });
     }
     const log = await keyLog(h, k.id);
@@ -316,23 +325,39 @@ describe("external surface: every refusal on every route", () => {
       expectRefusal(await send(h, r, k.key), label(r), k.key, {
         status: 401,
         code: "INVALID_USER",
+        says: ['user "owner-deleted"', "is deleted", "mint a key for another user"],
       });
     }
     const log = await keyLog(h, k.id);
     expect(pick(log.slice(1))).toEqual(expectedRows(ROUTES, 401, "INVALID_USER"));
   });
 
-  it("answers 403 IP_NOT_ALLOWED from outside allowed_ips, naming the range and the client IP", async () => {
+  it("answers 403 IP_NOT_ALLOWED from outside allowed_ips, naming the client IP and where the list is, not the list", async () => {
     const k = await mint(h, { scopes: "delete", allowed_ips: ["10.0.0.0/8"] });
     for (const r of ROUTES) {
-      expectRefusal(await send(h, r, k.key), label(r), k.key, {
+      const res = await send(h, r, k.key);
+      expectRefusal(res, label(r), k.key, {
         status: 403,
         code: "IP_NOT_ALLOWED",
-        says: ["10.0.0.0/8", "127.0.0.1"],
+        says: ["127.0.0.1", "allowed_ips", `PUT /api/api-keys/${k.id}`],
       });
+      // A caller who may hold a stolen key learns nothing of where it would work.
+      expect(res.body).not.toContain("10.0.0.0");
+      expect(res.body).not.toContain("X-Forwarded-For");
     }
+    // Behind a proxy Keygate was not told to trust, the forwarded address is ignored: say so.
+    const proxied = await h.app.inject({
+      method: "GET",
+      url: "/api/v1/external/whoami",
+      headers: { "x-api-key": k.key, "x-forwarded-for": "10.9.9.9" },
+    });
+    expectRefusal(proxied, "proxied", k.key, {
+      status: 403,
+      code: "IP_NOT_ALLOWED",
+      says: ["X-Forwarded-For was sent but ignored", "KEYGATE_TRUST_PROXY is off", "127.0.0.1"],
+    });
     const log = await keyLog(h, k.id);
-    expect(pick(log)).toEqual(expectedRows(ROUTES, 403, "IP_NOT_ALLOWED"));
+    expect(pick(log.slice(0, ROUTES.length))).toEqual(expectedRows(ROUTES, 403, "IP_NOT_ALLOWED"));
     // The same key from an allowed address goes through.
     const ok = await h.app.inject({
       method: "GET",

@@ -188,7 +188,7 @@ describe("subscribers", () => {
       await h.ext("GET", `/subscribers/${id}/usage?from=2026-05-31&to=2026-05-01`, adminKey),
       400,
     );
-    expectStatus(await h.ext("POST", `/subscribers/${id}/usage`, adminKey, { bytes_in: 1 }), 404);
+    expectStatus(await h.ext("POST", `/subscribers/${id}/usage`, adminKey, { bytes_in: 1 }), 405);
     expectStatus(
       await h.api("POST", `/api/subscribers/${id}/usage`, h.adminToken, { bytes_in: -1 }),
       400,
@@ -299,7 +299,7 @@ describe("services and NAS", () => {
     expectStatus(await h.api("DELETE", `/api/services/${serviceId}`, h.adminToken), 409);
     expectStatus(await h.api("DELETE", `/api/services/${id}`, h.adminToken), 200);
     expectStatus(await h.ext("GET", `/services/${id}`, adminKey), 404);
-    expectStatus(await h.ext("POST", "/services", adminKey, { name: "x" }), 404);
+    expectStatus(await h.ext("POST", "/services", adminKey, { name: "x" }), 405);
   });
 
   it("never returns a NAS secret", async () => {

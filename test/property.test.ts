@@ -268,7 +268,8 @@ describe("X-API-Key: any string", () => {
     nearMiss,
   );
 
-  it("never yields a 5xx, always a 401 with a fixed message, never echoing the value", async () => {
+  it("never yields a 5xx, always a 401 from a small set of messages, never echoing the value", async () => {
+    const messages = new Set<string>();
     await fc.assert(
       fc.asyncProperty(header, fc.constantFrom(...routes), async (value, [method, path]) => {
         const res = await h.ext(method, path, value, method === "GET" ? undefined : {});
@@ -279,9 +280,10 @@ describe("X-API-Key: any string", () => {
         expect(body.timestamp, what).toMatch(ISO_UTC);
         const missing = value === "";
         expect(body.error.code, what).toBe(missing ? "MISSING_API_KEY" : "INVALID_API_KEY");
-        // The body is one fixed text (but for its timestamp): nothing of the header is in it.
+        // The message is one of a few fixed texts, each naming what is wrong with the header
+        // (whitespace, quotes, Bearer, capitals, length, unknown), never the header itself.
+        messages.add(body.error.message.replace(/\d+/g, "N"));
         const baseline = missing ? missingBody : invalidBody;
-        expect(strip(res.body), what).toBe(baseline);
         if (value.length >= 4 && !baseline.includes(value)) {
           expect(res.body.includes(value), what).toBe(false);
           expect(res.body.includes(JSON.stringify(value).slice(1, -1)), what).toBe(false);
@@ -293,6 +295,7 @@ describe("X-API-Key: any string", () => {
       }),
       { numRuns: 300 },
     );
+    expect(messages.size).toBeLessThanOrEqual(10);
   });
 });
 

@@ -20,11 +20,12 @@ import type { Keygate } from "../keygate.js";
 import { normalizeClientIp } from "../keys/ip.js";
 import type { KeyRecord } from "../keys/verify.js";
 import type { RateDecision } from "../ratelimit/limiter.js";
-import { EXTERNAL_PREFIX, routeNotFound, scrubText, sendError, toAppError } from "./errors.js";
+import { EXTERNAL_PREFIX, scrubText, sendError, toAppError } from "./errors.js";
 import { externalSurface, healthRoute } from "./external.js";
 import { addFormats } from "./formats.js";
 import { boundedJsonParser, findNul, hasContent } from "./input.js";
-import { clientErrorHandler, frameworkErrors } from "./transport.js";
+import { looksExternal, RouteTable } from "./routing.js";
+import { clientErrorHandler, frameworkErrors, requestId } from "./transport.js";
 import { jwtSurface } from "./jwt.js";
 import { securityPolicy } from "./security.js";
 
@@ -133,6 +134,11 @@ export async function buildApp(
     // No per-request child logger: lines that concern a request name its id themselves.
     childLoggerFactory: (logger) => logger,
     trustProxy: kg.config.trustProxy,
+    // `/subscribers/` is `/subscribers`: a trailing slash is how many clients join paths.
+    routerOptions: { ignoreTrailingSlash: true },
+    // A client's own X-Request-Id is kept when it is safe to echo; otherwise one is made.
+    requestIdHeader: false,
+    genReqId: requestId,
     bodyLimit: 1024 * 1024,
     ajv: { customOptions: { allErrors: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -181,6 +187,7 @@ export async function buildApp(
   });
   app.addHook("onRequest", (request, reply, done) => {
     request.clientIp = normalizeClientIp(request.ip);
+    reply.header("X-Request-Id", request.id);
     if (closing) {
       reply.header("Connection", "close");
       return done(SHUTTING_DOWN);
@@ -230,6 +237,10 @@ export async function buildApp(
     );
   });
 
+  // Every route's methods and path, to tell a wrong method (405) or a near miss from nothing.
+  const routes = new RouteTable();
+  app.addHook("onRoute", (route) => routes.add(route.method, route.url));
+
   // Input hygiene, added per route where there is input to check, so a route that takes
   // none (whoami) runs no hook for it.
   app.addHook("onRoute", (route) => {
@@ -274,16 +285,19 @@ export async function buildApp(
     });
   }
   app.setNotFoundHandler((request, reply) => {
-    const api = request.url === "/api" || request.url.startsWith("/api/");
+    // An API path (or one aimed at the external surface under an old prefix) is answered
+    // in an envelope; anything else a browser asks for is the console's page.
+    const api =
+      request.url === "/api" || request.url.startsWith("/api/") || looksExternal(request.url);
     if (consolePage && !api && (request.method === "GET" || request.method === "HEAD")) {
       return consolePage(reply);
     }
-    return sendError(request, reply, routeNotFound(request));
+    return sendError(request, reply, routes.miss(request), looksExternal(request.url));
   });
 
   await app.register(jwtSurface(kg), { prefix: "/api" });
   await app.register(healthRoute(kg), { prefix: EXTERNAL_PREFIX });
-  await app.register(externalSurface(kg), { prefix: EXTERNAL_PREFIX });
+  await app.register(externalSurface(kg, routes), { prefix: EXTERNAL_PREFIX });
 
   if (!hasConsole) {
     app.get("/", { schema: { hide: true } }, async (_req, reply) => reply.redirect("/docs"));

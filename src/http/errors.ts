@@ -71,28 +71,27 @@ function scrubbed(err: AppError): AppError {
     (details ?? []).every(
       (d, i) => d.field === err.details?.[i]?.field && d.message === err.details?.[i]?.message,
     );
-  return same ? err : new AppError(err.code, message, details, err.retryAfterS);
+  return same ? err : new AppError(err.code, message, details, err.retryAfterS, err.headers);
 }
 
 /**
  * Sends an AppError in the envelope of the surface the request came to. Every error answer
  * of both surfaces is built here, so this is where anything a client sent is kept out of it.
  */
-export function sendError(request: FastifyRequest, reply: FastifyReply, err: AppError) {
+export function sendError(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  err: AppError,
+  external = isExternal(request.url),
+) {
   const safe = scrubbed(err);
   request.errorCode = safe.code;
   if (safe.retryAfterS !== undefined) reply.header("Retry-After", String(safe.retryAfterS));
+  if (safe.headers) reply.headers(safe.headers);
+  // Also on answers no hook saw (router errors): the id ties a refusal to its log row.
+  reply.header("X-Request-Id", request.id);
   reply.code(safe.status).type("application/json; charset=utf-8");
-  return reply.send(isExternal(request.url) ? structuredError(safe) : flatError(safe));
-}
-
-export function routeNotFound(request: FastifyRequest): AppError {
-  const path = request.url.split("?")[0]?.slice(0, 200) ?? "";
-  const where = isExternal(request.url) ? "the external surface" : "Keygate";
-  return new AppError(
-    "NOT_FOUND",
-    `${where} has no route ${request.method} ${path}; the full list is at /docs (machine-readable: /openapi.json)`,
-  );
+  return reply.send(external ? structuredError(safe) : flatError(safe));
 }
 
 const TRANSPORT: Record<string, [ErrorCode, string]> = {

@@ -8,88 +8,14 @@ import { Type } from "typebox";
 import type { Principal } from "../auth/principal.js";
 import { AppError } from "../errors.js";
 import type { Keygate } from "../keygate.js";
-import { verbsOf } from "../keys/scopes.js";
 import type { Verdict } from "../keys/verify.js";
 import type { RateDecision } from "../ratelimit/limiter.js";
 import type { App } from "./app.js";
-import { routeNotFound, scrubText, sendError } from "./errors.js";
+import { scrubText, sendError } from "./errors.js";
+import { refusal } from "./refusals.js";
+import type { RouteTable } from "./routing.js";
 import { panelRoutes } from "./routes/panel.js";
 import { errorResponses, Nullable, Ok, StructuredError } from "./schemas.js";
-
-// The two refusals that name nothing of the request are built once: they are what a flood
-// of bad keys is answered with. AppError is read-only, so one instance serves every reply.
-const NO_KEY = new AppError(
-  "MISSING_API_KEY",
-  "send your API key in the X-API-Key header; an admin mints keys under API keys (POST /api/api-keys)",
-);
-const NOT_A_KEY = new AppError(
-  "INVALID_API_KEY",
-  "X-API-Key is not a valid key: a key is pk_live_ followed by 32 lowercase hex characters, " +
-    "and must be copied whole from when it was minted",
-);
-
-/** The message for each refusal: what happened and what to do, never the key itself. */
-export function refusal(v: Extract<Verdict, { ok: false }>, method: string, ip: string): AppError {
-  const k = v.key;
-  const which = k ? `this key (${k.prefix}…)` : "this key";
-  const successor = k?.replacedByPrefix
-    ? ` It was rolled: switch to its replacement ${k.replacedByPrefix}….`
-    : "";
-  switch (v.code) {
-    case "MISSING_API_KEY":
-      return NO_KEY;
-    case "INVALID_API_KEY":
-      return NOT_A_KEY;
-    case "API_KEY_REVOKED":
-      return new AppError(
-        "API_KEY_REVOKED",
-        `${which} was revoked.${successor || " Ask an admin for a new key."}`,
-      );
-    case "API_KEY_EXPIRED": {
-      const at = k?.expiresAt ? new Date(k.expiresAt).toISOString() : "its expiry";
-      return new AppError(
-        "API_KEY_EXPIRED",
-        `${which} expired at ${at}.${successor || " Ask an admin to extend it or mint a new one."}`,
-      );
-    }
-    case "INVALID_USER":
-      return new AppError(
-        "INVALID_USER",
-        `the user who owns ${which} is disabled or deleted; keys act for their owner, so this one cannot be used`,
-      );
-    case "IP_NOT_ALLOWED": {
-      const list = k?.allowedIps?.entries.join(", ") ?? "";
-      return new AppError(
-        "IP_NOT_ALLOWED",
-        `requests from ${ip} are not allowed for ${which}; it accepts only ${list}. Ask an admin to add this address to its allowed_ips`,
-      );
-    }
-    case "RATE_LIMIT_EXCEEDED": {
-      const wait = Math.max(1, Math.ceil((v.rate?.resetMs ?? 60_000) / 1000));
-      if (v.throttled) {
-        return new AppError(
-          "RATE_LIMIT_EXCEEDED",
-          `too many requests with invalid keys from ${ip}; retry in ${wait} s with a valid key`,
-          undefined,
-          wait,
-        );
-      }
-      return new AppError(
-        "RATE_LIMIT_EXCEEDED",
-        `${which} allows ${v.rate?.limit} requests per minute and has used them; retry in ${wait} s, or ask an admin to raise its rate_limit_per_minute`,
-        undefined,
-        wait,
-      );
-    }
-    case "SCOPE_REQUIRED": {
-      const has = k?.scopes ?? "read";
-      return new AppError(
-        "SCOPE_REQUIRED",
-        `${which} has scope ${has} (${verbsOf(has).join(", ")}); ${method} needs ${v.scopeNeeded} — mint a ${v.scopeNeeded} key under API keys`,
-      );
-    }
-  }
-}
 
 let isoMs = -1;
 let isoText = "";
@@ -162,7 +88,7 @@ export function admit(
   // The key's budget once the key is known and counted; the IP's budget before that.
   const rate = verdict.rate ?? request.ipRate;
   if (rate) rateHeaders(reply, rate);
-  return verdict.ok ? null : refusal(verdict, request.method, request.clientIp);
+  return verdict.ok ? null : refusal(verdict, request, kg.config.trustProxy);
 }
 
 /** Checks the request's key: a plain value when the key is cached, a promise otherwise. */
@@ -257,7 +183,7 @@ export function healthRoute(kg: Keygate): FastifyPluginAsync {
  * The health check is registered beside this scope (see `healthRoute`), so every route in
  * here, and its not-found handler, passes the key hook.
  */
-export function externalSurface(kg: Keygate): FastifyPluginAsync {
+export function externalSurface(kg: Keygate, routes: RouteTable): FastifyPluginAsync {
   return async (instance) => {
     const app = instance as unknown as App;
 
@@ -275,7 +201,7 @@ export function externalSurface(kg: Keygate): FastifyPluginAsync {
     });
 
     // Unknown routes pass the same key checks first, so they show up in the key's own log.
-    app.setNotFoundHandler((request, reply) => sendError(request, reply, routeNotFound(request)));
+    app.setNotFoundHandler((request, reply) => sendError(request, reply, routes.miss(request)));
 
     app.get(
       "/whoami",

@@ -39,6 +39,12 @@ export function boundedJsonParser(app: FastifyInstance): void {
   app.removeContentTypeParser("application/json");
   app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
     const text = body as string;
+    // Most HTTP clients send Content-Type: application/json on a body-less POST or DELETE:
+    // no body at all reads as no body (a route whose fields are all optional takes `{}`).
+    if (text.length === 0) {
+      done(null, undefined);
+      return;
+    }
     if (jsonDepth(text, MAX_JSON_DEPTH) === -1) {
       done(
         new AppError(

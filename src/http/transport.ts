@@ -1,3 +1,5 @@
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { FastifyError, FastifyReply, FastifyRequest, FastifyServerOptions } from "fastify";
 import { AppError } from "../errors.js";
@@ -12,6 +14,20 @@ import {
   toAppError,
 } from "./errors.js";
 import { admit, logCall, verifyKey } from "./external.js";
+
+const SAFE_REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
+
+/**
+ * The request's id: the client's `X-Request-Id` when it is 1–128 safe characters and not
+ * shaped like a key (it is echoed in a header), otherwise a new UUID.
+ */
+export function requestId(req: IncomingMessage): string {
+  const sent = req.headers["x-request-id"];
+  if (typeof sent === "string" && SAFE_REQUEST_ID.test(sent) && scrubText(sent) === sent) {
+    return sent;
+  }
+  return randomUUID();
+}
 
 /**
  * Errors the router meets before any route is chosen (a path that is not valid
@@ -76,6 +92,7 @@ export function clientErrorHandler(kg: Keygate): FastifyServerOptions["clientErr
     if (socket.writable) {
       socket.write(
         `HTTP/1.1 ${status} ${appError.code}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+          `X-Request-Id: ${randomUUID()}\r\n` +
           `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
       );
     }

@@ -7,7 +7,7 @@ import { parseExpiry } from "./expiry.js";
 import { type MintedKey, mintKey } from "./format.js";
 import { type AllowList, parseAllowList } from "./ip.js";
 import { isScope, type Scope } from "./scopes.js";
-import type { KeyRecord } from "./verify.js";
+import type { KeyRecord, OwnerStanding } from "./verify.js";
 
 /** Whether a key's owner can act: a key acts for its owner, so it works only for an active one. */
 export type OwnerState = "active" | "disabled" | "deleted";
@@ -514,7 +514,7 @@ export function keyStatus(
 /** Builds what verification needs from a stored key and its owner (the cache's loader). */
 export function toKeyRecord(
   k: StoredKey,
-  owner: { username: string; role: Role; usable: boolean },
+  owner: { username: string; role: Role; usable: boolean; standing?: OwnerStanding },
   replacedByPrefix: string | null,
 ): KeyRecord {
   let allowed: AllowList | null = null;
@@ -532,6 +532,7 @@ export function toKeyRecord(
     ownerUsername: owner.username,
     ownerRole: owner.role,
     ownerUsable: owner.usable,
+    ownerStanding: owner.standing ?? (owner.usable ? "active" : "disabled"),
     revokedAt: k.revokedAt === null ? null : Date.parse(k.revokedAt),
     expiresAt: k.expiresAt === null ? null : Date.parse(k.expiresAt),
     allowedIps: allowed,

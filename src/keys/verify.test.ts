@@ -157,7 +157,7 @@ describe("KeyVerifier: verdict order", () => {
       method: "GET",
       now: T0,
     });
-    expect(verdict).toEqual({ ok: false, code: "INVALID_API_KEY" });
+    expect(verdict).toEqual({ ok: false, code: "INVALID_API_KEY", unknown: true });
     expect(lookup.calls).toEqual([hashKey(UNKNOWN)]);
   });
 

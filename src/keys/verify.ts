@@ -15,6 +15,8 @@ export type KeyRecord = {
   ownerRole: Role;
   /** False when the owner is disabled or deleted. */
   ownerUsable: boolean;
+  /** Why the owner can or cannot act: named by the INVALID_USER refusal. */
+  ownerStanding?: OwnerStanding;
   revokedAt: number | null;
   expiresAt: number | null;
   allowedIps: AllowList | null;
@@ -23,6 +25,8 @@ export type KeyRecord = {
   /** Display prefix of the key that replaced this one by a roll, if any. */
   replacedByPrefix: string | null;
 };
+
+export type OwnerStanding = "active" | "disabled" | "deleted";
 
 export type FailureCode =
   | "MISSING_API_KEY"
@@ -45,6 +49,8 @@ export type Verdict =
       scopeNeeded?: Scope;
       /** Set on RATE_LIMIT_EXCEEDED from too many failed key attempts by this IP. */
       throttled?: boolean;
+      /** Set on INVALID_API_KEY when the key was well-formed but no key has that value. */
+      unknown?: boolean;
     };
 
 export interface KeyLookup {
@@ -95,6 +101,7 @@ function then<T, U>(v: T | Promise<T>, f: (t: T) => U | Promise<U>): U | Promise
 
 const MISSING: Verdict = { ok: false, code: "MISSING_API_KEY" };
 const INVALID: Verdict = { ok: false, code: "INVALID_API_KEY" };
+const UNKNOWN: Verdict = { ok: false, code: "INVALID_API_KEY", unknown: true };
 
 /**
  * Turns a request's key header into a verdict. No HTTP and no SQL: both come in as ports.
@@ -123,20 +130,20 @@ export class KeyVerifier {
     header: string,
     req: VerifyRequest,
   ): Verdict | Promise<Verdict> {
-    if (!wellFormed) return this.failed(req);
+    if (!wellFormed) return this.failed(req, INVALID);
     const hash = hashKey(header);
     return then(this.opts.lookup.find(hash), (key) =>
-      key === null ? this.failed(req) : this.decide(key, hash, req),
+      key === null ? this.failed(req, UNKNOWN) : this.decide(key, hash, req),
     );
   }
 
   /** Counts a malformed or unknown key against the client IP's failed-attempt budget. */
-  private failed(req: VerifyRequest): Verdict | Promise<Verdict> {
+  private failed(req: VerifyRequest, verdict: Verdict): Verdict | Promise<Verdict> {
     const failLimit = this.opts.failedAttemptLimit;
-    if (failLimit === 0) return INVALID;
+    if (failLimit === 0) return verdict;
     return then(
       this.opts.limiter.hit(`keyfail:${req.ip}`, failLimit, MINUTE, req.now),
-      () => INVALID,
+      () => verdict,
     );
   }
 
@@ -156,7 +163,7 @@ export class KeyVerifier {
   /** The checks again on a fresh read, with the budget already counted. */
   private async recheck(hash: string, req: VerifyRequest, rate: RateDecision): Promise<Verdict> {
     const key = await this.opts.lookup.find(hash);
-    if (key === null) return INVALID;
+    if (key === null) return UNKNOWN;
     const failed = checkKey(key, req.ip, req.now);
     if (failed) return { ok: false, code: failed, key };
     return admit(key, req.method, rate);

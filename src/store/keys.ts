@@ -392,6 +392,12 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
         username: r.owner_username,
         role: r.owner_role as Role,
         usable: r.owner_disabled_at === null && r.owner_deleted_at === null,
+        standing:
+          r.owner_deleted_at !== null
+            ? "deleted"
+            : r.owner_disabled_at !== null
+              ? "disabled"
+              : "active",
       },
       r.next_prefix,
     );

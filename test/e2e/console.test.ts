@@ -310,7 +310,7 @@ describe.skipIf(skip)("the console in a browser", () => {
     await shot("key-detail");
 
     await nav("API keys");
-    await page.getByRole("cell", { name: "revoked" }).waitFor();
+    await page.getByRole("cell", { name: "revoked", exact: true }).waitFor();
     await shot("keys");
     await nav("Dashboard");
     await page.getByText("Busiest keys").waitFor();

@@ -644,6 +644,8 @@ export function panelRoutes(kg: Keygate, surface: "jwt" | "external"): FastifyPl
       async (req, reply) => {
         const { data, created } = await kg.transactions.create(who(req), req.body);
         reply.code(created ? 201 : 200);
+        // The same reference again: the first transaction, and nothing recorded.
+        if (!created) reply.header("Idempotent-Replayed", "true");
         return { success: true as const, data };
       },
     );

@@ -1,0 +1,203 @@
+import type { FastifyRequest } from "fastify";
+import { AppError } from "../errors.js";
+import { isWellFormedKey, KEY_PREFIX } from "../keys/format.js";
+import { verbsOf } from "../keys/scopes.js";
+import type { Verdict } from "../keys/verify.js";
+
+// The refusals that name nothing of the request are built once: they are what a flood of
+// bad keys is answered with. AppError is read-only, so one instance serves every reply.
+const NO_KEY = new AppError(
+  "MISSING_API_KEY",
+  "send your API key in the X-API-Key header; an admin mints keys under API keys (POST /api/api-keys)",
+);
+const NOT_A_KEY = new AppError(
+  "INVALID_API_KEY",
+  "X-API-Key is not a valid key: a key is pk_live_ followed by 32 lowercase hex characters, " +
+    "and must be copied whole from when it was minted",
+);
+const UNKNOWN_KEY = new AppError(
+  "INVALID_API_KEY",
+  "no key with this value exists on this Keygate: it may have been revoked and since purged, " +
+    "minted on another Keygate or in another environment, or mistyped. Copy the key whole from " +
+    "when it was minted; an admin can compare its first 12 characters with the prefixes under API keys",
+);
+
+let lastHeader = "";
+let lastAnswer = NOT_A_KEY;
+
+/**
+ * What went wrong with a key header that is not a well-formed key, and how to send it.
+ * A flood repeats one bad value: the last answer is kept for it.
+ */
+export function malformedKey(header: string): AppError {
+  if (header !== lastHeader) {
+    lastAnswer = diagnose(header);
+    lastHeader = header;
+  }
+  return lastAnswer;
+}
+
+function diagnose(header: string): AppError {
+  const invalid = (message: string) => new AppError("INVALID_API_KEY", message);
+  const trimmed = header.trim();
+  if (trimmed !== header && isWellFormedKey(trimmed)) {
+    return invalid("X-API-Key has spaces or line breaks around the key; send the key alone");
+  }
+  const unquoted = trimmed.replace(/^["'`]|["'`]$/g, "");
+  if (unquoted !== trimmed && isWellFormedKey(unquoted)) {
+    return invalid("X-API-Key has quotes around the key; send the key alone, without quotes");
+  }
+  if (/^bearer\s/i.test(trimmed)) {
+    return invalid(
+      'X-API-Key takes the key alone: drop "Bearer " in front of it (Bearer belongs to the Authorization header of the /api surface)',
+    );
+  }
+  if (isWellFormedKey(trimmed.toLowerCase())) {
+    return invalid(
+      "keys are lowercase, and this one arrived with capitals: send it exactly as it was minted",
+    );
+  }
+  if (trimmed.startsWith("pk_test_")) {
+    return invalid(
+      "this is a test-environment key (pk_test_), which this Keygate does not issue: it takes pk_live_ keys. Use a key minted here",
+    );
+  }
+  if (trimmed.startsWith(KEY_PREFIX) && trimmed.length === 12) {
+    return invalid(
+      `only a key's 12-character display prefix was sent — that is how keys are listed. Send the whole key (40 characters), shown once when it was minted; if it is lost, mint a new one`,
+    );
+  }
+  if (trimmed.startsWith(KEY_PREFIX)) {
+    return invalid(
+      `X-API-Key is ${trimmed.length} characters; a key is 40 (pk_live_ and 32 lowercase hex characters): it was cut short or has extra characters. Copy it whole`,
+    );
+  }
+  return NOT_A_KEY;
+}
+
+/** A request without X-API-Key: where the key was sent instead, if anywhere. */
+export function missingKey(request: FastifyRequest): AppError {
+  const missing = (message: string) => new AppError("MISSING_API_KEY", message);
+  const auth = request.headers.authorization;
+  if (typeof auth === "string") {
+    if (auth.includes("pk_live_") || auth.includes("pk_test_")) {
+      return missing(
+        "the key was sent in Authorization: Bearer; the external surface reads it from the X-API-Key header only: send X-API-Key: <your key>",
+      );
+    }
+    if (/^bearer\s+ey/i.test(auth)) {
+      return missing(
+        "this is the external surface, which takes an API key in X-API-Key; an access token from /api/auth/login works only on the /api surface",
+      );
+    }
+  }
+  const q = request.url.indexOf("?");
+  if (
+    q !== -1 &&
+    /pk_(?:live|test)_|[?&](?:api_?key|apikey|key|token|access_token)=/i.test(request.url.slice(q))
+  ) {
+    return missing(
+      "the key was sent in the query string, where proxies and servers log it; send it in the X-API-Key header instead (and consider rolling the key)",
+    );
+  }
+  for (const name of ["api-key", "apikey", "x-apikey", "x-api-token", "x-auth-token", "api_key"]) {
+    if (request.headers[name] !== undefined) {
+      return missing(
+        `the key was sent in the ${name} header; the header Keygate reads is X-API-Key`,
+      );
+    }
+  }
+  return NO_KEY;
+}
+
+/** Whether X-Forwarded-For was sent but not used for the client address. */
+function forwardedIgnored(request: FastifyRequest): boolean {
+  return (
+    request.headers["x-forwarded-for"] !== undefined && request.ip === request.socket.remoteAddress
+  );
+}
+
+/** The message for each refusal: what happened and what to do, never the key itself. */
+export function refusal(
+  v: Extract<Verdict, { ok: false }>,
+  request: FastifyRequest,
+  trustProxy: boolean | string[],
+): AppError {
+  const k = v.key;
+  const ip = request.clientIp;
+  const which = k ? `this key (${k.prefix}…)` : "this key";
+  const successor = k?.replacedByPrefix
+    ? ` It was rolled: switch to its replacement ${k.replacedByPrefix}….`
+    : "";
+  switch (v.code) {
+    case "MISSING_API_KEY":
+      return missingKey(request);
+    case "INVALID_API_KEY": {
+      if (v.unknown) return UNKNOWN_KEY;
+      const raw = request.headers["x-api-key"];
+      return malformedKey(Array.isArray(raw) ? (raw[0] ?? "") : (raw ?? ""));
+    }
+    case "API_KEY_REVOKED":
+      return new AppError(
+        "API_KEY_REVOKED",
+        `${which} was revoked.${successor || " Ask an admin for a new key."}`,
+      );
+    case "API_KEY_EXPIRED": {
+      const at = k?.expiresAt ? new Date(k.expiresAt).toISOString() : "its expiry";
+      return new AppError(
+        "API_KEY_EXPIRED",
+        `${which} expired at ${at}.${successor || " Ask an admin to extend it or mint a new one."}`,
+      );
+    }
+    case "INVALID_USER": {
+      const owner = k ? `user "${k.ownerUsername}"` : "its owner";
+      const fix =
+        k?.ownerStanding === "deleted"
+          ? "A deleted user cannot be restored: an admin must mint a key for another user and revoke this one"
+          : `An admin can re-enable ${owner} (Users in the console, or PUT /api/users/${k?.ownerId ?? ":id"} with {"disabled": false}), or mint a key for another user`;
+      const standing = k?.ownerStanding === "deleted" ? "deleted" : "disabled";
+      return new AppError(
+        "INVALID_USER",
+        `the owner of ${which}, ${owner}, is ${standing}; keys act for their owner, so this key is refused. ${fix}`,
+      );
+    }
+    case "IP_NOT_ALLOWED": {
+      const where = k
+        ? `Its owner or an admin can see and change its allowed_ips under API keys in the console (key ${k.prefix}…) or with PUT /api/api-keys/${k.id}`
+        : "Its owner or an admin can change its allowed_ips";
+      const proxy = !forwardedIgnored(request)
+        ? ""
+        : trustProxy === false
+          ? ` X-Forwarded-For was sent but ignored, because KEYGATE_TRUST_PROXY is off: ${ip} is the address of whatever connected, such as a proxy. If Keygate runs behind a proxy, set KEYGATE_TRUST_PROXY to its address.`
+          : ` X-Forwarded-For was sent but ignored, because ${ip} is not one of the proxies in KEYGATE_TRUST_PROXY.`;
+      return new AppError(
+        "IP_NOT_ALLOWED",
+        `requests from ${ip} are not allowed for ${which}. ${where}.${proxy}`,
+      );
+    }
+    case "RATE_LIMIT_EXCEEDED": {
+      const wait = Math.max(1, Math.ceil((v.rate?.resetMs ?? 60_000) / 1000));
+      if (v.throttled) {
+        return new AppError(
+          "RATE_LIMIT_EXCEEDED",
+          `too many requests with invalid keys from ${ip}; retry in ${wait} s with a valid key`,
+          undefined,
+          wait,
+        );
+      }
+      return new AppError(
+        "RATE_LIMIT_EXCEEDED",
+        `${which} allows ${v.rate?.limit} requests per minute and has used them; retry in ${wait} s, or ask an admin to raise its rate_limit_per_minute`,
+        undefined,
+        wait,
+      );
+    }
+    case "SCOPE_REQUIRED": {
+      const has = k?.scopes ?? "read";
+      return new AppError(
+        "SCOPE_REQUIRED",
+        `${which} has scope ${has} (${verbsOf(has).join(", ")}); ${request.method} needs ${v.scopeNeeded} — mint a ${v.scopeNeeded} key under API keys`,
+      );
+    }
+  }
+}
