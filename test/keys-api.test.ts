@@ -233,8 +233,13 @@ describe("changing, revoking and rolling keys", () => {
       allowed_ips: ["127.0.0.1"],
       rolled_from_id: old.id,
     });
-    expectStatus(await h.ext("GET", "/whoami", old.key), 200);
-    expectStatus(await h.ext("GET", "/whoami", key), 200);
+    const oldWho = await h.ext("GET", "/whoami", old.key);
+    expectStatus(oldWho, 200);
+    // In its grace period the old key still works and names its replacement.
+    expect(oldWho.json().data.replaced_by_prefix).toBe(data.key_prefix);
+    const newWho = await h.ext("GET", "/whoami", key);
+    expectStatus(newWho, 200);
+    expect(newWho.json().data.replaced_by_prefix).toBeNull();
     const oldView = (await h.api("GET", `/api/api-keys/${old.id}`, h.adminToken)).json().data;
     expect(oldView).toMatchObject({
       replaced_by_id: data.id,

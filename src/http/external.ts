@@ -61,6 +61,12 @@ const Whoami = Type.Object({
   rate_limit_per_minute: Type.Integer(),
   allowed_ips: Nullable(Type.Array(Type.String())),
   client_ip: Type.String(),
+  replaced_by_prefix: Nullable(
+    Type.String({
+      description:
+        "set when this key was rolled and is in its grace period: the replacement's display prefix",
+    }),
+  ),
 });
 
 /**
@@ -232,6 +238,7 @@ export function externalSurface(kg: Keygate, routes: RouteTable): FastifyPluginA
             rate_limit_per_minute: k?.rateLimit ?? kg.config.keyRateLimit,
             allowed_ips: k?.allowedIps ? [...k.allowedIps.entries] : null,
             client_ip: p.ip,
+            replaced_by_prefix: k?.replacedByPrefix ?? null,
           },
         };
       },
