@@ -8,6 +8,7 @@ const engineFree = [
   "test/console-serving.test.ts",
   "test/cluster.test.ts",
   "test/cli-usage.test.ts",
+  "test/doctor.test.ts",
 ];
 // Several instances share one database only on PostgreSQL.
 const postgresOnly = ["test/multi-instance.test.ts", "test/pg-outage.test.ts"];

@@ -3,6 +3,7 @@ import { ConfigError } from "../config.js";
 import { AppError } from "../errors.js";
 import { VERSION } from "../version.js";
 import { type Command, EXIT, Failure, type Io, printable, UsageError } from "./command.js";
+import { doctor } from "./doctor.js";
 import { keysList, keysMint, keysRevoke } from "./keys.js";
 import { migrate } from "./migrate.js";
 import { resetPassword } from "./password.js";
@@ -35,6 +36,7 @@ const COMMANDS: Command[] = [
   keysList,
   keysMint,
   keysRevoke,
+  doctor,
 ];
 
 const usageLine = (c: Command) => `keygate ${c.name}${c.synopsis ? ` ${c.synopsis}` : ""}`;
@@ -57,6 +59,7 @@ Configuration comes from the server's environment variables (KEYGATE_DATABASE_UR
 KEYGATE_REDIS_URL, ...; see the README). Exit codes: 0 done, 1 failed (configuration,
 database, Redis), 2 wrong usage or input (unknown command or option, missing argument,
 unknown user or key, a value the rules refuse).
+doctor needs none of them: it checks a Keygate over HTTP, from any machine.
 `;
 }
 
