@@ -35,13 +35,31 @@ export type CallLogQuery = {
   status?: string;
   /** Only calls after this row (by id) in the server's newest-first order: the next page. */
   beforeId?: number;
+  /** Only the call (or calls) answered with this X-Request-Id; empty or absent: every call. */
+  requestId?: string;
 };
+
+/** The request ids the server searches for: what it accepts in X-Request-Id. */
+export const REQUEST_ID_RE = /^[A-Za-z0-9_.:@/+=-]{1,128}$/;
+
+/** Why `value` (already trimmed) cannot be searched for as a request id; null when it can, or is empty. */
+export function requestIdProblem(value: string): string | null {
+  if (value === "" || REQUEST_ID_RE.test(value)) return null;
+  if (value.length > 128)
+    return `A request id has at most 128 characters; this has ${value.length}.`;
+  const bad = [...new Set(value.replace(/[A-Za-z0-9_.:@/+=-]/g, ""))].map((c) =>
+    c === " " ? "a space" : `“${c}”`,
+  );
+  const list = bad.length > 1 ? `${bad.slice(0, -1).join(", ")} and ${bad.at(-1)}` : bad[0];
+  return `A request id holds only letters, digits and _ . : @ / + = -; this one has ${list}.`;
+}
 
 /** `GET /api/api-keys/:id/logs` with its filters; the server answers newest first. */
 export function callLogPath(id: number, q: CallLogQuery): string {
   const params = new URLSearchParams({ limit: String(q.limit) });
   if (q.status) params.set("status", q.status);
   if (q.beforeId !== undefined) params.set("before_id", String(q.beforeId));
+  if (q.requestId) params.set("request_id", q.requestId);
   return `/api/api-keys/${id}/logs?${params}`;
 }
 
@@ -68,10 +86,15 @@ const asApiError = (err: unknown) =>
 /**
  * A key's call log, filtered by the server and paged with `before_id` (the last row's id). Changing the filter or
  * the page size starts again from the newest call; the rows of another filter are never
- * shown under this one.
+ * shown under this one. A `requestId` asks for that call only.
  */
-export function useCallLog(id: number, limit: number, status: string): CallLogPages {
-  const query = `${id} ${limit} ${status}`;
+export function useCallLog(
+  id: number,
+  limit: number,
+  status: string,
+  requestId = "",
+): CallLogPages {
+  const query = `${id} ${limit} ${status} ${requestId}`;
   const [state, setState] = useState<State>({
     query,
     rows: undefined,
@@ -100,7 +123,7 @@ export function useCallLog(id: number, limit: number, status: string): CallLogPa
       loadingOlder: false,
       olderError: null,
     }));
-    api.get<CallLog[]>(callLogPath(id, { limit, status })).then(
+    api.get<CallLog[]>(callLogPath(id, { limit, status, requestId })).then(
       (res) => {
         if (n !== generation.current) return;
         setState({
@@ -118,7 +141,7 @@ export function useCallLog(id: number, limit: number, status: string): CallLogPa
         setState((s) => ({ ...s, loading: false, error: asApiError(err) }));
       },
     );
-  }, [id, limit, status, query, tick]);
+  }, [id, limit, status, requestId, query, tick]);
 
   const reload = useCallback(() => setTick((t) => t + 1), []);
 
@@ -128,7 +151,7 @@ export function useCallLog(id: number, limit: number, status: string): CallLogPa
     olderBusy.current = true;
     const n = generation.current;
     setState((s) => ({ ...s, loadingOlder: true, olderError: null }));
-    api.get<CallLog[]>(callLogPath(id, { limit, status, beforeId: last.id })).then(
+    api.get<CallLog[]>(callLogPath(id, { limit, status, requestId, beforeId: last.id })).then(
       (res) => {
         if (n !== generation.current) return;
         olderBusy.current = false;
@@ -145,7 +168,7 @@ export function useCallLog(id: number, limit: number, status: string): CallLogPa
         setState((s) => ({ ...s, loadingOlder: false, olderError: asApiError(err) }));
       },
     );
-  }, [id, limit, status]);
+  }, [id, limit, status, requestId]);
 
   const current = state.query === query;
   return {

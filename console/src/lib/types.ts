@@ -50,6 +50,10 @@ export type CallLog = {
   latency_ms: number;
   user_agent: string | null;
   error_code: string | null;
+  /** The X-Request-Id the answer carried; null on rows logged before it was kept. */
+  request_id: string | null;
+  /** The exact error message answered; null on success. */
+  message: string | null;
 };
 
 export type Activity = {
