@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 import { cleanup, fireEvent, screen, waitFor, within } from "@testing-library/react";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { navigate } from "../lib/router";
 import type { ApiKey, CallLog, Me } from "../lib/types";
 import { fakeApi, me, type Request, resetApi } from "../test/fakeApi";
@@ -44,6 +44,8 @@ function calls(n: number, before = "2026-05-12T11:00:00.000Z", status = 200): Ca
     latency_ms: 1.5,
     user_agent: "curl/8",
     error_code: status === 401 ? "API_KEY_REVOKED" : null,
+    request_id: `req-${end - (i + 1) * 1000}`,
+    message: status === 401 ? "This API key was revoked" : null,
   }));
 }
 
@@ -56,7 +58,14 @@ function keyApi(total: CallLog[], k: ApiKey = key) {
       const q = req.url.searchParams;
       const status = q.get("status");
       const beforeId = q.get("before_id");
+      const requestId = q.get("request_id");
+      if (requestId !== null && !/^[\w.:@/+=-]{1,128}$/.test(requestId))
+        return new Response(
+          JSON.stringify({ success: false, code: "VALIDATION_ERROR", message: "bad request_id" }),
+          { status: 400, headers: { "content-type": "application/json" } },
+        );
       return total
+        .filter((r) => requestId === null || r.request_id === requestId)
         .filter((r) => !beforeId || r.id < Number(beforeId))
         .filter(
           (r) =>
@@ -261,3 +270,238 @@ describe("a key that cannot work, and its attempts", () => {
     expect(screen.queryByTestId("last-refused")).toBeNull();
   });
 });
+
+/** A refused call with every field set, among ordinary ones. */
+const refusal: CallLog = {
+  id: 200_001,
+  timestamp: "2026-05-12T11:30:05.123Z",
+  method: "POST",
+  path: "/api/v1/external/subscribers",
+  status_code: 401,
+  ip: "198.51.100.23",
+  latency_ms: 2.375,
+  user_agent: "billing-sync/4.2 (+https://billing.example)",
+  error_code: "API_KEY_REVOKED",
+  request_id: "billing-7f3a:run/42",
+  message: "This API key was revoked on 2026-05-12 at 10:00 UTC; mint a new one",
+};
+
+const dialog = () => screen.getByRole("dialog");
+const detail = () => within(dialog()).getByTestId("call-detail");
+
+/** Every field of `c` is in the open call's details. */
+function expectEveryField(c: CallLog) {
+  const text = detail().textContent ?? "";
+  expect(within(dialog()).getByTestId("call-request-id").textContent).toBe(c.request_id);
+  expect(text).toContain(c.timestamp); // UTC, to the millisecond
+  expect(text).toMatch(/Local time.*\b05\.123\b/); // local, to the millisecond
+  expect(text).toContain(c.method);
+  expect(text).toContain(c.path);
+  expect(text).toContain(String(c.status_code));
+  expect(text).toContain(c.error_code);
+  expect(within(dialog()).getByTestId("call-message").textContent).toBe(c.message);
+  expect(text).toContain(c.ip);
+  expect(text).toContain(c.user_agent);
+  expect(text).toContain("2.375 ms");
+}
+
+describe("a call's details", () => {
+  const total = [refusal, ...calls(3)];
+  const callButton = () =>
+    screen.getByRole("button", {
+      name: /^POST \/api\/v1\/external\/subscribers, 401 API_KEY_REVOKED, .*: show details$/,
+    });
+
+  it("opens from a click on the row, with every field, and closes", async () => {
+    show(me(), total);
+    await waitFor(() => expect(logRows()).toBe(4));
+    // Anywhere on the row: here its IP cell.
+    fireEvent.click(within(screen.getByTestId("call-log")).getByText("198.51.100.23"));
+    expect(await screen.findByRole("dialog")).toBeTruthy();
+    expect(dialog().textContent).toContain("Call POST /api/v1/external/subscribers");
+    expectEveryField(refusal);
+    fireEvent.click(within(dialog()).getByRole("button", { name: "Close" }));
+    await waitFor(() => expect(screen.queryByRole("dialog")).toBeNull());
+  });
+
+  it("opens from the keyboard: each row's call is a button named after the call", async () => {
+    show(me(), total);
+    await waitFor(() => expect(logRows()).toBe(4));
+    const button = callButton();
+    expect(button.tagName).toBe("BUTTON");
+    button.focus();
+    expect(document.activeElement).toBe(button);
+    // A native button, which browsers click on Enter and Space (happy-dom does not: the
+    // browser test presses Enter on it).
+    expect(button.getAttribute("type")).toBe("button");
+    expect(button.tabIndex).toBe(0);
+    fireEvent.click(button);
+    expect(await screen.findByRole("dialog")).toBeTruthy();
+    expectEveryField(refusal);
+  });
+
+  it("says when a call succeeded or its request id was not kept", async () => {
+    const old: CallLog = { ...refusal, id: 5, request_id: null, message: null };
+    show(me(), [calls(1)[0] as CallLog, old]);
+    await waitFor(() => expect(logRows()).toBe(2));
+    fireEvent.click(screen.getAllByRole("button", { name: /show details$/ })[0] as HTMLElement);
+    await screen.findByRole("dialog");
+    expect(detail().textContent).toContain("Messagenone (no error)");
+    fireEvent.click(within(dialog()).getByRole("button", { name: "Close" }));
+    await waitFor(() => expect(screen.queryByRole("dialog")).toBeNull());
+
+    fireEvent.click(screen.getAllByRole("button", { name: /show details$/ })[1] as HTMLElement);
+    await screen.findByRole("dialog");
+    expect(detail().textContent).toContain("not kept (logged before request ids were)");
+    expect(detail().textContent).toContain("not kept (logged before messages were)");
+    expect(within(dialog()).queryByRole("button", { name: "Copy request id" })).toBeNull();
+  });
+
+  it("copies the request id", async () => {
+    const writeText = vi.fn(async () => undefined);
+    vi.stubGlobal("isSecureContext", true);
+    Object.defineProperty(navigator, "clipboard", { value: { writeText }, configurable: true });
+    show(me(), total);
+    await waitFor(() => expect(logRows()).toBe(4));
+    fireEvent.click(callButton());
+    await screen.findByRole("dialog");
+    fireEvent.click(within(dialog()).getByRole("button", { name: "Copy request id" }));
+    expect(await within(dialog()).findByRole("button", { name: "Copied" })).toBeTruthy();
+    expect(writeText).toHaveBeenCalledWith("billing-7f3a:run/42");
+    Reflect.deleteProperty(navigator, "clipboard");
+  });
+
+  it("opens from a card on a phone", async () => {
+    vi.stubGlobal(
+      "matchMedia",
+      (query: string) =>
+        ({
+          matches: query.includes("max-width"),
+          media: query,
+          onchange: null,
+          addEventListener: () => undefined,
+          removeEventListener: () => undefined,
+          addListener: () => undefined,
+          removeListener: () => undefined,
+          dispatchEvent: () => false,
+        }) as MediaQueryList,
+    );
+    show(me(), total);
+    const cards = await screen.findByTestId("call-cards");
+    expect(screen.queryByTestId("call-log")).toBeNull();
+    expect(within(cards).getAllByRole("listitem")).toHaveLength(4);
+    // A tap anywhere on the card.
+    fireEvent.click(within(cards).getByText("API_KEY_REVOKED"));
+    expect(await screen.findByRole("dialog")).toBeTruthy();
+    expectEveryField(refusal);
+    fireEvent.click(within(dialog()).getByRole("button", { name: "Close" }));
+    await waitFor(() => expect(screen.queryByRole("dialog")).toBeNull());
+    // And its button, which the keyboard reaches.
+    fireEvent.click(within(cards).getByRole("button", { name: /^POST .*show details$/ }));
+    expect(await screen.findByRole("dialog")).toBeTruthy();
+  });
+});
+
+describe("searching the call log by request id", () => {
+  const total = [...calls(2), refusal, ...calls(3, "2026-05-12T10:00:00.000Z")];
+  const box = () => screen.getByRole("searchbox", { name: "Request id" }) as HTMLInputElement;
+
+  it("asks the server for that call only, keeps it in the address, and clearing returns to the log", async () => {
+    const server = show(me(), total);
+    await waitFor(() => expect(logRows()).toBe(6));
+    expect(box().placeholder).toBe("paste an X-Request-Id");
+    fireEvent.change(box(), { target: { value: "  billing-7f3a:run/42 " } });
+    await waitFor(() =>
+      expect(logRequests(server).at(-1)).toEqual({
+        limit: "200",
+        request_id: "billing-7f3a:run/42",
+      }),
+    );
+    await waitFor(() => expect(logRows()).toBe(1));
+    expect(new URLSearchParams(window.location.search).get("request_id")).toBe(
+      "billing-7f3a:run/42",
+    );
+    expect(screen.getByText("1 call shown with request id billing-7f3a:run/42.")).toBeTruthy();
+    // The status filter does not apply to a search by id.
+    expect((screen.getByRole("combobox", { name: "Status" }) as HTMLInputElement).disabled).toBe(
+      true,
+    );
+    fireEvent.click(callButtonOf(refusal));
+    await screen.findByRole("dialog");
+    expectEveryField(refusal);
+    fireEvent.click(within(dialog()).getByRole("button", { name: "Close" }));
+    await waitFor(() => expect(screen.queryByRole("dialog")).toBeNull());
+
+    fireEvent.change(box(), { target: { value: "" } });
+    await waitFor(() => expect(logRows()).toBe(6));
+    expect(logRequests(server).at(-1)).toEqual({ limit: "200" });
+    expect(window.location.search).toBe("");
+  });
+
+  it("searches at once on Enter, and from a link with ?request_id=", async () => {
+    navigate(`/keys/${key.id}?request_id=billing-7f3a:run/42`, { replace: true });
+    const server = show(me(), total);
+    await waitFor(() => expect(logRows()).toBe(1));
+    expect(box().value).toBe("billing-7f3a:run/42");
+    expect(logRequests(server)).toEqual([{ limit: "200", request_id: "billing-7f3a:run/42" }]);
+
+    fireEvent.change(box(), { target: { value: `req-${Date.parse("2026-05-12T10:59:59.000Z")}` } });
+    fireEvent.keyDown(box(), { key: "Enter" });
+    // At once, without waiting for the typing to settle.
+    await waitFor(
+      () =>
+        expect(logRequests(server).at(-1)?.request_id).toBe(
+          `req-${Date.parse("2026-05-12T10:59:59.000Z")}`,
+        ),
+      { timeout: 150 },
+    );
+    await waitFor(() => expect(logRows()).toBe(1));
+    expect(
+      within(screen.getByTestId("call-log")).getByText(/call-2026-05-12T10:59:59/),
+    ).toBeTruthy();
+  });
+
+  it("refuses an id the server would refuse, inline, and sends nothing", async () => {
+    const server = show(me(), total);
+    await waitFor(() => expect(logRows()).toBe(6));
+    fireEvent.change(box(), { target: { value: "req 42!" } });
+    expect(
+      await screen.findByText(
+        "A request id holds only letters, digits and _ . : @ / + = -; this one has a space and “!”.",
+      ),
+    ).toBeTruthy();
+    expect(box().getAttribute("aria-invalid")).toBe("true");
+    fireEvent.keyDown(box(), { key: "Enter" });
+    await new Promise((r) => setTimeout(r, 400));
+    expect(logRequests(server)).toEqual([{ limit: "200" }]);
+    expect(logRows()).toBe(6);
+
+    fireEvent.change(box(), { target: { value: "x".repeat(129) } });
+    expect(
+      await screen.findByText("A request id has at most 128 characters; this has 129."),
+    ).toBeTruthy();
+    await new Promise((r) => setTimeout(r, 400));
+    expect(logRequests(server)).toEqual([{ limit: "200" }]);
+  });
+
+  it("says when no call of this key has the id, and that other keys' calls are not here", async () => {
+    const server = show(me(), total);
+    await waitFor(() => expect(logRows()).toBe(6));
+    fireEvent.change(box(), { target: { value: "0196c3f0-7d1e-7abc-9def-0123456789ab" } });
+    expect(
+      await screen.findByText(
+        "No call with request id 0196c3f0-7d1e-7abc-9def-0123456789ab in this key's log",
+      ),
+    ).toBeTruthy();
+    expect(screen.getByText(/request ids of other keys' calls.*are not here/)).toBeTruthy();
+    fireEvent.click(screen.getByRole("button", { name: "Show the whole log" }));
+    await waitFor(() => expect(logRows()).toBe(6));
+    expect(box().value).toBe("");
+    expect(logRequests(server).at(-1)).toEqual({ limit: "200" });
+  });
+});
+
+const callButtonOf = (c: CallLog) =>
+  within(screen.getByTestId("call-log")).getByRole("button", {
+    name: new RegExp(`^${c.method} ${c.path.replace(/[/.]/g, "\\$&")}, `),
+  });

@@ -2,7 +2,6 @@ import { LineChart } from "@mantine/charts";
 import {
   Alert,
   Anchor,
-  Badge,
   Button,
   Card,
   Code,
@@ -15,9 +14,11 @@ import {
   TextInput,
   Title,
 } from "@mantine/core";
-import { useMemo, useState } from "react";
+import { useDebouncedValue, useMediaQuery } from "@mantine/hooks";
+import { useEffect, useMemo, useState } from "react";
 import { useUser } from "../auth";
-import { DataTable } from "../components/DataTable";
+import { CallButton, CallCards, CallDetail } from "../components/CallDetail";
+import { type Column, DataTable } from "../components/DataTable";
 import { type KeyBody, KeyForm } from "../components/KeyForm";
 import { ListView } from "../components/ListPage";
 import { ShowOnceDialog } from "../components/ShowOnce";
@@ -35,10 +36,10 @@ import {
   StatusBadge,
 } from "../components/ui";
 import { api, messageOf } from "../lib/api";
-import { LOG_ERROR_CODES, STATUS_FILTERS, useCallLog } from "../lib/callLog";
+import { LOG_ERROR_CODES, requestIdProblem, STATUS_FILTERS, useCallLog } from "../lib/callLog";
 import { formatDateTime, formatTime, relative, SCOPE_VERBS } from "../lib/format";
-import { Link, navigate } from "../lib/router";
-import type { ApiKey } from "../lib/types";
+import { Link, navigate, setQuery, useLocation } from "../lib/router";
+import type { ApiKey, CallLog } from "../lib/types";
 import { useResource } from "../lib/useResource";
 import { graceHours } from "../lib/validation";
 import { type Minted, useOwners } from "./Keys";
@@ -49,8 +50,29 @@ export function KeyDetail({ id }: { id: number }) {
   const key = useResource<ApiKey>(`/api/api-keys/${id}`);
   const [limit, setLimit] = useState("200");
   const [statusFilter, setStatusFilter] = useState("");
-  // Filtered and paged by the server: only the calls asked for travel.
-  const logs = useCallLog(id, Number(limit), statusFilter);
+  // A request id search is kept in the address (`?request_id=`): a link or a reload keeps it.
+  const { query } = useLocation();
+  const addressId = (query.get("request_id") ?? "").trim();
+  const requestId = requestIdProblem(addressId) === null ? addressId : "";
+  const [idDraft, setIdDraft] = useState(addressId);
+  const [typedId] = useDebouncedValue(idDraft.trim(), 300);
+  const idProblem = requestIdProblem(idDraft.trim());
+  useEffect(() => {
+    if (requestIdProblem(typedId) === null) setQuery({ request_id: typedId || null });
+  }, [typedId]);
+  useEffect(() => {
+    // The address changed from elsewhere (a link, another key): the box follows it.
+    if (addressId !== typedId) setIdDraft(addressId);
+  }, [addressId]);
+  const clearRequestId = () => {
+    setIdDraft("");
+    setQuery({ request_id: null });
+  };
+  // Filtered and paged by the server: only the calls asked for travel. A request id finds
+  // its call whatever its status.
+  const logs = useCallLog(id, Number(limit), requestId ? "" : statusFilter, requestId);
+  const [opened, setOpened] = useState<CallLog | null>(null);
+  const phone = useMediaQuery("(max-width: 40em)");
   const { users, byId } = useOwners(user.isAdmin);
   const [dialog, setDialog] = useState<"edit" | "roll" | "revoke" | null>(null);
   const [rolled, setRolled] = useState<(Minted & { grace: number }) | null>(null);
@@ -100,6 +122,19 @@ export function KeyDetail({ id }: { id: number }) {
     key.reload();
     logs.reload();
   };
+
+  const logCaption = requestId
+    ? `Calls made with this key with request id ${requestId}`
+    : statusFilter
+      ? `Calls made with this key with status ${statusFilter}, newest first`
+      : "Calls made with this key, newest first";
+  // A click anywhere on a row opens the call; its button in the Call column is what the
+  // keyboard reaches.
+  const clickable = (columns: Column<CallLog>[]) =>
+    columns.map((c) => ({
+      ...c,
+      td: (r: CallLog) => ({ onClick: () => setOpened(r), style: { cursor: "pointer" } }),
+    }));
 
   const save = async (body: KeyBody) => {
     if (Object.keys(body).length > 0) await api.put<ApiKey>(`/api/api-keys/${k.id}`, body);
@@ -351,7 +386,7 @@ export function KeyDetail({ id }: { id: number }) {
           />
         ) : (
           <Text size="sm" c="dimmed">
-            {statusFilter
+            {statusFilter || requestId
               ? "The chart needs at least two calls in the log below; change its filter."
               : "The chart appears once the key has made at least two calls."}
           </Text>
@@ -364,6 +399,24 @@ export function KeyDetail({ id }: { id: number }) {
             Call log
           </Title>
           <Group gap="sm" align="flex-end">
+            <TextInput
+              label="Request id"
+              placeholder="paste an X-Request-Id"
+              size="xs"
+              w={{ base: "100%", xs: 260 }}
+              type="search"
+              autoComplete="off"
+              spellCheck={false}
+              value={idDraft}
+              onChange={(e) => setIdDraft(e.currentTarget.value)}
+              onKeyDown={(e) => {
+                const typed = e.currentTarget.value.trim();
+                if (e.key === "Enter" && requestIdProblem(typed) === null)
+                  setQuery({ request_id: typed || null });
+              }}
+              error={idProblem ?? undefined}
+              styles={{ input: { fontFamily: "var(--mantine-font-family-monospace)" } }}
+            />
             <Select
               label="Status"
               size="xs"
@@ -372,6 +425,10 @@ export function KeyDetail({ id }: { id: number }) {
               value={statusFilter}
               onChange={(v) => setStatusFilter(v ?? "")}
               allowDeselect={false}
+              disabled={requestId !== ""}
+              title={
+                requestId ? "The request id search finds its call whatever its status" : undefined
+              }
               searchable
               nothingFoundMessage="No such status or error code"
               maxDropdownHeight={320}
@@ -398,7 +455,17 @@ export function KeyDetail({ id }: { id: number }) {
           list={{ data: logs.rows, error: logs.error, loading: logs.loading, reload: logs.reload }}
           loadingLabel="Loading calls…"
           empty={
-            statusFilter ? (
+            requestId ? (
+              <Empty
+                title={`No call with request id ${requestId} in this key's log`}
+                description="A call is in the log of the key it was made with: the request ids of other keys' calls, and of calls made without a key Keygate recognised, are not here."
+                action={
+                  <Button variant="default" size="xs" onClick={clearRequestId}>
+                    Show the whole log
+                  </Button>
+                }
+              />
+            ) : statusFilter ? (
               <Empty
                 title="No call matches"
                 description="No call made with this key has this status or error code."
@@ -418,77 +485,74 @@ export function KeyDetail({ id }: { id: number }) {
         >
           {() => (
             <>
-              <DataTable
-                minWidth={720}
-                striped
-                verticalSpacing={6}
-                data-testid="call-log"
-                caption={
-                  statusFilter
-                    ? `Calls made with this key with status ${statusFilter}, newest first`
-                    : "Calls made with this key, newest first"
-                }
-                rows={rows}
-                rowKey={(r, i) => `${r.timestamp}-${i}`}
-                columns={[
-                  {
-                    header: "Time",
-                    cell: (r) => (
-                      <Text size="xs" style={{ whiteSpace: "nowrap" }}>
-                        {formatDateTime(r.timestamp)}
-                      </Text>
-                    ),
-                  },
-                  {
-                    header: "Call",
-                    cell: (r) => (
-                      <Text size="xs" ff="monospace" component="div">
-                        <Badge size="xs" variant="default" radius="sm" mr={4}>
-                          {r.method}
-                        </Badge>
-                        {r.path}
-                      </Text>
-                    ),
-                  },
-                  { header: "Status", cell: (r) => <HttpStatus code={r.status_code} /> },
-                  {
-                    header: "Error code",
-                    cell: (r) => (
-                      <Text size="xs" ff="monospace">
-                        {r.error_code ?? ""}
-                      </Text>
-                    ),
-                  },
-                  { header: "IP", cell: (r) => <Text size="xs">{r.ip}</Text> },
-                  {
-                    header: "Latency",
-                    align: "right",
-                    cell: (r) => <Text size="xs">{r.latency_ms.toFixed(1)} ms</Text>,
-                  },
-                  {
-                    header: "Client",
-                    cell: (r) => (
-                      <Text
-                        size="xs"
-                        c="dimmed"
-                        lineClamp={1}
-                        maw={220}
-                        title={r.user_agent ?? undefined}
-                      >
-                        {r.user_agent ?? "—"}
-                      </Text>
-                    ),
-                  },
-                ]}
-              />
+              {phone ? (
+                <CallCards label={logCaption} rows={rows} onOpen={setOpened} />
+              ) : (
+                <DataTable
+                  minWidth={720}
+                  striped
+                  highlightOnHover
+                  verticalSpacing={6}
+                  data-testid="call-log"
+                  caption={logCaption}
+                  rows={rows}
+                  rowKey={(r, i) => `${r.timestamp}-${i}`}
+                  columns={clickable([
+                    {
+                      header: "Time",
+                      cell: (r) => (
+                        <Text size="xs" style={{ whiteSpace: "nowrap" }}>
+                          {formatDateTime(r.timestamp)}
+                        </Text>
+                      ),
+                    },
+                    {
+                      header: "Call",
+                      cell: (r) => <CallButton call={r} onOpen={setOpened} />,
+                    },
+                    { header: "Status", cell: (r) => <HttpStatus code={r.status_code} /> },
+                    {
+                      header: "Error code",
+                      cell: (r) => (
+                        <Text size="xs" ff="monospace">
+                          {r.error_code ?? ""}
+                        </Text>
+                      ),
+                    },
+                    { header: "IP", cell: (r) => <Text size="xs">{r.ip}</Text> },
+                    {
+                      header: "Latency",
+                      align: "right",
+                      cell: (r) => <Text size="xs">{r.latency_ms.toFixed(1)} ms</Text>,
+                    },
+                    {
+                      header: "Client",
+                      cell: (r) => (
+                        <Text
+                          size="xs"
+                          c="dimmed"
+                          lineClamp={1}
+                          maw={220}
+                          title={r.user_agent ?? undefined}
+                        >
+                          {r.user_agent ?? "—"}
+                        </Text>
+                      ),
+                    },
+                  ])}
+                />
+              )}
               <Group justify="space-between" mt="sm" gap="sm">
                 <Text size="xs" c="dimmed" aria-live="polite">
-                  {rows.length} call{rows.length === 1 ? "" : "s"} shown, newest first
+                  {rows.length} call{rows.length === 1 ? "" : "s"} shown
+                  {requestId ? ` with request id ${requestId}` : ", newest first"}
                   {logs.more
                     ? "."
-                    : statusFilter
-                      ? "; no older call matches."
-                      : "; that is every call."}
+                    : requestId
+                      ? "."
+                      : statusFilter
+                        ? "; no older call matches."
+                        : "; that is every call."}
                 </Text>
                 {logs.more && (
                   <Button
@@ -511,6 +575,7 @@ export function KeyDetail({ id }: { id: number }) {
         />
       </Card>
 
+      <CallDetail call={opened} onClose={() => setOpened(null)} />
       <Dialog opened={dialog === "edit"} onClose={() => setDialog(null)} title={`Edit “${k.name}”`}>
         <KeyForm
           existing={k}
