@@ -38,6 +38,8 @@ function batch(keys: number): [CallLogEntry[], Map<number, LastUse>] {
       latencyMs: 0.5,
       userAgent: null,
       errorCode: null,
+      requestId: null,
+      message: null,
     });
     lastUsed.set(id, { at, ip: "127.0.0.1" });
   }

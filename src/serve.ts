@@ -32,13 +32,6 @@ async function start(): Promise<void> {
 
   const kg = await createKeygate(config);
   const app = await buildApp(kg);
-  const boot = await kg.auth.bootstrap(config.adminUsername, config.adminPassword);
-  if (boot.created) {
-    const how = boot.generated
-      ? `with generated password: ${boot.generated}  (shown once; change it after signing in)`
-      : "with the password from KEYGATE_ADMIN_PASSWORD";
-    process.stdout.write(`keygate: created admin "${config.adminUsername}" ${how}\n`);
-  }
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -57,7 +50,36 @@ async function start(): Promise<void> {
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
 
-  await app.listen({ host: config.host, port: config.port });
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === "EADDRINUSE" || code === "EACCES") {
+      await kg.close();
+      const why =
+        code === "EADDRINUSE"
+          ? "is already in use (another Keygate, or another server)"
+          : "may not be used by this user (ports below 1024 need privileges)";
+      throw new Error(
+        `${config.host}:${config.port} ${why}; set KEYGATE_PORT to a free port (or KEYGATE_HOST to another address), or stop what holds it`,
+      );
+    }
+    throw err;
+  }
+  // The first admin is created only once the server listens: a start that fails prints no
+  // password, and the next start still creates the admin and prints one.
+  const boot = await kg.auth.bootstrap(config.adminUsername, config.adminPassword);
+  if (boot.created) {
+    const how = boot.generated
+      ? `with generated password: ${boot.generated}  (shown once; change it after signing in)`
+      : "with the password from KEYGATE_ADMIN_PASSWORD";
+    process.stdout.write(`keygate: created admin "${config.adminUsername}" ${how}\n`);
+  } else if (config.adminPassword !== null) {
+    process.stdout.write(
+      "keygate: KEYGATE_ADMIN_PASSWORD was ignored: users already exist, and it only sets the first admin's password. " +
+        "To change a password, run keygate reset-password <username> (or change it in the console)\n",
+    );
+  }
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
   process.stdout.write(

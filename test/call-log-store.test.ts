@@ -23,6 +23,8 @@ function entry(apiKeyId: number | null, ms: number, extra: Partial<CallLogEntry>
     latencyMs: 1.5,
     userAgent: "test",
     errorCode: null,
+    requestId: null,
+    message: null,
     ...extra,
   } satisfies CallLogEntry;
 }

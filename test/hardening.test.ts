@@ -528,6 +528,9 @@ describe("transport errors", () => {
     const big = "x".repeat(20_000);
     const ext = split(await raw(`GET ${EXT}/whoami HTTP/1.1\r\nHost: a\r\nX-Big: ${big}\r\n\r\n`));
     expect(ext.head).toMatch(/^HTTP\/1\.1 431 /);
+    expect(ext.head).toMatch(/\r\nX-Content-Type-Options: nosniff\r\n/i);
+    expect(ext.head).toMatch(/\r\nCache-Control: no-store\r\n/i);
+    expect(ext.head).toMatch(/\r\nX-Request-Id: [0-9a-f-]{36}(\r\n|$)/i);
     expect(ext.body.success).toBe(false);
     expect(ext.body.error.code).toBe("HEADERS_TOO_LARGE");
     expect(ext.body.timestamp).toBeDefined();

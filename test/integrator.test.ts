@@ -181,6 +181,45 @@ describe("request ids", () => {
     expect(ids.size).toBe(requests.length);
   });
 
+  it("tie an answer to its call-log row, with the exact message, found by ?request_id=", async () => {
+    const keyId = (await h.api("GET", "/api/api-keys", h.adminToken)).json().data[0].id as number;
+    const refused = await h.ext("GET", "/subscribers/abc", key);
+    expect(refused.statusCode).toBe(400);
+    const id = String(refused.headers["x-request-id"]);
+    const ok = await h.app.inject({
+      method: "GET",
+      url: `${EXT}/whoami`,
+      headers: { "x-api-key": key, "x-request-id": "client-trace-42" },
+    });
+    expect(ok.headers["x-request-id"]).toBe("client-trace-42");
+    const found = await h.api("GET", `/api/api-keys/${keyId}/logs?request_id=${id}`, h.adminToken);
+    expectStatus(found, 200);
+    expect(found.json().data).toEqual([
+      expect.objectContaining({
+        request_id: id,
+        status_code: 400,
+        error_code: "VALIDATION_ERROR",
+        message: refused.json().error.message,
+        path: `${EXT}/subscribers/abc`,
+      }),
+    ]);
+    const mine = await h.api(
+      "GET",
+      `/api/api-keys/${keyId}/logs?request_id=client-trace-42`,
+      h.adminToken,
+    );
+    expect(mine.json().data).toEqual([
+      expect.objectContaining({ request_id: "client-trace-42", status_code: 200, message: null }),
+    ]);
+    const none = await h.api("GET", `/api/api-keys/${keyId}/logs?request_id=nope`, h.adminToken);
+    expect(none.json().data).toEqual([]);
+    const bad = await h.api("GET", `/api/api-keys/${keyId}/logs?request_id=a%20b`, h.adminToken);
+    expect(bad.statusCode).toBe(400);
+    // Generated ids sort by time: the index they are kept in grows at its right edge.
+    const later = await h.ext("GET", "/whoami", key);
+    expect(String(later.headers["x-request-id"]) > id).toBe(true);
+  });
+
   it("keep a client's own id when it is 1-128 safe characters, and replace any other", async () => {
     for (const sent of ["abc-123", "trace.7:span/9", "x".repeat(128)]) {
       const res = await h.app.inject({

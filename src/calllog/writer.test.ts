@@ -18,6 +18,8 @@ function entry(n: number, apiKeyId: number | null = 1, ip = "203.0.113.7"): Call
     latencyMs: 1.5,
     userAgent: null,
     errorCode: null,
+    requestId: null,
+    message: null,
   };
 }
 

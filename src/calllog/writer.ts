@@ -8,6 +8,10 @@ export type CallLogEntry = {
   latencyMs: number;
   userAgent: string | null;
   errorCode: string | null;
+  /** The X-Request-Id the answer carried. */
+  requestId: string | null;
+  /** The exact error message answered, for a refusal or error; null on success. */
+  message: string | null;
 };
 
 export type LastUse = { at: string; ip: string };

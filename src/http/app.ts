@@ -33,6 +33,8 @@ declare module "fastify" {
   interface FastifyRequest {
     principal: Principal | null;
     errorCode: string | null;
+    /** The message of the error answered, for the call log. */
+    errorMessage: string | null;
     clientIp: string;
     /** The verified key behind an external request. */
     keyRecord: KeyRecord | null;
@@ -148,11 +150,16 @@ export async function buildApp(
   // Before any route or plugin, so that every response carries them.
   app.addHook("onSend", security.onSend);
   app.setValidatorCompiler(validators());
+  // Every route's methods and path, to tell a wrong method (405) or a near miss from nothing;
+  // first, so that no route registered later is missed.
+  const routes = new RouteTable();
+  app.addHook("onRoute", (route) => routes.add(route.method, route.url));
   // Only JSON bodies are read; anything else is a clear 415 rather than a string to validate.
   app.removeContentTypeParser("text/plain");
   boundedJsonParser(app);
   app.decorateRequest("principal", null);
   app.decorateRequest("errorCode", null);
+  app.decorateRequest("errorMessage", null);
   app.decorateRequest("clientIp", "");
   app.decorateRequest("keyRecord", null);
   app.decorateRequest("ipRate", null);
@@ -237,9 +244,6 @@ export async function buildApp(
     );
   });
 
-  // Every route's methods and path, to tell a wrong method (405) or a near miss from nothing.
-  const routes = new RouteTable();
-  app.addHook("onRoute", (route) => routes.add(route.method, route.url));
 
   // Input hygiene, added per route where there is input to check, so a route that takes
   // none (whoami) runs no hook for it.

@@ -86,6 +86,7 @@ export function sendError(
 ) {
   const safe = scrubbed(err);
   request.errorCode = safe.code;
+  request.errorMessage = safe.message;
   if (safe.retryAfterS !== undefined) reply.header("Retry-After", String(safe.retryAfterS));
   if (safe.headers) reply.headers(safe.headers);
   // Also on answers no hook saw (router errors): the id ties a refusal to its log row.

@@ -134,6 +134,8 @@ export function logCall(kg: Keygate, request: FastifyRequest, reply: FastifyRepl
     latencyMs: Math.round(reply.elapsedTime * 100) / 100,
     userAgent: scrubUserAgent(request.headers["user-agent"]),
     errorCode: request.errorCode,
+    requestId: request.id,
+    message: request.errorMessage,
   });
 }
 

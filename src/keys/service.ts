@@ -85,14 +85,25 @@ export type CallLogRow = {
   latency_ms: number;
   user_agent: string | null;
   error_code: string | null;
+  /** The X-Request-Id of the answer. */
+  request_id: string | null;
+  /** The exact error message answered; null on success. */
+  message: string | null;
 };
 
 /**
  * `status`: "2xx" … "5xx", "refused" (401, 403 and 429) or an error code such as
  * "API_KEY_REVOKED"; `beforeId`: the last row's id, for the next page (exact); `before`: an
- * ISO timestamp, calls before it.
+ * ISO timestamp, calls before it; `requestId`: the call answered with that X-Request-Id.
  */
-export type LogQuery = { limit: number; status?: string; before?: string; beforeId?: number };
+export type LogQuery = {
+  limit: number;
+  status?: string;
+  before?: string;
+  beforeId?: number;
+  /** Only the call (or calls) answered with this X-Request-Id. */
+  requestId?: string;
+};
 
 /** Keys by status (they add up to `total`), and the calls of the last 24 hours. */
 export type KeyStats = {

@@ -233,6 +233,29 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
    * first, so a busy key stops within its last minute and a quiet one skips empty time.
    */
   async logs(keyId: number, q: LogQuery): Promise<CallLogRow[]> {
+    if (q.requestId !== undefined) {
+      // One request id names one call (or a few, when a client reuses its ids).
+      return this.db
+        .selectFrom("api_key_logs")
+        .select([
+          "id",
+          "timestamp",
+          "method",
+          "path",
+          "status_code",
+          "ip",
+          "latency_ms",
+          "user_agent",
+          "error_code",
+          "request_id",
+          "error_message as message",
+        ])
+        .where("request_id", "=", q.requestId)
+        .where("api_key_id", "=", keyId)
+        .orderBy("id", "desc")
+        .limit(q.limit)
+        .execute();
+    }
     const beforeMs = q.before === undefined ? Number.NaN : Date.parse(q.before);
     let upTo = Number.isNaN(beforeMs) ? null : Math.floor(beforeMs / 60_000);
     // The cursor row's place in the (second, id) order; a row since pruned still bounds by id.
@@ -291,6 +314,8 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
         "latency_ms",
         "user_agent",
         "error_code",
+        "request_id",
+        "error_message as message",
       ])
       .where("second", "in", seconds)
       .where("api_key_id", "=", keyId);
@@ -364,6 +389,8 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
           "l.latency_ms",
           "l.user_agent",
           "l.error_code",
+          "l.request_id",
+          "l.error_message as message",
         ])
         .select(["l.api_key_id", "k.key_prefix"])
         .where("l.status_code", "in", [401, 403, 429])
@@ -500,13 +527,15 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
       if (entries.length > 0) {
         const col = <T>(f: (e: CallLogEntry) => T) => entries.map(f);
         await sql`insert into api_key_logs
-            (api_key_id, timestamp, method, path, status_code, ip, latency_ms, user_agent, error_code, second)
+            (api_key_id, timestamp, method, path, status_code, ip, latency_ms, user_agent, error_code,
+             request_id, error_message, second)
           select * from unnest(
             ${col((e) => e.apiKeyId)}::int[], ${col((e) => e.timestamp)}::text[],
             ${col((e) => e.method)}::text[], ${col((e) => e.path)}::text[],
             ${col((e) => e.statusCode)}::int[], ${col((e) => e.ip)}::text[],
             ${col((e) => e.latencyMs)}::float8[], ${col((e) => e.userAgent)}::text[],
-            ${col((e) => e.errorCode)}::text[], ${seconds}::bigint[])`.execute(trx);
+            ${col((e) => e.errorCode)}::text[], ${col((e) => e.requestId)}::text[],
+            ${col((e) => e.message)}::text[], ${seconds}::bigint[])`.execute(trx);
       }
       if (fresh.length > 0) {
         await sql`insert into api_key_log_minutes (api_key_id, minute)
@@ -546,8 +575,9 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
   private prepareSqliteBatch(conn: SQLiteConnection) {
     const insert = conn.prepare(
       `insert into api_key_logs
-         (api_key_id, timestamp, method, path, status_code, ip, latency_ms, user_agent, error_code, second)
-       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         (api_key_id, timestamp, method, path, status_code, ip, latency_ms, user_agent, error_code,
+          request_id, error_message, second)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const minute = conn.prepare(
       `insert or ignore into api_key_log_minutes (api_key_id, minute) values (?, ?)`,
@@ -580,6 +610,8 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
             e.latencyMs,
             e.userAgent,
             e.errorCode,
+            e.requestId,
+            e.message,
             seconds[i],
           );
         }

@@ -312,6 +312,20 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         }
       },
     },
+    // Each call-log row carries the request id its answer carried and the exact error
+    // message, so a refusal an integrator quotes can be found. Generated ids are
+    // time-ordered, so the index grows at its right edge like the rows.
+    "0005_call_log_request_ids": {
+      async up(db: AnyDB) {
+        await db.schema.alterTable("api_key_logs").addColumn("request_id", "text").execute();
+        await db.schema.alterTable("api_key_logs").addColumn("error_message", "text").execute();
+        await db.schema
+          .createIndex("api_key_logs_request")
+          .on("api_key_logs")
+          .column("request_id")
+          .execute();
+      },
+    },
   };
 }
 

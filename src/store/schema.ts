@@ -75,6 +75,10 @@ export interface DB {
     latency_ms: number;
     user_agent: string | null;
     error_code: string | null;
+    /** The X-Request-Id the answer carried (added by 0005). */
+    request_id: string | null;
+    /** The exact error message answered (added by 0005). */
+    error_message: string | null;
     /** Whole seconds since the epoch of `timestamp`: the leading column of the per-key index. */
     second: number | null;
   };

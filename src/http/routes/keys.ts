@@ -95,6 +95,14 @@ const LogRow = Type.Object({
   latency_ms: Type.Number(),
   user_agent: Nullable(Type.String()),
   error_code: Nullable(Type.String()),
+  request_id: Nullable(
+    Type.String({
+      description: "the X-Request-Id the answer carried; null on rows from before it was kept",
+    }),
+  ),
+  message: Nullable(
+    Type.String({ description: "the exact error message answered; null on success" }),
+  ),
 });
 
 const tags = ["api keys"];
@@ -340,6 +348,15 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
                     "an ISO-8601 UTC timestamp: only calls before it. For paging use before_id: calls in the same millisecond as the last row would be skipped",
                 }),
               ),
+              request_id: Type.Optional(
+                Type.String({
+                  minLength: 1,
+                  maxLength: 128,
+                  pattern: "^[\\w.:@/+=-]{1,128}$",
+                  description:
+                    "the X-Request-Id of one answer (from its headers or an integrator's report): that call only",
+                }),
+              ),
               before_id: Type.Optional(
                 Type.Integer({
                   minimum: 1,
@@ -359,6 +376,7 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
           status: req.query.status,
           before: req.query.before,
           beforeId: req.query.before_id,
+          requestId: req.query.request_id,
         }),
       }),
     );
