@@ -62,6 +62,7 @@ async function start(): Promise<void> {
           : "may not be used by this user (ports below 1024 need privileges)";
       throw new Error(
         `${config.host}:${config.port} ${why}; set KEYGATE_PORT to a free port (or KEYGATE_HOST to another address), or stop what holds it`,
+        { cause: err },
       );
     }
     throw err;

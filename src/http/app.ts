@@ -244,7 +244,6 @@ export async function buildApp(
     );
   });
 
-
   // Input hygiene, added per route where there is input to check, so a route that takes
   // none (whoami) runs no hook for it.
   app.addHook("onRoute", (route) => {
