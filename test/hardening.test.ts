@@ -1,4 +1,5 @@
 import { connect } from "node:net";
+import fc from "fast-check";
 import type { LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
@@ -493,6 +494,91 @@ describe("no key is ever echoed", () => {
     expect(lines.length).toBeGreaterThan(0);
     for (const line of lines) if (leaks(line)) findings.push(`log line ${line.slice(0, 300)}`);
     expect(findings).toEqual([]);
+  });
+
+  it("for any key, in any position, on any route (property)", async () => {
+    const hex = fc.stringMatching(/^[0-9a-f]{32}$/);
+    const routes = [
+      `${EXT}/whoami`,
+      `${EXT}/subscribers`,
+      `${EXT}/subscribers/1`,
+      `${EXT}/transactions`,
+      "/api/api-keys",
+      "/api/subscribers",
+      "/api/auth/login",
+    ];
+    const position = fc.constantFrom(
+      "path",
+      "encoded-path",
+      "query",
+      "x-api-key",
+      "authorization",
+      "user-agent",
+      "x-request-id",
+      "body-field",
+      "body-value",
+      "broken-body",
+    );
+    const leaked: string[] = [];
+    await fc.assert(
+      fc.asyncProperty(
+        hex,
+        fc.boolean(),
+        position,
+        fc.constantFrom(...routes),
+        fc.constantFrom("GET", "POST", "PUT", "DELETE"),
+        async (secret, real, where, route, method) => {
+          const k = real ? h.key : `pk_live_${secret}`;
+          const tail = k.slice(8);
+          let url = route;
+          const headers: Record<string, string> = {
+            "x-api-key": h.key,
+            authorization: `Bearer ${h.token}`,
+          };
+          let payload: string | undefined;
+          if (where === "path") url = `${route}/${k}`;
+          if (where === "encoded-path") url = `${route}/%ff${encodeURIComponent(k)}`;
+          if (where === "query") url = `${route}?q=${k}&api_key=${k}`;
+          if (where === "x-api-key") headers["x-api-key"] = `${k}!`;
+          if (where === "authorization") headers.authorization = `Bearer ${k}`;
+          if (where === "user-agent") headers["user-agent"] = k;
+          if (where === "x-request-id") headers["x-request-id"] = k;
+          if (where.startsWith("body") || where === "broken-body") {
+            headers["content-type"] = "application/json";
+            payload =
+              where === "body-field"
+                ? JSON.stringify({ [k]: 1 })
+                : where === "body-value"
+                  ? JSON.stringify({ name: 5, email: k, scopes: k })
+                  : `{"${k}":`;
+          }
+          const res = await h.app.inject({
+            method: method as "GET",
+            url,
+            headers,
+            ...(payload === undefined ? {} : { payload }),
+          });
+          const seen = `${res.body} ${JSON.stringify(res.headers)}`.toLowerCase();
+          if (seen.includes(tail))
+            leaked.push(`${where} ${method} ${url}: ${res.body.slice(0, 200)}`);
+          expect(res.statusCode).toBeLessThan(500);
+        },
+      ),
+      { numRuns: 150 },
+    );
+    await h.kg.callLog.flush();
+    const rows = await h.kg.database.db
+      .selectFrom("api_key_logs")
+      .select(["path", "user_agent", "request_id", "error_message"])
+      .execute();
+    const real = h.key.slice(8);
+    for (const r of rows) {
+      const text = `${r.path} ${r.user_agent} ${r.request_id} ${r.error_message}`;
+      if (text.includes(real)) leaked.push(`call-log row ${r.path}`);
+    }
+    for (const line of lines)
+      if (line.includes(real)) leaked.push(`log line ${line.slice(0, 200)}`);
+    expect(leaked).toEqual([]);
   });
 });
 
