@@ -89,8 +89,11 @@ export async function startRedis(
   return {
     url: `redis://127.0.0.1:${p}`,
     port: p,
+    // Resolves at once for a server that already exited (one that failed to restart on a
+    // port taken meanwhile), instead of waiting for an exit that has happened.
     stop: () =>
       new Promise((resolve) => {
+        if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
         proc.removeAllListeners("exit");
         proc.on("exit", () => resolve());
         proc.kill("SIGKILL");
