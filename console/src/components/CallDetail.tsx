@@ -28,10 +28,15 @@ export function callTimes(iso: string): { utc: string; local: string } {
   return { utc: d.toISOString(), local: localFmt.format(d) };
 }
 
+/** The call's time to the second, in the browser's time zone. */
+function callWhen(r: CallLog): string {
+  const d = new Date(r.timestamp);
+  return Number.isNaN(d.getTime()) ? r.timestamp : secondsFmt.format(d);
+}
+
 /** What a row's button is called: the call itself, its outcome and when. */
 export function callLabel(r: CallLog): string {
-  const d = new Date(r.timestamp);
-  const when = Number.isNaN(d.getTime()) ? r.timestamp : secondsFmt.format(d);
+  const when = callWhen(r);
   const outcome = r.error_code ? `${r.status_code} ${r.error_code}` : String(r.status_code);
   return `${r.method} ${r.path}, ${outcome}, ${when}: show details`;
 }
@@ -92,7 +97,7 @@ export function CallCards({
             <HttpStatus code={r.status_code} />
           </Group>
           <Text size="xs" c="dimmed" mt={4}>
-            {callTimes(r.timestamp).local} · {r.latency_ms.toFixed(1)} ms · {r.ip}
+            {callWhen(r)} · {r.latency_ms.toFixed(1)} ms · {r.ip}
           </Text>
           {r.error_code && (
             <Text size="xs" ff="monospace" c="red.8" mt={2}>
@@ -133,7 +138,7 @@ function CallFacts({ call: c }: { call: CallLog }) {
           [
             "Request id",
             c.request_id ? (
-              <Group gap="xs" wrap="nowrap" align="center">
+              <Group gap="xs" align="center">
                 <Code data-testid="call-request-id" style={{ overflowWrap: "anywhere" }}>
                   {c.request_id}
                 </Code>
