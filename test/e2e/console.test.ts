@@ -319,6 +319,83 @@ describe.skipIf(skip)("the console in a browser", () => {
     await shot("dashboard");
   }, 60_000);
 
+  it("finds a call by its X-Request-Id and opens it: the exact message, the id to copy", async () => {
+    await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
+    const requestId = "e2e-billing:run/7+retry=1";
+    const res = await fetch(`${base}/api/v1/external/whoami`, {
+      headers: { "x-api-key": keys.first, "x-request-id": requestId, "user-agent": "e2e-sync/1.0" },
+    });
+    expect(res.status).toBe(401);
+    expect(res.headers.get("x-request-id")).toBe(requestId);
+    const message = ((await res.json()) as { error: { message: string } }).error.message;
+    expect(message).toMatch(/\S/);
+
+    await page.goto(`${base}/keys/${ids.firstKey}`);
+    await heading(/billing/);
+    const box = page.getByRole("searchbox", { name: "Request id" });
+    // An id the server would refuse is refused here, and not sent.
+    await box.fill("not an id!");
+    await page.getByText(/A request id holds only letters, digits/).waitFor();
+    const found = page.waitForResponse(
+      (r) =>
+        r.url().includes(`/api/api-keys/${ids.firstKey}/logs?`) &&
+        new URL(r.url()).searchParams.get("request_id") === requestId,
+    );
+    await box.fill(requestId);
+    expect((await found).status()).toBe(200);
+    const log = page.getByTestId("call-log");
+    await expect.poll(() => log.getByRole("row").count()).toBe(2);
+    expect(new URL(page.url()).searchParams.get("request_id")).toBe(requestId);
+
+    // The keyboard opens it: the row's call is a button.
+    const row = log.getByRole("button", {
+      name: /^GET \/api\/v1\/external\/whoami, 401 API_KEY_REVOKED, /,
+    });
+    await row.focus();
+    await page.keyboard.press("Enter");
+    const dialog = page.getByRole("dialog");
+    await dialog.getByTestId("call-message").waitFor();
+    expect(await dialog.getByTestId("call-message").textContent()).toBe(message);
+    expect(await dialog.getByTestId("call-request-id").textContent()).toBe(requestId);
+    const text = (await dialog.getByTestId("call-detail").textContent()) ?? "";
+    expect(text).toMatch(/Time \(UTC\)\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/);
+    expect(text).toContain("e2e-sync/1.0");
+    expect(text).toContain("API_KEY_REVOKED");
+    await dialog.getByRole("button", { name: "Copy request id" }).click();
+    await dialog.getByRole("button", { name: "Copied" }).waitFor();
+    expect(await page.evaluate("navigator.clipboard.readText()")).toBe(requestId);
+    await shot("call-detail");
+    await page.keyboard.press("Escape");
+    await dialog.waitFor({ state: "detached" });
+    // Focus goes back to the row it was opened from.
+    expect(await row.evaluate((el) => el === document.activeElement)).toBe(true);
+
+    // An id this key's log does not hold: said so; clearing the box brings the log back.
+    await box.fill("0196c3f0-7d1e-7abc-9def-0123456789ab");
+    await page
+      .getByText("No call with request id 0196c3f0-7d1e-7abc-9def-0123456789ab in this key's log")
+      .waitFor();
+    await box.fill("");
+    await expect.poll(() => log.getByRole("row").count()).toBeGreaterThan(2);
+    expect(new URL(page.url()).searchParams.has("request_id")).toBe(false);
+
+    // On a phone the log is a list of cards; a tap opens the call, full screen.
+    await page.setViewportSize(PHONE);
+    await page.goto(`${base}/keys/${ids.firstKey}?request_id=${encodeURIComponent(requestId)}`);
+    await heading(/billing/);
+    const cards = page.getByTestId("call-cards");
+    await expect.poll(() => cards.getByRole("listitem").count()).toBe(1);
+    await cards.getByText("API_KEY_REVOKED").click();
+    await dialog.getByTestId("call-message").waitFor();
+    expect(await page.evaluate("document.documentElement.scrollWidth")).toBeLessThanOrEqual(
+      PHONE.width,
+    );
+    await shot("call-detail");
+    await page.keyboard.press("Escape");
+    await dialog.waitFor({ state: "detached" });
+    await page.setViewportSize(DESKTOP);
+  }, 60_000);
+
   it("signs out cleanly: a reload does not bring the session back", async () => {
     await signOut();
     await page.reload();
