@@ -2,8 +2,6 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import fastifyStatic from "@fastify/static";
-import swagger from "@fastify/swagger";
-import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Ajv } from "ajv";
 import Fastify, {
@@ -27,6 +25,7 @@ import { boundedJsonParser, findNul, hasContent } from "./input.js";
 import { looksExternal, RouteTable } from "./routing.js";
 import { clientErrorHandler, frameworkErrors, requestId } from "./transport.js";
 import { jwtSurface } from "./jwt.js";
+import { registerReference } from "./reference.js";
 import { securityPolicy } from "./security.js";
 
 declare module "fastify" {
@@ -164,26 +163,8 @@ export async function buildApp(
   app.decorateRequest("keyRecord", null);
   app.decorateRequest("ipRate", null);
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: "3.0.3",
-      info: {
-        title: "Keygate API",
-        version: kg.version,
-        description:
-          "Two surfaces: `/api` for people (Bearer access token from `POST /api/auth/login`) and " +
-          "`/api/v1/external` for machines (`X-API-Key`). Errors name a `code` and say what to do.",
-      },
-      components: {
-        securitySchemes: {
-          bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
-          apiKey: { type: "apiKey", in: "header", name: "X-API-Key" },
-        },
-      },
-    },
-  });
-  await app.register(swaggerUi, { routePrefix: "/docs", staticCSP: security.docsPolicy });
-  app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+  // The OpenAPI documents and their pages (/openapi.json, /docs): before any route.
+  await registerReference(app, kg, security.docsPolicy);
 
   // Every surface: the per-IP budget, before any other work. A callback hook: with the
   // limit off or kept in memory it costs no promise.

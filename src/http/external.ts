@@ -15,7 +15,7 @@ import { scrubText, sendError } from "./errors.js";
 import { refusal } from "./refusals.js";
 import type { RouteTable } from "./routing.js";
 import { panelRoutes } from "./routes/panel.js";
-import { errorResponses, Nullable, Ok, StructuredError } from "./schemas.js";
+import { component, errorResponses, Nullable, Ok, StructuredError } from "./schemas.js";
 
 let isoMs = -1;
 let isoText = "";
@@ -41,15 +41,18 @@ function rateHeaders(reply: FastifyReply, r: RateDecision): void {
   reply.header("RateLimit-Reset", Math.max(0, Math.ceil(r.resetMs / 1000)));
 }
 
-const Health = Type.Object({
-  status: Type.String({
-    description: "ok, degraded (Redis down: budgets per instance) or unavailable",
+const Health = component(
+  "Health",
+  Type.Object({
+    status: Type.String({
+      description: "ok, degraded (Redis down: budgets per instance) or unavailable",
+    }),
+    version: Type.String(),
+    uptime_s: Type.Integer(),
+    database: Type.String({ description: "ok or down" }),
+    redis: Type.String({ description: "ok, down or off (not configured)" }),
   }),
-  version: Type.String(),
-  uptime_s: Type.Integer(),
-  database: Type.String({ description: "ok or down" }),
-  redis: Type.String({ description: "ok, down or off (not configured)" }),
-});
+);
 
 const Whoami = Type.Object({
   id: Type.Integer(),
@@ -150,6 +153,7 @@ export function healthRoute(kg: Keygate): FastifyPluginAsync {
     app.get(
       "/system/health",
       {
+        config: { public: true },
         schema: {
           tags: ["system"],
           summary:
@@ -175,7 +179,7 @@ export function healthRoute(kg: Keygate): FastifyPluginAsync {
         return {
           success: false as const,
           error: {
-            code: "SERVICE_UNAVAILABLE",
+            code: "SERVICE_UNAVAILABLE" as const,
             message: `the ${kg.database.dialect} database is unreachable`,
           },
           data,

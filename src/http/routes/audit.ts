@@ -4,20 +4,26 @@ import type { Principal } from "../../auth/principal.js";
 import { requireAdmin } from "../../auth/service.js";
 import type { Keygate } from "../../keygate.js";
 import type { App } from "../app.js";
-import { errorResponses, Nullable, Ok, PageQuery } from "../schemas.js";
+import { component, errorResponses, Nullable, Ok, PageQuery } from "../schemas.js";
 
-const Entry = Type.Object({
-  id: Type.Integer(),
-  actor_id: Nullable(Type.Integer()),
-  actor_username: Nullable(Type.String()),
-  via: Type.String(),
-  action: Type.String(),
-  target_type: Type.String(),
-  target_id: Nullable(Type.String()),
-  details: Nullable(Type.Object({}, { additionalProperties: true })),
-  ip: Nullable(Type.String()),
-  created_at: Type.String(),
-});
+const Entry = component(
+  "AuditEntry",
+  Type.Object(
+    {
+      id: Type.Integer(),
+      actor_id: Nullable(Type.Integer()),
+      actor_username: Nullable(Type.String()),
+      via: Type.String(),
+      action: Type.String(),
+      target_type: Type.String(),
+      target_id: Nullable(Type.String()),
+      details: Nullable(Type.Object({}, { additionalProperties: true })),
+      ip: Nullable(Type.String()),
+      created_at: Type.String(),
+    },
+    { description: "Who did what to which key, user or record, when and from where" },
+  ),
+);
 
 export function auditRoutes(kg: Keygate): FastifyPluginAsync {
   return async (instance) => {

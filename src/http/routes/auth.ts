@@ -1,18 +1,19 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "typebox";
-import type { Principal } from "../../auth/principal.js";
+import { type Principal, ROLES } from "../../auth/principal.js";
 import { AppError } from "../../errors.js";
 import type { Keygate } from "../../keygate.js";
 import type { App } from "../app.js";
-import { errorResponses, Ok, OkEmpty } from "../schemas.js";
+import { component, errorResponses, Ok, OkEmpty, StringEnum } from "../schemas.js";
 
-export const UserSummary = Type.Object({
-  id: Type.Integer(),
-  username: Type.String(),
-  role: Type.String(),
-});
+export const Role = StringEnum(ROLES, '"admin" or "reseller"');
 
-const TokenPair = Type.Object({
+export const UserSummary = component(
+  "UserSummary",
+  Type.Object({ id: Type.Integer(), username: Type.String(), role: Role }),
+);
+
+const TokenPairRecord = Type.Object({
   access_token: Type.String(),
   refresh_token: Type.Optional(
     Type.String({
@@ -23,16 +24,42 @@ const TokenPair = Type.Object({
   expires_in: Type.Integer({ description: "seconds until the access token expires" }),
   user: UserSummary,
 });
+const TokenPair = component("TokenPair", TokenPairRecord);
 
-export const UserView = Type.Object({
-  id: Type.Integer(),
-  username: Type.String(),
-  role: Type.String(),
-  disabled: Type.Boolean(),
-  two_factor_enabled: Type.Boolean({ description: "two-factor sign-in (TOTP) is on" }),
-  created_at: Type.String(),
-  updated_at: Type.String(),
-});
+const UserRecord = Type.Object(
+  {
+    id: Type.Integer(),
+    username: Type.String(),
+    role: Role,
+    disabled: Type.Boolean(),
+    two_factor_enabled: Type.Boolean({ description: "two-factor sign-in (TOTP) is on" }),
+    created_at: Type.String(),
+    updated_at: Type.String(),
+  },
+  { description: "A person who signs in: an admin or a reseller" },
+);
+export const UserView = component("User", UserRecord);
+
+const Me = component(
+  "Me",
+  Type.Object(
+    {
+      ...UserRecord.properties,
+      permissions: Type.Object({
+        manage_keys: Type.Boolean({
+          description:
+            "may mint, change, roll and revoke keys (admins; resellers with self-service)",
+        }),
+      }),
+      defaults: Type.Object({ key_rate_limit_per_minute: Type.Integer() }),
+      two_factor_required: Type.Boolean({
+        description:
+          "KEYGATE_REQUIRE_2FA asks this user to turn on two-factor sign-in before managing keys",
+      }),
+    },
+    { description: "The signed-in user, what it may do, and the server's defaults" },
+  ),
+);
 
 const tags = ["auth"];
 
@@ -196,25 +223,7 @@ export function authRoutes(kg: Keygate): FastifyPluginAsync {
           tags,
           summary: "The signed-in user",
           security: [{ bearer: [] }],
-          response: {
-            200: Ok(
-              Type.Object({
-                ...UserView.properties,
-                permissions: Type.Object({
-                  manage_keys: Type.Boolean({
-                    description:
-                      "may mint, change, roll and revoke keys (admins; resellers with self-service)",
-                  }),
-                }),
-                defaults: Type.Object({ key_rate_limit_per_minute: Type.Integer() }),
-                two_factor_required: Type.Boolean({
-                  description:
-                    "KEYGATE_REQUIRE_2FA asks this user to turn on two-factor sign-in before managing keys",
-                }),
-              }),
-            ),
-            ...errorResponses(false, [401]),
-          },
+          response: { 200: Ok(Me), ...errorResponses(false, [401]) },
         },
       },
       async (req) => {

@@ -2,20 +2,21 @@ import type { FastifyPluginAsync } from "fastify";
 import { Type } from "typebox";
 import type { Principal } from "../../auth/principal.js";
 import type { Keygate } from "../../keygate.js";
-import { MAX_GRACE_HOURS } from "../../keys/service.js";
+import { SCOPES } from "../../keys/scopes.js";
+import { KEY_STATUSES, MAX_GRACE_HOURS } from "../../keys/service.js";
 import type { App } from "../app.js";
-import { errorResponses, Id, IdParams, Nullable, Ok } from "../schemas.js";
+import { component, errorResponses, Id, IdParams, Nullable, Ok, StringEnum } from "../schemas.js";
 
 const Scope = Type.Union([Type.Literal("read"), Type.Literal("write"), Type.Literal("delete")], {
   description: '"read" (GET), "write" (GET, POST, PUT) or "delete" (GET, POST, PUT, DELETE)',
 });
 
-export const KeyView = Type.Object({
+const KeyRecord = Type.Object({
   id: Type.Integer(),
   name: Type.String(),
   description: Nullable(Type.String()),
   key_prefix: Type.String({ description: "first 12 characters, for recognising the key" }),
-  scopes: Type.String(),
+  scopes: StringEnum(SCOPES),
   owner_id: Type.Integer(),
   allowed_ips: Nullable(Type.Array(Type.String())),
   rate_limit_per_minute: Nullable(Type.Integer()),
@@ -39,22 +40,14 @@ export const KeyView = Type.Object({
   updated_at: Type.String(),
   revoked_at: Nullable(Type.String()),
   is_active: Type.Boolean(),
-  status: Type.Union(
-    [
-      Type.Literal("active"),
-      Type.Literal("revoked"),
-      Type.Literal("owner_deleted"),
-      Type.Literal("owner_disabled"),
-      Type.Literal("expired"),
-    ],
-    {
-      description:
-        "the first that applies: revoked; owner_deleted or owner_disabled (every call is refused INVALID_USER; a disabled owner can be re-enabled); expired; else active. is_active is false only for revoked keys",
-    },
+  status: StringEnum(
+    KEY_STATUSES,
+    "the first that applies: revoked; owner_deleted or owner_disabled (every call is refused INVALID_USER; a disabled owner can be re-enabled); expired; else active. is_active is false only for revoked keys",
   ),
   rolled_from_id: Nullable(Type.Integer()),
   replaced_by_id: Nullable(Type.Integer()),
 });
+export const KeyView = component("ApiKey", KeyRecord);
 
 const Expiry = Nullable(
   Type.String({
@@ -104,6 +97,52 @@ const LogRow = Type.Object({
     Type.String({ description: "the exact error message answered; null on success" }),
   ),
 });
+
+const CallLogEntry = component("CallLogEntry", LogRow);
+
+const KeyStats = component(
+  "ApiKeyStats",
+  Type.Object({
+    total: Type.Integer(),
+    active: Type.Integer(),
+    revoked: Type.Integer(),
+    expired: Type.Integer(),
+    owner_disabled: Type.Integer(),
+    owner_deleted: Type.Integer(),
+    calls_24h: Type.Integer({ description: "calls to the external surface" }),
+  }),
+);
+
+const Activity = component(
+  "ApiKeyActivity",
+  Type.Object({
+    from: Type.String(),
+    to: Type.String(),
+    hourly: Type.Array(
+      Type.Object({
+        hour: Type.String(),
+        calls: Type.Integer(),
+        errors: Type.Integer(),
+      }),
+    ),
+    busiest: Type.Array(
+      Type.Object({
+        api_key_id: Type.Integer(),
+        name: Type.String(),
+        key_prefix: Type.String(),
+        calls: Type.Integer(),
+        errors: Type.Integer(),
+      }),
+    ),
+    recent_refusals: Type.Array(
+      Type.Object({
+        ...LogRow.properties,
+        api_key_id: Nullable(Type.Integer()),
+        key_prefix: Nullable(Type.String()),
+      }),
+    ),
+  }),
+);
 
 const tags = ["api keys"];
 const security = [{ bearer: [] }];
@@ -158,20 +197,7 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
           security,
           summary:
             "Keys by status (each counted once, so they add up to total) and calls in the last 24 hours (admin)",
-          response: {
-            200: Ok(
-              Type.Object({
-                total: Type.Integer(),
-                active: Type.Integer(),
-                revoked: Type.Integer(),
-                expired: Type.Integer(),
-                owner_disabled: Type.Integer(),
-                owner_deleted: Type.Integer(),
-                calls_24h: Type.Integer({ description: "calls to the external surface" }),
-              }),
-            ),
-            ...errorResponses(false, [401, 403]),
-          },
+          response: { 200: Ok(KeyStats), ...errorResponses(false, [401, 403]) },
         },
       },
       async (req) => ({
@@ -191,38 +217,7 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
             { hours: Type.Optional(Type.Integer({ minimum: 1, maximum: 168, default: 24 })) },
             { additionalProperties: false },
           ),
-          response: {
-            200: Ok(
-              Type.Object({
-                from: Type.String(),
-                to: Type.String(),
-                hourly: Type.Array(
-                  Type.Object({
-                    hour: Type.String(),
-                    calls: Type.Integer(),
-                    errors: Type.Integer(),
-                  }),
-                ),
-                busiest: Type.Array(
-                  Type.Object({
-                    api_key_id: Type.Integer(),
-                    name: Type.String(),
-                    key_prefix: Type.String(),
-                    calls: Type.Integer(),
-                    errors: Type.Integer(),
-                  }),
-                ),
-                recent_refusals: Type.Array(
-                  Type.Object({
-                    ...LogRow.properties,
-                    api_key_id: Nullable(Type.Integer()),
-                    key_prefix: Nullable(Type.String()),
-                  }),
-                ),
-              }),
-            ),
-            ...errorResponses(false, [400, 401]),
-          },
+          response: { 200: Ok(Activity), ...errorResponses(false, [400, 401]) },
         },
       },
       async (req) => ({
@@ -366,7 +361,10 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
             },
             { additionalProperties: false },
           ),
-          response: { 200: Ok(Type.Array(LogRow)), ...errorResponses(false, [400, 401, 404]) },
+          response: {
+            200: Ok(Type.Array(CallLogEntry)),
+            ...errorResponses(false, [400, 401, 404]),
+          },
         },
       },
       async (req) => ({

@@ -7,6 +7,7 @@ import { SUBSCRIBER_STATUSES } from "../../panel/subscribers.js";
 import { TRANSACTION_TYPES } from "../../panel/transactions.js";
 import type { App } from "../app.js";
 import {
+  component,
   Currency,
   DateOnly,
   errorResponses,
@@ -17,6 +18,7 @@ import {
   OkEmpty,
   Id,
   PageQuery,
+  StringEnum,
   Username,
 } from "../schemas.js";
 
@@ -29,28 +31,38 @@ const literals = <T extends string>(values: readonly T[]) =>
 const Status = literals(SUBSCRIBER_STATUSES);
 const TxType = literals(TRANSACTION_TYPES);
 
-const Subscriber = Type.Object({
-  id: Type.Integer(),
-  username: Type.String(),
-  full_name: Nullable(Type.String()),
-  phone: Nullable(Type.String()),
-  email: Nullable(Type.String()),
-  service_id: Type.Integer(),
-  status: Type.String(),
-  expiry_date: Nullable(Type.String()),
-  owner_id: Type.Integer(),
-  created_at: Type.String(),
-  updated_at: Type.String(),
-});
+const SubscriberRecord = Type.Object(
+  {
+    id: Type.Integer(),
+    username: Type.String(),
+    full_name: Nullable(Type.String()),
+    phone: Nullable(Type.String()),
+    email: Nullable(Type.String()),
+    service_id: Type.Integer(),
+    status: StringEnum(SUBSCRIBER_STATUSES),
+    expiry_date: Nullable(Type.String({ description: "YYYY-MM-DD" })),
+    owner_id: Type.Integer(),
+    created_at: Type.String(),
+    updated_at: Type.String(),
+  },
+  { description: "A subscriber; its password is never returned (but once, when generated)" },
+);
+const Subscriber = component("Subscriber", SubscriberRecord);
 
-const SubscriberWithPassword = Type.Object({
-  ...Subscriber.properties,
-  password: Type.Optional(
-    Type.String({
-      description: 'the generated password, present once when "auto-generate" was sent',
-    }),
+const SubscriberWithPassword = component(
+  "SubscriberWithPassword",
+  Type.Object(
+    {
+      ...SubscriberRecord.properties,
+      password: Type.Optional(
+        Type.String({
+          description: 'the generated password, present once when "auto-generate" was sent',
+        }),
+      ),
+    },
+    { description: "A subscriber just created or changed" },
   ),
-});
+);
 
 const subscriberFields = {
   full_name: Type.Optional(Nullable(Type.String({ maxLength: 128 }))),
@@ -85,18 +97,24 @@ const SubscriberPassword = Type.String({
   description: '4-128 characters, or "auto-generate" to have one generated and returned once',
 });
 
-const Service = Type.Object({
-  id: Type.Integer(),
-  name: Type.String(),
-  download_kbps: Type.Integer(),
-  upload_kbps: Type.Integer(),
-  price: Type.Number(),
-  currency: Type.String(),
-  duration_days: Type.Integer(),
-  is_active: Type.Boolean(),
-  created_at: Type.String(),
-  updated_at: Type.String(),
-});
+const Service = component(
+  "Service",
+  Type.Object(
+    {
+      id: Type.Integer(),
+      name: Type.String(),
+      download_kbps: Type.Integer(),
+      upload_kbps: Type.Integer(),
+      price: Type.Number(),
+      currency: Type.String(),
+      duration_days: Type.Integer(),
+      is_active: Type.Boolean(),
+      created_at: Type.String(),
+      updated_at: Type.String(),
+    },
+    { description: "A service plan of the catalogue" },
+  ),
+);
 
 const Kbps = Type.Integer({ minimum: 0, maximum: 100_000_000 });
 const serviceFields = {
@@ -109,15 +127,21 @@ const serviceFields = {
   is_active: Type.Optional(Type.Boolean()),
 };
 
-const Nas = Type.Object({
-  id: Type.Integer(),
-  name: Type.String(),
-  ip_address: Type.String(),
-  type: Type.String(),
-  description: Nullable(Type.String()),
-  created_at: Type.String(),
-  updated_at: Type.String(),
-});
+const Nas = component(
+  "Nas",
+  Type.Object(
+    {
+      id: Type.Integer(),
+      name: Type.String(),
+      ip_address: Type.String(),
+      type: Type.String(),
+      description: Nullable(Type.String()),
+      created_at: Type.String(),
+      updated_at: Type.String(),
+    },
+    { description: "A NAS device; its shared secret is never returned" },
+  ),
+);
 
 const nasFields = {
   name: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
@@ -129,45 +153,69 @@ const nasFields = {
   ),
 };
 
-const Transaction = Type.Object({
-  id: Type.Integer(),
-  subscriber_id: Type.Integer(),
-  amount: Type.Number(),
-  currency: Type.String(),
-  type: Type.String(),
-  reference: Nullable(Type.String()),
-  description: Nullable(Type.String()),
-  created_at: Type.String(),
-  api_key_id: Nullable(Type.Integer()),
-});
+const Transaction = component(
+  "Transaction",
+  Type.Object(
+    {
+      id: Type.Integer(),
+      subscriber_id: Type.Integer(),
+      amount: Type.Number(),
+      currency: Type.String(),
+      type: StringEnum(TRANSACTION_TYPES),
+      reference: Nullable(Type.String()),
+      description: Nullable(Type.String()),
+      created_at: Type.String(),
+      api_key_id: Nullable(Type.Integer({ description: "the key that recorded it, if one did" })),
+    },
+    { description: "A payment, refund or adjustment; immutable" },
+  ),
+);
 
 const Counters = {
   bytes_in: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
   bytes_out: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
   session_seconds: Type.Integer({ minimum: 0, maximum: 10_000_000_000 }),
 };
-const UsageDay = Type.Object({ date: Type.String(), ...Counters });
-const UsageReport = Type.Object({
-  subscriber_id: Type.Integer(),
-  from: Type.String(),
-  to: Type.String(),
-  days: Type.Array(UsageDay),
-  totals: Type.Object(Counters),
-});
-
-const Stats = Type.Object({
-  subscribers: Type.Object({
-    total: Type.Integer(),
-    active: Type.Integer(),
-    suspended: Type.Integer(),
-    expired: Type.Integer(),
-  }),
-  services: Type.Integer(),
-  nas: Type.Optional(Type.Integer()),
-  transactions_30d: Type.Array(
-    Type.Object({ currency: Type.String(), count: Type.Integer(), amount: Type.Number() }),
+const UsageDay = component(
+  "UsageDay",
+  Type.Object(
+    { date: Type.String(), ...Counters },
+    { description: "A subscriber's usage on a day" },
   ),
-});
+);
+const UsageReport = component(
+  "UsageReport",
+  Type.Object(
+    {
+      subscriber_id: Type.Integer(),
+      from: Type.String(),
+      to: Type.String(),
+      days: Type.Array(UsageDay),
+      totals: Type.Object(Counters),
+    },
+    { description: "Daily usage of a subscriber between two dates, and its totals" },
+  ),
+);
+
+const Stats = component(
+  "SystemStats",
+  Type.Object(
+    {
+      subscribers: Type.Object({
+        total: Type.Integer(),
+        active: Type.Integer(),
+        suspended: Type.Integer(),
+        expired: Type.Integer(),
+      }),
+      services: Type.Integer(),
+      nas: Type.Optional(Type.Integer({ description: "admins only" })),
+      transactions_30d: Type.Array(
+        Type.Object({ currency: Type.String(), count: Type.Integer(), amount: Type.Number() }),
+      ),
+    },
+    { description: "Totals of what the caller may see" },
+  ),
+);
 
 const strict = { additionalProperties: false };
 

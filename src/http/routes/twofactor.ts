@@ -4,7 +4,7 @@ import { PASSWORD_MAX_LENGTH } from "../../auth/passwords.js";
 import type { Principal } from "../../auth/principal.js";
 import type { Keygate } from "../../keygate.js";
 import type { App } from "../app.js";
-import { errorResponses, Nullable, Ok, OkEmpty } from "../schemas.js";
+import { component, errorResponses, Nullable, Ok, OkEmpty } from "../schemas.js";
 
 const tags = ["auth"];
 const security = [{ bearer: [] }];
@@ -20,30 +20,37 @@ const Password = Type.String({
   description: "your current password",
 });
 
-const Status = Type.Object({
-  enabled: Type.Boolean({ description: "two-factor sign-in is on: sign-in asks for a code" }),
-  enabled_at: Nullable(Type.String()),
-  pending: Type.Boolean({
-    description: "an enrolment was started and awaits its first code (POST /api/auth/2fa/confirm)",
+const Status = component(
+  "TwoFactorStatus",
+  Type.Object({
+    enabled: Type.Boolean({ description: "two-factor sign-in is on: sign-in asks for a code" }),
+    enabled_at: Nullable(Type.String()),
+    pending: Type.Boolean({
+      description:
+        "an enrolment was started and awaits its first code (POST /api/auth/2fa/confirm)",
+    }),
+    recovery_codes_left: Type.Integer({ description: "unused recovery codes" }),
+    required: Type.Boolean({
+      description: "KEYGATE_REQUIRE_2FA asks this user to have it before managing keys",
+    }),
   }),
-  recovery_codes_left: Type.Integer({ description: "unused recovery codes" }),
-  required: Type.Boolean({
-    description: "KEYGATE_REQUIRE_2FA asks this user to have it before managing keys",
-  }),
-});
+);
 
-const Enrolment = Type.Object({
-  secret: Type.String({
-    description: "base32 TOTP secret, to type into the app by hand; shown this once",
+const Enrolment = component(
+  "TwoFactorEnrolment",
+  Type.Object({
+    secret: Type.String({
+      description: "base32 TOTP secret, to type into the app by hand; shown this once",
+    }),
+    otpauth_url: Type.String({ description: "the otpauth://totp/… URI the QR code holds" }),
+    qr_svg: Type.String({ description: "the QR code of otpauth_url, as an SVG document" }),
+    issuer: Type.String(),
+    account: Type.String(),
+    algorithm: Type.String(),
+    digits: Type.Integer(),
+    period: Type.Integer({ description: "seconds each code lasts" }),
   }),
-  otpauth_url: Type.String({ description: "the otpauth://totp/… URI the QR code holds" }),
-  qr_svg: Type.String({ description: "the QR code of otpauth_url, as an SVG document" }),
-  issuer: Type.String(),
-  account: Type.String(),
-  algorithm: Type.String(),
-  digits: Type.Integer(),
-  period: Type.Integer({ description: "seconds each code lasts" }),
-});
+);
 
 const RecoveryCodes = Type.Array(Type.String(), {
   description: "one-use codes for when the authenticator is lost; shown this once",
