@@ -16,10 +16,12 @@ export function me(overrides: Partial<Me> & { manage_keys?: boolean } = {}): Me 
     username: role === "admin" ? "admin" : "acme",
     role,
     disabled: false,
+    two_factor_enabled: false,
     created_at: "2026-04-01T00:00:00.000Z",
     updated_at: "2026-04-01T00:00:00.000Z",
     permissions: { manage_keys: manage_keys ?? role === "admin" },
     defaults: { key_rate_limit_per_minute: 600 },
+    two_factor_required: false,
     ...rest,
   };
 }
