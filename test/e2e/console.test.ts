@@ -602,5 +602,17 @@ describe.skipIf(skip)("the console in a browser", () => {
     await page.getByRole("button", { name: "Execute" }).click();
     await page.locator(".live-responses-table").getByText("MISSING_API_KEY").first().waitFor();
     await shot("docs");
+    expect(await page.title()).toBe("Keygate API reference");
+
+    // The external surface on its own page: the integrator's routes and none of the people's.
+    await page.goto(`${base}/docs/external`);
+    await page.getByRole("heading", { name: /Keygate external API/ }).waitFor();
+    await page
+      .locator(".opblock-summary", { hasText: "/api/v1/external/whoami" })
+      .first()
+      .waitFor();
+    expect(await page.locator(".opblock-summary", { hasText: "/api/auth/login" }).count()).toBe(0);
+    expect(await page.title()).toBe("Keygate external API reference");
+    await shot("docs-external");
   });
 });
