@@ -30,18 +30,23 @@ export function requestId(req: IncomingMessage): string {
 }
 
 let stampMs = -1;
-let stampHex = "";
+let stampHead = "";
+// Fixed per process: which instance made an id. The counter tells its ids apart.
+const instance = randomUUID().slice(15, 23); // "xxx-yxxx": the version-4 UUID's random bits
+let counter = Math.floor(Math.random() * 2 ** 32);
 /**
- * A UUID in the version 7 layout: 48 bits of milliseconds, then random bits. Ids made later
- * sort later, so the call log's request-id index grows at its right edge.
+ * An id in the UUID version 7 layout: 48 bits of milliseconds, then this process's random
+ * bits and a counter. Ids made later sort later, so the call log's request-id index grows at
+ * its right edge; one random draw per process, not per request, keeps it off the hot path.
  */
 export function timeOrderedId(ms: number): string {
   if (ms !== stampMs) {
     stampMs = ms;
-    stampHex = ms.toString(16).padStart(12, "0").slice(-12);
+    const hex = ms.toString(16).padStart(12, "0").slice(-12);
+    stampHead = `${hex.slice(0, 8)}-${hex.slice(8)}-7${instance}-`;
   }
-  // randomUUID is xxxxxxxx-xxxx-4xxx-…: keep its random tail, put the time in front.
-  return `${stampHex.slice(0, 8)}-${stampHex.slice(8)}-7${randomUUID().slice(15)}`;
+  counter = (counter + 1) % 2 ** 48;
+  return stampHead + counter.toString(16).padStart(12, "0");
 }
 
 /**
