@@ -107,6 +107,21 @@ type RecordRow = Row &
     next_prefix: string | null;
   };
 
+/** A call-log row as the API shows it. */
+const LOG_COLUMNS = [
+  "id",
+  "timestamp",
+  "method",
+  "path",
+  "status_code",
+  "ip",
+  "latency_ms",
+  "user_agent",
+  "error_code",
+  "request_id",
+  "error_message as message",
+] as const;
+
 export class SqlKeyRepo implements KeyRepo, CallLogSink {
   private readonly db: Kysely<DB>;
   private readonly raw: Database["raw"];
@@ -237,19 +252,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
       // One request id names one call (or a few, when a client reuses its ids).
       return this.db
         .selectFrom("api_key_logs")
-        .select([
-          "id",
-          "timestamp",
-          "method",
-          "path",
-          "status_code",
-          "ip",
-          "latency_ms",
-          "user_agent",
-          "error_code",
-          "request_id",
-          "error_message as message",
-        ])
+        .select(LOG_COLUMNS)
         .where("request_id", "=", q.requestId)
         .where("api_key_id", "=", keyId)
         .orderBy("id", "desc")
@@ -304,19 +307,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
   ) {
     let query = this.db
       .selectFrom("api_key_logs")
-      .select([
-        "id",
-        "timestamp",
-        "method",
-        "path",
-        "status_code",
-        "ip",
-        "latency_ms",
-        "user_agent",
-        "error_code",
-        "request_id",
-        "error_message as message",
-      ])
+      .select(LOG_COLUMNS)
       .where("second", "in", seconds)
       .where("api_key_id", "=", keyId);
     if (q.before !== undefined) query = query.where("timestamp", "<", q.before);
