@@ -5,18 +5,15 @@ import fastifyStatic from "@fastify/static";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Ajv } from "ajv";
 import Fastify, {
-  type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
   type HookHandlerDoneFunction,
   LogController,
   type preValidationHookHandler,
 } from "fastify";
-import type { Principal } from "../auth/principal.js";
 import { AppError } from "../errors.js";
 import type { Keygate } from "../keygate.js";
 import { normalizeClientIp } from "../keys/ip.js";
-import type { KeyRecord } from "../keys/verify.js";
 import type { RateDecision } from "../ratelimit/limiter.js";
 import { EXTERNAL_PREFIX, scrubText, sendError, toAppError } from "./errors.js";
 import { externalSurface, healthRoute } from "./external.js";
@@ -27,32 +24,9 @@ import { clientErrorHandler, frameworkErrors, requestId } from "./transport.js";
 import { jwtSurface } from "./jwt.js";
 import { registerReference } from "./reference.js";
 import { securityPolicy } from "./security.js";
+import type { App } from "./types.js";
 
-declare module "fastify" {
-  interface FastifyRequest {
-    principal: Principal | null;
-    errorCode: string | null;
-    /** The message of the error answered, for the call log. */
-    errorMessage: string | null;
-    clientIp: string;
-    /** The verified key behind an external request. */
-    keyRecord: KeyRecord | null;
-    /** This request's per-IP budget, when the IP limit is on. */
-    ipRate: RateDecision | null;
-  }
-  interface FastifyContextConfig {
-    /** Reachable without credentials. */
-    public?: boolean;
-  }
-}
-
-export type App = FastifyInstance<
-  import("node:http").Server,
-  import("node:http").IncomingMessage,
-  import("node:http").ServerResponse,
-  import("fastify").FastifyBaseLogger,
-  TypeBoxTypeProvider
->;
+export type { App } from "./types.js";
 
 const MINUTE = 60_000;
 

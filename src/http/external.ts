@@ -10,12 +10,12 @@ import { AppError } from "../errors.js";
 import type { Keygate } from "../keygate.js";
 import type { Verdict } from "../keys/verify.js";
 import type { RateDecision } from "../ratelimit/limiter.js";
-import type { App } from "./app.js";
 import { scrubText, sendError } from "./errors.js";
 import { refusal } from "./refusals.js";
 import type { RouteTable } from "./routing.js";
 import { panelRoutes } from "./routes/panel.js";
 import { component, errorResponses, Nullable, Ok, StructuredError } from "./schemas.js";
+import type { App } from "./types.js";
 
 let isoMs = -1;
 let isoText = "";

@@ -2,13 +2,13 @@ import cookie from "@fastify/cookie";
 import type { FastifyPluginAsync } from "fastify";
 import { AppError } from "../errors.js";
 import type { Keygate } from "../keygate.js";
-import type { App } from "./app.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
 import { keyRoutes } from "./routes/keys.js";
 import { panelRoutes } from "./routes/panel.js";
 import { twoFactorRoutes } from "./routes/twofactor.js";
 import { userRoutes } from "./routes/users.js";
+import type { App } from "./types.js";
 
 /** `/api`: people, signed in with a Bearer access token. */
 export function jwtSurface(kg: Keygate): FastifyPluginAsync {

@@ -2,7 +2,6 @@ import swagger from "@fastify/swagger";
 import swaggerUi, { type FastifySwaggerUiOptions } from "@fastify/swagger-ui";
 import { Type } from "typebox";
 import type { Keygate } from "../keygate.js";
-import type { App } from "./app.js";
 import {
   documentTransform,
   externalDocument,
@@ -11,6 +10,7 @@ import {
   TAGS,
 } from "./openapi.js";
 import { componentSchemas } from "./schemas.js";
+import type { App } from "./types.js";
 
 /** Keygate's mark (the console's icon: a key's bow and blade), for the reference's pages. */
 const MARK =

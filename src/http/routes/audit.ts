@@ -3,8 +3,8 @@ import { Type } from "typebox";
 import type { Principal } from "../../auth/principal.js";
 import { requireAdmin } from "../../auth/service.js";
 import type { Keygate } from "../../keygate.js";
-import type { App } from "../app.js";
 import { component, errorResponses, Nullable, Ok, PageQuery } from "../schemas.js";
+import type { App } from "../types.js";
 
 const Entry = component(
   "AuditEntry",

@@ -3,8 +3,8 @@ import { Type } from "typebox";
 import { type Principal, ROLES } from "../../auth/principal.js";
 import { AppError } from "../../errors.js";
 import type { Keygate } from "../../keygate.js";
-import type { App } from "../app.js";
 import { component, errorResponses, Ok, OkEmpty, StringEnum } from "../schemas.js";
+import type { App } from "../types.js";
 
 export const Role = StringEnum(ROLES, '"admin" or "reseller"');
 

@@ -4,8 +4,8 @@ import type { Principal } from "../../auth/principal.js";
 import type { Keygate } from "../../keygate.js";
 import { SCOPES } from "../../keys/scopes.js";
 import { KEY_STATUSES, MAX_GRACE_HOURS } from "../../keys/service.js";
-import type { App } from "../app.js";
 import { component, errorResponses, Id, IdParams, Nullable, Ok, StringEnum } from "../schemas.js";
+import type { App } from "../types.js";
 
 const Scope = Type.Union([Type.Literal("read"), Type.Literal("write"), Type.Literal("delete")], {
   description: '"read" (GET), "write" (GET, POST, PUT) or "delete" (GET, POST, PUT, DELETE)',

@@ -3,8 +3,8 @@ import { Type } from "typebox";
 import { PASSWORD_MAX_LENGTH } from "../../auth/passwords.js";
 import type { Principal } from "../../auth/principal.js";
 import type { Keygate } from "../../keygate.js";
-import type { App } from "../app.js";
 import { component, errorResponses, Nullable, Ok, OkEmpty } from "../schemas.js";
+import type { App } from "../types.js";
 
 const tags = ["auth"];
 const security = [{ bearer: [] }];

@@ -3,8 +3,8 @@ import { Type } from "typebox";
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../../auth/passwords.js";
 import type { Principal } from "../../auth/principal.js";
 import type { Keygate } from "../../keygate.js";
-import type { App } from "../app.js";
 import { errorResponses, IdParams, Ok, OkEmpty, Username } from "../schemas.js";
+import type { App } from "../types.js";
 import { UserView } from "./auth.js";
 
 const Role = Type.Union([Type.Literal("admin"), Type.Literal("reseller")], {
