@@ -3,6 +3,7 @@ import type { ReactNode } from "react";
 import { AuthProvider, useAuth, useUser } from "./auth";
 import { Shell } from "./components/Shell";
 import { Empty, PageHeader } from "./components/ui";
+import { useEnvironment } from "./lib/environment";
 import { Link, match, trimSlashes, useLocation } from "./lib/router";
 import { Account } from "./pages/Account";
 import { Audit } from "./pages/Audit";
@@ -91,6 +92,7 @@ function Page({ path }: { path: string }) {
 function Gate() {
   const auth = useAuth();
   const { path } = useLocation();
+  const env = useEnvironment();
   if (auth.status === "restoring")
     return (
       <Center mih="100dvh" role="status" aria-live="polite">
@@ -105,7 +107,8 @@ function Gate() {
   if (auth.status === "signed-out") return <SignIn end={auth.end} />;
   return (
     <Shell>
-      <Page key={path} path={trimSlashes(path) || "/"} />
+      {/* A new page for each environment: flipping Test data fetches everything shown again. */}
+      <Page key={`${env} ${path}`} path={trimSlashes(path) || "/"} />
     </Shell>
   );
 }

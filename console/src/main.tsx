@@ -2,11 +2,12 @@ import "@mantine/core/styles.css";
 import "@mantine/charts/styles.css";
 import "./styles.css";
 import { MantineProvider } from "@mantine/core";
-import { StrictMode } from "react";
+import { type ReactNode, StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { App } from "./App";
 import { ToastProvider } from "./components/Toasts";
-import { theme } from "./theme";
+import { useEnvironment } from "./lib/environment";
+import { themeFor } from "./theme";
 
 const root = document.getElementById("root");
 if (!root) throw new Error("#root is missing from index.html");
@@ -18,12 +19,21 @@ const styleNonce = () => nonce;
 // its nonce from get-nonce, which reads this global when nothing has set one.
 (window as unknown as { __webpack_nonce__?: string }).__webpack_nonce__ = nonce;
 
+function Themed({ children }: { children: ReactNode }) {
+  const env = useEnvironment();
+  return (
+    <MantineProvider theme={themeFor(env)} defaultColorScheme="auto" getStyleNonce={styleNonce}>
+      {children}
+    </MantineProvider>
+  );
+}
+
 createRoot(root).render(
   <StrictMode>
-    <MantineProvider theme={theme} defaultColorScheme="auto" getStyleNonce={styleNonce}>
+    <Themed>
       <ToastProvider>
         <App />
       </ToastProvider>
-    </MantineProvider>
+    </Themed>
   </StrictMode>,
 );

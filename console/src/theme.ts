@@ -1,4 +1,5 @@
 import { Badge, createTheme } from "@mantine/core";
+import type { Environment } from "./lib/environment";
 
 export const theme = createTheme({
   primaryColor: "blue",
@@ -13,3 +14,8 @@ export const theme = createTheme({
     Badge: Badge.extend({ styles: { root: { minWidth: "max-content" } } }),
   },
 });
+
+/** Test data has its own accent, so a page of test data never looks like live data. */
+const testTheme = createTheme({ ...theme, primaryColor: "orange" });
+
+export const themeFor = (env: Environment) => (env === "test" ? testTheme : theme);

@@ -8,14 +8,16 @@ import {
   Button,
   Group,
   NavLink,
+  Switch,
   Text,
   useComputedColorScheme,
   useMantineColorScheme,
 } from "@mantine/core";
 import { useDisclosure } from "@mantine/hooks";
-import { type ReactNode, useEffect } from "react";
+import { type ReactNode, useEffect, useRef } from "react";
 import { useAuth, useUser } from "../auth";
-import { Link, navigate, useLocation } from "../lib/router";
+import { setEnvironment, useEnvironment } from "../lib/environment";
+import { Link, match, navigate, useLocation } from "../lib/router";
 
 type Item = { href: string; label: string; admin?: boolean };
 
@@ -43,12 +45,12 @@ function Logo() {
           cy="8"
           r="3.2"
           fill="none"
-          stroke="var(--mantine-color-blue-6)"
+          stroke="var(--mantine-primary-color-6)"
           strokeWidth="1.8"
         />
         <path
           d="M8 8h7M12.5 8v2.6M14.6 8v2"
-          stroke="var(--mantine-color-blue-6)"
+          stroke="var(--mantine-primary-color-6)"
           strokeWidth="1.8"
         />
       </svg>
@@ -70,25 +72,90 @@ function ColorToggle() {
   );
 }
 
+export const TEST_DATA_BANNER =
+  "Test data — you are seeing and changing test subscribers, transactions and keys; live data is hidden";
+
+/** The header's switch between live and test data; the choice outlives the page. */
+function TestDataSwitch() {
+  const env = useEnvironment();
+  return (
+    <Switch
+      label="Test data"
+      color="orange"
+      size="sm"
+      checked={env === "test"}
+      onChange={(e) => setEnvironment(e.currentTarget.checked ? "test" : "live")}
+      title={
+        env === "test"
+          ? "Showing test data; turn off to see live data"
+          : "Show and change test data instead of live data"
+      }
+      styles={{ label: { fontWeight: 600, whiteSpace: "nowrap" } }}
+    />
+  );
+}
+
+/** A record of one environment is not found in the other: its page gives way to the list. */
+const DETAIL_PAGES = [
+  ["/keys/:id", "/keys"],
+  ["/subscribers/:id", "/subscribers"],
+] as const;
+
 /** The signed-in frame: header with the user and sign-out, navigation, and the page. */
 export function Shell({ children }: { children: ReactNode }) {
   const [opened, { toggle, close }] = useDisclosure(false);
   const { path } = useLocation();
   const user = useUser();
   const { signOut } = useAuth();
+  const env = useEnvironment();
+  const test = env === "test";
   useEffect(close, [path, close]);
+
+  const shown = useRef(env);
+  useEffect(() => {
+    if (shown.current === env) return;
+    shown.current = env;
+    const list = DETAIL_PAGES.find(([pattern]) => match(pattern, path))?.[1];
+    if (list) navigate(list);
+  }, [env, path]);
+  useEffect(() => {
+    document.title = test ? "Test data · Keygate" : "Keygate";
+  }, [test]);
 
   return (
     <AppShell
-      header={{ height: 56 }}
+      // The banner takes what the header gains in test mode: more lines on a narrow screen.
+      header={{ height: test ? { base: 112, xs: 96, sm: 80 } : 56 }}
       navbar={{ width: 230, breakpoint: "sm", collapsed: { mobile: !opened } }}
       padding={{ base: "sm", sm: "lg" }}
     >
       <a href="#main" className="skip-link">
         Skip to content
       </a>
-      <AppShell.Header>
-        <Group h="100%" px="md" justify="space-between" wrap="nowrap">
+      <AppShell.Header
+        data-environment={env}
+        style={{
+          display: "flex",
+          flexDirection: "column",
+          borderBottom: test ? "3px solid var(--mantine-color-orange-6)" : undefined,
+        }}
+      >
+        {test && (
+          <Box
+            role="status"
+            data-testid="test-data-banner"
+            bg="orange.4"
+            c="dark.9"
+            px="md"
+            py={4}
+            style={{ flex: 1, display: "flex", alignItems: "center", justifyContent: "center" }}
+          >
+            <Text size="xs" fw={700} ta="center" lh={1.3}>
+              {TEST_DATA_BANNER}
+            </Text>
+          </Box>
+        )}
+        <Group h={56} px="md" justify="space-between" wrap="nowrap" style={{ flex: "none" }}>
           <Group gap="sm" wrap="nowrap">
             <Burger
               opened={opened}
@@ -109,7 +176,8 @@ export function Shell({ children }: { children: ReactNode }) {
               <Logo />
             </Anchor>
           </Group>
-          <Group gap="xs" wrap="nowrap">
+          <Group gap="sm" wrap="nowrap">
+            <TestDataSwitch />
             <Box visibleFrom="xs">
               <Group gap={6} wrap="nowrap">
                 <Anchor

@@ -180,6 +180,30 @@ describe("the console's API client", () => {
     expect(down.current).toBeNull();
   });
 
+  it("names its environment on every request: the switch's, or one call's own", async () => {
+    const server = fakeServer();
+    let env: "live" | "test" = "live";
+    const { c } = client(server, { environment: () => env });
+    await c.login("admin", "pw");
+    await c.get("/api/a");
+    env = "test";
+    await c.post("/api/b", {});
+    await c.get("/api/c", { environment: "live" });
+    await c.del("/api/d");
+    expect(server.calls.map((x) => [x.path, x.headers["Keygate-Environment"]])).toEqual([
+      ["/api/auth/login", "live"],
+      ["/api/a", "live"],
+      ["/api/b", "test"],
+      ["/api/c", "live"],
+      ["/api/d", "test"],
+    ]);
+    // Without the option, every request names live (the server's default too).
+    const plain = fakeServer();
+    const { c: c2 } = client(plain);
+    await c2.login("admin", "pw");
+    expect(plain.calls[0]?.headers["Keygate-Environment"]).toBe("live");
+  });
+
   it("surfaces the server's own message, code and field problems", async () => {
     const server = fakeServer();
     const { c } = client(server);

@@ -7,6 +7,7 @@
  * expires, and once more when a call answers 401, then repeats the call.
  */
 
+import { currentEnvironment, ENVIRONMENT_HEADER, type Environment } from "./environment";
 import type { Me } from "./types";
 
 export type FieldProblem = { field: string; message: string };
@@ -60,7 +61,12 @@ export type ApiClientOptions = {
   clearTimer?: (handle: unknown) => void;
   /** Runs `fn` while holding a lock shared by every tab, so two tabs never spend one cookie. */
   withLock?: <T>(fn: () => Promise<T>) => Promise<T>;
+  /** The environment every request names in `Keygate-Environment` (the Test data switch). */
+  environment?: () => Environment;
 };
+
+/** For one call: another environment than the switch's (e.g. the other side's key count). */
+export type CallOptions = { environment?: Environment };
 
 type Listener = (session: Session | null, end: SessionEnd | null) => void;
 
@@ -84,6 +90,7 @@ export class ApiClient {
   private readonly setTimer: (fn: () => void, ms: number) => unknown;
   private readonly clearTimer: (handle: unknown) => void;
   private readonly withLock: <T>(fn: () => Promise<T>) => Promise<T>;
+  private readonly environment: () => Environment;
 
   constructor(opts: ApiClientOptions = {}) {
     this.f = opts.fetch ?? ((...args) => fetch(...args));
@@ -92,6 +99,7 @@ export class ApiClient {
     this.setTimer = opts.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
     this.clearTimer = opts.clearTimer ?? ((h) => clearTimeout(h as ReturnType<typeof setTimeout>));
     this.withLock = opts.withLock ?? browserLock;
+    this.environment = opts.environment ?? (() => "live");
   }
 
   get current(): Session | null {
@@ -203,8 +211,8 @@ export class ApiClient {
     return (await this.get<Me>("/api/auth/me")).data;
   }
 
-  get<T>(path: string): Promise<Envelope<T>> {
-    return this.call<T>("GET", path);
+  get<T>(path: string, opts?: CallOptions): Promise<Envelope<T>> {
+    return this.call<T>("GET", path, undefined, opts);
   }
   post<T>(path: string, body?: unknown): Promise<Envelope<T>> {
     return this.call<T>("POST", path, body);
@@ -217,16 +225,21 @@ export class ApiClient {
   }
 
   /** An authenticated call: on 401, refresh once and repeat it. */
-  async call<T>(method: string, path: string, body?: unknown): Promise<Envelope<T>> {
+  async call<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    opts: CallOptions = {},
+  ): Promise<Envelope<T>> {
     if (!this.session) await this.refresh();
     try {
-      return (await this.raw(method, path, body, true)) as Envelope<T>;
+      return (await this.raw(method, path, body, true, opts.environment)) as Envelope<T>;
     } catch (err) {
       if (!(err instanceof ApiError) || err.status !== 401) throw err;
       const renewed = await this.refresh();
       if (!renewed)
         throw new ApiError(401, "SESSION_ENDED", "Your session has ended; sign in again.");
-      return (await this.raw(method, path, body, true)) as Envelope<T>;
+      return (await this.raw(method, path, body, true, opts.environment)) as Envelope<T>;
     }
   }
 
@@ -235,8 +248,12 @@ export class ApiClient {
     path: string,
     body?: unknown,
     bearer = false,
+    environment: Environment = this.environment(),
   ): Promise<Envelope<unknown>> {
-    const headers: Record<string, string> = { accept: "application/json" };
+    const headers: Record<string, string> = {
+      accept: "application/json",
+      [ENVIRONMENT_HEADER]: environment,
+    };
     if (body !== undefined) headers["content-type"] = "application/json";
     if (bearer && this.session) headers.authorization = `Bearer ${this.session.accessToken}`;
     let res: Response;
@@ -277,8 +294,8 @@ export class ApiClient {
   }
 }
 
-/** The console's one client. */
-export const api = new ApiClient();
+/** The console's one client; its requests follow the Test data switch. */
+export const api = new ApiClient({ environment: currentEnvironment });
 
 /** The message to show for anything thrown by a call. */
 export function messageOf(err: unknown): string {

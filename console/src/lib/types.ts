@@ -5,18 +5,66 @@
  * error rather than as a surprise in the browser.
  */
 import type { components } from "./api-types";
+import type { Environment } from "./environment";
 
 type Schemas = components["schemas"];
 
-export type ApiKey = Schemas["ApiKey"];
+export type { Environment };
+
+/**
+ * Fields written here by hand until `api-types.ts` is generated from a server that has them
+ * (permissions and environments): `With<T, F>` replaces `T`'s own fields named in `F`, so it
+ * still fits once they are generated.
+ */
+type With<T, F> = Omit<T, keyof F> & F;
+
+/** `scopes` is the narrowest preset that covers `permissions`, or `custom`. */
+export type KeyScope = "read" | "write" | "delete" | "custom";
+
+export type ApiKey = With<
+  Schemas["ApiKey"],
+  {
+    scopes: KeyScope;
+    /** Normalised `resource:action` strings (see lib/permissions.ts). */
+    permissions: string[];
+    /** Chosen at minting, for good: `pk_test_…` keys see only test data. */
+    environment: Environment;
+  }
+>;
 
 /** The first that applies: revoked, owner_deleted, owner_disabled, expired, active. */
 export type KeyStatus = ApiKey["status"];
 
-export type KeyStats = Schemas["ApiKeyStats"];
+/** Keys by status and calls in the last 24 hours, of one environment. */
+export type EnvironmentStats = Omit<Schemas["ApiKeyStats"], "environments">;
+
+/** The top-level totals count both environments; `environments` keeps them apart. */
+export type KeyStats = With<
+  Schemas["ApiKeyStats"],
+  { environments: Record<Environment, EnvironmentStats> }
+>;
 
 /** One call of a key's log; `id` is the cursor for the next (older) page. */
-export type CallLog = Schemas["CallLogEntry"];
+export type CallLog = With<Schemas["CallLogEntry"], { environment: Environment }>;
+
+/** `GET /api/api-keys/presets`: named sets of permissions offered when minting. */
+export type PermissionPreset = {
+  name: string;
+  label: string;
+  description: string;
+  permissions: string[];
+};
+
+export type KeyPresets = {
+  resources: string[];
+  actions: string[];
+  presets: PermissionPreset[];
+  /** The most a key of an owner with each role may do, when the server says. */
+  role_limits?: Record<string, string[]>;
+};
+
+/** `POST /api/test-data/reset`: how many test records were deleted. */
+export type TestDataReset = { subscribers: number; transactions: number; usage: number };
 
 export type Activity = Schemas["ApiKeyActivity"];
 
@@ -26,13 +74,13 @@ export type Me = Schemas["Me"];
 export type UserRow = Schemas["User"];
 
 /** A subscriber; `password` is there once, when the server generated it. */
-export type Subscriber = Schemas["SubscriberWithPassword"];
+export type Subscriber = With<Schemas["SubscriberWithPassword"], { environment: Environment }>;
 
 export type Service = Schemas["Service"];
 
 export type Nas = Schemas["Nas"];
 
-export type Transaction = Schemas["Transaction"];
+export type Transaction = With<Schemas["Transaction"], { environment: Environment }>;
 
 export type UsageDay = Schemas["UsageDay"];
 

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from "react";
-import { api, ApiError, type Envelope } from "./api";
+import { api, ApiError, type CallOptions, type Envelope } from "./api";
 
 export type Resource<T> = {
   data: T | undefined;
@@ -9,8 +9,12 @@ export type Resource<T> = {
   reload: () => void;
 };
 
-/** GETs `path` (null: nothing yet) and keeps the answer; `reload()` fetches it again. */
-export function useResource<T>(path: string | null): Resource<T> {
+/**
+ * GETs `path` (null: nothing yet) and keeps the answer; `reload()` fetches it again. It asks
+ * in the Test data switch's environment unless `opts.environment` names another.
+ */
+export function useResource<T>(path: string | null, opts: CallOptions = {}): Resource<T> {
+  const { environment } = opts;
   const [state, setState] = useState<{
     data?: T;
     meta?: Envelope<T>["meta"];
@@ -24,7 +28,7 @@ export function useResource<T>(path: string | null): Resource<T> {
     if (path === null) return;
     const n = ++latest.current;
     setState((s) => ({ ...s, loading: true }));
-    api.get<T>(path).then(
+    api.get<T>(path, { environment }).then(
       (res) => {
         if (n === latest.current)
           setState({ data: res.data, meta: res.meta, error: null, loading: false });
@@ -36,7 +40,7 @@ export function useResource<T>(path: string | null): Resource<T> {
         setState((s) => ({ ...s, error: e, loading: false }));
       },
     );
-  }, [path, tick]);
+  }, [path, tick, environment]);
 
   const reload = useCallback(() => setTick((t) => t + 1), []);
   return { data: state.data, meta: state.meta, error: state.error, loading: state.loading, reload };

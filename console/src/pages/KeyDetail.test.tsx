@@ -13,6 +13,8 @@ const key: ApiKey = {
   description: null,
   key_prefix: "pk_live_a8f3",
   scopes: "write",
+  permissions: ["*:write"],
+  environment: "live",
   owner_id: 7,
   allowed_ips: null,
   rate_limit_per_minute: null,
@@ -46,6 +48,7 @@ function calls(n: number, before = "2026-05-12T11:00:00.000Z", status = 200): Ca
     error_code: status === 401 ? "API_KEY_REVOKED" : null,
     request_id: `req-${end - (i + 1) * 1000}`,
     message: status === 401 ? "This API key was revoked" : null,
+    environment: "live" as const,
   }));
 }
 
@@ -284,6 +287,7 @@ const refusal: CallLog = {
   error_code: "API_KEY_REVOKED",
   request_id: "billing-7f3a:run/42",
   message: "This API key was revoked on 2026-05-12 at 10:00 UTC; mint a new one",
+  environment: "live",
 };
 
 const dialog = () => screen.getByRole("dialog");

@@ -13,6 +13,8 @@ const key: ApiKey = {
   description: null,
   key_prefix: "pk_live_a8f3",
   scopes: "write",
+  permissions: ["*:write"],
+  environment: "live",
   owner_id: 7,
   allowed_ips: null,
   rate_limit_per_minute: null,

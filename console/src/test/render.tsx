@@ -1,5 +1,5 @@
 import { MantineProvider } from "@mantine/core";
-import { render } from "@testing-library/react";
+import { configure, render } from "@testing-library/react";
 import type { ReactNode } from "react";
 import { AuthProvider, useAuth } from "../auth";
 
@@ -13,6 +13,9 @@ if (typeof document !== "undefined" && !("fonts" in document)) {
     },
   });
 }
+
+// On a busy machine a whole page can take more than the default second to settle.
+configure({ asyncUtilTimeout: 5000 });
 
 /** Renders inside the console's Mantine provider, in test mode (no transitions). */
 export function renderUi(ui: ReactNode) {
