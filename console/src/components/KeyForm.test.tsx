@@ -2,12 +2,19 @@
 import { cleanup, fireEvent, screen, waitFor } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ApiError } from "../lib/api";
+import { apiKey as apiKeyOf, fakeApi, me, PRESETS, resetApi } from "../test/fakeApi";
 import { renderUi } from "../test/render";
 import type { ApiKey } from "../lib/types";
-import { KeyForm } from "./KeyForm";
+import { type KeyBody, KeyForm } from "./KeyForm";
 
 const NOW = new Date("2026-05-12T11:00:00Z");
 const wrap = renderUi;
+
+/** The form as the keys page shows it: live, with the server's presets. */
+type Props = Parameters<typeof KeyForm>[0];
+const form = (props: Omit<Props, "environment"> & Partial<Pick<Props, "environment">>) => (
+  <KeyForm environment="live" presets={PRESETS} {...props} />
+);
 
 afterEach(cleanup);
 
@@ -18,7 +25,7 @@ function type(label: RegExp | string, value: string) {
 describe("the key form", () => {
   it("refuses a bad IP line before sending, naming the line", async () => {
     const onSubmit = vi.fn(async () => undefined);
-    wrap(<KeyForm isAdmin={false} selfId={2} onSubmit={onSubmit} now={NOW} />);
+    wrap(form({ isAdmin: false, selfId: 2, onSubmit, now: NOW }));
     type("Allowed IPs", "203.0.113.7\n10.0.0.300");
     // Checked as typed, before any submit.
     expect(
@@ -33,7 +40,7 @@ describe("the key form", () => {
 
   it("refuses an expiry date in the past before sending", async () => {
     const onSubmit = vi.fn(async () => undefined);
-    wrap(<KeyForm isAdmin={false} selfId={2} onSubmit={onSubmit} now={NOW} />);
+    wrap(form({ isAdmin: false, selfId: 2, onSubmit, now: NOW }));
     type("Expires", "2026-05-11");
     fireEvent.click(screen.getByRole("button", { name: "Mint key" }));
     expect(await screen.findByText(/The expiry date has passed/)).toBeTruthy();
@@ -42,9 +49,9 @@ describe("the key form", () => {
 
   it("sends a clean body when everything is right", async () => {
     const onSubmit = vi.fn(async (_body: unknown) => undefined);
-    wrap(<KeyForm isAdmin={false} selfId={2} onSubmit={onSubmit} now={NOW} />);
+    wrap(form({ isAdmin: false, selfId: 2, onSubmit, now: NOW }));
     type("Name", "billing");
-    fireEvent.click(screen.getByLabelText(/^write/));
+    fireEvent.click(screen.getByRole("button", { name: "Billing" }));
     type("Allowed IPs", " 203.0.113.7 \n\n2001:db8::/32\n");
     type(/Rate limit/, "120");
     type("Expires", "2026-05-12");
@@ -52,19 +59,13 @@ describe("the key form", () => {
     await waitFor(() => expect(onSubmit).toHaveBeenCalledTimes(1));
     expect(onSubmit.mock.calls[0]?.[0]).toEqual({
       name: "billing",
-      scopes: "write",
+      permissions: ["subscribers:read", "transactions:write", "usage:read"],
+      environment: "live",
       allowed_ips: ["203.0.113.7", "2001:db8::/32"],
       rate_limit_per_minute: 120,
       expires_at: "2026-05-12",
       owner_id: 2,
     });
-  });
-
-  it("explains what each scope allows", () => {
-    wrap(<KeyForm isAdmin={false} selfId={2} onSubmit={async () => undefined} now={NOW} />);
-    expect(screen.getByText(/Read only: GET\./)).toBeTruthy();
-    expect(screen.getByText(/Read and change: GET, POST, PUT\./)).toBeTruthy();
-    expect(screen.getByText(/Everything: GET, POST, PUT, DELETE\./)).toBeTruthy();
   });
 
   it("shows the server's refusal, and its field problems under the field", async () => {
@@ -75,7 +76,7 @@ describe("the key form", () => {
         "only an admin can mint keys; you are a reseller — ask an admin, or have the operator set KEYGATE_SELF_SERVICE_KEYS=true",
       );
     });
-    wrap(<KeyForm isAdmin={false} selfId={2} onSubmit={onSubmit} now={NOW} />);
+    wrap(form({ isAdmin: false, selfId: 2, onSubmit, now: NOW }));
     fireEvent.click(screen.getByRole("button", { name: "Mint key" }));
     expect(await screen.findByText(/KEYGATE_SELF_SERVICE_KEYS=true/)).toBeTruthy();
 
@@ -85,7 +86,7 @@ describe("the key form", () => {
         { field: "rate_limit_per_minute", message: "must be from 1 to 1000000" },
       ]);
     });
-    wrap(<KeyForm isAdmin={false} selfId={2} onSubmit={invalid} now={NOW} />);
+    wrap(form({ isAdmin: false, selfId: 2, onSubmit: invalid, now: NOW }));
     fireEvent.click(screen.getByRole("button", { name: "Mint key" }));
     expect(await screen.findByText("must be from 1 to 1000000")).toBeTruthy();
     expect(screen.getByLabelText(/Rate limit/).getAttribute("aria-invalid")).toBe("true");
@@ -113,13 +114,17 @@ describe("the key form", () => {
         updated_at: "",
       },
     ];
-    wrap(<KeyForm isAdmin selfId={1} users={users} onSubmit={onSubmit} now={NOW} />);
+    wrap(form({ isAdmin: true, selfId: 1, users, onSubmit, now: NOW }));
     expect(
       screen.getByText("The key acts for its owner and sees exactly what the owner sees."),
     ).toBeTruthy();
     fireEvent.click(screen.getByRole("button", { name: "Mint key" }));
     await waitFor(() => expect(onSubmit).toHaveBeenCalled());
-    expect(onSubmit.mock.calls[0]?.[0]).toMatchObject({ owner_id: 1, scopes: "read" });
+    expect(onSubmit.mock.calls[0]?.[0]).toMatchObject({
+      owner_id: 1,
+      permissions: ["*:read"],
+      environment: "live",
+    });
   });
 
   it("on edit sends only what changed, and keeps a past expiry it did not touch", async () => {
@@ -130,6 +135,8 @@ describe("the key form", () => {
       description: null,
       key_prefix: "pk_live_a8f3",
       scopes: "read",
+      permissions: ["*:read"],
+      environment: "live",
       owner_id: 2,
       allowed_ips: ["10.0.0.0/8"],
       rate_limit_per_minute: null,
@@ -147,10 +154,255 @@ describe("the key form", () => {
       rolled_from_id: null,
       replaced_by_id: null,
     };
-    wrap(<KeyForm existing={existing} isAdmin={false} selfId={2} onSubmit={onSubmit} now={NOW} />);
+    wrap(form({ existing, isAdmin: false, selfId: 2, onSubmit, now: NOW }));
     type("Name", "renamed");
     fireEvent.click(screen.getByRole("button", { name: "Save changes" }));
     await waitFor(() => expect(onSubmit).toHaveBeenCalled());
     expect(onSubmit.mock.calls[0]?.[0]).toEqual({ name: "renamed" });
+  });
+});
+
+const box = (name: string) => screen.getByRole("checkbox", { name }) as HTMLInputElement;
+const ticked = () =>
+  screen
+    .getAllByRole("checkbox")
+    .filter((c) => (c as HTMLInputElement).checked && c.closest("[data-testid=permission-grid]"))
+    .map((c) => c.getAttribute("aria-label"));
+const summary = () => screen.getByTestId("permission-summary").textContent;
+
+async function submitted(onSubmit: ReturnType<typeof vi.fn>, button = "Mint key") {
+  fireEvent.click(screen.getByRole("button", { name: button }));
+  await waitFor(() => expect(onSubmit).toHaveBeenCalledTimes(1));
+  return onSubmit.mock.calls[0]?.[0] as KeyBody;
+}
+
+describe("the permission picker", () => {
+  it("fills the grid from a preset, marks it chosen, and says what it allows", () => {
+    wrap(form({ isAdmin: true, selfId: 1, onSubmit: async () => undefined, now: NOW }));
+    // A new key reads everything, as before.
+    expect(screen.getByRole("button", { name: "Read only" }).getAttribute("aria-pressed")).toBe(
+      "true",
+    );
+    expect(ticked()).toHaveLength(6);
+    expect(summary()).toBe("Can read everything; cannot change or delete anything.");
+
+    fireEvent.click(screen.getByRole("button", { name: "Billing" }));
+    expect(ticked()).toEqual([
+      "Subscribers: read",
+      "Transactions: read",
+      "Transactions: write",
+      "Usage: read",
+    ]);
+    expect(screen.getByRole("button", { name: "Billing" }).getAttribute("aria-pressed")).toBe(
+      "true",
+    );
+    expect(screen.getByRole("button", { name: "Read only" }).getAttribute("aria-pressed")).toBe(
+      "false",
+    );
+    expect(screen.getByText(/^Billing: Reads subscribers and usage/)).toBeTruthy();
+    expect(summary()).toBe(
+      "Can read subscribers and usage and post transactions; cannot delete anything. No access to services, NAS devices or stats.",
+    );
+
+    fireEvent.click(screen.getByRole("button", { name: "Provisioning" }));
+    expect(ticked()).toEqual([
+      "Subscribers: read",
+      "Subscribers: write",
+      "Subscribers: delete",
+      "Services: read",
+    ]);
+
+    fireEvent.click(screen.getByRole("button", { name: "Full access" }));
+    expect(ticked()).toHaveLength(18);
+    expect(summary()).toBe("Can read, change and delete everything.");
+    // The summary describes the picker, for screen readers too.
+    const group = screen.getByRole("group", { name: "Permissions" });
+    expect(group.getAttribute("aria-describedby")).toBe(
+      screen.getByTestId("permission-summary").id,
+    );
+  });
+
+  it("ticks what an action implies, and unticks what implies it", () => {
+    wrap(form({ isAdmin: true, selfId: 1, onSubmit: async () => undefined, now: NOW }));
+    fireEvent.click(screen.getByRole("button", { name: "Monitoring" }));
+    expect(ticked()).toEqual(["Stats: read"]);
+
+    fireEvent.click(box("Services: delete"));
+    expect(box("Services: write").checked).toBe(true);
+    expect(box("Services: read").checked).toBe(true);
+    fireEvent.click(box("Services: delete"));
+    expect(box("Services: write").checked).toBe(true);
+    expect(box("Services: delete").checked).toBe(false);
+    fireEvent.click(box("Services: read"));
+    expect(box("Services: write").checked).toBe(false);
+    expect(ticked()).toEqual(["Stats: read"]);
+
+    fireEvent.click(box("Transactions: write"));
+    expect(box("Transactions: read").checked).toBe(true);
+    // No preset matches any more: none is marked chosen.
+    for (const p of PRESETS.presets)
+      expect(screen.getByRole("button", { name: p.label }).getAttribute("aria-pressed")).toBe(
+        "false",
+      );
+    expect(summary()).toBe(
+      "Can read stats and post transactions; cannot delete anything. No access to subscribers, usage, services or NAS devices.",
+    );
+  });
+
+  it("sends the permissions normalised, and nothing sendable when none is ticked", async () => {
+    const onSubmit = vi.fn(async (_body: unknown) => undefined);
+    wrap(form({ isAdmin: true, selfId: 1, onSubmit, now: NOW }));
+    fireEvent.click(screen.getByRole("button", { name: "Read only" }));
+    fireEvent.click(box("Transactions: write"));
+    fireEvent.click(box("Subscribers: delete"));
+    fireEvent.click(box("Subscribers: read"));
+    fireEvent.click(box("Subscribers: read"));
+    expect(screen.getByText("transactions:write")).toBeTruthy();
+    const body = await submitted(onSubmit);
+    // Every resource reads (*:read); transactions also write; implied reads are not repeated.
+    expect(body.permissions).toEqual(["*:read", "transactions:write"]);
+    expect(body).not.toHaveProperty("scopes");
+
+    cleanup();
+    const never = vi.fn(async (_body: unknown) => undefined);
+    wrap(form({ isAdmin: true, selfId: 1, onSubmit: never, now: NOW }));
+    for (const r of ["Subscribers", "Transactions", "Usage", "Services", "NAS devices", "Stats"])
+      fireEvent.click(box(`${r}: read`));
+    expect(summary()).toMatch(/^No permissions/);
+    fireEvent.click(screen.getByRole("button", { name: "Mint key" }));
+    expect(
+      await screen.findByText("Tick at least one permission, or choose a preset."),
+    ).toBeTruthy();
+    expect(never).not.toHaveBeenCalled();
+  });
+
+  it("greys out NAS for a reseller's key, and shows the server's refusal under the picker", async () => {
+    const refuse = vi.fn(async (_body: unknown) => {
+      throw new ApiError(
+        400,
+        "VALIDATION_ERROR",
+        "invalid body: nas:read is beyond the owner's role",
+        [
+          {
+            field: "permissions",
+            message: "nas:read is beyond what the owner's role (reseller) may reach",
+          },
+        ],
+      );
+    });
+    wrap(form({ isAdmin: false, selfId: 2, onSubmit: refuse, now: NOW }));
+    for (const a of ["read", "write", "delete"]) {
+      expect(box(`NAS devices: ${a}`).disabled).toBe(true);
+      expect(box(`NAS devices: ${a}`).checked).toBe(false);
+    }
+    // The catalogue and the stats are read only for a reseller, as its owner's role says.
+    expect(box("Services: read").disabled).toBe(false);
+    expect(box("Services: write").disabled).toBe(true);
+    expect(box("Stats: delete").disabled).toBe(true);
+    expect(box("Subscribers: delete").disabled).toBe(false);
+    expect(screen.getByText("not for a reseller's key")).toBeTruthy();
+    expect(screen.getAllByText("read only for a reseller's key")).toHaveLength(2);
+    expect(screen.getByText(/refuses the greyed-out permissions on a reseller's key/)).toBeTruthy();
+    fireEvent.click(screen.getByRole("button", { name: "Full access" }));
+    expect(ticked()).toEqual([
+      "Subscribers: read",
+      "Subscribers: write",
+      "Subscribers: delete",
+      "Transactions: read",
+      "Transactions: write",
+      "Transactions: delete",
+      "Usage: read",
+      "Usage: write",
+      "Usage: delete",
+      "Services: read",
+      "Stats: read",
+    ]);
+    expect(summary()).toBe(
+      "Can read, change and delete everything. Its owner is a reseller, so NAS devices stay out of reach and services and stats can only be read.",
+    );
+    const body = await submitted(refuse);
+    expect(body.permissions).toEqual(["*:delete"]);
+    expect((await screen.findByTestId("permissions-error")).textContent).toBe(
+      "nas:read is beyond what the owner's role (reseller) may reach",
+    );
+  });
+
+  it("follows the owner an admin chooses", async () => {
+    const users = [
+      {
+        id: 1,
+        username: "admin",
+        role: "admin" as const,
+        disabled: false,
+        two_factor_enabled: false,
+        created_at: "",
+        updated_at: "",
+      },
+      {
+        id: 7,
+        username: "acme",
+        role: "reseller" as const,
+        disabled: false,
+        two_factor_enabled: false,
+        created_at: "",
+        updated_at: "",
+      },
+    ];
+    const onSubmit = vi.fn(async (_body: unknown) => undefined);
+    wrap(form({ isAdmin: true, selfId: 1, users, onSubmit, now: NOW }));
+    fireEvent.click(box("NAS devices: write"));
+    expect(box("NAS devices: write").disabled).toBe(false);
+    fireEvent.click(screen.getByRole("combobox", { name: /^Owner/ }));
+    fireEvent.click(await screen.findByRole("option", { name: "acme (reseller)" }));
+    await waitFor(() => expect(box("NAS devices: write").disabled).toBe(true));
+    const body = await submitted(onSubmit);
+    expect(body).toMatchObject({ owner_id: 7, permissions: ["*:read"] });
+  });
+
+  it("says which environment a new key is minted in, and sends it", async () => {
+    const onSubmit = vi.fn(async (_body: unknown) => undefined);
+    wrap(form({ isAdmin: false, selfId: 2, onSubmit, now: NOW, environment: "test" }));
+    expect(screen.getByText("This key will be a test key (pk_test_…)")).toBeTruthy();
+    expect(screen.getByText(/It sees and changes only test data/)).toBeTruthy();
+    expect((await submitted(onSubmit)).environment).toBe("test");
+
+    cleanup();
+    wrap(form({ isAdmin: false, selfId: 2, onSubmit, now: NOW }));
+    expect(screen.getByText("This key will be a live key (pk_live_…)")).toBeTruthy();
+  });
+
+  it("on edit sends only the permissions when only they changed, and keeps the environment", async () => {
+    const onSubmit = vi.fn(async (_body: unknown) => undefined);
+    const existing = apiKeyOf({
+      permissions: ["subscribers:read", "transactions:write", "usage:read"],
+      scopes: "custom",
+      environment: "test",
+      key_prefix: "pk_test_a8f3",
+    });
+    wrap(form({ existing, isAdmin: false, selfId: 2, onSubmit, now: NOW }));
+    expect(screen.getByTestId("key-environment").textContent).toMatch(
+      /A test key \(pk_test_…\).+cannot be changed/,
+    );
+    expect(screen.getByRole("button", { name: "Billing" }).getAttribute("aria-pressed")).toBe(
+      "true",
+    );
+    fireEvent.click(box("Usage: write"));
+    const body = await submitted(onSubmit, "Save changes");
+    expect(body).toEqual({
+      permissions: ["subscribers:read", "transactions:write", "usage:write"],
+    });
+  });
+
+  it("asks the server for the presets when it is not handed them", async () => {
+    const server = fakeApi(me({ role: "reseller", manage_keys: true }));
+    try {
+      wrap(
+        <KeyForm isAdmin={false} selfId={7} environment="live" onSubmit={async () => undefined} />,
+      );
+      expect(await screen.findByRole("button", { name: "Provisioning" })).toBeTruthy();
+      expect(server.to("/api/api-keys/presets")).toHaveLength(1);
+    } finally {
+      resetApi();
+    }
   });
 });

@@ -1,26 +1,43 @@
 import { FormFooter } from "./ui";
-import { Radio, Select, SimpleGrid, Stack, Text, Textarea, TextInput } from "@mantine/core";
+import { Alert, Code, Select, SimpleGrid, Stack, Text, Textarea, TextInput } from "@mantine/core";
 import { useCallback } from "react";
-import { SCOPE_HELP, SCOPE_VERBS } from "../lib/format";
+import { messageOf } from "../lib/api";
+import type { Environment } from "../lib/environment";
 import { useForm } from "../lib/form";
-import type { ApiKey, UserRow } from "../lib/types";
+import {
+  FULL,
+  type Levels,
+  levelsOf,
+  limitsFor,
+  samePermissions,
+  toPermissions,
+} from "../lib/permissions";
+import type { ApiKey, KeyPresets, UserRow } from "../lib/types";
+import { useResource } from "../lib/useResource";
 import { type KeyFormValues, parseIpLines, todayUtc, validateKeyForm } from "../lib/validation";
+import { PermissionPicker } from "./PermissionPicker";
 
 export type KeyBody = {
   name?: string;
   description?: string | null;
-  scopes?: string;
+  /** Normalised (lib/permissions.ts); the server derives `scopes` from them. */
+  permissions?: string[];
+  /** Only when minting: a key's environment is chosen once. */
+  environment?: Environment;
   allowed_ips?: string[] | null;
   rate_limit_per_minute?: number | null;
   expires_at?: string | null;
   owner_id?: number;
 };
 
+/** A new key may read everything, as a key minted without scopes always could. */
+const NEW_KEY_PERMISSIONS = ["*:read"];
+
 function valuesOf(key: ApiKey | undefined, ownerId: number | undefined): KeyFormValues {
   return {
     name: key?.name ?? "",
     description: key?.description ?? "",
-    scopes: key?.scopes ?? "read",
+    permissions: levelsOf(key?.permissions ?? NEW_KEY_PERMISSIONS),
     allowed_ips: (key?.allowed_ips ?? []).join("\n"),
     rate_limit_per_minute: key?.rate_limit_per_minute ? String(key.rate_limit_per_minute) : "",
     expires_at: key?.expires_at ? key.expires_at.slice(0, 10) : "",
@@ -28,20 +45,28 @@ function valuesOf(key: ApiKey | undefined, ownerId: number | undefined): KeyForm
   };
 }
 
-/** The body to send: everything on create; on edit, only what changed. */
-export function keyBody(v: KeyFormValues, initial: KeyFormValues, editing: boolean): KeyBody {
+/**
+ * The body to send: everything on create (in `environment`); on edit, only what changed.
+ * `limits` are what the owner's role allows: what lies beyond is left out of `permissions`.
+ */
+export function keyBody(
+  v: KeyFormValues,
+  initial: KeyFormValues,
+  editing: boolean,
+  { environment = "live", limits = FULL }: { environment?: Environment; limits?: Levels } = {},
+): KeyBody {
   const ips = parseIpLines(v.allowed_ips).entries;
+  const permissions = toPermissions(v.permissions, limits);
   const full: KeyBody = {
     name: v.name.trim(),
     description: v.description.trim() === "" ? null : v.description.trim(),
-    scopes: v.scopes,
     allowed_ips: ips.length > 0 ? ips : null,
     rate_limit_per_minute:
       v.rate_limit_per_minute.trim() === "" ? null : Number(v.rate_limit_per_minute),
     expires_at: v.expires_at.trim() === "" ? null : v.expires_at.trim(),
   };
   if (!editing) {
-    const body: KeyBody = { scopes: full.scopes };
+    const body: KeyBody = { permissions, environment };
     if (full.name) body.name = full.name;
     if (full.description) body.description = full.description;
     if (full.allowed_ips) body.allowed_ips = full.allowed_ips;
@@ -51,15 +76,28 @@ export function keyBody(v: KeyFormValues, initial: KeyFormValues, editing: boole
     return body;
   }
   const body: KeyBody = {};
-  const changed = (k: keyof KeyFormValues) => v[k] !== initial[k];
+  const changed = (k: Exclude<keyof KeyFormValues, "permissions">) => v[k] !== initial[k];
   if (changed("name")) body.name = full.name;
   if (changed("description")) body.description = full.description;
-  if (changed("scopes")) body.scopes = full.scopes;
+  if (!samePermissions(permissions, toPermissions(initial.permissions, limits)))
+    body.permissions = permissions;
   if (changed("allowed_ips")) body.allowed_ips = full.allowed_ips;
   if (changed("rate_limit_per_minute")) body.rate_limit_per_minute = full.rate_limit_per_minute;
   if (changed("expires_at")) body.expires_at = full.expires_at;
   return body;
 }
+
+/** What the mint form says about the environment the key is minted in. */
+export const MINT_ENVIRONMENT: Record<Environment, { title: string; body: string }> = {
+  test: {
+    title: "This key will be a test key (pk_test_…)",
+    body: "It sees and changes only test data. To mint a live key, turn off Test data in the header first.",
+  },
+  live: {
+    title: "This key will be a live key (pk_live_…)",
+    body: "It works on live data. To mint a test key, turn on Test data in the header first.",
+  },
+};
 
 /**
  * Mints a key, or changes one (`existing`). Every field is checked as it is filled in and
@@ -72,6 +110,8 @@ export function KeyForm({
   selfId,
   users,
   defaultRateLimit,
+  environment,
+  presets,
   onSubmit,
   onCancel,
   now,
@@ -80,6 +120,10 @@ export function KeyForm({
   isAdmin: boolean;
   selfId: number;
   users?: UserRow[];
+  /** Where a new key is minted: the Test data switch's environment. Ignored on edit. */
+  environment: Environment;
+  /** `GET /api/api-keys/presets`, when the caller has it; otherwise the form asks. */
+  presets?: KeyPresets;
   /** The server's rate limit for a key without its own (from `/api/auth/me`), once known. */
   defaultRateLimit?: number | null;
   onSubmit: (body: KeyBody) => Promise<void>;
@@ -88,14 +132,34 @@ export function KeyForm({
 }) {
   const editing = existing !== undefined;
   const initial = valuesOf(existing, editing ? undefined : selfId);
+  const asked = useResource<KeyPresets>(presets ? null : "/api/api-keys/presets");
+  const offered = presets ?? asked.data;
+  /** The owner's role, once known: what the key may be granted depends on it. */
+  const roleOf = useCallback(
+    (ownerId: string): string | undefined => {
+      const id = Number(ownerId);
+      if (id === selfId) return isAdmin ? "admin" : "reseller";
+      return users?.find((u) => u.id === id)?.role;
+    },
+    [users, selfId, isAdmin],
+  );
+  const roleLimits = offered?.role_limits;
+  const limitsOf = useCallback(
+    (ownerId: string) => limitsFor(roleOf(ownerId), roleLimits),
+    [roleOf, roleLimits],
+  );
   const validate = useCallback(
     (v: KeyFormValues) => {
-      const problems = validateKeyForm(v, { now: now ?? new Date(), editing });
+      const problems = validateKeyForm(v, {
+        now: now ?? new Date(),
+        editing,
+        limits: limitsOf(v.owner_id),
+      });
       // An unchanged expiry that has since passed is not the user's mistake on this edit.
       if (editing && v.expires_at === initial.expires_at) delete problems.expires_at;
       return problems;
     },
-    [now, editing, initial.expires_at],
+    [now, editing, initial.expires_at, limitsOf],
   );
   const form = useForm<KeyFormValues>({
     initial,
@@ -104,6 +168,8 @@ export function KeyForm({
     idPrefix: editing ? "key-edit" : "key-new",
   });
   const { values, set, field, text } = form;
+  const ownerRole = roleOf(values.owner_id);
+  const env = existing?.environment ?? environment;
   const ownerChoices = (users ?? [])
     .filter((u) => !u.disabled)
     .map((u) => ({
@@ -116,11 +182,33 @@ export function KeyForm({
       noValidate
       onSubmit={(e) => {
         e.preventDefault();
-        void form.submit((v) => onSubmit(keyBody(v, initial, editing)));
+        void form.submit((v) =>
+          onSubmit(
+            keyBody(v, initial, editing, {
+              environment,
+              limits: limitsOf(v.owner_id),
+            }),
+          ),
+        );
       }}
       aria-label={editing ? "Edit API key" : "New API key"}
     >
       <Stack gap="md">
+        {editing ? (
+          <Text size="sm" data-testid="key-environment">
+            A {env} key (<Code>pk_{env}_…</Code>): its environment was chosen when it was minted and
+            cannot be changed.
+          </Text>
+        ) : (
+          <Alert
+            role="note"
+            color={env === "test" ? "orange" : "gray"}
+            title={MINT_ENVIRONMENT[env].title}
+            data-testid="key-environment"
+          >
+            {MINT_ENVIRONMENT[env].body}
+          </Alert>
+        )}
         <TextInput
           label="Name"
           placeholder="API Key"
@@ -137,32 +225,16 @@ export function KeyForm({
           maxRows={4}
           {...text("description")}
         />
-        <Radio.Group
-          label="Scope"
-          description="What the key may do. Choose the narrowest that works."
-          value={values.scopes}
-          onChange={(v) => set("scopes", v as KeyFormValues["scopes"])}
-          error={field("scopes").error}
-          id="key-scope"
-        >
-          <Stack gap="xs" mt="xs">
-            {(["read", "write", "delete"] as const).map((s) => (
-              <Radio
-                key={s}
-                value={s}
-                label={
-                  <Text size="sm" fw={500} span>
-                    {s}{" "}
-                    <Text span c="dimmed" size="xs" ff="monospace">
-                      ({SCOPE_VERBS[s]})
-                    </Text>
-                  </Text>
-                }
-                description={SCOPE_HELP[s]}
-              />
-            ))}
-          </Stack>
-        </Radio.Group>
+        <PermissionPicker
+          id={`${editing ? "key-edit" : "key-new"}-permissions`}
+          value={values.permissions}
+          onChange={(next) => set("permissions", next)}
+          ownerRole={ownerRole}
+          limits={limitsOf(values.owner_id)}
+          presets={offered?.presets}
+          presetsError={asked.error ? messageOf(asked.error) : null}
+          error={field("permissions").error}
+        />
         <Textarea
           label="Allowed IPs"
           description="One per line: an address (203.0.113.7, 2001:db8::1) or a CIDR range (10.0.0.0/8). Empty: any address."

@@ -1,6 +1,13 @@
 import { Alert, Button, Checkbox, Group, Stack, Text } from "@mantine/core";
 import { useEffect, useState } from "react";
+import type { Environment } from "../lib/environment";
 import { CopyField, Dialog } from "./ui";
+
+/** What a new key's dialog says first: which data the key works on. */
+export const KEY_ENVIRONMENT: Record<Environment, string> = {
+  test: "Test key — works only on test data",
+  live: "Live key — works on live data",
+};
 
 /** The `curl` line that proves a new key works. */
 export function curlLine(key: string, origin: string = window.location.origin): string {
@@ -19,6 +26,7 @@ export function ShowOnceDialog({
   secretLabel,
   intro,
   curl,
+  environment,
 }: {
   opened: boolean;
   onClose: () => void;
@@ -27,6 +35,8 @@ export function ShowOnceDialog({
   secretLabel: string;
   intro?: string;
   curl?: boolean;
+  /** A key's environment, named before anything else. */
+  environment?: Environment;
 }) {
   const [stored, setStored] = useState(false);
   useEffect(() => {
@@ -35,6 +45,19 @@ export function ShowOnceDialog({
   return (
     <Dialog opened={opened} onClose={onClose} title={title} dismissable={false}>
       <Stack>
+        {environment && (
+          <Alert
+            role="note"
+            variant={environment === "test" ? "filled" : "light"}
+            color={environment === "test" ? "orange" : "teal"}
+            title={KEY_ENVIRONMENT[environment]}
+            data-testid="show-once-environment"
+          >
+            {environment === "test"
+              ? "It starts pk_test_: it sees and changes only test subscribers, transactions and usage, never live ones."
+              : "It starts pk_live_: it sees and changes live data. Keep it out of test systems."}
+          </Alert>
+        )}
         {intro && <Text size="sm">{intro}</Text>}
         <Alert color="orange" title="Copy it now: it will not be shown again" role="alert">
           Keygate keeps only a hash of it. If it is lost,{" "}

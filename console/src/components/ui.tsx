@@ -16,6 +16,7 @@ import {
 import { useMediaQuery } from "@mantine/hooks";
 import { type ReactNode, useEffect, useRef, useState } from "react";
 import { ApiError, messageOf } from "../lib/api";
+import type { Environment } from "../lib/environment";
 import { statusColor, statusLabel } from "../lib/format";
 import { Link } from "../lib/router";
 
@@ -219,6 +220,20 @@ export function StatusBadge({ status }: { status: string }) {
   return (
     <Badge color={statusColor(status)} variant="light" radius="sm">
       {statusLabel(status)}
+    </Badge>
+  );
+}
+
+/** Which data a key (or record) belongs to: test stands out, live stays quiet. */
+export function EnvironmentBadge({ environment }: { environment: Environment }) {
+  return (
+    <Badge
+      color={environment === "test" ? "orange" : "gray"}
+      variant={environment === "test" ? "filled" : "outline"}
+      radius="sm"
+      title={environment === "test" ? "Test: works only on test data" : "Live: works on live data"}
+    >
+      {environment}
     </Badge>
   );
 }

@@ -1,14 +1,16 @@
 import { describe, expect, it } from "vitest";
 import {
+  beyond,
+  FULL,
   grants,
   levelsOf,
+  limitsFor,
   noLevels,
   normalise,
   parsePermission,
   summarise,
   tick,
   toPermissions,
-  unreachableFor,
 } from "./permissions";
 
 const PRESETS = {
@@ -57,19 +59,45 @@ describe("normalisation", () => {
   });
 
   it("leaves out what the owner's role cannot have; * still stands for the rest", () => {
-    const reseller = unreachableFor("reseller");
-    expect(reseller).toEqual(["nas"]);
-    expect(unreachableFor("admin")).toEqual([]);
+    const reseller = limitsFor("reseller");
+    expect(toPermissions(reseller)).toEqual([
+      "subscribers:delete",
+      "transactions:delete",
+      "usage:delete",
+      "services:read",
+      "stats:read",
+    ]);
+    expect(limitsFor("admin")).toEqual(FULL);
+    expect(limitsFor(undefined)).toEqual(FULL);
     expect(normalise(["*:read"], reseller)).toEqual(["*:read"]);
+    expect(normalise(["*:delete"], reseller)).toEqual(["*:delete"]);
+    expect(normalise(["*:write"], reseller)).toEqual(["*:write"]);
     expect(normalise(["nas:read", "stats:read"], reseller)).toEqual(["stats:read"]);
+    expect(normalise(["services:delete"], reseller)).toEqual(["services:read"]);
+    expect(normalise(["nas:delete"], reseller)).toEqual([]);
+    // Every resource a reseller reaches, as far as it may: that is *:delete for its key.
+    expect(normalise(toPermissions(reseller), reseller)).toEqual(["*:delete"]);
     const allButNas = ["subscribers", "transactions", "usage", "services", "stats"];
     expect(
       normalise(
-        allButNas.map((r) => `${r}:write`),
+        allButNas.map((r) => `${r}:read`),
         reseller,
       ),
-    ).toEqual(["*:write"]);
-    expect(normalise(allButNas.map((r) => `${r}:write`))).toHaveLength(5);
+    ).toEqual(["*:read"]);
+    expect(normalise(allButNas.map((r) => `${r}:read`))).toHaveLength(5);
+  });
+
+  it("takes the server's limits when it gives them", () => {
+    const limits = limitsFor("reseller", { reseller: ["*:read"], admin: ["*:delete"] });
+    expect(normalise(["subscribers:delete", "stats:read"], limits)).toEqual([
+      "subscribers:read",
+      "stats:read",
+    ]);
+    expect(beyond(["nas:read", "*:delete", "stats:read"], limitsFor("reseller"))).toEqual([
+      "nas:read",
+    ]);
+    expect(beyond(["services:write"], limitsFor("reseller"))).toEqual(["services:write"]);
+    expect(beyond(["nas:delete"], FULL)).toEqual([]);
   });
 });
 
@@ -101,7 +129,8 @@ describe("implication", () => {
 });
 
 describe("the summary", () => {
-  const say = (p: string[], role?: string) => summarise(levelsOf(p), role);
+  const say = (p: string[], role?: string) =>
+    summarise(levelsOf(p), { role, limits: limitsFor(role) });
 
   it("says what each preset allows", () => {
     expect(say(PRESETS.read_only)).toBe("Can read everything; cannot change or delete anything.");
@@ -130,8 +159,17 @@ describe("the summary", () => {
   it("says when nothing is allowed, and what the owner's role keeps out of reach", () => {
     expect(say([])).toBe("No permissions: the key could only test its connection (/whoami).");
     expect(say(["*:delete"], "reseller")).toBe(
-      "Can read, change and delete everything. Its owner is a reseller, so NAS devices stay out of reach.",
+      "Can read, change and delete everything. Its owner is a reseller, so NAS devices stay out of reach and services and stats can only be read.",
     );
-    expect(say(["nas:read"], "reseller")).toMatch(/^No permissions/);
+    expect(say(["*:read"], "reseller")).toBe(
+      "Can read everything; cannot change or delete anything. Its owner is a reseller, so NAS devices stay out of reach.",
+    );
+    // Within the limits nothing is cut off, and nothing needs saying about the role.
+    expect(say(PRESETS.billing, "reseller")).toBe(
+      "Can read subscribers and usage and post transactions; cannot delete anything. No access to services or stats.",
+    );
+    expect(say(["nas:read"], "reseller")).toBe(
+      "No permissions: the key could only test its connection (/whoami). Its owner is a reseller, so NAS devices stay out of reach.",
+    );
   });
 });

@@ -79,23 +79,66 @@ export function levelsOf(permissions: readonly string[]): Levels {
   return out;
 }
 
+export const FULL: Levels = Object.fromEntries(RESOURCES.map((r) => [r, 3])) as unknown as Levels;
+
 /**
- * The normal form of `levels`. Resources in `unreachable` (those the owner's role cannot have)
- * are left out, and do not stop `*` from standing for the others: a key sees what its owner
- * sees, so `*:read` on a reseller's key reads everything but NAS devices.
+ * The most a key owned by someone of each role may do, when the server does not say (its
+ * presets answer `role_limits`): a reseller's key reaches subscribers, their transactions
+ * and usage, reads the catalogue and the stats, and never NAS devices.
  */
-export function toPermissions(levels: Levels, unreachable: readonly Resource[] = []): string[] {
-  const reach = RESOURCES.filter((r) => !unreachable.includes(r));
-  if (reach.length === 0) return [];
-  const base = Math.min(...reach.map((r) => levels[r]));
+const ROLE_LIMITS: Record<string, string[]> = {
+  reseller: [
+    "subscribers:delete",
+    "transactions:delete",
+    "usage:delete",
+    "services:read",
+    "stats:read",
+  ],
+};
+
+/** What a key of an owner with `role` may be granted at most (everything for an admin). */
+export function limitsFor(role: string | undefined, roleLimits?: Record<string, string[]>): Levels {
+  const list = role === undefined ? undefined : (roleLimits?.[role] ?? ROLE_LIMITS[role]);
+  return list ? levelsOf(list) : FULL;
+}
+
+const clamp = (levels: Levels, limits: Levels): Levels =>
+  Object.fromEntries(
+    RESOURCES.map((r) => [r, Math.min(levels[r], limits[r])]),
+  ) as unknown as Levels;
+
+/** What `levels` grants a key within `limits`: the boxes that stay ticked. */
+export const effective = clamp;
+
+/**
+ * The highest `*:<level>` that grants nothing beyond `e` within `limits` (0: none). A key sees
+ * what its owner sees, so `*:read` on a reseller's key reads everything but NAS devices.
+ */
+function floorOf(e: Levels, limits: Levels): Level {
+  for (const b of [3, 2, 1] as const) {
+    const capped = RESOURCES.map((r) => Math.min(b, limits[r]));
+    if (capped.some((c) => c > 0) && RESOURCES.every((r, i) => (capped[i] ?? 0) <= e[r])) return b;
+  }
+  return 0;
+}
+
+/**
+ * The normal form of `levels` for an owner whose role allows `limits`: what lies beyond the
+ * limits is left out (the server would refuse it), and `*` stands for every resource where
+ * it grants what is ticked.
+ */
+export function toPermissions(levels: Levels, limits: Levels = FULL): string[] {
+  const e = clamp(levels, limits);
+  const base = floorOf(e, limits);
   const out = base > 0 ? [`*:${ACTIONS[base - 1]}`] : [];
-  for (const r of reach) if (levels[r] > base) out.push(`${r}:${ACTIONS[levels[r] - 1]}`);
+  for (const r of RESOURCES)
+    if (e[r] > Math.min(base, limits[r])) out.push(`${r}:${ACTIONS[e[r] - 1]}`);
   return out;
 }
 
 /** The normal form of a list of permissions (implied ones dropped, `*` where it fits). */
-export function normalise(permissions: readonly string[], unreachable: readonly Resource[] = []) {
-  return toPermissions(levelsOf(permissions), unreachable);
+export function normalise(permissions: readonly string[], limits: Levels = FULL) {
+  return toPermissions(levelsOf(permissions), limits);
 }
 
 export const samePermissions = (a: readonly string[], b: readonly string[]) =>
@@ -105,6 +148,17 @@ export const samePermissions = (a: readonly string[], b: readonly string[]) =>
 export const grants = (levels: Levels, resource: Resource, action: Action): boolean =>
   levels[resource] >= levelOf(action);
 
+/** Whether `limits` allow `action` on `resource` at all. */
+export const allows = grants;
+
+/** The explicit permissions of `list` beyond `limits` (`*` never is: it stops at the limits). */
+export function beyond(list: readonly string[], limits: Levels): string[] {
+  return list.filter((text) => {
+    const p = parsePermission(text);
+    return p !== null && p.resource !== "*" && !allows(limits, p.resource, p.action);
+  });
+}
+
 /**
  * Ticks or unticks one box of the grid, keeping the implications: ticking `delete` ticks
  * `write` and `read`; unticking `read` unticks `write` and `delete`.
@@ -113,11 +167,6 @@ export function tick(levels: Levels, resource: Resource, action: Action, on: boo
   const level = levelOf(action);
   const next = on ? Math.max(levels[resource], level) : Math.min(levels[resource], level - 1);
   return { ...levels, [resource]: next as Level };
-}
-
-/** The resources a key owned by someone of `role` cannot be granted: the server refuses them. */
-export function unreachableFor(role: string | undefined): Resource[] {
-  return role === "reseller" ? ["nas"] : [];
 }
 
 /** "a", "a and b", "a, b and c". */
@@ -139,33 +188,41 @@ function byVerb(resources: Resource[], which: 0 | 1): string[] {
 /**
  * What a key with these permissions may do, in plain words, e.g. "Can read subscribers and
  * usage and post transactions; cannot delete anything. No access to services, NAS devices or
- * stats." `role` is the owner's: resources it cannot have are named as out of reach.
+ * stats." Within an owner's `limits` (its `role`'s), what they cut off is named.
  */
-export function summarise(levels: Levels, role?: string): string {
-  const unreachable = unreachableFor(role);
-  const reach = RESOURCES.filter((r) => !unreachable.includes(r));
-  const at = (l: Level) => reach.filter((r) => levels[r] === l);
-  const base = Math.min(...reach.map((r) => levels[r]));
-  const top = Math.max(...reach.map((r) => levels[r]));
-  const outOfReach =
-    unreachable.length > 0
-      ? ` Its owner is a ${role}, so ${list(unreachable.map((r) => NAME[r]))} stay out of reach.`
-      : "";
-  if (top === 0)
-    return `No permissions: the key could only test its connection (/whoami).${outOfReach}`;
+export function summarise(
+  levels: Levels,
+  { limits = FULL, role }: { limits?: Levels; role?: string } = {},
+): string {
+  const e = clamp(levels, limits);
+  const base = floorOf(e, limits);
+  const reach = RESOURCES.filter((r) => limits[r] > 0);
+  const above = (l: Level) => reach.filter((r) => e[r] === l && e[r] > Math.min(base, limits[r]));
+  const names = (rs: Resource[]) => list(rs.map((r) => NAME[r]));
+
+  const cut = (limit: Level) => RESOURCES.filter((r) => limits[r] === limit && levels[r] > limit);
+  const cuts = [
+    cut(0).length > 0 ? `${names(cut(0))} stay out of reach` : "",
+    cut(1).length > 0 ? `${names(cut(1))} can only be read` : "",
+    cut(2).length > 0 ? `${names(cut(2))} cannot be deleted` : "",
+  ].filter(Boolean);
+  const owner = cuts.length > 0 ? ` Its owner is a ${role ?? "user"}, so ${list(cuts)}.` : "";
+
+  const top = Math.max(0, ...reach.map((r) => e[r]));
+  if (top === 0) return `No permissions: the key could only test its connection (/whoami).${owner}`;
 
   const clauses: string[] = [];
   if (base === 1) clauses.push("read everything");
   if (base === 2) clauses.push("read and change everything");
   if (base === 3) clauses.push("read, change and delete everything");
-  if (base === 0 && at(1).length > 0) clauses.push(`read ${list(at(1).map((r) => NAME[r]))}`);
-  if (base < 2) clauses.push(...byVerb(at(2), 0));
-  if (base === 2 && at(3).length > 0) clauses.push(`delete ${list(at(3).map((r) => NAME[r]))}`);
-  if (base < 2) clauses.push(...byVerb(at(3), 1));
+  if (above(1).length > 0) clauses.push(`read ${names(above(1))}`);
+  clauses.push(...byVerb(above(2), 0));
+  if (base === 2 && above(3).length > 0) clauses.push(`delete ${names(above(3))}`);
+  else clauses.push(...byVerb(above(3), 1));
 
   const cannot =
     top === 1 ? "; cannot change or delete anything" : top === 2 ? "; cannot delete anything" : "";
-  const none = at(0);
+  const none = reach.filter((r) => e[r] === 0);
   const noAccess =
     none.length > 0
       ? ` No access to ${list(
@@ -173,5 +230,10 @@ export function summarise(levels: Levels, role?: string): string {
           "or",
         )}.`
       : "";
-  return `Can ${list(clauses)}${cannot}.${noAccess}${outOfReach}`;
+  return `Can ${list(clauses)}${cannot}.${noAccess}${owner}`;
+}
+
+/** The summary of a key's permissions, within what its owner's `role` allows. */
+export function describePermissions(permissions: readonly string[], role?: string): string {
+  return summarise(levelsOf(permissions), { role, limits: limitsFor(role) });
 }

@@ -23,6 +23,7 @@ import {
   validateTransactionForm,
   validateUserForm,
 } from "./validation";
+import { levelsOf, limitsFor } from "./permissions";
 
 const NOW = new Date("2026-05-12T11:02:31Z");
 
@@ -144,7 +145,7 @@ describe("whole forms", () => {
   const key = {
     name: "billing",
     description: "",
-    scopes: "write" as const,
+    permissions: levelsOf(["*:write"]),
     allowed_ips: "",
     rate_limit_per_minute: "",
     expires_at: "",
@@ -170,6 +171,15 @@ describe("whole forms", () => {
     expect(validateKeyForm({ ...key, name: "" }, { now: NOW })).toEqual({});
     expect(validateKeyForm({ ...key, name: " " }, { now: NOW, editing: true }).name).toMatch(
       /Enter a name/,
+    );
+    const none = validateKeyForm({ ...key, permissions: levelsOf([]) }, { now: NOW });
+    expect(none.permissions).toBe("Tick at least one permission, or choose a preset.");
+    // NAS alone is nothing on a reseller's key: the server would refuse it.
+    const nasOnly = { ...key, permissions: levelsOf(["nas:read"]) };
+    expect(validateKeyForm(nasOnly, { now: NOW }).permissions).toBeUndefined();
+    const limits = limitsFor("reseller");
+    expect(validateKeyForm(nasOnly, { now: NOW, limits }).permissions).toMatch(
+      /at least one permission/,
     );
   });
 

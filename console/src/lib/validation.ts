@@ -4,6 +4,7 @@
  * messages are shown when it disagrees.
  */
 import ipaddr from "ipaddr.js";
+import { FULL, type Levels, toPermissions } from "./permissions";
 
 /** A problem with a field, or null when it is fine. */
 export type Check = string | null;
@@ -204,7 +205,7 @@ export function hasErrors(errors: Record<string, string | undefined>): boolean {
 export type KeyFormValues = {
   name: string;
   description: string;
-  scopes: "read" | "write" | "delete";
+  permissions: Levels;
   allowed_ips: string;
   rate_limit_per_minute: string;
   expires_at: string;
@@ -213,7 +214,11 @@ export type KeyFormValues = {
 
 export function validateKeyForm(
   v: KeyFormValues,
-  { now = new Date(), editing = false }: { now?: Date; editing?: boolean } = {},
+  {
+    now = new Date(),
+    editing = false,
+    limits = FULL,
+  }: { now?: Date; editing?: boolean; limits?: Levels } = {},
 ) {
   return collect<keyof KeyFormValues>({
     name:
@@ -223,7 +228,10 @@ export function validateKeyForm(
           ? "A name has at most 100 characters."
           : null,
     description: v.description.length > 500 ? "At most 500 characters." : null,
-    scopes: ["read", "write", "delete"].includes(v.scopes) ? null : "Choose a scope.",
+    permissions:
+      toPermissions(v.permissions, limits).length === 0
+        ? "Tick at least one permission, or choose a preset."
+        : null,
     allowed_ips: allowedIps(v.allowed_ips),
     rate_limit_per_minute: rateLimit(v.rate_limit_per_minute),
     expires_at: keyExpiry(v.expires_at, now),

@@ -27,6 +27,7 @@ import {
   ConfirmDialog,
   Dialog,
   Empty,
+  EnvironmentBadge,
   ErrorAlert,
   Facts,
   HttpStatus,
@@ -37,7 +38,9 @@ import {
 } from "../components/ui";
 import { api, messageOf } from "../lib/api";
 import { LOG_ERROR_CODES, requestIdProblem, STATUS_FILTERS, useCallLog } from "../lib/callLog";
+import { useEnvironment } from "../lib/environment";
 import { formatDateTime, formatTime, relative, SCOPE_VERBS } from "../lib/format";
+import { describePermissions } from "../lib/permissions";
 import { Link, navigate, setQuery, useLocation } from "../lib/router";
 import type { ApiKey, CallLog } from "../lib/types";
 import { useResource } from "../lib/useResource";
@@ -47,6 +50,7 @@ import { type Minted, useOwners } from "./Keys";
 export function KeyDetail({ id }: { id: number }) {
   const user = useUser();
   const notify = useNotify();
+  const env = useEnvironment();
   const key = useResource<ApiKey>(`/api/api-keys/${id}`);
   const [limit, setLimit] = useState("200");
   const [statusFilter, setStatusFilter] = useState("");
@@ -114,6 +118,8 @@ export function KeyDetail({ id }: { id: number }) {
     k.owner_id === user.id
       ? `${user.username} (you)`
       : (byId.get(k.owner_id)?.username ?? `user ${k.owner_id}`);
+  const ownerRole = k.owner_id === user.id ? user.role : byId.get(k.owner_id)?.role;
+  const summary = describePermissions(k.permissions, ownerRole);
   const live = k.status === "active";
   // A key acts for its owner: with the owner disabled or deleted, every call is refused.
   const ownerDown = k.status === "owner_disabled" || k.status === "owner_deleted";
@@ -154,8 +160,8 @@ export function KeyDetail({ id }: { id: number }) {
         }
         description={
           <>
-            <Code>{k.key_prefix}…</Code> · scope <b>{k.scopes}</b> ({SCOPE_VERBS[k.scopes]}) · owned
-            by {ownerName}
+            <Code>{k.key_prefix}…</Code> <EnvironmentBadge environment={k.environment} /> · scope{" "}
+            <b>{k.scopes}</b> · owned by {ownerName}
           </>
         }
         actions={
@@ -208,6 +214,22 @@ export function KeyDetail({ id }: { id: number }) {
         ← All API keys
       </Anchor>
 
+      {k.environment !== env && (
+        <Alert
+          color={k.environment === "test" ? "orange" : "blue"}
+          title={
+            k.environment === "test"
+              ? "A test key, shown with live data"
+              : "A live key, shown with test data"
+          }
+          mb="md"
+          data-testid="other-environment"
+        >
+          This key works on {k.environment} data, and the console is showing {env} data: its calls
+          are in the {k.environment} call log. Turn {k.environment === "test" ? "on" : "off"} Test
+          data in the header to see them.
+        </Alert>
+      )}
       {k.status === "revoked" && (
         <Alert color="red" title="Revoked" mb="md">
           Revoked {formatDateTime(k.revoked_at)}. Every call with it is refused with
@@ -282,7 +304,30 @@ export function KeyDetail({ id }: { id: number }) {
           <Facts
             items={[
               ["Description", k.description ?? "—"],
-              ["Scope", `${k.scopes}: ${SCOPE_VERBS[k.scopes]}`],
+              [
+                "Environment",
+                <span key="env" data-testid="key-environment">
+                  <EnvironmentBadge environment={k.environment} />{" "}
+                  {k.environment === "test" ? "works only on test data" : "works on live data"}
+                </span>,
+              ],
+              [
+                "Permissions",
+                <Stack key="perm" gap={4}>
+                  <span data-testid="key-permissions-summary">{summary}</span>
+                  <Group gap={4} component="span" aria-label="Permission list">
+                    {k.permissions.map((p) => (
+                      <Code key={p}>{p}</Code>
+                    ))}
+                  </Group>
+                </Stack>,
+              ],
+              [
+                "Scope",
+                k.scopes === "custom"
+                  ? "custom: the permissions above, resource by resource"
+                  : `${k.scopes}: ${SCOPE_VERBS[k.scopes]} on every resource`,
+              ],
               [
                 "Allowed IPs",
                 k.allowed_ips && k.allowed_ips.length > 0 ? (
@@ -583,6 +628,7 @@ export function KeyDetail({ id }: { id: number }) {
           defaultRateLimit={user.defaultKeyRateLimit}
           selfId={user.id}
           users={users}
+          environment={k.environment}
           onSubmit={save}
           onCancel={() => setDialog(null)}
         />
@@ -624,6 +670,7 @@ export function KeyDetail({ id }: { id: number }) {
           }.`}
           secretLabel="Your new API key"
           secret={rolled.key}
+          environment={rolled.data.environment}
           curl
           onClose={() => {
             const next = rolled.data.id;
@@ -685,9 +732,9 @@ function RollDialog({
     <Dialog opened={opened} onClose={onClose} title={`Roll “${apiKey.name}”`} size="md">
       <Stack>
         <Text size="sm">
-          Rolling mints a replacement with the same name, scope, allowed IPs, rate limit and expiry.
-          The new key is shown once. How long may the old key <Code>{apiKey.key_prefix}…</Code> keep
-          working while you switch?
+          Rolling mints a replacement with the same name, permissions, environment, allowed IPs,
+          rate limit and expiry. The new key is shown once. How long may the old key{" "}
+          <Code>{apiKey.key_prefix}…</Code> keep working while you switch?
         </Text>
         <Radio.Group label="Grace period" value={choice} onChange={setChoice}>
           <Stack gap={6} mt="xs">

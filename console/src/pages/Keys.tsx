@@ -16,9 +16,11 @@ import {
 } from "../components/ListPage";
 import { ShowOnceDialog } from "../components/ShowOnce";
 import { useNotify } from "../components/Toasts";
-import { Empty, PageHeader, StatusBadge } from "../components/ui";
+import { Empty, EnvironmentBadge, PageHeader, StatusBadge } from "../components/ui";
 import { api } from "../lib/api";
+import { useEnvironment } from "../lib/environment";
 import { formatDate, formatDateTime, KEY_STATUS_HELP, lastRefusal, relative } from "../lib/format";
+import { describePermissions } from "../lib/permissions";
 import { Link, navigate, setQuery, useLocation } from "../lib/router";
 import type { ApiKey, UserRow } from "../lib/types";
 import { useResource } from "../lib/useResource";
@@ -44,6 +46,9 @@ export function Keys() {
   const { users, byId } = useOwners(user.isAdmin);
   const [minted, setMinted] = useState<Minted | null>(null);
   const phone = useMediaQuery("(max-width: 40em)");
+  // The server lists the keys of this environment only (Keygate-Environment).
+  const env = useEnvironment();
+  const test = env === "test";
 
   const status = query.get("status") ?? "";
   const scope = query.get("scope") ?? "";
@@ -52,6 +57,11 @@ export function Keys() {
 
   const ownerName = (id: number) =>
     id === user.id ? "you" : (byId.get(id)?.username ?? `user ${id}`);
+  const says = (k: ApiKey) =>
+    describePermissions(
+      k.permissions,
+      k.owner_id === user.id ? user.role : byId.get(k.owner_id)?.role,
+    );
 
   const rows = useMemo(() => {
     const q = search.trim().toLowerCase();
@@ -79,8 +89,12 @@ export function Keys() {
   return (
     <>
       <PageHeader
-        title="API keys"
-        description="Keys let billing systems, helpdesks and monitoring call the external surface. Each acts for its owner."
+        title={test ? "Test API keys" : "API keys"}
+        description={
+          test
+            ? "Test keys (pk_test_…) see and change only test data. Live keys are hidden while Test data is on."
+            : "Keys let billing systems, helpdesks and monitoring call the external surface. Each acts for its owner."
+        }
         actions={
           user.canManageKeys === false ? (
             <Text size="sm" c="dimmed" maw={340} data-testid="manage-keys-off">
@@ -119,6 +133,7 @@ export function Keys() {
             { value: "read", label: "read (GET)" },
             { value: "write", label: "write (GET, POST, PUT)" },
             { value: "delete", label: "delete (all verbs)" },
+            { value: "custom", label: "custom (by resource)" },
           ]}
         />
         {user.isAdmin && (
@@ -136,11 +151,13 @@ export function Keys() {
         list={keys}
         empty={
           <Empty
-            title="No keys yet"
+            title={test ? "No test keys yet" : "No keys yet"}
             description={
               user.canManageKeys === false
                 ? "Keys an admin mints for you appear here, with their call logs."
-                : "Mint a key for each system that calls Keygate, with the narrowest scope it needs. The full key is shown once, at minting."
+                : test
+                  ? "Mint a test key for each system you try Keygate with: it sees only test data. The full key is shown once, at minting."
+                  : "Mint a key for each system that calls Keygate, with the narrowest permissions it needs. The full key is shown once, at minting."
             }
             action={
               user.canManageKeys ? (
@@ -170,6 +187,7 @@ export function Keys() {
                   <>
                     <Group gap={6} mt={4}>
                       <Code>{k.key_prefix}…</Code>
+                      <EnvironmentBadge environment={k.environment} />
                       <Badge variant="outline" radius="sm" color="gray">
                         {k.scopes}
                       </Badge>
@@ -225,9 +243,18 @@ export function Keys() {
                     </>
                   ),
                 },
-                { header: "Prefix", cell: (k) => <Code>{k.key_prefix}…</Code> },
+                {
+                  header: "Prefix",
+                  cell: (k) => (
+                    <Group gap={6} wrap="nowrap">
+                      <Code>{k.key_prefix}…</Code>
+                      <EnvironmentBadge environment={k.environment} />
+                    </Group>
+                  ),
+                },
                 {
                   header: "Scope",
+                  td: (k) => ({ title: says(k) }),
                   cell: (k) => (
                     <Badge variant="outline" radius="sm" color="gray">
                       {k.scopes}
@@ -278,6 +305,7 @@ export function Keys() {
           selfId={user.id}
           users={users}
           defaultRateLimit={user.defaultKeyRateLimit}
+          environment={env}
           onSubmit={mint}
           onCancel={closeNew}
         />
@@ -286,7 +314,8 @@ export function Keys() {
         <ShowOnceDialog
           opened
           title={`Key “${minted.data.name}” minted`}
-          intro={`Scope ${minted.data.scopes}. Give it to the system that will call Keygate.`}
+          environment={minted.data.environment}
+          intro={`${says(minted.data)} Give it to the system that will call Keygate.`}
           secretLabel="Your new API key"
           secret={minted.key}
           curl
