@@ -1,13 +1,110 @@
 import { BarChart } from "@mantine/charts";
-import { Anchor, Button, Card, Code, Group, SimpleGrid, Stack, Text, Title } from "@mantine/core";
-import { useEffect, useMemo } from "react";
+import {
+  Alert,
+  Anchor,
+  Button,
+  Card,
+  Code,
+  Group,
+  SimpleGrid,
+  Stack,
+  Text,
+  Title,
+} from "@mantine/core";
+import { useEffect, useMemo, useState } from "react";
 import { useUser } from "../auth";
 import { DataTable } from "../components/DataTable";
-import { Empty, ErrorAlert, HttpStatus, Loading, PageHeader } from "../components/ui";
+import { useNotify } from "../components/Toasts";
+import {
+  ConfirmDialog,
+  Empty,
+  ErrorAlert,
+  HttpStatus,
+  Loading,
+  PageHeader,
+} from "../components/ui";
+import { api } from "../lib/api";
+import { type Environment, otherEnvironment, useEnvironment } from "../lib/environment";
 import { fillHours, formatDateTime, hourLabel, relative } from "../lib/format";
 import { Link } from "../lib/router";
-import type { Activity, ApiKey, KeyStats, SystemStats } from "../lib/types";
+import type {
+  Activity,
+  ApiKey,
+  EnvironmentStats,
+  KeyStats,
+  SystemStats,
+  TestDataReset,
+} from "../lib/types";
 import { useResource } from "../lib/useResource";
+
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+/** Keys by status, counted from a list (for a user without the stats). */
+function countKeys(keys: ApiKey[]): Partial<EnvironmentStats> {
+  const by = (s: string) => keys.filter((k) => k.status === s).length;
+  return {
+    total: keys.length,
+    active: by("active"),
+    revoked: by("revoked"),
+    expired: by("expired"),
+  };
+}
+
+/** One line on the data of the environment not shown: how much there is, and how to see it. */
+function OtherEnvironment({
+  env,
+  counts,
+}: {
+  env: Environment;
+  counts: Partial<EnvironmentStats> | undefined;
+}) {
+  if (!counts || counts.total === undefined) return null;
+  const calls = counts.calls_24h;
+  return (
+    <Text size="sm" c="dimmed" mb="lg" data-testid="other-environment">
+      {env === "test" ? "Test data" : "Live data"}, not shown here: {plural(counts.total, "key")} (
+      {counts.active ?? 0} active)
+      {calls === undefined ? "" : `, ${plural(calls, "call")} in the last 24 hours`}. Turn{" "}
+      {env === "test" ? "on" : "off"} Test data in the header to see{" "}
+      {counts.total === 1 ? "it" : "them"}.
+    </Text>
+  );
+}
+
+/** Wipes the test subscribers, transactions and usage (admins, in test mode). */
+function ResetTestData({ onReset }: { onReset: (removed: TestDataReset) => void }) {
+  const [open, setOpen] = useState(false);
+  return (
+    <>
+      <Button color="red" variant="light" size="sm" onClick={() => setOpen(true)}>
+        Reset test data
+      </Button>
+      <ConfirmDialog
+        opened={open}
+        onClose={() => setOpen(false)}
+        title="Reset test data?"
+        confirmLabel="Delete test data"
+        onConfirm={async () => {
+          const res = await api.post<TestDataReset>("/api/test-data/reset");
+          onReset(res.data);
+        }}
+      >
+        <Stack gap="xs">
+          <Text size="sm">This deletes, for good:</Text>
+          <Text component="ul" size="sm" m={0} pl="md">
+            <li>every test subscriber,</li>
+            <li>every test transaction,</li>
+            <li>every test usage record.</li>
+          </Text>
+          <Text size="sm">
+            Live data is never touched. Keys (test keys too), call logs, services and NAS devices
+            stay.
+          </Text>
+        </Stack>
+      </ConfirmDialog>
+    </>
+  );
+}
 
 function Stat({
   label,
@@ -47,13 +144,23 @@ function Stat({
 
 export function Dashboard() {
   const user = useUser();
+  const notify = useNotify();
+  // Everything here is of the environment shown (Keygate-Environment), but a line on the other.
+  const env = useEnvironment();
+  const other = otherEnvironment(env);
+  const test = env === "test";
   const stats = useResource<KeyStats>(user.isAdmin ? "/api/api-keys/stats" : null);
   const keys = useResource<ApiKey[]>(user.isAdmin ? null : "/api/api-keys");
+  const otherKeys = useResource<ApiKey[]>(user.isAdmin ? null : "/api/api-keys", {
+    environment: other,
+  });
   const activity = useResource<Activity>("/api/api-keys/activity?hours=24");
   const system = useResource<SystemStats>("/api/system/stats");
+  const [removed, setRemoved] = useState<TestDataReset | null>(null);
   const reloadAll = () => {
     stats.reload();
     keys.reload();
+    otherKeys.reload();
     activity.reload();
     system.reload();
   };
@@ -62,12 +169,16 @@ export function Dashboard() {
     return () => clearInterval(t);
   }, [activity.reload]);
 
-  const counts = useMemo<Partial<KeyStats> | undefined>(() => {
-    if (user.isAdmin) return stats.data;
-    if (!keys.data) return undefined;
-    const by = (s: string) => keys.data?.filter((k) => k.status === s).length ?? 0;
-    return { active: by("active"), revoked: by("revoked"), expired: by("expired") };
-  }, [user.isAdmin, stats.data, keys.data]);
+  const counts = useMemo<Partial<EnvironmentStats> | undefined>(() => {
+    // A server without environments answers the totals alone.
+    if (user.isAdmin)
+      return stats.data ? (stats.data.environments?.[env] ?? stats.data) : undefined;
+    return keys.data ? countKeys(keys.data) : undefined;
+  }, [user.isAdmin, stats.data, keys.data, env]);
+  const otherCounts = useMemo<Partial<EnvironmentStats> | undefined>(() => {
+    if (user.isAdmin) return stats.data?.environments?.[other];
+    return otherKeys.data ? countKeys(otherKeys.data) : undefined;
+  }, [user.isAdmin, stats.data, otherKeys.data, other]);
 
   const a = activity.data;
   const series = useMemo(
@@ -92,20 +203,51 @@ export function Dashboard() {
   return (
     <>
       <PageHeader
-        title="Dashboard"
+        title={test ? "Dashboard: test data" : "Dashboard"}
         description={
-          user.isAdmin
-            ? "Every key and every call to the external surface."
-            : "Your keys and the calls made with them."
+          test
+            ? user.isAdmin
+              ? "Every test key and every call made with one. Live data is hidden."
+              : "Your test keys and the calls made with them. Live data is hidden."
+            : user.isAdmin
+              ? "Every live key and every call made with one."
+              : "Your keys and the calls made with them."
         }
         actions={
-          <Button variant="default" size="sm" onClick={reloadAll}>
-            Refresh
-          </Button>
+          <>
+            {test && user.isAdmin && (
+              <ResetTestData
+                onReset={(r) => {
+                  setRemoved(r);
+                  notify("Test data reset");
+                  reloadAll();
+                }}
+              />
+            )}
+            <Button variant="default" size="sm" onClick={reloadAll}>
+              Refresh
+            </Button>
+          </>
         }
       />
+      {removed && (
+        <Alert
+          color="teal"
+          title="Test data reset"
+          mb="md"
+          role="status"
+          withCloseButton
+          closeButtonLabel="Dismiss"
+          onClose={() => setRemoved(null)}
+          data-testid="reset-result"
+        >
+          Deleted {plural(removed.subscribers, "test subscriber")},{" "}
+          {plural(removed.transactions, "test transaction")} and{" "}
+          {plural(removed.usage, "test usage record")}. Live data was not touched.
+        </Alert>
+      )}
       <ErrorAlert error={stats.error ?? keys.error} onRetry={reloadAll} />
-      <SimpleGrid cols={{ base: 2, sm: 4 }} mb="lg">
+      <SimpleGrid cols={{ base: 2, sm: 4 }} mb={otherCounts ? "sm" : "lg"}>
         <Stat label="Active keys" value={counts?.active} color="teal" href="/keys?status=active" />
         <Stat label="Revoked" value={counts?.revoked} color="red" href="/keys?status=revoked" />
         <Stat label="Expired" value={counts?.expired} href="/keys?status=expired" />
@@ -115,10 +257,11 @@ export function Dashboard() {
           hint={a ? `${errors} with an error status` : undefined}
         />
       </SimpleGrid>
+      <OtherEnvironment env={other} counts={otherCounts} />
       {system.data && (
         <SimpleGrid cols={{ base: 2, sm: 4 }} mb="lg">
           <Stat
-            label="Subscribers"
+            label={test ? "Test subscribers" : "Subscribers"}
             value={system.data.subscribers.total}
             href="/subscribers"
             hint={`${system.data.subscribers.active} active`}
@@ -130,7 +273,7 @@ export function Dashboard() {
           />
           <Stat label="Services" value={system.data.services} href="/services" />
           <Stat
-            label="Payments, 30 d"
+            label={test ? "Test payments, 30 d" : "Payments, 30 d"}
             value={system.data.transactions_30d.reduce((n, t) => n + t.count, 0)}
             href="/transactions"
             hint={
