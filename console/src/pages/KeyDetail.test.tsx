@@ -1,6 +1,7 @@
 // @vitest-environment happy-dom
 import { cleanup, fireEvent, screen, waitFor, within } from "@testing-library/react";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { setEnvironment } from "../lib/environment";
 import { navigate } from "../lib/router";
 import type { ApiKey, CallLog, Me } from "../lib/types";
 import { fakeApi, me, type Request, resetApi } from "../test/fakeApi";
@@ -509,3 +510,60 @@ const callButtonOf = (c: CallLog) =>
   within(screen.getByTestId("call-log")).getByRole("button", {
     name: new RegExp(`^${c.method} ${c.path.replace(/[/.]/g, "\\$&")}, `),
   });
+
+describe("a key's permissions and environment", () => {
+  const billingTest: ApiKey = {
+    ...key,
+    key_prefix: "pk_test_a8f3",
+    environment: "test",
+    scopes: "custom",
+    permissions: ["subscribers:read", "transactions:write", "usage:read"],
+  };
+
+  it("shows the permissions as a summary and a list, and the environment", async () => {
+    setEnvironment("test");
+    show(me(), calls(1), billingTest);
+    const summary = await screen.findByTestId("key-permissions-summary");
+    expect(summary.textContent).toBe(
+      "Can read subscribers and usage and post transactions; cannot delete anything. No access to services or stats.",
+    );
+    const list = screen.getByLabelText("Permission list");
+    expect(
+      within(list)
+        .getAllByText(/:/)
+        .map((c) => c.textContent),
+    ).toEqual(["subscribers:read", "transactions:write", "usage:read"]);
+    expect(screen.getByTestId("key-environment").textContent).toBe("test works only on test data");
+    expect(screen.getByText("custom: the permissions above, resource by resource")).toBeTruthy();
+    expect(screen.queryByTestId("other-environment")).toBeNull();
+  });
+
+  it("says so when the key belongs to the other environment than the one shown", async () => {
+    show(me(), calls(1), billingTest);
+    const note = await screen.findByTestId("other-environment");
+    expect(note.textContent).toContain("A test key, shown with live data");
+    expect(note.textContent).toContain("Turn on Test data in the header");
+  });
+
+  it("names the environment of a rolled key's replacement when it is shown once", async () => {
+    setEnvironment("test");
+    const server = fakeApi(me({ manage_keys: true }), (req) => {
+      if (req.method === "POST" && req.path === `/api/api-keys/${key.id}/roll`)
+        return new Response(
+          JSON.stringify({
+            success: true,
+            data: { ...billingTest, id: 9, key_prefix: "pk_test_0123" },
+            key: `pk_test_${"0123456789abcdef".repeat(2)}`,
+          }),
+          { status: 201, headers: { "content-type": "application/json" } },
+        );
+      return keyApi(calls(1), billingTest)(req);
+    });
+    renderSignedIn(<KeyDetail id={key.id} />);
+    fireEvent.click(await screen.findByRole("button", { name: "Roll" }));
+    fireEvent.click(await screen.findByRole("button", { name: "Roll key" }));
+    const shown = await screen.findByTestId("show-once-environment");
+    expect(shown.textContent).toMatch(/^Test key — works only on test data/);
+    expect(server.to(`/api/api-keys/${key.id}/roll`)[0]?.environment).toBe("test");
+  });
+});

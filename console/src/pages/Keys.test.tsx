@@ -1,9 +1,10 @@
 // @vitest-environment happy-dom
-import { cleanup, screen, waitFor, within } from "@testing-library/react";
+import { cleanup, fireEvent, screen, waitFor, within } from "@testing-library/react";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { setEnvironment } from "../lib/environment";
 import { navigate } from "../lib/router";
 import type { ApiKey } from "../lib/types";
-import { fakeApi, me, resetApi } from "../test/fakeApi";
+import { apiKey, fakeApi, keysServer, me, PRESETS, resetApi } from "../test/fakeApi";
 import { renderSignedIn } from "../test/render";
 import { Keys, MINT_OFF } from "./Keys";
 
@@ -140,5 +141,117 @@ describe("key statuses and attempts in the list", () => {
     const title = (refused.closest("td") as HTMLElement).title;
     expect(title).toMatch(/^Last used .+; last refused .+ from 127\.0\.0\.3: IP_NOT_ALLOWED$/);
     expect(screen.queryByTestId("key-refused-4")).toBeNull();
+  });
+});
+
+describe("keys and environments", () => {
+  const admin = me({ id: 1, role: "admin" });
+  const both = [
+    apiKey({ id: 3, name: "billing" }),
+    apiKey({ id: 4, name: "billing-sandbox", environment: "test" }),
+    apiKey({ id: 5, name: "helpdesk-sandbox", environment: "test", scopes: "custom" }),
+  ];
+
+  it("lists the keys of the environment shown, each with its environment badge", async () => {
+    const { routes } = keysServer(admin, { keys: both });
+    fakeApi(admin, routes);
+    show();
+    const live = await screen.findByTestId("key-row-3");
+    expect(within(live).getByText("live")).toBeTruthy();
+    expect(screen.queryByTestId("key-row-4")).toBeNull();
+
+    cleanup();
+    resetApi();
+    setEnvironment("test");
+    const server = fakeApi(admin, keysServer(admin, { keys: both }).routes);
+    show();
+    expect(await screen.findByRole("heading", { name: "Test API keys" })).toBeTruthy();
+    for (const id of [4, 5]) {
+      const row = await screen.findByTestId(`key-row-${id}`);
+      expect(within(row).getByText("test")).toBeTruthy();
+      expect(within(row).getByText(/^pk_test_a8f3/)).toBeTruthy();
+    }
+    expect(screen.queryByTestId("key-row-3")).toBeNull();
+    expect(server.to("/api/api-keys")[0]?.environment).toBe("test");
+  });
+
+  it("mints in the environment shown, and the dialog names it first", async () => {
+    setEnvironment("test");
+    navigate("/keys?new=1", { replace: true });
+    const { routes, state } = keysServer(admin);
+    const server = fakeApi(admin, routes);
+    show();
+    const form = await screen.findByRole("form", { name: "New API key" });
+    expect(within(form).getByText("This key will be a test key (pk_test_…)")).toBeTruthy();
+    fireEvent.change(within(form).getByLabelText("Name"), { target: { value: "sandbox" } });
+    fireEvent.click(await within(form).findByRole("button", { name: "Billing" }));
+    fireEvent.click(within(form).getByRole("button", { name: "Mint key" }));
+
+    const dialog = await screen.findByRole("dialog", { name: "Key “sandbox” minted" });
+    expect(within(dialog).getByTestId("show-once-environment").textContent).toMatch(
+      /^Test key — works only on test data/,
+    );
+    expect(
+      within(dialog).getByText(/^Can read subscribers and usage and post transactions/),
+    ).toBeTruthy();
+    expect((within(dialog).getByTestId("show-once-secret") as HTMLInputElement).value).toMatch(
+      /^pk_test_/,
+    );
+    const post = server.calls.find((c) => c.method === "POST" && c.path === "/api/api-keys");
+    expect(post?.environment).toBe("test");
+    expect(post?.body).toEqual({
+      name: "sandbox",
+      permissions: ["subscribers:read", "transactions:write", "usage:read"],
+      environment: "test",
+      owner_id: 1,
+    });
+    expect(state.keys[0]).toMatchObject({ environment: "test", scopes: "custom" });
+  });
+
+  it("names a live key as such when it is shown once", async () => {
+    navigate("/keys?new=1", { replace: true });
+    fakeApi(admin, keysServer(admin).routes);
+    show();
+    const form = await screen.findByRole("form", { name: "New API key" });
+    expect(within(form).getByText("This key will be a live key (pk_live_…)")).toBeTruthy();
+    fireEvent.click(within(form).getByRole("button", { name: "Mint key" }));
+    const dialog = await screen.findByRole("dialog", { name: /minted$/ });
+    expect(within(dialog).getByTestId("show-once-environment").textContent).toMatch(
+      /^Live key — works on live data/,
+    );
+    expect((within(dialog).getByTestId("show-once-secret") as HTMLInputElement).value).toMatch(
+      /^pk_live_/,
+    );
+  });
+
+  it("shows a reseller the server's refusal of a permission beyond its role", async () => {
+    navigate("/keys?new=1", { replace: true });
+    const reseller = me({ role: "reseller", manage_keys: true });
+    const server = fakeApi(
+      reseller,
+      // A server whose limits let the picker offer NAS, and that refuses it all the same.
+      (req) =>
+        req.path === "/api/api-keys/presets"
+          ? { ...PRESETS, role_limits: { reseller: ["*:delete"] } }
+          : keysServer(reseller).routes(req),
+    );
+    show();
+    const form = await screen.findByRole("form", { name: "New API key" });
+    await waitFor(() =>
+      expect(
+        (within(form).getByRole("checkbox", { name: "NAS devices: read" }) as HTMLInputElement)
+          .disabled,
+      ).toBe(false),
+    );
+    fireEvent.click(within(form).getByRole("button", { name: "Monitoring" }));
+    fireEvent.click(within(form).getByRole("checkbox", { name: "NAS devices: read" }));
+    fireEvent.click(within(form).getByRole("button", { name: "Mint key" }));
+    expect((await within(form).findByTestId("permissions-error")).textContent).toMatch(
+      /^nas:read is beyond what the key's owner, a reseller, may do/,
+    );
+    expect(within(form).getByText("Key not minted")).toBeTruthy();
+    expect(
+      server.calls.find((c) => c.method === "POST" && c.path === "/api/api-keys")?.body,
+    ).toMatchObject({ permissions: ["nas:read", "stats:read"] });
   });
 });
