@@ -54,7 +54,7 @@ function Logo() {
           strokeWidth="1.8"
         />
       </svg>
-      <Text fw={700} size="lg">
+      <Text fw={700} size="lg" className="logo-text">
         Keygate
       </Text>
     </Group>
@@ -125,7 +125,7 @@ export function Shell({ children }: { children: ReactNode }) {
   return (
     <AppShell
       // The banner takes what the header gains in test mode: more lines on a narrow screen.
-      header={{ height: test ? { base: 112, xs: 96, sm: 80 } : 56 }}
+      header={{ height: test ? { base: 116, xs: 100, sm: 84 } : 56 }}
       navbar={{ width: 230, breakpoint: "sm", collapsed: { mobile: !opened } }}
       padding={{ base: "sm", sm: "lg" }}
     >
