@@ -15,6 +15,7 @@ import { NasDevices } from "./panel/nas.js";
 import { Services } from "./panel/services.js";
 import type { StatsRepo } from "./panel/stats.js";
 import { Subscribers } from "./panel/subscribers.js";
+import { TestData } from "./panel/testdata.js";
 import { Transactions } from "./panel/transactions.js";
 import { Usage } from "./panel/usage.js";
 import type { Limiter } from "./ratelimit/limiter.js";
@@ -26,6 +27,7 @@ import {
   SqlNasRepo,
   SqlServiceRepo,
   SqlStatsRepo,
+  SqlTestDataRepo,
   SqlSubscriberRepo,
   SqlTransactionRepo,
   SqlUsageRepo,
@@ -55,6 +57,7 @@ export type Keygate = {
   transactions: Transactions;
   usage: Usage;
   stats: StatsRepo;
+  testData: TestData;
   startedAt: number;
   version: string;
   /** The one clock every time-dependent decision reads; tests replace it. */
@@ -216,6 +219,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
   kg.transactions = new Transactions(new SqlTransactionRepo(db), subscriberRepo, now);
   kg.usage = new Usage(new SqlUsageRepo(db), kg.subscribers, now);
   kg.stats = new SqlStatsRepo(db);
+  kg.testData = new TestData(new SqlTestDataRepo(db), audit);
 
   let pruner: NodeJS.Timeout | null = null;
   const prune = async () => {

@@ -111,8 +111,11 @@ describe("the OpenAPI documents", () => {
     expect(mint?.description).toContain("TWO_FACTOR_ENROLMENT_REQUIRED");
     const write = doc.paths[`${EXT}/subscribers`]?.post?.responses["403"];
     expect(write?.description).toContain("SCOPE_REQUIRED");
+    // Every operation that needs a permission can refuse a key without it; whoami needs none.
     const read = doc.paths[`${EXT}/subscribers`]?.get?.responses["403"];
-    expect(read?.description).not.toContain("SCOPE_REQUIRED");
+    expect(read?.description).toContain("SCOPE_REQUIRED");
+    const whoami = doc.paths[`${EXT}/whoami`]?.get?.responses["403"];
+    expect(whoami?.description).not.toContain("SCOPE_REQUIRED");
     const login = doc.paths["/api/auth/login"]?.post;
     expect(login?.security).toEqual([]);
     expect(login?.responses["401"]?.description).toContain("TWO_FACTOR_REQUIRED");

@@ -50,11 +50,6 @@ type Manifest = {
 const manifest = JSON.parse(readFileSync(join(DIR, "f8c9bcf.json"), "utf8")) as Manifest;
 const fx = manifest[ENGINE];
 
-/**
- * Whether the migration giving rows an `environment` has been written yet.
- * TODO: remove this guard (and the skipIf below) once that migration has landed.
- */
-const HAS_ENV = readFileSync(join(ROOT, "src/store/migrations.ts"), "utf8").includes("environment");
 const ENV_TABLES = ["api_keys", "subscribers", "transactions", "usage_daily", "api_key_logs"];
 
 async function pgAdmin(text: string): Promise<void> {
@@ -240,23 +235,20 @@ describe(`a ${ENGINE} database written by f8c9bcf, migrated by today's code`, ()
     );
   });
 
-  // ------------------------------------------------------------------------------------------
-  // ROWS BECOME LIVE: every row that existed before the environment migration is `live`.
-  // Guarded by HAS_ENV until that migration lands in src/store/migrations.ts; then remove the
-  // guard so this always runs.
-  // ------------------------------------------------------------------------------------------
+  // Every row that existed before the environment migration is live; old keys get the
+  // permissions their scope stood for.
   describe("rows become live", () => {
-    it.skipIf(!HAS_ENV)(
-      "gives api_keys, subscribers, transactions, usage_daily and api_key_logs an environment column, 'live' on every old row",
-      async () => {
-        for (const table of ENV_TABLES) {
-          expect(await columns(db(), table), table).toContain("environment");
-          const rows = fx.tables[table] ?? 0;
-          expect(await count(db(), table), table).toBe(rows);
-          expect(await count(db(), table, sql`environment = 'live'`), table).toBe(rows);
-        }
-      },
-    );
+    it("gives api_keys, subscribers, transactions, usage_daily and api_key_logs an environment column, 'live' on every old row", async () => {
+      for (const table of ENV_TABLES) {
+        expect(await columns(db(), table), table).toContain("environment");
+        const rows = fx.tables[table] ?? 0;
+        expect(await count(db(), table), table).toBe(rows);
+        expect(await count(db(), table, sql`environment = 'live'`), table).toBe(rows);
+      }
+      const keys = await db().db.selectFrom("api_keys").select(["scopes", "permissions"]).execute();
+      expect(keys.length).toBeGreaterThan(0);
+      for (const k of keys) expect(JSON.parse(k.permissions)).toEqual([`*:${k.scopes}`]);
+    });
   });
 });
 

@@ -1,3 +1,4 @@
+import type { Environment } from "../keys/format.js";
 import type { Scope } from "../keys/scopes.js";
 
 export const ROLES = ["admin", "reseller"] as const;
@@ -12,7 +13,12 @@ export type Principal = {
   via: "jwt" | "key" | "cli";
   /** The client address this request came from, as Keygate sees it. */
   ip: string;
-  key?: { id: number; name: string; prefix: string; scopes: Scope };
+  key?: { id: number; name: string; prefix: string; scopes: Scope | "custom" };
+  /**
+   * Which data the principal sees and changes: a key's own environment, or the one a
+   * signed-in user chose (`Keygate-Environment`). Live when unset.
+   */
+  environment?: Environment;
   /** A signed-in user with two-factor sign-in on (what KEYGATE_REQUIRE_2FA asks for). */
   twoFactor?: boolean;
 };
@@ -34,6 +40,16 @@ export function actorId(p: Pick<Principal, "userId" | "via">): number | null {
 /** The owner a principal's queries are fenced to; `null` means "sees everything". */
 export function visibleOwner(p: Principal): number | null {
   return p.role === "admin" ? null : p.userId;
+}
+
+/**
+ * What a principal's panel queries are fenced to: the one place visibility is decided.
+ * `ownerId` null means every owner's records (an admin); `environment` is never crossed.
+ */
+export type Fence = { ownerId: number | null; environment: Environment };
+
+export function fenceOf(p: Principal): Fence {
+  return { ownerId: visibleOwner(p), environment: p.environment ?? "live" };
 }
 
 export function isAdmin(p: Principal): boolean {

@@ -12,6 +12,8 @@ export type CallLogEntry = {
   requestId: string | null;
   /** The exact error message answered, for a refusal or error; null on success. */
   message: string | null;
+  /** The key's environment, or the one a key-shaped value names; `live` when neither says. */
+  environment?: "live" | "test";
 };
 
 export type LastUse = { at: string; ip: string };

@@ -1,6 +1,7 @@
 import type { UserView } from "../auth/service.js";
 import { redactUrl } from "../config.js";
 import { AppError } from "../errors.js";
+import { isEnvironment } from "../keys/format.js";
 import type { KeyInput, KeyView } from "../keys/service.js";
 import { type Command, Failure, type Io, printable, UsageError } from "./command.js";
 
@@ -30,14 +31,18 @@ const FLAGS: Record<string, string> = {
   owner_id: "--owner",
   name: "--name",
   scopes: "--scopes",
+  permissions: "--permissions",
+  environment: "--environment",
   expires_at: "--expires-at",
   allowed_ips: "--allowed-ips",
 };
 
 /** A key service refusal in the command line's words: the option and the value at fault. */
-function refusal(err: AppError, ips: string[]): UsageError {
+function refusal(err: AppError, ips: string[], perms: string[] = []): UsageError {
   if (err.code !== "VALIDATION_ERROR" || !err.details) return new UsageError(err.message);
   const parts = err.details.map(({ field, message }) => {
+    const perm = /^permissions\[(\d+)\]$/.exec(field);
+    if (perm) return `--permissions "${printable(perms[Number(perm[1])] ?? "")}" ${message}`;
     const ip = /^allowed_ips\[(\d+)\]$/.exec(field);
     if (ip) {
       const value = ips[Number(ip[1])];
@@ -53,7 +58,7 @@ function refusal(err: AppError, ips: string[]): UsageError {
 export const keysList: Command = {
   name: "keys list",
   summary: "list API keys: id, name, prefix, owner, scopes, status, last use, last refusal",
-  synopsis: "[--owner <username>] [--json]",
+  synopsis: "[--owner <username>] [--environment live|test] [--json]",
   help: `Lists every API key, newest first. Never shows a key or its hash: only the
 first 12 characters (the prefix), which the console and the call log show too.
 STATUS is the first that applies: revoked, owner_deleted, owner_disabled (a key
@@ -61,20 +66,32 @@ acts for its owner, so every call is refused INVALID_USER), expired, else active
 LAST USED is the last call the key checks accepted, as running servers have written
 it (every 10 s); a call they refused is an attempt, not a use: LAST REFUSED shows
 the latest one and its error code (its address is in --json).
+SCOPES is the key's preset (read, write, delete) or, for a key with its own set,
+its permissions; a test key's prefix starts pk_test_.
 
 Options:
-  --owner <username>  only the keys this user owns
-  --json              one JSON array (the API's key fields, plus "owner")
+  --owner <username>         only the keys this user owns
+  --environment live|test    only the keys of one environment (default both)
+  --json                     one JSON array (the API's key fields, plus "owner")
 
 Example:
   keygate keys list --owner billing-bot`,
-  options: { owner: { type: "string" }, json: { type: "boolean" } },
+  options: {
+    owner: { type: "string" },
+    environment: { type: "string" },
+    json: { type: "boolean" },
+  },
   args: [],
   async run(values, _args, io) {
+    const environment = values.environment as string | undefined;
+    if (environment !== undefined && !isEnvironment(environment))
+      throw new UsageError(
+        `--environment must be "live" or "test" (got "${printable(environment)}")`,
+      );
     const { withKeygate } = await import("./session.js");
     await withKeygate(io.env, async (s) => {
       const users = await s.kg.auth.listUsers(s.op);
-      let keys = withOwners(await s.kg.keys.list(s.op), users);
+      let keys = withOwners(await s.kg.keys.list(s.op, environment ?? null), users);
       const owner = values.owner as string | undefined;
       if (owner !== undefined) {
         const u = await s.user(owner);
@@ -93,7 +110,7 @@ Example:
         printable(k.name),
         shown(k.key_prefix),
         ownerName(k),
-        k.scopes,
+        k.scopes === "custom" ? k.permissions.join(",") : k.scopes,
         k.status,
         k.last_used_at ?? "never",
         k.last_refused_at === null ? "never" : `${k.last_refused_at} ${k.last_refused_code}`,
@@ -108,15 +125,22 @@ export const keysMint: Command = {
   name: "keys mint",
   summary: "mint an API key for a user and print it, once",
   synopsis:
-    "--owner <username> --name <name> [--scopes read|write|delete] [--expires-at <when>] [--allowed-ips <ip,cidr,...>] [--json]",
+    "--owner <username> --name <name> [--permissions <list> | --scopes read|write|delete] [--environment live|test] [--expires-at <when>] [--allowed-ips <ip,cidr,...>] [--json]",
   help: `Mints a key through the same rules as the API and the console, and prints it.
 The key is shown this once: Keygate keeps only its hash.
 
 Options:
   --owner <username>      the user the key acts for (required)
   --name <name>           what the key is for, 1-100 characters (required)
-  --scopes <scope>        read (GET), write (GET, POST, PUT) or delete (every verb);
-                          default read
+  --permissions <list>    comma-separated resource:action permissions, e.g.
+                          subscribers:read,transactions:write (resources: subscribers,
+                          transactions, usage, services, nas, stats, or * for all;
+                          actions: read, write, delete; write implies read, delete
+                          implies write)
+  --scopes <scope>        a preset instead: read (*:read), write (*:write) or
+                          delete (*:delete); default read
+  --environment <env>     live (pk_live_, live data; the default) or test (pk_test_,
+                          test data only)
   --expires-at <when>     YYYY-MM-DD (valid through that day, UTC) or an ISO-8601
                           timestamp; default never
   --allowed-ips <list>    comma-separated addresses or CIDR ranges the key may be
@@ -124,11 +148,14 @@ Options:
   --json                  print {"key", "data", "note"} as JSON
 
 Example:
-  keygate keys mint --owner admin --name billing --scopes write --allowed-ips 203.0.113.7`,
+  keygate keys mint --owner admin --name billing --scopes write --allowed-ips 203.0.113.7
+  keygate keys mint --owner alice --name sms --permissions subscribers:read,transactions:write --environment test`,
   options: {
     owner: { type: "string" },
     name: { type: "string" },
     scopes: { type: "string" },
+    permissions: { type: "string" },
+    environment: { type: "string" },
     "expires-at": { type: "string" },
     "allowed-ips": { type: "string" },
     json: { type: "boolean" },
@@ -146,6 +173,13 @@ Example:
             .split(",")
             .map((s) => s.trim())
             .filter((s) => s !== "");
+    const perms =
+      values.permissions === undefined
+        ? undefined
+        : (values.permissions as string)
+            .split(",")
+            .map((s) => s.trim())
+            .filter((s) => s !== "");
     const { withKeygate } = await import("./session.js");
     await withKeygate(
       io.env,
@@ -155,13 +189,15 @@ Example:
           throw new UsageError(`user "${owner}" is disabled; its keys would be refused`);
         const input: KeyInput = { owner_id: user.id, name };
         if (values.scopes !== undefined) input.scopes = values.scopes as string;
+        if (perms !== undefined) input.permissions = perms;
+        if (values.environment !== undefined) input.environment = values.environment as string;
         if (values["expires-at"] !== undefined) input.expires_at = values["expires-at"] as string;
         if (ips !== undefined) input.allowed_ips = ips;
         let minted: { key: string; data: KeyView };
         try {
           minted = await s.kg.keys.create(s.op, input);
         } catch (err) {
-          throw err instanceof AppError ? refusal(err, ips ?? []) : err;
+          throw err instanceof AppError ? refusal(err, ips ?? [], perms ?? []) : err;
         }
         const data = { ...minted.data, owner: user.username };
         const note = "This key is shown only once: store it now. Keygate keeps only its hash.";
@@ -172,7 +208,8 @@ Example:
         io.out(
           [
             `minted key ${data.id} "${printable(data.name)}" for "${user.username}"`,
-            `  scopes ${data.scopes}; allowed IPs ${data.allowed_ips?.join(", ") ?? "any"}; expires ${data.expires_at ?? "never"}`,
+            `  permissions ${data.permissions.join(", ")} (scopes ${data.scopes})`,
+            `  ${data.environment === "test" ? "a test key: works on test data only" : "a live key: works on live data"}; allowed IPs ${data.allowed_ips?.join(", ") ?? "any"}; expires ${data.expires_at ?? "never"}`,
             "",
             minted.key,
             "",

@@ -8,10 +8,12 @@ import { Type } from "typebox";
 import type { Principal } from "../auth/principal.js";
 import { AppError } from "../errors.js";
 import type { Keygate } from "../keygate.js";
+import { type Environment, environmentOf } from "../keys/format.js";
 import type { Verdict } from "../keys/verify.js";
 import type { RateDecision } from "../ratelimit/limiter.js";
 import { scrubText, sendError } from "./errors.js";
 import { refusal } from "./refusals.js";
+import { guardOf, NO_PERMISSION, type RouteGuard } from "./permissions.js";
 import type { RouteTable } from "./routing.js";
 import { panelRoutes } from "./routes/panel.js";
 import { component, errorResponses, Nullable, Ok, StructuredError } from "./schemas.js";
@@ -58,7 +60,13 @@ const Whoami = Type.Object({
   id: Type.Integer(),
   name: Type.String(),
   key_prefix: Type.String(),
-  scopes: Type.String(),
+  scopes: Type.String({
+    description: "read, write or delete when the permissions are exactly that preset; else custom",
+  }),
+  permissions: Type.Array(Type.String(), {
+    description: "the key's permissions, normalised (resource:action; * for every resource)",
+  }),
+  environment: Type.String({ description: "live or test: the data this key sees and changes" }),
   owner: Type.Object({ id: Type.Integer(), username: Type.String(), role: Type.String() }),
   expires_at: Nullable(Type.String()),
   rate_limit_per_minute: Type.Integer(),
@@ -72,17 +80,36 @@ const Whoami = Type.Object({
   ),
 });
 
+/** The environment a request's key value names, when its key is not known (null: none). */
+function namedEnvironment(request: FastifyRequest): Environment | null {
+  const raw = request.headers["x-api-key"];
+  const value = Array.isArray(raw) ? raw[0] : raw;
+  return value === undefined ? null : environmentOf(value.trim());
+}
+
+/** `Keygate-Environment` of an answer whose key is not known. */
+function environmentNamed(request: FastifyRequest): string {
+  return namedEnvironment(request) ?? "none";
+}
+
+/** The call-log environment of a call without a known key: the one its value names, else live. */
+function keylessEnvironment(request: FastifyRequest): Environment {
+  return namedEnvironment(request) ?? "live";
+}
+
 /**
- * Puts a verdict on the request — the key and principal, the budget headers — and answers
- * the refusal to send, or null when the key may proceed.
+ * Puts a verdict on the request — the key and principal, the budget, environment and
+ * permission headers — and answers the refusal to send, or null when the key may proceed.
  */
 export function admit(
   kg: Keygate,
   request: FastifyRequest,
   reply: FastifyReply,
   verdict: Verdict,
+  guard: RouteGuard | null = null,
 ): AppError | null {
   const k = verdict.key;
+  reply.header("X-Accepted-Permissions", guard === null ? NO_PERMISSION : guard.accepted);
   if (k) {
     request.keyRecord = k;
     request.principal = {
@@ -92,21 +119,31 @@ export function admit(
       via: "key",
       ip: request.clientIp,
       key: { id: k.id, name: k.name, prefix: k.prefix, scopes: k.scopes },
+      environment: k.environment,
     };
-  }
+    reply.header("Keygate-Environment", k.environment);
+  } else reply.header("Keygate-Environment", environmentNamed(request));
   // The key's budget once the key is known and counted; the IP's budget before that.
   const rate = verdict.rate ?? request.ipRate;
   if (rate) rateHeaders(reply, rate);
-  return verdict.ok ? null : refusal(verdict, request, kg.config.trustProxy);
+  return verdict.ok ? null : refusal(verdict, request, kg.config.trustProxy, guard);
 }
 
-/** Checks the request's key: a plain value when the key is cached, a promise otherwise. */
-export function verifyKey(kg: Keygate, request: FastifyRequest): Verdict | Promise<Verdict> {
+/**
+ * Checks the request's key against what its route needs (`guard`; without one, what the
+ * method needs): a plain value when the key is cached, a promise otherwise.
+ */
+export function verifyKey(
+  kg: Keygate,
+  request: FastifyRequest,
+  guard: RouteGuard | null = null,
+): Verdict | Promise<Verdict> {
   const raw = request.headers["x-api-key"];
   return kg.verifier.verify({
     header: Array.isArray(raw) ? raw[0] : raw,
     ip: request.clientIp,
     method: request.method,
+    ...(guard === null ? {} : { need: guard.need }),
     now: kg.clock(),
   });
 }
@@ -118,8 +155,9 @@ function proceed(
   reply: FastifyReply,
   verdict: Verdict,
   done: HookHandlerDoneFunction,
+  guard: RouteGuard | null,
 ): void {
-  const refused = admit(kg, request, reply, verdict);
+  const refused = admit(kg, request, reply, verdict, guard);
   // Answered here: the route's handler never runs, and the call log still sees the reply.
   if (refused === null) done();
   else sendError(request, reply, refused);
@@ -139,6 +177,7 @@ export function logCall(kg: Keygate, request: FastifyRequest, reply: FastifyRepl
     errorCode: request.errorCode,
     requestId: request.id,
     message: request.errorMessage,
+    environment: request.keyRecord?.environment ?? keylessEnvironment(request),
   });
 }
 
@@ -165,6 +204,8 @@ export function healthRoute(kg: Keygate): FastifyPluginAsync {
         },
       },
       async (_req, reply) => {
+        reply.header("Keygate-Environment", "none");
+        reply.header("X-Accepted-Permissions", NO_PERMISSION);
         const up = await kg.database.ping();
         const redis = kg.cluster === null ? "off" : kg.cluster.available ? "ok" : "down";
         const data = {
@@ -200,11 +241,37 @@ export function externalSurface(kg: Keygate, routes: RouteTable): FastifyPluginA
     const app = instance as unknown as App;
 
     // Plain callback hooks: they run for every call, and a cached key needs no promise.
+    const keyCheck = (guard: RouteGuard | null) =>
+      function checkKey(
+        request: FastifyRequest,
+        reply: FastifyReply,
+        done: HookHandlerDoneFunction,
+      ) {
+        const verdict = verifyKey(kg, request, guard);
+        if (verdict instanceof Promise) {
+          verdict.then((v) => proceed(kg, request, reply, v, done, guard), done);
+        } else proceed(kg, request, reply, verdict, done, guard);
+      };
+    // Each route checks the key against its own entry of ROUTE_PERMISSIONS, built once here;
+    // a route without one is a mistake, found at start-up.
+    app.addHook("onRoute", (route) => {
+      const relative = route.url.slice(route.prefix.length) || "/";
+      const methods = [route.method].flat();
+      const guard = guardOf(methods[0] as string, relative);
+      if (guard === null)
+        throw new Error(
+          `${methods.join(",")} ${route.url} has no entry in ROUTE_PERMISSIONS (src/http/permissions.ts)`,
+        );
+      const own = keyCheck(guard);
+      route.onRequest = route.onRequest === undefined ? own : [own, ...[route.onRequest].flat()];
+    });
+    // Routes Keygate does not serve pass the same key checks first (against what their method
+    // would need), so they show up in the key's own log; the scope's hook lets served routes
+    // through to their own.
+    const missCheck = keyCheck(null);
     app.addHook("onRequest", (request, reply, done) => {
-      const verdict = verifyKey(kg, request);
-      if (verdict instanceof Promise) {
-        verdict.then((v) => proceed(kg, request, reply, v, done), done);
-      } else proceed(kg, request, reply, verdict, done);
+      if (request.is404) missCheck(request, reply, done);
+      else done();
     });
 
     app.addHook("onResponse", (request, reply, done) => {
@@ -239,6 +306,8 @@ export function externalSurface(kg: Keygate, routes: RouteTable): FastifyPluginA
             name: p.key?.name ?? "",
             key_prefix: p.key?.prefix ?? "",
             scopes: p.key?.scopes ?? "read",
+            permissions: k?.permissions ? [...k.permissions] : [],
+            environment: k?.environment ?? "live",
             owner: { id: p.userId, username: p.username, role: p.role },
             expires_at: k?.expiresAt ? new Date(k.expiresAt).toISOString() : null,
             rate_limit_per_minute: k?.rateLimit ?? kg.config.keyRateLimit,

@@ -2,10 +2,12 @@ import cookie from "@fastify/cookie";
 import type { FastifyPluginAsync } from "fastify";
 import { AppError } from "../errors.js";
 import type { Keygate } from "../keygate.js";
+import { isEnvironment } from "../keys/format.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
 import { keyRoutes } from "./routes/keys.js";
 import { panelRoutes } from "./routes/panel.js";
+import { testDataRoutes } from "./routes/testdata.js";
 import { twoFactorRoutes } from "./routes/twofactor.js";
 import { userRoutes } from "./routes/users.js";
 import type { App } from "./types.js";
@@ -16,7 +18,7 @@ export function jwtSurface(kg: Keygate): FastifyPluginAsync {
     const app = instance as unknown as App;
     // Only the session routes read cookies: the external surface never parses them.
     await app.register(cookie);
-    app.addHook("onRequest", async (request) => {
+    app.addHook("onRequest", async (request, reply) => {
       if (request.routeOptions.config?.public) return;
       const header = request.headers.authorization;
       const token = header?.startsWith("Bearer ") ? header.slice(7).trim() : "";
@@ -26,13 +28,26 @@ export function jwtSurface(kg: Keygate): FastifyPluginAsync {
           : "send Authorization: Bearer <access_token>; get one from POST /api/auth/login";
         throw new AppError("UNAUTHORIZED", hint);
       }
-      request.principal = await kg.auth.principalFromAccessToken(token, request.clientIp);
+      const principal = await kg.auth.principalFromAccessToken(token, request.clientIp);
+      // Which data the person works on: live unless the request names test (the console's
+      // Test data switch). Answers say which it was.
+      const named = request.headers["keygate-environment"];
+      const environment = (Array.isArray(named) ? named[0] : named)?.trim().toLowerCase() || "live";
+      if (!isEnvironment(environment)) {
+        const message = 'must be "live" or "test" (or left out, for live)';
+        throw new AppError("VALIDATION_ERROR", `header Keygate-Environment ${message}`, [
+          { field: "headers.keygate-environment", message },
+        ]);
+      }
+      request.principal = { ...principal, environment };
+      reply.header("Keygate-Environment", environment);
     });
     await app.register(authRoutes(kg));
     await app.register(twoFactorRoutes(kg));
     await app.register(userRoutes(kg));
     await app.register(keyRoutes(kg));
     await app.register(auditRoutes(kg));
+    await app.register(testDataRoutes(kg));
     await app.register(panelRoutes(kg, "jwt"));
   };
 }

@@ -7,7 +7,9 @@
  */
 import type { FastifySchema, RouteOptions } from "fastify";
 import { ERROR_STATUS, type ErrorCode } from "../errors.js";
+import { covers, maskOf, ROLE_MASKS } from "../keys/permissions.js";
 import { EXTERNAL_PREFIX } from "./errors.js";
+import { permissionOf } from "./permissions.js";
 
 /** One operation: its stable id and what its success means, and the codes its logic refuses with. */
 type Operation = {
@@ -100,6 +102,15 @@ const OPERATIONS: Record<string, Operation> = {
     refuses: MANAGE_KEYS,
   },
   "GET /api-keys": { id: "listApiKeys", ok: "The keys the caller may see, newest first" },
+  "GET /api-keys/presets": {
+    id: "listPermissionPresets",
+    ok: "The presets, the resources and actions, and each role's limit",
+  },
+  "POST /test-data/reset": {
+    id: "resetTestData",
+    ok: "The test data is gone: the counts of what was deleted",
+    refuses: ADMIN,
+  },
   "GET /api-keys/stats": {
     id: "getApiKeyStats",
     ok: "Keys by status and calls in the last 24 hours",
@@ -211,7 +222,8 @@ const WHY: Record<ErrorCode, string> = {
   IP_NOT_ALLOWED: "the client IP is outside the key's `allowed_ips`",
   RATE_LIMIT_EXCEEDED:
     "a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds",
-  SCOPE_REQUIRED: "the key's scope does not cover this method",
+  SCOPE_REQUIRED:
+    "the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions)",
   VALIDATION_ERROR:
     "a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field",
   NOT_FOUND: "no such record visible to the caller",
@@ -251,7 +263,7 @@ const MESSAGE: Record<ErrorCode, string> = {
   RATE_LIMIT_EXCEEDED:
     "this key (pk_live_ab12…) allows 600 requests per minute and has used them; retry in 12 s",
   SCOPE_REQUIRED:
-    "this key (pk_live_ab12…) has scope read (GET); POST needs write — mint a write key under API keys",
+    'this key (pk_live_ab12…) has permissions subscribers:read, usage:read; POST /subscribers needs subscribers:write — add subscribers:write to this key\'s permissions under API keys (PUT /api/api-keys/7 with "permissions"), or mint a key with it',
   VALIDATION_ERROR: "invalid body: subscriber_id is required",
   NOT_FOUND: "subscriber 42 not found",
   CONFLICT: 'subscriber username "alice" is already taken',
@@ -434,7 +446,23 @@ export function documentTransform({ openapiObject }: { openapiObject: Partial<Op
       const codes = new Set<ErrorCode>(entry.refuses ?? []);
       if (schemes.includes("apiKey")) {
         for (const c of KEY_CHECKS) codes.add(c);
-        if (method !== "get") codes.add("SCOPE_REQUIRED");
+        // The permission each operation needs, from the one table the key checks read.
+        const permission = permissionOf(method, relative);
+        if (permission === undefined)
+          throw new Error(
+            `${method.toUpperCase()} ${path} has no entry in ROUTE_PERMISSIONS (src/http/permissions.ts)`,
+          );
+        op["x-keygate-permission"] = permission ?? "none";
+        const needs =
+          permission === null
+            ? "Needs no permission: any valid key may call it."
+            : `Needs permission \`${permission}\` (granted too by \`${permission.split(":")[0]}\` actions above it and by \`*:${permission.split(":")[1]}\`); \`X-Accepted-Permissions\` names it on every answer.`;
+        op.description = op.description ? `${String(op.description)}\n\n${needs}` : needs;
+        if (permission !== null) {
+          codes.add("SCOPE_REQUIRED");
+          // A key never exceeds its owner: a permission resellers lack is refused for their keys.
+          if (!covers(ROLE_MASKS.reseller, maskOf([permission]))) codes.add("FORBIDDEN");
+        }
       }
       if (schemes.includes("bearer")) codes.add("UNAUTHORIZED");
       // The per-IP budget runs first on every surface.

@@ -1,8 +1,11 @@
 import type { FastifyRequest } from "fastify";
 import { AppError } from "../errors.js";
-import { isWellFormedKey, KEY_PREFIX } from "../keys/format.js";
+import { isWellFormedKey, KEY_PREFIX, TEST_KEY_PREFIX } from "../keys/format.js";
+import { permissionName } from "../keys/permissions.js";
+import { ROLE_LIMITS } from "../keys/service.js";
 import { verbsOf } from "../keys/scopes.js";
 import type { Verdict } from "../keys/verify.js";
+import type { RouteGuard } from "./permissions.js";
 
 // The refusals that name nothing of the request are built once: they are what a flood of
 // bad keys is answered with. AppError is read-only, so one instance serves every reply.
@@ -12,14 +15,21 @@ const NO_KEY = new AppError(
 );
 const NOT_A_KEY = new AppError(
   "INVALID_API_KEY",
-  "X-API-Key is not a valid key: a key is pk_live_ followed by 32 lowercase hex characters, " +
-    "and must be copied whole from when it was minted",
+  "X-API-Key is not a valid key: a key is pk_live_ followed by 32 lowercase hex characters " +
+    "(pk_test_ for a test key), and must be copied whole from when it was minted",
 );
 const UNKNOWN_KEY = new AppError(
   "INVALID_API_KEY",
   "no key with this value exists on this Keygate: it may have been revoked and since purged, " +
     "minted on another Keygate or in another environment, or mistyped. Copy the key whole from " +
     "when it was minted; an admin can compare its first 12 characters with the prefixes under API keys",
+);
+const UNKNOWN_TEST_KEY = new AppError(
+  "INVALID_API_KEY",
+  "no test-environment key (pk_test_) with this value exists on this Keygate: it may have been " +
+    "revoked and since purged, minted on another Keygate, or mistyped — or it is a live key whose " +
+    "prefix was changed (a key works only as minted; live and test keys are different keys). Mint a " +
+    "test key under API keys with the Test data switch on, or send the live key as it is",
 );
 
 let lastHeader = "";
@@ -57,19 +67,19 @@ function diagnose(header: string): AppError {
       "keys are lowercase, and this one arrived with capitals: send it exactly as it was minted",
     );
   }
-  if (trimmed.startsWith("pk_test_")) {
-    return invalid(
-      "this is a test-environment key (pk_test_), which this Keygate does not issue: it takes pk_live_ keys. Use a key minted here",
-    );
-  }
-  if (trimmed.startsWith(KEY_PREFIX) && trimmed.length === 12) {
+  const prefix = trimmed.startsWith(TEST_KEY_PREFIX)
+    ? TEST_KEY_PREFIX
+    : trimmed.startsWith(KEY_PREFIX)
+      ? KEY_PREFIX
+      : null;
+  if (prefix !== null && trimmed.length === 12) {
     return invalid(
       `only a key's 12-character display prefix was sent — that is how keys are listed. Send the whole key (40 characters), shown once when it was minted; if it is lost, mint a new one`,
     );
   }
-  if (trimmed.startsWith(KEY_PREFIX)) {
+  if (prefix !== null) {
     return invalid(
-      `X-API-Key is ${trimmed.length} characters; a key is 40 (pk_live_ and 32 lowercase hex characters): it was cut short or has extra characters. Copy it whole`,
+      `X-API-Key is ${trimmed.length} characters; a key is 40 (${prefix} and 32 lowercase hex characters): it was cut short or has extra characters. Copy it whole`,
     );
   }
   return NOT_A_KEY;
@@ -122,6 +132,7 @@ export function refusal(
   v: Extract<Verdict, { ok: false }>,
   request: FastifyRequest,
   trustProxy: boolean | string[],
+  guard: RouteGuard | null = null,
 ): AppError {
   const k = v.key;
   const ip = request.clientIp;
@@ -133,7 +144,11 @@ export function refusal(
     case "MISSING_API_KEY":
       return missingKey(request);
     case "INVALID_API_KEY": {
-      if (v.unknown) return UNKNOWN_KEY;
+      if (v.unknown) {
+        const raw = request.headers["x-api-key"];
+        const value = Array.isArray(raw) ? (raw[0] ?? "") : (raw ?? "");
+        return value.startsWith(TEST_KEY_PREFIX) ? UNKNOWN_TEST_KEY : UNKNOWN_KEY;
+      }
       const raw = request.headers["x-api-key"];
       return malformedKey(Array.isArray(raw) ? (raw[0] ?? "") : (raw ?? ""));
     }
@@ -192,12 +207,51 @@ export function refusal(
         wait,
       );
     }
-    case "SCOPE_REQUIRED": {
-      const has = k?.scopes ?? "read";
+    case "SCOPE_REQUIRED":
+      return scopeRequired(v, request, which, guard);
+    case "FORBIDDEN": {
+      const needed = guard?.accepted ?? permissionName(v.need ?? 0);
+      const role = k?.ownerRole ?? "reseller";
       return new AppError(
-        "SCOPE_REQUIRED",
-        `${which} has scope ${has} (${verbsOf(has).join(", ")}); ${request.method} needs ${v.scopeNeeded} — mint a ${v.scopeNeeded} key under API keys`,
+        "FORBIDDEN",
+        `${which} has ${needed}, but its owner, ${role} "${k?.ownerUsername ?? "?"}", may not use it: a key never exceeds its owner's role, and ${ROLE_LIMITS[role]}. Use a key owned by an admin`,
       );
     }
   }
+}
+
+/**
+ * A key without the permission its route needs: which permission, the ones the key has,
+ * and the fix. A key of an old scope is named by its scope too, as before permissions.
+ */
+function scopeRequired(
+  v: Extract<Verdict, { ok: false }>,
+  request: FastifyRequest,
+  which: string,
+  guard: RouteGuard | null,
+): AppError {
+  const k = v.key;
+  const scope = k?.scopes ?? "read";
+  const has = k?.permissions.join(", ") || "none";
+  const where = k ? ` (PUT /api/api-keys/${k.id} with "permissions")` : "";
+  if (guard === null) {
+    // No such route: it would need the method's action on some resource, and the key has none.
+    const what =
+      scope === "custom" ? `permissions ${has}` : `scope ${scope} (${verbsOf(scope).join(", ")})`;
+    return new AppError(
+      "SCOPE_REQUIRED",
+      `${which} has ${what}; ${request.method} needs ${v.scopeNeeded} on some resource, and this key has no ${v.scopeNeeded} permission — mint a ${v.scopeNeeded} key under API keys`,
+    );
+  }
+  const needed = guard.accepted;
+  if (scope !== "custom") {
+    return new AppError(
+      "SCOPE_REQUIRED",
+      `${which} has scope ${scope} (${verbsOf(scope).join(", ")}; permissions ${has}); ${request.method} needs ${v.scopeNeeded} — ${guard.route} needs permission ${needed}: mint a ${v.scopeNeeded} key under API keys, or add ${needed} to this key's permissions${where}`,
+    );
+  }
+  return new AppError(
+    "SCOPE_REQUIRED",
+    `${which} has permissions ${has}; ${guard.route} needs ${needed} — add ${needed} to this key's permissions under API keys${where}, or mint a key with it`,
+  );
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { CachedKeyLookup, type KeyCacheOptions } from "./cache.js";
+import { scopeMask } from "./permissions.js";
 import type { KeyRecord } from "./verify.js";
 
 function record(id: number, overrides: Partial<KeyRecord> = {}): KeyRecord {
@@ -17,7 +18,10 @@ function record(id: number, overrides: Partial<KeyRecord> = {}): KeyRecord {
     allowedIps: null,
     rateLimit: null,
     replacedByPrefix: null,
+    environment: "live",
+    permissions: [],
     ...overrides,
+    grants: overrides.grants ?? scopeMask(overrides.scopes ?? "read"),
   };
 }
 

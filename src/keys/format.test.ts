@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import {
   DISPLAY_PREFIX_LENGTH,
   displayPrefix,
+  environmentOf,
   hashKey,
   isWellFormedKey,
   KEY_PREFIX,
@@ -94,6 +95,20 @@ describe("isWellFormedKey", () => {
     expect(isWellFormedKey(`pk_live_${"f".repeat(32)}`)).toBe(true);
   });
 
+  it("accepts pk_test_ keys of the same shape (the test environment)", () => {
+    expect(isWellFormedKey(`pk_test_${HEX32}`)).toBe(true);
+    expect(environmentOf(`pk_test_${HEX32}`)).toBe("test");
+    expect(environmentOf(`pk_live_${HEX32}`)).toBe("live");
+    expect(environmentOf(HEX32)).toBeNull();
+  });
+
+  it("mints test keys with the pk_test_ prefix and live keys by default", () => {
+    const test = mintKey(undefined, "test");
+    expect(test.key).toMatch(/^pk_test_[0-9a-f]{32}$/);
+    expect(test.prefix).toBe(test.key.slice(0, 12));
+    expect(mintKey().key.startsWith("pk_live_")).toBe(true);
+  });
+
   it.each([
     ["empty string", ""],
     ["prefix only", "pk_live_"],
@@ -102,7 +117,8 @@ describe("isWellFormedKey", () => {
     ["31 hex chars", `pk_live_${HEX32.slice(0, 31)}`],
     ["33 hex chars", `pk_live_${HEX32}0`],
     ["non-hex letter", `pk_live_${HEX32.slice(0, 31)}g`],
-    ["test prefix", `pk_test_${HEX32}`],
+    ["other environment prefix", `pk_prod_${HEX32}`],
+    ["test prefix, uppercase hex", `pk_test_${HEX32.toUpperCase()}`],
     ["uppercase prefix", `PK_LIVE_${HEX32}`],
     ["no prefix", HEX32],
     ["missing underscore", `pklive_${HEX32}`],

@@ -1,11 +1,22 @@
 import { hash, randomBytes } from "node:crypto";
 
-/** Every key starts with this; it tells a reader what the secret is without a look-up. */
+/** A key works on live data or on test data, never both; its first characters say which. */
+export const ENVIRONMENTS = ["live", "test"] as const;
+export type Environment = (typeof ENVIRONMENTS)[number];
+
+export function isEnvironment(value: unknown): value is Environment {
+  return value === "live" || value === "test";
+}
+
+/** Every live key starts with this; it tells a reader what the secret is without a look-up. */
 export const KEY_PREFIX = "pk_live_";
+/** Every test key starts with this. */
+export const TEST_KEY_PREFIX = "pk_test_";
+export const PREFIXES: Record<Environment, string> = { live: KEY_PREFIX, test: TEST_KEY_PREFIX };
 /** Characters of the key kept in clear for display, e.g. `pk_live_a8f3`. */
 export const DISPLAY_PREFIX_LENGTH = 12;
 
-const KEY_SHAPE = /^pk_live_[0-9a-f]{32}$/;
+const KEY_SHAPE = /^pk_(?:live|test)_[0-9a-f]{32}$/;
 
 export type MintedKey = {
   /** The plaintext: shown once, never stored. */
@@ -19,14 +30,17 @@ export type MintedKey = {
 export type RandomSource = (size: number) => Uint8Array;
 
 /** Mints a key from 16 CSPRNG bytes. `random` is injectable for tests only. */
-export function mintKey(random: RandomSource = randomBytes): MintedKey {
+export function mintKey(
+  random: RandomSource = randomBytes,
+  environment: Environment = "live",
+): MintedKey {
   const bytes = random(16);
   if (bytes.length !== 16) throw new Error("random source must return 16 bytes");
-  const key = KEY_PREFIX + Buffer.from(bytes).toString("hex");
+  const key = PREFIXES[environment] + Buffer.from(bytes).toString("hex");
   return { key, hash: hashKey(key), prefix: displayPrefix(key) };
 }
 
-/** True only for `pk_live_` followed by exactly 32 lowercase hex characters. */
+/** True only for `pk_live_` or `pk_test_` followed by exactly 32 lowercase hex characters. */
 export function isWellFormedKey(value: string): boolean {
   return value.length === KEY_PREFIX.length + 32 && KEY_SHAPE.test(value);
 }
@@ -38,4 +52,11 @@ export function hashKey(key: string): string {
 
 export function displayPrefix(key: string): string {
   return key.slice(0, DISPLAY_PREFIX_LENGTH);
+}
+
+/** The environment a key's value names (`pk_test_` → test), whatever else is wrong with it. */
+export function environmentOf(value: string): Environment | null {
+  if (value.startsWith(TEST_KEY_PREFIX)) return "test";
+  if (value.startsWith(KEY_PREFIX)) return "live";
+  return null;
 }

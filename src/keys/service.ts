@@ -4,8 +4,15 @@ import { requireAdmin, type UserRecord, usable } from "../auth/service.js";
 import { requireTwoFactorFor, type TwoFactorPolicy } from "../auth/twofactor.js";
 import { AppError, conflict, forbidden, invalid, notFound } from "../errors.js";
 import { parseExpiry } from "./expiry.js";
-import { type MintedKey, mintKey } from "./format.js";
+import { type Environment, isEnvironment, type MintedKey, mintKey } from "./format.js";
 import { type AllowList, parseAllowList } from "./ip.js";
+import {
+  beyondRole,
+  normalize,
+  parsePermissions,
+  SCOPE_PERMISSIONS,
+  scopeOf,
+} from "./permissions.js";
 import { isScope, type Scope } from "./scopes.js";
 import type { KeyRecord, OwnerStanding } from "./verify.js";
 
@@ -33,7 +40,11 @@ export type StoredKey = {
   description: string | null;
   keyHash: string;
   keyPrefix: string;
-  scopes: Scope;
+  /** The preset the permissions are exactly, or `custom`: kept for clients of the old field. */
+  scopes: Scope | "custom";
+  /** Normalised `resource:action` permissions (see `permissions.ts`). */
+  permissions: string[];
+  environment: Environment;
   ownerId: number;
   allowedIps: string[] | null;
   rateLimit: number | null;
@@ -71,7 +82,10 @@ export type NewKey = Omit<
 >;
 
 export type KeyPatch = Partial<
-  Pick<StoredKey, "name" | "description" | "scopes" | "allowedIps" | "rateLimit" | "expiresAt">
+  Pick<
+    StoredKey,
+    "name" | "description" | "scopes" | "permissions" | "allowedIps" | "rateLimit" | "expiresAt"
+  >
 >;
 
 export type CallLogRow = {
@@ -89,6 +103,7 @@ export type CallLogRow = {
   request_id: string | null;
   /** The exact error message answered; null on success. */
   message: string | null;
+  environment: Environment;
 };
 
 /**
@@ -131,8 +146,8 @@ export type Activity = {
 export interface KeyRepo {
   insert(k: NewKey): Promise<StoredKey>;
   findById(id: number): Promise<StoredKey | null>;
-  /** Every key, or only those of one owner. */
-  list(ownerId: number | null): Promise<StoredKey[]>;
+  /** Every key, or only those of one owner; of one environment, or of both (null). */
+  list(ownerId: number | null, environment?: Environment | null): Promise<StoredKey[]>;
   update(id: number, patch: KeyPatch, now: string): Promise<void>;
   /** Revokes when not yet revoked; false when it already was. `by` is null for the operator. */
   revoke(id: number, by: number | null, now: string): Promise<boolean>;
@@ -143,10 +158,11 @@ export interface KeyRepo {
     old: { expiresAt: string | null; revoke: boolean; by: number | null },
     now: string,
   ): Promise<StoredKey>;
-  stats(now: string, since: string): Promise<KeyStats>;
+  /** Key counts and calls; of one environment, or of both (null). */
+  stats(now: string, since: string, environment?: Environment | null): Promise<KeyStats>;
   logs(keyId: number, q: LogQuery): Promise<CallLogRow[]>;
   /** Calls since `since` by hour, the busiest keys and the latest refusals; `ownerId` fences to one owner's keys. */
-  activity(since: string, ownerId: number | null): Promise<Activity>;
+  activity(since: string, ownerId: number | null, environment?: Environment): Promise<Activity>;
 }
 
 export interface OwnerRepo {
@@ -159,7 +175,9 @@ export type KeyView = {
   name: string;
   description: string | null;
   key_prefix: string;
-  scopes: Scope;
+  scopes: Scope | "custom";
+  permissions: string[];
+  environment: Environment;
   owner_id: number;
   allowed_ips: string[] | null;
   rate_limit_per_minute: number | null;
@@ -182,6 +200,8 @@ export type KeyInput = {
   name?: string;
   description?: string | null;
   scopes?: string;
+  permissions?: string[];
+  environment?: string;
   expires_at?: string | null;
   allowed_ips?: string[] | null;
   rate_limit_per_minute?: number | null;
@@ -200,19 +220,26 @@ export type KeyServiceOptions = {
   /** KEYGATE_REQUIRE_2FA: who must have two-factor sign-in on to manage keys (default off). */
   requireTwoFactor?: TwoFactorPolicy;
   now?: () => Date;
-  mint?: () => MintedKey;
+  mint?: (environment: Environment) => MintedKey;
 };
 
 export const MAX_GRACE_HOURS = 168;
 
+/** What each role may reach, in words, for the message refusing a key beyond it. */
+export const ROLE_LIMITS: Record<Role, string> = {
+  admin: "admins may do everything",
+  reseller:
+    "resellers reach their own subscribers, transactions and usage, read the service catalogue and statistics, and no NAS devices",
+};
+
 /** Minting, listing, editing, revoking and rolling keys, with who-may-do-what decided here. */
 export class KeyService {
   private readonly now: () => Date;
-  private readonly mint: () => MintedKey;
+  private readonly mint: (environment: Environment) => MintedKey;
 
   constructor(private readonly o: KeyServiceOptions) {
     this.now = o.now ?? (() => new Date());
-    this.mint = o.mint ?? (() => mintKey());
+    this.mint = o.mint ?? ((environment) => mintKey(undefined, environment));
   }
 
   view(k: StoredKey): KeyView {
@@ -223,6 +250,8 @@ export class KeyService {
       description: k.description,
       key_prefix: k.keyPrefix,
       scopes: k.scopes,
+      permissions: k.permissions,
+      environment: k.environment,
       owner_id: k.ownerId,
       allowed_ips: k.allowedIps,
       rate_limit_per_minute: k.rateLimit,
@@ -246,14 +275,19 @@ export class KeyService {
     this.requireMayManage(p, "mint keys");
     const ownerId = await this.resolveOwner(p, input.owner_id);
     const now = this.now();
-    const fields = this.validate(input, now);
-    const minted = this.mint();
+    const fields = this.validate(input, now, await this.ownerRole(p, ownerId));
+    const environment = input.environment ?? "live";
+    if (!isEnvironment(environment)) throw invalid("environment", 'must be "live" or "test"');
+    const minted = this.mint(environment);
+    const permissions = fields.permissions ?? SCOPE_PERMISSIONS.read;
     const stored = await this.o.keys.insert({
       name: fields.name ?? "API Key",
       description: fields.description ?? null,
       keyHash: minted.hash,
       keyPrefix: minted.prefix,
       scopes: fields.scopes ?? "read",
+      permissions,
+      environment,
       ownerId,
       allowedIps: fields.allowedIps ?? null,
       rateLimit: fields.rateLimit ?? null,
@@ -272,15 +306,18 @@ export class KeyService {
         name: stored.name,
         prefix: stored.keyPrefix,
         scopes: stored.scopes,
+        permissions: stored.permissions,
+        environment: stored.environment,
         owner_id: stored.ownerId,
       },
     );
     return { key: minted.key, data: this.view(stored) };
   }
 
-  async list(p: Principal): Promise<KeyView[]> {
+  /** The principal's keys, of one environment or (`null`) of both. */
+  async list(p: Principal, environment: Environment | null = null): Promise<KeyView[]> {
     await this.o.flushUsage();
-    const rows = await this.o.keys.list(p.role === "admin" ? null : p.userId);
+    const rows = await this.o.keys.list(p.role === "admin" ? null : p.userId, environment);
     return rows.map((k) => this.view(k));
   }
 
@@ -298,13 +335,22 @@ export class KeyService {
         "cannot be changed; mint a key for the new owner and revoke this one",
       );
     }
+    if (input.environment !== undefined && input.environment !== key.environment) {
+      throw invalid(
+        "environment",
+        `cannot be changed: key ${id} is a ${key.environment} key; mint a ${input.environment === "test" ? "test" : "live"} key and revoke this one`,
+      );
+    }
     if (key.revokedAt !== null)
       throw conflict(`key ${id} is revoked; revoked keys cannot be changed`);
-    const fields = this.validate(input, this.now());
+    const fields = this.validate(input, this.now(), await this.ownerRole(p, key.ownerId));
     const patch: KeyPatch = {};
     if (input.name !== undefined) patch.name = fields.name as string;
     if (input.description !== undefined) patch.description = fields.description ?? null;
-    if (input.scopes !== undefined) patch.scopes = fields.scopes as Scope;
+    if (fields.permissions !== undefined) {
+      patch.permissions = fields.permissions;
+      patch.scopes = fields.scopes as Scope | "custom";
+    }
     if (input.allowed_ips !== undefined) patch.allowedIps = fields.allowedIps ?? null;
     if (input.rate_limit_per_minute !== undefined) patch.rateLimit = fields.rateLimit ?? null;
     if (input.expires_at !== undefined) patch.expiresAt = fields.expiresAt ?? null;
@@ -353,7 +399,7 @@ export class KeyService {
       throw conflict(`the owner of key ${id} is disabled or deleted; the key cannot be rolled`);
     const graceEnd = new Date(now.getTime() + graceHours * 3_600_000).toISOString();
     const oldExpiry = old.expiresAt !== null && old.expiresAt < graceEnd ? old.expiresAt : graceEnd;
-    const minted = this.mint();
+    const minted = this.mint(old.environment);
     const replacement = await this.o.keys.roll(
       id,
       {
@@ -362,6 +408,8 @@ export class KeyService {
         keyHash: minted.hash,
         keyPrefix: minted.prefix,
         scopes: old.scopes,
+        permissions: old.permissions,
+        environment: old.environment,
         ownerId: old.ownerId,
         allowedIps: old.allowedIps,
         rateLimit: old.rateLimit,
@@ -393,11 +441,13 @@ export class KeyService {
     return { key: minted.key, data: this.view(replacement) };
   }
 
-  async stats(p: Principal): Promise<KeyStats> {
+  /** Key counts and the last day's calls: of one environment, or of both (null). */
+  async stats(p: Principal, environment: Environment | null = null): Promise<KeyStats> {
     requireAdmin(p, "read key statistics");
     await this.o.flushUsage();
-    const now = this.now();
-    return this.o.keys.stats(now.toISOString(), new Date(now.getTime() - 86_400_000).toISOString());
+    const now = this.now().toISOString();
+    const since = new Date(Date.parse(now) - 86_400_000).toISOString();
+    return this.o.keys.stats(now, since, environment);
   }
 
   /** The dashboard's view of the last `hours`: admins see every call, others their keys' calls. */
@@ -408,6 +458,7 @@ export class KeyService {
     const data = await this.o.keys.activity(
       from.toISOString(),
       p.role === "admin" ? null : p.userId,
+      p.environment ?? "live",
     );
     return { from: from.toISOString(), to: to.toISOString(), ...data };
   }
@@ -454,7 +505,13 @@ export class KeyService {
     return ownerId;
   }
 
-  private validate(input: KeyInput, now: Date) {
+  /** The role a key's owner has: what its permissions may not exceed. */
+  private async ownerRole(p: Principal, ownerId: number): Promise<Role> {
+    if (ownerId === p.userId && p.via !== "cli") return p.role;
+    return (await this.o.owners.findById(ownerId))?.role ?? "reseller";
+  }
+
+  private validate(input: KeyInput, now: Date, ownerRole: Role) {
     const problems: { field: string; message: string }[] = [];
     const out: KeyPatch = {};
     if (input.name !== undefined) {
@@ -468,13 +525,43 @@ export class KeyService {
         problems.push({ field: "description", message: "must be at most 500 characters" });
       out.description = input.description;
     }
-    if (input.scopes !== undefined) {
-      if (isScope(input.scopes)) out.scopes = input.scopes;
-      else
+    if (input.scopes !== undefined && input.permissions !== undefined) {
+      problems.push({
+        field: "scopes",
+        message:
+          "give permissions or scopes, not both: scopes are presets of permissions (read = *:read, write = *:write, delete = *:delete)",
+      });
+    } else if (input.scopes !== undefined) {
+      if (isScope(input.scopes)) {
+        out.scopes = input.scopes;
+        out.permissions = SCOPE_PERMISSIONS[input.scopes];
+      } else
         problems.push({
           field: "scopes",
           message: 'must be "read" (GET), "write" (GET, POST, PUT) or "delete" (all verbs)',
         });
+    } else if (input.permissions !== undefined) {
+      const parsed = parsePermissions(input.permissions);
+      if (!parsed.ok) {
+        for (const pr of parsed.problems)
+          problems.push({ field: `permissions[${pr.index}]`, message: pr.message });
+      } else if (parsed.mask === 0) {
+        problems.push({
+          field: "permissions",
+          message:
+            'must name at least one permission, e.g. ["subscribers:read"]; GET /api/api-keys/presets lists ready-made sets',
+        });
+      } else {
+        const beyond = beyondRole(input.permissions, ownerRole);
+        if (beyond.length > 0) {
+          problems.push({
+            field: "permissions",
+            message: `${beyond.join(", ")} ${beyond.length === 1 ? "is" : "are"} beyond what the key's owner, a ${ownerRole}, may do: a key never exceeds its owner's role (${ROLE_LIMITS[ownerRole]}). Leave ${beyond.length === 1 ? "it" : "them"} out, or mint the key for an admin`,
+          });
+        }
+        out.permissions = normalize(parsed.mask);
+        out.scopes = scopeOf(parsed.mask);
+      }
     }
     if (input.allowed_ips !== undefined && input.allowed_ips !== null) {
       const parsed = parseAllowList(input.allowed_ips);
@@ -539,6 +626,9 @@ export function toKeyRecord(
     name: k.name,
     prefix: k.keyPrefix,
     scopes: k.scopes,
+    grants: safeMask(k.permissions),
+    permissions: k.permissions,
+    environment: k.environment,
     ownerId: k.ownerId,
     ownerUsername: owner.username,
     ownerRole: owner.role,
@@ -550,4 +640,10 @@ export function toKeyRecord(
     rateLimit: k.rateLimit,
     replacedByPrefix,
   };
+}
+
+/** A stored list as a mask; one that no longer reads (it was validated on the way in) grants nothing. */
+function safeMask(list: readonly string[]): number {
+  const parsed = parsePermissions(list);
+  return parsed.ok ? parsed.mask : 0;
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { EpochTracker } from "../cluster/epoch.js";
 import type { Limiter, RateDecision } from "../ratelimit/limiter.js";
 import { hashKey } from "./format.js";
+import { scopeMask } from "./permissions.js";
 import { type KeyRecord, KeyVerifier } from "./verify.js";
 
 const KEY = `pk_live_${"ab".repeat(16)}`;
@@ -21,7 +22,10 @@ function record(over: Partial<KeyRecord> = {}): KeyRecord {
     allowedIps: null,
     rateLimit: null,
     replacedByPrefix: null,
+    environment: "live",
+    permissions: [],
     ...over,
+    grants: over.grants ?? scopeMask(over.scopes ?? "read"),
   };
 }
 

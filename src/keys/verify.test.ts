@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { MemoryLimiter } from "../ratelimit/memory.js";
 import { hashKey } from "./format.js";
+import { scopeMask } from "./permissions.js";
 import { type AllowList, parseAllowList } from "./ip.js";
 import {
   checkKey,
@@ -40,7 +41,10 @@ function record(overrides: Partial<KeyRecord> = {}): KeyRecord {
     allowedIps: null,
     rateLimit: null,
     replacedByPrefix: null,
+    environment: "live",
+    permissions: [],
     ...overrides,
+    grants: overrides.grants ?? scopeMask(overrides.scopes ?? "delete"),
   };
 }
 
@@ -178,7 +182,7 @@ describe("KeyVerifier: verdict order", () => {
       [{ ownerUsable: true }, "IP_NOT_ALLOWED"],
       [{ allowedIps: allow(IP) }, "RATE_LIMIT_EXCEEDED"],
       [{ rateLimit: 10 }, "SCOPE_REQUIRED"],
-      [{ scopes: "delete" }, "OK"],
+      [{ scopes: "delete", grants: scopeMask("delete") }, "OK"],
     ];
     let rec = record(failingAll);
     let id = 100;

@@ -1,15 +1,22 @@
 import type { Role } from "../auth/principal.js";
 import type { Limiter, RateDecision } from "../ratelimit/limiter.js";
-import { hashKey, isWellFormedKey } from "./format.js";
+import { type Environment, hashKey, isWellFormedKey } from "./format.js";
 import { type AllowList, ipAllowed } from "./ip.js";
-import { type Scope, scopeAllows, scopeNeededFor } from "./scopes.js";
+import { methodNeed, ROLE_MASKS } from "./permissions.js";
+import { type Scope, scopeNeededFor } from "./scopes.js";
 
 /** What verification needs to know about a stored key (and its owner), nothing more. */
 export type KeyRecord = {
   id: number;
   name: string;
   prefix: string;
-  scopes: Scope;
+  /** The preset the permissions are exactly, or `custom`. */
+  scopes: Scope | "custom";
+  /** The key's permissions as a mask (see `permissions.ts`): one `&` decides a request. */
+  grants: number;
+  /** The key's permissions, normalised, for messages and whoami. */
+  permissions: readonly string[];
+  environment: Environment;
   ownerId: number;
   ownerUsername: string;
   ownerRole: Role;
@@ -36,7 +43,9 @@ export type FailureCode =
   | "INVALID_USER"
   | "IP_NOT_ALLOWED"
   | "RATE_LIMIT_EXCEEDED"
-  | "SCOPE_REQUIRED";
+  | "SCOPE_REQUIRED"
+  /** The key has the permission, its owner's role does not: a key never exceeds its owner. */
+  | "FORBIDDEN";
 
 export type Verdict =
   | { ok: true; key: KeyRecord; rate: RateDecision }
@@ -47,6 +56,8 @@ export type Verdict =
       rate?: RateDecision;
       /** Set on SCOPE_REQUIRED: the scope the method needs. */
       scopeNeeded?: Scope;
+      /** Set on SCOPE_REQUIRED and FORBIDDEN: the permission bit the route needs. */
+      need?: number;
       /** Set on RATE_LIMIT_EXCEEDED from too many failed key attempts by this IP. */
       throttled?: boolean;
       /** Set on INVALID_API_KEY when the key was well-formed but no key has that value. */
@@ -62,6 +73,11 @@ export type VerifyRequest = {
   header: string | undefined;
   ip: string;
   method: string;
+  /**
+   * The permission bit the route needs (`permissions.ts`); without one, the method's action
+   * on some resource (what a route Keygate does not serve needs, before its 404).
+   */
+  need?: number;
   now: number;
 };
 
@@ -156,7 +172,7 @@ export class KeyVerifier {
         // Another instance changed a key after this one cached it: decide on a fresh read.
         return this.recheck(hash, req, rate);
       }
-      return admit(key, req.method, rate);
+      return admit(key, req, rate);
     });
   }
 
@@ -166,15 +182,25 @@ export class KeyVerifier {
     if (key === null) return UNKNOWN;
     const failed = checkKey(key, req.ip, req.now);
     if (failed) return { ok: false, code: failed, key };
-    return admit(key, req.method, rate);
+    return admit(key, req, rate);
   }
 }
 
-/** The last two checks, on a key that passed the record checks and was counted. */
-function admit(key: KeyRecord, method: string, rate: RateDecision): Verdict {
+/**
+ * The last checks, on a key that passed the record checks and was counted: its budget, its
+ * permissions, and its owner's role (a key never exceeds its owner).
+ */
+function admit(key: KeyRecord, req: VerifyRequest, rate: RateDecision): Verdict {
   if (!rate.allowed) return { ok: false, code: "RATE_LIMIT_EXCEEDED", key, rate };
-  if (!scopeAllows(key.scopes, method)) {
-    return { ok: false, code: "SCOPE_REQUIRED", key, rate, scopeNeeded: scopeNeededFor(method) };
+  // 0: the route needs no permission (whoami); any valid key may call it.
+  const need = req.need ?? methodNeed(req.method);
+  if (need === 0) return { ok: true, key, rate };
+  if ((key.grants & need) === 0) {
+    const scopeNeeded = scopeNeededFor(req.method);
+    return { ok: false, code: "SCOPE_REQUIRED", key, rate, scopeNeeded, need };
+  }
+  if ((ROLE_MASKS[key.ownerRole] & need) === 0) {
+    return { ok: false, code: "FORBIDDEN", key, rate, need };
   }
   return { ok: true, key, rate };
 }

@@ -1,4 +1,4 @@
-import { type Principal, visibleOwner } from "../auth/principal.js";
+import { type Fence, fenceOf, type Principal } from "../auth/principal.js";
 import { fromMinorUnits } from "./common.js";
 
 export type StatsCounts = {
@@ -9,13 +9,14 @@ export type StatsCounts = {
 };
 
 export interface StatsRepo {
-  counts(ownerId: number | null, since: string, withNas: boolean): Promise<StatsCounts>;
+  /** Subscribers and money inside the fence; services and NAS devices, which both environments share. */
+  counts(fence: Fence, since: string, withNas: boolean): Promise<StatsCounts>;
 }
 
 /** Panel totals a principal may see: its own subscribers and money, NAS only for admins. */
 export async function systemStats(repo: StatsRepo, p: Principal, now: Date) {
   const since = new Date(now.getTime() - 30 * 86_400_000).toISOString();
-  const c = await repo.counts(visibleOwner(p), since, p.role === "admin");
+  const c = await repo.counts(fenceOf(p), since, p.role === "admin");
   return {
     subscribers: c.subscribers,
     services: c.services,

@@ -1,9 +1,10 @@
 import type { Audit } from "../audit.js";
 import { generatePassword, hashPassword } from "../auth/passwords.js";
-import { type Principal, visibleOwner } from "../auth/principal.js";
+import { type Fence, fenceOf, type Principal } from "../auth/principal.js";
 import { type UserRecord, usable } from "../auth/service.js";
 import { conflict, invalid, notFound } from "../errors.js";
 import { parseDateOnly } from "../keys/expiry.js";
+import type { Environment } from "../keys/format.js";
 import { type Page, type Paged, Problems, type Window, window } from "./common.js";
 
 export const SUBSCRIBER_STATUSES = ["active", "suspended", "expired"] as const;
@@ -19,12 +20,13 @@ export type SubscriberView = {
   status: SubscriberStatus;
   expiry_date: string | null;
   owner_id: number;
+  environment: Environment;
   created_at: string;
   updated_at: string;
 };
 
 export type SubscriberFilter = {
-  ownerId: number | null;
+  fence: Fence;
   status?: SubscriberStatus;
   serviceId?: number;
   search?: string;
@@ -34,12 +36,12 @@ type Fields = Omit<SubscriberView, "id" | "created_at" | "updated_at"> & { passw
 
 export interface SubscriberRepo {
   list(f: SubscriberFilter, w: Window): Promise<{ rows: SubscriberView[]; total: number }>;
-  /** A live subscriber, fenced to `ownerId` unless it is null. */
-  findById(id: number, ownerId: number | null): Promise<SubscriberView | null>;
-  findByUsername(username: string, ownerId: number | null): Promise<SubscriberView | null>;
+  /** A subscriber not deleted, inside the fence (its environment, and its owner unless null). */
+  findById(id: number, fence: Fence): Promise<SubscriberView | null>;
+  findByUsername(username: string, fence: Fence): Promise<SubscriberView | null>;
   /** Null when the username is taken by a live subscriber. */
   insert(row: Fields, now: string): Promise<SubscriberView | null>;
-  /** False when the new username is taken by a live subscriber. */
+  /** False when the new username is taken by a subscriber of the same environment. */
   update(id: number, patch: Partial<Fields>, now: string): Promise<boolean>;
   softDelete(id: number, now: string): Promise<void>;
 }
@@ -78,21 +80,21 @@ export class Subscribers {
 
   async list(
     p: Principal,
-    f: Omit<SubscriberFilter, "ownerId">,
+    f: Omit<SubscriberFilter, "fence">,
     page: Page,
   ): Promise<Paged<SubscriberView>> {
-    const { rows, total } = await this.repo.list({ ...f, ownerId: visibleOwner(p) }, window(page));
+    const { rows, total } = await this.repo.list({ ...f, fence: fenceOf(p) }, window(page));
     return { rows, meta: { page: page.page, per_page: page.perPage, total } };
   }
 
   async get(p: Principal, id: number): Promise<SubscriberView> {
-    const s = await this.repo.findById(id, visibleOwner(p));
+    const s = await this.repo.findById(id, fenceOf(p));
     if (!s) throw notFound(`subscriber ${id}`);
     return s;
   }
 
   async getByUsername(p: Principal, username: string): Promise<SubscriberView> {
-    const s = await this.repo.findByUsername(username, visibleOwner(p));
+    const s = await this.repo.findByUsername(username, fenceOf(p));
     if (!s) throw notFound(`subscriber "${username.slice(0, 64)}"`);
     return s;
   }
@@ -117,6 +119,7 @@ export class Subscribers {
         status: input.status ?? "active",
         expiry_date: input.expiry_date ?? null,
         owner_id: ownerId,
+        environment: fenceOf(p).environment,
       },
       this.now().toISOString(),
     );

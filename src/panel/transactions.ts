@@ -1,4 +1,5 @@
-import { type Principal, visibleOwner } from "../auth/principal.js";
+import { type Fence, fenceOf, type Principal } from "../auth/principal.js";
+import type { Environment } from "../keys/format.js";
 import { conflict, notFound } from "../errors.js";
 import {
   CURRENCY,
@@ -25,12 +26,13 @@ export type TransactionRow = {
   description: string | null;
   created_at: string;
   api_key_id: number | null;
+  environment: Environment;
 };
 
 export type TransactionView = Omit<TransactionRow, "amount_minor"> & { amount: number };
 
 export type TransactionFilter = {
-  ownerId: number | null;
+  fence: Fence;
   subscriberId?: number;
   from?: string;
   to?: string;
@@ -43,9 +45,9 @@ export type NewTransaction = Omit<TransactionRow, "id" | "created_at"> & {
 
 export interface TransactionRepo {
   list(f: TransactionFilter, w: Window): Promise<{ rows: TransactionRow[]; total: number }>;
-  findById(id: number, ownerId: number | null): Promise<TransactionRow | null>;
+  findById(id: number, fence: Fence): Promise<TransactionRow | null>;
   /**
-   * Inserts unless a transaction with the same (reference_scope, reference) exists, in
+   * Inserts unless a transaction with the same (environment, reference_scope, reference) exists, in
    * which case that one comes back with `created: false`. Atomic under concurrency.
    */
   insertOnce(row: NewTransaction, now: string): Promise<{ row: TransactionRow; created: boolean }>;
@@ -101,7 +103,7 @@ export class Transactions {
     problems.throwIfAny();
     const { rows, total } = await this.repo.list(
       {
-        ownerId: visibleOwner(p),
+        fence: fenceOf(p),
         subscriberId: q.subscriber_id,
         from: from ?? undefined,
         to: to ?? undefined,
@@ -115,7 +117,7 @@ export class Transactions {
   }
 
   async get(p: Principal, id: number): Promise<TransactionView> {
-    const t = await this.repo.findById(id, visibleOwner(p));
+    const t = await this.repo.findById(id, fenceOf(p));
     if (!t) throw notFound(`transaction ${id}`);
     return transactionView(t);
   }
@@ -132,7 +134,8 @@ export class Transactions {
     const currency = input.currency ?? DEFAULT_CURRENCY;
     if (!CURRENCY.test(currency))
       problems.add("currency", "must be a 3-letter ISO 4217 code such as USD");
-    const subscriber = await this.subscribers.findById(input.subscriber_id, visibleOwner(p));
+    const fence = fenceOf(p);
+    const subscriber = await this.subscribers.findById(input.subscriber_id, fence);
     if (!subscriber)
       problems.add("subscriber_id", `no subscriber ${input.subscriber_id} visible to you`);
     problems.throwIfAny();
@@ -148,6 +151,7 @@ export class Transactions {
         description: input.description ?? null,
         api_key_id: p.key?.id ?? null,
         created_by: p.userId,
+        environment: fence.environment,
       },
       this.now().toISOString(),
     );

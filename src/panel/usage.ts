@@ -1,5 +1,6 @@
 import type { Principal } from "../auth/principal.js";
 import { parseDateOnly } from "../keys/expiry.js";
+import type { Environment } from "../keys/format.js";
 import { addDays, Problems, today } from "./common.js";
 import type { Subscribers } from "./subscribers.js";
 
@@ -12,7 +13,7 @@ export type UsageDay = {
 
 export interface UsageRepo {
   /** Adds to the subscriber's totals for that day (creating the day when absent). */
-  add(subscriberId: number, day: UsageDay): Promise<void>;
+  add(subscriberId: number, day: UsageDay, environment: Environment): Promise<void>;
   range(subscriberId: number, from: string, to: string): Promise<UsageDay[]>;
 }
 
@@ -39,7 +40,7 @@ export class Usage {
     subscriberId: number,
     rec: { date?: string; bytes_in?: number; bytes_out?: number; session_seconds?: number },
   ): Promise<UsageDay> {
-    await this.subscribers.get(p, subscriberId);
+    const subscriber = await this.subscribers.get(p, subscriberId);
     const date = rec.date ?? today(this.now());
     const problems = new Problems();
     if (!parseDateOnly(date)) problems.add("date", "must be a real date as YYYY-MM-DD");
@@ -50,7 +51,7 @@ export class Usage {
       bytes_out: rec.bytes_out ?? 0,
       session_seconds: rec.session_seconds ?? 0,
     };
-    await this.repo.add(subscriberId, day);
+    await this.repo.add(subscriberId, day, subscriber.environment);
     return day;
   }
 

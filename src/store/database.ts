@@ -7,7 +7,9 @@ import pg from "pg";
 import { migrateToLatest } from "./migrations.js";
 import type { DB } from "./schema.js";
 
-export type Dialect = "sqlite" | "postgres";
+import type { Dialect } from "./dialect.js";
+
+export type { Dialect };
 
 export type Database = {
   db: Kysely<DB>;

@@ -1,6 +1,7 @@
 import { type Kysely, type Selectable, sql } from "kysely";
 import type { Role } from "../auth/principal.js";
 import type { CallLogEntry, CallLogSink, LastRefusal, LastUse } from "../calllog/writer.js";
+import type { Environment } from "../keys/format.js";
 import type { Scope } from "../keys/scopes.js";
 import type {
   Activity,
@@ -52,7 +53,9 @@ function toKey(r: Row & OwnerColumns): StoredKey {
     description: r.description,
     keyHash: r.key_hash,
     keyPrefix: r.key_prefix,
-    scopes: r.scopes as Scope,
+    scopes: r.scopes as Scope | "custom",
+    permissions: JSON.parse(r.permissions) as string[],
+    environment: r.environment as Environment,
     ownerId: r.owner_id,
     allowedIps: r.allowed_ips === null ? null : (JSON.parse(r.allowed_ips) as string[]),
     rateLimit: r.rate_limit_per_minute,
@@ -89,6 +92,8 @@ function toRow(k: NewKey) {
     key_hash: k.keyHash,
     key_prefix: k.keyPrefix,
     scopes: k.scopes,
+    permissions: JSON.stringify(k.permissions),
+    environment: k.environment,
     owner_id: k.ownerId,
     allowed_ips: k.allowedIps === null ? null : JSON.stringify(k.allowedIps),
     rate_limit_per_minute: k.rateLimit,
@@ -120,6 +125,7 @@ const LOG_COLUMNS = [
   "error_code",
   "request_id",
   "error_message as message",
+  "environment",
 ] as const;
 
 export class SqlKeyRepo implements KeyRepo, CallLogSink {
@@ -145,9 +151,10 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     return r ? toKey(r) : null;
   }
 
-  async list(ownerId: number | null): Promise<StoredKey[]> {
+  async list(ownerId: number | null, environment: Environment | null = null): Promise<StoredKey[]> {
     let q = keysWithOwners(this.db).orderBy("k.id", "desc");
     if (ownerId !== null) q = q.where("k.owner_id", "=", ownerId);
+    if (environment !== null) q = q.where("k.environment", "=", environment);
     return (await q.execute()).map(toKey);
   }
 
@@ -156,6 +163,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     if (patch.name !== undefined) set.name = patch.name;
     if (patch.description !== undefined) set.description = patch.description;
     if (patch.scopes !== undefined) set.scopes = patch.scopes;
+    if (patch.permissions !== undefined) set.permissions = JSON.stringify(patch.permissions);
     if (patch.allowedIps !== undefined)
       set.allowed_ips = patch.allowedIps === null ? null : JSON.stringify(patch.allowedIps);
     if (patch.rateLimit !== undefined) set.rate_limit_per_minute = patch.rateLimit;
@@ -201,7 +209,11 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     });
   }
 
-  async stats(now: string, since: string): Promise<KeyStats> {
+  async stats(
+    now: string,
+    since: string,
+    environment: Environment | null = null,
+  ): Promise<KeyStats> {
     // Each key counted once, under its status (see keyStatus): revoked, owner deleted,
     // owner disabled, expired, else active.
     const live = sql`k.revoked_at is null`;
@@ -209,9 +221,9 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     const usable = sql`${ownerLive} and u.disabled_at is null`;
     const count = (when: ReturnType<typeof sql>) =>
       sql<number>`sum(case when ${when} then 1 else 0 end)`;
-    const keys = await this.db
-      .selectFrom("api_keys as k")
-      .innerJoin("users as u", "u.id", "k.owner_id")
+    let keyRows = this.db.selectFrom("api_keys as k").innerJoin("users as u", "u.id", "k.owner_id");
+    if (environment !== null) keyRows = keyRows.where("k.environment", "=", environment);
+    const keys = await keyRows
       .select((eb) => [
         eb.fn.countAll<number>().as("total"),
         eb.fn.count<number>("k.revoked_at").as("revoked"),
@@ -220,12 +232,13 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
         count(sql`${usable} and k.expires_at <= ${now}`).as("expired"),
       ])
       .executeTakeFirstOrThrow();
-    const calls = await this.db
+    let callRows = this.db
       .selectFrom("api_key_logs")
       .select((eb) => eb.fn.countAll<number>().as("n"))
       .where("second", ">=", secondOf(since))
-      .where("timestamp", ">=", since)
-      .executeTakeFirstOrThrow();
+      .where("timestamp", ">=", since);
+    if (environment !== null) callRows = callRows.where("environment", "=", environment);
+    const calls = await callRows.executeTakeFirstOrThrow();
     const total = Number(keys.total);
     const revoked = Number(keys.revoked);
     const expired = Number(keys.expired ?? 0);
@@ -335,13 +348,18 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     return query.orderBy("second", "desc").orderBy("id", "desc").limit(limit).execute();
   }
 
-  async activity(since: string, ownerId: number | null): Promise<Activity> {
+  async activity(
+    since: string,
+    ownerId: number | null,
+    environment: Environment = "live",
+  ): Promise<Activity> {
     const hour = sql<string>`substr(l.timestamp, 1, 13)`;
     const errors = sql<number>`sum(case when l.status_code >= 400 then 1 else 0 end)`;
     let logs = this.db
       .selectFrom("api_key_logs as l")
       .where("l.second", ">=", secondOf(since))
-      .where("l.timestamp", ">=", since);
+      .where("l.timestamp", ">=", since)
+      .where("l.environment", "=", environment);
     if (ownerId !== null) {
       logs = logs.where(
         "l.api_key_id",
@@ -382,6 +400,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
           "l.error_code",
           "l.request_id",
           "l.error_message as message",
+          "l.environment",
         ])
         .select(["l.api_key_id", "k.key_prefix"])
         .where("l.status_code", "in", [401, 403, 429])
@@ -519,14 +538,15 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
         const col = <T>(f: (e: CallLogEntry) => T) => entries.map(f);
         await sql`insert into api_key_logs
             (api_key_id, timestamp, method, path, status_code, ip, latency_ms, user_agent, error_code,
-             request_id, error_message, second)
+             request_id, error_message, second, environment)
           select * from unnest(
             ${col((e) => e.apiKeyId)}::int[], ${col((e) => e.timestamp)}::text[],
             ${col((e) => e.method)}::text[], ${col((e) => e.path)}::text[],
             ${col((e) => e.statusCode)}::int[], ${col((e) => e.ip)}::text[],
             ${col((e) => e.latencyMs)}::float8[], ${col((e) => e.userAgent)}::text[],
             ${col((e) => e.errorCode)}::text[], ${col((e) => e.requestId)}::text[],
-            ${col((e) => e.message)}::text[], ${seconds}::bigint[])`.execute(trx);
+            ${col((e) => e.message)}::text[], ${seconds}::bigint[],
+            ${col((e) => e.environment ?? "live")}::text[])`.execute(trx);
       }
       if (fresh.length > 0) {
         await sql`insert into api_key_log_minutes (api_key_id, minute)
@@ -567,8 +587,8 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     const insert = conn.prepare(
       `insert into api_key_logs
          (api_key_id, timestamp, method, path, status_code, ip, latency_ms, user_agent, error_code,
-          request_id, error_message, second)
-       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          request_id, error_message, second, environment)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const minute = conn.prepare(
       `insert or ignore into api_key_log_minutes (api_key_id, minute) values (?, ?)`,
@@ -604,6 +624,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
             e.requestId,
             e.message,
             seconds[i],
+            e.environment ?? "live",
           );
         }
         for (const [id, m] of minutes) minute.run(id, m);

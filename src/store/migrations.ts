@@ -6,7 +6,7 @@ import {
   Migrator,
   sql,
 } from "kysely";
-import type { Dialect } from "./database.js";
+import type { Dialect } from "./dialect.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- migrations are written against the schema as it was then
 type AnyDB = Kysely<any>;
@@ -323,6 +323,48 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .createIndex("api_key_logs_request")
           .on("api_key_logs")
           .column("request_id")
+          .execute();
+      },
+    },
+    // Permissions and environments (SPEC §7). A key's permissions are a normalised JSON list
+    // (old keys get what their scope stood for); every key, subscriber, transaction, usage
+    // row and call-log row is live or test, and what was there before is live. Usernames and
+    // transaction references are unique within an environment, not across both.
+    "0006_permissions_environments": {
+      async up(db: AnyDB) {
+        await db.schema
+          .alterTable("api_keys")
+          .addColumn("permissions", "text", (c) => c.notNull().defaultTo("[]"))
+          .execute();
+        await sql`update api_keys set permissions = case scopes
+            when 'write' then '["*:write"]' when 'delete' then '["*:delete"]'
+            else '["*:read"]' end`.execute(db);
+        for (const table of [
+          "api_keys",
+          "subscribers",
+          "transactions",
+          "usage_daily",
+          "api_key_logs",
+        ])
+          await db.schema
+            .alterTable(table)
+            .addColumn("environment", "text", (c) => c.notNull().defaultTo("live"))
+            .execute();
+        await db.schema.dropIndex("subscribers_username_live").execute();
+        await sql`create unique index subscribers_username_live on subscribers (environment, username) where deleted_at is null`.execute(
+          db,
+        );
+        await db.schema.dropIndex("transactions_reference").execute();
+        await db.schema
+          .createIndex("transactions_reference")
+          .on("transactions")
+          .columns(["environment", "reference_scope", "reference"])
+          .unique()
+          .execute();
+        await db.schema
+          .createIndex("subscribers_environment_owner")
+          .on("subscribers")
+          .columns(["environment", "owner_id"])
           .execute();
       },
     },

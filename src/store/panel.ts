@@ -1,5 +1,7 @@
 import { CompiledQuery, type Kysely, type Selectable, sql } from "kysely";
 import type { AuditEntry, AuditQuery, AuditRepo } from "../audit.js";
+import type { Fence } from "../auth/principal.js";
+import type { Environment } from "../keys/format.js";
 import type { Window } from "../panel/common.js";
 import type { NasRepo, NasView } from "../panel/nas.js";
 import type { ServiceRepo, ServiceRow } from "../panel/services.js";
@@ -17,6 +19,7 @@ import type {
   TransactionRow,
   TransactionType,
 } from "../panel/transactions.js";
+import type { TestDataCounts, TestDataRepo } from "../panel/testdata.js";
 import type { UsageDay, UsageRepo } from "../panel/usage.js";
 import type { DB } from "./schema.js";
 
@@ -102,6 +105,7 @@ const SUBSCRIBER_COLUMNS = [
   "status",
   "expiry_date",
   "owner_id",
+  "environment",
   "created_at",
   "updated_at",
 ] as const;
@@ -113,20 +117,24 @@ type SubscriberFields = Omit<SubscriberView, "id" | "created_at" | "updated_at">
 function toSubscriber(
   r: Pick<Selectable<DB["subscribers"]>, (typeof SUBSCRIBER_COLUMNS)[number]>,
 ): SubscriberView {
-  return { ...r, status: r.status as SubscriberStatus };
+  return { ...r, status: r.status as SubscriberStatus, environment: r.environment as Environment };
 }
 
 export class SqlSubscriberRepo implements SubscriberRepo {
   constructor(private readonly db: Kysely<DB>) {}
 
-  private live(ownerId: number | null) {
-    let q = this.db.selectFrom("subscribers").where("deleted_at", "is", null);
-    if (ownerId !== null) q = q.where("owner_id", "=", ownerId);
+  /** Subscribers not deleted, inside the fence: the environment always, the owner unless null. */
+  private live(fence: Fence) {
+    let q = this.db
+      .selectFrom("subscribers")
+      .where("environment", "=", fence.environment)
+      .where("deleted_at", "is", null);
+    if (fence.ownerId !== null) q = q.where("owner_id", "=", fence.ownerId);
     return q;
   }
 
   async list(f: SubscriberFilter, w: Window): Promise<{ rows: SubscriberView[]; total: number }> {
-    let q = this.live(f.ownerId);
+    let q = this.live(f.fence);
     if (f.status) q = q.where("status", "=", f.status);
     if (f.serviceId !== undefined) q = q.where("service_id", "=", f.serviceId);
     if (f.search) {
@@ -149,22 +157,28 @@ export class SqlSubscriberRepo implements SubscriberRepo {
   /** The read behind every `GET /subscribers/:id`, built and compiled once per shape. */
   private byId: { any: CompiledQuery; owned: CompiledQuery } | null = null;
 
-  async findById(id: number, ownerId: number | null): Promise<SubscriberView | null> {
-    // Parameters in the order the builder wrote them: owner_id (when scoped), then id.
+  async findById(id: number, fence: Fence): Promise<SubscriberView | null> {
+    // Parameters in the order the builder wrote them: environment, owner_id (when scoped), id.
     const byId = (this.byId ??= {
-      any: this.live(null).select(SUBSCRIBER_COLUMNS).where("id", "=", 0).compile(),
-      owned: this.live(0).select(SUBSCRIBER_COLUMNS).where("id", "=", 0).compile(),
+      any: this.live({ ownerId: null, environment: "live" })
+        .select(SUBSCRIBER_COLUMNS)
+        .where("id", "=", 0)
+        .compile(),
+      owned: this.live({ ownerId: 0, environment: "live" })
+        .select(SUBSCRIBER_COLUMNS)
+        .where("id", "=", 0)
+        .compile(),
     });
     const query =
-      ownerId === null
-        ? CompiledQuery.raw(byId.any.sql, [id])
-        : CompiledQuery.raw(byId.owned.sql, [ownerId, id]);
+      fence.ownerId === null
+        ? CompiledQuery.raw(byId.any.sql, [fence.environment, id])
+        : CompiledQuery.raw(byId.owned.sql, [fence.environment, fence.ownerId, id]);
     const r = (await this.db.executeQuery<Parameters<typeof toSubscriber>[0]>(query)).rows[0];
     return r ? toSubscriber(r) : null;
   }
 
-  async findByUsername(username: string, ownerId: number | null): Promise<SubscriberView | null> {
-    const r = await this.live(ownerId)
+  async findByUsername(username: string, fence: Fence): Promise<SubscriberView | null> {
+    const r = await this.live(fence)
       .select(SUBSCRIBER_COLUMNS)
       .where("username", "=", username)
       .executeTakeFirst();
@@ -189,6 +203,11 @@ export class SqlSubscriberRepo implements SubscriberRepo {
         .where("username", "=", patch.username)
         .where("deleted_at", "is", null)
         .where("id", "<>", id)
+        .where(
+          "environment",
+          "=",
+          this.db.selectFrom("subscribers as me").select("me.environment").where("me.id", "=", id),
+        )
         .executeTakeFirst();
       if (taken) return false;
     }
@@ -285,25 +304,35 @@ const TX_COLUMNS = [
   "t.description",
   "t.created_at",
   "t.api_key_id",
+  "t.environment",
 ] as const;
 
-function toTx(r: Omit<TransactionRow, "type"> & { type: string }): TransactionRow {
-  return { ...r, amount_minor: Number(r.amount_minor), type: r.type as TransactionType };
+function toTx(
+  r: Omit<TransactionRow, "type" | "environment"> & { type: string; environment: string },
+): TransactionRow {
+  return {
+    ...r,
+    amount_minor: Number(r.amount_minor),
+    type: r.type as TransactionType,
+    environment: r.environment as Environment,
+  };
 }
 
 export class SqlTransactionRepo implements TransactionRepo {
   constructor(private readonly db: Kysely<DB>) {}
 
-  private visible(ownerId: number | null) {
+  /** Transactions inside the fence: of its environment, on subscribers of its owner unless null. */
+  private visible(fence: Fence) {
     let q = this.db
       .selectFrom("transactions as t")
-      .innerJoin("subscribers as s", "s.id", "t.subscriber_id");
-    if (ownerId !== null) q = q.where("s.owner_id", "=", ownerId);
+      .innerJoin("subscribers as s", "s.id", "t.subscriber_id")
+      .where("t.environment", "=", fence.environment);
+    if (fence.ownerId !== null) q = q.where("s.owner_id", "=", fence.ownerId);
     return q;
   }
 
   async list(f: TransactionFilter, w: Window): Promise<{ rows: TransactionRow[]; total: number }> {
-    let q = this.visible(f.ownerId);
+    let q = this.visible(f.fence);
     if (f.subscriberId !== undefined) q = q.where("t.subscriber_id", "=", f.subscriberId);
     if (f.from !== undefined) q = q.where("t.created_at", ">=", f.from);
     if (f.to !== undefined) q = q.where("t.created_at", "<", f.to);
@@ -314,8 +343,8 @@ export class SqlTransactionRepo implements TransactionRepo {
     return { rows: rows.map(toTx), total: Number(total.n) };
   }
 
-  async findById(id: number, ownerId: number | null): Promise<TransactionRow | null> {
-    const r = await this.visible(ownerId)
+  async findById(id: number, fence: Fence): Promise<TransactionRow | null> {
+    const r = await this.visible(fence)
       .select(TX_COLUMNS)
       .where("t.id", "=", id)
       .executeTakeFirst();
@@ -332,11 +361,13 @@ export class SqlTransactionRepo implements TransactionRepo {
       .onConflict((oc) => oc.doNothing())
       .returning(["id"])
       .executeTakeFirst();
+    const fence = { ownerId: null, environment: row.environment };
     if (inserted)
-      return { row: (await this.findById(inserted.id, null)) as TransactionRow, created: true };
+      return { row: (await this.findById(inserted.id, fence)) as TransactionRow, created: true };
     const first = await this.db
       .selectFrom("transactions as t")
       .select(TX_COLUMNS)
+      .where("t.environment", "=", row.environment)
       .where("t.reference_scope", "=", row.reference_scope)
       .where("t.reference", "=", row.reference)
       .executeTakeFirstOrThrow();
@@ -347,10 +378,11 @@ export class SqlTransactionRepo implements TransactionRepo {
 export class SqlUsageRepo implements UsageRepo {
   constructor(private readonly db: Kysely<DB>) {}
 
-  async add(subscriberId: number, d: UsageDay): Promise<void> {
+  async add(subscriberId: number, d: UsageDay, environment: Environment): Promise<void> {
     await this.db
       .insertInto("usage_daily")
       .values({
+        environment,
         subscriber_id: subscriberId,
         day: d.date,
         bytes_in: d.bytes_in,
@@ -392,10 +424,12 @@ export class SqlUsageRepo implements UsageRepo {
 export class SqlStatsRepo implements StatsRepo {
   constructor(private readonly db: Kysely<DB>) {}
 
-  async counts(ownerId: number | null, since: string, withNas: boolean): Promise<StatsCounts> {
+  async counts(fence: Fence, since: string, withNas: boolean): Promise<StatsCounts> {
+    const ownerId = fence.ownerId;
     let subs = this.db
       .selectFrom("subscribers")
       .select(["status", count.as("n")])
+      .where("environment", "=", fence.environment)
       .where("deleted_at", "is", null)
       .groupBy("status");
     if (ownerId !== null) subs = subs.where("owner_id", "=", ownerId);
@@ -408,6 +442,7 @@ export class SqlStatsRepo implements StatsRepo {
         sql<number>`cast(sum(t.amount_minor) as bigint)`.as("minor"),
       ])
       .where("t.created_at", ">=", since)
+      .where("t.environment", "=", fence.environment)
       .groupBy("t.currency")
       .orderBy("t.currency");
     if (ownerId !== null) money = money.where("s.owner_id", "=", ownerId);
@@ -434,6 +469,25 @@ export class SqlStatsRepo implements StatsRepo {
         amount_minor: Number(r.minor),
       })),
     };
+  }
+}
+
+export class SqlTestDataRepo implements TestDataRepo {
+  constructor(private readonly db: Kysely<DB>) {}
+
+  wipe(): Promise<TestDataCounts> {
+    // Transactions and usage point at subscribers: they go first. Only rows marked test.
+    return this.db.transaction().execute(async (trx) => {
+      const gone = async (table: "usage_daily" | "transactions" | "subscribers") =>
+        Number(
+          (await trx.deleteFrom(table).where("environment", "=", "test").executeTakeFirst())
+            .numDeletedRows,
+        );
+      const usage = await gone("usage_daily");
+      const transactions = await gone("transactions");
+      const subscribers = await gone("subscribers");
+      return { subscribers, transactions, usage };
+    });
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Generated } from "kysely";
+import type { Environment } from "../keys/format.js";
 
 /**
  * Table shapes. Timestamps are ISO-8601 UTC text (`toISOString()`), which sorts and
@@ -45,6 +46,10 @@ export interface DB {
     key_hash: string;
     key_prefix: string;
     scopes: string;
+    /** JSON list of normalised `resource:action` permissions (added by 0006). */
+    permissions: Generated<string>;
+    /** `live` or `test` (added by 0006, like every `environment` column). */
+    environment: Generated<Environment>;
     owner_id: number;
     allowed_ips: string | null;
     rate_limit_per_minute: number | null;
@@ -65,6 +70,7 @@ export interface DB {
     replaced_by_id: number | null;
   };
   api_key_logs: {
+    environment: Generated<Environment>;
     id: Generated<number>;
     api_key_id: number | null;
     timestamp: string;
@@ -112,6 +118,7 @@ export interface DB {
     updated_at: string;
   };
   subscribers: {
+    environment: Generated<Environment>;
     id: Generated<number>;
     username: string;
     password_hash: string;
@@ -137,6 +144,7 @@ export interface DB {
     updated_at: string;
   };
   transactions: {
+    environment: Generated<Environment>;
     id: Generated<number>;
     subscriber_id: number;
     amount_minor: number;
@@ -150,6 +158,7 @@ export interface DB {
     created_by: number;
   };
   usage_daily: {
+    environment: Generated<Environment>;
     subscriber_id: number;
     day: string;
     bytes_in: number;

@@ -240,11 +240,28 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** List keys (all for admins, own for others), newest first; never a hash or plaintext */
+    /** List keys (all for admins, own for others) of the environment in Keygate-Environment (default live), newest first; never a hash or plaintext */
     get: operations["listApiKeys"];
     put?: never;
     /** Mint a key. The response's `key` is the only time the full key is shown. */
     post: operations["createApiKey"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/api-keys/presets": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Named sets of permissions to mint keys with, the resources and actions there are, and each role's limit */
+    get: operations["listPermissionPresets"];
+    put?: never;
+    post?: never;
     delete?: never;
     options?: never;
     head?: never;
@@ -258,7 +275,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Keys by status (each counted once, so they add up to total) and calls in the last 24 hours (admin) */
+    /** Keys by status (each counted once, so they add up to total) and calls in the last 24 hours (admin); of both environments, or of the one named */
     get: operations["getApiKeyStats"];
     put?: never;
     post?: never;
@@ -294,7 +311,7 @@ export interface paths {
     };
     /** One key */
     get: operations["getApiKey"];
-    /** Change name, description, scopes, allowed IPs, rate limit or expiry; applies on the next request */
+    /** Change name, description, permissions (or scopes), allowed IPs, rate limit or expiry; applies on the next request */
     put: operations["updateApiKey"];
     post?: never;
     /** Revoke a key: refused from the next request on; the row and its logs stay. Revoking twice is fine. */
@@ -349,6 +366,23 @@ export interface paths {
     get: operations["listAuditEntries"];
     put?: never;
     post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/test-data/reset": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Delete every test subscriber, transaction and usage record (admin, audited); keys, call logs and live data stay */
+    post: operations["resetTestData"];
     delete?: never;
     options?: never;
     head?: never;
@@ -611,7 +645,10 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** The calling key as Keygate sees it, and the client IP — use it to test a connection */
+    /**
+     * The calling key as Keygate sees it, and the client IP — use it to test a connection
+     * @description Needs no permission: any valid key may call it.
+     */
     get: operations["externalWhoami"];
     put?: never;
     post?: never;
@@ -628,10 +665,16 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** List subscribers visible to the caller, oldest first */
+    /**
+     * List subscribers visible to the caller, oldest first
+     * @description Needs permission `subscribers:read` (granted too by `subscribers` actions above it and by `*:read`); `X-Accepted-Permissions` names it on every answer.
+     */
     get: operations["externalListSubscribers"];
     put?: never;
-    /** Create a subscriber; password "auto-generate" returns a generated one once as data.password */
+    /**
+     * Create a subscriber; password "auto-generate" returns a generated one once as data.password
+     * @description Needs permission `subscribers:write` (granted too by `subscribers` actions above it and by `*:write`); `X-Accepted-Permissions` names it on every answer.
+     */
     post: operations["externalCreateSubscriber"];
     delete?: never;
     options?: never;
@@ -646,7 +689,10 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** One subscriber by username */
+    /**
+     * One subscriber by username
+     * @description Needs permission `subscribers:read` (granted too by `subscribers` actions above it and by `*:read`); `X-Accepted-Permissions` names it on every answer.
+     */
     get: operations["externalGetSubscriberByUsername"];
     put?: never;
     post?: never;
@@ -663,12 +709,21 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** One subscriber */
+    /**
+     * One subscriber
+     * @description Needs permission `subscribers:read` (granted too by `subscribers` actions above it and by `*:read`); `X-Accepted-Permissions` names it on every answer.
+     */
     get: operations["externalGetSubscriber"];
-    /** Change any subset of a subscriber's fields */
+    /**
+     * Change any subset of a subscriber's fields
+     * @description Needs permission `subscribers:write` (granted too by `subscribers` actions above it and by `*:write`); `X-Accepted-Permissions` names it on every answer.
+     */
     put: operations["externalUpdateSubscriber"];
     post?: never;
-    /** Delete a subscriber (soft: transactions keep pointing at it) */
+    /**
+     * Delete a subscriber (soft: transactions keep pointing at it)
+     * @description Needs permission `subscribers:delete` (granted too by `subscribers` actions above it and by `*:delete`); `X-Accepted-Permissions` names it on every answer.
+     */
     delete: operations["externalDeleteSubscriber"];
     options?: never;
     head?: never;
@@ -684,7 +739,10 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** Set the subscriber's status to suspended */
+    /**
+     * Set the subscriber's status to suspended
+     * @description Needs permission `subscribers:write` (granted too by `subscribers` actions above it and by `*:write`); `X-Accepted-Permissions` names it on every answer.
+     */
     post: operations["externalSuspendSubscriber"];
     delete?: never;
     options?: never;
@@ -701,7 +759,10 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** Set the subscriber's status to active */
+    /**
+     * Set the subscriber's status to active
+     * @description Needs permission `subscribers:write` (granted too by `subscribers` actions above it and by `*:write`); `X-Accepted-Permissions` names it on every answer.
+     */
     post: operations["externalActivateSubscriber"];
     delete?: never;
     options?: never;
@@ -716,7 +777,10 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Daily usage and totals (default: the last 30 days) */
+    /**
+     * Daily usage and totals (default: the last 30 days)
+     * @description Needs permission `usage:read` (granted too by `usage` actions above it and by `*:read`); `X-Accepted-Permissions` names it on every answer.
+     */
     get: operations["externalGetSubscriberUsage"];
     put?: never;
     post?: never;
@@ -733,7 +797,10 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** The service catalogue */
+    /**
+     * The service catalogue
+     * @description Needs permission `services:read` (granted too by `services` actions above it and by `*:read`); `X-Accepted-Permissions` names it on every answer.
+     */
     get: operations["externalListServices"];
     put?: never;
     post?: never;
@@ -750,7 +817,10 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** One service */
+    /**
+     * One service
+     * @description Needs permission `services:read` (granted too by `services` actions above it and by `*:read`); `X-Accepted-Permissions` names it on every answer.
+     */
     get: operations["externalGetService"];
     put?: never;
     post?: never;
@@ -767,7 +837,10 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** NAS devices (admin) */
+    /**
+     * NAS devices (admin)
+     * @description Needs permission `nas:read` (granted too by `nas` actions above it and by `*:read`); `X-Accepted-Permissions` names it on every answer.
+     */
     get: operations["externalListNas"];
     put?: never;
     post?: never;
@@ -784,7 +857,10 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** One NAS device (admin) */
+    /**
+     * One NAS device (admin)
+     * @description Needs permission `nas:read` (granted too by `nas` actions above it and by `*:read`); `X-Accepted-Permissions` names it on every answer.
+     */
     get: operations["externalGetNas"];
     put?: never;
     post?: never;
@@ -801,10 +877,16 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Transactions on subscribers visible to the caller, newest first */
+    /**
+     * Transactions on subscribers visible to the caller, newest first
+     * @description Needs permission `transactions:read` (granted too by `transactions` actions above it and by `*:read`); `X-Accepted-Permissions` names it on every answer.
+     */
     get: operations["externalListTransactions"];
     put?: never;
-    /** Record a transaction; a repeated `reference` returns the first one (200) and records nothing */
+    /**
+     * Record a transaction; a repeated `reference` returns the first one (200) and records nothing
+     * @description Needs permission `transactions:write` (granted too by `transactions` actions above it and by `*:write`); `X-Accepted-Permissions` names it on every answer.
+     */
     post: operations["externalCreateTransaction"];
     delete?: never;
     options?: never;
@@ -819,7 +901,10 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** One transaction */
+    /**
+     * One transaction
+     * @description Needs permission `transactions:read` (granted too by `transactions` actions above it and by `*:read`); `X-Accepted-Permissions` names it on every answer.
+     */
     get: operations["externalGetTransaction"];
     put?: never;
     post?: never;
@@ -836,7 +921,10 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Subscriber, service, NAS and money totals visible to the caller */
+    /**
+     * Subscriber, service, NAS and money totals visible to the caller
+     * @description Needs permission `stats:read` (granted too by `stats` actions above it and by `*:read`); `X-Accepted-Permissions` names it on every answer.
+     */
     get: operations["externalGetSystemStats"];
     put?: never;
     post?: never;
@@ -927,6 +1015,11 @@ export interface components {
       /** @description YYYY-MM-DD */
       expiry_date: string | null;
       owner_id: number;
+      /**
+       * @description live, or test: seen only by test keys and in test mode
+       * @enum {string}
+       */
+      environment: "live" | "test";
       created_at: string;
       updated_at: string;
     };
@@ -943,6 +1036,11 @@ export interface components {
       /** @description YYYY-MM-DD */
       expiry_date: string | null;
       owner_id: number;
+      /**
+       * @description live, or test: seen only by test keys and in test mode
+       * @enum {string}
+       */
+      environment: "live" | "test";
       created_at: string;
       updated_at: string;
       /** @description the generated password, present once when "auto-generate" was sent */
@@ -984,6 +1082,11 @@ export interface components {
       created_at: string;
       /** @description the key that recorded it, if one did */
       api_key_id: number | null;
+      /**
+       * @description the environment of its subscriber
+       * @enum {string}
+       */
+      environment: "live" | "test";
     };
     /** @description A subscriber's usage on a day */
     UsageDay: {
@@ -1108,10 +1211,20 @@ export interface components {
       id: number;
       name: string;
       description: string | null;
-      /** @description first 12 characters, for recognising the key */
+      /** @description first 12 characters, for recognising the key (pk_live_… or pk_test_…) */
       key_prefix: string;
-      /** @enum {string} */
-      scopes: "read" | "write" | "delete";
+      /**
+       * @description the preset the permissions are exactly (read = *:read, write = *:write, delete = *:delete), else custom
+       * @enum {string}
+       */
+      scopes: "read" | "write" | "delete" | "custom";
+      /** @description resource:action permissions, normalised: * for every resource, each action implying the ones before it (read < write < delete) */
+      permissions: string[];
+      /**
+       * @description live keys see and change live data, test keys test data only; fixed at minting
+       * @enum {string}
+       */
+      environment: "live" | "test";
       owner_id: number;
       allowed_ips: string[] | null;
       rate_limit_per_minute: number | null;
@@ -1153,6 +1266,11 @@ export interface components {
       request_id: string | null;
       /** @description the exact error message answered; null on success */
       message: string | null;
+      /**
+       * @description the key's environment; for a call without a known key, the one its value names (live if none)
+       * @enum {string}
+       */
+      environment: "live" | "test";
     };
     ApiKeyStats: {
       total: number;
@@ -1163,6 +1281,23 @@ export interface components {
       owner_deleted: number;
       /** @description calls to the external surface */
       calls_24h: number;
+    };
+    PermissionPresets: {
+      resources: string[];
+      actions: string[];
+      presets: {
+        name: string;
+        label: string;
+        description: string;
+        permissions: string[];
+        /** @description what a key with these permissions can do, in words */
+        summary: string;
+      }[];
+      /** @description the most a key of an owner with each role may do: a key never exceeds its owner */
+      role_limits: {
+        admin: string[];
+        reseller: string[];
+      };
     };
     ApiKeyActivity: {
       from: string;
@@ -1194,9 +1329,21 @@ export interface components {
         request_id: string | null;
         /** @description the exact error message answered; null on success */
         message: string | null;
+        /**
+         * @description the key's environment; for a call without a known key, the one its value names (live if none)
+         * @enum {string}
+         */
+        environment: "live" | "test";
         api_key_id: number | null;
         key_prefix: string | null;
       }[];
+    };
+    /** @description The test rows the reset deleted; no live row is ever touched */
+    TestDataReset: {
+      subscribers: number;
+      transactions: number;
+      /** @description subscriber-days of usage */
+      usage: number;
     };
     TwoFactorStatus: {
       /** @description two-factor sign-in is on: sign-in asks for a code */
@@ -2490,7 +2637,10 @@ export interface operations {
   };
   listApiKeys: {
     parameters: {
-      query?: never;
+      query?: {
+        /** @description whose keys: live, test or all; default the request's Keygate-Environment (live) */
+        environment?: "live" | "test" | "all";
+      };
       header?: never;
       path?: never;
       cookie?: never;
@@ -2508,6 +2658,15 @@ export interface operations {
             success: true;
             data: components["schemas"]["ApiKey"][];
           };
+        };
+      };
+      /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
         };
       };
       /** @description Unauthorized — `UNAUTHORIZED`: no valid access token: sign in with `POST /api/auth/login`, or refresh with `POST /api/auth/refresh` */
@@ -2553,11 +2712,18 @@ export interface operations {
           description?: string | null;
           /** @description "read" (GET), "write" (GET, POST, PUT) or "delete" (GET, POST, PUT, DELETE) */
           scopes?: "read" | "write" | "delete";
+          /** @description what the key may do, e.g. ["subscribers:read", "transactions:write"]; write implies read, delete implies write. Give this or scopes, not both */
+          permissions?: string[];
           /** @description YYYY-MM-DD (valid through that day, UTC) or an ISO-8601 timestamp */
           expires_at?: string | null;
           /** @description IPv4/IPv6 addresses and CIDR ranges */
           allowed_ips?: string[] | null;
           rate_limit_per_minute?: number | null;
+          /**
+           * @description live (pk_live_, the default) or test (pk_test_: sees and changes test data only)
+           * @enum {string}
+           */
+          environment?: "live" | "test";
           /** @description admins only */
           owner_id?: number;
         };
@@ -2644,9 +2810,63 @@ export interface operations {
       };
     };
   };
-  getApiKeyStats: {
+  listPermissionPresets: {
     parameters: {
       query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The presets, the resources and actions, and each role's limit */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {boolean} */
+            success: true;
+            data: components["schemas"]["PermissionPresets"];
+          };
+        };
+      };
+      /** @description Unauthorized — `UNAUTHORIZED`: no valid access token: sign in with `POST /api/auth/login`, or refresh with `POST /api/auth/refresh` */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+    };
+  };
+  getApiKeyStats: {
+    parameters: {
+      query?: {
+        /** @description live, test, or all (the default): the dashboard shows each apart */
+        environment?: "live" | "test" | "all";
+      };
       header?: never;
       path?: never;
       cookie?: never;
@@ -2664,6 +2884,15 @@ export interface operations {
             success: true;
             data: components["schemas"]["ApiKeyStats"];
           };
+        };
+      };
+      /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
         };
       };
       /** @description Unauthorized — `UNAUTHORIZED`: no valid access token: sign in with `POST /api/auth/login`, or refresh with `POST /api/auth/refresh` */
@@ -2855,6 +3084,8 @@ export interface operations {
           description?: string | null;
           /** @description "read" (GET), "write" (GET, POST, PUT) or "delete" (GET, POST, PUT, DELETE) */
           scopes?: "read" | "write" | "delete";
+          /** @description what the key may do, e.g. ["subscribers:read", "transactions:write"]; write implies read, delete implies write. Give this or scopes, not both */
+          permissions?: string[];
           /** @description YYYY-MM-DD (valid through that day, UTC) or an ISO-8601 timestamp */
           expires_at?: string | null;
           /** @description IPv4/IPv6 addresses and CIDR ranges */
@@ -2862,6 +3093,11 @@ export interface operations {
           rate_limit_per_minute?: number | null;
           /** @description a record id */
           owner_id?: number;
+          /**
+           * @description cannot be changed; given, it must be the key's own
+           * @enum {string}
+           */
+          environment?: "live" | "test";
         };
       };
     };
@@ -3308,6 +3544,93 @@ export interface operations {
       };
       /** @description Forbidden — `FORBIDDEN`: the caller's role may not do this; the message names the role needed */
       403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+    };
+  };
+  resetTestData: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The test data is gone: the counts of what was deleted */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {boolean} */
+            success: true;
+            data: components["schemas"]["TestDataReset"];
+          };
+        };
+      };
+      /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Unauthorized — `UNAUTHORIZED`: no valid access token: sign in with `POST /api/auth/login`, or refresh with `POST /api/auth/refresh` */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Forbidden — `FORBIDDEN`: the caller's role may not do this; the message names the role needed */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Payload too large — `PAYLOAD_TOO_LARGE`: the body is larger than 1 MiB */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Unsupported media type — `UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `Content-Type: application/json` */
+      415: {
         headers: {
           [name: string]: unknown;
         };
@@ -5519,7 +5842,12 @@ export interface operations {
               id: number;
               name: string;
               key_prefix: string;
+              /** @description read, write or delete when the permissions are exactly that preset; else custom */
               scopes: string;
+              /** @description the key's permissions, normalised (resource:action; * for every resource) */
+              permissions: string[];
+              /** @description live or test: the data this key sees and changes */
+              environment: string;
               owner: {
                 id: number;
                 username: string;
@@ -5623,7 +5951,7 @@ export interface operations {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips` */
+      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
           [name: string]: unknown;
@@ -5717,7 +6045,7 @@ export interface operations {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key's scope does not cover this method */
+      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
           [name: string]: unknown;
@@ -5815,7 +6143,7 @@ export interface operations {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips` */
+      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
           [name: string]: unknown;
@@ -5896,7 +6224,7 @@ export interface operations {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips` */
+      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
           [name: string]: unknown;
@@ -6002,7 +6330,7 @@ export interface operations {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key's scope does not cover this method */
+      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
           [name: string]: unknown;
@@ -6110,7 +6438,7 @@ export interface operations {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key's scope does not cover this method */
+      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
           [name: string]: unknown;
@@ -6209,7 +6537,7 @@ export interface operations {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key's scope does not cover this method */
+      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
           [name: string]: unknown;
@@ -6308,7 +6636,7 @@ export interface operations {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key's scope does not cover this method */
+      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
           [name: string]: unknown;
@@ -6412,7 +6740,7 @@ export interface operations {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips` */
+      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
           [name: string]: unknown;
@@ -6481,7 +6809,7 @@ export interface operations {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips` */
+      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
           [name: string]: unknown;
@@ -6553,7 +6881,7 @@ export interface operations {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips` */
+      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
           [name: string]: unknown;
@@ -6622,7 +6950,7 @@ export interface operations {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Forbidden — `FORBIDDEN`: the caller's role may not do this; the message names the role needed; `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips` */
+      /** @description Forbidden — `FORBIDDEN`: the caller's role may not do this; the message names the role needed; `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
           [name: string]: unknown;
@@ -6694,7 +7022,7 @@ export interface operations {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Forbidden — `FORBIDDEN`: the caller's role may not do this; the message names the role needed; `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips` */
+      /** @description Forbidden — `FORBIDDEN`: the caller's role may not do this; the message names the role needed; `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
           [name: string]: unknown;
@@ -6782,7 +7110,7 @@ export interface operations {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips` */
+      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
           [name: string]: unknown;
@@ -6879,7 +7207,7 @@ export interface operations {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key's scope does not cover this method */
+      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
           [name: string]: unknown;
@@ -6978,7 +7306,7 @@ export interface operations {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips` */
+      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
           [name: string]: unknown;
@@ -7047,7 +7375,7 @@ export interface operations {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips` */
+      /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
           [name: string]: unknown;

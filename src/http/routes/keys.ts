@@ -2,6 +2,16 @@ import type { FastifyPluginAsync } from "fastify";
 import { Type } from "typebox";
 import type { Principal } from "../../auth/principal.js";
 import type { Keygate } from "../../keygate.js";
+import { ENVIRONMENTS } from "../../keys/format.js";
+import {
+  ACTIONS,
+  maskOf,
+  PRESETS,
+  RESOURCES,
+  ROLE_MASKS,
+  normalize,
+  summarize,
+} from "../../keys/permissions.js";
 import { SCOPES } from "../../keys/scopes.js";
 import { KEY_STATUSES, MAX_GRACE_HOURS } from "../../keys/service.js";
 import { component, errorResponses, Id, IdParams, Nullable, Ok, StringEnum } from "../schemas.js";
@@ -15,8 +25,21 @@ const KeyRecord = Type.Object({
   id: Type.Integer(),
   name: Type.String(),
   description: Nullable(Type.String()),
-  key_prefix: Type.String({ description: "first 12 characters, for recognising the key" }),
-  scopes: StringEnum(SCOPES),
+  key_prefix: Type.String({
+    description: "first 12 characters, for recognising the key (pk_live_… or pk_test_…)",
+  }),
+  scopes: StringEnum(
+    [...SCOPES, "custom"],
+    "the preset the permissions are exactly (read = *:read, write = *:write, delete = *:delete), else custom",
+  ),
+  permissions: Type.Array(Type.String(), {
+    description:
+      "resource:action permissions, normalised: * for every resource, each action implying the ones before it (read < write < delete)",
+  }),
+  environment: StringEnum(
+    ENVIRONMENTS,
+    "live keys see and change live data, test keys test data only; fixed at minting",
+  ),
   owner_id: Type.Integer(),
   allowed_ips: Nullable(Type.Array(Type.String())),
   rate_limit_per_minute: Nullable(Type.Integer()),
@@ -63,10 +86,25 @@ const AllowedIps = Nullable(
 );
 const RateLimit = Nullable(Type.Integer({ minimum: 1, maximum: 1_000_000 }));
 
+const Permissions = Type.Array(
+  Type.String({
+    minLength: 1,
+    maxLength: 40,
+    description: `resource:action; resources ${RESOURCES.join(", ")} or * for all; actions ${ACTIONS.join(", ")}`,
+  }),
+  {
+    minItems: 1,
+    maxItems: 32,
+    description:
+      'what the key may do, e.g. ["subscribers:read", "transactions:write"]; write implies read, delete implies write. Give this or scopes, not both',
+  },
+);
+
 const editable = {
   name: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
   description: Type.Optional(Nullable(Type.String({ maxLength: 500 }))),
   scopes: Type.Optional(Scope),
+  permissions: Type.Optional(Permissions),
   expires_at: Type.Optional(Expiry),
   allowed_ips: Type.Optional(AllowedIps),
   rate_limit_per_minute: Type.Optional(RateLimit),
@@ -96,6 +134,10 @@ const LogRow = Type.Object({
   message: Nullable(
     Type.String({ description: "the exact error message answered; null on success" }),
   ),
+  environment: StringEnum(
+    ENVIRONMENTS,
+    "the key's environment; for a call without a known key, the one its value names (live if none)",
+  ),
 });
 
 const CallLogEntry = component("CallLogEntry", LogRow);
@@ -110,6 +152,30 @@ const KeyStats = component(
     owner_disabled: Type.Integer(),
     owner_deleted: Type.Integer(),
     calls_24h: Type.Integer({ description: "calls to the external surface" }),
+  }),
+);
+
+const Presets = component(
+  "PermissionPresets",
+  Type.Object({
+    resources: Type.Array(Type.String()),
+    actions: Type.Array(Type.String()),
+    presets: Type.Array(
+      Type.Object({
+        name: Type.String(),
+        label: Type.String(),
+        description: Type.String(),
+        permissions: Type.Array(Type.String()),
+        summary: Type.String({ description: "what a key with these permissions can do, in words" }),
+      }),
+    ),
+    role_limits: Type.Object(
+      { admin: Type.Array(Type.String()), reseller: Type.Array(Type.String()) },
+      {
+        description:
+          "the most a key of an owner with each role may do: a key never exceeds its owner",
+      },
+    ),
   }),
 );
 
@@ -160,6 +226,12 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
           body: Type.Object(
             {
               ...editable,
+              environment: Type.Optional(
+                StringEnum(
+                  ENVIRONMENTS,
+                  "live (pk_live_, the default) or test (pk_test_: sees and changes test data only)",
+                ),
+              ),
               owner_id: Type.Optional(Id("admins only")),
             },
             { additionalProperties: false },
@@ -180,13 +252,52 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
           tags,
           security,
           summary:
-            "List keys (all for admins, own for others), newest first; never a hash or plaintext",
-          response: { 200: Ok(Type.Array(KeyView)), ...errorResponses(false, [401]) },
+            "List keys (all for admins, own for others) of the environment in Keygate-Environment (default live), newest first; never a hash or plaintext",
+          querystring: Type.Object(
+            {
+              environment: Type.Optional(
+                StringEnum(
+                  [...ENVIRONMENTS, "all"],
+                  "whose keys: live, test or all; default the request's Keygate-Environment (live)",
+                ),
+              ),
+            },
+            { additionalProperties: false },
+          ),
+          response: { 200: Ok(Type.Array(KeyView)), ...errorResponses(false, [400, 401]) },
         },
       },
-      async (req) => ({
+      async (req) => {
+        const p = req.principal as Principal;
+        const env = req.query.environment ?? p.environment ?? "live";
+        return {
+          success: true as const,
+          data: await kg.keys.list(p, env === "all" ? null : env),
+        };
+      },
+    );
+    app.get(
+      "/api-keys/presets",
+      {
+        schema: {
+          tags,
+          security,
+          summary:
+            "Named sets of permissions to mint keys with, the resources and actions there are, and each role's limit",
+          response: { 200: Ok(Presets), ...errorResponses(false, [401]) },
+        },
+      },
+      async () => ({
         success: true as const,
-        data: await kg.keys.list(req.principal as Principal),
+        data: {
+          resources: [...RESOURCES],
+          actions: [...ACTIONS],
+          presets: PRESETS.map((p) => ({ ...p, summary: summarize(maskOf(p.permissions)) })),
+          role_limits: {
+            admin: normalize(ROLE_MASKS.admin),
+            reseller: normalize(ROLE_MASKS.reseller),
+          },
+        },
       }),
     );
     app.get(
@@ -196,14 +307,28 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
           tags,
           security,
           summary:
-            "Keys by status (each counted once, so they add up to total) and calls in the last 24 hours (admin)",
+            "Keys by status (each counted once, so they add up to total) and calls in the last 24 hours (admin); of both environments, or of the one named",
+          querystring: Type.Object(
+            {
+              environment: Type.Optional(
+                StringEnum(
+                  [...ENVIRONMENTS, "all"],
+                  "live, test, or all (the default): the dashboard shows each apart",
+                ),
+              ),
+            },
+            { additionalProperties: false },
+          ),
           response: { 200: Ok(KeyStats), ...errorResponses(false, [401, 403]) },
         },
       },
-      async (req) => ({
-        success: true as const,
-        data: await kg.keys.stats(req.principal as Principal),
-      }),
+      async (req) => {
+        const env = req.query.environment ?? "all";
+        return {
+          success: true as const,
+          data: await kg.keys.stats(req.principal as Principal, env === "all" ? null : env),
+        };
+      },
     );
     app.get(
       "/api-keys/activity",
@@ -248,10 +373,16 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
           tags,
           security,
           summary:
-            "Change name, description, scopes, allowed IPs, rate limit or expiry; applies on the next request",
+            "Change name, description, permissions (or scopes), allowed IPs, rate limit or expiry; applies on the next request",
           params: IdParams,
           body: Type.Object(
-            { ...editable, owner_id: Type.Optional(Id()) },
+            {
+              ...editable,
+              owner_id: Type.Optional(Id()),
+              environment: Type.Optional(
+                StringEnum(ENVIRONMENTS, "cannot be changed; given, it must be the key's own"),
+              ),
+            },
             { additionalProperties: false },
           ),
           response: { 200: Ok(KeyView), ...errorResponses(false, [400, 401, 403, 404, 409]) },

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from "fastify";
 import { Type } from "typebox";
 import type { Keygate } from "../../keygate.js";
+import { ENVIRONMENTS } from "../../keys/format.js";
 import { SUBSCRIBER_STATUSES } from "../../panel/subscribers.js";
 import {
   component,
@@ -30,6 +31,7 @@ const SubscriberRecord = Type.Object(
     status: StringEnum(SUBSCRIBER_STATUSES),
     expiry_date: Nullable(Type.String({ description: "YYYY-MM-DD" })),
     owner_id: Type.Integer(),
+    environment: StringEnum(ENVIRONMENTS, "live, or test: seen only by test keys and in test mode"),
     created_at: Type.String(),
     updated_at: Type.String(),
   },

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from "fastify";
 import { Type } from "typebox";
 import type { Keygate } from "../../keygate.js";
+import { ENVIRONMENTS } from "../../keys/format.js";
 import { TRANSACTION_TYPES } from "../../panel/transactions.js";
 import {
   component,
@@ -31,6 +32,7 @@ const Transaction = component(
       description: Nullable(Type.String()),
       created_at: Type.String(),
       api_key_id: Nullable(Type.Integer({ description: "the key that recorded it, if one did" })),
+      environment: StringEnum(ENVIRONMENTS, "the environment of its subscriber"),
     },
     { description: "A payment, refund or adjustment; immutable" },
   ),
