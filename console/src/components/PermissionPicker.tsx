@@ -9,6 +9,7 @@ import {
   type Levels,
   levelsOf,
   normalise,
+  type Resource,
   RESOURCE_LABEL,
   RESOURCES,
   samePermissions,
@@ -50,7 +51,7 @@ export function PermissionPicker({
   const active = presets?.find((p) => samePermissions(normalise(p.permissions, limits), current));
   const beyondRole = (p: PermissionPreset) => beyond(p.permissions, limits).length > 0;
   const limited = RESOURCES.some((r) => limits[r] < 3);
-  const rowNote = (r: (typeof RESOURCES)[number]) =>
+  const rowNote = (r: Resource) =>
     limits[r] === 0
       ? `not for a ${ownerRole}'s key`
       : limits[r] === 1
@@ -66,7 +67,6 @@ export function PermissionPicker({
       id={id}
       tabIndex={-1}
       aria-describedby={`${id}-summary`}
-      aria-invalid={error ? true : undefined}
     >
       <Stack gap="xs">
         <Text size="xs" c="dimmed">

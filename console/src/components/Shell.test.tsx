@@ -6,6 +6,7 @@ import { currentEnvironment } from "../lib/environment";
 import { navigate, useLocation } from "../lib/router";
 import { apiKey, fakeApi, keysServer, me, resetApi } from "../test/fakeApi";
 import { renderUi } from "../test/render";
+import { themeFor } from "../theme";
 import { TEST_DATA_BANNER } from "./Shell";
 
 const keys = [
@@ -66,6 +67,10 @@ describe("the Test data switch", () => {
     expect(lists.at(-1)?.headers["keygate-environment"]).toBe("test");
     expect(localStorage.getItem("keygate-environment")).toBe("test");
     expect(document.title).toBe("Test data · Keygate");
+    // Its own accent: the header says which data it shows, and the theme turns orange.
+    expect(document.querySelector("header")?.getAttribute("data-environment")).toBe("test");
+    expect(themeFor("test").primaryColor).toBe("orange");
+    expect(themeFor("live").primaryColor).toBe("blue");
 
     fireEvent.click(testSwitch());
     await waitFor(() => expect(screen.queryByText(TEST_DATA_BANNER)).toBeNull());

@@ -115,12 +115,6 @@ export const SCOPE_VERBS: Record<string, string> = {
   delete: "GET, POST, PUT, DELETE",
 };
 
-export const SCOPE_HELP: Record<string, string> = {
-  read: "Read only: GET. For dashboards, monitoring and look-ups.",
-  write: "Read and change: GET, POST, PUT. Create and update subscribers and transactions.",
-  delete: "Everything: GET, POST, PUT, DELETE. Also deletes subscribers.",
-};
-
 /** Mantine colours for a key or subscriber status, or an HTTP status code. */
 export function statusColor(status: string | number): string {
   if (typeof status === "number") {
