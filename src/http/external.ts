@@ -143,7 +143,7 @@ export function verifyKey(
     header: Array.isArray(raw) ? raw[0] : raw,
     ip: request.clientIp,
     method: request.method,
-    ...(guard === null ? {} : { need: guard.need }),
+    need: guard === null ? undefined : guard.need,
     now: kg.clock(),
   });
 }

@@ -77,7 +77,7 @@ export type VerifyRequest = {
    * The permission bit the route needs (`permissions.ts`); without one, the method's action
    * on some resource (what a route Keygate does not serve needs, before its 404).
    */
-  need?: number;
+  need?: number | undefined;
   now: number;
 };
 
