@@ -228,7 +228,7 @@ describe.skipIf(skip)("the console in a browser", () => {
     await page.getByRole("button", { name: "Mint a key" }).first().click();
     const form = page.getByRole("dialog");
     await form.getByLabel("Name").fill("billing");
-    await form.getByLabel(/^write/).check();
+    await form.getByRole("button", { name: "Read and write" }).click();
     // A bad line is refused as it is typed, and nothing is sent.
     await form.getByLabel("Allowed IPs").fill("127.0.0.1\n10.0.0.300");
     await form.getByText(/Line 2 \(10\.0\.0\.300\): not an IPv4/).waitFor();

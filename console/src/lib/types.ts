@@ -35,14 +35,9 @@ export type ApiKey = With<
 /** The first that applies: revoked, owner_deleted, owner_disabled, expired, active. */
 export type KeyStatus = ApiKey["status"];
 
-/** Keys by status and calls in the last 24 hours, of one environment. */
-export type EnvironmentStats = Omit<Schemas["ApiKeyStats"], "environments">;
-
-/** The top-level totals count both environments; `environments` keeps them apart. */
-export type KeyStats = With<
-  Schemas["ApiKeyStats"],
-  { environments: Record<Environment, EnvironmentStats> }
->;
+/** Keys by status and calls in the last 24 hours: of one environment (`?environment=`), or both. */
+export type KeyStats = Schemas["ApiKeyStats"];
+export type EnvironmentStats = KeyStats;
 
 /** One call of a key's log; `id` is the cursor for the next (older) page. */
 export type CallLog = With<Schemas["CallLogEntry"], { environment: Environment }>;

@@ -126,7 +126,12 @@ describe("resetting the test data", () => {
     expect(reset).toHaveLength(1);
     expect(reset[0]?.method).toBe("POST");
     expect(reset[0]?.environment).toBe("test");
-    await waitFor(() => expect(server.to("/api/api-keys/stats").length).toBe(statsBefore + 1));
+    // Both environments' counts are read again, each by its own query.
+    await waitFor(() => expect(server.to("/api/api-keys/stats").length).toBe(statsBefore + 2));
+    const asked = server
+      .to("/api/api-keys/stats")
+      .map((c) => c.url.searchParams.get("environment"));
+    expect(new Set(asked)).toEqual(new Set(["test", "live"]));
     await waitFor(() => expect(screen.queryByRole("dialog")).toBeNull());
   });
 

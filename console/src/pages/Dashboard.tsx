@@ -149,7 +149,12 @@ export function Dashboard() {
   const env = useEnvironment();
   const other = otherEnvironment(env);
   const test = env === "test";
-  const stats = useResource<KeyStats>(user.isAdmin ? "/api/api-keys/stats" : null);
+  const stats = useResource<KeyStats>(
+    user.isAdmin ? `/api/api-keys/stats?environment=${env}` : null,
+  );
+  const otherStats = useResource<KeyStats>(
+    user.isAdmin ? `/api/api-keys/stats?environment=${other}` : null,
+  );
   const keys = useResource<ApiKey[]>(user.isAdmin ? null : "/api/api-keys");
   const otherKeys = useResource<ApiKey[]>(user.isAdmin ? null : "/api/api-keys", {
     environment: other,
@@ -159,6 +164,7 @@ export function Dashboard() {
   const [removed, setRemoved] = useState<TestDataReset | null>(null);
   const reloadAll = () => {
     stats.reload();
+    otherStats.reload();
     keys.reload();
     otherKeys.reload();
     activity.reload();
@@ -170,15 +176,13 @@ export function Dashboard() {
   }, [activity.reload]);
 
   const counts = useMemo<Partial<EnvironmentStats> | undefined>(() => {
-    // A server without environments answers the totals alone.
-    if (user.isAdmin)
-      return stats.data ? (stats.data.environments?.[env] ?? stats.data) : undefined;
+    if (user.isAdmin) return stats.data;
     return keys.data ? countKeys(keys.data) : undefined;
-  }, [user.isAdmin, stats.data, keys.data, env]);
+  }, [user.isAdmin, stats.data, keys.data]);
   const otherCounts = useMemo<Partial<EnvironmentStats> | undefined>(() => {
-    if (user.isAdmin) return stats.data?.environments?.[other];
+    if (user.isAdmin) return otherStats.data;
     return otherKeys.data ? countKeys(otherKeys.data) : undefined;
-  }, [user.isAdmin, stats.data, otherKeys.data, other]);
+  }, [user.isAdmin, otherStats.data, otherKeys.data]);
 
   const a = activity.data;
   const series = useMemo(

@@ -285,8 +285,10 @@ export function keysServer(
     if (req.method === "GET" && req.path === "/api/api-keys")
       return state.keys.filter((k) => k.environment === req.environment);
     if (req.method === "GET" && req.path === "/api/users") return users;
-    if (req.method === "GET" && req.path === "/api/api-keys/stats")
-      return { ...stats(), environments: { live: stats("live"), test: stats("test") } };
+    if (req.method === "GET" && req.path === "/api/api-keys/stats") {
+      const env = req.url.searchParams.get("environment");
+      return env === "live" || env === "test" ? stats(env) : stats();
+    }
     if (req.method === "GET" && found) return found;
     if (req.method === "POST" && req.path === "/api/api-keys") {
       const b = (req.body ?? {}) as KeyWrite;
