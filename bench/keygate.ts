@@ -20,13 +20,14 @@ export type Keygate = Server & { dir: string; dbPath: string; cleanup: () => voi
 /** Starts the real server process (`node --import tsx src/main.ts`) on a fresh SQLite file. */
 export async function startKeygate(
   pinning: Pinning,
-  opts: { nodeArgs?: string[]; dir?: string } = {},
+  opts: { nodeArgs?: string[]; dir?: string; cwd?: string; name?: string } = {},
 ): Promise<Keygate> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "keygate-bench-"));
   const dbPath = join(dir, "keygate.db");
   const port = await freePort();
   const server = await startServer({
-    name: "keygate",
+    name: opts.name ?? "keygate",
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
     nodeArgs: [...(opts.nodeArgs ?? []), "--import", "tsx", "src/main.ts"],
     env: {
       TMPDIR: tmpdir(),

@@ -91,6 +91,8 @@ export type StartOptions = {
   /** Pattern whose first group is the base URL, printed once the server listens. */
   ready?: RegExp;
   timeoutMs?: number;
+  /** Where to run it (default the repository root). */
+  cwd?: string;
 };
 
 /** Starts `node …` (on the server core when pinned) and resolves once it prints its address. */
@@ -99,7 +101,7 @@ export function startServer(o: StartOptions): Promise<Server> {
     ? [...o.pinning.serverPrefix, process.execPath]
     : [process.execPath];
   const proc = spawn(cmd as string, [...pre, ...o.nodeArgs], {
-    cwd: ROOT,
+    cwd: o.cwd ?? ROOT,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...o.env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -4,10 +4,13 @@
  *
  * Environment: BENCH_DURATION (s per run, default 5), BENCH_ROUNDS (default 3),
  * BENCH_CONNECTIONS (default 50), BENCH_ACCOUNTING (requests in the call-log check, default
- * 60000), BENCH_PROFILE=0 to skip the profile, BENCH_NO_PIN=1 to skip CPU pinning.
+ * 60000), BENCH_PROFILE=0 to skip the profile, BENCH_NO_PIN=1 to skip CPU pinning,
+ * BENCH_BASELINE=<git revision> to measure that revision's Keygate beside this one in the same
+ * rounds (scenarios B@base and B2@base: before and after a change, in one run).
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Options, Request } from "autocannon";
@@ -66,7 +69,7 @@ const TARGETS: { label: string; id: string; base: "A" | "F"; atLeast: number }[]
   { label: "B3 malformed key", id: "B3-malformed", base: "F", atLeast: 0.95 },
 ];
 
-type ServerId = "bare" | "floor" | "keygate" | "peer";
+type ServerId = "bare" | "floor" | "keygate" | "peer" | "baseline";
 type Mode = "p1" | "p10" | "rate";
 
 type Scenario = {
@@ -175,6 +178,7 @@ async function main(): Promise<void> {
   log(`pinning: ${pinning.note}`);
   const dir = mkdtempSync(join(tmpdir(), "keygate-bench-run-"));
   const servers: Server[] = [];
+  const cleanups: (() => void)[] = [];
   try {
     // --- Keygate, its data and the key pools -----------------------------------------
     const kg = await startKeygate(pinning, { dir: join(dir, "keygate") });
@@ -206,6 +210,46 @@ async function main(): Promise<void> {
     await expectStatus("unknown key", call(kg.url, "GET", WHOAMI, { key: unknownKey(1e9) }), 401);
     await expectStatus("revoked key", call(kg.url, "GET", WHOAMI, { key: fx.revokedKey }), 401);
     const setupCalls = 6;
+
+    // --- The baseline: another revision's Keygate, measured in the same rounds ----------------
+    const baselineRev = process.env.BENCH_BASELINE;
+    let baseline: Server | null = null;
+    let baseFx: Fixture | null = null;
+    let baselineNote = "";
+    if (baselineRev) {
+      const tree = join(dir, "baseline-src");
+      execFileSync("git", ["worktree", "add", "--detach", tree, baselineRev], {
+        cwd: ROOT,
+        stdio: "ignore",
+      });
+      cleanups.push(() =>
+        execFileSync("git", ["worktree", "remove", "--force", tree], {
+          cwd: ROOT,
+          stdio: "ignore",
+        }),
+      );
+      // Same dependencies: the lock file of the revision must match this one's.
+      symlinkSync(join(ROOT, "node_modules"), join(tree, "node_modules"));
+      const rev = execFileSync("git", ["rev-parse", "--short", baselineRev], {
+        cwd: ROOT,
+        encoding: "utf8",
+      }).trim();
+      const started = await startKeygate(pinning, {
+        dir: join(dir, "baseline"),
+        cwd: tree,
+        name: "baseline",
+      });
+      baseline = started;
+      servers.push(started);
+      baseFx = await setUpFixture(started.url);
+      await expectStatus(
+        "baseline whoami",
+        call(started.url, "GET", WHOAMI, { key: baseFx.key }),
+        200,
+      );
+      baselineNote = rev;
+      log(`baseline ${rev} up at ${started.url}`);
+    }
 
     // --- A: the ceiling ------------------------------------------------------------------
     const bare = await startServer({
@@ -344,7 +388,33 @@ async function main(): Promise<void> {
         expect: 200,
       });
     }
-    const serverOf: Record<ServerId, Server | null> = { bare, floor, keygate: kg, peer };
+    if (baseline && baseFx) {
+      scenarios.push(
+        {
+          id: "B@base",
+          label: `B whoami, valid key, at ${baselineNote} (before)`,
+          server: "baseline",
+          path: WHOAMI,
+          headers: { "x-api-key": baseFx.key },
+          expect: 200,
+        },
+        {
+          id: "B2@base",
+          label: `B2 subscribers/:id, at ${baselineNote} (before)`,
+          server: "baseline",
+          path: `/api/v1/external/subscribers/${baseFx.subscriberId}`,
+          headers: { "x-api-key": baseFx.key },
+          expect: 200,
+        },
+      );
+    }
+    const serverOf: Record<ServerId, Server | null> = {
+      bare,
+      floor,
+      keygate: kg,
+      peer,
+      baseline,
+    };
 
     // --- Warm-up, then interleaved rounds -------------------------------------------------
     log(`warm-up: 2 s per scenario`);
@@ -405,6 +475,7 @@ async function main(): Promise<void> {
       floor: memory(floor.pid).peakMb,
       keygate: memory(kg.pid).peakMb,
       peer: peer ? memory(peer.pid).peakMb : Number.NaN,
+      baseline: baseline ? memory(baseline.pid).peakMb : Number.NaN,
     };
 
     // --- Call-log accounting: every response has its row --------------------------------
@@ -511,6 +582,13 @@ async function main(): Promise<void> {
     log(`wrote bench/results/latest.md and latest.json in ${elapsedS.toFixed(0)} s`);
   } finally {
     for (const s of servers) await s.stop(5_000).catch(() => null);
+    for (const c of cleanups) {
+      try {
+        c();
+      } catch {
+        // best effort: the temporary directory goes next
+      }
+    }
     rmSync(dir, { recursive: true, force: true });
   }
 }
