@@ -181,6 +181,25 @@ describe("keygate doctor against a real Keygate", () => {
     expect(by("version").data).toEqual({ server: VERSION, cli: VERSION });
   });
 
+  it("names a test key and a key's own permissions in words", async () => {
+    const k = await mint({
+      name: "sandbox",
+      environment: "test",
+      permissions: ["subscribers:read", "transactions:write"],
+    });
+    expect(k.prefix.startsWith("pk_test_")).toBe(true);
+    const r = await doctor(["--url", server.base, "--json"], k.key);
+    expect(r.code, r.err).toBe(0);
+    const report = JSON.parse(r.out) as Report;
+    const by = (name: string) => report.checks.find((c) => c.check === name) as Check;
+    expect(by("key").summary).toContain("a test key: it sees and changes test data only");
+    expect(by("key").data).toMatchObject({ environment: "test" });
+    expect(by("scope").status).toBe("ok");
+    expect(by("scope").summary).toBe(
+      "permissions subscribers:read, transactions:write: can read subscribers; read and write transactions; cannot delete anything",
+    );
+  });
+
   it("fails on a closed port: connection refused, named with the fix", async () => {
     const port = await freePort();
     const r = await doctor(["--url", `http://127.0.0.1:${port}`], keys[0] ?? "");

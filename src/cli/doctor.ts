@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
+import { parsePermissions, summarize } from "../keys/permissions.js";
 import { VERSION } from "../version.js";
 import { type Command, Failure, type Io, printable, UsageError } from "./command.js";
 import { readAll, readHidden } from "./prompt.js";
@@ -356,7 +357,19 @@ const SCOPE_WORDS: Record<string, string> = {
   delete: "every method (read, create, change and DELETE)",
 };
 
-function scopeCheck(scopes: string): Check {
+function scopeCheck(scopes: string, permissions: unknown): Check {
+  const list = Array.isArray(permissions) ? permissions.map(String) : null;
+  if (scopes === "custom" && list !== null) {
+    const parsed = parsePermissions(list);
+    const words = parsed.ok ? summarize(parsed.mask) : "(permissions this command does not know)";
+    return {
+      check: "scope",
+      status: parsed.ok ? "ok" : "warn",
+      summary: `permissions ${list.join(", ")}: ${words}`,
+      ...(parsed.ok ? {} : { fix: "compare this keygate command's version with the server's" }),
+      data: { scopes, permissions: list },
+    };
+  }
   const words = SCOPE_WORDS[scopes];
   if (words === undefined) {
     return {
@@ -367,7 +380,12 @@ function scopeCheck(scopes: string): Check {
       data: { scopes },
     };
   }
-  return { check: "scope", status: "ok", summary: `${scopes} allows ${words}`, data: { scopes } };
+  return {
+    check: "scope",
+    status: "ok",
+    summary: `${scopes} allows ${words}`,
+    data: list === null ? { scopes } : { scopes, permissions: list },
+  };
 }
 
 function ownerCheck(owner: unknown): Check {
@@ -603,8 +621,10 @@ function keyChecks(a: Answer, d: Json, base: string, skewMs: number | null): Che
     {
       check: "key",
       status: "ok",
-      summary: `"${str(d.name) ?? "?"}" (${prefix}…) is accepted`,
-      data: { id: d.id, name: d.name, key_prefix: prefix },
+      summary:
+        `"${str(d.name) ?? "?"}" (${prefix}…) is accepted` +
+        (d.environment === "test" ? "; a test key: it sees and changes test data only" : ""),
+      data: { id: d.id, name: d.name, key_prefix: prefix, environment: d.environment ?? "live" },
     },
   ];
   const expiresAt = str(d.expires_at);
@@ -620,7 +640,7 @@ function keyChecks(a: Answer, d: Json, base: string, skewMs: number | null): Che
   }
   checks.push(expiryCheck(expiresAt, d.id, a.receivedAt + (skewMs ?? 0)));
   checks.push(addressCheck(str(d.client_ip) ?? "?", d.allowed_ips, base));
-  checks.push(scopeCheck(str(d.scopes) ?? "?"));
+  checks.push(scopeCheck(str(d.scopes) ?? "?", d.permissions));
   checks.push(ownerCheck(d.owner));
   checks.push(rateCheck(a.headers));
   return checks;
