@@ -275,6 +275,50 @@ describe("keygate keys and reset-password", () => {
     expect(entry).toMatchObject({ via: "cli", actor_id: null, details: { changed: ["password"] } });
   });
 
+  it("mints a test key with its own permissions, and lists keys of one environment", async () => {
+    const r = await keygate(
+      [
+        "keys",
+        "mint",
+        "--owner",
+        "alice",
+        "--name",
+        "sandbox",
+        "--permissions",
+        "transactions:write, subscribers:read",
+        "--environment",
+        "test",
+        "--json",
+      ],
+      env,
+    );
+    expect(r.code, r.err).toBe(0);
+    const minted = JSON.parse(r.out) as { key: string; data: Record<string, unknown> };
+    expect(minted.key).toMatch(/^pk_test_[0-9a-f]{32}$/);
+    expect(minted.data).toMatchObject({
+      environment: "test",
+      scopes: "custom",
+      permissions: ["subscribers:read", "transactions:write"],
+    });
+    const who = await h.ext("GET", "/whoami", minted.key);
+    expectStatus(who, 200);
+    expect(who.json().data).toMatchObject({
+      environment: "test",
+      permissions: ["subscribers:read", "transactions:write"],
+    });
+    expect(who.headers["keygate-environment"]).toBe("test");
+
+    const tests = await keygate(["keys", "list", "--environment", "test"], env);
+    expect(tests.code, tests.err).toBe(0);
+    const rows = tests.out.trimEnd().split("\n").slice(1);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toContain("pk_test_");
+    expect(rows[0]).toContain("subscribers:read,transactions:write");
+    const lives = await keygate(["keys", "list", "--environment", "live"], env);
+    expect(lives.out).not.toContain("sandbox");
+    expect(lives.out).not.toContain("pk_test_");
+  });
+
   it("refuses input the rules refuse with exit code 2 and one keygate: line", async () => {
     const cases: [string[], RegExp, string?][] = [
       [["keys", "mint", "--owner", "nobody", "--name", "x"], /no user "nobody"/],
@@ -291,6 +335,19 @@ describe("keygate keys and reset-password", () => {
         ["keys", "mint", "--owner", "alice", "--name", "x", "--expires-at", "2001-01-01"],
         /--expires-at must lie in the future/,
       ],
+      [
+        ["keys", "mint", "--owner", "alice", "--name", "x", "--permissions", "subscriber:read"],
+        /--permissions "subscriber:read" is not a permission: "subscriber" is not a resource/,
+      ],
+      [
+        ["keys", "mint", "--owner", "alice", "--name", "x", "--permissions", "nas:read"],
+        /--permissions nas:read is beyond what the key's owner, a reseller, may do: a key never exceeds its owner's role/,
+      ],
+      [
+        ["keys", "mint", "--owner", "alice", "--name", "x", "--environment", "prod"],
+        /--environment must be "live" or "test"/,
+      ],
+      [["keys", "list", "--environment", "prod"], /--environment must be "live" or "test"/],
       [["keys", "list", "--owner", "nobody"], /no user "nobody"/],
       [["keys", "revoke", "99999"], /API key 99999 not found/],
       [["reset-password", "nobody", "--password-stdin"], /no user "nobody"/, "long-enough-1"],
