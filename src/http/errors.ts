@@ -102,10 +102,6 @@ const TRANSPORT: Record<string, [ErrorCode, string]> = {
     "send the body as JSON with Content-Type: application/json",
   ],
   FST_ERR_CTP_INVALID_JSON_BODY: ["VALIDATION_ERROR", "request body is not valid JSON"],
-  FST_ERR_CTP_EMPTY_JSON_BODY: [
-    "VALIDATION_ERROR",
-    "Content-Type is application/json but the body is empty; send {} or drop the header",
-  ],
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: [
     "VALIDATION_ERROR",
     "Content-Length does not match the body",
@@ -252,4 +248,11 @@ function describe(e: ErrorObject, part: string): FieldProblem {
 function article(type: string): string {
   const t = type.replace(/,/g, " or ");
   return /^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`;
+}
+
+/** A URL without its query string (which may hold search terms or a key), at most `cap` characters. */
+export function pathOf(url: string, cap: number): string {
+  const q = url.indexOf("?");
+  const path = q === -1 ? url : url.slice(0, q);
+  return path.length > cap ? path.slice(0, cap) : path;
 }

@@ -11,7 +11,7 @@ import type { Keygate } from "../keygate.js";
 import { type Environment, environmentOf } from "../keys/format.js";
 import type { Verdict } from "../keys/verify.js";
 import type { RateDecision } from "../ratelimit/limiter.js";
-import { scrubText, sendError } from "./errors.js";
+import { pathOf, scrubText, sendError } from "./errors.js";
 import { refusal } from "./refusals.js";
 import { guardOf, NO_PERMISSION, type RouteGuard } from "./permissions.js";
 import type { RouteTable } from "./routing.js";
@@ -28,13 +28,6 @@ function isoNow(ms: number): string {
     isoText = new Date(ms).toISOString();
   }
   return isoText;
-}
-
-/** The URL without its query string (which may hold search terms), capped for storage. */
-function pathOf(url: string): string {
-  const q = url.indexOf("?");
-  const path = q === -1 ? url : url.slice(0, q);
-  return path.length > 512 ? path.slice(0, 512) : path;
 }
 
 function rateHeaders(reply: FastifyReply, r: RateDecision): void {
@@ -169,7 +162,7 @@ export function logCall(kg: Keygate, request: FastifyRequest, reply: FastifyRepl
     apiKeyId: request.keyRecord?.id ?? null,
     timestamp: isoNow(kg.clock()),
     method: request.method,
-    path: scrubText(pathOf(request.url)),
+    path: scrubText(pathOf(request.url, 512)),
     statusCode: reply.statusCode,
     ip: request.clientIp,
     latencyMs: Math.round(reply.elapsedTime * 100) / 100,

@@ -1,7 +1,7 @@
 import FindMyWay from "find-my-way";
 import type { FastifyRequest } from "fastify";
 import { AppError } from "../errors.js";
-import { EXTERNAL_PREFIX, isExternal } from "./errors.js";
+import { EXTERNAL_PREFIX, isExternal, pathOf } from "./errors.js";
 
 const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] as const;
 
@@ -41,7 +41,7 @@ export class RouteTable {
 
   /** What to answer a request no route took: 405 when the path exists, else a 404 that helps. */
   miss(request: FastifyRequest): AppError {
-    const path = pathOf(request.url);
+    const path = pathOf(request.url, 200);
     const allowed = this.allowed(path);
     if (allowed.length > 0) {
       const list = allowed.join(", ");
@@ -86,7 +86,7 @@ export class RouteTable {
  * external surface, under its own prefix or an old or unversioned one.
  */
 export function looksExternal(url: string): boolean {
-  return externalRest(pathOf(url)) !== null;
+  return externalRest(pathOf(url, 200)) !== null;
 }
 
 /**
@@ -137,9 +137,4 @@ function distance(a: string, b: string): number {
     prev = row;
   }
   return prev[b.length] as number;
-}
-
-function pathOf(url: string): string {
-  const q = url.indexOf("?");
-  return (q === -1 ? url : url.slice(0, q)).slice(0, 200);
 }
