@@ -1,6 +1,7 @@
 import type { ErrorObject } from "ajv";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { AppError, type ErrorCode, type FieldProblem } from "../errors.js";
+import { environmentOf } from "../keys/format.js";
 
 export const EXTERNAL_PREFIX = "/api/v1/external";
 
@@ -91,6 +92,7 @@ export function sendError(
   if (safe.headers) reply.headers(safe.headers);
   // Also on answers no hook saw (router errors): the id ties a refusal to its log row.
   reply.header("X-Request-Id", request.id);
+  if (external && !reply.hasHeader("X-Accepted-Permissions")) externalHeaders(request, reply);
   reply.code(safe.status).type("application/json; charset=utf-8");
   return reply.send(external ? structuredError(safe) : flatError(safe));
 }
@@ -255,4 +257,17 @@ export function pathOf(url: string, cap: number): string {
   const q = url.indexOf("?");
   const path = q === -1 ? url : url.slice(0, q);
   return path.length > cap ? path.slice(0, cap) : path;
+}
+
+/**
+ * The headers every external answer carries, on one refused before its key was checked (the
+ * client IP's budget, a server shutting down): the route's permission (`none` where no route
+ * matched) and the environment the key's value names (`none` without one).
+ */
+function externalHeaders(request: FastifyRequest, reply: FastifyReply): void {
+  const accepted = request.is404 ? undefined : request.routeOptions.config?.acceptedPermissions;
+  reply.header("X-Accepted-Permissions", accepted ?? "none");
+  const raw = request.headers["x-api-key"];
+  const value = Array.isArray(raw) ? raw[0] : raw;
+  reply.header("Keygate-Environment", (value && environmentOf(value.trim())) || "none");
 }

@@ -256,6 +256,7 @@ export function externalSurface(kg: Keygate, routes: RouteTable): FastifyPluginA
           `${methods.join(",")} ${route.url} has no entry in ROUTE_PERMISSIONS (src/http/permissions.ts)`,
         );
       const own = keyCheck(guard);
+      route.config = { ...route.config, acceptedPermissions: guard.accepted };
       route.onRequest = route.onRequest === undefined ? own : [own, ...[route.onRequest].flat()];
     });
     // Routes Keygate does not serve pass the same key checks first (against what their method

@@ -20,6 +20,8 @@ declare module "fastify" {
   interface FastifyContextConfig {
     /** Reachable without credentials. */
     public?: boolean;
+    /** External routes: the permission they need, as `X-Accepted-Permissions` names it. */
+    acceptedPermissions?: string;
   }
 }
 
