@@ -20,6 +20,9 @@ const ADMIN_PASSWORD = "console-admin-pass";
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 375, height: 812 };
 const KEY_RE = /^pk_live_[0-9a-f]{32}$/;
+// The header's banner while the Test data switch is on (console/src/components/Shell.tsx).
+const TEST_DATA_BANNER =
+  "Test data — you are seeing and changing test subscribers, transactions and keys; live data is hidden";
 // Expected in the console's own flows (a wrong password, a session that ended, a record
 // another reseller owns): the browser logs every 4xx answer to a fetch as an error.
 const EXPECTED_ERROR = /^Failed to load resource: the server responded with a status of 4\d\d /;
@@ -36,7 +39,9 @@ describe.skipIf(skip)("the console in a browser", () => {
   let page: Page;
   let base: string;
   const ids = { firstKey: 0, rolledKey: 0, subscriber: 0 };
-  const keys = { first: "", rolled: "" };
+  const keys = { first: "", rolled: "", test: "" };
+  /** Subscribers the admin adds with the Test data switch on, and off. */
+  const names = { test: "test-bob", live: "live-carol" };
   /** CSP violations, uncaught errors and unexpected console errors: each fails its test. */
   const problems: string[] = [];
 
@@ -92,6 +97,55 @@ describe.skipIf(skip)("the console in a browser", () => {
     await dialog.getByLabel("I have stored it somewhere safe").check();
     await dialog.getByRole("button", { name: "Done" }).click();
     await dialog.waitFor({ state: "detached" });
+  }
+
+  /** Flips the header's Test data switch and waits for the page to follow. */
+  async function setTestData(on: boolean) {
+    const toggle = page.getByRole("switch", { name: "Test data" });
+    await (on ? toggle.check() : toggle.uncheck());
+    await expectEnvironment(on ? "test" : "live");
+  }
+
+  /** The header says which data is shown: the banner (test only) and its environment. */
+  async function expectEnvironment(env: "live" | "test", where = "") {
+    const banner = page.getByRole("status").filter({ hasText: /^Test data — / });
+    if (env === "test") {
+      await banner.waitFor();
+      expect(await banner.textContent(), where).toBe(TEST_DATA_BANNER);
+    } else await banner.waitFor({ state: "detached" });
+    expect(await page.locator("header").getAttribute("data-environment"), where).toBe(env);
+    expect(await page.getByRole("switch", { name: "Test data" }).isChecked(), where).toBe(
+      env === "test",
+    );
+    expect(await page.title(), where).toBe(env === "test" ? "Test data · Keygate" : "Keygate");
+  }
+
+  /** The page's accent: a primary button's colour and the header's bottom border (test only). */
+  async function accent(): Promise<{ button: string; border: string }> {
+    return (await page.evaluate(`(() => {
+      const header = document.querySelector("header");
+      const button = [...document.querySelectorAll("main button")].find(
+        (b) => b.textContent === "Add a subscriber",
+      );
+      const style = header ? getComputedStyle(header) : null;
+      return {
+        button: button ? getComputedStyle(button).backgroundColor : "",
+        border: style && style.borderBottomWidth === "3px" ? style.borderBottomColor : "",
+      };
+    })()`)) as { button: string; border: string };
+  }
+
+  /** Adds a subscriber on Fibre 100 with a generated password, from the Subscribers page. */
+  async function addSubscriber(username: string) {
+    await nav("Subscribers");
+    await page.getByRole("button", { name: "Add a subscriber" }).first().click();
+    const form = page.getByRole("dialog");
+    await form.getByLabel("Username").fill(username);
+    await pick(form, /^Service/, "Fibre 100");
+    await form.getByRole("button", { name: "Create subscriber" }).click();
+    expect(await readSecret()).toHaveLength(20);
+    await closeShowOnce();
+    await heading(new RegExp(username));
   }
 
   beforeAll(async () => {
@@ -591,6 +645,205 @@ describe.skipIf(skip)("the console in a browser", () => {
     await signOut();
     await shot("signin");
   }, 90_000);
+
+  it("shows test data behind the Test data switch: a banner and an accent on every page, and each environment's subscribers only", async () => {
+    await page.setViewportSize(DESKTOP);
+    await page.goto(`${base}/`);
+    await signIn("admin", ADMIN_PASSWORD);
+    await heading("Dashboard");
+    const switchOn = page.getByRole("switch", { name: "Test data" });
+    expect(await switchOn.isChecked()).toBe(false);
+    await expectEnvironment("live");
+    await nav("Subscribers");
+    await page.getByRole("link", { name: "alice-a", exact: true }).waitFor();
+    const liveAccent = await accent();
+
+    await setTestData(true);
+    // The list is fetched again, in test: the live subscriber is not in it.
+    await page.getByText("No subscribers yet").waitFor();
+    expect(await page.getByRole("link", { name: "alice-a" }).count()).toBe(0);
+    // A page of test data never looks like live data: the primary colour is another, and
+    // the header's border takes it.
+    const testAccent = await accent();
+    expect(liveAccent.button).toMatch(/^rgb/);
+    expect(liveAccent.border).toBe("");
+    expect(testAccent.button).toMatch(/^rgb/);
+    expect(testAccent.button).not.toBe(liveAccent.button);
+    expect(testAccent.button).toBe(testAccent.border);
+    for (const label of [
+      "Dashboard",
+      "API keys",
+      "Services",
+      "Transactions",
+      "NAS devices",
+      "Users",
+      "Audit trail",
+      "Subscribers",
+    ]) {
+      await nav(label);
+      await expectEnvironment("test", label);
+    }
+    await shot("test-data-subscribers");
+
+    // A subscriber created in test is listed in test, and not in live.
+    await addSubscriber(names.test);
+    await expectEnvironment("test");
+    await nav("Subscribers");
+    await page.getByRole("link", { name: names.test, exact: true }).waitFor();
+    expect(await page.getByRole("link", { name: "alice-a" }).count()).toBe(0);
+    await setTestData(false);
+    await page.getByRole("link", { name: "alice-a", exact: true }).waitFor();
+    expect(await page.getByRole("link", { name: names.test }).count()).toBe(0);
+
+    // And the other way round: one created in live is not listed in test.
+    await addSubscriber(names.live);
+    await expectEnvironment("live");
+    await nav("Subscribers");
+    await page.getByRole("link", { name: names.live, exact: true }).waitFor();
+    await setTestData(true);
+    await page.getByRole("link", { name: names.test, exact: true }).waitFor();
+    expect(await page.getByRole("link", { name: names.live }).count()).toBe(0);
+    expect(await page.getByRole("link", { name: "alice-a" }).count()).toBe(0);
+
+    // The choice outlives the page.
+    await page.reload();
+    await heading("Subscribers");
+    expect(await switchOn.isChecked()).toBe(true);
+    await expectEnvironment("test");
+    await page.getByRole("link", { name: names.test, exact: true }).waitFor();
+    expect(await page.getByRole("link", { name: names.live }).count()).toBe(0);
+  }, 60_000);
+
+  it("mints a test key with the Billing preset, and the key reads test data with exactly those permissions", async () => {
+    await nav("API keys");
+    await page.getByRole("button", { name: "Mint a key" }).first().click();
+    const form = page.getByRole("dialog");
+    await form
+      .getByTestId("key-environment")
+      .getByText("This key will be a test key (pk_test_…)")
+      .waitFor();
+    await form.getByLabel("Name").fill("billing-test");
+    const preset = form
+      .getByRole("group", { name: "Presets" })
+      .getByRole("button", { name: "Billing", exact: true });
+    await preset.click();
+    await expect.poll(() => preset.getAttribute("aria-pressed")).toBe("true");
+    await form
+      .getByText("Billing: reads subscribers and their usage, posts payments and refunds")
+      .waitFor();
+    // The grid shows the preset, write including read.
+    const ticked: string[] = [];
+    const boxes = form.getByTestId("permission-grid").getByRole("checkbox");
+    for (let i = 0; i < (await boxes.count()); i++) {
+      const box = boxes.nth(i);
+      if (await box.isChecked()) ticked.push((await box.getAttribute("aria-label")) ?? "");
+    }
+    expect(ticked).toEqual([
+      "Subscribers: read",
+      "Transactions: read",
+      "Transactions: write",
+      "Usage: read",
+    ]);
+    expect(await form.getByTestId("permission-summary").textContent()).toBe(
+      "Can read subscribers and usage and post transactions; cannot delete anything. No access to services, NAS devices or stats.",
+    );
+    await shot("key-form-billing");
+    await form.getByRole("button", { name: "Mint key", exact: true }).click();
+
+    const key = await readSecret();
+    expect(key).toMatch(/^pk_test_[0-9a-f]{32}$/);
+    const named = page.getByRole("dialog").getByTestId("show-once-environment");
+    await named.getByText("Test key — works only on test data").waitFor();
+    expect(await named.textContent()).toContain("It starts pk_test_");
+    await shot("key-show-once-test");
+    await closeShowOnce();
+    await heading(/billing-test/);
+    await expectEnvironment("test");
+    keys.test = key;
+
+    const who = await fetch(`${base}/api/v1/external/whoami`, { headers: { "x-api-key": key } });
+    expect(who.status).toBe(200);
+    expect(who.headers.get("keygate-environment")).toBe("test");
+    const me = ((await who.json()) as { data: { environment: string; permissions: string[] } })
+      .data;
+    expect(me.environment).toBe("test");
+    expect(me.permissions).toEqual(["subscribers:read", "transactions:write", "usage:read"]);
+
+    // No subscribers:write: creating one is refused, and the answer names what was needed.
+    const created = await fetch(`${base}/api/v1/external/subscribers`, {
+      method: "POST",
+      headers: { "x-api-key": key, "content-type": "application/json" },
+      body: JSON.stringify({ username: "not-made", password: "auto-generate", service_id: 1 }),
+    });
+    expect(created.status).toBe(403);
+    expect(created.headers.get("x-accepted-permissions")).toBe("subscribers:write");
+    expect(created.headers.get("keygate-environment")).toBe("test");
+    expect(((await created.json()) as { error: { code: string } }).error.code).toBe(
+      "SCOPE_REQUIRED",
+    );
+
+    // It reads the test subscriber only, and may post a test payment for it.
+    const listed = await call(base, "GET", "/api/v1/external/subscribers", { "x-api-key": key });
+    expect(listed.status).toBe(200);
+    const rows = listed.json.data as { id: number; username: string }[];
+    expect(rows.map((s) => s.username)).toEqual([names.test]);
+    const paid = await call(
+      base,
+      "POST",
+      "/api/v1/external/transactions",
+      { "x-api-key": key },
+      { subscriber_id: rows[0]?.id, amount: 9.5, reference: "TEST-1" },
+    );
+    expect(paid.status).toBe(201);
+  }, 60_000);
+
+  it("resets test data from the dashboard after asking, and leaves live data alone", async () => {
+    await nav("Dashboard");
+    await heading("Dashboard: test data");
+    // The counts are of test data: the one test subscriber, active.
+    const counted = page
+      .locator(".mantine-Card-root")
+      .filter({ has: page.getByRole("link", { name: "Test subscribers", exact: true }) });
+    await expect.poll(() => counted.textContent()).toBe("Test subscribers11 active");
+    const reset = page.getByRole("button", { name: "Reset test data" });
+    const listTest = async () =>
+      (
+        (await call(base, "GET", "/api/v1/external/subscribers", { "x-api-key": keys.test })).json
+          .data as { username: string }[]
+      ).map((s) => s.username);
+
+    // It asks first; cancelling deletes nothing.
+    await reset.click();
+    const confirm = page.getByRole("dialog", { name: "Reset test data?" });
+    await confirm.getByText("Live data is never touched.").waitFor();
+    await shot("reset-test-data");
+    await confirm.getByRole("button", { name: "Cancel" }).click();
+    await confirm.waitFor({ state: "detached" });
+    expect(await listTest()).toEqual([names.test]);
+
+    await reset.click();
+    await confirm.getByRole("button", { name: "Delete test data" }).click();
+    await confirm.waitFor({ state: "detached" });
+    const result = page.getByTestId("reset-result");
+    await result.waitFor();
+    expect(await result.getAttribute("role")).toBe("status");
+    expect(await result.textContent()).toContain(
+      "Deleted 1 test subscriber, 1 test transaction and 0 test usage records. Live data was not touched.",
+    );
+    await expectEnvironment("test");
+    await expect.poll(() => counted.textContent()).toBe("Test subscribers00 active");
+    expect(await listTest()).toEqual([]);
+
+    await nav("Subscribers");
+    await page.getByText("No subscribers yet").waitFor();
+    await setTestData(false);
+    await page.getByRole("link", { name: "alice-a", exact: true }).waitFor();
+    await page.getByRole("link", { name: names.live, exact: true }).waitFor();
+    expect(await page.getByRole("link", { name: names.test }).count()).toBe(0);
+    await nav("Transactions");
+    await page.getByRole("cell", { name: "INV-1001", exact: true }).waitFor();
+    expect(await page.getByRole("cell", { name: "TEST-1" }).count()).toBe(0);
+  }, 60_000);
 
   it("shows the API reference under its own policy", async () => {
     await page.setViewportSize(DESKTOP);
