@@ -16,6 +16,7 @@ type Response = {
 type Operation = {
   operationId?: string;
   security?: Record<string, string[]>[];
+  parameters?: unknown[];
   responses: Record<string, Response>;
 };
 type Doc = {
@@ -116,6 +117,24 @@ describe("the OpenAPI documents", () => {
     expect(read?.description).toContain("SCOPE_REQUIRED");
     const whoami = doc.paths[`${EXT}/whoami`]?.get?.responses["403"];
     expect(whoami?.description).not.toContain("SCOPE_REQUIRED");
+    // Every external answer documents the permission and environment headers; every
+    // operation of people takes the environment header.
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        const headers = Object.values(op.responses).map(
+          (r) => (r as { headers?: Record<string, unknown> }).headers ?? {},
+        );
+        const bearer = (op.security ?? []).some((s) => "bearer" in s);
+        const params = JSON.stringify(op.parameters ?? []);
+        if (path.startsWith(EXT) && (op.security ?? []).length > 0) {
+          for (const h of headers) {
+            expect(Object.keys(h), `${method} ${path}`).toContain("X-Accepted-Permissions");
+            expect(Object.keys(h), `${method} ${path}`).toContain("Keygate-Environment");
+          }
+        }
+        if (bearer) expect(params, `${method} ${path}`).toContain("KeygateEnvironment");
+      }
+    }
     const login = doc.paths["/api/auth/login"]?.post;
     expect(login?.security).toEqual([]);
     expect(login?.responses["401"]?.description).toContain("TWO_FACTOR_REQUIRED");

@@ -509,14 +509,55 @@ export function documentTransform({ openapiObject }: { openapiObject: Partial<Op
         ...other,
         description: `Any other refusal, in the same envelope — ${other.description as string}`,
       };
+      if (schemes.includes("apiKey")) {
+        // Every answer of the external surface names the route's permission and the environment.
+        for (const r of Object.values(responses))
+          r.headers = { ...(r.headers as Json | undefined), ...EXTERNAL_HEADERS };
+      }
+      if (schemes.includes("bearer")) {
+        op.parameters = [
+          ...(op.parameters ?? []),
+          { $ref: "#/components/parameters/KeygateEnvironment" } as unknown as {
+            in: string;
+            name: string;
+          },
+        ];
+      }
       op.responses = responses;
     }
   }
   doc.components.examples = Object.fromEntries(
     Object.entries(examples).sort(([a], [b]) => a.localeCompare(b)),
   );
+  doc.components.parameters = {
+    KeygateEnvironment: {
+      name: "Keygate-Environment",
+      in: "header",
+      required: false,
+      description:
+        "Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400",
+      schema: { type: "string", enum: ["live", "test"], default: "live" },
+    },
+  };
+  doc.components.headers = {
+    XAcceptedPermissions: {
+      description:
+        "The permission this operation needs (resource:action), or none; on every answer, refusal or not",
+      schema: { type: "string" },
+    },
+    KeygateEnvironment: {
+      description:
+        "The environment that answered: the key's (live or test); for a call whose key is not known, the one its value names, else none",
+      schema: { type: "string", enum: ["live", "test", "none"] },
+    },
+  };
   return doc;
 }
+
+const EXTERNAL_HEADERS = {
+  "X-Accepted-Permissions": { $ref: "#/components/headers/XAcceptedPermissions" },
+  "Keygate-Environment": { $ref: "#/components/headers/KeygateEnvironment" },
+};
 
 /** Every `#/components/…` reference in `node`, as `schemas/Subscriber`. */
 function refsIn(node: unknown, into: Set<string>): void {
@@ -564,9 +605,11 @@ export function externalDocument(full: OpenApiDocument): OpenApiDocument {
       title: "Keygate external API",
       description:
         "The machine surface, `/api/v1/external`: every request but `/system/health` carries " +
-        "`X-API-Key: pk_live_…`. Errors are `{ success: false, error: { code, message, details? }, timestamp }`; " +
+        "`X-API-Key: pk_live_…` (or `pk_test_…` for the test environment). Errors are `{ success: false, error: { code, message, details? }, timestamp }`; " +
         "`error.code` is one of `ErrorCode` and the message says what to do. Every response carries " +
-        "`RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` and `X-Request-Id`. " +
+        "`RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`, `X-Request-Id`, " +
+        "`X-Accepted-Permissions` (the permission the operation needs) and `Keygate-Environment` " +
+        "(the environment that answered). " +
         "The people surface (`/api`) is in [/openapi.json](/openapi.json), shown at [/docs](/docs).",
     },
     paths,
@@ -574,6 +617,8 @@ export function externalDocument(full: OpenApiDocument): OpenApiDocument {
       ...full.components,
       schemas: usedOf("schemas", full.components.schemas),
       examples: usedOf("examples", full.components.examples),
+      parameters: usedOf("parameters", full.components.parameters as Record<string, Json>),
+      headers: usedOf("headers", full.components.headers as Record<string, Json>),
       securitySchemes: { apiKey: full.components.securitySchemes?.apiKey as Json },
     },
     tags: full.tags?.filter((t) => tags.has(t.name)),
@@ -590,6 +635,10 @@ export const TAGS = [
       "Mint, change, roll and revoke keys, and read their call logs (keys cannot manage keys)",
   },
   { name: "audit", description: "Who did what, when and from where (admin)" },
+  {
+    name: "test data",
+    description: "The test environment's subscribers, transactions and usage (admin)",
+  },
   { name: "subscribers", description: "The panel's subscribers, their status and usage" },
   { name: "services", description: "The service catalogue" },
   { name: "nas", description: "NAS devices (admin)" },

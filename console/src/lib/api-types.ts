@@ -1372,9 +1372,17 @@ export interface components {
     };
   };
   responses: never;
-  parameters: never;
+  parameters: {
+    /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+    KeygateEnvironment: "live" | "test";
+  };
   requestBodies: never;
-  headers: never;
+  headers: {
+    /** @description The permission this operation needs (resource:action), or none; on every answer, refusal or not */
+    XAcceptedPermissions: string;
+    /** @description The environment that answered: the key's (live or test); for a call whose key is not known, the one its value names, else none */
+    KeygateEnvironment: "live" | "test" | "none";
+  };
   pathItems: never;
 }
 export type $defs = Record<string, never>;
@@ -1638,7 +1646,10 @@ export interface operations {
   logout: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -1722,7 +1733,10 @@ export interface operations {
   getCurrentUser: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -1773,7 +1787,10 @@ export interface operations {
   getTwoFactorStatus: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -1824,7 +1841,10 @@ export interface operations {
   enrolTwoFactor: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -1927,7 +1947,10 @@ export interface operations {
   confirmTwoFactor: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -2034,7 +2057,10 @@ export interface operations {
   disableTwoFactor: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -2139,7 +2165,10 @@ export interface operations {
   regenerateRecoveryCodes: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -2247,7 +2276,10 @@ export interface operations {
   listUsers: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -2307,7 +2339,10 @@ export interface operations {
   createUser: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -2413,7 +2448,10 @@ export interface operations {
   updateUser: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path: {
         /** @description a positive whole number */
         id: number;
@@ -2530,7 +2568,10 @@ export interface operations {
   deleteUser: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path: {
         /** @description a positive whole number */
         id: number;
@@ -2641,7 +2682,10 @@ export interface operations {
         /** @description whose keys: live, test or all; default the request's Keygate-Environment (live) */
         environment?: "live" | "test" | "all";
       };
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -2701,7 +2745,10 @@ export interface operations {
   createApiKey: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -2813,7 +2860,10 @@ export interface operations {
   listPermissionPresets: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -2867,7 +2917,10 @@ export interface operations {
         /** @description live, test, or all (the default): the dashboard shows each apart */
         environment?: "live" | "test" | "all";
       };
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -2938,7 +2991,10 @@ export interface operations {
       query?: {
         hours?: number;
       };
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -2998,7 +3054,10 @@ export interface operations {
   getApiKey: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path: {
         /** @description a positive whole number */
         id: number;
@@ -3070,7 +3129,10 @@ export interface operations {
   updateApiKey: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path: {
         /** @description a positive whole number */
         id: number;
@@ -3201,7 +3263,10 @@ export interface operations {
   revokeApiKey: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path: {
         /** @description a positive whole number */
         id: number;
@@ -3300,7 +3365,10 @@ export interface operations {
   rollApiKey: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path: {
         /** @description a positive whole number */
         id: number;
@@ -3427,7 +3495,10 @@ export interface operations {
         /** @description the last row's id: the next page, without gaps or repeats */
         before_id?: number;
       };
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path: {
         /** @description a positive whole number */
         id: number;
@@ -3504,7 +3575,10 @@ export interface operations {
         action?: string;
         target_type?: string;
       };
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -3574,7 +3648,10 @@ export interface operations {
   resetTestData: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -3670,7 +3747,10 @@ export interface operations {
         /** @description matches username, name, email or phone */
         search?: string;
       };
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -3731,7 +3811,10 @@ export interface operations {
   createSubscriber: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -3843,7 +3926,10 @@ export interface operations {
   getSubscriberByUsername: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path: {
         username: string;
       };
@@ -3914,7 +4000,10 @@ export interface operations {
   getSubscriber: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path: {
         /** @description a positive whole number */
         id: number;
@@ -3986,7 +4075,10 @@ export interface operations {
   updateSubscriber: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path: {
         /** @description a positive whole number */
         id: number;
@@ -4110,7 +4202,10 @@ export interface operations {
   deleteSubscriber: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path: {
         /** @description a positive whole number */
         id: number;
@@ -4200,7 +4295,10 @@ export interface operations {
   suspendSubscriber: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path: {
         /** @description a positive whole number */
         id: number;
@@ -4290,7 +4388,10 @@ export interface operations {
   activateSubscriber: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path: {
         /** @description a positive whole number */
         id: number;
@@ -4385,7 +4486,10 @@ export interface operations {
         /** @description a real date as YYYY-MM-DD (1970-9999) */
         to?: string;
       };
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path: {
         /** @description a positive whole number */
         id: number;
@@ -4457,7 +4561,10 @@ export interface operations {
   recordSubscriberUsage: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path: {
         /** @description a positive whole number */
         id: number;
@@ -4560,7 +4667,10 @@ export interface operations {
   listServices: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -4611,7 +4721,10 @@ export interface operations {
   createService: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -4712,7 +4825,10 @@ export interface operations {
   getService: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path: {
         /** @description a positive whole number */
         id: number;
@@ -4784,7 +4900,10 @@ export interface operations {
   updateService: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path: {
         /** @description a positive whole number */
         id: number;
@@ -4897,7 +5016,10 @@ export interface operations {
   deleteService: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path: {
         /** @description a positive whole number */
         id: number;
@@ -5005,7 +5127,10 @@ export interface operations {
   listNas: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -5065,7 +5190,10 @@ export interface operations {
   createNas: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -5162,7 +5290,10 @@ export interface operations {
   getNas: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path: {
         /** @description a positive whole number */
         id: number;
@@ -5243,7 +5374,10 @@ export interface operations {
   updateNas: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path: {
         /** @description a positive whole number */
         id: number;
@@ -5353,7 +5487,10 @@ export interface operations {
   deleteNas: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path: {
         /** @description a positive whole number */
         id: number;
@@ -5461,7 +5598,10 @@ export interface operations {
         /** @description a real date as YYYY-MM-DD (the whole day) or an ISO-8601 timestamp */
         to?: string;
       };
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -5522,7 +5662,10 @@ export interface operations {
   createTransaction: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -5637,7 +5780,10 @@ export interface operations {
   getTransaction: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path: {
         /** @description a positive whole number */
         id: number;
@@ -5709,7 +5855,10 @@ export interface operations {
   getSystemStats: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
       path?: never;
       cookie?: never;
     };
@@ -5832,6 +5981,8 @@ export interface operations {
       /** @description The calling key and the client IP as Keygate sees them */
       200: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -5866,6 +6017,8 @@ export interface operations {
       /** @description Unauthorized — `MISSING_API_KEY`: no `X-API-Key` header (the message says where the key went instead); `INVALID_API_KEY`: the key is malformed (the message names how), or no key has this value; `API_KEY_REVOKED`: the key was revoked; `API_KEY_EXPIRED`: the key is past its `expires_at`; `INVALID_USER`: the key's owner is disabled or deleted */
       401: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -5875,6 +6028,8 @@ export interface operations {
       /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips` */
       403: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -5884,6 +6039,8 @@ export interface operations {
       /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
       429: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -5893,6 +6050,8 @@ export interface operations {
       /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
       default: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -5922,6 +6081,8 @@ export interface operations {
       /** @description One page of subscribers, with `meta` */
       200: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -5936,6 +6097,8 @@ export interface operations {
       /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
       400: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -5945,6 +6108,8 @@ export interface operations {
       /** @description Unauthorized — `MISSING_API_KEY`: no `X-API-Key` header (the message says where the key went instead); `INVALID_API_KEY`: the key is malformed (the message names how), or no key has this value; `API_KEY_REVOKED`: the key was revoked; `API_KEY_EXPIRED`: the key is past its `expires_at`; `INVALID_USER`: the key's owner is disabled or deleted */
       401: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -5954,6 +6119,8 @@ export interface operations {
       /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -5963,6 +6130,8 @@ export interface operations {
       /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
       429: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -5972,6 +6141,8 @@ export interface operations {
       /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
       default: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6017,6 +6188,8 @@ export interface operations {
       /** @description The subscriber created; with password "auto-generate", `data.password` holds the generated one, this once */
       201: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6030,6 +6203,8 @@ export interface operations {
       /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
       400: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6039,6 +6214,8 @@ export interface operations {
       /** @description Unauthorized — `MISSING_API_KEY`: no `X-API-Key` header (the message says where the key went instead); `INVALID_API_KEY`: the key is malformed (the message names how), or no key has this value; `API_KEY_REVOKED`: the key was revoked; `API_KEY_EXPIRED`: the key is past its `expires_at`; `INVALID_USER`: the key's owner is disabled or deleted */
       401: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6048,6 +6225,8 @@ export interface operations {
       /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6057,6 +6236,8 @@ export interface operations {
       /** @description Conflict — `CONFLICT`: the request clashes with the current state; the message says how */
       409: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6066,6 +6247,8 @@ export interface operations {
       /** @description Payload too large — `PAYLOAD_TOO_LARGE`: the body is larger than 1 MiB */
       413: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6075,6 +6258,8 @@ export interface operations {
       /** @description Unsupported media type — `UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `Content-Type: application/json` */
       415: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6084,6 +6269,8 @@ export interface operations {
       /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
       429: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6093,6 +6280,8 @@ export interface operations {
       /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
       default: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6115,6 +6304,8 @@ export interface operations {
       /** @description The subscriber */
       200: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6128,6 +6319,8 @@ export interface operations {
       /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
       400: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6137,6 +6330,8 @@ export interface operations {
       /** @description Unauthorized — `MISSING_API_KEY`: no `X-API-Key` header (the message says where the key went instead); `INVALID_API_KEY`: the key is malformed (the message names how), or no key has this value; `API_KEY_REVOKED`: the key was revoked; `API_KEY_EXPIRED`: the key is past its `expires_at`; `INVALID_USER`: the key's owner is disabled or deleted */
       401: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6146,6 +6341,8 @@ export interface operations {
       /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6155,6 +6352,8 @@ export interface operations {
       /** @description Not found — `NOT_FOUND`: no such record visible to the caller */
       404: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6164,6 +6363,8 @@ export interface operations {
       /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
       429: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6173,6 +6374,8 @@ export interface operations {
       /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
       default: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6196,6 +6399,8 @@ export interface operations {
       /** @description The subscriber */
       200: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6209,6 +6414,8 @@ export interface operations {
       /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
       400: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6218,6 +6425,8 @@ export interface operations {
       /** @description Unauthorized — `MISSING_API_KEY`: no `X-API-Key` header (the message says where the key went instead); `INVALID_API_KEY`: the key is malformed (the message names how), or no key has this value; `API_KEY_REVOKED`: the key was revoked; `API_KEY_EXPIRED`: the key is past its `expires_at`; `INVALID_USER`: the key's owner is disabled or deleted */
       401: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6227,6 +6436,8 @@ export interface operations {
       /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6236,6 +6447,8 @@ export interface operations {
       /** @description Not found — `NOT_FOUND`: no such record visible to the caller */
       404: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6245,6 +6458,8 @@ export interface operations {
       /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
       429: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6254,6 +6469,8 @@ export interface operations {
       /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
       default: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6302,6 +6519,8 @@ export interface operations {
       /** @description The subscriber as changed */
       200: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6315,6 +6534,8 @@ export interface operations {
       /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
       400: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6324,6 +6545,8 @@ export interface operations {
       /** @description Unauthorized — `MISSING_API_KEY`: no `X-API-Key` header (the message says where the key went instead); `INVALID_API_KEY`: the key is malformed (the message names how), or no key has this value; `API_KEY_REVOKED`: the key was revoked; `API_KEY_EXPIRED`: the key is past its `expires_at`; `INVALID_USER`: the key's owner is disabled or deleted */
       401: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6333,6 +6556,8 @@ export interface operations {
       /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6342,6 +6567,8 @@ export interface operations {
       /** @description Not found — `NOT_FOUND`: no such record visible to the caller */
       404: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6351,6 +6578,8 @@ export interface operations {
       /** @description Conflict — `CONFLICT`: the request clashes with the current state; the message says how */
       409: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6360,6 +6589,8 @@ export interface operations {
       /** @description Payload too large — `PAYLOAD_TOO_LARGE`: the body is larger than 1 MiB */
       413: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6369,6 +6600,8 @@ export interface operations {
       /** @description Unsupported media type — `UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `Content-Type: application/json` */
       415: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6378,6 +6611,8 @@ export interface operations {
       /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
       429: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6387,6 +6622,8 @@ export interface operations {
       /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
       default: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6410,6 +6647,8 @@ export interface operations {
       /** @description The subscriber is deleted */
       200: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6423,6 +6662,8 @@ export interface operations {
       /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
       400: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6432,6 +6673,8 @@ export interface operations {
       /** @description Unauthorized — `MISSING_API_KEY`: no `X-API-Key` header (the message says where the key went instead); `INVALID_API_KEY`: the key is malformed (the message names how), or no key has this value; `API_KEY_REVOKED`: the key was revoked; `API_KEY_EXPIRED`: the key is past its `expires_at`; `INVALID_USER`: the key's owner is disabled or deleted */
       401: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6441,6 +6684,8 @@ export interface operations {
       /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6450,6 +6695,8 @@ export interface operations {
       /** @description Not found — `NOT_FOUND`: no such record visible to the caller */
       404: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6459,6 +6706,8 @@ export interface operations {
       /** @description Payload too large — `PAYLOAD_TOO_LARGE`: the body is larger than 1 MiB */
       413: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6468,6 +6717,8 @@ export interface operations {
       /** @description Unsupported media type — `UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `Content-Type: application/json` */
       415: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6477,6 +6728,8 @@ export interface operations {
       /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
       429: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6486,6 +6739,8 @@ export interface operations {
       /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
       default: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6509,6 +6764,8 @@ export interface operations {
       /** @description The subscriber, suspended */
       200: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6522,6 +6779,8 @@ export interface operations {
       /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
       400: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6531,6 +6790,8 @@ export interface operations {
       /** @description Unauthorized — `MISSING_API_KEY`: no `X-API-Key` header (the message says where the key went instead); `INVALID_API_KEY`: the key is malformed (the message names how), or no key has this value; `API_KEY_REVOKED`: the key was revoked; `API_KEY_EXPIRED`: the key is past its `expires_at`; `INVALID_USER`: the key's owner is disabled or deleted */
       401: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6540,6 +6801,8 @@ export interface operations {
       /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6549,6 +6812,8 @@ export interface operations {
       /** @description Not found — `NOT_FOUND`: no such record visible to the caller */
       404: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6558,6 +6823,8 @@ export interface operations {
       /** @description Payload too large — `PAYLOAD_TOO_LARGE`: the body is larger than 1 MiB */
       413: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6567,6 +6834,8 @@ export interface operations {
       /** @description Unsupported media type — `UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `Content-Type: application/json` */
       415: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6576,6 +6845,8 @@ export interface operations {
       /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
       429: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6585,6 +6856,8 @@ export interface operations {
       /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
       default: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6608,6 +6881,8 @@ export interface operations {
       /** @description The subscriber, active */
       200: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6621,6 +6896,8 @@ export interface operations {
       /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
       400: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6630,6 +6907,8 @@ export interface operations {
       /** @description Unauthorized — `MISSING_API_KEY`: no `X-API-Key` header (the message says where the key went instead); `INVALID_API_KEY`: the key is malformed (the message names how), or no key has this value; `API_KEY_REVOKED`: the key was revoked; `API_KEY_EXPIRED`: the key is past its `expires_at`; `INVALID_USER`: the key's owner is disabled or deleted */
       401: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6639,6 +6918,8 @@ export interface operations {
       /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6648,6 +6929,8 @@ export interface operations {
       /** @description Not found — `NOT_FOUND`: no such record visible to the caller */
       404: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6657,6 +6940,8 @@ export interface operations {
       /** @description Payload too large — `PAYLOAD_TOO_LARGE`: the body is larger than 1 MiB */
       413: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6666,6 +6951,8 @@ export interface operations {
       /** @description Unsupported media type — `UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `Content-Type: application/json` */
       415: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6675,6 +6962,8 @@ export interface operations {
       /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
       429: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6684,6 +6973,8 @@ export interface operations {
       /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
       default: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6712,6 +7003,8 @@ export interface operations {
       /** @description Daily usage and totals over the period */
       200: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6725,6 +7018,8 @@ export interface operations {
       /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
       400: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6734,6 +7029,8 @@ export interface operations {
       /** @description Unauthorized — `MISSING_API_KEY`: no `X-API-Key` header (the message says where the key went instead); `INVALID_API_KEY`: the key is malformed (the message names how), or no key has this value; `API_KEY_REVOKED`: the key was revoked; `API_KEY_EXPIRED`: the key is past its `expires_at`; `INVALID_USER`: the key's owner is disabled or deleted */
       401: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6743,6 +7040,8 @@ export interface operations {
       /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6752,6 +7051,8 @@ export interface operations {
       /** @description Not found — `NOT_FOUND`: no such record visible to the caller */
       404: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6761,6 +7062,8 @@ export interface operations {
       /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
       429: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6770,6 +7073,8 @@ export interface operations {
       /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
       default: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6790,6 +7095,8 @@ export interface operations {
       /** @description The service catalogue */
       200: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6803,6 +7110,8 @@ export interface operations {
       /** @description Unauthorized — `MISSING_API_KEY`: no `X-API-Key` header (the message says where the key went instead); `INVALID_API_KEY`: the key is malformed (the message names how), or no key has this value; `API_KEY_REVOKED`: the key was revoked; `API_KEY_EXPIRED`: the key is past its `expires_at`; `INVALID_USER`: the key's owner is disabled or deleted */
       401: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6812,6 +7121,8 @@ export interface operations {
       /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6821,6 +7132,8 @@ export interface operations {
       /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
       429: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6830,6 +7143,8 @@ export interface operations {
       /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
       default: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6853,6 +7168,8 @@ export interface operations {
       /** @description The service */
       200: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6866,6 +7183,8 @@ export interface operations {
       /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
       400: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6875,6 +7194,8 @@ export interface operations {
       /** @description Unauthorized — `MISSING_API_KEY`: no `X-API-Key` header (the message says where the key went instead); `INVALID_API_KEY`: the key is malformed (the message names how), or no key has this value; `API_KEY_REVOKED`: the key was revoked; `API_KEY_EXPIRED`: the key is past its `expires_at`; `INVALID_USER`: the key's owner is disabled or deleted */
       401: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6884,6 +7205,8 @@ export interface operations {
       /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6893,6 +7216,8 @@ export interface operations {
       /** @description Not found — `NOT_FOUND`: no such record visible to the caller */
       404: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6902,6 +7227,8 @@ export interface operations {
       /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
       429: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6911,6 +7238,8 @@ export interface operations {
       /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
       default: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6931,6 +7260,8 @@ export interface operations {
       /** @description Every NAS device */
       200: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6944,6 +7275,8 @@ export interface operations {
       /** @description Unauthorized — `MISSING_API_KEY`: no `X-API-Key` header (the message says where the key went instead); `INVALID_API_KEY`: the key is malformed (the message names how), or no key has this value; `API_KEY_REVOKED`: the key was revoked; `API_KEY_EXPIRED`: the key is past its `expires_at`; `INVALID_USER`: the key's owner is disabled or deleted */
       401: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6953,6 +7286,8 @@ export interface operations {
       /** @description Forbidden — `FORBIDDEN`: the caller's role may not do this; the message names the role needed; `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6962,6 +7297,8 @@ export interface operations {
       /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
       429: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6971,6 +7308,8 @@ export interface operations {
       /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
       default: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -6994,6 +7333,8 @@ export interface operations {
       /** @description The NAS device */
       200: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7007,6 +7348,8 @@ export interface operations {
       /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
       400: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7016,6 +7359,8 @@ export interface operations {
       /** @description Unauthorized — `MISSING_API_KEY`: no `X-API-Key` header (the message says where the key went instead); `INVALID_API_KEY`: the key is malformed (the message names how), or no key has this value; `API_KEY_REVOKED`: the key was revoked; `API_KEY_EXPIRED`: the key is past its `expires_at`; `INVALID_USER`: the key's owner is disabled or deleted */
       401: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7025,6 +7370,8 @@ export interface operations {
       /** @description Forbidden — `FORBIDDEN`: the caller's role may not do this; the message names the role needed; `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7034,6 +7381,8 @@ export interface operations {
       /** @description Not found — `NOT_FOUND`: no such record visible to the caller */
       404: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7043,6 +7392,8 @@ export interface operations {
       /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
       429: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7052,6 +7403,8 @@ export interface operations {
       /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
       default: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7081,6 +7434,8 @@ export interface operations {
       /** @description One page of transactions, with `meta` */
       200: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7095,6 +7450,8 @@ export interface operations {
       /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
       400: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7104,6 +7461,8 @@ export interface operations {
       /** @description Unauthorized — `MISSING_API_KEY`: no `X-API-Key` header (the message says where the key went instead); `INVALID_API_KEY`: the key is malformed (the message names how), or no key has this value; `API_KEY_REVOKED`: the key was revoked; `API_KEY_EXPIRED`: the key is past its `expires_at`; `INVALID_USER`: the key's owner is disabled or deleted */
       401: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7113,6 +7472,8 @@ export interface operations {
       /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7122,6 +7483,8 @@ export interface operations {
       /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
       429: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7131,6 +7494,8 @@ export interface operations {
       /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
       default: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7166,6 +7531,8 @@ export interface operations {
       /** @description A transaction with this `reference` exists with the same details: the first one, nothing recorded (`Idempotent-Replayed: true`) */
       200: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7179,6 +7546,8 @@ export interface operations {
       /** @description The transaction recorded */
       201: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7192,6 +7561,8 @@ export interface operations {
       /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
       400: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7201,6 +7572,8 @@ export interface operations {
       /** @description Unauthorized — `MISSING_API_KEY`: no `X-API-Key` header (the message says where the key went instead); `INVALID_API_KEY`: the key is malformed (the message names how), or no key has this value; `API_KEY_REVOKED`: the key was revoked; `API_KEY_EXPIRED`: the key is past its `expires_at`; `INVALID_USER`: the key's owner is disabled or deleted */
       401: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7210,6 +7583,8 @@ export interface operations {
       /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7219,6 +7594,8 @@ export interface operations {
       /** @description Conflict — `CONFLICT`: the request clashes with the current state; the message says how */
       409: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7228,6 +7605,8 @@ export interface operations {
       /** @description Payload too large — `PAYLOAD_TOO_LARGE`: the body is larger than 1 MiB */
       413: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7237,6 +7616,8 @@ export interface operations {
       /** @description Unsupported media type — `UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `Content-Type: application/json` */
       415: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7246,6 +7627,8 @@ export interface operations {
       /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
       429: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7255,6 +7638,8 @@ export interface operations {
       /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
       default: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7278,6 +7663,8 @@ export interface operations {
       /** @description The transaction */
       200: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7291,6 +7678,8 @@ export interface operations {
       /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
       400: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7300,6 +7689,8 @@ export interface operations {
       /** @description Unauthorized — `MISSING_API_KEY`: no `X-API-Key` header (the message says where the key went instead); `INVALID_API_KEY`: the key is malformed (the message names how), or no key has this value; `API_KEY_REVOKED`: the key was revoked; `API_KEY_EXPIRED`: the key is past its `expires_at`; `INVALID_USER`: the key's owner is disabled or deleted */
       401: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7309,6 +7700,8 @@ export interface operations {
       /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7318,6 +7711,8 @@ export interface operations {
       /** @description Not found — `NOT_FOUND`: no such record visible to the caller */
       404: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7327,6 +7722,8 @@ export interface operations {
       /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
       429: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7336,6 +7733,8 @@ export interface operations {
       /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
       default: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7356,6 +7755,8 @@ export interface operations {
       /** @description Totals of what the caller may see */
       200: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7369,6 +7770,8 @@ export interface operations {
       /** @description Unauthorized — `MISSING_API_KEY`: no `X-API-Key` header (the message says where the key went instead); `INVALID_API_KEY`: the key is malformed (the message names how), or no key has this value; `API_KEY_REVOKED`: the key was revoked; `API_KEY_EXPIRED`: the key is past its `expires_at`; `INVALID_USER`: the key's owner is disabled or deleted */
       401: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7378,6 +7781,8 @@ export interface operations {
       /** @description Forbidden — `IP_NOT_ALLOWED`: the client IP is outside the key's `allowed_ips`; `SCOPE_REQUIRED`: the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions) */
       403: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7387,6 +7792,8 @@ export interface operations {
       /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
       429: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
@@ -7396,6 +7803,8 @@ export interface operations {
       /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
       default: {
         headers: {
+          "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
+          "Keygate-Environment": components["headers"]["KeygateEnvironment"];
           [name: string]: unknown;
         };
         content: {
