@@ -341,6 +341,49 @@ describe("who may manage keys", () => {
   });
 });
 
+describe("self-service keys within the owner's rights", () => {
+  afterEach(() => h.close());
+
+  it("lets a reseller mint permissions its role has, in either environment, and nothing beyond", async () => {
+    await setup({ KEYGATE_SELF_SERVICE_KEYS: "true" });
+    const r = await h.user("self-res");
+    const beyond = await h.api("POST", "/api/api-keys", r.token, {
+      permissions: ["subscribers:read", "nas:read"],
+    });
+    expectStatus(beyond, 400);
+    expect(beyond.json().details).toEqual([
+      {
+        field: "permissions",
+        message: expect.stringContaining("a key never exceeds its owner's role"),
+      },
+    ]);
+    expect(beyond.json().message).toContain(
+      "nas:read is beyond what the key's owner, a reseller, may do",
+    );
+
+    const ok = await h.api("POST", "/api/api-keys", r.token, {
+      permissions: ["subscribers:delete", "transactions:write"],
+      environment: "test",
+    });
+    expectStatus(ok, 201);
+    expect(ok.json().key).toMatch(/^pk_test_/);
+    expect(ok.json().data).toMatchObject({
+      owner_id: r.id,
+      environment: "test",
+      permissions: ["subscribers:delete", "transactions:write"],
+      scopes: "custom",
+    });
+    // Its own key cannot be widened past the role either.
+    const widen = await h.api("PUT", `/api/api-keys/${ok.json().data.id}`, r.token, {
+      permissions: ["services:write"],
+    });
+    expectStatus(widen, 400);
+    expect(widen.json().details[0].field).toBe("permissions");
+    const read = await h.api("GET", `/api/api-keys/${ok.json().data.id}`, r.token);
+    expect(read.json().data.permissions).toEqual(["subscribers:delete", "transactions:write"]);
+  });
+});
+
 describe("activity for the dashboard", () => {
   beforeEach(() => setup({ KEYGATE_FAILED_KEY_LIMIT: "0" }));
   afterEach(() => h.close());
