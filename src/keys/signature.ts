@@ -1,0 +1,330 @@
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import {
+  type BareItem,
+  type InnerList,
+  type Item,
+  type Parameters,
+  parseDictionary,
+  serializeInnerList,
+  serializeItem,
+} from "structured-headers";
+
+/**
+ * RFC 9421 HTTP Message Signatures, `hmac-sha256`, as Keygate verifies them: the
+ * `Signature-Input` and `Signature` fields are read as structured fields (RFC 8941), the
+ * signature base is rebuilt from the request, and the refusals say what differs. No HTTP
+ * framework and no store here: the request comes in as plain values, nonces through a port.
+ */
+
+export type SignatureCode =
+  "SIGNATURE_REQUIRED" | "SIGNATURE_INVALID" | "SIGNATURE_EXPIRED" | "SIGNATURE_REPLAYED";
+
+/** What the verifier reads of a request. */
+export type SignedRequest = {
+  method: string;
+  /** The target URI as the client addressed it: `https://host:port/path?query`. */
+  targetUri: string;
+  /** A header's value by lowercase name, repeated fields joined with ", "; undefined if absent. */
+  header(name: string): string | undefined;
+  /** The raw body as received, when there is one. */
+  body?: Uint8Array | null;
+};
+
+export type SignatureOptions = {
+  /** The key's prefix: the `keyid` a signature must name. */
+  keyid: string;
+  /** The HMAC key: the signing secret's UTF-8 bytes. */
+  secret: Uint8Array;
+  /** The server clock, in ms. */
+  now: number;
+  /** How far `created` may be from the clock, in seconds (default 300). */
+  windowS?: number;
+  /** Components every signature must cover (default `@method` and `@target-uri`). */
+  required?: readonly string[];
+  /** Whether `nonce` is required (default true). */
+  requireNonce?: boolean;
+  /**
+   * Records a nonce for this key until `untilMs`; answers false when it was seen already.
+   * Called only for a signature that is otherwise valid.
+   */
+  nonceFresh?: (nonce: string, untilMs: number) => boolean | Promise<boolean>;
+};
+
+export type SignatureVerdict =
+  | { ok: true; label: string; created: number; nonce: string | null }
+  | {
+      ok: false;
+      code: SignatureCode;
+      message: string;
+      /** On SIGNATURE_INVALID once the base could be built: the base the server computed. */
+      base?: string;
+      /** On SIGNATURE_EXPIRED: seconds the client's `created` is ahead (+) or behind (−). */
+      skewS?: number;
+    };
+
+const DEFAULT_REQUIRED = ["@method", "@target-uri"] as const;
+
+class Refusal extends Error {
+  constructor(
+    readonly code: SignatureCode,
+    message: string,
+    readonly base?: string,
+    readonly skewS?: number,
+  ) {
+    super(message);
+  }
+}
+
+const invalid = (message: string, base?: string) => new Refusal("SIGNATURE_INVALID", message, base);
+
+/** The value of one covered component, as the signature base writes it (RFC 9421 §2). */
+export function componentValue(name: string, params: Parameters, req: SignedRequest): string {
+  if (params.size > 0) {
+    throw invalid(
+      `component "${name}" has parameters (${[...params.keys()].join(", ")}), which this server does not support; cover the plain component`,
+    );
+  }
+  if (name.startsWith("@")) {
+    const url = parseTarget(req.targetUri);
+    switch (name) {
+      case "@method":
+        return req.method.toUpperCase();
+      case "@target-uri":
+        return req.targetUri;
+      case "@authority":
+        return url.host.toLowerCase();
+      case "@scheme":
+        return url.protocol.slice(0, -1).toLowerCase();
+      case "@path":
+        return url.pathname === "" ? "/" : url.pathname;
+      case "@query":
+        return url.search === "" ? "?" : url.search;
+      case "@request-target":
+        return `${url.pathname}${url.search}`;
+      default:
+        throw invalid(
+          `component "${name}" is not one this server derives (@method, @target-uri, @authority, @scheme, @path, @query, @request-target)`,
+        );
+    }
+  }
+  if (name !== name.toLowerCase()) throw invalid(`component "${name}" must be lowercase`);
+  const value = req.header(name);
+  if (value === undefined) {
+    throw invalid(
+      `component "${name}" is covered by the signature but the request has no ${name} header`,
+    );
+  }
+  return value.trim();
+}
+
+function parseTarget(uri: string): URL {
+  try {
+    return new URL(uri);
+  } catch {
+    throw invalid(`the target URI "${uri.slice(0, 200)}" cannot be read`);
+  }
+}
+
+/** The signature base of `covered` (RFC 9421 §2.5): one line per component, then the parameters. */
+export function signatureBase(covered: InnerList, req: SignedRequest): string {
+  const lines: string[] = [];
+  const seen = new Set<string>();
+  for (const [name, params] of covered[0]) {
+    if (typeof name !== "string") throw invalid("each covered component must be a string");
+    const id = serializeItem(name, params);
+    if (seen.has(id)) throw invalid(`component "${name}" is covered twice`);
+    seen.add(id);
+    lines.push(`${id}: ${componentValue(name, params, req)}`);
+  }
+  lines.push(`"@signature-params": ${serializeInnerList(covered)}`);
+  return lines.join("\n");
+}
+
+function param(params: Parameters, name: string): BareItem | undefined {
+  return params.get(name);
+}
+
+/** The entry of `Signature-Input` to verify: the one naming this key, else the first. */
+function pick(input: Map<string, Item | InnerList>, keyid: string): [string, InnerList] {
+  let first: [string, InnerList] | null = null;
+  for (const [label, member] of input) {
+    if (!Array.isArray(member[0]))
+      throw invalid(`Signature-Input member "${label}" is not an inner list of components`);
+    const entry: [string, InnerList] = [label, member as InnerList];
+    if (param(entry[1][1], "keyid") === keyid) return entry;
+    first ??= entry;
+  }
+  if (first === null) throw invalid("Signature-Input holds no signature");
+  return first;
+}
+
+function digestOf(body: Uint8Array, algorithm: "sha-256" | "sha-512"): Buffer {
+  return createHash(algorithm === "sha-256" ? "sha256" : "sha512")
+    .update(body)
+    .digest();
+}
+
+/** Content-Digest (RFC 9530) against the raw body: sha-256 (or sha-512) must match. */
+function checkDigest(req: SignedRequest): void {
+  const field = req.header("content-digest");
+  if (field === undefined)
+    throw invalid("the request has a body but no Content-Digest header (RFC 9530, sha-256)");
+  let parsed: Map<string, Item | InnerList>;
+  try {
+    parsed = parseDictionary(field);
+  } catch (err) {
+    throw invalid(`Content-Digest is not a structured-field dictionary: ${(err as Error).message}`);
+  }
+  const body = req.body ?? new Uint8Array();
+  for (const algorithm of ["sha-256", "sha-512"] as const) {
+    const member = parsed.get(algorithm);
+    if (member === undefined) continue;
+    const value = member[0];
+    if (!(value instanceof ArrayBuffer) && !ArrayBuffer.isView(value))
+      throw invalid(`Content-Digest ${algorithm} must be a byte sequence (:base64:)`);
+    const sent = Buffer.from(
+      value instanceof ArrayBuffer ? new Uint8Array(value) : (value as Uint8Array),
+    );
+    const actual = digestOf(body, algorithm);
+    if (sent.length !== actual.length || !timingSafeEqual(sent, actual)) {
+      throw invalid(
+        `Content-Digest ${algorithm} does not match the body received (${body.length} bytes; its ${algorithm} is :${actual.toString("base64")}:)`,
+      );
+    }
+    return;
+  }
+  throw invalid("Content-Digest has neither sha-256 nor sha-512");
+}
+
+/**
+ * Verifies the request's signature, refusing in the contract's order: no signature
+ * (`SIGNATURE_REQUIRED`), one that does not verify or covers too little
+ * (`SIGNATURE_INVALID`, with the base the server computed), `created` outside the window
+ * (`SIGNATURE_EXPIRED`, with the skew), a nonce seen before (`SIGNATURE_REPLAYED`).
+ */
+export async function verifySignature(
+  req: SignedRequest,
+  o: SignatureOptions,
+): Promise<SignatureVerdict> {
+  try {
+    return await check(req, o);
+  } catch (err) {
+    if (!(err instanceof Refusal)) throw err;
+    return {
+      ok: false,
+      code: err.code,
+      message: err.message,
+      ...(err.base === undefined ? {} : { base: err.base }),
+      ...(err.skewS === undefined ? {} : { skewS: err.skewS }),
+    };
+  }
+}
+
+async function check(req: SignedRequest, o: SignatureOptions): Promise<SignatureVerdict> {
+  const inputField = req.header("signature-input");
+  const signatureField = req.header("signature");
+  if (inputField === undefined || signatureField === undefined) {
+    const missing = [
+      inputField === undefined ? "Signature-Input" : "",
+      signatureField === undefined ? "Signature" : "",
+    ]
+      .filter(Boolean)
+      .join(" and ");
+    throw new Refusal(
+      "SIGNATURE_REQUIRED",
+      `this key requires signed requests: ${missing} ${missing.includes(" and ") ? "are" : "is"} missing. Sign with RFC 9421 hmac-sha256, keyid "${o.keyid}", covering ${(o.required ?? DEFAULT_REQUIRED).join(", ")} (and content-digest with a body)`,
+    );
+  }
+  let inputs: Map<string, Item | InnerList>;
+  let signatures: Map<string, Item | InnerList>;
+  try {
+    inputs = parseDictionary(inputField);
+  } catch (err) {
+    throw invalid(
+      `Signature-Input is not a structured-field dictionary: ${(err as Error).message}`,
+    );
+  }
+  try {
+    signatures = parseDictionary(signatureField);
+  } catch (err) {
+    throw invalid(`Signature is not a structured-field dictionary: ${(err as Error).message}`);
+  }
+  const [label, covered] = pick(inputs, o.keyid);
+  const params = covered[1];
+  const keyid = param(params, "keyid");
+  if (keyid !== o.keyid) {
+    throw invalid(
+      keyid === undefined
+        ? `signature "${label}" has no keyid; set keyid="${o.keyid}" (the key's prefix)`
+        : `signature "${label}" names keyid "${String(keyid)}", not this key's prefix "${o.keyid}"`,
+    );
+  }
+  const alg = param(params, "alg");
+  if (alg !== undefined && alg !== "hmac-sha256")
+    throw invalid(
+      `signature "${label}" has alg "${String(alg)}"; this server verifies hmac-sha256`,
+    );
+  const names = covered[0].map(([n]) => n);
+  const hasBody = (req.body?.length ?? 0) > 0;
+  const required = [...(o.required ?? DEFAULT_REQUIRED), ...(hasBody ? ["content-digest"] : [])];
+  const uncovered = required.filter((r) => !names.includes(r));
+  if (uncovered.length > 0)
+    throw invalid(`signature "${label}" must also cover ${uncovered.join(", ")}`);
+  const created = param(params, "created");
+  if (typeof created !== "number" || !Number.isInteger(created))
+    throw invalid(`signature "${label}" needs created, an integer of Unix seconds`);
+  const nonce = param(params, "nonce");
+  if (nonce !== undefined && typeof nonce !== "string")
+    throw invalid(`signature "${label}" has a nonce that is not a string`);
+  if ((o.requireNonce ?? true) && nonce === undefined)
+    throw invalid(`signature "${label}" needs a nonce: a fresh random string per request`);
+
+  const base = signatureBase(covered, req);
+  const member = signatures.get(label);
+  if (member === undefined)
+    throw invalid(`Signature has no member "${label}" to match Signature-Input`, base);
+  const sent = member[0];
+  if (!(sent instanceof ArrayBuffer) && !ArrayBuffer.isView(sent))
+    throw invalid(`Signature "${label}" must be a byte sequence (:base64:)`, base);
+  const mac = createHmac("sha256", o.secret).update(base).digest();
+  const given = Buffer.from(
+    sent instanceof ArrayBuffer ? new Uint8Array(sent) : (sent as Uint8Array),
+  );
+  if (given.length !== mac.length || !timingSafeEqual(given, mac)) {
+    throw invalid(
+      `signature "${label}" does not match: compare your signature base with the one this server computed (in details), and check the secret`,
+      base,
+    );
+  }
+  if (hasBody) checkDigest(req);
+
+  const windowS = o.windowS ?? 300;
+  const skewS = created - Math.floor(o.now / 1000);
+  if (Math.abs(skewS) > windowS) {
+    throw new Refusal(
+      "SIGNATURE_EXPIRED",
+      `signature "${label}" was created ${Math.abs(skewS)} s ${skewS > 0 ? "ahead of" : "before"} this server's clock; it must be within ${windowS} s — sign each request when it is sent, and check the client's clock`,
+      undefined,
+      skewS,
+    );
+  }
+  const expires = param(params, "expires");
+  if (typeof expires === "number" && expires * 1000 < o.now) {
+    throw new Refusal(
+      "SIGNATURE_EXPIRED",
+      `signature "${label}" expired at ${new Date(expires * 1000).toISOString()}`,
+      undefined,
+      skewS,
+    );
+  }
+  if (typeof nonce === "string" && o.nonceFresh) {
+    const fresh = await o.nonceFresh(nonce, (created + windowS) * 1000);
+    if (!fresh) {
+      throw new Refusal(
+        "SIGNATURE_REPLAYED",
+        `nonce "${nonce.slice(0, 64)}" was already used with this key: a signed request is accepted once; send a fresh nonce with each request`,
+      );
+    }
+  }
+  return { ok: true, label, created, nonce: typeof nonce === "string" ? nonce : null };
+}
