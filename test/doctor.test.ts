@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -151,6 +151,21 @@ describe("keygate doctor against a real Keygate", () => {
       expect(r.out).toMatch(/\nall 10 checks passed\n$/);
       expect(r.out).not.toContain("fix:");
     }
+  });
+
+  it("warns when the key file can be read by others, and still runs", async () => {
+    const k = await mint({ name: "shared-file" });
+    const file = join(dir, "open-key.txt");
+    writeFileSync(file, `${k.key}\n`, { mode: 0o644 });
+    chmodSync(file, 0o644);
+    const r = await doctor(["--url", server.base, "--key-file", file]);
+    expect(r.code, r.err + r.out).toBe(0);
+    expect(r.err).toContain("can be read by others (mode 0644)");
+    expect(r.err).toContain(`chmod 600 ${file}`);
+    expect(r.err).not.toContain(k.key);
+    chmodSync(file, 0o600);
+    const quiet = await doctor(["--url", server.base, "--key-file", file]);
+    expect(quiet.err).toBe("");
   });
 
   it("prints the report as JSON with --json", async () => {

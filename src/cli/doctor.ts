@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { isIP } from "node:net";
 import { parsePermissions, summarize } from "../keys/permissions.js";
 import { VERSION } from "../version.js";
@@ -792,6 +792,14 @@ async function readKey(values: Record<string, string | boolean | undefined>, io:
               ? "it is a directory"
               : (err as Error).message;
       throw new UsageError(`cannot read --key-file ${printable(file)}: ${why}`);
+    }
+    // A key file others can read is a key others have: say so (POSIX modes only).
+    const mode = process.platform === "win32" ? 0 : statSync(file).mode & 0o777;
+    if ((mode & 0o077) !== 0) {
+      io.err(
+        `keygate: warning: --key-file ${printable(file)} can be read by others (mode ${mode.toString(8).padStart(4, "0")}); ` +
+          `anyone who can read it can use the key: chmod 600 ${printable(file)}\n`,
+      );
     }
     return cleanKey(text, `--key-file ${printable(file)}`);
   }
