@@ -225,6 +225,12 @@ describe("a key whose owner cannot act", () => {
       owner_disabled: 1,
       owner_deleted: 2,
     });
+    // A deleted owner is for good: its key cannot be changed, only revoked.
+    const edit = await h.api("PUT", `/api/api-keys/${key.id}`, token, { name: "renamed" });
+    expectStatus(edit, 409);
+    expect(edit.json().message).toContain("revoke it, and mint a key for another user");
+    expect((await keyView(key.id)).name).not.toBe("renamed");
+    expectStatus(await h.api("DELETE", `/api/api-keys/${soon.id}`, token), 200);
   });
 });
 

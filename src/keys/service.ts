@@ -343,6 +343,10 @@ export class KeyService {
     }
     if (key.revokedAt !== null)
       throw conflict(`key ${id} is revoked; revoked keys cannot be changed`);
+    if (key.ownerState === "deleted")
+      throw conflict(
+        `the owner of key ${id} is deleted, so the key can never work again; revoke it, and mint a key for another user`,
+      );
     const fields = this.validate(input, this.now(), await this.ownerRole(p, key.ownerId));
     const patch: KeyPatch = {};
     if (input.name !== undefined) patch.name = fields.name as string;
