@@ -49,29 +49,36 @@ const Health = component(
   }),
 );
 
-const Whoami = Type.Object({
-  id: Type.Integer(),
-  name: Type.String(),
-  key_prefix: Type.String(),
-  scopes: Type.String({
-    description: "read, write or delete when the permissions are exactly that preset; else custom",
-  }),
-  permissions: Type.Array(Type.String(), {
-    description: "the key's permissions, normalised (resource:action; * for every resource)",
-  }),
-  environment: Type.String({ description: "live or test: the data this key sees and changes" }),
-  owner: Type.Object({ id: Type.Integer(), username: Type.String(), role: Type.String() }),
-  expires_at: Nullable(Type.String()),
-  rate_limit_per_minute: Type.Integer(),
-  allowed_ips: Nullable(Type.Array(Type.String())),
-  client_ip: Type.String(),
-  replaced_by_prefix: Nullable(
-    Type.String({
-      description:
-        "set when this key was rolled and is in its grace period: the replacement's display prefix",
-    }),
+const Whoami = component(
+  "Whoami",
+  Type.Object(
+    {
+      id: Type.Integer(),
+      name: Type.String(),
+      key_prefix: Type.String(),
+      scopes: Type.String({
+        description:
+          "read, write or delete when the permissions are exactly that preset; else custom",
+      }),
+      permissions: Type.Array(Type.String(), {
+        description: "the key's permissions, normalised (resource:action; * for every resource)",
+      }),
+      environment: Type.String({ description: "live or test: the data this key sees and changes" }),
+      owner: Type.Object({ id: Type.Integer(), username: Type.String(), role: Type.String() }),
+      expires_at: Nullable(Type.String()),
+      rate_limit_per_minute: Type.Integer(),
+      allowed_ips: Nullable(Type.Array(Type.String())),
+      client_ip: Type.String(),
+      replaced_by_prefix: Nullable(
+        Type.String({
+          description:
+            "set when this key was rolled and is in its grace period: the replacement's display prefix",
+        }),
+      ),
+    },
+    { description: "The calling key as Keygate sees it: what it may do, where, for whom" },
   ),
-});
+);
 
 /** The environment a request's key value names, when its key is not known (null: none). */
 function namedEnvironment(request: FastifyRequest): Environment | null {

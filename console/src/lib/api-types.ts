@@ -1134,6 +1134,29 @@ export interface components {
       /** @description ok, down or off (not configured) */
       redis: string;
     };
+    /** @description The calling key as Keygate sees it: what it may do, where, for whom */
+    Whoami: {
+      id: number;
+      name: string;
+      key_prefix: string;
+      /** @description read, write or delete when the permissions are exactly that preset; else custom */
+      scopes: string;
+      /** @description the key's permissions, normalised (resource:action; * for every resource) */
+      permissions: string[];
+      /** @description live or test: the data this key sees and changes */
+      environment: string;
+      owner: {
+        id: number;
+        username: string;
+        role: string;
+      };
+      expires_at: string | null;
+      rate_limit_per_minute: number;
+      allowed_ips: string[] | null;
+      client_ip: string;
+      /** @description set when this key was rolled and is in its grace period: the replacement's display prefix */
+      replaced_by_prefix: string | null;
+    };
     /** @description Who did what to which key, user or record, when and from where */
     AuditEntry: {
       id: number;
@@ -5989,28 +6012,7 @@ export interface operations {
           "application/json": {
             /** @enum {boolean} */
             success: true;
-            data: {
-              id: number;
-              name: string;
-              key_prefix: string;
-              /** @description read, write or delete when the permissions are exactly that preset; else custom */
-              scopes: string;
-              /** @description the key's permissions, normalised (resource:action; * for every resource) */
-              permissions: string[];
-              /** @description live or test: the data this key sees and changes */
-              environment: string;
-              owner: {
-                id: number;
-                username: string;
-                role: string;
-              };
-              expires_at: string | null;
-              rate_limit_per_minute: number;
-              allowed_ips: string[] | null;
-              client_ip: string;
-              /** @description set when this key was rolled and is in its grace period: the replacement's display prefix */
-              replaced_by_prefix: string | null;
-            };
+            data: components["schemas"]["Whoami"];
           };
         };
       };
