@@ -1,3 +1,7 @@
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, redactUrl } from "./config.js";
 
@@ -93,6 +97,28 @@ describe("loadConfig", () => {
     expect(() =>
       loadConfig({ KEYGATE_PUBLIC_URL: "https://kg:s3cret@keygate.example.com" }),
     ).toThrow(/kg:\*\*\*@keygate/);
+  });
+
+  it("reads the master key from KEYGATE_MASTER_KEY or a file, never both, and says what it must be", () => {
+    const hex = randomBytes(32).toString("hex");
+    expect(loadConfig({}).masterKey).toBeNull();
+    expect(loadConfig({ KEYGATE_MASTER_KEY: hex }).masterKey?.toString("hex")).toBe(hex);
+    const dir = mkdtempSync(join(tmpdir(), "kg-config-"));
+    const file = join(dir, "master.key");
+    writeFileSync(file, `${Buffer.from(hex, "hex").toString("base64")}\n`);
+    expect(loadConfig({ KEYGATE_MASTER_KEY_FILE: file }).masterKey?.toString("hex")).toBe(hex);
+    expect(() => loadConfig({ KEYGATE_MASTER_KEY: hex, KEYGATE_MASTER_KEY_FILE: file })).toThrow(
+      "set KEYGATE_MASTER_KEY or KEYGATE_MASTER_KEY_FILE, not both",
+    );
+    expect(() => loadConfig({ KEYGATE_MASTER_KEY: "short" })).toThrow(
+      /^KEYGATE_MASTER_KEY must be 32 bytes as 64 hex characters or base64/,
+    );
+    expect(() => loadConfig({ KEYGATE_MASTER_KEY_FILE: join(dir, "none") })).toThrow(
+      /KEYGATE_MASTER_KEY_FILE .* cannot be read: no such file/,
+    );
+    writeFileSync(file, "not a key");
+    expect(() => loadConfig({ KEYGATE_MASTER_KEY_FILE: file })).toThrow(ConfigError);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it("never prints a database password", () => {

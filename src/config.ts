@@ -1,5 +1,7 @@
+import { readFileSync } from "node:fs";
 import { passwordProblem } from "./auth/passwords.js";
 import { parseAllowList } from "./keys/ip.js";
+import { parseMasterKey } from "./keys/secrets.js";
 
 /** Every setting Keygate reads, validated once. Nothing else reads `process.env`. */
 export type Config = Readonly<{
@@ -24,6 +26,11 @@ export type Config = Readonly<{
   sqliteSynchronous: "normal" | "full";
   /** Who must turn on two-factor sign-in before minting, changing, rolling or revoking keys. */
   requireTwoFactor: "off" | "admins" | "all";
+  /**
+   * The key-encryption key signing secrets are sealed under (`KEYGATE_MASTER_KEY` or the file
+   * `KEYGATE_MASTER_KEY_FILE` names); null when neither is set.
+   */
+  masterKey: Buffer | null;
 }>;
 
 export class ConfigError extends Error {}
@@ -109,7 +116,35 @@ export function loadConfig(env: Env = process.env): Config {
     publicUrl: publicUrl(read("KEYGATE_PUBLIC_URL")),
     sqliteSynchronous: oneOf("KEYGATE_SQLITE_SYNCHRONOUS", ["normal", "full"], "normal"),
     requireTwoFactor: requireTwoFactor(read("KEYGATE_REQUIRE_2FA")),
+    masterKey: masterKey(read("KEYGATE_MASTER_KEY"), read("KEYGATE_MASTER_KEY_FILE")),
   });
+}
+
+const MASTER_KEY_FORM =
+  "32 bytes as 64 hex characters or base64 (make one with: openssl rand -hex 32)";
+
+function masterKey(value: string | undefined, file: string | undefined): Buffer | null {
+  if (value !== undefined && file !== undefined)
+    throw new ConfigError("set KEYGATE_MASTER_KEY or KEYGATE_MASTER_KEY_FILE, not both");
+  if (value !== undefined) {
+    const key = parseMasterKey(value);
+    if (key === null) throw new ConfigError(`KEYGATE_MASTER_KEY must be ${MASTER_KEY_FORM}`);
+    return key;
+  }
+  if (file === undefined) return null;
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    throw new ConfigError(
+      `KEYGATE_MASTER_KEY_FILE ${file} cannot be read: ${code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : (err as Error).message}`,
+    );
+  }
+  const key = parseMasterKey(text);
+  if (key === null)
+    throw new ConfigError(`KEYGATE_MASTER_KEY_FILE ${file} must hold ${MASTER_KEY_FORM}`);
+  return key;
 }
 
 function requireTwoFactor(raw: string | undefined): "off" | "admins" | "all" {
