@@ -1,7 +1,7 @@
 import type { ErrorObject } from "ajv";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { AppError, type ErrorCode, type FieldProblem } from "../errors.js";
-import { environmentOf } from "../keys/format.js";
+import { type Environment, environmentOf } from "../keys/format.js";
 
 export const EXTERNAL_PREFIX = "/api/v1/external";
 
@@ -267,7 +267,17 @@ export function pathOf(url: string, cap: number): string {
 function externalHeaders(request: FastifyRequest, reply: FastifyReply): void {
   const accepted = request.is404 ? undefined : request.routeOptions.config?.acceptedPermissions;
   reply.header("X-Accepted-Permissions", accepted ?? "none");
+  reply.header("Keygate-Environment", namedEnvironment(request) ?? "none");
+}
+
+/** The request's `X-API-Key` as sent (the first, if repeated), or undefined. */
+export function keyHeader(request: FastifyRequest): string | undefined {
   const raw = request.headers["x-api-key"];
-  const value = Array.isArray(raw) ? raw[0] : raw;
-  reply.header("Keygate-Environment", (value && environmentOf(value.trim())) || "none");
+  return Array.isArray(raw) ? raw[0] : raw;
+}
+
+/** The environment the request's key value names (`pk_test_…` → test), whatever its key; null if none. */
+export function namedEnvironment(request: FastifyRequest): Environment | null {
+  const value = keyHeader(request);
+  return value === undefined ? null : environmentOf(value.trim());
 }

@@ -8,10 +8,9 @@ import { Type } from "typebox";
 import type { Principal } from "../auth/principal.js";
 import { AppError } from "../errors.js";
 import type { Keygate } from "../keygate.js";
-import { type Environment, environmentOf } from "../keys/format.js";
 import type { Verdict } from "../keys/verify.js";
 import type { RateDecision } from "../ratelimit/limiter.js";
-import { pathOf, scrubText, sendError } from "./errors.js";
+import { keyHeader, namedEnvironment, pathOf, scrubText, sendError } from "./errors.js";
 import { refusal } from "./refusals.js";
 import { guardOf, NO_PERMISSION, type RouteGuard } from "./permissions.js";
 import type { RouteTable } from "./routing.js";
@@ -80,23 +79,6 @@ const Whoami = component(
   ),
 );
 
-/** The environment a request's key value names, when its key is not known (null: none). */
-function namedEnvironment(request: FastifyRequest): Environment | null {
-  const raw = request.headers["x-api-key"];
-  const value = Array.isArray(raw) ? raw[0] : raw;
-  return value === undefined ? null : environmentOf(value.trim());
-}
-
-/** `Keygate-Environment` of an answer whose key is not known. */
-function environmentNamed(request: FastifyRequest): string {
-  return namedEnvironment(request) ?? "none";
-}
-
-/** The call-log environment of a call without a known key: the one its value names, else live. */
-function keylessEnvironment(request: FastifyRequest): Environment {
-  return namedEnvironment(request) ?? "live";
-}
-
 /**
  * Puts a verdict on the request — the key and principal, the budget, environment and
  * permission headers — and answers the refusal to send, or null when the key may proceed.
@@ -122,7 +104,7 @@ export function admit(
       environment: k.environment,
     };
     reply.header("Keygate-Environment", k.environment);
-  } else reply.header("Keygate-Environment", environmentNamed(request));
+  } else reply.header("Keygate-Environment", namedEnvironment(request) ?? "none");
   // The key's budget once the key is known and counted; the IP's budget before that.
   const rate = verdict.rate ?? request.ipRate;
   if (rate) rateHeaders(reply, rate);
@@ -138,9 +120,8 @@ export function verifyKey(
   request: FastifyRequest,
   guard: RouteGuard | null = null,
 ): Verdict | Promise<Verdict> {
-  const raw = request.headers["x-api-key"];
   return kg.verifier.verify({
-    header: Array.isArray(raw) ? raw[0] : raw,
+    header: keyHeader(request),
     ip: request.clientIp,
     method: request.method,
     need: guard === null ? undefined : guard.need,
@@ -177,7 +158,8 @@ export function logCall(kg: Keygate, request: FastifyRequest, reply: FastifyRepl
     errorCode: request.errorCode,
     requestId: request.id,
     message: request.errorMessage,
-    environment: request.keyRecord?.environment ?? keylessEnvironment(request),
+    // A call without a known key is logged under the environment its value names, else live.
+    environment: request.keyRecord?.environment ?? namedEnvironment(request) ?? "live",
   });
 }
 

@@ -1,11 +1,4 @@
-import {
-  ACTIONS,
-  type Action,
-  bit,
-  type Permission,
-  RESOURCES,
-  type Resource,
-} from "../keys/permissions.js";
+import { type Action, bit, type Permission, type Resource } from "../keys/permissions.js";
 
 /**
  * The one table of what each external route needs: a permission, or `null` for none (any
@@ -40,22 +33,20 @@ export type RouteGuard = { need: number; accepted: string; route: string };
 /** `X-Accepted-Permissions` of a route that needs none, of a miss, and of the health check. */
 export const NO_PERMISSION = "none";
 
-/** The guard of an external route, or null when the table does not name it. */
-export function guardOf(method: string, relative: string): RouteGuard | null {
-  const route = `${method === "HEAD" ? "GET" : method} ${relative}`;
-  if (!Object.hasOwn(ROUTE_PERMISSIONS, route)) return null;
-  const permission = ROUTE_PERMISSIONS[route as keyof typeof ROUTE_PERMISSIONS];
-  if (permission === null) return { need: 0, accepted: NO_PERMISSION, route };
-  const [resource, action] = permission.split(":") as [Resource, Action];
-  if (!RESOURCES.includes(resource) || !ACTIONS.includes(action))
-    throw new Error(`ROUTE_PERMISSIONS: "${permission}" of ${route} is not a permission`);
-  return { need: bit(resource, action), accepted: permission, route };
-}
-
-/** The permission an operation of the document needs, as the table says (undefined: not in it). */
-export function permissionOf(method: string, relative: string): string | null | undefined {
+/** The permission a route needs as the table says: null for none, undefined when not in it. */
+export function permissionOf(method: string, relative: string): Permission | null | undefined {
   const route = `${method.toUpperCase()} ${relative}`;
   return Object.hasOwn(ROUTE_PERMISSIONS, route)
     ? ROUTE_PERMISSIONS[route as keyof typeof ROUTE_PERMISSIONS]
     : undefined;
+}
+
+/** The guard of an external route (a HEAD needs what its GET needs), or null when the table does not name it. */
+export function guardOf(method: string, relative: string): RouteGuard | null {
+  const route = `${method === "HEAD" ? "GET" : method} ${relative}`;
+  const permission = permissionOf(method === "HEAD" ? "GET" : method, relative);
+  if (permission === undefined) return null;
+  if (permission === null) return { need: 0, accepted: NO_PERMISSION, route };
+  const [resource, action] = permission.split(":") as [Resource, Action];
+  return { need: bit(resource, action), accepted: permission, route };
 }

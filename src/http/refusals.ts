@@ -5,6 +5,7 @@ import { permissionName } from "../keys/permissions.js";
 import { ROLE_LIMITS } from "../keys/service.js";
 import { verbsOf } from "../keys/scopes.js";
 import type { Verdict } from "../keys/verify.js";
+import { keyHeader } from "./errors.js";
 import type { RouteGuard } from "./permissions.js";
 
 // The refusals that name nothing of the request are built once: they are what a flood of
@@ -144,13 +145,9 @@ export function refusal(
     case "MISSING_API_KEY":
       return missingKey(request);
     case "INVALID_API_KEY": {
-      if (v.unknown) {
-        const raw = request.headers["x-api-key"];
-        const value = Array.isArray(raw) ? (raw[0] ?? "") : (raw ?? "");
-        return value.startsWith(TEST_KEY_PREFIX) ? UNKNOWN_TEST_KEY : UNKNOWN_KEY;
-      }
-      const raw = request.headers["x-api-key"];
-      return malformedKey(Array.isArray(raw) ? (raw[0] ?? "") : (raw ?? ""));
+      const value = keyHeader(request) ?? "";
+      if (v.unknown) return value.startsWith(TEST_KEY_PREFIX) ? UNKNOWN_TEST_KEY : UNKNOWN_KEY;
+      return malformedKey(value);
     }
     case "API_KEY_REVOKED":
       return new AppError(
