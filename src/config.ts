@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { passwordProblem } from "./auth/passwords.js";
 import { parseAllowList } from "./keys/ip.js";
-import { parseMasterKey } from "./keys/secrets.js";
+import { parseMasterKey } from "./credentials/secrets.js";
 
 /** Every setting Keygate reads, validated once. Nothing else reads `process.env`. */
 export type Config = Readonly<{
