@@ -406,3 +406,95 @@ describe("the permission picker", () => {
     }
   });
 });
+
+describe("request signing in the key form", () => {
+  const radio = (name: string) => screen.getByRole("radio", { name }) as HTMLInputElement;
+
+  it("is off for a new key, says what each choice does, and sends nothing while off", async () => {
+    const onSubmit = vi.fn(async (_body: unknown) => undefined);
+    wrap(form({ isAdmin: false, selfId: 2, onSubmit, now: NOW }));
+    expect(screen.getByRole("radiogroup", { name: /^Request signing/ })).toBeTruthy();
+    expect(radio("Off").checked).toBe(true);
+    expect(radio("Optional").checked).toBe(false);
+    expect(radio("Required").checked).toBe(false);
+    expect(
+      screen.getByText("Every call must carry an RFC 9421 signature made with the signing secret."),
+    ).toBeTruthy();
+    expect(
+      screen.getByText("Signed calls are verified; unsigned ones are still accepted."),
+    ).toBeTruthy();
+    expect(screen.queryByTestId("key-signing-note")).toBeNull();
+    expect(await submitted(onSubmit)).not.toHaveProperty("signing");
+  });
+
+  it("sends the signing chosen when minting, and says the secret comes with the key", async () => {
+    const onSubmit = vi.fn(async (_body: unknown) => undefined);
+    wrap(form({ isAdmin: false, selfId: 2, onSubmit, now: NOW }));
+    fireEvent.click(radio("Required"));
+    expect(radio("Required").checked).toBe(true);
+    expect(screen.getByTestId("key-signing-note").textContent).toBe(
+      "A signing secret is minted with the key and shown once, beside it.",
+    );
+    expect(await submitted(onSubmit)).toEqual({
+      permissions: ["*:read"],
+      environment: "live",
+      owner_id: 2,
+      signing: "required",
+    });
+  });
+
+  it("on edit shows the key's signing, and sends it only when changed", async () => {
+    const onSubmit = vi.fn(async (_body: unknown) => undefined);
+    wrap(form({ existing: apiKeyOf({ signing: "off" }), isAdmin: false, selfId: 7, onSubmit }));
+    expect(radio("Off").checked).toBe(true);
+    fireEvent.click(radio("Optional"));
+    expect(screen.getByTestId("key-signing-note").textContent).toBe(
+      "Saving mints a signing secret, shown once.",
+    );
+    expect(await submitted(onSubmit, "Save changes")).toEqual({ signing: "optional" });
+
+    cleanup();
+    const later = vi.fn(async (_body: unknown) => undefined);
+    wrap(
+      form({
+        existing: apiKeyOf({ signing: "optional" }),
+        isAdmin: false,
+        selfId: 7,
+        onSubmit: later,
+      }),
+    );
+    expect(radio("Optional").checked).toBe(true);
+    fireEvent.click(radio("Required"));
+    expect(screen.getByTestId("key-signing-note").textContent).toMatch(
+      /^The signing secret stays the same\. From the next request every unsigned call is refused with SIGNATURE_REQUIRED/,
+    );
+    fireEvent.click(radio("Off"));
+    expect(screen.getByTestId("key-signing-note").textContent).toMatch(
+      /^Saving deletes the signing secret for good/,
+    );
+    fireEvent.click(radio("Optional"));
+    expect(screen.queryByTestId("key-signing-note")).toBeNull();
+    type("Name", "renamed");
+    expect(await submitted(later, "Save changes")).toEqual({ name: "renamed" });
+  });
+
+  it("shows the server's refusal of signing under the choice", async () => {
+    const refuse = vi.fn(async (_body: unknown) => {
+      throw new ApiError(400, "VALIDATION_ERROR", "invalid body: signing needs a master key", [
+        {
+          field: "signing",
+          message:
+            "request signing needs a master key: set KEYGATE_MASTER_KEY or KEYGATE_MASTER_KEY_FILE",
+        },
+      ]);
+    });
+    wrap(form({ isAdmin: false, selfId: 2, onSubmit: refuse, now: NOW }));
+    fireEvent.click(radio("Optional"));
+    await submitted(refuse);
+    const group = screen.getByRole("radiogroup", { name: /^Request signing/ });
+    // Under the choice, and what the choice is described by.
+    const error = await screen.findByText(/set KEYGATE_MASTER_KEY or KEYGATE_MASTER_KEY_FILE$/);
+    expect(group.getAttribute("aria-describedby")?.split(/\s+/)).toContain(error.id);
+    expect(screen.getByText("Key not minted")).toBeTruthy();
+  });
+});

@@ -1,5 +1,15 @@
 import { FormFooter } from "./ui";
-import { Alert, Code, Select, SimpleGrid, Stack, Text, Textarea, TextInput } from "@mantine/core";
+import {
+  Alert,
+  Code,
+  Radio,
+  Select,
+  SimpleGrid,
+  Stack,
+  Text,
+  Textarea,
+  TextInput,
+} from "@mantine/core";
 import { useCallback } from "react";
 import { messageOf } from "../lib/api";
 import type { Environment } from "../lib/environment";
@@ -12,7 +22,7 @@ import {
   samePermissions,
   toPermissions,
 } from "../lib/permissions";
-import type { ApiKey, KeyPresets, UserRow } from "../lib/types";
+import type { ApiKey, KeyPresets, KeySigning, UserRow } from "../lib/types";
 import { useResource } from "../lib/useResource";
 import { type KeyFormValues, parseIpLines, todayUtc, validateKeyForm } from "../lib/validation";
 import { PermissionPicker } from "./PermissionPicker";
@@ -28,7 +38,42 @@ export type KeyBody = {
   rate_limit_per_minute?: number | null;
   expires_at?: string | null;
   owner_id?: number;
+  /** Sent on create only when not off (the server's default); on edit, when changed. */
+  signing?: KeySigning;
 };
+
+/** The request-signing choices, each with its one line of help. */
+export const SIGNING_CHOICES: { value: KeySigning; label: string; help: string }[] = [
+  {
+    value: "off",
+    label: "Off",
+    help: "Calls carry the key alone; the key has no signing secret.",
+  },
+  {
+    value: "optional",
+    label: "Optional",
+    help: "Signed calls are verified; unsigned ones are still accepted.",
+  },
+  {
+    value: "required",
+    label: "Required",
+    help: "Every call must carry an RFC 9421 signature made with the signing secret.",
+  },
+];
+
+/** What saving a change of request signing does to the key's secret and its callers. */
+export function signingChange(from: KeySigning, to: KeySigning): string | null {
+  if (from === to) return null;
+  if (from === "off")
+    return to === "required"
+      ? "Saving mints a signing secret, shown once. From the next request every unsigned call is refused with SIGNATURE_REQUIRED: give the caller the secret first, or choose Optional while it switches."
+      : "Saving mints a signing secret, shown once.";
+  if (to === "off")
+    return "Saving deletes the signing secret for good; turning signing on again later mints a new one.";
+  return to === "required"
+    ? "The signing secret stays the same. From the next request every unsigned call is refused with SIGNATURE_REQUIRED."
+    : "The signing secret stays the same; unsigned calls are accepted again.";
+}
 
 /** A new key may read everything, as a key minted without scopes always could. */
 const NEW_KEY_PERMISSIONS = ["*:read"];
@@ -42,6 +87,7 @@ function valuesOf(key: ApiKey | undefined, ownerId: number | undefined): KeyForm
     rate_limit_per_minute: key?.rate_limit_per_minute ? String(key.rate_limit_per_minute) : "",
     expires_at: key?.expires_at ? key.expires_at.slice(0, 10) : "",
     owner_id: ownerId ? String(ownerId) : key ? String(key.owner_id) : "",
+    signing: key?.signing ?? "off",
   };
 }
 
@@ -73,10 +119,12 @@ export function keyBody(
     if (full.rate_limit_per_minute) body.rate_limit_per_minute = full.rate_limit_per_minute;
     if (full.expires_at) body.expires_at = full.expires_at;
     if (v.owner_id) body.owner_id = Number(v.owner_id);
+    if (v.signing !== "off") body.signing = v.signing;
     return body;
   }
   const body: KeyBody = {};
   const changed = (k: Exclude<keyof KeyFormValues, "permissions">) => v[k] !== initial[k];
+  if (changed("signing")) body.signing = v.signing;
   if (changed("name")) body.name = full.name;
   if (changed("description")) body.description = full.description;
   if (!samePermissions(permissions, toPermissions(initial.permissions, limits)))
@@ -170,6 +218,11 @@ export function KeyForm({
   const { values, set, field, text } = form;
   const ownerRole = roleOf(values.owner_id);
   const env = existing?.environment ?? environment;
+  const signingNote = editing
+    ? signingChange(initial.signing, values.signing)
+    : values.signing !== "off"
+      ? "A signing secret is minted with the key and shown once, beside it."
+      : null;
   const ownerChoices = (users ?? [])
     .filter((u) => !u.disabled)
     .map((u) => ({
@@ -279,6 +332,25 @@ export function KeyForm({
             {...text("expires_at")}
           />
         </SimpleGrid>
+        <Radio.Group
+          id={`${editing ? "key-edit" : "key-new"}-signing`}
+          label="Request signing"
+          description="A signed call proves it comes from whoever holds the key's signing secret, and that nothing in it was changed or replayed on the way."
+          value={values.signing}
+          onChange={(v) => set("signing", v as KeySigning)}
+          error={field("signing").error}
+        >
+          <Stack gap={6} mt="xs">
+            {SIGNING_CHOICES.map((c) => (
+              <Radio key={c.value} value={c.value} label={c.label} description={c.help} />
+            ))}
+          </Stack>
+        </Radio.Group>
+        {signingNote && (
+          <Text size="sm" c="dimmed" data-testid="key-signing-note" mt={-8}>
+            {signingNote}
+          </Text>
+        )}
         {isAdmin && !editing && (
           <Select
             label="Owner"

@@ -41,6 +41,11 @@ export type Envelope<T> = {
   data: T;
   meta?: { page: number; per_page: number; total: number };
   key?: string;
+  /**
+   * A key's signing secret (`pks_live_…` / `pks_test_…`), shown this once: when a key is
+   * minted or rolled with request signing on, or when an edit turns signing on.
+   */
+  signing_secret?: string;
   message?: string;
   /** The HTTP status (e.g. 200 rather than 201 when a transaction's reference was seen before). */
   status?: number;

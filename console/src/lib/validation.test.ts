@@ -150,6 +150,7 @@ describe("whole forms", () => {
     rate_limit_per_minute: "",
     expires_at: "",
     owner_id: "",
+    signing: "off" as const,
   };
 
   it("key form: fine as filled in, and every problem at once when not", () => {

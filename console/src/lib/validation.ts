@@ -5,6 +5,7 @@
  */
 import ipaddr from "ipaddr.js";
 import { FULL, type Levels, toPermissions } from "./permissions";
+import type { KeySigning } from "./types";
 
 /** A problem with a field, or null when it is fine. */
 export type Check = string | null;
@@ -210,6 +211,8 @@ export type KeyFormValues = {
   rate_limit_per_minute: string;
   expires_at: string;
   owner_id: string;
+  /** Request signing: off, optional or required. */
+  signing: KeySigning;
 };
 
 export function validateKeyForm(
@@ -236,6 +239,7 @@ export function validateKeyForm(
     rate_limit_per_minute: rateLimit(v.rate_limit_per_minute),
     expires_at: keyExpiry(v.expires_at, now),
     owner_id: null,
+    signing: null,
   });
 }
 
