@@ -21,7 +21,10 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: "unit", include: ["src/**/*.test.ts", "console/src/**/*.test.{ts,tsx}"] },
+        test: {
+          name: "unit",
+          include: ["src/**/*.test.ts", "console/src/**/*.test.{ts,tsx}", "sdk/**/*.test.ts"],
+        },
       },
       {
         extends: true,
