@@ -25,6 +25,7 @@ import {
 import type { ApiKey, KeyPresets, KeySigning, UserRow } from "../lib/types";
 import { useResource } from "../lib/useResource";
 import { type KeyFormValues, parseIpLines, todayUtc, validateKeyForm } from "../lib/validation";
+import { SIGNING_CHOICES } from "../lib/format";
 import { PermissionPicker } from "./PermissionPicker";
 
 export type KeyBody = {
@@ -41,25 +42,6 @@ export type KeyBody = {
   /** Sent on create only when not off (the server's default); on edit, when changed. */
   signing?: KeySigning;
 };
-
-/** The request-signing choices, each with its one line of help. */
-export const SIGNING_CHOICES: { value: KeySigning; label: string; help: string }[] = [
-  {
-    value: "off",
-    label: "Off",
-    help: "Calls carry the key alone; the key has no signing secret.",
-  },
-  {
-    value: "optional",
-    label: "Optional",
-    help: "Signed calls are verified; unsigned ones are still accepted.",
-  },
-  {
-    value: "required",
-    label: "Required",
-    help: "Every call must carry an RFC 9421 signature made with the signing secret.",
-  },
-];
 
 /** What saving a change of request signing does to the key's secret and its callers. */
 export function signingChange(from: KeySigning, to: KeySigning): string | null {

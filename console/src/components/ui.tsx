@@ -17,7 +17,8 @@ import { useMediaQuery } from "@mantine/hooks";
 import { type ReactNode, useEffect, useRef, useState } from "react";
 import { ApiError, messageOf } from "../lib/api";
 import type { Environment } from "../lib/environment";
-import { statusColor, statusLabel } from "../lib/format";
+import { SIGNING_LABEL, statusColor, statusLabel } from "../lib/format";
+import type { KeySigning } from "../lib/types";
 import { Link } from "../lib/router";
 
 /** The page's heading (focused on navigation, so screen readers announce the new page). */
@@ -224,6 +225,20 @@ export function StatusBadge({ status }: { status: string }) {
   );
 }
 
+/** A key's request signing: Off stays quiet, Required stands out. */
+export function SigningBadge({ signing }: { signing: KeySigning }) {
+  return (
+    <Badge
+      color={signing === "required" ? "teal" : signing === "optional" ? "blue" : "gray"}
+      variant={signing === "off" ? "outline" : "light"}
+      radius="sm"
+      data-testid="signing-badge"
+    >
+      {SIGNING_LABEL[signing]}
+    </Badge>
+  );
+}
+
 /** Which data a key (or record) belongs to: test stands out, live stays quiet. */
 export function EnvironmentBadge({ environment }: { environment: Environment }) {
   return (
@@ -415,7 +430,19 @@ export async function copyText(text: string): Promise<boolean> {
   return ok;
 }
 
-export function CopyButton({ value, label = "Copy" }: { value: string; label?: string }) {
+/**
+ * Copies `value`. `name`, when given, is what the button is called until it has copied
+ * (e.g. "Copy signing secret" while it shows "Copy"): for a dialog with more than one.
+ */
+export function CopyButton({
+  value,
+  label = "Copy",
+  name,
+}: {
+  value: string;
+  label?: string;
+  name?: string;
+}) {
   const [state, setState] = useState<"idle" | "copied" | "failed">("idle");
   useEffect(() => {
     if (state === "idle") return;
@@ -428,6 +455,7 @@ export function CopyButton({ value, label = "Copy" }: { value: string; label?: s
       variant={state === "copied" ? "filled" : "light"}
       color={state === "copied" ? "teal" : state === "failed" ? "red" : undefined}
       onClick={async () => setState((await copyText(value)) ? "copied" : "failed")}
+      aria-label={state === "idle" ? name : undefined}
       aria-live="polite"
     >
       {state === "copied" ? "Copied" : state === "failed" ? "Select and copy by hand" : label}
@@ -441,11 +469,14 @@ export function CopyField({
   value,
   description,
   testId,
+  copyName,
 }: {
   label: string;
   value: string;
   description?: ReactNode;
   testId?: string;
+  /** What its copy button is called (see CopyButton's `name`). */
+  copyName?: string;
 }) {
   return (
     <TextInput
@@ -456,7 +487,7 @@ export function CopyField({
       onFocus={(e) => e.currentTarget.select()}
       styles={{ input: { fontFamily: "var(--mantine-font-family-monospace)" } }}
       rightSectionWidth={90}
-      rightSection={<CopyButton value={value} />}
+      rightSection={<CopyButton value={value} name={copyName} />}
       data-testid={testId}
     />
   );

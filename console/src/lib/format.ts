@@ -1,4 +1,5 @@
 /** Display helpers: dates, durations, sizes, and the dashboard's hourly series. */
+import type { Credential, KeySigning } from "./types";
 
 const dateTime = new Intl.DateTimeFormat(undefined, {
   year: "numeric",
@@ -150,6 +151,39 @@ export const KEY_STATUS_HELP: Record<string, string> = {
   owner_disabled:
     "Its owner is disabled: a key acts for its owner, so every call is refused with INVALID_USER until the owner is enabled again.",
   expired: "Expired: every call is refused with API_KEY_EXPIRED.",
+};
+
+/** The request-signing choices, each with its one line of help. */
+export const SIGNING_CHOICES: { value: KeySigning; label: string; help: string }[] = [
+  {
+    value: "off",
+    label: "Off",
+    help: "Calls carry the key alone; the key has no signing secret.",
+  },
+  {
+    value: "optional",
+    label: "Optional",
+    help: "Signed calls are verified; unsigned ones are still accepted.",
+  },
+  {
+    value: "required",
+    label: "Required",
+    help: "Every call must carry an RFC 9421 signature made with the signing secret.",
+  },
+];
+
+/** A key's request signing as people read it: Off, Optional or Required. */
+export const SIGNING_LABEL: Record<KeySigning, string> = {
+  off: "Off",
+  optional: "Optional",
+  required: "Required",
+};
+
+/** How a call authenticated, as the call log says it. */
+export const CREDENTIAL_HELP: Record<Credential, string> = {
+  key: "The API key alone (X-API-Key)",
+  signature: "The API key and an RFC 9421 signature made with its signing secret",
+  token: "An OAuth access token (Authorization: Bearer) exchanged for the key",
 };
 
 /** A status as people read it: `owner_disabled` → "owner disabled". */

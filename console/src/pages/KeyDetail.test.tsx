@@ -567,3 +567,129 @@ describe("a key's permissions and environment", () => {
     expect(server.to(`/api/api-keys/${key.id}/roll`)[0]?.environment).toBe("test");
   });
 });
+
+describe("a key's request signing and access tokens", () => {
+  const SECRET = `pks_live_${"0123456789abcdef".repeat(4)}`;
+  const answer = (status: number, body: unknown) =>
+    new Response(JSON.stringify(body), {
+      status,
+      headers: { "content-type": "application/json" },
+    });
+
+  it("shows the signing mode, the tokens issued and when the last was, and the token endpoint", async () => {
+    show(me(), calls(1), {
+      ...key,
+      signing: "required",
+      tokens_issued: 3,
+      last_token_at: "2026-05-12T10:58:00.000Z",
+    });
+    const signing = await screen.findByTestId("key-signing");
+    expect(within(signing).getByTestId("signing-badge").textContent).toBe("Required");
+    expect(signing.textContent).toContain(
+      "Every call must carry an RFC 9421 signature made with the signing secret.",
+    );
+    expect(screen.getByTestId("key-tokens").textContent).toBe("3 tokens issued");
+    const last = screen.getByText("Last token").nextElementSibling as HTMLElement;
+    expect(last.textContent).not.toBe("never");
+    expect(last.textContent).toMatch(/\(.+\)$/);
+    expect(screen.getByTestId("token-endpoint").textContent).toContain(
+      "POST /api/v1/external/oauth/token",
+    );
+  });
+
+  it("says never for a key no token was issued for, and Off for a key without signing", async () => {
+    show(me(), calls(1), { ...key, signing: "off", tokens_issued: 1, last_token_at: null });
+    const signing = await screen.findByTestId("key-signing");
+    expect(within(signing).getByTestId("signing-badge").textContent).toBe("Off");
+    expect(screen.getByTestId("key-tokens").textContent).toBe("1 token issued");
+    expect((screen.getByText("Last token").nextElementSibling as HTMLElement).textContent).toBe(
+      "never",
+    );
+
+    cleanup();
+    resetApi();
+    // A server without the fields yet: read as off, none issued.
+    show(me(), calls(1));
+    expect(
+      within(await screen.findByTestId("key-signing")).getByTestId("signing-badge").textContent,
+    ).toBe("Off");
+    expect(screen.getByTestId("key-tokens").textContent).toBe("0 tokens issued");
+  });
+
+  it("shows the signing secret once when an edit turns signing on", async () => {
+    const signedKey: ApiKey = { ...key, signing: "required" };
+    const server = fakeApi(me({ manage_keys: true }), (req) => {
+      if (req.method === "PUT" && req.path === `/api/api-keys/${key.id}`)
+        return answer(200, { success: true, data: signedKey, signing_secret: SECRET });
+      return keyApi(calls(1), { ...key, signing: "off" })(req);
+    });
+    renderSignedIn(<KeyDetail id={key.id} />);
+    fireEvent.click(await screen.findByRole("button", { name: "Edit" }));
+    const form = await screen.findByRole("form", { name: "Edit API key" });
+    fireEvent.click(within(form).getByRole("radio", { name: "Required" }));
+    fireEvent.click(within(form).getByRole("button", { name: "Save changes" }));
+
+    const shown = await screen.findByRole("dialog", {
+      name: "Request signing is on for “billing”",
+    });
+    expect(server.to(`/api/api-keys/${key.id}`).find((c) => c.method === "PUT")?.body).toEqual({
+      signing: "required",
+    });
+    expect((within(shown).getByTestId("show-once-signing-secret") as HTMLInputElement).value).toBe(
+      SECRET,
+    );
+    expect(within(shown).queryByTestId("show-once-secret")).toBeNull();
+    expect(within(shown).getByText(/must now be signed with this secret/)).toBeTruthy();
+    const done = within(shown).getByRole("button", { name: "Done" }) as HTMLButtonElement;
+    expect(done.disabled).toBe(true);
+    fireEvent.click(within(shown).getByLabelText("I have stored it somewhere safe"));
+    fireEvent.click(done);
+    await waitFor(() => expect(screen.queryByRole("dialog")).toBeNull());
+  });
+
+  it("shows no secret when an edit keeps signing on", async () => {
+    fakeApi(me({ manage_keys: true }), (req) => {
+      if (req.method === "PUT" && req.path === `/api/api-keys/${key.id}`)
+        return { ...key, signing: "required" };
+      return keyApi(calls(1), { ...key, signing: "optional" })(req);
+    });
+    renderSignedIn(<KeyDetail id={key.id} />);
+    fireEvent.click(await screen.findByRole("button", { name: "Edit" }));
+    const form = await screen.findByRole("form", { name: "Edit API key" });
+    fireEvent.click(within(form).getByRole("radio", { name: "Required" }));
+    fireEvent.click(within(form).getByRole("button", { name: "Save changes" }));
+    await waitFor(() => expect(screen.queryByRole("form", { name: "Edit API key" })).toBeNull());
+    expect(screen.queryByTestId("show-once-signing-secret")).toBeNull();
+  });
+
+  it("shows a rolled signed key's new key and new secret, each once", async () => {
+    const signedKey: ApiKey = { ...key, signing: "optional" };
+    fakeApi(me({ manage_keys: true }), (req) => {
+      if (req.method === "POST" && req.path === `/api/api-keys/${key.id}/roll`)
+        return answer(201, {
+          success: true,
+          data: { ...signedKey, id: 9, key_prefix: "pk_live_0123" },
+          key: `pk_live_${"0123456789abcdef".repeat(2)}`,
+          signing_secret: SECRET,
+        });
+      return keyApi(calls(1), signedKey)(req);
+    });
+    renderSignedIn(<KeyDetail id={key.id} />);
+    fireEvent.click(await screen.findByRole("button", { name: "Roll" }));
+    const roll = await screen.findByRole("dialog", { name: "Roll “billing”" });
+    expect(roll.textContent).toContain("the same request signing with a new signing secret");
+    fireEvent.click(within(roll).getByRole("button", { name: "Roll key" }));
+    const shown = await screen.findByRole("dialog", { name: "Key rolled" });
+    expect((within(shown).getByLabelText("API key") as HTMLInputElement).value).toMatch(
+      /^pk_live_0123/,
+    );
+    expect((within(shown).getByTestId("show-once-signing-secret") as HTMLInputElement).value).toBe(
+      SECRET,
+    );
+    expect(within(shown).getByText(/its own, new signing secret/)).toBeTruthy();
+    expect(within(shown).getByRole("button", { name: "Copy signing secret" })).toBeTruthy();
+    expect(
+      within(shown).getByLabelText("I have stored the signing secret somewhere safe"),
+    ).toBeTruthy();
+  });
+});

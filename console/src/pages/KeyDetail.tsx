@@ -34,12 +34,13 @@ import {
   Loading,
   PageHeader,
   RecordError,
+  SigningBadge,
   StatusBadge,
 } from "../components/ui";
 import { api, messageOf } from "../lib/api";
 import { LOG_ERROR_CODES, requestIdProblem, STATUS_FILTERS, useCallLog } from "../lib/callLog";
 import { useEnvironment } from "../lib/environment";
-import { formatDateTime, formatTime, relative, SCOPE_VERBS } from "../lib/format";
+import { formatDateTime, formatTime, relative, SCOPE_VERBS, SIGNING_CHOICES } from "../lib/format";
 import { describePermissions } from "../lib/permissions";
 import { Link, navigate, setQuery, useLocation } from "../lib/router";
 import type { ApiKey, CallLog } from "../lib/types";
@@ -80,6 +81,8 @@ export function KeyDetail({ id }: { id: number }) {
   const { users, byId } = useOwners(user.isAdmin);
   const [dialog, setDialog] = useState<"edit" | "roll" | "revoke" | null>(null);
   const [rolled, setRolled] = useState<(Minted & { grace: number }) | null>(null);
+  /** The signing secret an edit minted (signing turned on from off), with the key it signs for. */
+  const [signed, setSigned] = useState<{ secret: string; data: ApiKey } | null>(null);
 
   const k = key.data;
   const rows = useMemo(() => logs.rows ?? [], [logs.rows]);
@@ -124,6 +127,10 @@ export function KeyDetail({ id }: { id: number }) {
   // A key acts for its owner: with the owner disabled or deleted, every call is refused.
   const ownerDown = k.status === "owner_disabled" || k.status === "owner_deleted";
   const expiredToo = k.expires_at !== null && Date.parse(k.expires_at) <= Date.now();
+  // Absent from a server without request signing or token exchange: off, and none issued.
+  const signing = k.signing ?? "off";
+  const tokens = k.tokens_issued ?? 0;
+  const lastToken = k.last_token_at ?? null;
   const reload = () => {
     key.reload();
     logs.reload();
@@ -143,7 +150,11 @@ export function KeyDetail({ id }: { id: number }) {
     }));
 
   const save = async (body: KeyBody) => {
-    if (Object.keys(body).length > 0) await api.put<ApiKey>(`/api/api-keys/${k.id}`, body);
+    if (Object.keys(body).length > 0) {
+      const res = await api.put<ApiKey>(`/api/api-keys/${k.id}`, body);
+      // Turning signing on mints a secret, answered this once.
+      if (res.signing_secret) setSigned({ secret: res.signing_secret, data: res.data });
+    }
     setDialog(null);
     notify("Changes saved; they apply from the next request");
     key.reload();
@@ -341,6 +352,13 @@ export function KeyDetail({ id }: { id: number }) {
                 ),
               ],
               [
+                "Request signing",
+                <span key="signing" data-testid="key-signing">
+                  <SigningBadge signing={signing} />{" "}
+                  {SIGNING_CHOICES.find((c) => c.value === signing)?.help}
+                </span>,
+              ],
+              [
                 "Rate limit",
                 k.rate_limit_per_minute
                   ? `${k.rate_limit_per_minute} / min`
@@ -387,6 +405,16 @@ export function KeyDetail({ id }: { id: number }) {
                   "never"
                 ),
               ],
+              [
+                "Access tokens",
+                <span key="tokens" data-testid="key-tokens">
+                  {tokens} token{tokens === 1 ? "" : "s"} issued
+                </span>,
+              ],
+              [
+                "Last token",
+                lastToken ? `${relative(lastToken)} (${formatDateTime(lastToken)})` : "never",
+              ],
               ["Calls shown", logs.rows ? String(rows.length) : "…"],
               [
                 "Errors shown",
@@ -399,14 +427,25 @@ export function KeyDetail({ id }: { id: number }) {
             with an error such as 404. A call refused for the key itself (revoked, expired, owner,
             IP, rate limit, scope or role) is an attempt, not a use.
           </Text>
-          {!k.last_used_at && live && (
-            <Text size="sm" c="dimmed" mt="sm">
-              Not used yet. Test it with{" "}
-              <Code>
-                curl -H &quot;X-API-Key: …&quot; {window.location.origin}/api/v1/external/whoami
-              </Code>
-            </Text>
-          )}
+          <Text size="xs" c="dimmed" mt="xs" data-testid="token-endpoint">
+            A caller can exchange the key for a short-lived access token (OAuth 2.0 client
+            credentials) at <Code>POST /api/v1/external/oauth/token</Code>.
+          </Text>
+          {!k.last_used_at &&
+            live &&
+            (signing === "required" ? (
+              <Text size="sm" c="dimmed" mt="sm">
+                Not used yet. Every call must be signed with the key&apos;s signing secret (RFC
+                9421): one with the key alone is refused with SIGNATURE_REQUIRED.
+              </Text>
+            ) : (
+              <Text size="sm" c="dimmed" mt="sm">
+                Not used yet. Test it with{" "}
+                <Code>
+                  curl -H &quot;X-API-Key: …&quot; {window.location.origin}/api/v1/external/whoami
+                </Code>
+              </Text>
+            ))}
         </Card>
       </SimpleGrid>
 
@@ -667,9 +706,10 @@ export function KeyDetail({ id }: { id: number }) {
             rolled.grace === 0
               ? "is revoked"
               : `keeps working for ${rolled.grace} hour${rolled.grace === 1 ? "" : "s"}`
-          }.`}
-          secretLabel="Your new API key"
+          }.${rolled.signingSecret ? " The replacement comes with its own, new signing secret: give the caller both." : ""}`}
           secret={rolled.key}
+          signingSecret={rolled.signingSecret}
+          signing={rolled.data.signing}
           environment={rolled.data.environment}
           curl
           onClose={() => {
@@ -677,6 +717,19 @@ export function KeyDetail({ id }: { id: number }) {
             setRolled(null);
             navigate(`/keys/${next}`);
           }}
+        />
+      )}
+      {signed && (
+        <ShowOnceDialog
+          opened
+          title={`Request signing is on for “${signed.data.name}”`}
+          intro={`Calls with ${signed.data.key_prefix}… ${
+            signed.data.signing === "required"
+              ? "must now be signed with this secret: an unsigned call is refused with SIGNATURE_REQUIRED"
+              : "may now be signed with this secret; unsigned calls are still accepted"
+          }. Give it to the system that calls Keygate with this key.`}
+          signingSecret={signed.secret}
+          onClose={() => setSigned(null)}
         />
       )}
     </>
@@ -720,7 +773,10 @@ function RollDialog({
       const res = await api.post<ApiKey>(`/api/api-keys/${apiKey.id}/roll`, {
         grace_period_hours: Number(hours),
       });
-      onRolled({ key: res.key as string, data: res.data }, Number(hours));
+      onRolled(
+        { key: res.key as string, data: res.data, signingSecret: res.signing_secret },
+        Number(hours),
+      );
     } catch (err) {
       setError(messageOf(err));
     } finally {
@@ -733,8 +789,11 @@ function RollDialog({
       <Stack>
         <Text size="sm">
           Rolling mints a replacement with the same name, permissions, environment, allowed IPs,
-          rate limit and expiry. The new key is shown once. How long may the old key{" "}
-          <Code>{apiKey.key_prefix}…</Code> keep working while you switch?
+          rate limit and expiry
+          {apiKey.signing && apiKey.signing !== "off"
+            ? ", and the same request signing with a new signing secret. The new key and secret are shown once."
+            : ". The new key is shown once."}{" "}
+          How long may the old key <Code>{apiKey.key_prefix}…</Code> keep working while you switch?
         </Text>
         <Radio.Group label="Grace period" value={choice} onChange={setChoice}>
           <Stack gap={6} mt="xs">

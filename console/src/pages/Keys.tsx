@@ -25,7 +25,8 @@ import { Link, navigate, setQuery, useLocation } from "../lib/router";
 import type { ApiKey, UserRow } from "../lib/types";
 import { useResource } from "../lib/useResource";
 
-export type Minted = { key: string; data: ApiKey };
+/** A key just minted or rolled, and its signing secret when it has one: shown this once. */
+export type Minted = { key: string; data: ApiKey; signingSecret?: string };
 
 /** Shown to a reseller instead of the mint button when self-service keys are off. */
 export const MINT_OFF =
@@ -80,7 +81,7 @@ export function Keys() {
   const mint = async (body: KeyBody) => {
     const res = await api.post<ApiKey>("/api/api-keys", body);
     closeNew();
-    setMinted({ key: res.key as string, data: res.data });
+    setMinted({ key: res.key as string, data: res.data, signingSecret: res.signing_secret });
     keys.reload();
   };
 
@@ -316,8 +317,9 @@ export function Keys() {
           title={`Key “${minted.data.name}” minted`}
           environment={minted.data.environment}
           intro={`${says(minted.data)} Give it to the system that will call Keygate.`}
-          secretLabel="Your new API key"
           secret={minted.key}
+          signingSecret={minted.signingSecret}
+          signing={minted.data.signing}
           curl
           onClose={() => {
             const id = minted.data.id;
