@@ -163,7 +163,8 @@ describe(`the examples of ${DOC}`, () => {
   const node = async (name: string, env: Record<string, string>) => {
     const e = example(name);
     const sdk = pathToFileURL(join(ROOT, "sdk", "src", "index.ts")).href;
-    const file = join(dir, `${name}.${e.lang === "ts" ? "ts" : "mjs"}`);
+    // .mts and .mjs: ES modules (top-level await) wherever the file is.
+    const file = join(dir, `${name}.${e.lang === "ts" ? "mts" : "mjs"}`);
     writeFileSync(file, e.code.replaceAll('"@keygate/sdk"', JSON.stringify(sdk)));
     const r = await run(process.execPath, ["--import", "tsx", file], env);
     expectRan(r, name);
