@@ -11,6 +11,18 @@ export const ERROR_STATUS = {
   IP_NOT_ALLOWED: 403,
   RATE_LIMIT_EXCEEDED: 429,
   SCOPE_REQUIRED: 403,
+  /** The key requires signed requests (RFC 9421) and this one carries no signature. */
+  SIGNATURE_REQUIRED: 401,
+  /** The signature does not verify, or covers too little; details give the server's base. */
+  SIGNATURE_INVALID: 401,
+  /** The signature's `created` is outside ±300 s of the server clock (or it has expired). */
+  SIGNATURE_EXPIRED: 401,
+  /** The signature's nonce was already used with this key. */
+  SIGNATURE_REPLAYED: 401,
+  /** The bearer token is not one this Keygate issued and still honours. */
+  INVALID_TOKEN: 401,
+  /** The bearer token's lifetime is over: exchange the key for a new one. */
+  TOKEN_EXPIRED: 401,
   VALIDATION_ERROR: 400,
   NOT_FOUND: 404,
   CONFLICT: 409,

@@ -7,6 +7,8 @@ import { AuthService } from "./auth/service.js";
 import { TokenService } from "./auth/tokens.js";
 import { TwoFactorService } from "./auth/twofactor.js";
 import { CallLogWriter } from "./calllog/writer.js";
+import { MemoryNonces, type NonceStore, RedisNonces } from "./credentials/nonces.js";
+import { openSecret, sealSecret } from "./credentials/secrets.js";
 import type { Config } from "./config.js";
 import { CachedKeyLookup } from "./keys/cache.js";
 import { KeyService } from "./keys/service.js";
@@ -69,6 +71,8 @@ export type Keygate = {
   info: (msg: string) => void;
   /** Redis-backed sharing between instances, when KEYGATE_REDIS_URL is set. */
   cluster: Cluster | null;
+  /** Signature nonces seen, per key: in Redis when configured, else in this process. */
+  nonces: NonceStore;
   close(): Promise<void>;
 };
 
@@ -108,7 +112,12 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
   };
   const audit = new Audit(new SqlAuditRepo(db), now);
   const users = new SqlUserRepo(db);
-  const keyRepo = new SqlKeyRepo(database);
+  const kek = config.masterKey;
+  // Signing secrets are sealed to the key they belong to (its hash), under the master key.
+  const keyRepo = new SqlKeyRepo(
+    database,
+    kek === null ? null : (sealed, keyHash) => openSecret(sealed, kek, `api_key:${keyHash}`),
+  );
   const keyCache = new CachedKeyLookup({
     load: (hash) => keyRepo.loadRecord(hash),
     ttlMs: keyCacheTtlMs(config),
@@ -198,7 +207,19 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     selfService: config.selfServiceKeys,
     requireTwoFactor: config.requireTwoFactor,
     now,
+    sealSecret:
+      kek === null ? null : (secret, keyHash) => sealSecret(secret, kek, `api_key:${keyHash}`),
   });
+  const localNonces = new MemoryNonces();
+  kg.nonces =
+    cluster === null
+      ? localNonces
+      : new RedisNonces(
+          cluster.redis,
+          cluster.noncePrefix,
+          localNonces,
+          () => (cluster as Cluster).available,
+        );
   kg.verifier = new KeyVerifier({
     lookup: keyCache,
     limiter,

@@ -14,6 +14,8 @@ export type CallLogEntry = {
   message: string | null;
   /** The key's environment, or the one a key-shaped value names; `live` when neither says. */
   environment?: "live" | "test";
+  /** How the call authenticated; `key` when not said. */
+  credential?: "key" | "signature" | "token";
 };
 
 export type LastUse = { at: string; ip: string };

@@ -52,6 +52,8 @@ export class Cluster {
   private readonly channel: string;
   /** Prefix for this deployment's rate-limit counters. */
   readonly keyPrefix: string;
+  /** Prefix for the signature nonces this deployment has accepted. */
+  readonly noncePrefix: string;
   /** Counts evictions; bumped before each is published, so a reader can tell it missed one. */
   readonly epochKey: string;
   /** Beside the epoch: changes whenever the counter starts again (see `generationKey`). */
@@ -63,6 +65,7 @@ export class Cluster {
   constructor(private readonly o: ClusterOptions) {
     this.channel = `keygate:${o.namespace}:evict`;
     this.keyPrefix = `keygate:${o.namespace}:rl:`;
+    this.noncePrefix = `keygate:${o.namespace}:nonce:`;
     this.epochKey = `keygate:${o.namespace}:epoch`;
     this.generationKey = generationKey(this.epochKey);
     this.applied = new EpochTracker((reset) => {

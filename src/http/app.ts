@@ -136,6 +136,9 @@ export async function buildApp(
   app.decorateRequest("clientIp", "");
   app.decorateRequest("keyRecord", null);
   app.decorateRequest("ipRate", null);
+  app.decorateRequest("signaturePending", null);
+  app.decorateRequest("rawBody", null);
+  app.decorateRequest("credential", "key");
 
   // The OpenAPI documents and their pages (/openapi.json, /docs): before any route.
   await registerReference(app, kg, security.docsPolicy);

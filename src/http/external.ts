@@ -11,7 +11,9 @@ import type { Keygate } from "../keygate.js";
 import type { Verdict } from "../keys/verify.js";
 import type { RateDecision } from "../ratelimit/limiter.js";
 import { keyHeader, namedEnvironment, pathOf, scrubText, sendError } from "./errors.js";
+import { formParser } from "./input.js";
 import { refusal } from "./refusals.js";
+import { carriesSignature, signatureCheck } from "./signing.js";
 import { guardOf, NO_PERMISSION, type RouteGuard } from "./permissions.js";
 import type { RouteTable } from "./routing.js";
 import { panelRoutes } from "./routes/panel.js";
@@ -119,6 +121,7 @@ export function verifyKey(
   kg: Keygate,
   request: FastifyRequest,
   guard: RouteGuard | null = null,
+  signed = false,
 ): Verdict | Promise<Verdict> {
   return kg.verifier.verify({
     header: keyHeader(request),
@@ -126,6 +129,7 @@ export function verifyKey(
     method: request.method,
     need: guard === null ? undefined : guard.need,
     now: kg.clock(),
+    signature: signed ? signatureCheck(kg, request) : undefined,
   });
 }
 
@@ -139,6 +143,9 @@ function proceed(
   guard: RouteGuard | null,
 ): void {
   const refused = admit(kg, request, reply, verdict, guard);
+  // A signed call to a key that signs was verified as signed (the checks ran it before the budget).
+  if (request.signaturePending !== null && verdict.key?.signing !== "off" && verdict.key)
+    request.credential = "signature";
   // Answered here: the route's handler never runs, and the call log still sees the reply.
   if (refused === null) done();
   else sendError(request, reply, refused);
@@ -160,6 +167,7 @@ export function logCall(kg: Keygate, request: FastifyRequest, reply: FastifyRepl
     message: request.errorMessage,
     // A call without a known key is logged under the environment its value names, else live.
     environment: request.keyRecord?.environment ?? namedEnvironment(request) ?? "live",
+    credential: request.credential,
   });
 }
 
@@ -221,6 +229,7 @@ export function healthRoute(kg: Keygate): FastifyPluginAsync {
 export function externalSurface(kg: Keygate, routes: RouteTable): FastifyPluginAsync {
   return async (instance) => {
     const app = instance as unknown as App;
+    formParser(app);
 
     // Plain callback hooks: they run for every call, and a cached key needs no promise.
     const keyCheck = (guard: RouteGuard | null) =>
@@ -229,6 +238,13 @@ export function externalSurface(kg: Keygate, routes: RouteTable): FastifyPluginA
         reply: FastifyReply,
         done: HookHandlerDoneFunction,
       ) {
+        // A signature covers the body (its digest): such a request is checked once the body
+        // is in, by the hook below. Every other request is decided here, before any body.
+        if (carriesSignature(request)) {
+          request.signaturePending = { guard };
+          done();
+          return;
+        }
         const verdict = verifyKey(kg, request, guard);
         if (verdict instanceof Promise) {
           verdict.then((v) => proceed(kg, request, reply, v, done, guard), done);
@@ -255,6 +271,20 @@ export function externalSurface(kg: Keygate, routes: RouteTable): FastifyPluginA
     app.addHook("onRequest", (request, reply, done) => {
       if (request.is404) missCheck(request, reply, done);
       else done();
+    });
+
+    // Signed requests: the same checks, in the same order, with the signature verified
+    // against the raw body between the IP check and the budget.
+    app.addHook("preValidation", (request, reply, done) => {
+      const pending = request.signaturePending;
+      if (pending === null) {
+        done();
+        return;
+      }
+      const verdict = verifyKey(kg, request, pending.guard, true);
+      if (verdict instanceof Promise) {
+        verdict.then((v) => proceed(kg, request, reply, v, done, pending.guard), done);
+      } else proceed(kg, request, reply, verdict, done, pending.guard);
     });
 
     app.addHook("onResponse", (request, reply, done) => {

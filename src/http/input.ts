@@ -37,8 +37,11 @@ export function jsonDepth(text: string, limit: number): number {
 export function boundedJsonParser(app: FastifyInstance): void {
   const parse = app.getDefaultJsonParser("error", "error");
   app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
-    const text = body as string;
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
+    const raw = body as Buffer;
+    // A signed request's digest is checked against the bytes exactly as they arrived.
+    if (request.signaturePending !== null) request.rawBody = raw;
+    const text = raw.toString("utf8");
     // Most HTTP clients send Content-Type: application/json on a body-less POST or DELETE:
     // no body at all reads as no body (a route whose fields are all optional takes `{}`).
     if (text.length === 0) {
@@ -57,6 +60,30 @@ export function boundedJsonParser(app: FastifyInstance): void {
     }
     parse(request, text, done);
   });
+}
+
+/**
+ * Reads `application/x-www-form-urlencoded` bodies (the OAuth endpoints take them) into an
+ * object; a field given twice becomes a list, for the route to refuse (RFC 6749 §3.2).
+ */
+export function formParser(app: FastifyInstance): void {
+  app.addContentTypeParser(
+    "application/x-www-form-urlencoded",
+    { parseAs: "buffer" },
+    (request, body, done) => {
+      const raw = body as Buffer;
+      if (request.signaturePending !== null) request.rawBody = raw;
+      const fields: Record<string, string | string[]> = Object.create(null) as Record<
+        string,
+        string | string[]
+      >;
+      for (const [name, value] of new URLSearchParams(raw.toString("utf8"))) {
+        const had = fields[name];
+        fields[name] = had === undefined ? value : [...[had].flat(), value];
+      }
+      done(null, fields);
+    },
+  );
 }
 
 /** The path of the first string (or key) holding U+0000, or null. Bodies are depth-bounded. */

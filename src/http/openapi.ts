@@ -224,6 +224,17 @@ const WHY: Record<ErrorCode, string> = {
     "a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds",
   SCOPE_REQUIRED:
     "the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions)",
+  SIGNATURE_REQUIRED:
+    "the key's `signing` is required and the request has no `Signature-Input`/`Signature` (RFC 9421)",
+  SIGNATURE_INVALID:
+    "the signature does not verify, covers too little, or names another `keyid`; `details` give the `signature_base` the server computed, to diff against the client's",
+  SIGNATURE_EXPIRED:
+    "the signature's `created` is more than 300 s from the server clock; `details` give the `clock_skew_s`",
+  SIGNATURE_REPLAYED: "the signature's `nonce` was already used with this key",
+  INVALID_TOKEN:
+    "the bearer token is not one this Keygate issued and honours: malformed, signed by another server, revoked, or its key was rolled",
+  TOKEN_EXPIRED:
+    "the bearer token is past its `exp`: exchange the key again at `POST /api/v1/external/oauth/token`",
   VALIDATION_ERROR:
     "a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field",
   NOT_FOUND: "no such record visible to the caller",
@@ -264,6 +275,18 @@ const MESSAGE: Record<ErrorCode, string> = {
     "this key (pk_live_ab12…) allows 600 requests per minute and has used them; retry in 12 s",
   SCOPE_REQUIRED:
     'this key (pk_live_ab12…) has permissions subscribers:read, usage:read; POST /subscribers needs subscribers:write — add subscribers:write to this key\'s permissions under API keys (PUT /api/api-keys/7 with "permissions"), or mint a key with it',
+  SIGNATURE_REQUIRED:
+    'this key (pk_live_ab12…) requires signed requests, and this one has no Signature-Input and Signature headers. Sign each request with RFC 9421 hmac-sha256 using the key\'s signing secret: keyid "pk_live_ab12", created and a fresh nonce, covering "@method" "@target-uri" (and "content-digest" when there is a body)',
+  SIGNATURE_INVALID:
+    'signature "sig1" does not match: compare your signature base with the one this server computed (in details), and check the secret',
+  SIGNATURE_EXPIRED:
+    "signature \"sig1\" was created 412 s before this server's clock; it must be within 300 s — sign each request when it is sent, and check the client's clock",
+  SIGNATURE_REPLAYED:
+    'nonce "b3k2…" was already used with this key: a signed request is accepted once; send a fresh nonce with each request',
+  INVALID_TOKEN:
+    "the bearer token's signature does not match any key this Keygate publishes at /.well-known/jwks.json",
+  TOKEN_EXPIRED:
+    "the access token expired at 2026-05-01T12:00:00.000Z; exchange the key for a new one at POST /api/v1/external/oauth/token",
   VALIDATION_ERROR: "invalid body: subscriber_id is required",
   NOT_FOUND: "subscriber 42 not found",
   CONFLICT: 'subscriber username "alice" is already taken',

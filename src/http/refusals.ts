@@ -5,6 +5,7 @@ import { permissionName } from "../keys/permissions.js";
 import { ROLE_LIMITS } from "../keys/service.js";
 import { verbsOf } from "../keys/scopes.js";
 import type { Verdict } from "../keys/verify.js";
+import type { SignatureCode } from "../credentials/signature.js";
 import { keyHeader } from "./errors.js";
 import type { RouteGuard } from "./permissions.js";
 
@@ -206,6 +207,11 @@ export function refusal(
     }
     case "SCOPE_REQUIRED":
       return scopeRequired(v, request, which, guard);
+    case "SIGNATURE_REQUIRED":
+    case "SIGNATURE_INVALID":
+    case "SIGNATURE_EXPIRED":
+    case "SIGNATURE_REPLAYED":
+      return signatureRefusal(v, which);
     case "FORBIDDEN": {
       const needed = guard?.accepted ?? permissionName(v.need ?? 0);
       const role = k?.ownerRole ?? "reseller";
@@ -251,4 +257,28 @@ function scopeRequired(
     "SCOPE_REQUIRED",
     `${which} has permissions ${has}; ${guard.route} needs ${needed} — add ${needed} to this key's permissions under API keys${where}, or mint a key with it`,
   );
+}
+
+/**
+ * A signature refusal: the verifier's own words (what differs, and how to sign), the base
+ * the server computed on SIGNATURE_INVALID and the clock skew on SIGNATURE_EXPIRED.
+ */
+function signatureRefusal(v: Extract<Verdict, { ok: false }>, which: string): AppError {
+  const code = v.code as SignatureCode;
+  const found = v.signature;
+  if (found === undefined) {
+    // An unsigned call to a key that requires signing.
+    const keyid = v.key?.prefix ?? "the key's prefix";
+    return new AppError(
+      code,
+      `${which} requires signed requests, and this one has no Signature-Input and Signature headers. Sign each request with RFC 9421 hmac-sha256 using the key's signing secret: keyid "${keyid}", created and a fresh nonce, covering "@method" "@target-uri" (and "content-digest" when there is a body). The SDK signs by itself; \`keygate sign\` prints the headers for curl`,
+    );
+  }
+  const details =
+    found.base !== undefined
+      ? [{ field: "signature_base", message: found.base }]
+      : found.skewS !== undefined
+        ? [{ field: "clock_skew_s", message: String(found.skewS) }]
+        : undefined;
+  return new AppError(code, found.message, details);
 }

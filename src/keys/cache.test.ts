@@ -18,6 +18,8 @@ function record(id: number, overrides: Partial<KeyRecord> = {}): KeyRecord {
     allowedIps: null,
     rateLimit: null,
     replacedByPrefix: null,
+    signing: "off",
+    signingKey: null,
     environment: "live",
     permissions: [],
     ...overrides,

@@ -40,6 +40,35 @@ export function mintKey(
   return { key, hash: hashKey(key), prefix: displayPrefix(key) };
 }
 
+/** How a key's calls must be signed (SPEC §8): not at all, when they are, or always. */
+export const SIGNING_MODES = ["off", "optional", "required"] as const;
+export type SigningMode = (typeof SIGNING_MODES)[number];
+
+export function isSigningMode(value: unknown): value is SigningMode {
+  return value === "off" || value === "optional" || value === "required";
+}
+
+/** How a call authenticated: the key alone, the key with a signature, or an access token. */
+export const CREDENTIALS = ["key", "signature", "token"] as const;
+export type Credential = (typeof CREDENTIALS)[number];
+
+/** Signing secrets start with this and the environment: `pks_live_` or `pks_test_`. */
+export const SIGNING_SECRET_PREFIXES: Record<Environment, string> = {
+  live: "pks_live_",
+  test: "pks_test_",
+};
+
+/**
+ * Mints a signing secret: the prefix and 32 CSPRNG bytes in lowercase hex. The HMAC key is
+ * the whole string's UTF-8 bytes, so it can be pasted anywhere a key is taken as text.
+ */
+export function mintSigningSecret(
+  environment: Environment,
+  random: RandomSource = randomBytes,
+): string {
+  return SIGNING_SECRET_PREFIXES[environment] + Buffer.from(random(32)).toString("hex");
+}
+
 /** True only for `pk_live_` or `pk_test_` followed by exactly 32 lowercase hex characters. */
 export function isWellFormedKey(value: string): boolean {
   return value.length === KEY_PREFIX.length + 32 && KEY_SHAPE.test(value);

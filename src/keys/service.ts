@@ -4,7 +4,16 @@ import { requireAdmin, type UserRecord, usable } from "../auth/service.js";
 import { requireTwoFactorFor, type TwoFactorPolicy } from "../auth/twofactor.js";
 import { AppError, conflict, forbidden, invalid, notFound } from "../errors.js";
 import { parseExpiry } from "./expiry.js";
-import { type Environment, isEnvironment, type MintedKey, mintKey } from "./format.js";
+import {
+  type Credential,
+  type Environment,
+  isEnvironment,
+  isSigningMode,
+  type MintedKey,
+  mintKey,
+  mintSigningSecret,
+  type SigningMode,
+} from "./format.js";
 import { type AllowList, parseAllowList } from "./ip.js";
 import {
   beyondRole,
@@ -63,6 +72,12 @@ export type StoredKey = {
   lastRefusedCode: string | null;
   rolledFromId: number | null;
   replacedById: number | null;
+  signing: SigningMode;
+  /** The signing secret sealed under the master key (`credentials/secrets.ts`), or null. */
+  signingSecret: string | null;
+  /** Access tokens issued for the key, and when the last one was. */
+  tokensIssued: number;
+  lastTokenAt: string | null;
   /** The owner's standing as it was read with the key. */
   ownerState: OwnerState;
 };
@@ -79,12 +94,22 @@ export type NewKey = Omit<
   | "lastRefusedCode"
   | "replacedById"
   | "ownerState"
+  | "tokensIssued"
+  | "lastTokenAt"
 >;
 
 export type KeyPatch = Partial<
   Pick<
     StoredKey,
-    "name" | "description" | "scopes" | "permissions" | "allowedIps" | "rateLimit" | "expiresAt"
+    | "name"
+    | "description"
+    | "scopes"
+    | "permissions"
+    | "allowedIps"
+    | "rateLimit"
+    | "expiresAt"
+    | "signing"
+    | "signingSecret"
   >
 >;
 
@@ -104,6 +129,7 @@ export type CallLogRow = {
   /** The exact error message answered; null on success. */
   message: string | null;
   environment: Environment;
+  credential: Credential;
 };
 
 /**
@@ -181,6 +207,9 @@ export type KeyView = {
   owner_id: number;
   allowed_ips: string[] | null;
   rate_limit_per_minute: number | null;
+  signing: SigningMode;
+  tokens_issued: number;
+  last_token_at: string | null;
   last_used_at: string | null;
   last_used_ip: string | null;
   last_refused_at: string | null;
@@ -206,6 +235,7 @@ export type KeyInput = {
   allowed_ips?: string[] | null;
   rate_limit_per_minute?: number | null;
   owner_id?: number;
+  signing?: string;
 };
 
 export type KeyServiceOptions = {
@@ -221,7 +251,16 @@ export type KeyServiceOptions = {
   requireTwoFactor?: TwoFactorPolicy;
   now?: () => Date;
   mint?: (environment: Environment) => MintedKey;
+  /**
+   * Seals a signing secret under the master key, bound to the key it belongs to (its hash);
+   * null when no master key is configured, and then no key can be given a secret.
+   */
+  sealSecret?: ((secret: string, keyHash: string) => string) | null;
 };
+
+/** What minting a signed key without a master key answers. */
+export const NO_MASTER_KEY =
+  "needs a master key to keep signing secrets encrypted: set KEYGATE_MASTER_KEY (32 bytes as 64 hex characters or base64, e.g. from `openssl rand -hex 32`) or KEYGATE_MASTER_KEY_FILE (a file holding it), restart Keygate, and ask again";
 
 export const MAX_GRACE_HOURS = 168;
 
@@ -255,6 +294,9 @@ export class KeyService {
       owner_id: k.ownerId,
       allowed_ips: k.allowedIps,
       rate_limit_per_minute: k.rateLimit,
+      signing: k.signing,
+      tokens_issued: k.tokensIssued,
+      last_token_at: k.lastTokenAt,
       last_used_at: k.lastUsedAt,
       last_used_ip: k.lastUsedIp,
       last_refused_at: k.lastRefusedAt,
@@ -271,7 +313,7 @@ export class KeyService {
     };
   }
 
-  async create(p: Principal, input: KeyInput): Promise<{ key: string; data: KeyView }> {
+  async create(p: Principal, input: KeyInput): Promise<Minted> {
     this.requireMayManage(p, "mint keys");
     const ownerId = await this.resolveOwner(p, input.owner_id);
     const now = this.now();
@@ -280,6 +322,8 @@ export class KeyService {
     if (!isEnvironment(environment)) throw invalid("environment", 'must be "live" or "test"');
     const minted = this.mint(environment);
     const permissions = fields.permissions ?? SCOPE_PERMISSIONS.read;
+    const signing = fields.signing ?? "off";
+    const secret = signing === "off" ? null : mintSigningSecret(environment);
     const stored = await this.o.keys.insert({
       name: fields.name ?? "API Key",
       description: fields.description ?? null,
@@ -296,6 +340,8 @@ export class KeyService {
       createdBy: actorId(p),
       updatedAt: now.toISOString(),
       rolledFromId: null,
+      signing,
+      signingSecret: secret === null ? null : this.seal(secret, minted.hash),
     });
     await this.o.evict(minted.hash);
     await this.o.audit.record(
@@ -309,9 +355,10 @@ export class KeyService {
         permissions: stored.permissions,
         environment: stored.environment,
         owner_id: stored.ownerId,
+        signing: stored.signing,
       },
     );
-    return { key: minted.key, data: this.view(stored) };
+    return withSecret({ key: minted.key, data: this.view(stored) }, secret);
   }
 
   /** The principal's keys, of one environment or (`null`) of both. */
@@ -326,7 +373,12 @@ export class KeyService {
     return this.view(await this.visible(p, id));
   }
 
-  async update(p: Principal, id: number, input: KeyInput): Promise<KeyView> {
+  /** Changes a key; turning signing on mints its secret, answered here once. */
+  async update(
+    p: Principal,
+    id: number,
+    input: KeyInput,
+  ): Promise<{ data: KeyView; signingSecret?: string }> {
     this.requireMayManage(p, "change keys");
     const key = await this.visible(p, id);
     if (input.owner_id !== undefined) {
@@ -358,15 +410,24 @@ export class KeyService {
     if (input.allowed_ips !== undefined) patch.allowedIps = fields.allowedIps ?? null;
     if (input.rate_limit_per_minute !== undefined) patch.rateLimit = fields.rateLimit ?? null;
     if (input.expires_at !== undefined) patch.expiresAt = fields.expiresAt ?? null;
+    let secret: string | null = null;
+    if (fields.signing !== undefined && fields.signing !== key.signing) {
+      patch.signing = fields.signing;
+      if (fields.signing === "off") patch.signingSecret = null;
+      else if (key.signing === "off") {
+        secret = mintSigningSecret(key.environment);
+        patch.signingSecret = this.seal(secret, key.keyHash);
+      }
+    }
     await this.o.keys.update(id, patch, this.now().toISOString());
     await this.o.evict(key.keyHash);
     await this.o.audit.record(
       p,
       "key.update",
       { type: "api_key", id },
-      { changed: Object.keys(input) },
+      { changed: Object.keys(input), ...(patch.signing ? { signing: patch.signing } : {}) },
     );
-    return this.get(p, id);
+    return withSecret({ data: await this.get(p, id) }, secret);
   }
 
   async revoke(p: Principal, id: number): Promise<KeyView> {
@@ -384,7 +445,8 @@ export class KeyService {
     return this.get(p, id);
   }
 
-  async roll(p: Principal, id: number, graceHours = 24): Promise<{ key: string; data: KeyView }> {
+  /** Replaces a key by a new one (a signed key gets a new secret too); the old one lasts `graceHours`. */
+  async roll(p: Principal, id: number, graceHours = 24): Promise<Minted> {
     this.requireMayManage(p, "roll keys");
     if (!Number.isInteger(graceHours) || graceHours < 0 || graceHours > MAX_GRACE_HOURS) {
       throw invalid("grace_period_hours", `must be a whole number from 0 to ${MAX_GRACE_HOURS}`);
@@ -404,6 +466,7 @@ export class KeyService {
     const graceEnd = new Date(now.getTime() + graceHours * 3_600_000).toISOString();
     const oldExpiry = old.expiresAt !== null && old.expiresAt < graceEnd ? old.expiresAt : graceEnd;
     const minted = this.mint(old.environment);
+    const secret = old.signing === "off" ? null : mintSigningSecret(old.environment);
     const replacement = await this.o.keys.roll(
       id,
       {
@@ -422,6 +485,8 @@ export class KeyService {
         createdBy: actorId(p),
         updatedAt: now.toISOString(),
         rolledFromId: id,
+        signing: old.signing,
+        signingSecret: secret === null ? null : this.seal(secret, minted.hash),
       },
       {
         expiresAt: graceHours === 0 ? old.expiresAt : oldExpiry,
@@ -442,7 +507,14 @@ export class KeyService {
         grace_period_hours: graceHours,
       },
     );
-    return { key: minted.key, data: this.view(replacement) };
+    return withSecret({ key: minted.key, data: this.view(replacement) }, secret);
+  }
+
+  /** Seals a new secret; minting one is refused at validation when there is no master key. */
+  private seal(secret: string, keyHash: string): string {
+    const seal = this.o.sealSecret;
+    if (!seal) throw invalid("signing", NO_MASTER_KEY);
+    return seal(secret, keyHash);
   }
 
   /** Key counts and the last day's calls: of one environment, or of both (null). */
@@ -585,6 +657,13 @@ export class KeyService {
       }
       out.rateLimit = r;
     }
+    if (input.signing !== undefined) {
+      if (!isSigningMode(input.signing))
+        problems.push({ field: "signing", message: 'must be "off", "optional" or "required"' });
+      else if (input.signing !== "off" && !this.o.sealSecret)
+        problems.push({ field: "signing", message: NO_MASTER_KEY });
+      else out.signing = input.signing;
+    }
     if (input.expires_at !== undefined && input.expires_at !== null) {
       const e = parseExpiry(input.expires_at, now);
       if (e.ok) out.expiresAt = e.at.toISOString();
@@ -599,6 +678,16 @@ export class KeyService {
     }
     return out;
   }
+}
+
+/** A minted (or rolled) key: its plaintext, its view, and its signing secret when it signs. */
+export type Minted = { key: string; data: KeyView; signingSecret?: string };
+
+function withSecret<T extends object>(
+  out: T,
+  secret: string | null,
+): T & { signingSecret?: string } {
+  return secret === null ? out : { ...out, signingSecret: secret };
 }
 
 /** A key's status at `now` (ISO), in the order of `KeyStatus`: revoked first, active last. */
@@ -618,6 +707,8 @@ export function toKeyRecord(
   k: StoredKey,
   owner: { username: string; role: Role; usable: boolean; standing?: OwnerStanding },
   replacedByPrefix: string | null,
+  /** The signing secret's bytes, opened by the store; null without one. */
+  signingKey: Uint8Array | null = null,
 ): KeyRecord {
   let allowed: AllowList | null = null;
   if (k.allowedIps && k.allowedIps.length > 0) {
@@ -643,6 +734,8 @@ export function toKeyRecord(
     allowedIps: allowed,
     rateLimit: k.rateLimit,
     replacedByPrefix,
+    signing: k.signing,
+    signingKey,
   };
 }
 

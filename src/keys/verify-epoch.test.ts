@@ -22,6 +22,8 @@ function record(over: Partial<KeyRecord> = {}): KeyRecord {
     allowedIps: null,
     rateLimit: null,
     replacedByPrefix: null,
+    signing: "off",
+    signingKey: null,
     environment: "live",
     permissions: [],
     ...over,

@@ -41,6 +41,8 @@ function record(overrides: Partial<KeyRecord> = {}): KeyRecord {
     allowedIps: null,
     rateLimit: null,
     replacedByPrefix: null,
+    signing: "off",
+    signingKey: null,
     environment: "live",
     permissions: [],
     ...overrides,

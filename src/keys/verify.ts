@@ -1,9 +1,10 @@
 import type { Role } from "../auth/principal.js";
 import type { Limiter, RateDecision } from "../ratelimit/limiter.js";
-import { type Environment, hashKey, isWellFormedKey } from "./format.js";
+import { type Environment, hashKey, isWellFormedKey, type SigningMode } from "./format.js";
 import { type AllowList, ipAllowed } from "./ip.js";
 import { methodNeed, ROLE_MASKS } from "./permissions.js";
 import { type Scope, scopeNeededFor } from "./scopes.js";
+import type { SignatureCode } from "../credentials/signature.js";
 
 /** What verification needs to know about a stored key (and its owner), nothing more. */
 export type KeyRecord = {
@@ -31,6 +32,13 @@ export type KeyRecord = {
   rateLimit: number | null;
   /** Display prefix of the key that replaced this one by a roll, if any. */
   replacedByPrefix: string | null;
+  /** Whether calls must be signed (RFC 9421): off, optional (a signed call must verify) or required. */
+  signing: SigningMode;
+  /**
+   * The HMAC key: the signing secret's UTF-8 bytes, opened from its sealed form when the key
+   * was read. Null without a secret, or when this server's master key cannot open it.
+   */
+  signingKey: Uint8Array | null;
 };
 
 export type OwnerStanding = "active" | "disabled" | "deleted";
@@ -45,7 +53,18 @@ export type FailureCode =
   | "RATE_LIMIT_EXCEEDED"
   | "SCOPE_REQUIRED"
   /** The key has the permission, its owner's role does not: a key never exceeds its owner. */
-  | "FORBIDDEN";
+  | "FORBIDDEN"
+  | SignatureCode;
+
+/** How a request's signature failed: the code, and what the refusal tells the client. */
+export type SignatureFailure = {
+  code: SignatureCode;
+  message: string;
+  /** On SIGNATURE_INVALID: the signature base the server computed. */
+  base?: string;
+  /** On SIGNATURE_EXPIRED: seconds the signature's `created` is ahead (+) or behind (−). */
+  skewS?: number;
+};
 
 export type Verdict =
   | { ok: true; key: KeyRecord; rate: RateDecision }
@@ -62,6 +81,8 @@ export type Verdict =
       throttled?: boolean;
       /** Set on INVALID_API_KEY when the key was well-formed but no key has that value. */
       unknown?: boolean;
+      /** Set on the signature refusals: what the verifier found. */
+      signature?: SignatureFailure;
     };
 
 export interface KeyLookup {
@@ -79,6 +100,11 @@ export type VerifyRequest = {
    */
   need?: number | undefined;
   now: number;
+  /**
+   * Verifies the request's signature for the key, when the request carries one; null when it
+   * holds. Asked only of a key that signs, after the record checks and before the budget.
+   */
+  signature?: ((key: KeyRecord) => Promise<SignatureFailure | null>) | undefined;
 };
 
 /**
@@ -166,6 +192,22 @@ export class KeyVerifier {
   private decide(key: KeyRecord, hash: string, req: VerifyRequest): Verdict | Promise<Verdict> {
     const failed = checkKey(key, req.ip, req.now);
     if (failed) return { ok: false, code: failed, key };
+    if (key.signing !== "off") {
+      const check = req.signature;
+      if (check !== undefined) {
+        return check(key).then((refused) =>
+          refused === null
+            ? this.count(key, hash, req)
+            : { ok: false, code: refused.code, key, signature: refused },
+        );
+      }
+      if (key.signing === "required") return { ok: false, code: "SIGNATURE_REQUIRED", key };
+    }
+    return this.count(key, hash, req);
+  }
+
+  /** Counts the call against the key's budget, then decides what is left. */
+  private count(key: KeyRecord, hash: string, req: VerifyRequest): Verdict | Promise<Verdict> {
     const limit = key.rateLimit ?? this.opts.defaultRateLimit;
     return then(this.opts.limiter.hit(`key:${key.id}`, limit, MINUTE, req.now), (rate) => {
       if (rate.epoch !== undefined && this.opts.staleAfter?.(rate.epoch, rate.generation)) {

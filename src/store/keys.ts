@@ -72,6 +72,10 @@ function toKey(r: Row & OwnerColumns): StoredKey {
     lastRefusedCode: r.last_refused_code,
     rolledFromId: r.rolled_from_id,
     replacedById: r.replaced_by_id,
+    signing: r.signing,
+    signingSecret: r.signing_secret,
+    tokensIssued: r.tokens_issued,
+    lastTokenAt: r.last_token_at,
     ownerState: ownerState(r),
   };
 }
@@ -102,6 +106,8 @@ function toRow(k: NewKey) {
     created_by: k.createdBy,
     updated_at: k.updatedAt,
     rolled_from_id: k.rolledFromId,
+    signing: k.signing,
+    signing_secret: k.signingSecret,
   };
 }
 
@@ -126,15 +132,23 @@ const LOG_COLUMNS = [
   "request_id",
   "error_message as message",
   "environment",
+  "credential",
 ] as const;
 
 export class SqlKeyRepo implements KeyRepo, CallLogSink {
   private readonly db: Kysely<DB>;
   private readonly raw: Database["raw"];
 
-  constructor(database: Pick<Database, "db" | "raw">) {
+  /** Opens a sealed signing secret bound to a key hash; null when no master key is set. */
+  private readonly openSecret: ((sealed: string, keyHash: string) => string) | null;
+
+  constructor(
+    database: Pick<Database, "db" | "raw">,
+    openSecret: ((sealed: string, keyHash: string) => string) | null = null,
+  ) {
     this.db = database.db;
     this.raw = database.raw;
+    this.openSecret = openSecret;
   }
 
   async insert(k: NewKey): Promise<StoredKey> {
@@ -168,6 +182,8 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
       set.allowed_ips = patch.allowedIps === null ? null : JSON.stringify(patch.allowedIps);
     if (patch.rateLimit !== undefined) set.rate_limit_per_minute = patch.rateLimit;
     if (patch.expiresAt !== undefined) set.expires_at = patch.expiresAt;
+    if (patch.signing !== undefined) set.signing = patch.signing;
+    if (patch.signingSecret !== undefined) set.signing_secret = patch.signingSecret;
     await this.db.updateTable("api_keys").set(set).where("id", "=", id).execute();
   }
 
@@ -401,6 +417,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
           "l.request_id",
           "l.error_message as message",
           "l.environment",
+          "l.credential",
         ])
         .select(["l.api_key_id", "k.key_prefix"])
         .where("l.status_code", "in", [401, 403, 429])
@@ -437,7 +454,21 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
               : "active",
       },
       r.next_prefix,
+      this.signingKey(r),
     );
+  }
+
+  /**
+   * Opens a key's sealed signing secret for the verifier. One this server cannot open (no
+   * master key, or another one) leaves the key without: its signed calls are refused, saying why.
+   */
+  private signingKey(r: Row): Uint8Array | null {
+    if (r.signing_secret === null || this.openSecret === null) return null;
+    try {
+      return Buffer.from(this.openSecret(r.signing_secret, r.key_hash), "utf8");
+    } catch {
+      return null;
+    }
   }
 
   /** The query is built once; each engine then runs it as a prepared statement. */
@@ -538,7 +569,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
         const col = <T>(f: (e: CallLogEntry) => T) => entries.map(f);
         await sql`insert into api_key_logs
             (api_key_id, timestamp, method, path, status_code, ip, latency_ms, user_agent, error_code,
-             request_id, error_message, second, environment)
+             request_id, error_message, second, environment, credential)
           select * from unnest(
             ${col((e) => e.apiKeyId)}::int[], ${col((e) => e.timestamp)}::text[],
             ${col((e) => e.method)}::text[], ${col((e) => e.path)}::text[],
@@ -546,7 +577,8 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
             ${col((e) => e.latencyMs)}::float8[], ${col((e) => e.userAgent)}::text[],
             ${col((e) => e.errorCode)}::text[], ${col((e) => e.requestId)}::text[],
             ${col((e) => e.message)}::text[], ${seconds}::bigint[],
-            ${col((e) => e.environment ?? "live")}::text[])`.execute(trx);
+            ${col((e) => e.environment ?? "live")}::text[],
+            ${col((e) => e.credential ?? "key")}::text[])`.execute(trx);
       }
       if (fresh.length > 0) {
         await sql`insert into api_key_log_minutes (api_key_id, minute)
@@ -587,8 +619,8 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     const insert = conn.prepare(
       `insert into api_key_logs
          (api_key_id, timestamp, method, path, status_code, ip, latency_ms, user_agent, error_code,
-          request_id, error_message, second, environment)
-       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          request_id, error_message, second, environment, credential)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const minute = conn.prepare(
       `insert or ignore into api_key_log_minutes (api_key_id, minute) values (?, ?)`,
@@ -625,6 +657,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
             e.message,
             seconds[i],
             e.environment ?? "live",
+            e.credential ?? "key",
           );
         }
         for (const [id, m] of minutes) minute.run(id, m);

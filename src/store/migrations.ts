@@ -368,6 +368,47 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    // Credentials (SPEC §8). A key's signing mode and its secret, sealed under the master key
+    // (never in the clear); how often it was exchanged for access tokens; which credential
+    // each call used; the token-signing keys (sealed when a master key is set); and revoked
+    // access tokens, kept until they would have expired anyway.
+    "0007_credentials": {
+      async up(db: AnyDB) {
+        await db.schema
+          .alterTable("api_keys")
+          .addColumn("signing", "text", (c) => c.notNull().defaultTo("off"))
+          .execute();
+        await db.schema.alterTable("api_keys").addColumn("signing_secret", "text").execute();
+        await db.schema
+          .alterTable("api_keys")
+          .addColumn("tokens_issued", "integer", (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db.schema.alterTable("api_keys").addColumn("last_token_at", "text").execute();
+        await db.schema
+          .alterTable("api_key_logs")
+          .addColumn("credential", "text", (c) => c.notNull().defaultTo("key"))
+          .execute();
+        await db.schema
+          .createTable("oauth_signing_keys")
+          .addColumn("kid", "text", (c) => c.primaryKey())
+          .addColumn("public_jwk", "text", (c) => c.notNull())
+          .addColumn("private_jwk", "text", (c) => c.notNull())
+          .addColumn("created_at", "bigint", (c) => c.notNull())
+          .addColumn("retired_at", "bigint")
+          .execute();
+        await db.schema
+          .createTable("oauth_revoked_tokens")
+          .addColumn("jti", "text", (c) => c.primaryKey())
+          .addColumn("api_key_id", "integer", (c) => c.notNull())
+          .addColumn("expires_at", "bigint", (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex("oauth_revoked_tokens_key")
+          .on("oauth_revoked_tokens")
+          .columns(["api_key_id", "expires_at"])
+          .execute();
+      },
+    },
   };
 }
 

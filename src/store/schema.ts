@@ -1,5 +1,5 @@
 import type { Generated } from "kysely";
-import type { Environment } from "../keys/format.js";
+import type { Credential, Environment, SigningMode } from "../keys/format.js";
 
 /**
  * Table shapes. Timestamps are ISO-8601 UTC text (`toISOString()`), which sorts and
@@ -68,8 +68,31 @@ export interface DB {
     last_refused_code: string | null;
     rolled_from_id: number | null;
     replaced_by_id: number | null;
+    /** `off`, `optional` or `required` (added by 0007). */
+    signing: Generated<SigningMode>;
+    /** The signing secret sealed under the master key (`credentials/secrets.ts`), or null. */
+    signing_secret: string | null;
+    /** Access tokens issued for this key, and when the last one was. */
+    tokens_issued: Generated<number>;
+    last_token_at: string | null;
+  };
+  /** Keys that sign access tokens: the private half sealed when a master key is set. */
+  oauth_signing_keys: {
+    kid: string;
+    public_jwk: string;
+    private_jwk: string;
+    created_at: number;
+    retired_at: number | null;
+  };
+  /** Access tokens revoked before they expire (RFC 7009), until `expires_at` (epoch ms). */
+  oauth_revoked_tokens: {
+    jti: string;
+    api_key_id: number;
+    expires_at: number;
   };
   api_key_logs: {
+    /** `key`, `signature` or `token`: how the call authenticated (added by 0007). */
+    credential: Generated<Credential>;
     environment: Generated<Environment>;
     id: Generated<number>;
     api_key_id: number | null;

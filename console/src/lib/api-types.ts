@@ -311,7 +311,7 @@ export interface paths {
     };
     /** One key */
     get: operations["getApiKey"];
-    /** Change name, description, permissions (or scopes), allowed IPs, rate limit or expiry; applies on the next request */
+    /** Change name, description, permissions (or scopes), allowed IPs, rate limit, expiry or signing; applies on the next request. Turning signing on answers the new signing_secret, once */
     put: operations["updateApiKey"];
     post?: never;
     /** Revoke a key: refused from the next request on; the row and its logs stay. Revoking twice is fine. */
@@ -964,6 +964,12 @@ export interface components {
       | "IP_NOT_ALLOWED"
       | "RATE_LIMIT_EXCEEDED"
       | "SCOPE_REQUIRED"
+      | "SIGNATURE_REQUIRED"
+      | "SIGNATURE_INVALID"
+      | "SIGNATURE_EXPIRED"
+      | "SIGNATURE_REPLAYED"
+      | "INVALID_TOKEN"
+      | "TOKEN_EXPIRED"
       | "VALIDATION_ERROR"
       | "NOT_FOUND"
       | "CONFLICT"
@@ -1251,6 +1257,15 @@ export interface components {
       owner_id: number;
       allowed_ips: string[] | null;
       rate_limit_per_minute: number | null;
+      /**
+       * @description off: the key alone; optional: signed calls must verify, unsigned ones pass; required: every call must carry an RFC 9421 signature made with the key's signing secret
+       * @enum {string}
+       */
+      signing: "off" | "optional" | "required";
+      /** @description access tokens issued for this key at POST /api/v1/external/oauth/token */
+      tokens_issued: number;
+      /** @description when the last access token was issued */
+      last_token_at: string | null;
       /** @description the last call the key checks accepted, whatever the route then answered (a 404 or a 400 from the route counts); refusals by the checks do not. Written in batches: at most about 10 s behind */
       last_used_at: string | null;
       /** @description the client IP of that call */
@@ -1294,6 +1309,11 @@ export interface components {
        * @enum {string}
        */
       environment: "live" | "test";
+      /**
+       * @description how the call authenticated: key (X-API-Key alone), signature (the key and an RFC 9421 signature) or token (an access token issued for the key)
+       * @enum {string}
+       */
+      credential: "key" | "signature" | "token";
     };
     ApiKeyStats: {
       total: number;
@@ -1357,6 +1377,11 @@ export interface components {
          * @enum {string}
          */
         environment: "live" | "test";
+        /**
+         * @description how the call authenticated: key (X-API-Key alone), signature (the key and an RFC 9421 signature) or token (an access token issued for the key)
+         * @enum {string}
+         */
+        credential: "key" | "signature" | "token";
         api_key_id: number | null;
         key_prefix: string | null;
       }[];
@@ -2790,6 +2815,11 @@ export interface operations {
           allowed_ips?: string[] | null;
           rate_limit_per_minute?: number | null;
           /**
+           * @description off (default): the key alone; optional: signed calls must verify, unsigned ones pass; required: every call carries an RFC 9421 signature. Turning it on mints a signing_secret, answered once; needs KEYGATE_MASTER_KEY
+           * @enum {string}
+           */
+          signing?: "off" | "optional" | "required";
+          /**
            * @description live (pk_live_, the default) or test (pk_test_: sees and changes test data only)
            * @enum {string}
            */
@@ -2811,6 +2841,8 @@ export interface operations {
             success: true;
             /** @description the full key: shown this once, never again */
             key: string;
+            /** @description the signing secret (pks_live_/pks_test_ + 64 hex): shown this once, never again. Sign requests with HMAC-SHA256 over its UTF-8 bytes (RFC 9421); it never travels in a request */
+            signing_secret?: string;
             data: components["schemas"]["ApiKey"];
           };
         };
@@ -3176,6 +3208,11 @@ export interface operations {
           /** @description IPv4/IPv6 addresses and CIDR ranges */
           allowed_ips?: string[] | null;
           rate_limit_per_minute?: number | null;
+          /**
+           * @description off (default): the key alone; optional: signed calls must verify, unsigned ones pass; required: every call carries an RFC 9421 signature. Turning it on mints a signing_secret, answered once; needs KEYGATE_MASTER_KEY
+           * @enum {string}
+           */
+          signing?: "off" | "optional" | "required";
           /** @description a record id */
           owner_id?: number;
           /**
@@ -3196,6 +3233,8 @@ export interface operations {
           "application/json": {
             /** @enum {boolean} */
             success: true;
+            /** @description the signing secret (pks_live_/pks_test_ + 64 hex): shown this once, never again. Sign requests with HMAC-SHA256 over its UTF-8 bytes (RFC 9421); it never travels in a request */
+            signing_secret?: string;
             data: components["schemas"]["ApiKey"];
           };
         };
@@ -3418,6 +3457,8 @@ export interface operations {
             success: true;
             /** @description the full key: shown this once, never again */
             key: string;
+            /** @description the signing secret (pks_live_/pks_test_ + 64 hex): shown this once, never again. Sign requests with HMAC-SHA256 over its UTF-8 bytes (RFC 9421); it never travels in a request */
+            signing_secret?: string;
             data: components["schemas"]["ApiKey"];
           };
         };

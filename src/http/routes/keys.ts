@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from "fastify";
 import { Type } from "typebox";
 import type { Principal } from "../../auth/principal.js";
 import type { Keygate } from "../../keygate.js";
-import { ENVIRONMENTS } from "../../keys/format.js";
+import { CREDENTIALS, ENVIRONMENTS, SIGNING_MODES } from "../../keys/format.js";
 import {
   ACTIONS,
   maskOf,
@@ -13,7 +13,7 @@ import {
   summarize,
 } from "../../keys/permissions.js";
 import { SCOPES } from "../../keys/scopes.js";
-import { KEY_STATUSES, MAX_GRACE_HOURS } from "../../keys/service.js";
+import { KEY_STATUSES, type KeyView as View, MAX_GRACE_HOURS } from "../../keys/service.js";
 import { component, errorResponses, Id, IdParams, Nullable, Ok, StringEnum } from "../schemas.js";
 import type { App } from "../types.js";
 
@@ -43,6 +43,14 @@ const KeyRecord = Type.Object({
   owner_id: Type.Integer(),
   allowed_ips: Nullable(Type.Array(Type.String())),
   rate_limit_per_minute: Nullable(Type.Integer()),
+  signing: StringEnum(
+    SIGNING_MODES,
+    "off: the key alone; optional: signed calls must verify, unsigned ones pass; required: every call must carry an RFC 9421 signature made with the key's signing secret",
+  ),
+  tokens_issued: Type.Integer({
+    description: "access tokens issued for this key at POST /api/v1/external/oauth/token",
+  }),
+  last_token_at: Nullable(Type.String({ description: "when the last access token was issued" })),
   last_used_at: Nullable(
     Type.String({
       description:
@@ -108,13 +116,38 @@ const editable = {
   expires_at: Type.Optional(Expiry),
   allowed_ips: Type.Optional(AllowedIps),
   rate_limit_per_minute: Type.Optional(RateLimit),
+  signing: Type.Optional(
+    StringEnum(
+      SIGNING_MODES,
+      "off (default): the key alone; optional: signed calls must verify, unsigned ones pass; required: every call carries an RFC 9421 signature. Turning it on mints a signing_secret, answered once; needs KEYGATE_MASTER_KEY",
+    ),
+  ),
 };
+
+const SigningSecret = Type.String({
+  description:
+    "the signing secret (pks_live_/pks_test_ + 64 hex): shown this once, never again. Sign requests with HMAC-SHA256 over its UTF-8 bytes (RFC 9421); it never travels in a request",
+});
 
 const Created = Type.Object({
   success: Type.Literal(true),
   key: Type.String({ description: "the full key: shown this once, never again" }),
+  signing_secret: Type.Optional(SigningSecret),
   data: KeyView,
 });
+
+const Updated = Type.Object({
+  success: Type.Literal(true),
+  signing_secret: Type.Optional(SigningSecret),
+  data: KeyView,
+});
+
+/** A minted or rolled key's answer: the secret only when the key signs. */
+function created(key: string, data: View, signingSecret: string | undefined) {
+  return signingSecret === undefined
+    ? { success: true as const, key, data }
+    : { success: true as const, key, signing_secret: signingSecret, data };
+}
 
 const LogRow = Type.Object({
   id: Type.Integer({ description: "pass the last row's id as before_id for the next page" }),
@@ -137,6 +170,10 @@ const LogRow = Type.Object({
   environment: StringEnum(
     ENVIRONMENTS,
     "the key's environment; for a call without a known key, the one its value names (live if none)",
+  ),
+  credential: StringEnum(
+    CREDENTIALS,
+    "how the call authenticated: key (X-API-Key alone), signature (the key and an RFC 9421 signature) or token (an access token issued for the key)",
   ),
 });
 
@@ -240,9 +277,12 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
         },
       },
       async (req, reply) => {
-        const { key, data } = await kg.keys.create(req.principal as Principal, req.body);
+        const { key, data, signingSecret } = await kg.keys.create(
+          req.principal as Principal,
+          req.body,
+        );
         reply.code(201).header("Cache-Control", "no-store");
-        return { success: true as const, key, data };
+        return created(key, data, signingSecret);
       },
     );
     app.get(
@@ -373,7 +413,7 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
           tags,
           security,
           summary:
-            "Change name, description, permissions (or scopes), allowed IPs, rate limit or expiry; applies on the next request",
+            "Change name, description, permissions (or scopes), allowed IPs, rate limit, expiry or signing; applies on the next request. Turning signing on answers the new signing_secret, once",
           params: IdParams,
           body: Type.Object(
             {
@@ -385,13 +425,19 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
             },
             { additionalProperties: false },
           ),
-          response: { 200: Ok(KeyView), ...errorResponses(false, [400, 401, 403, 404, 409]) },
+          response: { 200: Updated, ...errorResponses(false, [400, 401, 403, 404, 409]) },
         },
       },
-      async (req) => ({
-        success: true as const,
-        data: await kg.keys.update(req.principal as Principal, req.params.id, req.body),
-      }),
+      async (req) => {
+        const { data, signingSecret } = await kg.keys.update(
+          req.principal as Principal,
+          req.params.id,
+          req.body,
+        );
+        return signingSecret === undefined
+          ? { success: true as const, data }
+          : { success: true as const, signing_secret: signingSecret, data };
+      },
     );
     app.delete(
       "/api-keys/:id",
@@ -437,13 +483,13 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
         },
       },
       async (req, reply) => {
-        const { key, data } = await kg.keys.roll(
+        const { key, data, signingSecret } = await kg.keys.roll(
           req.principal as Principal,
           req.params.id,
           req.body?.grace_period_hours ?? 24,
         );
         reply.code(201).header("Cache-Control", "no-store");
-        return { success: true as const, key, data };
+        return created(key, data, signingSecret);
       },
     );
     app.get(
