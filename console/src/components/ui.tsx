@@ -239,6 +239,26 @@ export function SigningBadge({ signing }: { signing: KeySigning }) {
   );
 }
 
+/** "signed", for a key whose calls are (or may be) signed; nothing for one without signing. */
+export function SignedBadge({ signing }: { signing: KeySigning | undefined }) {
+  if (!signing || signing === "off") return null;
+  return (
+    <Badge
+      color="teal"
+      variant="light"
+      radius="sm"
+      size="sm"
+      title={
+        signing === "required"
+          ? "Request signing required: every call must be signed with the key's signing secret"
+          : "Request signing optional: signed calls are verified, unsigned ones accepted"
+      }
+    >
+      signed
+    </Badge>
+  );
+}
+
 /** Which data a key (or record) belongs to: test stands out, live stays quiet. */
 export function EnvironmentBadge({ environment }: { environment: Environment }) {
   return (

@@ -255,3 +255,73 @@ describe("keys and environments", () => {
     ).toMatchObject({ permissions: ["nas:read", "stats:read"] });
   });
 });
+
+describe("signed keys in the list and at minting", () => {
+  const admin = me({ id: 1, role: "admin" });
+
+  it("marks a key with signing on as signed, and no other", async () => {
+    fakeApi(
+      admin,
+      keysApi([
+        { ...key, id: 3, name: "billing", signing: "required" },
+        { ...key, id: 4, name: "helpdesk", signing: "optional" },
+        { ...key, id: 5, name: "monitor", signing: "off" },
+        { ...key, id: 6, name: "legacy" },
+      ]),
+    );
+    show();
+    const required = within(await screen.findByTestId("key-row-3")).getByText("signed");
+    expect(required.closest("[title]")?.getAttribute("title")).toMatch(/required/);
+    expect(within(screen.getByTestId("key-row-4")).getByText("signed")).toBeTruthy();
+    expect(within(screen.getByTestId("key-row-5")).queryByText("signed")).toBeNull();
+    expect(within(screen.getByTestId("key-row-6")).queryByText("signed")).toBeNull();
+  });
+
+  it("mints a key that requires signing, and shows its key and its secret once each", async () => {
+    navigate("/keys?new=1", { replace: true });
+    const server = fakeApi(admin, keysServer(admin).routes);
+    show();
+    const form = await screen.findByRole("form", { name: "New API key" });
+    fireEvent.change(within(form).getByLabelText("Name"), { target: { value: "billing" } });
+    fireEvent.click(within(form).getByRole("radio", { name: "Required" }));
+    fireEvent.click(within(form).getByRole("button", { name: "Mint key" }));
+
+    const dialog = await screen.findByRole("dialog", { name: "Key “billing” minted" });
+    const post = server.calls.find((c) => c.method === "POST" && c.path === "/api/api-keys");
+    expect(post?.body).toMatchObject({ name: "billing", signing: "required" });
+    expect((within(dialog).getByLabelText("API key") as HTMLInputElement).value).toMatch(
+      /^pk_live_/,
+    );
+    const secret = within(dialog).getByLabelText(/^Signing secret/) as HTMLInputElement;
+    expect(secret.value).toMatch(/^pks_live_[0-9a-f]{64}$/);
+    expect(
+      within(dialog)
+        .getAllByRole("textbox")
+        .filter((i) => (i as HTMLInputElement).value === secret.value),
+    ).toHaveLength(1);
+    expect(within(dialog).getByRole("button", { name: "Copy signing secret" })).toBeTruthy();
+    expect(within(dialog).getByRole("button", { name: "Copy API key" })).toBeTruthy();
+    // A key that requires signing: no bare curl line that would be refused.
+    expect(within(dialog).queryByTestId("show-once-curl")).toBeNull();
+    const done = within(dialog).getByRole("button", { name: "Done" }) as HTMLButtonElement;
+    fireEvent.click(within(dialog).getByLabelText("I have stored the API key somewhere safe"));
+    expect(done.disabled).toBe(true);
+    fireEvent.click(
+      within(dialog).getByLabelText("I have stored the signing secret somewhere safe"),
+    );
+    expect(done.disabled).toBe(false);
+  });
+
+  it("mints a key without signing as before: no signing sent, no secret shown", async () => {
+    navigate("/keys?new=1", { replace: true });
+    const server = fakeApi(admin, keysServer(admin).routes);
+    show();
+    const form = await screen.findByRole("form", { name: "New API key" });
+    fireEvent.click(within(form).getByRole("button", { name: "Mint key" }));
+    const dialog = await screen.findByRole("dialog", { name: /minted$/ });
+    const post = server.calls.find((c) => c.method === "POST" && c.path === "/api/api-keys");
+    expect(post?.body).not.toHaveProperty("signing");
+    expect(within(dialog).queryByTestId("show-once-signing-secret")).toBeNull();
+    expect(within(dialog).getByLabelText("I have stored it somewhere safe")).toBeTruthy();
+  });
+});

@@ -16,7 +16,7 @@ import {
 } from "../components/ListPage";
 import { ShowOnceDialog } from "../components/ShowOnce";
 import { useNotify } from "../components/Toasts";
-import { Empty, EnvironmentBadge, PageHeader, StatusBadge } from "../components/ui";
+import { Empty, EnvironmentBadge, PageHeader, SignedBadge, StatusBadge } from "../components/ui";
 import { api } from "../lib/api";
 import { useEnvironment } from "../lib/environment";
 import { formatDate, formatDateTime, KEY_STATUS_HELP, lastRefusal, relative } from "../lib/format";
@@ -189,6 +189,7 @@ export function Keys() {
                     <Group gap={6} mt={4}>
                       <Code>{k.key_prefix}…</Code>
                       <EnvironmentBadge environment={k.environment} />
+                      <SignedBadge signing={k.signing} />
                       <Badge variant="outline" radius="sm" color="gray">
                         {k.scopes}
                       </Badge>
@@ -250,6 +251,7 @@ export function Keys() {
                     <Group gap={6} wrap="nowrap">
                       <Code>{k.key_prefix}…</Code>
                       <EnvironmentBadge environment={k.environment} />
+                      <SignedBadge signing={k.signing} />
                     </Group>
                   ),
                 },

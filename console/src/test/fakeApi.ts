@@ -211,13 +211,15 @@ type KeyWrite = {
   permissions?: string[];
   environment?: Environment;
   owner_id?: number;
+  signing?: ApiKey["signing"];
 };
 
 /**
  * The key routes of a Keygate with permissions and environments, in memory: `GET
  * /api/api-keys` lists the keys of the environment asked for; minting takes `permissions`
  * (or `scopes`) and `environment`, refuses a NAS permission for a reseller's key (400
- * VALIDATION_ERROR on `permissions`), and answers the key once; `PUT` changes permissions;
+ * VALIDATION_ERROR on `permissions`), and answers the key once, with a signing secret when
+ * `signing` is not off; `PUT` changes permissions;
  * `stats` counts each environment; `POST /api/test-data/reset` (admins only) answers `reset`.
  */
 export function keysServer(
@@ -306,9 +308,12 @@ export function keysServer(
         scopes: SCOPE_OF[permissions.join(",")] ?? "custom",
         environment,
         key_prefix: secret.slice(0, 12),
+        signing: b.signing ?? "off",
       });
       state.keys.push(k);
-      return reply(201, { success: true, data: k, key: secret }, req.environment);
+      const signing_secret =
+        k.signing === "off" ? undefined : `pks_${environment}_${"0123456789abcdef".repeat(4)}`;
+      return reply(201, { success: true, data: k, key: secret, signing_secret }, req.environment);
     }
     if (req.method === "PUT" && found) {
       const b = (req.body ?? {}) as KeyWrite;
