@@ -1,5 +1,6 @@
 import { Badge, Button, Card, Code, Group, Stack, Text, UnstyledButton } from "@mantine/core";
-import type { CallLog } from "../lib/types";
+import { CREDENTIAL_HELP, credentialOf } from "../lib/callLog";
+import type { CallLog, Credential } from "../lib/types";
 import { CopyButton, Dialog, Facts, HttpStatus } from "./ui";
 
 const localFmt = new Intl.DateTimeFormat(undefined, {
@@ -32,6 +33,31 @@ export function callTimes(iso: string): { utc: string; local: string } {
 function callWhen(r: CallLog): string {
   const d = new Date(r.timestamp);
   return Number.isNaN(d.getTime()) ? r.timestamp : secondsFmt.format(d);
+}
+
+const CREDENTIAL_COLOR: Record<Credential, string> = {
+  key: "gray",
+  signature: "teal",
+  token: "violet",
+};
+
+/** How a call authenticated: key, signature or token; nothing when the row does not say. */
+export function CredentialBadge({ call }: { call: CallLog }) {
+  const c = credentialOf(call);
+  if (!c) return null;
+  return (
+    <Badge
+      component="span"
+      size="xs"
+      variant="light"
+      radius="sm"
+      color={CREDENTIAL_COLOR[c]}
+      title={`Authenticated with ${CREDENTIAL_HELP[c]}`}
+      data-testid="call-credential"
+    >
+      {c}
+    </Badge>
+  );
 }
 
 /** What a row's button is called: the call itself, its outcome and when. */
@@ -94,7 +120,10 @@ export function CallCards({
         >
           <Group justify="space-between" wrap="nowrap" gap="xs" align="flex-start">
             <CallButton call={r} onOpen={onOpen} />
-            <HttpStatus code={r.status_code} />
+            <Group gap={4} wrap="nowrap">
+              <CredentialBadge call={r} />
+              <HttpStatus code={r.status_code} />
+            </Group>
           </Group>
           <Text size="xs" c="dimmed" mt={4}>
             {callWhen(r)} · {r.latency_ms.toFixed(1)} ms · {r.ip}
@@ -131,6 +160,7 @@ export function CallDetail({ call, onClose }: { call: CallLog | null; onClose: (
 function CallFacts({ call: c }: { call: CallLog }) {
   const { utc, local } = callTimes(c.timestamp);
   const failed = c.status_code >= 400;
+  const credential = credentialOf(c);
   return (
     <div data-testid="call-detail">
       <Facts
@@ -168,6 +198,18 @@ function CallFacts({ call: c }: { call: CallLog }) {
               </Text>
             ) : (
               "none (no error)"
+            ),
+          ],
+          [
+            "Credential",
+            credential ? (
+              <span data-testid="call-detail-credential">
+                <Code>{credential}</Code>: {CREDENTIAL_HELP[credential]}
+              </span>
+            ) : (
+              <Text component="span" size="sm" c="dimmed">
+                not kept (logged before credentials were)
+              </Text>
             ),
           ],
           ["IP", c.ip],

@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { api, ApiError } from "./api";
-import type { CallLog } from "./types";
+import type { CallLog, Credential } from "./types";
 
 /** The status filters the server understands, besides an error code. */
 export const STATUS_FILTERS = [
@@ -16,7 +16,13 @@ export const STATUS_FILTERS = [
 export const LOG_ERROR_CODES = [
   "API_KEY_REVOKED",
   "API_KEY_EXPIRED",
+  "INVALID_TOKEN",
+  "TOKEN_EXPIRED",
   "IP_NOT_ALLOWED",
+  "SIGNATURE_REQUIRED",
+  "SIGNATURE_INVALID",
+  "SIGNATURE_EXPIRED",
+  "SIGNATURE_REPLAYED",
   "SCOPE_REQUIRED",
   "RATE_LIMIT_EXCEEDED",
   "VALIDATION_ERROR",
@@ -28,6 +34,18 @@ export const LOG_ERROR_CODES = [
   "SERVICE_UNAVAILABLE",
   "INTERNAL_ERROR",
 ];
+
+/** How a call authenticated, as the call log names it (`credential`), and what that means. */
+export const CREDENTIAL_HELP: Record<Credential, string> = {
+  key: "the API key alone (X-API-Key)",
+  signature: "the API key and an RFC 9421 signature made with its signing secret",
+  token: "an OAuth access token (Authorization: Bearer) the key was exchanged for",
+};
+
+/** A row's credential; null from a server that does not say (before signing and tokens). */
+export function credentialOf(r: CallLog): Credential | null {
+  return r.credential ?? null;
+}
 
 export type CallLogQuery = {
   limit: number;

@@ -1,5 +1,5 @@
 /** Display helpers: dates, durations, sizes, and the dashboard's hourly series. */
-import type { Credential, KeySigning } from "./types";
+import type { KeySigning } from "./types";
 
 const dateTime = new Intl.DateTimeFormat(undefined, {
   year: "numeric",
@@ -177,13 +177,6 @@ export const SIGNING_LABEL: Record<KeySigning, string> = {
   off: "Off",
   optional: "Optional",
   required: "Required",
-};
-
-/** How a call authenticated, as the call log says it. */
-export const CREDENTIAL_HELP: Record<Credential, string> = {
-  key: "The API key alone (X-API-Key)",
-  signature: "The API key and an RFC 9421 signature made with its signing secret",
-  token: "An OAuth access token (Authorization: Bearer) exchanged for the key",
 };
 
 /** A status as people read it: `owner_disabled` → "owner disabled". */

@@ -693,3 +693,89 @@ describe("a key's request signing and access tokens", () => {
     ).toBeTruthy();
   });
 });
+
+describe("how each call authenticated", () => {
+  const [signedCall, tokenCall, keyCall] = calls(3).map((c, i) => ({
+    ...c,
+    credential: (["signature", "token", "key"] as const)[i],
+  })) as CallLog[];
+  const total = [signedCall, tokenCall, keyCall, refusal] as CallLog[];
+
+  it("shows the credential of each row as a badge in its own column", async () => {
+    show(me(), total);
+    await waitFor(() => expect(logRows()).toBe(4));
+    const table = screen.getByTestId("call-log");
+    expect(within(table).getByRole("columnheader", { name: "Credential" })).toBeTruthy();
+    const badges = within(table)
+      .getAllByRole("row")
+      .slice(1)
+      .map((r) => within(r).queryByTestId("call-credential")?.textContent ?? null);
+    // The last row comes from a server that does not say.
+    expect(badges).toEqual(["signature", "token", "key", null]);
+    expect(within(table).getAllByTestId("call-credential")[1]?.getAttribute("title")).toMatch(
+      /^Authenticated with an OAuth access token/,
+    );
+  });
+
+  it("says in the call's details how it authenticated", async () => {
+    show(me(), total);
+    await waitFor(() => expect(logRows()).toBe(4));
+    fireEvent.click(callButtonOf(signedCall as CallLog));
+    await screen.findByRole("dialog");
+    expect(within(dialog()).getByTestId("call-detail-credential").textContent).toBe(
+      "signature: the API key and an RFC 9421 signature made with its signing secret",
+    );
+    fireEvent.click(within(dialog()).getByRole("button", { name: "Close" }));
+    await waitFor(() => expect(screen.queryByRole("dialog")).toBeNull());
+
+    fireEvent.click(callButtonOf(tokenCall as CallLog));
+    await screen.findByRole("dialog");
+    expect(within(dialog()).getByTestId("call-detail-credential").textContent).toMatch(
+      /^token: an OAuth access token \(Authorization: Bearer\)/,
+    );
+    fireEvent.click(within(dialog()).getByRole("button", { name: "Close" }));
+    await waitFor(() => expect(screen.queryByRole("dialog")).toBeNull());
+
+    fireEvent.click(callButtonOf(refusal));
+    await screen.findByRole("dialog");
+    expect(within(dialog()).queryByTestId("call-detail-credential")).toBeNull();
+    expect(detail().textContent).toContain("not kept (logged before credentials were)");
+  });
+
+  it("offers the signature and token refusals in the status filter", async () => {
+    show(me(), total);
+    await waitFor(() => expect(logRows()).toBe(4));
+    fireEvent.click(screen.getByRole("combobox", { name: "Status" }));
+    for (const code of [
+      "SIGNATURE_REQUIRED",
+      "SIGNATURE_INVALID",
+      "INVALID_TOKEN",
+      "TOKEN_EXPIRED",
+    ])
+      expect(await screen.findByRole("option", { name: code })).toBeTruthy();
+  });
+
+  it("shows the credential on a phone's cards", async () => {
+    vi.stubGlobal(
+      "matchMedia",
+      (query: string) =>
+        ({
+          matches: query.includes("max-width"),
+          media: query,
+          onchange: null,
+          addEventListener: () => undefined,
+          removeEventListener: () => undefined,
+          addListener: () => undefined,
+          removeListener: () => undefined,
+          dispatchEvent: () => false,
+        }) as MediaQueryList,
+    );
+    show(me(), total);
+    const cards = await screen.findByTestId("call-cards");
+    expect(
+      within(cards)
+        .getAllByRole("listitem")
+        .map((c) => within(c).queryByTestId("call-credential")?.textContent ?? null),
+    ).toEqual(["signature", "token", "key", null]);
+  });
+});

@@ -17,7 +17,7 @@ import {
 import { useDebouncedValue, useMediaQuery } from "@mantine/hooks";
 import { useEffect, useMemo, useState } from "react";
 import { useUser } from "../auth";
-import { CallButton, CallCards, CallDetail } from "../components/CallDetail";
+import { CallButton, CallCards, CallDetail, CredentialBadge } from "../components/CallDetail";
 import { type Column, DataTable } from "../components/DataTable";
 import { type KeyBody, KeyForm } from "../components/KeyForm";
 import { ListView } from "../components/ListPage";
@@ -573,7 +573,7 @@ export function KeyDetail({ id }: { id: number }) {
                 <CallCards label={logCaption} rows={rows} onOpen={setOpened} />
               ) : (
                 <DataTable
-                  minWidth={720}
+                  minWidth={800}
                   striped
                   highlightOnHover
                   verticalSpacing={6}
@@ -595,6 +595,7 @@ export function KeyDetail({ id }: { id: number }) {
                       cell: (r) => <CallButton call={r} onOpen={setOpened} />,
                     },
                     { header: "Status", cell: (r) => <HttpStatus code={r.status_code} /> },
+                    { header: "Credential", cell: (r) => <CredentialBadge call={r} /> },
                     {
                       header: "Error code",
                       cell: (r) => (
