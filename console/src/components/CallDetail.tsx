@@ -1,5 +1,5 @@
 import { Badge, Button, Card, Code, Group, Stack, Text, UnstyledButton } from "@mantine/core";
-import { CREDENTIAL_HELP, credentialOf } from "../lib/callLog";
+import { CREDENTIAL_HELP } from "../lib/callLog";
 import type { CallLog, Credential } from "../lib/types";
 import { CopyButton, Dialog, Facts, HttpStatus } from "./ui";
 
@@ -41,10 +41,9 @@ const CREDENTIAL_COLOR: Record<Credential, string> = {
   token: "violet",
 };
 
-/** How a call authenticated: key, signature or token; nothing when the row does not say. */
+/** How a call authenticated: key, signature or token. */
 export function CredentialBadge({ call }: { call: CallLog }) {
-  const c = credentialOf(call);
-  if (!c) return null;
+  const c = call.credential;
   return (
     <Badge
       component="span"
@@ -160,7 +159,6 @@ export function CallDetail({ call, onClose }: { call: CallLog | null; onClose: (
 function CallFacts({ call: c }: { call: CallLog }) {
   const { utc, local } = callTimes(c.timestamp);
   const failed = c.status_code >= 400;
-  const credential = credentialOf(c);
   return (
     <div data-testid="call-detail">
       <Facts
@@ -202,15 +200,9 @@ function CallFacts({ call: c }: { call: CallLog }) {
           ],
           [
             "Credential",
-            credential ? (
-              <span data-testid="call-detail-credential">
-                <Code>{credential}</Code>: {CREDENTIAL_HELP[credential]}
-              </span>
-            ) : (
-              <Text component="span" size="sm" c="dimmed">
-                not kept (logged before credentials were)
-              </Text>
-            ),
+            <span key="credential" data-testid="call-detail-credential">
+              <Code>{c.credential}</Code>: {CREDENTIAL_HELP[c.credential]}
+            </span>,
           ],
           ["IP", c.ip],
           ["User agent", c.user_agent ?? "none sent"],

@@ -240,8 +240,8 @@ export function SigningBadge({ signing }: { signing: KeySigning }) {
 }
 
 /** "signed", for a key whose calls are (or may be) signed; nothing for one without signing. */
-export function SignedBadge({ signing }: { signing: KeySigning | undefined }) {
-  if (!signing || signing === "off") return null;
+export function SignedBadge({ signing }: { signing: KeySigning }) {
+  if (signing === "off") return null;
   return (
     <Badge
       color="teal"

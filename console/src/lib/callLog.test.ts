@@ -1,11 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  CREDENTIAL_HELP,
-  callLogPath,
-  credentialOf,
-  REQUEST_ID_RE,
-  requestIdProblem,
-} from "./callLog";
+import { callLogPath, REQUEST_ID_RE, requestIdProblem } from "./callLog";
 
 describe("the call log's address", () => {
   it("sends the limit, and the status and before_id only when set", () => {
@@ -60,29 +54,5 @@ describe("searching by request id", () => {
     expect(requestIdProblem("é#%")).toBe(
       "A request id holds only letters, digits and _ . : @ / + = -; this one has “é”, “#” and “%”.",
     );
-  });
-});
-
-describe("how a call authenticated", () => {
-  const row = {
-    id: 1,
-    timestamp: "2026-05-12T11:00:00.000Z",
-    method: "GET",
-    path: "/api/v1/external/whoami",
-    status_code: 200,
-    ip: "203.0.113.7",
-    latency_ms: 1,
-    user_agent: null,
-    error_code: null,
-    request_id: null,
-    message: null,
-    environment: "live" as const,
-  };
-
-  it("reads the row's credential, and null from a row that does not say", () => {
-    expect(credentialOf({ ...row, credential: "signature" })).toBe("signature");
-    expect(credentialOf({ ...row, credential: "token" })).toBe("token");
-    expect(credentialOf(row)).toBeNull();
-    for (const c of ["key", "signature", "token"] as const) expect(CREDENTIAL_HELP[c]).toBeTruthy();
   });
 });

@@ -42,11 +42,6 @@ export const CREDENTIAL_HELP: Record<Credential, string> = {
   token: "an OAuth access token (Authorization: Bearer) the key was exchanged for",
 };
 
-/** A row's credential; null from a server that does not say (before signing and tokens). */
-export function credentialOf(r: CallLog): Credential | null {
-  return r.credential ?? null;
-}
-
 export type CallLogQuery = {
   limit: number;
   /** 2xx, 3xx, 4xx, 5xx, "refused" or an error code; empty or absent: every call. */

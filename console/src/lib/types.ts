@@ -21,29 +21,6 @@ type With<T, F> = Omit<T, keyof F> & F;
 /** `scopes` is the narrowest preset that covers `permissions`, or `custom`. */
 export type KeyScope = "read" | "write" | "delete" | "custom";
 
-/**
- * Whether calls with a key must be signed (RFC 9421, with the key's signing secret): `off`
- * (the default), `optional` (a signed call must verify; unsigned ones are still accepted)
- * or `required` (an unsigned call is refused with SIGNATURE_REQUIRED).
- */
-export type KeySigning = "off" | "optional" | "required";
-
-/** How a call authenticated: the bare key, the key and a signature, or an access token. */
-export type Credential = "key" | "signature" | "token";
-
-/**
- * Request signing and token exchange, written here as optional fields until `api-types.ts`
- * is generated from a server that has them; a server without them is read as signing off,
- * no tokens issued, and calls made with the bare key.
- */
-type SigningFields = {
-  signing?: KeySigning;
-  /** Access tokens minted from this key so far (`POST /api/v1/external/oauth/token`). */
-  tokens_issued?: number;
-  /** When the last of them was issued; null if none ever was. */
-  last_token_at?: string | null;
-};
-
 export type ApiKey = With<
   Schemas["ApiKey"],
   {
@@ -52,21 +29,28 @@ export type ApiKey = With<
     permissions: string[];
     /** Chosen at minting, for good: `pk_test_…` keys see only test data. */
     environment: Environment;
-  } & SigningFields
+  }
 >;
 
 /** The first that applies: revoked, owner_deleted, owner_disabled, expired, active. */
 export type KeyStatus = ApiKey["status"];
+
+/**
+ * Whether calls with a key must be signed (RFC 9421, with the key's signing secret): `off`
+ * (the default), `optional` (a signed call must verify; unsigned ones are still accepted)
+ * or `required` (an unsigned call is refused with SIGNATURE_REQUIRED).
+ */
+export type KeySigning = ApiKey["signing"];
 
 /** Keys by status and calls in the last 24 hours: of one environment (`?environment=`), or both. */
 export type KeyStats = Schemas["ApiKeyStats"];
 export type EnvironmentStats = KeyStats;
 
 /** One call of a key's log; `id` is the cursor for the next (older) page. */
-export type CallLog = With<
-  Schemas["CallLogEntry"],
-  { environment: Environment; credential?: Credential }
->;
+export type CallLog = With<Schemas["CallLogEntry"], { environment: Environment }>;
+
+/** How a call authenticated: the bare key, the key and a signature, or an access token. */
+export type Credential = CallLog["credential"];
 
 /** `GET /api/api-keys/presets`: named sets of permissions offered when minting. */
 export type PermissionPreset = {

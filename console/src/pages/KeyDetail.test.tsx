@@ -19,6 +19,9 @@ const key: ApiKey = {
   owner_id: 7,
   allowed_ips: null,
   rate_limit_per_minute: null,
+  signing: "off",
+  tokens_issued: 0,
+  last_token_at: null,
   last_used_at: "2026-05-12T10:59:00.000Z",
   last_used_ip: "203.0.113.7",
   last_refused_at: null,
@@ -50,6 +53,7 @@ function calls(n: number, before = "2026-05-12T11:00:00.000Z", status = 200): Ca
     request_id: `req-${end - (i + 1) * 1000}`,
     message: status === 401 ? "This API key was revoked" : null,
     environment: "live" as const,
+    credential: "key" as const,
   }));
 }
 
@@ -289,6 +293,7 @@ const refusal: CallLog = {
   request_id: "billing-7f3a:run/42",
   message: "This API key was revoked on 2026-05-12 at 10:00 UTC; mint a new one",
   environment: "live",
+  credential: "key",
 };
 
 const dialog = () => screen.getByRole("dialog");
@@ -598,22 +603,27 @@ describe("a key's request signing and access tokens", () => {
   });
 
   it("says never for a key no token was issued for, and Off for a key without signing", async () => {
-    show(me(), calls(1), { ...key, signing: "off", tokens_issued: 1, last_token_at: null });
+    show(me(), calls(1), { ...key, signing: "off", tokens_issued: 0, last_token_at: null });
     const signing = await screen.findByTestId("key-signing");
     expect(within(signing).getByTestId("signing-badge").textContent).toBe("Off");
-    expect(screen.getByTestId("key-tokens").textContent).toBe("1 token issued");
+    expect(signing.textContent).toContain("Calls carry the key alone");
+    expect(screen.getByTestId("key-tokens").textContent).toBe("0 tokens issued");
     expect((screen.getByText("Last token").nextElementSibling as HTMLElement).textContent).toBe(
       "never",
     );
 
     cleanup();
     resetApi();
-    // A server without the fields yet: read as off, none issued.
-    show(me(), calls(1));
+    show(me(), calls(1), {
+      ...key,
+      signing: "optional",
+      tokens_issued: 1,
+      last_token_at: "2026-05-12T10:58:00.000Z",
+    });
     expect(
       within(await screen.findByTestId("key-signing")).getByTestId("signing-badge").textContent,
-    ).toBe("Off");
-    expect(screen.getByTestId("key-tokens").textContent).toBe("0 tokens issued");
+    ).toBe("Optional");
+    expect(screen.getByTestId("key-tokens").textContent).toBe("1 token issued");
   });
 
   it("shows the signing secret once when an edit turns signing on", async () => {
@@ -709,9 +719,8 @@ describe("how each call authenticated", () => {
     const badges = within(table)
       .getAllByRole("row")
       .slice(1)
-      .map((r) => within(r).queryByTestId("call-credential")?.textContent ?? null);
-    // The last row comes from a server that does not say.
-    expect(badges).toEqual(["signature", "token", "key", null]);
+      .map((r) => within(r).getByTestId("call-credential").textContent);
+    expect(badges).toEqual(["signature", "token", "key", "key"]);
     expect(within(table).getAllByTestId("call-credential")[1]?.getAttribute("title")).toMatch(
       /^Authenticated with an OAuth access token/,
     );
@@ -738,8 +747,9 @@ describe("how each call authenticated", () => {
 
     fireEvent.click(callButtonOf(refusal));
     await screen.findByRole("dialog");
-    expect(within(dialog()).queryByTestId("call-detail-credential")).toBeNull();
-    expect(detail().textContent).toContain("not kept (logged before credentials were)");
+    expect(within(dialog()).getByTestId("call-detail-credential").textContent).toBe(
+      "key: the API key alone (X-API-Key)",
+    );
   });
 
   it("offers the signature and token refusals in the status filter", async () => {
@@ -775,7 +785,7 @@ describe("how each call authenticated", () => {
     expect(
       within(cards)
         .getAllByRole("listitem")
-        .map((c) => within(c).queryByTestId("call-credential")?.textContent ?? null),
-    ).toEqual(["signature", "token", "key", null]);
+        .map((c) => within(c).getByTestId("call-credential").textContent),
+    ).toEqual(["signature", "token", "key", "key"]);
   });
 });

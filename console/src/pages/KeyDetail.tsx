@@ -127,10 +127,7 @@ export function KeyDetail({ id }: { id: number }) {
   // A key acts for its owner: with the owner disabled or deleted, every call is refused.
   const ownerDown = k.status === "owner_disabled" || k.status === "owner_deleted";
   const expiredToo = k.expires_at !== null && Date.parse(k.expires_at) <= Date.now();
-  // Absent from a server without request signing or token exchange: off, and none issued.
-  const signing = k.signing ?? "off";
-  const tokens = k.tokens_issued ?? 0;
-  const lastToken = k.last_token_at ?? null;
+  const { signing, tokens_issued: tokens, last_token_at: lastToken } = k;
   const reload = () => {
     key.reload();
     logs.reload();
@@ -791,7 +788,7 @@ function RollDialog({
         <Text size="sm">
           Rolling mints a replacement with the same name, permissions, environment, allowed IPs,
           rate limit and expiry
-          {apiKey.signing && apiKey.signing !== "off"
+          {apiKey.signing !== "off"
             ? ", and the same request signing with a new signing secret. The new key and secret are shown once."
             : ". The new key is shown once."}{" "}
           How long may the old key <Code>{apiKey.key_prefix}…</Code> keep working while you switch?
