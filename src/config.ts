@@ -31,6 +31,8 @@ export type Config = Readonly<{
    * `KEYGATE_MASTER_KEY_FILE` names); null when neither is set.
    */
   masterKey: Buffer | null;
+  /** Lifetime of an access token from the token exchange, in seconds (`KEYGATE_TOKEN_TTL_S`). */
+  tokenTtlS: number;
 }>;
 
 export class ConfigError extends Error {}
@@ -117,6 +119,7 @@ export function loadConfig(env: Env = process.env): Config {
     sqliteSynchronous: oneOf("KEYGATE_SQLITE_SYNCHRONOUS", ["normal", "full"], "normal"),
     requireTwoFactor: requireTwoFactor(read("KEYGATE_REQUIRE_2FA")),
     masterKey: masterKey(read("KEYGATE_MASTER_KEY"), read("KEYGATE_MASTER_KEY_FILE")),
+    tokenTtlS: int("KEYGATE_TOKEN_TTL_S", 3600, 60, 86_400),
   });
 }
 

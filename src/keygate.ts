@@ -9,6 +9,8 @@ import { TwoFactorService } from "./auth/twofactor.js";
 import { CallLogWriter } from "./calllog/writer.js";
 import { MemoryNonces, type NonceStore, RedisNonces } from "./credentials/nonces.js";
 import { openSecret, sealSecret } from "./credentials/secrets.js";
+import { TokenAuthority } from "./credentials/tokens.js";
+import { SqlSigningKeyStore, SqlTokenLedger } from "./store/credentials.js";
 import type { Config } from "./config.js";
 import { CachedKeyLookup } from "./keys/cache.js";
 import { KeyService } from "./keys/service.js";
@@ -73,6 +75,14 @@ export type Keygate = {
   cluster: Cluster | null;
   /** Signature nonces seen, per key: in Redis when configured, else in this process. */
   nonces: NonceStore;
+  /** Issues and verifies access tokens (OAuth 2.0 client credentials, RFC 9068). */
+  tokens: TokenAuthority;
+  /** Revoked access tokens and the keys' token counts. */
+  tokenLedger: SqlTokenLedger;
+  /** The token-signing keys (for a master-key rotation). */
+  signingKeys: SqlSigningKeyStore;
+  /** Drops a key from every instance's cache, by id: its next call reads it anew. */
+  evictKeyId(id: number): Promise<void>;
   close(): Promise<void>;
 };
 
@@ -120,6 +130,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
   );
   const keyCache = new CachedKeyLookup({
     load: (hash) => keyRepo.loadRecord(hash),
+    loadHash: (id) => keyRepo.hashById(id),
     ttlMs: keyCacheTtlMs(config),
   });
   const memory = new MemoryLimiter(10_000, clock);
@@ -149,6 +160,11 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     await cluster?.publish(e);
   };
 
+  const evictKeyId = async (id: number) => {
+    const hash = await keyRepo.hashById(id);
+    if (hash !== null) await evict({ kind: "key", hash });
+  };
+
   const kg: Keygate = {
     config,
     database,
@@ -167,6 +183,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
       process.stdout.write(`${msg}\n`);
     },
     cluster,
+    evictKeyId,
   } as Keygate;
 
   kg.callLog = new CallLogWriter({
@@ -220,8 +237,26 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
           localNonces,
           () => (cluster as Cluster).available,
         );
+  // Token-signing keys are sealed under the master key when there is one; without one they
+  // are kept as the session-signing secret is (decision 0016).
+  kg.signingKeys = new SqlSigningKeyStore(db);
+  kg.tokenLedger = new SqlTokenLedger(db);
+  kg.tokens = new TokenAuthority({
+    store: kg.signingKeys,
+    clock,
+    ttlS: config.tokenTtlS,
+    ...(kek === null
+      ? {}
+      : {
+          seal: (json: string, kid: string) => sealSecret(json, kek, `oauth_signing_key:${kid}`),
+          // A key made before the master key was set is plain JSON until it is resealed.
+          open: (stored: string, kid: string) =>
+            stored.startsWith("{") ? stored : openSecret(stored, kek, `oauth_signing_key:${kid}`),
+        }),
+  });
   kg.verifier = new KeyVerifier({
     lookup: keyCache,
+    tokens: kg.tokens,
     limiter,
     defaultRateLimit: config.keyRateLimit,
     failedAttemptLimit: config.failedKeyLimit,
@@ -250,7 +285,19 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     } catch (err) {
       kg.warn(`call log pruning failed: ${(err as Error).message}`);
     }
+    try {
+      await kg.tokenLedger.prune(clock());
+      await kg.tokens.prune();
+    } catch (err) {
+      kg.warn(`pruning expired token records failed: ${(err as Error).message}`);
+    }
   };
+  if (!opts.oneShot && kek !== null) {
+    // Token-signing keys made while no master key was set are sealed now that one is.
+    await kg.signingKeys.resealAll((stored, kid) =>
+      stored.startsWith("{") ? sealSecret(stored, kek, `oauth_signing_key:${kid}`) : stored,
+    );
+  }
   if (!opts.oneShot) {
     await prune();
     pruner = setInterval(prune, 3_600_000);

@@ -22,6 +22,57 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/v1/external/oauth/token": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Exchange a key for an access token (OAuth 2.0 client credentials): HTTP Basic with client_id = the key's prefix and client_secret = the key */
+    post: operations["externalOauthToken"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/external/oauth/introspect": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Whether an access token issued for the calling key is active, and what it grants (RFC 7662) */
+    post: operations["externalOauthIntrospect"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/external/oauth/revoke": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Revoke an access token issued for the calling key (RFC 7009): refused from the next request on, on every instance */
+    post: operations["externalOauthRevoke"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/api/v1/external/whoami": {
     parameters: {
       query?: never;
@@ -538,6 +589,36 @@ export interface components {
       /** @description set when this key was rolled and is in its grace period: the replacement's display prefix */
       replaced_by_prefix: string | null;
     };
+    /** @description RFC 6749 §5.1 */
+    TokenResponse: {
+      /** @description a JWT access token (RFC 9068, ES256) */
+      access_token: string;
+      /** @enum {string} */
+      token_type: "Bearer";
+      /** @description seconds until it expires */
+      expires_in: number;
+      /** @description the permissions granted, space-separated */
+      scope: string;
+    };
+    /** @description RFC 6749 §5.2 */
+    OAuthError: {
+      /** @description invalid_request, invalid_client, invalid_scope, unsupported_grant_type, unauthorized_client or temporarily_unavailable */
+      error: string;
+      error_description: string;
+    };
+    /** @description RFC 7662 §2.2: only active is present for a token that is not active */
+    TokenIntrospection: {
+      active: boolean;
+      scope?: string;
+      client_id?: string;
+      token_type?: string;
+      exp?: number;
+      iat?: number;
+      sub?: string;
+      aud?: string | string[];
+      iss?: string;
+      jti?: string;
+    };
   };
   responses: never;
   parameters: never;
@@ -611,6 +692,213 @@ export interface operations {
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
+        };
+      };
+    };
+  };
+  externalOauthToken: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/x-www-form-urlencoded": {
+          /** @description client_credentials */
+          grant_type?: string;
+          /** @description optional: space-separated permissions, a subset of the key's (e.g. subscribers:read usage:read); all of the key's when absent */
+          scope?: string;
+          /** @description the key's prefix, when not sent with HTTP Basic */
+          client_id?: string;
+          /** @description the key, when not sent with HTTP Basic */
+          client_secret?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description An access token (RFC 6749 §5.1): a JWT (RFC 9068) to send as `Authorization: Bearer` instead of X-API-Key */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["TokenResponse"];
+        };
+      };
+      /** @description An RFC 6749 §5.2 error: `invalid_request`, `invalid_scope`, `unsupported_grant_type` or `unauthorized_client` (a key that requires signed requests) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["OAuthError"];
+        };
+      };
+      /** @description `invalid_client`: the key is missing, wrong, revoked, expired, its owner disabled, the IP outside its allowed_ips, or client_id is not its prefix (`WWW-Authenticate: Basic`) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["OAuthError"];
+        };
+      };
+      /** @description `temporarily_unavailable`: the key's budget (or the IP's) is spent; retry after `Retry-After` */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["OAuthError"];
+        };
+      };
+      /** @description `temporarily_unavailable`: the token-signing keys cannot be opened with this server's master key */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["OAuthError"];
+        };
+      };
+    };
+  };
+  externalOauthIntrospect: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/x-www-form-urlencoded": {
+          /** @description the access token */
+          token?: string;
+          /** @description ignored */
+          token_type_hint?: string;
+          /** @description the key's prefix, when not sent with HTTP Basic */
+          client_id?: string;
+          /** @description the key, when not sent with HTTP Basic */
+          client_secret?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Whether the token is active (RFC 7662 §2.2); `{active: false}` for any token that is not, or is another key's */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["TokenIntrospection"];
+        };
+      };
+      /** @description An RFC 6749 §5.2 error: `invalid_request`, `invalid_scope`, `unsupported_grant_type` or `unauthorized_client` (a key that requires signed requests) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["OAuthError"];
+        };
+      };
+      /** @description `invalid_client`: the key is missing, wrong, revoked, expired, its owner disabled, the IP outside its allowed_ips, or client_id is not its prefix (`WWW-Authenticate: Basic`) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["OAuthError"];
+        };
+      };
+      /** @description `temporarily_unavailable`: the key's budget (or the IP's) is spent; retry after `Retry-After` */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["OAuthError"];
+        };
+      };
+      /** @description `temporarily_unavailable`: the token-signing keys cannot be opened with this server's master key */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["OAuthError"];
+        };
+      };
+    };
+  };
+  externalOauthRevoke: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/x-www-form-urlencoded": {
+          /** @description the access token */
+          token?: string;
+          /** @description ignored */
+          token_type_hint?: string;
+          /** @description the key's prefix, when not sent with HTTP Basic */
+          client_id?: string;
+          /** @description the key, when not sent with HTTP Basic */
+          client_secret?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Revoked, or nothing to revoke (RFC 7009 §2.2: an invalid or unknown token is answered 200 too) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": Record<string, never>;
+        };
+      };
+      /** @description An RFC 6749 §5.2 error: `invalid_request`, `invalid_scope`, `unsupported_grant_type` or `unauthorized_client` (a key that requires signed requests) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["OAuthError"];
+        };
+      };
+      /** @description `invalid_client`: the key is missing, wrong, revoked, expired, its owner disabled, the IP outside its allowed_ips, or client_id is not its prefix (`WWW-Authenticate: Basic`) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["OAuthError"];
+        };
+      };
+      /** @description `temporarily_unavailable`: the key's budget (or the IP's) is spent; retry after `Retry-After` */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["OAuthError"];
+        };
+      };
+      /** @description `temporarily_unavailable`: the token-signing keys cannot be opened with this server's master key */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["OAuthError"];
         };
       };
     };

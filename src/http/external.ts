@@ -11,6 +11,7 @@ import type { Keygate } from "../keygate.js";
 import type { Verdict } from "../keys/verify.js";
 import type { RateDecision } from "../ratelimit/limiter.js";
 import { keyHeader, namedEnvironment, pathOf, scrubText, sendError } from "./errors.js";
+import { isJwtShaped } from "../credentials/tokens.js";
 import { formParser } from "./input.js";
 import { refusal } from "./refusals.js";
 import { carriesSignature, signatureCheck } from "./signing.js";
@@ -123,14 +124,38 @@ export function verifyKey(
   guard: RouteGuard | null = null,
   signed = false,
 ): Verdict | Promise<Verdict> {
+  const header = keyHeader(request);
+  if (header === undefined) {
+    // No key: an access token from the token exchange stands in for it.
+    const token = bearerToken(request);
+    if (token !== null) {
+      request.credential = "token";
+      return kg.verifier.verifyToken({
+        token,
+        ip: request.clientIp,
+        method: request.method,
+        need: guard === null ? undefined : guard.need,
+        now: kg.clock(),
+      });
+    }
+  }
   return kg.verifier.verify({
-    header: keyHeader(request),
+    header,
     ip: request.clientIp,
     method: request.method,
     need: guard === null ? undefined : guard.need,
     now: kg.clock(),
     signature: signed ? signatureCheck(kg, request) : undefined,
   });
+}
+
+/** The token of `Authorization: Bearer <JWT>`, or null (a key sent there is told apart). */
+function bearerToken(request: FastifyRequest): string | null {
+  const auth = request.headers.authorization;
+  if (auth === undefined || auth.length < 8 || auth.slice(0, 7).toLowerCase() !== "bearer ")
+    return null;
+  const token = auth.slice(7).trim();
+  return isJwtShaped(token) ? token : null;
 }
 
 /** The key hook's ending: on to the route, or answered here with the refusal. */
@@ -300,7 +325,7 @@ export function externalSurface(kg: Keygate, routes: RouteTable): FastifyPluginA
       {
         schema: {
           tags: ["system"],
-          security: [{ apiKey: [] }],
+          security: [{ apiKey: [] }, { accessToken: [] }],
           summary:
             "The calling key as Keygate sees it, and the client IP — use it to test a connection",
           response: { 200: Ok(Whoami), ...errorResponses(true, [401, 403, 429]) },

@@ -203,6 +203,48 @@ const OPERATIONS: Record<string, Operation> = {
   // System
   "GET /system/stats": { id: "getSystemStats", ok: "Totals of what the caller may see" },
   "GET /whoami": { id: "whoami", ok: "The calling key and the client IP as Keygate sees them" },
+
+  // OAuth 2.0 (RFC 6749 client credentials, RFC 7662, RFC 7009, RFC 8414): RFC 6749 error bodies.
+  "POST /oauth/token": {
+    id: "oauthToken",
+    ok: "An access token (RFC 6749 §5.1): a JWT (RFC 9068) to send as `Authorization: Bearer` instead of X-API-Key",
+    also: {
+      400: "An RFC 6749 §5.2 error: `invalid_request`, `invalid_scope`, `unsupported_grant_type` or `unauthorized_client` (a key that requires signed requests)",
+      401: "`invalid_client`: the key is missing, wrong, revoked, expired, its owner disabled, the IP outside its allowed_ips, or client_id is not its prefix (`WWW-Authenticate: Basic`)",
+      429: "`temporarily_unavailable`: the key's budget (or the IP's) is spent; retry after `Retry-After`",
+      503: "`temporarily_unavailable`: the token-signing keys cannot be opened with this server's master key",
+    },
+  },
+  "POST /oauth/introspect": {
+    id: "oauthIntrospect",
+    ok: "Whether the token is active (RFC 7662 §2.2); `{active: false}` for any token that is not, or is another key's",
+    also: {
+      400: "An RFC 6749 §5.2 error: `invalid_request`, `invalid_scope`, `unsupported_grant_type` or `unauthorized_client` (a key that requires signed requests)",
+      401: "`invalid_client`: the key is missing, wrong, revoked, expired, its owner disabled, the IP outside its allowed_ips, or client_id is not its prefix (`WWW-Authenticate: Basic`)",
+      429: "`temporarily_unavailable`: the key's budget (or the IP's) is spent; retry after `Retry-After`",
+      503: "`temporarily_unavailable`: the token-signing keys cannot be opened with this server's master key",
+    },
+  },
+  "POST /oauth/revoke": {
+    id: "oauthRevoke",
+    ok: "Revoked, or nothing to revoke (RFC 7009 §2.2: an invalid or unknown token is answered 200 too)",
+    also: {
+      400: "An RFC 6749 §5.2 error: `invalid_request`, `invalid_scope`, `unsupported_grant_type` or `unauthorized_client` (a key that requires signed requests)",
+      401: "`invalid_client`: the key is missing, wrong, revoked, expired, its owner disabled, the IP outside its allowed_ips, or client_id is not its prefix (`WWW-Authenticate: Basic`)",
+      429: "`temporarily_unavailable`: the key's budget (or the IP's) is spent; retry after `Retry-After`",
+      503: "`temporarily_unavailable`: the token-signing keys cannot be opened with this server's master key",
+    },
+  },
+  "GET /.well-known/jwks.json": {
+    id: "getJwks",
+    ok: "The JWK Set: every key whose tokens may still be valid",
+    also: { 429: "The client IP's per-minute budget is spent; retry after `Retry-After`" },
+  },
+  "GET /.well-known/oauth-authorization-server": {
+    id: "getAuthorizationServerMetadata",
+    ok: "Where the token, introspection, revocation and JWKS endpoints are, and what they support",
+    also: { 429: "The client IP's per-minute budget is spent; retry after `Retry-After`" },
+  },
   "GET /system/health": {
     id: "getHealth",
     ok: "Up, and the database reachable (`status` is degraded when Redis is down)",
@@ -466,6 +508,22 @@ export function documentTransform({ openapiObject }: { openapiObject: Partial<Op
       op.operationId = id;
 
       const schemes = op.security.flatMap((s) => Object.keys(s));
+      if ((op.tags as string[] | undefined)?.includes("oauth")) {
+        // OAuth answers its own errors (RFC 6749 §5.2), not in the envelope.
+        op.responses = Object.fromEntries(
+          Object.entries(op.responses).map(([status, response]) => {
+            const said = status.startsWith("2")
+              ? typeof entry.ok === "string"
+                ? entry.ok
+                : entry.ok[Number(status)]
+              : entry.also?.[Number(status)];
+            if (said === undefined)
+              throw new Error(`${method} ${path}: no description of ${status}`);
+            return [status, { ...response, description: said }];
+          }),
+        );
+        continue;
+      }
       const codes = new Set<ErrorCode>(entry.refuses ?? []);
       if (schemes.includes("apiKey")) {
         for (const c of KEY_CHECKS) codes.add(c);
@@ -642,7 +700,11 @@ export function externalDocument(full: OpenApiDocument): OpenApiDocument {
       examples: usedOf("examples", full.components.examples),
       parameters: usedOf("parameters", full.components.parameters as Record<string, Json>),
       headers: usedOf("headers", full.components.headers as Record<string, Json>),
-      securitySchemes: { apiKey: full.components.securitySchemes?.apiKey as Json },
+      securitySchemes: {
+        apiKey: full.components.securitySchemes?.apiKey as Json,
+        accessToken: full.components.securitySchemes?.accessToken as Json,
+        oauthClient: full.components.securitySchemes?.oauthClient as Json,
+      },
     },
     tags: full.tags?.filter((t) => tags.has(t.name)),
   };
@@ -667,5 +729,10 @@ export const TAGS = [
   { name: "nas", description: "NAS devices (admin)" },
   { name: "transactions", description: "Payments, refunds and adjustments; immutable" },
   { name: "system", description: "Totals, the calling key, health" },
+  {
+    name: "oauth",
+    description:
+      "Exchange a key for a short-lived access token (OAuth 2.0 client credentials), introspect and revoke tokens, and the keys that verify them",
+  },
   { name: "reference", description: "This reference as OpenAPI documents" },
 ];

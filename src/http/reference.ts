@@ -72,6 +72,19 @@ export async function registerReference(app: App, kg: Keygate, docsPolicy: strin
             name: "X-API-Key",
             description: "An API key, `pk_live_` and 32 hex characters; the external surface",
           },
+          accessToken: {
+            type: "http",
+            scheme: "bearer",
+            bearerFormat: "JWT",
+            description:
+              "An access token from `POST /api/v1/external/oauth/token`, instead of X-API-Key on the external surface: the same checks as its key, within the token's scope",
+          },
+          oauthClient: {
+            type: "http",
+            scheme: "basic",
+            description:
+              "The OAuth endpoints' client authentication: client_id = the key's prefix, client_secret = the key (or both as form fields)",
+          },
         },
       },
     },

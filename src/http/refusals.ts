@@ -212,6 +212,9 @@ export function refusal(
     case "SIGNATURE_EXPIRED":
     case "SIGNATURE_REPLAYED":
       return signatureRefusal(v, which);
+    case "INVALID_TOKEN":
+    case "TOKEN_EXPIRED":
+      return tokenRefusal(v);
     case "FORBIDDEN": {
       const needed = guard?.accepted ?? permissionName(v.need ?? 0);
       const role = k?.ownerRole ?? "reseller";
@@ -281,4 +284,20 @@ function signatureRefusal(v: Extract<Verdict, { ok: false }>, which: string): Ap
         ? [{ field: "clock_skew_s", message: String(found.skewS) }]
         : undefined;
   return new AppError(code, found.message, details);
+}
+
+/**
+ * A bearer token refused: why, and (RFC 6750 §3) a `WWW-Authenticate` challenge naming
+ * `invalid_token`, so OAuth clients know to fetch a new one.
+ */
+function tokenRefusal(v: Extract<Verdict, { ok: false }>): AppError {
+  const reason = v.tokenReason ?? "the access token is not valid";
+  // A header value is ASCII: "…" becomes "...", anything else outside it is dropped.
+  const quoted = reason
+    .replace(/…/g, "...")
+    .replace(/[^\x20-\x7e]/g, "")
+    .replace(/["\\]/g, "'");
+  return new AppError(v.code as "INVALID_TOKEN" | "TOKEN_EXPIRED", reason, undefined, undefined, {
+    "WWW-Authenticate": `Bearer error="invalid_token", error_description="${quoted}"`,
+  });
 }

@@ -20,6 +20,7 @@ function record(id: number, overrides: Partial<KeyRecord> = {}): KeyRecord {
     replacedByPrefix: null,
     signing: "off",
     signingKey: null,
+    revokedTokens: null,
     environment: "live",
     permissions: [],
     ...overrides,

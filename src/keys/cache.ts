@@ -4,6 +4,8 @@ import type { KeyLookup, KeyRecord } from "./verify.js";
 export type KeyCacheOptions = {
   /** Reads one key (with its owner) by hash from the store. */
   load: (hash: string) => Promise<KeyRecord | null>;
+  /** Reads the hash of the key with an id (what access tokens name); a hash never changes. */
+  loadHash?: (id: number) => Promise<string | null>;
   /** Most keys held; each entry is a few hundred bytes. */
   max?: number;
   /** How long a found key is trusted before it is read again (bounds staleness). */
@@ -23,6 +25,8 @@ export class CachedKeyLookup implements KeyLookup {
   private readonly found: LRUCache<string, KeyRecord>;
   private readonly unknown: LRUCache<string, typeof MISSING>;
   private readonly inflight = new Map<string, Promise<KeyRecord | null>>();
+  /** Key id → hash: fixed for a key's life, so never evicted for a change. */
+  private readonly hashes = new LRUCache<number, string>({ max: 50_000 });
   private generation = 0;
 
   constructor(private readonly opts: KeyCacheOptions) {
@@ -44,6 +48,7 @@ export class CachedKeyLookup implements KeyLookup {
       (record) => {
         if (this.inflight.get(hash) === read) this.inflight.delete(hash);
         // An eviction that raced this read wins: do not cache what may already be stale.
+        if (record) this.hashes.set(record.id, hash);
         if (generation === this.generation) {
           if (record) this.found.set(hash, record);
           else this.unknown.set(hash, MISSING);
@@ -57,6 +62,17 @@ export class CachedKeyLookup implements KeyLookup {
     );
     this.inflight.set(hash, read);
     return read;
+  }
+
+  hashOf(id: number): string | null | Promise<string | null> {
+    const known = this.hashes.get(id);
+    if (known !== undefined) return known;
+    const load = this.opts.loadHash;
+    if (load === undefined) return null;
+    return load(id).then((hash) => {
+      if (hash !== null) this.hashes.set(id, hash);
+      return hash;
+    });
   }
 
   /** Forgets the key; a look-up after this reads the store anew, even if a read is under way. */

@@ -709,6 +709,8 @@ export function toKeyRecord(
   replacedByPrefix: string | null,
   /** The signing secret's bytes, opened by the store; null without one. */
   signingKey: Uint8Array | null = null,
+  /** Ids of the key's access tokens revoked before they expire. */
+  revokedTokens: ReadonlySet<string> | null = null,
 ): KeyRecord {
   let allowed: AllowList | null = null;
   if (k.allowedIps && k.allowedIps.length > 0) {
@@ -736,6 +738,7 @@ export function toKeyRecord(
     replacedByPrefix,
     signing: k.signing,
     signingKey,
+    revokedTokens,
   };
 }
 

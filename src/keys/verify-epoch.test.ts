@@ -24,6 +24,7 @@ function record(over: Partial<KeyRecord> = {}): KeyRecord {
     replacedByPrefix: null,
     signing: "off",
     signingKey: null,
+    revokedTokens: null,
     environment: "live",
     permissions: [],
     ...over,

@@ -43,6 +43,7 @@ function record(overrides: Partial<KeyRecord> = {}): KeyRecord {
     replacedByPrefix: null,
     signing: "off",
     signingKey: null,
+    revokedTokens: null,
     environment: "live",
     permissions: [],
     ...overrides,

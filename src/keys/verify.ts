@@ -2,9 +2,10 @@ import type { Role } from "../auth/principal.js";
 import type { Limiter, RateDecision } from "../ratelimit/limiter.js";
 import { type Environment, hashKey, isWellFormedKey, type SigningMode } from "./format.js";
 import { type AllowList, ipAllowed } from "./ip.js";
-import { methodNeed, ROLE_MASKS } from "./permissions.js";
+import { methodNeed, parsePermissions, ROLE_MASKS } from "./permissions.js";
 import { type Scope, scopeNeededFor } from "./scopes.js";
 import type { SignatureCode } from "../credentials/signature.js";
+import type { TokenCode, TokenVerdict } from "../credentials/tokens.js";
 
 /** What verification needs to know about a stored key (and its owner), nothing more. */
 export type KeyRecord = {
@@ -39,6 +40,8 @@ export type KeyRecord = {
    * was read. Null without a secret, or when this server's master key cannot open it.
    */
   signingKey: Uint8Array | null;
+  /** Ids (`jti`) of this key's access tokens revoked before their expiry; null when none. */
+  revokedTokens: ReadonlySet<string> | null;
 };
 
 export type OwnerStanding = "active" | "disabled" | "deleted";
@@ -54,7 +57,8 @@ export type FailureCode =
   | "SCOPE_REQUIRED"
   /** The key has the permission, its owner's role does not: a key never exceeds its owner. */
   | "FORBIDDEN"
-  | SignatureCode;
+  | SignatureCode
+  | TokenCode;
 
 /** How a request's signature failed: the code, and what the refusal tells the client. */
 export type SignatureFailure = {
@@ -83,10 +87,19 @@ export type Verdict =
       unknown?: boolean;
       /** Set on the signature refusals: what the verifier found. */
       signature?: SignatureFailure;
+      /** Set on INVALID_TOKEN and TOKEN_EXPIRED: why, in words. */
+      tokenReason?: string;
     };
 
 export interface KeyLookup {
   find(hash: string): KeyRecord | null | Promise<KeyRecord | null>;
+  /** The hash of the key with this id (what an access token names), or null. */
+  hashOf?(id: number): string | null | Promise<string | null>;
+}
+
+/** Verifies access tokens (`credentials/tokens.ts`): a plain value once a token is cached. */
+export interface TokenCheck {
+  verify(token: string): TokenVerdict | Promise<TokenVerdict>;
 }
 
 export type VerifyRequest = {
@@ -105,6 +118,16 @@ export type VerifyRequest = {
    * holds. Asked only of a key that signs, after the record checks and before the budget.
    */
   signature?: ((key: KeyRecord) => Promise<SignatureFailure | null>) | undefined;
+  /** A mask the key's permissions are narrowed to for this request (an access token's scope). */
+  within?: number | undefined;
+};
+
+/** What the checks after the key's look-up read of a request. */
+type Checked = Omit<VerifyRequest, "header" | "signature">;
+
+/** A request with an access token instead of a key. */
+export type TokenRequest = Omit<VerifyRequest, "header" | "signature" | "within"> & {
+  token: string;
 };
 
 /**
@@ -132,6 +155,8 @@ export type VerifierOptions = {
    * (the cache has then been cleared and the key must be read again).
    */
   staleAfter?: (epoch: number, generation: string | undefined) => boolean;
+  /** Access tokens, when the token exchange is on. */
+  tokens?: TokenCheck;
 };
 
 const MINUTE = 60_000;
@@ -142,6 +167,27 @@ function then<T, U>(v: T | Promise<T>, f: (t: T) => U | Promise<U>): U | Promise
 }
 
 const MISSING: Verdict = { ok: false, code: "MISSING_API_KEY" };
+const NO_TOKENS: Verdict = {
+  ok: false,
+  code: "INVALID_TOKEN",
+  tokenReason: "this Keygate does not issue access tokens",
+};
+const GONE =
+  "the key this token was issued for no longer exists on this Keygate; exchange a current key for a new token";
+const REVOKED_TOKEN =
+  "this access token was revoked (POST /api/v1/external/oauth/revoke); exchange the key for a new one";
+
+/** A verified token's scope as a mask, worked out once per cached verdict. */
+const scopeMasks = new WeakMap<object, number>();
+function scopeMaskOf(v: Extract<TokenVerdict, { ok: true }>): number {
+  let mask = scopeMasks.get(v.claims);
+  if (mask === undefined) {
+    const parsed = parsePermissions(v.scopes);
+    mask = parsed.ok ? parsed.mask : 0;
+    scopeMasks.set(v.claims, mask);
+  }
+  return mask;
+}
 const INVALID: Verdict = { ok: false, code: "INVALID_API_KEY" };
 const UNKNOWN: Verdict = { ok: false, code: "INVALID_API_KEY", unknown: true };
 
@@ -179,8 +225,64 @@ export class KeyVerifier {
     );
   }
 
+  /**
+   * An access token: verified (once, then from its cache), resolved to the key it was issued
+   * for, and then the key's own checks from "revoked" on, with the key's permissions narrowed
+   * to the token's scope. Revoking, rolling or narrowing the key therefore tells at once.
+   */
+  verifyToken(req: TokenRequest): Verdict | Promise<Verdict> {
+    const tokens = this.opts.tokens;
+    const hashOf = this.opts.lookup.hashOf;
+    if (tokens === undefined || hashOf === undefined) return NO_TOKENS;
+    const failLimit = this.opts.failedAttemptLimit;
+    const go = () =>
+      then(tokens.verify(req.token), (v) => {
+        if (!v.ok) return this.failed(req, { ok: false, code: v.code, tokenReason: v.reason });
+        return then(hashOf.call(this.opts.lookup, v.claims.kgk), (hash) =>
+          hash === null
+            ? { ok: false as const, code: "INVALID_TOKEN" as const, tokenReason: GONE }
+            : then(this.opts.lookup.find(hash), (key) =>
+                key === null
+                  ? { ok: false as const, code: "INVALID_TOKEN" as const, tokenReason: GONE }
+                  : this.decideToken(key, hash, v, req),
+              ),
+        );
+      });
+    if (failLimit === 0) return go();
+    return then(this.opts.limiter.peek(`keyfail:${req.ip}`, failLimit, MINUTE, req.now), (spent) =>
+      spent.allowed
+        ? go()
+        : { ok: false, code: "RATE_LIMIT_EXCEEDED", rate: spent, throttled: true },
+    );
+  }
+
+  private decideToken(
+    key: KeyRecord,
+    hash: string,
+    v: Extract<TokenVerdict, { ok: true }>,
+    req: TokenRequest,
+  ): Verdict | Promise<Verdict> {
+    const failed = checkKey(key, req.ip, req.now);
+    if (failed) return { ok: false, code: failed, key };
+    if (key.revokedTokens?.has(v.claims.jti)) {
+      return { ok: false, code: "INVALID_TOKEN", key, tokenReason: REVOKED_TOKEN };
+    }
+    if (key.replacedByPrefix !== null) {
+      return {
+        ok: false,
+        code: "INVALID_TOKEN",
+        key,
+        tokenReason: `the key this token was issued for (${key.prefix}…) was rolled: exchange its replacement, ${key.replacedByPrefix}…, for a new token`,
+      };
+    }
+    return this.count(key, hash, { ...req, within: scopeMaskOf(v) });
+  }
+
   /** Counts a malformed or unknown key against the client IP's failed-attempt budget. */
-  private failed(req: VerifyRequest, verdict: Verdict): Verdict | Promise<Verdict> {
+  private failed(
+    req: Pick<VerifyRequest, "ip" | "now">,
+    verdict: Verdict,
+  ): Verdict | Promise<Verdict> {
     const failLimit = this.opts.failedAttemptLimit;
     if (failLimit === 0) return verdict;
     return then(
@@ -207,7 +309,7 @@ export class KeyVerifier {
   }
 
   /** Counts the call against the key's budget, then decides what is left. */
-  private count(key: KeyRecord, hash: string, req: VerifyRequest): Verdict | Promise<Verdict> {
+  private count(key: KeyRecord, hash: string, req: Checked): Verdict | Promise<Verdict> {
     const limit = key.rateLimit ?? this.opts.defaultRateLimit;
     return then(this.opts.limiter.hit(`key:${key.id}`, limit, MINUTE, req.now), (rate) => {
       if (rate.epoch !== undefined && this.opts.staleAfter?.(rate.epoch, rate.generation)) {
@@ -219,7 +321,7 @@ export class KeyVerifier {
   }
 
   /** The checks again on a fresh read, with the budget already counted. */
-  private async recheck(hash: string, req: VerifyRequest, rate: RateDecision): Promise<Verdict> {
+  private async recheck(hash: string, req: Checked, rate: RateDecision): Promise<Verdict> {
     const key = await this.opts.lookup.find(hash);
     if (key === null) return UNKNOWN;
     const failed = checkKey(key, req.ip, req.now);
@@ -232,12 +334,13 @@ export class KeyVerifier {
  * The last checks, on a key that passed the record checks and was counted: its budget, its
  * permissions, and its owner's role (a key never exceeds its owner).
  */
-function admit(key: KeyRecord, req: VerifyRequest, rate: RateDecision): Verdict {
+function admit(key: KeyRecord, req: Checked, rate: RateDecision): Verdict {
   if (!rate.allowed) return { ok: false, code: "RATE_LIMIT_EXCEEDED", key, rate };
   // 0: the route needs no permission (whoami); any valid key may call it.
   const need = req.need ?? methodNeed(req.method);
   if (need === 0) return { ok: true, key, rate };
-  if ((key.grants & need) === 0) {
+  const grants = req.within === undefined ? key.grants : key.grants & req.within;
+  if ((grants & need) === 0) {
     const scopeNeeded = scopeNeededFor(req.method);
     return { ok: false, code: "SCOPE_REQUIRED", key, rate, scopeNeeded, need };
   }

@@ -437,9 +437,32 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
   }
 
   /** The verification view of a key: the key, its owner's standing and its successor's prefix. */
+  /** The hash of the key with this id, or null: how an access token finds its key. */
+  async hashById(id: number): Promise<string | null> {
+    const r = await this.db
+      .selectFrom("api_keys")
+      .select("key_hash")
+      .where("id", "=", id)
+      .executeTakeFirst();
+    return r?.key_hash ?? null;
+  }
+
+  /** Ids of a key's access tokens revoked and not yet expired; read only for keys that had tokens. */
+  private async revokedTokens(r: Row): Promise<ReadonlySet<string> | null> {
+    if (r.tokens_issued === 0) return null;
+    const rows = await this.db
+      .selectFrom("oauth_revoked_tokens")
+      .select("jti")
+      .where("api_key_id", "=", r.id)
+      .where("expires_at", ">", Date.now())
+      .execute();
+    return rows.length === 0 ? null : new Set(rows.map((x) => x.jti));
+  }
+
   async loadRecord(hash: string): Promise<KeyRecord | null> {
     const r = await this.recordRow(hash);
     if (!r) return null;
+    const revoked = await this.revokedTokens(r);
     return toKeyRecord(
       toKey(r),
       {
@@ -455,6 +478,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
       },
       r.next_prefix,
       this.signingKey(r),
+      revoked,
     );
   }
 

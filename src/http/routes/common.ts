@@ -10,7 +10,10 @@ export function surfaceOf(surface: Surface) {
   const external = surface === "external";
   return {
     external,
-    security: external ? [{ apiKey: [] }] : [{ bearer: [] }],
+    security: (external ? [{ apiKey: [] }, { accessToken: [] }] : [{ bearer: [] }]) as Record<
+      string,
+      string[]
+    >[],
     errors: (...s: number[]) =>
       errorResponses(external, external ? [...s, 401, 403, 429] : [...s, 401]),
   };
