@@ -191,8 +191,7 @@ describe(`the examples of ${DOC}`, () => {
     expect(whoami).toMatchObject({ success: true, data: { key_prefix: plain.slice(0, 12) } });
   });
 
-  // enable when the server serves signing
-  describe.skip("signed requests and tokens", () => {
+  describe("signed requests", () => {
     beforeAll(async () => {
       const s = await call(server.base, "POST", "/api/api-keys", admin, {
         name: "docs signed",
@@ -203,42 +202,24 @@ describe(`the examples of ${DOC}`, () => {
       signed = { key: s.json.key, secret: s.json.signing_secret };
     });
 
-    it("curl, signed with keygate sign: a POST with a body and a GET", async () => {
-      const [created] = await bash("curl-signed", envFor(signed.key, signed.secret));
-      expect(created).toMatchObject({
-        success: true,
-        data: { subscriber_id: subscriber, amount: "19.99" },
-      });
-      const [list] = await bash("curl-signed-get", envFor(signed.key, signed.secret));
-      expect(list).toMatchObject({ success: true, meta: { per_page: 5 } });
-
-      // The same examples with a wrong secret are refused: the signature is what let them in.
-      const wrong = await bash("curl-signed-get", envFor(signed.key, `pks_live_${"0".repeat(64)}`));
-      expect(wrong[0]).toMatchObject({ success: false, error: { code: "SIGNATURE_INVALID" } });
-    });
-
-    it.skipIf(!hasJq)("curl, token exchange with -u and a Bearer call", async () => {
-      const [list] = await bash("curl-token", envFor(plain));
-      expect(list).toMatchObject({ success: true, meta: { per_page: 5 } });
-    });
-
     it("Node, the SDK: signed calls, a typed request and a refusal as a PermissionError", async () => {
       const out = await node("node-sdk", envFor(signed.key, signed.secret));
       expect(out).toContain(`docs signed (${signed.key.slice(0, 12)}…) may *:write`);
       expect(out).toMatch(/^\d+ active subscribers, first: /m);
-      expect(out).toMatch(/transaction \d+: 19\.99 /);
+      expect(out).toMatch(/^transaction \d+: 19\.99 /m);
       expect(out).toContain("usage days: ");
       expect(out).toContain("refused: SCOPE_REQUIRED: ");
-    });
-
-    it("Node, the SDK with token exchange", async () => {
-      const out = await node("node-sdk-token", envFor(plain));
-      expect(out).toMatch(/^\d+ subscribers, read with a token$/m);
     });
 
     it("Node, plain fetch signed with node:crypto", async () => {
       const out = await node("node-fetch-signed", envFor(signed.key, signed.secret));
       expect(out).toMatch(/^201 \{"success":true,"data":\{"id":\d+/);
+      // The same code with another secret is refused: the signature is what let it in.
+      const wrong = await node(
+        "node-fetch-signed",
+        envFor(signed.key, `pks_live_${"0".repeat(64)}`),
+      );
+      expect(wrong).toMatch(/^401 .*"code":"SIGNATURE_INVALID"/);
     });
 
     it.skipIf(!hasPythonRequests)("Python, requests signed with hmac", async () => {
@@ -247,6 +228,34 @@ describe(`the examples of ${DOC}`, () => {
       const r = await run("python3", ["-c", e.code], envFor(signed.key, signed.secret));
       expectRan(r, "python-signed");
       expect(r.out).toMatch(/^201 \{"success":true/);
+    });
+
+    // enable when the server serves keygate sign
+    it.skip("curl, signed with keygate sign: a POST with a body and a GET", async () => {
+      const [created] = await bash("curl-signed", envFor(signed.key, signed.secret));
+      expect(created).toMatchObject({
+        success: true,
+        data: { subscriber_id: subscriber, amount: 19.99 },
+      });
+      const [list] = await bash("curl-signed-get", envFor(signed.key, signed.secret));
+      expect(list).toMatchObject({ success: true, meta: { per_page: 5 } });
+
+      // The same examples with a wrong secret are refused: the signature is what let them in.
+      const wrong = await bash("curl-signed-get", envFor(signed.key, `pks_live_${"0".repeat(64)}`));
+      expect(wrong[0]).toMatchObject({ success: false, error: { code: "SIGNATURE_INVALID" } });
+    });
+  });
+
+  // enable when the server serves token exchange
+  describe.skip("token exchange", () => {
+    it.skipIf(!hasJq)("curl, token exchange with -u and a Bearer call", async () => {
+      const [list] = await bash("curl-token", envFor(plain));
+      expect(list).toMatchObject({ success: true, meta: { per_page: 5 } });
+    });
+
+    it("Node, the SDK with token exchange", async () => {
+      const out = await node("node-sdk-token", envFor(plain));
+      expect(out).toMatch(/^\d+ subscribers, read with a token$/m);
     });
   });
 });

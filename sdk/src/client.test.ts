@@ -196,15 +196,24 @@ describe("refusals as KeygateErrors", () => {
   });
 
   it("reads what signature refusals add: the server's signature base and the skew", async () => {
+    // As Keygate sends them: field problems named signature_base and clock_skew_s.
     const invalid = (await refused(
-      refusal(401, "SIGNATURE_INVALID", {}, { signature_base: '"@method": GET' }),
+      refusal(401, "SIGNATURE_INVALID", {}, [
+        { field: "signature_base", message: '"@method": GET' },
+      ]),
     )) as SignatureError;
     expect(invalid.signatureBase).toBe('"@method": GET');
+    expect(invalid.skew).toBeNull();
     const expired = (await refused(
-      refusal(401, "SIGNATURE_EXPIRED", {}, { skew_s: -301 }),
+      refusal(401, "SIGNATURE_EXPIRED", {}, [{ field: "clock_skew_s", message: "-301" }]),
     )) as SignatureError;
     expect(expired.skew).toBe(-301);
     expect(expired.signatureBase).toBeNull();
+    // Or an object keyed by name.
+    const keyed = (await refused(
+      refusal(401, "SIGNATURE_INVALID", {}, { signature_base: "b", skew_s: 4 }),
+    )) as SignatureError;
+    expect([keyed.signatureBase, keyed.skew]).toEqual(["b", 4]);
   });
 
   it("reads RFC 6749 token errors and answers that are not the envelope", async () => {

@@ -87,14 +87,31 @@ export class SignatureError extends KeygateError {
   override readonly family = "signature";
   /** On SIGNATURE_INVALID: the signature base the server computed, to diff against your own. */
   get signatureBase(): string | null {
-    const d = this.details as { signature_base?: unknown } | null | undefined;
-    return typeof d?.signature_base === "string" ? d.signature_base : null;
+    const v = detail(this.details, "signature_base");
+    return typeof v === "string" ? v : null;
   }
   /** On SIGNATURE_EXPIRED: seconds `created` was ahead (+) of or behind (−) the server clock. */
   get skew(): number | null {
-    const d = this.details as { skew_s?: unknown } | null | undefined;
-    return typeof d?.skew_s === "number" ? d.skew_s : null;
+    const v = detail(this.details, "clock_skew_s") ?? detail(this.details, "skew_s");
+    const n = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
+    return typeof n === "number" && Number.isFinite(n) ? n : null;
   }
+}
+
+/**
+ * One named value of `details`: Keygate sends them as field problems
+ * (`[{ field: "signature_base", message: "…" }]`); an object keyed by name is read too.
+ */
+function detail(details: unknown, name: string): unknown {
+  if (Array.isArray(details)) {
+    const found = (details as { field?: unknown; message?: unknown }[]).find(
+      (d) => d?.field === name,
+    );
+    return found?.message;
+  }
+  if (details !== null && typeof details === "object")
+    return (details as Record<string, unknown>)[name];
+  return undefined;
 }
 
 /** The key may not do this: `SCOPE_REQUIRED`, `IP_NOT_ALLOWED`, `FORBIDDEN`. */
