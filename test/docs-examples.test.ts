@@ -247,7 +247,7 @@ describe(`the examples of ${DOC}`, () => {
   });
 
   // enable when the server serves token exchange
-  describe.skip("token exchange", () => {
+  describe("token exchange", () => {
     it.skipIf(!hasJq)("curl, token exchange with -u and a Bearer call", async () => {
       const [list] = await bash("curl-token", envFor(plain));
       expect(list).toMatchObject({ success: true, meta: { per_page: 5 } });

@@ -381,10 +381,11 @@ describe("token exchange", () => {
   });
 
   it("fetches a new token shortly before expires_in runs out", async () => {
-    vi.useFakeTimers({ now: Date.parse("2026-05-12T11:00:00Z") });
     const { kg, seen } = client([token(1, 600), ok({}), ok({}), token(2, 600), ok({})], {
       tokenExchange: true,
     });
+    // The clock is read when it is needed, not captured at construction.
+    vi.useFakeTimers({ now: Date.parse("2026-05-12T11:00:00Z") });
     await kg.whoami();
     vi.setSystemTime(Date.parse("2026-05-12T11:08:59Z")); // 539 s: more than 60 s left
     await kg.whoami();

@@ -20,7 +20,7 @@ export class TokenCache {
 
   constructor(
     private readonly exchange: () => Promise<AccessToken>,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = () => Date.now(),
   ) {}
 
   /** A token valid for a while yet: the cached one, or a new one. */
