@@ -6,15 +6,9 @@ import type { components } from "./api-types.js";
  * `details`, the `X-Request-Id` that ties it to the key's call log, and `Retry-After`.
  */
 
-/** The codes of the external document's catalogue, plus those of signed requests and tokens. */
+/** The codes of the external document's catalogue, the token endpoint's, and the SDK's own. */
 export type ErrorCode =
   | components["schemas"]["ErrorCode"]
-  | "SIGNATURE_REQUIRED"
-  | "SIGNATURE_INVALID"
-  | "SIGNATURE_EXPIRED"
-  | "SIGNATURE_REPLAYED"
-  | "INVALID_TOKEN"
-  | "TOKEN_EXPIRED"
   // The token endpoint answers in RFC 6749 §5.2's words.
   | "invalid_client"
   | "invalid_scope"
@@ -22,6 +16,7 @@ export type ErrorCode =
   | "invalid_grant"
   | "unauthorized_client"
   | "unsupported_grant_type"
+  | "temporarily_unavailable"
   // Anything not in the envelope: a proxy's page, a body that is not JSON.
   | "UNEXPECTED_RESPONSE";
 

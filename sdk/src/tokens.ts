@@ -1,3 +1,5 @@
+import type { components } from "./api-types.js";
+
 /**
  * The access-token cache of token exchange (OAuth 2.0 client credentials, RFC 6749 §4.4):
  * one token at a time, fetched on first use, fetched again shortly before `expires_in` runs
@@ -5,14 +7,8 @@
  * share that fetch.
  */
 
-export type AccessToken = {
-  access_token: string;
-  token_type: string;
-  /** Seconds the token lives from when it was issued. */
-  expires_in: number;
-  /** The space-separated permissions the token carries. */
-  scope?: string;
-};
+/** The token endpoint's answer (RFC 6749 §5.1), as the OpenAPI document describes it. */
+export type AccessToken = components["schemas"]["TokenResponse"];
 
 export class TokenCache {
   private current: { value: string; refreshAt: number } | null = null;
