@@ -1,4 +1,4 @@
-import { hash, randomBytes } from "node:crypto";
+import { createHmac, hash, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,6 +6,8 @@ import SQLite from "better-sqlite3";
 import { call, freePort, type Pinning, type Server, startServer } from "./lib.js";
 
 export const ADMIN_PASSWORD = "bench-admin-password";
+/** The bench server's master key, so it can mint signed keys. */
+export const MASTER_KEY = "5e".repeat(32);
 
 /** Limits raised so the load is never refused: what is measured is the work, not a 429. */
 export const UNLIMITED = {
@@ -36,6 +38,7 @@ export async function startKeygate(
       KEYGATE_PORT: String(port),
       KEYGATE_ADMIN_PASSWORD: ADMIN_PASSWORD,
       KEYGATE_LOG_LEVEL: "warn",
+      KEYGATE_MASTER_KEY: MASTER_KEY,
       ...UNLIMITED,
     },
     pinning,
@@ -52,6 +55,10 @@ export type Fixture = {
   /** A key minted and then revoked through the API. */
   revokedKey: string;
   subscriberId: number;
+  /** A read key that requires signed requests, and its signing secret (null on a revision without signing). */
+  signed: { key: string; secret: string } | null;
+  /** An access token exchanged for `key` (null on a revision without the token endpoint). */
+  accessToken: string | null;
 };
 
 /** Sets up what the scenarios need through the HTTP API, as an integration would. */
@@ -100,13 +107,35 @@ export async function setUpFixture(base: string): Promise<Fixture> {
   const revokedId = (revoked.json.data as { id: number }).id;
   must("revoke", await call(base, "DELETE", `/api/api-keys/${revokedId}`, { token }), 200);
 
+  const signedKey = await call(base, "POST", "/api/api-keys", {
+    token,
+    body: { name: "bench-signed", scopes: "read", signing: "required" },
+  });
+  const key = minted.json.key as string;
+  const exchanged = await fetch(`${base}/api/v1/external/oauth/token`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/x-www-form-urlencoded",
+      authorization: `Basic ${Buffer.from(`${key.slice(0, 12)}:${key}`).toString("base64")}`,
+    },
+    body: "grant_type=client_credentials",
+  });
+  const secret = signedKey.json.signing_secret as string | undefined;
   return {
     token,
     adminId,
-    key: minted.json.key as string,
+    key,
     keyId: (minted.json.data as { id: number }).id,
     revokedKey: revoked.json.key as string,
     subscriberId,
+    signed:
+      signedKey.status === 201 && secret !== undefined
+        ? { key: signedKey.json.key as string, secret }
+        : null,
+    accessToken:
+      exchanged.status === 200
+        ? ((await exchanged.json()) as { access_token: string }).access_token
+        : null,
   };
 }
 
@@ -172,4 +201,21 @@ export function callLogRows(dbPath: string): number {
   } finally {
     db.close();
   }
+}
+
+/**
+ * The headers of one RFC 9421 signed GET of `url` (hmac-sha256 over @method and @target-uri,
+ * created now, a fresh nonce), built directly: the bench needs tens of thousands per run.
+ */
+export function signedGet(url: string, key: string, secret: string): Record<string, string> {
+  const created = Math.floor(Date.now() / 1000);
+  const nonce = randomBytes(12).toString("base64url");
+  const params = `("@method" "@target-uri");created=${created};keyid="${key.slice(0, 12)}";alg="hmac-sha256";nonce="${nonce}"`;
+  const base = `"@method": GET\n"@target-uri": ${url}\n"@signature-params": ${params}`;
+  const signature = createHmac("sha256", Buffer.from(secret, "utf8")).update(base).digest("base64");
+  return {
+    "x-api-key": key,
+    "signature-input": `sig1=${params}`,
+    signature: `sig1=:${signature}:`,
+  };
 }

@@ -21,6 +21,7 @@ import {
   keyMaker,
   seedKeys,
   setUpFixture,
+  signedGet,
   startKeygate,
 } from "./keygate.js";
 import {
@@ -60,13 +61,16 @@ const BULK_KEYS = 10_000;
 const WHOAMI = "/api/v1/external/whoami";
 
 /** The issue's targets (against A) and the proposed ones (against F, the contract's floor). */
-const TARGETS: { label: string; id: string; base: "A" | "F"; atLeast: number }[] = [
+const TARGETS: { label: string; id: string; base: "A" | "F" | "B"; atLeast: number }[] = [
   { label: "B whoami, valid key", id: "B", base: "A", atLeast: 0.8 },
   { label: "B3 whoami, random keys", id: "B3", base: "A", atLeast: 0.7 },
   { label: "B3 malformed key", id: "B3-malformed", base: "A", atLeast: 0.9 },
   { label: "B whoami, valid key", id: "B", base: "F", atLeast: 0.85 },
   { label: "B3 whoami, random keys", id: "B3", base: "F", atLeast: 0.75 },
   { label: "B3 malformed key", id: "B3-malformed", base: "F", atLeast: 0.95 },
+  // SPEC §8: signing and tokens against the bare key on the same route.
+  { label: "S whoami, signed (RFC 9421)", id: "S", base: "B", atLeast: 0.75 },
+  { label: "T whoami, bearer access token", id: "T", base: "B", atLeast: 0.85 },
 ];
 
 type ServerId = "bare" | "floor" | "keygate" | "peer" | "baseline";
@@ -83,6 +87,11 @@ type Scenario = {
    * `perConnection` values drawn by `next` (see `varied` in lib.ts).
    */
   header?: { name: string; next: () => string; perConnection: number };
+  /**
+   * Requests that must each differ (a signature's nonce): each connection gets `perConnection`
+   * of them, made afresh for every run, and never cycles within one.
+   */
+  unique?: { perConnection: number; make: () => Request };
   /** Sent right before each of the scenario's runs and not measured: `count` requests, `next` keys. */
   warm?: { count: number; next: () => string };
   expect: number;
@@ -109,6 +118,7 @@ type Run = {
 
 /** Per-connection sequences of requests for a scenario whose header changes per request. */
 function requestsFor(s: Scenario): Pick<Options, "setupClient"> {
+  if (s.unique) return varied(s.unique.perConnection, s.unique.make);
   return s.header ? keyed(s, s.header.perConnection, s.header.next) : {};
 }
 
@@ -209,6 +219,17 @@ async function main(): Promise<void> {
     await expectStatus("malformed key", call(kg.url, "GET", WHOAMI, { key: malformed }), 401);
     await expectStatus("unknown key", call(kg.url, "GET", WHOAMI, { key: unknownKey(1e9) }), 401);
     await expectStatus("revoked key", call(kg.url, "GET", WHOAMI, { key: fx.revokedKey }), 401);
+    const signed = fx.signed as { key: string; secret: string };
+    const signedWhoami = () => signedGet(kg.url + WHOAMI, signed.key, signed.secret);
+    const signedCheck = await fetch(kg.url + WHOAMI, {
+      headers: signedGet(kg.url + WHOAMI, signed.key, signed.secret),
+    });
+    if (signedCheck.status !== 200)
+      throw new Error(`signed whoami: HTTP ${signedCheck.status} ${await signedCheck.text()}`);
+    const bearer = `Bearer ${fx.accessToken as string}`;
+    const tokenCheck = await fetch(kg.url + WHOAMI, { headers: { authorization: bearer } });
+    if (tokenCheck.status !== 200)
+      throw new Error(`token whoami: HTTP ${tokenCheck.status} ${await tokenCheck.text()}`);
     const setupCalls = 6;
 
     // --- The baseline: another revision's Keygate, measured in the same rounds ----------------
@@ -376,6 +397,26 @@ async function main(): Promise<void> {
         path: WHOAMI,
         headers: { "x-api-key": fx.revokedKey },
         expect: 401,
+      },
+      {
+        id: "S",
+        label: "S whoami, signed request (RFC 9421, a fresh nonce each)",
+        server: "keygate",
+        path: WHOAMI,
+        // More than a connection sends in one run at p10, so no nonce repeats.
+        unique: {
+          perConnection: 1500,
+          make: () => ({ method: "GET", path: WHOAMI, headers: signedWhoami() }),
+        },
+        expect: 200,
+      },
+      {
+        id: "T",
+        label: "T whoami, bearer access token",
+        server: "keygate",
+        path: WHOAMI,
+        headers: { authorization: bearer },
+        expect: 200,
       },
     ];
     if (peer) {
