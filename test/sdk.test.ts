@@ -9,6 +9,7 @@ import {
   KeygateError,
   PermissionError,
   SignatureError,
+  TokenExchangeError,
 } from "../sdk/src/index.js";
 import { freshDatabase } from "./helpers.js";
 import { call, type Server, startKeygate } from "./process.js";
@@ -296,6 +297,28 @@ describe("the SDK against a real Keygate", () => {
       vi.useRealTimers();
       expect(seen.paths).toEqual(["/oauth/token", "/whoami", "/oauth/token", "/whoami"]);
       expect(await kg.accessToken()).not.toBe(first);
+    });
+
+    it("with a signing secret: a key with signing optional exchanges and calls signed; one with signing required is refused a token", async () => {
+      const optional = await mint({ name: "token signed", scopes: "read", signing: "optional" });
+      const kg = new Keygate({
+        baseUrl: server.base,
+        key: optional.key,
+        signingSecret: optional.secret as string,
+        tokenExchange: true,
+      });
+      expect((await kg.whoami()).key_prefix).toBe(optional.key.slice(0, 12));
+      const required = await mint({ name: "token required", scopes: "read", signing: "required" });
+      const refused = await refusalOf(
+        new Keygate({
+          baseUrl: server.base,
+          key: required.key,
+          signingSecret: required.secret as string,
+          tokenExchange: true,
+        }).whoami(),
+      );
+      expect(refused).toBeInstanceOf(TokenExchangeError);
+      expect(refused).toMatchObject({ status: 400, code: "unauthorized_client" });
     });
 
     it("replaces a revoked token once and carries on; a revoked key is thrown", async () => {
