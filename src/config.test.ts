@@ -121,6 +121,54 @@ describe("loadConfig", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it("reads earlier master keys from KEYGATE_MASTER_KEY_PREVIOUS, only beside a current one", () => {
+    const current = randomBytes(32);
+    const a = randomBytes(32);
+    const b = randomBytes(32);
+    expect(loadConfig({}).masterKeyPrevious).toEqual([]);
+    expect(loadConfig({ KEYGATE_MASTER_KEY: current.toString("hex") }).masterKeyPrevious).toEqual(
+      [],
+    );
+    const both = loadConfig({
+      KEYGATE_MASTER_KEY: current.toString("hex"),
+      KEYGATE_MASTER_KEY_PREVIOUS: ` ${a.toString("hex")} , ${b.toString("base64")}`,
+    });
+    expect(both.masterKeyPrevious.map((k) => k.toString("hex"))).toEqual([
+      a.toString("hex"),
+      b.toString("hex"),
+    ]);
+    // The current key, or one listed twice, counts once.
+    const repeated = loadConfig({
+      KEYGATE_MASTER_KEY: current.toString("hex"),
+      KEYGATE_MASTER_KEY_PREVIOUS: [a, current, a].map((k) => k.toString("hex")).join(","),
+    });
+    expect(repeated.masterKeyPrevious.map((k) => k.toString("hex"))).toEqual([a.toString("hex")]);
+
+    expect(() => loadConfig({ KEYGATE_MASTER_KEY_PREVIOUS: a.toString("hex") })).toThrow(
+      /^KEYGATE_MASTER_KEY_PREVIOUS is set without KEYGATE_MASTER_KEY: set the new master key/,
+    );
+    const wrong = (value: string) => () =>
+      loadConfig({
+        KEYGATE_MASTER_KEY: current.toString("hex"),
+        KEYGATE_MASTER_KEY_PREVIOUS: value,
+      });
+    expect(wrong("short")).toThrow(
+      /^KEYGATE_MASTER_KEY_PREVIOUS must hold the earlier master key\(s\), comma-separated, each 32 bytes as 64 hex characters or base64$/,
+    );
+    expect(wrong(`${a.toString("hex")},,${b.toString("hex")}`)).toThrow(/\(entry 2 of 3 is not\)$/);
+    // The refusal never prints a key back.
+    const refusal = (() => {
+      try {
+        wrong(`${a.toString("hex")},${a.toString("hex").slice(1)}`)();
+      } catch (err) {
+        return err;
+      }
+      return null;
+    })();
+    expect(refusal).toBeInstanceOf(ConfigError);
+    expect((refusal as Error).message).not.toContain(a.toString("hex").slice(1, 20));
+  });
+
   it("never prints a database password", () => {
     expect(redactUrl("postgres://kg:s3cret@db:5432/kg")).toBe("postgres://kg:***@db:5432/kg");
     expect(() => loadConfig({ KEYGATE_DATABASE_URL: "mongodb://u:s3cret@h" })).toThrow(

@@ -31,6 +31,11 @@ export type Config = Readonly<{
    * `KEYGATE_MASTER_KEY_FILE` names); null when neither is set.
    */
   masterKey: Buffer | null;
+  /**
+   * Earlier master keys (`KEYGATE_MASTER_KEY_PREVIOUS`, comma-separated), kept during a
+   * rotation: values sealed under them still open, nothing new is sealed under them.
+   */
+  masterKeyPrevious: Buffer[];
   /** Lifetime of an access token from the token exchange, in seconds (`KEYGATE_TOKEN_TTL_S`). */
   tokenTtlS: number;
 }>;
@@ -100,6 +105,9 @@ export function loadConfig(env: Env = process.env): Config {
     );
   }
 
+  const current = masterKey(read("KEYGATE_MASTER_KEY"), read("KEYGATE_MASTER_KEY_FILE"));
+  const previous = previousMasterKeys(read("KEYGATE_MASTER_KEY_PREVIOUS"), current);
+
   return Object.freeze({
     host,
     port: int("KEYGATE_PORT", 8080, 0, 65535),
@@ -118,7 +126,8 @@ export function loadConfig(env: Env = process.env): Config {
     publicUrl: publicUrl(read("KEYGATE_PUBLIC_URL")),
     sqliteSynchronous: oneOf("KEYGATE_SQLITE_SYNCHRONOUS", ["normal", "full"], "normal"),
     requireTwoFactor: requireTwoFactor(read("KEYGATE_REQUIRE_2FA")),
-    masterKey: masterKey(read("KEYGATE_MASTER_KEY"), read("KEYGATE_MASTER_KEY_FILE")),
+    masterKey: current,
+    masterKeyPrevious: previous,
     tokenTtlS: int("KEYGATE_TOKEN_TTL_S", 3600, 60, 86_400),
   });
 }
@@ -148,6 +157,33 @@ function masterKey(value: string | undefined, file: string | undefined): Buffer 
   if (key === null)
     throw new ConfigError(`KEYGATE_MASTER_KEY_FILE ${file} must hold ${MASTER_KEY_FORM}`);
   return key;
+}
+
+/**
+ * The keys a rotation retires, as a comma-separated list in the master key's form. They only
+ * open what was sealed before, so they make sense only beside a current key; the current key
+ * itself, or one listed twice, counts once.
+ */
+function previousMasterKeys(value: string | undefined, current: Buffer | null): Buffer[] {
+  if (value === undefined) return [];
+  if (current === null) {
+    throw new ConfigError(
+      "KEYGATE_MASTER_KEY_PREVIOUS is set without KEYGATE_MASTER_KEY: set the new master key as KEYGATE_MASTER_KEY (or KEYGATE_MASTER_KEY_FILE) and keep only the old one(s) in KEYGATE_MASTER_KEY_PREVIOUS",
+    );
+  }
+  const entries = value.split(",").map((s) => s.trim());
+  const keys: Buffer[] = [];
+  entries.forEach((entry, i) => {
+    const key = parseMasterKey(entry);
+    if (key === null) {
+      const which = entries.length === 1 ? "" : ` (entry ${i + 1} of ${entries.length} is not)`;
+      throw new ConfigError(
+        `KEYGATE_MASTER_KEY_PREVIOUS must hold the earlier master key(s), comma-separated, each 32 bytes as 64 hex characters or base64${which}`,
+      );
+    }
+    if (!key.equals(current) && !keys.some((k) => k.equals(key))) keys.push(key);
+  });
+  return keys;
 }
 
 function requireTwoFactor(raw: string | undefined): "off" | "admins" | "all" {

@@ -8,7 +8,7 @@ import { TokenService } from "./auth/tokens.js";
 import { TwoFactorService } from "./auth/twofactor.js";
 import { CallLogWriter } from "./calllog/writer.js";
 import { MemoryNonces, type NonceStore, RedisNonces } from "./credentials/nonces.js";
-import { openSecret, sealSecret } from "./credentials/secrets.js";
+import { MasterKeyring, sealSecret } from "./credentials/secrets.js";
 import { TokenAuthority } from "./credentials/tokens.js";
 import { SqlSigningKeyStore, SqlTokenLedger } from "./store/credentials.js";
 import type { Config } from "./config.js";
@@ -123,10 +123,12 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
   const audit = new Audit(new SqlAuditRepo(db), now);
   const users = new SqlUserRepo(db);
   const kek = config.masterKey;
+  // Opens what the current master key or an earlier one (during a rotation) sealed.
+  const keyring = kek === null ? null : new MasterKeyring(kek, config.masterKeyPrevious);
   // Signing secrets are sealed to the key they belong to (its hash), under the master key.
   const keyRepo = new SqlKeyRepo(
     database,
-    kek === null ? null : (sealed, keyHash) => openSecret(sealed, kek, `api_key:${keyHash}`),
+    keyring === null ? null : (sealed, keyHash) => keyring.open(sealed, `api_key:${keyHash}`),
   );
   const keyCache = new CachedKeyLookup({
     load: (hash) => keyRepo.loadRecord(hash),
@@ -251,7 +253,9 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
           seal: (json: string, kid: string) => sealSecret(json, kek, `oauth_signing_key:${kid}`),
           // A key made before the master key was set is plain JSON until it is resealed.
           open: (stored: string, kid: string) =>
-            stored.startsWith("{") ? stored : openSecret(stored, kek, `oauth_signing_key:${kid}`),
+            stored.startsWith("{")
+              ? stored
+              : (keyring as MasterKeyring).open(stored, `oauth_signing_key:${kid}`),
         }),
   });
   kg.verifier = new KeyVerifier({

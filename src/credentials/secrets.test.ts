@@ -2,6 +2,7 @@ import { createDecipheriv, randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
   kekId,
+  MasterKeyring,
   openSecret,
   parseMasterKey,
   SealError,
@@ -51,5 +52,56 @@ describe("signing secrets at rest", () => {
     expect(parseMasterKey(key.toString("hex").slice(2))).toBeNull();
     expect(parseMasterKey(randomBytes(31).toString("base64"))).toBeNull();
     expect(parseMasterKey("correct horse battery staple")).toBeNull();
+  });
+});
+
+describe("the master keyring", () => {
+  const OLD = randomBytes(32);
+  const OLDER = randomBytes(32);
+  const NEW = randomBytes(32);
+
+  it("opens with whichever configured key a value names, and seals only under the current one", () => {
+    const ring = new MasterKeyring(NEW, [OLD, OLDER]);
+    expect(ring.currentId).toBe(kekId(NEW));
+    expect(ring.previousIds.sort()).toEqual([kekId(OLD), kekId(OLDER)].sort());
+    for (const kek of [NEW, OLD, OLDER]) {
+      expect(ring.open(sealSecret(SECRET, kek, "api_key:7"), "api_key:7")).toBe(SECRET);
+    }
+    const sealed = ring.seal(SECRET, "api_key:7");
+    expect(sealedUnder(sealed)).toBe(kekId(NEW));
+    expect(openSecret(sealed, NEW, "api_key:7")).toBe(SECRET);
+    // The binding still holds whichever key opens.
+    expect(() => ring.open(sealSecret(SECRET, OLD, "api_key:7"), "api_key:8")).toThrow(
+      /does not open/,
+    );
+  });
+
+  it("says which master key a value needs when the ring does not hold it", () => {
+    const stranger = randomBytes(32);
+    const sealed = sealSecret(SECRET, stranger, "api_key:7");
+    const alone = new MasterKeyring(NEW);
+    expect(() => alone.open(sealed, "api_key:7")).toThrow(SealError);
+    expect(() => alone.open(sealed, "api_key:7")).toThrow(
+      `sealed under master key ${kekId(stranger)}, which this server does not have (KEYGATE_MASTER_KEY is ${kekId(NEW)}; KEYGATE_MASTER_KEY_PREVIOUS is not set)`,
+    );
+    expect(() => new MasterKeyring(NEW, [OLD]).open(sealed, "api_key:7")).toThrow(
+      `KEYGATE_MASTER_KEY_PREVIOUS holds ${kekId(OLD)})`,
+    );
+    expect(() => alone.open("plain-text", "api_key:7")).toThrow(/not a sealed secret/);
+  });
+
+  it("reseals what an earlier key sealed, and leaves what the current key sealed as it is", () => {
+    const ring = new MasterKeyring(NEW, [OLD]);
+    const old = sealSecret(SECRET, OLD, "oauth_signing_key:k1");
+    const moved = ring.reseal(old, "oauth_signing_key:k1");
+    expect(moved).not.toBe(old);
+    expect(ring.isCurrent(old)).toBe(false);
+    expect(ring.isCurrent(moved)).toBe(true);
+    expect(openSecret(moved, NEW, "oauth_signing_key:k1")).toBe(SECRET);
+    expect(ring.reseal(moved, "oauth_signing_key:k1")).toBe(moved);
+    // Without the old key, nothing can be resealed.
+    expect(() => new MasterKeyring(NEW).reseal(old, "oauth_signing_key:k1")).toThrow(
+      new RegExp(`sealed under master key ${kekId(OLD)}`),
+    );
   });
 });

@@ -72,3 +72,62 @@ export function sealedUnder(sealed: string): string | null {
   const parts = sealed.split(".");
   return parts.length === 4 && parts[0] === VERSION ? (parts[1] as string) : null;
 }
+
+/**
+ * The master keys a server holds: the current one, which seals, and earlier ones kept during a
+ * rotation, which only open. A sealed value names the key it was sealed under (its kek id),
+ * so it is opened with that one, whichever it is.
+ */
+export class MasterKeyring {
+  /** The current key's id: what everything is sealed under once a rotation is done. */
+  readonly currentId: string;
+  private readonly byId: Map<string, Uint8Array>;
+
+  constructor(
+    private readonly current: Uint8Array,
+    previous: readonly Uint8Array[] = [],
+  ) {
+    this.currentId = kekId(current);
+    this.byId = new Map([
+      ...previous.map((k) => [kekId(k), k] as const),
+      [this.currentId, current],
+    ]);
+  }
+
+  /** The ids of the earlier keys this ring still opens with. */
+  get previousIds(): string[] {
+    return [...this.byId.keys()].filter((id) => id !== this.currentId);
+  }
+
+  /** Seals under the current key. */
+  seal(secret: string, boundTo: string): string {
+    return sealSecret(secret, this.current, boundTo);
+  }
+
+  /** Opens with the key the value names; a SealError saying which key that is when none matches. */
+  open(sealed: string, boundTo: string): string {
+    const id = sealedUnder(sealed);
+    if (id === null) throw new SealError("not a sealed secret");
+    const kek = this.byId.get(id);
+    if (kek === undefined) {
+      const previous = this.previousIds;
+      throw new SealError(
+        `sealed under master key ${id}, which this server does not have (KEYGATE_MASTER_KEY is ${this.currentId}; KEYGATE_MASTER_KEY_PREVIOUS ${previous.length === 0 ? "is not set" : `holds ${previous.join(", ")}`})`,
+      );
+    }
+    return openSecret(sealed, kek, boundTo);
+  }
+
+  /** Whether a sealed value is sealed under the current key already. */
+  isCurrent(sealed: string): boolean {
+    return sealedUnder(sealed) === this.currentId;
+  }
+
+  /**
+   * The value sealed under the current key: itself when it already is, else opened with the
+   * key it names and sealed anew. Throws SealError when it does not open.
+   */
+  reseal(sealed: string, boundTo: string): string {
+    return this.isCurrent(sealed) ? sealed : this.seal(this.open(sealed, boundTo), boundTo);
+  }
+}
