@@ -118,7 +118,18 @@ type Run = {
 
 /** Per-connection sequences of requests for a scenario whose header changes per request. */
 function requestsFor(s: Scenario): Pick<Options, "setupClient"> {
-  if (s.unique) return varied(s.unique.perConnection, s.unique.make);
+  if (s.unique) {
+    // Made here, before the run starts, so the load generator's signing is not in the run.
+    const { perConnection, make } = s.unique;
+    const pools = Array.from({ length: CONNECTIONS }, () =>
+      Array.from({ length: perConnection }, make),
+    );
+    let next = 0;
+    return {
+      setupClient: (client) =>
+        client.requestIterator.setRequests(pools[next++ % CONNECTIONS] as Request[]),
+    };
+  }
   return s.header ? keyed(s, s.header.perConnection, s.header.next) : {};
 }
 
