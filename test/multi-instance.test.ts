@@ -413,47 +413,43 @@ describe("signatures and tokens across instances", () => {
     }
   }, 60_000);
 
-  // Fails today: when B's budget check tells it missed an eviction, KeyVerifier.recheck
-  // (src/keys/verify.ts) re-reads the key but runs only the key's own checks, not the token's
-  // (revoked jti, rolled key), so B admits the token once more. Make this an `it` when fixed.
-  it.fails(
-    "refuses a token revoked or rolled through A on B when B missed the eviction",
-    async () => {
-      const admin = new Redis(redis.url);
-      const seen: string[] = [];
-      try {
-        for (const change of ["revoke", "roll"] as const) {
-          const { key, id } = await plainKey();
-          const token = await tokenFromA(key);
-          await until(async () => {
-            const list = String(await admin.client("LIST"));
-            return list.split("\n").filter((l) => / sub=1 /.test(l)).length === 2;
-          }, "both instances subscribed to evictions");
-          // B has the token verified and its key cached as valid.
-          expect((await bearer(b, token)).status).toBe(200);
-          // B's eviction message is lost: its subscriber is down, and kept from reconnecting
-          // (a reconnection clears the cache) until B has answered.
-          const clients = String(await admin.client("LIST"))
-            .trim()
-            .split("\n").length;
-          await admin.config("SET", "maxclients", String(clients));
-          expect(Number(await admin.client("KILL", "TYPE", "pubsub"))).toBe(2);
-          const changed =
-            change === "revoke"
-              ? await oauthForm(a, "revoke", key, `token=${encodeURIComponent(token)}`)
-              : await call(a.base, "POST", `/api/api-keys/${id}/roll`, auth, {});
-          expect(changed.status).toBeLessThan(300);
-          const next = await bearer(b, token);
-          seen.push(`${change}: ${next.status} ${next.json.error?.code ?? ""}`);
-          await admin.config("SET", "maxclients", "10000");
-        }
-      } finally {
+  // When B's budget check tells it missed an eviction, KeyVerifier.recheck re-reads the key
+  // and runs every check again, the token's included (revoked jti, rolled key).
+  it("refuses a token revoked or rolled through A on B when B missed the eviction", async () => {
+    const admin = new Redis(redis.url);
+    const seen: string[] = [];
+    try {
+      for (const change of ["revoke", "roll"] as const) {
+        const { key, id } = await plainKey();
+        const token = await tokenFromA(key);
+        await until(async () => {
+          const list = String(await admin.client("LIST"));
+          return list.split("\n").filter((l) => / sub=1 /.test(l)).length === 2;
+        }, "both instances subscribed to evictions");
+        // B has the token verified and its key cached as valid.
+        expect((await bearer(b, token)).status).toBe(200);
+        // B's eviction message is lost: its subscriber is down, and kept from reconnecting
+        // (a reconnection clears the cache) until B has answered.
+        const clients = String(await admin.client("LIST"))
+          .trim()
+          .split("\n").length;
+        await admin.config("SET", "maxclients", String(clients));
+        expect(Number(await admin.client("KILL", "TYPE", "pubsub"))).toBe(2);
+        const changed =
+          change === "revoke"
+            ? await oauthForm(a, "revoke", key, `token=${encodeURIComponent(token)}`)
+            : await call(a.base, "POST", `/api/api-keys/${id}/roll`, auth, {});
+        expect(changed.status).toBeLessThan(300);
+        const next = await bearer(b, token);
+        seen.push(`${change}: ${next.status} ${next.json.error?.code ?? ""}`);
         await admin.config("SET", "maxclients", "10000");
-        admin.disconnect();
       }
-      expect(seen).toEqual(["revoke: 401 INVALID_TOKEN", "roll: 401 INVALID_TOKEN"]);
-    },
-  );
+    } finally {
+      await admin.config("SET", "maxclients", "10000");
+      admin.disconnect();
+    }
+    expect(seen).toEqual(["revoke: 401 INVALID_TOKEN", "roll: 401 INVALID_TOKEN"]);
+  });
 
   it("still refuses a nonce replayed to the same instance while Redis is down", async () => {
     const { key, secret } = await signedKey();

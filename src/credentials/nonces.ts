@@ -35,8 +35,8 @@ export class MemoryNonces implements NonceStore {
 
 /**
  * Nonces in Redis, shared by every instance: `SET … NX PX` records a nonce and tells whether
- * it was new in one round trip. While Redis is unreachable, nonces are kept per instance
- * (as budgets are), and the log says so once.
+ * it was new in one round trip. Each instance also keeps the nonces it saw, so while Redis
+ * is unreachable they are still refused here (per instance, as budgets are then).
  */
 export class RedisNonces implements NonceStore {
   constructor(
@@ -47,11 +47,20 @@ export class RedisNonces implements NonceStore {
   ) {}
 
   claim(id: string, untilMs: number, now: number): boolean | Promise<boolean> {
-    if (!this.available()) return this.local.claim(id, untilMs, now);
+    // Kept here too, so a nonce this instance accepted stays refused here while Redis is out.
+    const local = this.local.claim(id, untilMs, now);
+    if (!this.available()) return local;
+    if (local instanceof Promise)
+      return local.then((fresh) => fresh && this.shared(id, untilMs, now));
+    return local && this.shared(id, untilMs, now);
+  }
+
+  private shared(id: string, untilMs: number, now: number): boolean | Promise<boolean> {
     const ttl = Math.max(1, Math.ceil(untilMs - now));
     return this.redis.set(this.prefix + id, "1", "PX", ttl, "NX").then(
       (answer) => answer === "OK",
-      () => this.local.claim(id, untilMs, now),
+      // Unreachable mid-call: the nonce is already recorded here, and this instance saw it first.
+      () => true,
     );
   }
 }

@@ -123,7 +123,7 @@ export type VerifyRequest = {
 };
 
 /** What the checks after the key's look-up read of a request. */
-type Checked = Omit<VerifyRequest, "header" | "signature">;
+type Checked = Omit<VerifyRequest, "header">;
 
 /** A request with an access token instead of a key. */
 export type TokenRequest = Omit<VerifyRequest, "header" | "signature" | "within"> & {
@@ -264,18 +264,9 @@ export class KeyVerifier {
   ): Verdict | Promise<Verdict> {
     const failed = checkKey(key, req.ip, req.now);
     if (failed) return { ok: false, code: failed, key };
-    if (key.revokedTokens?.has(v.claims.jti)) {
-      return { ok: false, code: "INVALID_TOKEN", key, tokenReason: REVOKED_TOKEN };
-    }
-    if (key.replacedByPrefix !== null) {
-      return {
-        ok: false,
-        code: "INVALID_TOKEN",
-        key,
-        tokenReason: `the key this token was issued for (${key.prefix}…) was rolled: exchange its replacement, ${key.replacedByPrefix}…, for a new token`,
-      };
-    }
-    return this.count(key, hash, { ...req, within: scopeMaskOf(v) });
+    const refused = tokenRefusal(key, v);
+    if (refused !== null) return refused;
+    return this.count(key, hash, { ...req, within: scopeMaskOf(v) }, v);
   }
 
   /** Counts a malformed or unknown key against the client IP's failed-attempt budget. */
@@ -308,26 +299,65 @@ export class KeyVerifier {
     return this.count(key, hash, req);
   }
 
-  /** Counts the call against the key's budget, then decides what is left. */
-  private count(key: KeyRecord, hash: string, req: Checked): Verdict | Promise<Verdict> {
+  /**
+   * Counts the call against the key's budget, then decides what is left. `token` is the
+   * verified access token the call came with, if it came with one.
+   */
+  private count(
+    key: KeyRecord,
+    hash: string,
+    req: Checked,
+    token?: Extract<TokenVerdict, { ok: true }>,
+  ): Verdict | Promise<Verdict> {
     const limit = key.rateLimit ?? this.opts.defaultRateLimit;
     return then(this.opts.limiter.hit(`key:${key.id}`, limit, MINUTE, req.now), (rate) => {
       if (rate.epoch !== undefined && this.opts.staleAfter?.(rate.epoch, rate.generation)) {
         // Another instance changed a key after this one cached it: decide on a fresh read.
-        return this.recheck(hash, req, rate);
+        return this.recheck(hash, req, rate, token);
       }
       return admit(key, req, rate);
     });
   }
 
-  /** The checks again on a fresh read, with the budget already counted. */
-  private async recheck(hash: string, req: Checked, rate: RateDecision): Promise<Verdict> {
+  /**
+   * Every check again on a fresh read, with the budget already counted: the record's, the
+   * token's (revoked, or its key rolled), and signing turned on for an unsigned call. A
+   * signature already verified is not verified again: its nonce is spent.
+   */
+  private async recheck(
+    hash: string,
+    req: Checked,
+    rate: RateDecision,
+    token: Extract<TokenVerdict, { ok: true }> | undefined,
+  ): Promise<Verdict> {
     const key = await this.opts.lookup.find(hash);
     if (key === null) return UNKNOWN;
     const failed = checkKey(key, req.ip, req.now);
     if (failed) return { ok: false, code: failed, key };
+    if (token !== undefined) {
+      const refused = tokenRefusal(key, token);
+      if (refused !== null) return refused;
+    } else if (key.signing === "required" && req.signature === undefined) {
+      return { ok: false, code: "SIGNATURE_REQUIRED", key };
+    }
     return admit(key, req, rate);
   }
+}
+
+/** Why a token of a key that passed the record checks is refused, or null: revoked, or its key rolled. */
+function tokenRefusal(key: KeyRecord, v: Extract<TokenVerdict, { ok: true }>): Verdict | null {
+  if (key.revokedTokens?.has(v.claims.jti)) {
+    return { ok: false, code: "INVALID_TOKEN", key, tokenReason: REVOKED_TOKEN };
+  }
+  if (key.replacedByPrefix !== null) {
+    return {
+      ok: false,
+      code: "INVALID_TOKEN",
+      key,
+      tokenReason: `the key this token was issued for (${key.prefix}…) was rolled: exchange its replacement, ${key.replacedByPrefix}…, for a new token`,
+    };
+  }
+  return null;
 }
 
 /**
