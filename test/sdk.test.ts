@@ -234,7 +234,6 @@ describe("the SDK against a real Keygate", () => {
     });
   });
 
-  // enable when the server serves token exchange
   describe("token exchange", () => {
     afterEach(() => {
       vi.useRealTimers();
