@@ -156,6 +156,58 @@ describe("token exchange (OAuth 2.0 client credentials)", () => {
     expect(described.error_description).not.toContain(key);
   });
 
+  it("answers any malformed input to the OAuth endpoints with an RFC 6749 error, never a 500", async () => {
+    const { key } = await h.mint(h.adminToken);
+    const cases: [string, Record<string, string>, string][] = [
+      ["form", {}, `${"[".repeat(10_000)}`],
+      [
+        "json",
+        { "content-type": "application/json" },
+        `${"[".repeat(10_000)}${"]".repeat(10_000)}`,
+      ],
+      ["json", { "content-type": "application/json" }, "{not json"],
+      ["form", { authorization: "Basic %%%" }, "grant_type=client_credentials"],
+      [
+        "form",
+        { authorization: "Basic " + Buffer.from("no-colon").toString("base64") },
+        "grant_type=client_credentials",
+      ],
+      ["form", { authorization: "Digest abc" }, "grant_type=client_credentials"],
+      ["form", { authorization: basic(key) }, "grant_type=client_credentials&scope=%00"],
+      [
+        "form",
+        { authorization: basic(key) },
+        `grant_type=client_credentials&scope=${"x".repeat(100_000)}`,
+      ],
+    ];
+    for (const path of ["token", "introspect", "revoke"]) {
+      for (const [kind, headers, body] of cases) {
+        const res = await fetch(`${origin}/api/v1/external/oauth/${path}`, {
+          method: "POST",
+          headers: {
+            ...(kind === "form" ? { "content-type": "application/x-www-form-urlencoded" } : {}),
+            ...headers,
+          },
+          body,
+        });
+        const what = `${path} ${JSON.stringify(headers)} ${body.slice(0, 40)}`;
+        expect(res.status, what).toBeGreaterThanOrEqual(400);
+        expect(res.status, what).toBeLessThan(500);
+        const json = (await res.json()) as { error: string; error_description: string };
+        expect(["invalid_request", "invalid_client", "invalid_scope"], what).toContain(json.error);
+        expect(json.error_description.length, what).toBeGreaterThan(0);
+        expect(JSON.stringify(json), what).not.toContain(key);
+      }
+    }
+    const huge = await fetch(`${origin}/api/v1/external/oauth/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", authorization: basic(key) },
+      body: `grant_type=client_credentials&scope=${"a".repeat(2 * 1024 * 1024)}`,
+    });
+    expect(huge.status).toBe(400);
+    expect(((await huge.json()) as { error: string }).error).toBe("invalid_request");
+  });
+
   it("refuses its tokens on the next request once the key is revoked, rolled or narrowed", async () => {
     const a = await h.mint(h.adminToken, { scopes: "write" });
     const ta = (await exchange(a.key)).access_token;
@@ -235,7 +287,10 @@ describe("token exchange (OAuth 2.0 client credentials)", () => {
   });
 
   it("refuses garbage and foreign tokens with INVALID_TOKEN and a Bearer challenge", async () => {
-    const forged = await call("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl", "/whoami");
+    const header = Buffer.from(JSON.stringify({ alg: "ES256", typ: "at+jwt", kid: "x" })).toString(
+      "base64url",
+    );
+    const forged = await call(`${header}.eyJzdWIiOiJ4In0.c2lnbmF0dXJl`, "/whoami");
     expect(forged.status).toBe(401);
     expect(((await forged.json()) as { error: { code: string } }).error.code).toBe("INVALID_TOKEN");
     expect(forged.headers.get("www-authenticate")).toContain('error="invalid_token"');

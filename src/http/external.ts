@@ -12,7 +12,6 @@ import type { Verdict } from "../keys/verify.js";
 import type { RateDecision } from "../ratelimit/limiter.js";
 import { keyHeader, namedEnvironment, pathOf, scrubText, sendError } from "./errors.js";
 import { isJwtShaped } from "../credentials/tokens.js";
-import { formParser } from "./input.js";
 import { refusal } from "./refusals.js";
 import { carriesSignature, signatureCheck } from "./signing.js";
 import { guardOf, NO_PERMISSION, type RouteGuard } from "./permissions.js";
@@ -254,7 +253,6 @@ export function healthRoute(kg: Keygate): FastifyPluginAsync {
 export function externalSurface(kg: Keygate, routes: RouteTable): FastifyPluginAsync {
   return async (instance) => {
     const app = instance as unknown as App;
-    formParser(app);
 
     // Plain callback hooks: they run for every call, and a cached key needs no promise.
     const keyCheck = (guard: RouteGuard | null) =>

@@ -99,7 +99,7 @@ export function missingKey(request: FastifyRequest): AppError {
     }
     if (/^bearer\s+ey/i.test(auth)) {
       return missing(
-        "this is the external surface, which takes an API key in X-API-Key; an access token from /api/auth/login works only on the /api surface",
+        "this is the external surface, which takes an API key in X-API-Key, or an access token from POST /api/v1/external/oauth/token; a sign-in token from /api/auth/login works only on the /api surface",
       );
     }
   }
@@ -214,6 +214,9 @@ export function refusal(
       return signatureRefusal(v, which);
     case "INVALID_TOKEN":
     case "TOKEN_EXPIRED":
+      // A JWT that is no access token of this kind (a sign-in token of /api) is no credential here.
+      if (v.code === "INVALID_TOKEN" && v.key === undefined && !accessTokenShaped(request))
+        return missingKey(request);
       return tokenRefusal(v);
     case "FORBIDDEN": {
       const needed = guard?.accepted ?? permissionName(v.need ?? 0);
@@ -300,4 +303,24 @@ function tokenRefusal(v: Extract<Verdict, { ok: false }>): AppError {
   return new AppError(v.code as "INVALID_TOKEN" | "TOKEN_EXPIRED", reason, undefined, undefined, {
     "WWW-Authenticate": `Bearer error="invalid_token", error_description="${quoted}"`,
   });
+}
+
+/** Whether the bearer token's header says it is an access token (ES256, `typ: at+jwt`). */
+function accessTokenShaped(request: FastifyRequest): boolean {
+  const auth = request.headers.authorization ?? "";
+  const dot = auth.indexOf(".");
+  if (dot === -1) return false;
+  try {
+    const header = JSON.parse(Buffer.from(auth.slice(7, dot).trim(), "base64url").toString()) as {
+      alg?: unknown;
+      typ?: unknown;
+    };
+    return (
+      header.alg === "ES256" &&
+      typeof header.typ === "string" &&
+      /^(application\/)?at\+jwt$/i.test(header.typ)
+    );
+  } catch {
+    return false;
+  }
 }
