@@ -18,6 +18,8 @@ const KEY = /pk_live_[0-9a-f]{32}/g;
 const printed: string[] = [];
 /** Every key the command minted. */
 const minted: string[] = [];
+/** Every signing secret the command minted. */
+const secrets: string[] = [];
 
 async function keygate(args: string[], env: Record<string, string>, input?: string) {
   const r = await runKeygate(args, env, input);
@@ -146,16 +148,17 @@ describe("keygate keys and reset-password", () => {
     expect(all.code, all.err).toBe(0);
     const [head, ...rows] = all.out.trimEnd().split("\n");
     expect(head).toMatch(
-      /^ID\s+NAME\s+PREFIX\s+OWNER\s+SCOPES\s+STATUS\s+LAST USED\s+LAST REFUSED$/,
+      /^ID\s+NAME\s+PREFIX\s+OWNER\s+SCOPES\s+SIGNING\s+STATUS\s+LAST USED\s+LAST REFUSED$/,
     );
     expect(rows).toHaveLength(3);
     const row = rows.find((l) => l.includes("billing")) as string;
-    expect(row.split(/\s{2,}/).slice(0, 6)).toEqual([
+    expect(row.split(/\s{2,}/).slice(0, 7)).toEqual([
       String(billing.id),
       "billing",
       `${billing.key.slice(0, 12)}…`,
       "alice",
       "write",
+      "off",
       "active",
     ]);
 
@@ -196,10 +199,17 @@ describe("keygate keys and reset-password", () => {
     const cells = (name: string) =>
       (rows.find((l) => l.includes(` ${name} `)) as string).split(/\s{2,}/);
     // Last use stays the accepted whoami; the refusal from 192.0.2.9 is shown apart.
-    expect(cells("billing")[5]).toBe("active");
-    expect(cells("billing")[6]).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z$/);
-    expect(cells("billing")[7]).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z IP_NOT_ALLOWED$/);
-    expect(cells("carols").slice(3)).toEqual(["carol", "read", "owner_disabled", "never", "never"]);
+    expect(cells("billing")[6]).toBe("active");
+    expect(cells("billing")[7]).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z$/);
+    expect(cells("billing")[8]).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z IP_NOT_ALLOWED$/);
+    expect(cells("carols").slice(3)).toEqual([
+      "carol",
+      "read",
+      "off",
+      "owner_disabled",
+      "never",
+      "never",
+    ]);
 
     const json = await keygate(["keys", "list", "--owner", "alice", "--json"], env);
     expect(JSON.parse(json.out)[0]).toMatchObject({
@@ -350,6 +360,23 @@ describe("keygate keys and reset-password", () => {
       [["keys", "list", "--environment", "prod"], /--environment must be "live" or "test"/],
       [["keys", "list", "--owner", "nobody"], /no user "nobody"/],
       [["keys", "revoke", "99999"], /API key 99999 not found/],
+      [
+        ["keys", "mint", "--owner", "alice", "--name", "x", "--signing", "maybe"],
+        /--signing must be "off", "optional" or "required" \(got "maybe"\)/,
+      ],
+      [
+        ["keys", "mint", "--owner", "alice", "--name", "x", "--signing", "required"],
+        /--signing needs a master key to keep signing secrets encrypted: set KEYGATE_MASTER_KEY/,
+      ],
+      [["keys", "roll", "99999"], /API key 99999 not found/],
+      [
+        ["keys", "roll", String(1), "--grace-hours", "500"],
+        /--grace-hours must be a whole number from 0 to 168/,
+      ],
+      [
+        ["keys", "roll", "1", "--grace-hours", "2.5"],
+        /--grace-hours must be a whole number from 0 to 168 \(got "2\.5"\)/,
+      ],
       [["reset-password", "nobody", "--password-stdin"], /no user "nobody"/, "long-enough-1"],
       [
         ["reset-password", "alice", "--password-stdin"],
@@ -379,6 +406,142 @@ describe("keygate keys and reset-password", () => {
       }),
       200,
     );
+  });
+});
+
+describe("keygate keys with request signing", () => {
+  let database: Awaited<ReturnType<typeof freshDatabase>>;
+  let h: Harness;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    database = await freshDatabase(join(dir, "signing.db"));
+    env = {
+      KEYGATE_DATABASE_URL: database.url,
+      KEYGATE_MASTER_KEY: "5a".repeat(32),
+    };
+    h = await harness(env);
+  });
+  afterAll(async () => {
+    await h?.close();
+    await database?.drop();
+  });
+
+  /** A whoami signed by `keygate sign` itself, as the in-process server receives it. */
+  async function signedWhoami(key: string, secret: string) {
+    const url = "http://keygate.test/api/v1/external/whoami";
+    const r = await keygate(["sign", "--key", key, "--secret", secret, "--url", url], env);
+    expect(r.code, r.err).toBe(0);
+    const headers = Object.fromEntries(
+      r.out
+        .trimEnd()
+        .split("\n")
+        .map((l) => [l.slice(0, l.indexOf(": ")), l.slice(l.indexOf(": ") + 2)]),
+    );
+    return h.app.inject({
+      method: "GET",
+      url: "/api/v1/external/whoami",
+      headers: { host: "keygate.test", "x-api-key": key, ...headers },
+    });
+  }
+
+  let signed: { id: number; key: string; secret: string };
+
+  it("mints a signed key: the key and its signing secret side by side, shown once", async () => {
+    const r = await keygate(
+      ["keys", "mint", "--owner", "admin", "--name", "payments", "--signing", "required"],
+      env,
+    );
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/^minted key (\d+) "payments" for "admin"\n/);
+    expect(r.out).toContain(
+      "  signing required: every call must carry an RFC 9421 signature made with the signing secret\n",
+    );
+    const key = /^key: {12}(pk_live_[0-9a-f]{32})$/m.exec(r.out)?.[1] as string;
+    const secret = /^signing secret: (pks_live_[0-9a-f]{64})$/m.exec(r.out)?.[1] as string;
+    expect(key).toBeDefined();
+    expect(secret).toBeDefined();
+    expect(r.out).toContain("This key and its signing secret are shown only once: store both now.");
+    signed = { id: Number(/^minted key (\d+)/.exec(r.out)?.[1]), key, secret };
+    secrets.push(secret);
+
+    expectStatus(await signedWhoami(key, secret), 200);
+    const unsigned = await h.ext("GET", "/whoami", key);
+    expectStatus(unsigned, 401);
+    expect(unsigned.json().error.code).toBe("SIGNATURE_REQUIRED");
+
+    const json = await keygate(
+      ["keys", "mint", "--owner", "admin", "--name", "hooks", "--signing", "optional", "--json"],
+      env,
+    );
+    expect(json.code, json.err).toBe(0);
+    const out = JSON.parse(json.out);
+    expect(out.signing_secret).toMatch(/^pks_live_[0-9a-f]{64}$/);
+    expect(out.data.signing).toBe("optional");
+    expect(out.note).toContain("signing secret");
+    secrets.push(out.signing_secret);
+    // Optional: an unsigned call passes, a signed one must verify.
+    expectStatus(await h.ext("GET", "/whoami", out.key), 200);
+    expectStatus(await signedWhoami(out.key, out.signing_secret), 200);
+    expectStatus(await signedWhoami(out.key, `pks_live_${"0".repeat(64)}`), 401);
+
+    // A key without signing prints as before: no secret.
+    const off = await keygate(["keys", "mint", "--owner", "admin", "--name", "plain"], env);
+    expect(off.out).not.toContain("signing");
+    expect(off.out).toMatch(/\n\npk_live_[0-9a-f]{32}\n\nThis key is shown only once/);
+  });
+
+  it("lists each key's signing mode", async () => {
+    const r = await keygate(["keys", "list"], env);
+    expect(r.code, r.err).toBe(0);
+    const rows = r.out.trimEnd().split("\n").slice(1);
+    const signing = (name: string) =>
+      (rows.find((l) => l.includes(` ${name} `)) as string).split(/\s{2,}/)[5];
+    expect(signing("payments")).toBe("required");
+    expect(signing("hooks")).toBe("optional");
+    expect(signing("plain")).toBe("off");
+    for (const secret of secrets) expect(r.out).not.toContain(secret.slice(9, 30));
+  });
+
+  it("rolls a signed key: a new key and a new secret, printed once; the old pair lasts the grace period", async () => {
+    const r = await keygate(["keys", "roll", String(signed.id)], env);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(
+      new RegExp(
+        `^rolled key ${signed.id} \\(${signed.key.slice(0, 12)}…\\) into key (\\d+) "payments" for "admin"\n  the old key keeps working until \\d{4}-[^ ]+Z, then is refused\n`,
+      ),
+    );
+    const key = /^key: {12}(pk_live_[0-9a-f]{32})$/m.exec(r.out)?.[1] as string;
+    const secret = /^signing secret: (pks_live_[0-9a-f]{64})$/m.exec(r.out)?.[1] as string;
+    expect(secret).toBeDefined();
+    expect(secret).not.toBe(signed.secret);
+    secrets.push(secret);
+    expectStatus(await signedWhoami(key, secret), 200);
+    // The new key does not take the old secret; the old key still works with it for now.
+    expectStatus(await signedWhoami(key, signed.secret), 401);
+    expectStatus(await signedWhoami(signed.key, signed.secret), 200);
+
+    const again = await keygate(["keys", "roll", String(signed.id)], env);
+    expectOneLine(again, 2, /key \d+ was already rolled into key \d+; roll that one/);
+
+    // --grace-hours 0 revokes the old key at once; a key without signing gets no secret.
+    const listed = JSON.parse((await keygate(["keys", "list", "--json"], env)).out) as {
+      id: number;
+      name: string;
+    }[];
+    const plain = listed.find((k) => k.name === "plain") as { id: number };
+    const now = await keygate(
+      ["keys", "roll", String(plain.id), "--grace-hours", "0", "--json"],
+      env,
+    );
+    expect(now.code, now.err).toBe(0);
+    const rolled = JSON.parse(now.out);
+    expect(rolled).not.toHaveProperty("signing_secret");
+    expect(rolled.key).toMatch(/^pk_live_[0-9a-f]{32}$/);
+    expect(rolled.data).toMatchObject({ name: "plain", signing: "off", rolled_from_id: plain.id });
+    expectStatus(await h.ext("GET", "/whoami", rolled.key), 200);
+    const old = await h.api("GET", `/api/api-keys/${plain.id}`, h.adminToken);
+    expect(old.json().data.status).toBe("revoked");
   });
 });
 
@@ -435,6 +598,8 @@ describe("everything the command printed", () => {
       expect(all).not.toContain(hashKey(key));
       expect(all.split(key)).toHaveLength(2);
     }
+    expect(secrets.length).toBeGreaterThanOrEqual(3);
+    for (const secret of secrets) expect(all.split(secret)).toHaveLength(2);
     expect(all).not.toContain("a-new-password-for-alice");
     expect(all).not.toContain("long-enough-1");
   });

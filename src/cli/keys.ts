@@ -1,8 +1,8 @@
 import type { UserView } from "../auth/service.js";
 import { redactUrl } from "../config.js";
 import { AppError } from "../errors.js";
-import { isEnvironment } from "../keys/format.js";
-import type { KeyInput, KeyView } from "../keys/service.js";
+import { isEnvironment, isSigningMode } from "../keys/format.js";
+import type { KeyInput, KeyView, Minted } from "../keys/service.js";
 import { type Command, Failure, type Io, printable, UsageError } from "./command.js";
 
 type Listed = KeyView & { owner: string | null };
@@ -35,6 +35,8 @@ const FLAGS: Record<string, string> = {
   environment: "--environment",
   expires_at: "--expires-at",
   allowed_ips: "--allowed-ips",
+  signing: "--signing",
+  grace_period_hours: "--grace-hours",
 };
 
 /** A key service refusal in the command line's words: the option and the value at fault. */
@@ -57,7 +59,8 @@ function refusal(err: AppError, ips: string[], perms: string[] = []): UsageError
 
 export const keysList: Command = {
   name: "keys list",
-  summary: "list API keys: id, name, prefix, owner, scopes, status, last use, last refusal",
+  summary:
+    "list API keys: id, name, prefix, owner, scopes, signing, status, last use, last refusal",
   synopsis: "[--owner <username>] [--environment live|test] [--json]",
   help: `Lists every API key, newest first. Never shows a key or its hash: only the
 first 12 characters (the prefix), which the console and the call log show too.
@@ -67,7 +70,8 @@ LAST USED is the last call the key checks accepted, as running servers have writ
 it (every 10 s); a call they refused is an attempt, not a use: LAST REFUSED shows
 the latest one and its error code (its address is in --json).
 SCOPES is the key's preset (read, write, delete) or, for a key with its own set,
-its permissions; a test key's prefix starts pk_test_.
+its permissions; a test key's prefix starts pk_test_. SIGNING is off, optional
+(signed calls must verify, unsigned ones pass) or required (every call is signed).
 
 Options:
   --owner <username>         only the keys this user owns
@@ -111,11 +115,12 @@ Example:
         shown(k.key_prefix),
         ownerName(k),
         k.scopes === "custom" ? k.permissions.join(",") : k.scopes,
+        k.signing,
         k.status,
         k.last_used_at ?? "never",
         k.last_refused_at === null ? "never" : `${k.last_refused_at} ${k.last_refused_code}`,
       ]);
-      const head = ["ID", "NAME", "PREFIX", "OWNER", "SCOPES", "STATUS", "LAST USED"];
+      const head = ["ID", "NAME", "PREFIX", "OWNER", "SCOPES", "SIGNING", "STATUS", "LAST USED"];
       io.out(`${table([...head, "LAST REFUSED"], rows)}\n`);
     });
   },
@@ -125,9 +130,11 @@ export const keysMint: Command = {
   name: "keys mint",
   summary: "mint an API key for a user and print it, once",
   synopsis:
-    "--owner <username> --name <name> [--permissions <list> | --scopes read|write|delete] [--environment live|test] [--expires-at <when>] [--allowed-ips <ip,cidr,...>] [--json]",
+    "--owner <username> --name <name> [--permissions <list> | --scopes read|write|delete] [--environment live|test] [--expires-at <when>] [--allowed-ips <ip,cidr,...>] [--signing off|optional|required] [--json]",
   help: `Mints a key through the same rules as the API and the console, and prints it.
-The key is shown this once: Keygate keeps only its hash.
+The key is shown this once: Keygate keeps only its hash. A key that signs gets a
+signing secret too (pks_live_ or pks_test_ + 64 hex), also shown this once: Keygate
+keeps it sealed under the master key (KEYGATE_MASTER_KEY), which minting one needs.
 
 Options:
   --owner <username>      the user the key acts for (required)
@@ -145,10 +152,15 @@ Options:
                           timestamp; default never
   --allowed-ips <list>    comma-separated addresses or CIDR ranges the key may be
                           used from; default any address
-  --json                  print {"key", "data", "note"} as JSON
+  --signing <mode>        RFC 9421 request signing: off (the key alone; the default),
+                          optional (signed calls must verify, unsigned ones pass) or
+                          required (every call is signed with the signing secret)
+  --json                  print {"key", "signing_secret" (when it signs), "data",
+                          "note"} as JSON
 
 Example:
   keygate keys mint --owner admin --name billing --scopes write --allowed-ips 203.0.113.7
+  keygate keys mint --owner admin --name payments --scopes write --signing required
   keygate keys mint --owner alice --name sms --permissions subscribers:read,transactions:write --environment test`,
   options: {
     owner: { type: "string" },
@@ -158,6 +170,7 @@ Example:
     environment: { type: "string" },
     "expires-at": { type: "string" },
     "allowed-ips": { type: "string" },
+    signing: { type: "string" },
     json: { type: "boolean" },
   },
   args: [],
@@ -166,6 +179,11 @@ Example:
     const name = values.name as string | undefined;
     if (owner === undefined) throw new UsageError("keys mint needs --owner <username>");
     if (name === undefined) throw new UsageError("keys mint needs --name <name>");
+    const signing = values.signing as string | undefined;
+    if (signing !== undefined && !isSigningMode(signing))
+      throw new UsageError(
+        `--signing must be "off", "optional" or "required" (got "${printable(signing)}")`,
+      );
     const ips =
       values["allowed-ips"] === undefined
         ? undefined
@@ -193,35 +211,140 @@ Example:
         if (values.environment !== undefined) input.environment = values.environment as string;
         if (values["expires-at"] !== undefined) input.expires_at = values["expires-at"] as string;
         if (ips !== undefined) input.allowed_ips = ips;
-        let minted: { key: string; data: KeyView };
+        if (signing !== undefined) input.signing = signing;
+        let minted: Minted;
         try {
           minted = await s.kg.keys.create(s.op, input);
         } catch (err) {
           throw err instanceof AppError ? refusal(err, ips ?? [], perms ?? []) : err;
         }
         const data = { ...minted.data, owner: user.username };
-        const note = "This key is shown only once: store it now. Keygate keeps only its hash.";
-        if (values.json) {
-          io.out(`${JSON.stringify({ key: minted.key, data, note }, null, 2)}\n`);
-          return;
-        }
-        io.out(
-          [
-            `minted key ${data.id} "${printable(data.name)}" for "${user.username}"`,
-            `  permissions ${data.permissions.join(", ")} (scopes ${data.scopes})`,
-            `  ${data.environment === "test" ? "a test key: works on test data only" : "a live key: works on live data"}; allowed IPs ${data.allowed_ips?.join(", ") ?? "any"}; expires ${data.expires_at ?? "never"}`,
-            "",
-            minted.key,
-            "",
-            note,
-            "",
-          ].join("\n"),
-        );
+        printMinted(io, minted, data, Boolean(values.json), [
+          `minted key ${data.id} "${printable(data.name)}" for "${user.username}"`,
+          `  permissions ${data.permissions.join(", ")} (scopes ${data.scopes})`,
+          `  ${data.environment === "test" ? "a test key: works on test data only" : "a live key: works on live data"}; allowed IPs ${data.allowed_ips?.join(", ") ?? "any"}; expires ${data.expires_at ?? "never"}`,
+          ...signingLine(data.signing),
+        ]);
       },
       { needsRedis: true },
     );
   },
 };
+
+/** What a key's signing mode asks of its calls, for the lines above a minted key. */
+function signingLine(mode: KeyView["signing"]): string[] {
+  if (mode === "off") return [];
+  return [
+    mode === "required"
+      ? "  signing required: every call must carry an RFC 9421 signature made with the signing secret"
+      : "  signing optional: a signed call must verify; unsigned calls are accepted",
+  ];
+}
+
+/**
+ * Prints a key (and its signing secret) the one time it exists in the clear: after the lines
+ * that say what it is, with the warning that it is not shown again; or as JSON.
+ */
+function printMinted(
+  io: Io,
+  minted: Minted,
+  data: KeyView & { owner: string | null },
+  json: boolean,
+  about: string[],
+): void {
+  const secret = minted.signingSecret;
+  const note =
+    secret === undefined
+      ? "This key is shown only once: store it now. Keygate keeps only its hash."
+      : "This key and its signing secret are shown only once: store both now. Keygate keeps only the key's hash, and the secret sealed under the master key.";
+  if (json) {
+    const out = {
+      key: minted.key,
+      ...(secret === undefined ? {} : { signing_secret: secret }),
+      data,
+      note,
+    };
+    io.out(`${JSON.stringify(out, null, 2)}\n`);
+    return;
+  }
+  const shownOnce =
+    secret === undefined
+      ? [minted.key]
+      : [`key:            ${minted.key}`, `signing secret: ${secret}`];
+  io.out([...about, "", ...shownOnce, "", note, ""].join("\n"));
+}
+
+export const keysRoll: Command = {
+  name: "keys roll",
+  summary: "replace an API key and print the new one, once; the old one lasts a grace period",
+  synopsis: "<id> [--grace-hours <hours>] [--json]",
+  help: `Mints a replacement for the key with this id (see keygate keys list): the same
+name, owner, permissions, environment, allowed IPs, rate limit, expiry and signing
+mode, through the same service as the API. The new key is printed this once; a key
+that signs gets a new signing secret too, printed beside it (the old secret goes
+with the old key). The old key keeps working for the grace period, so the
+integration can switch over, then is refused API_KEY_EXPIRED; with --grace-hours 0
+it is revoked at once.
+
+Options:
+  --grace-hours <hours>   how long the old key keeps working, 0 to 168 (default 24)
+  --json                  print {"key", "signing_secret" (when it signs), "data",
+                          "note"} as JSON
+
+Example:
+  keygate keys roll 42
+  keygate keys roll 42 --grace-hours 0`,
+  options: {
+    "grace-hours": { type: "string" },
+    json: { type: "boolean" },
+  },
+  args: ["id"],
+  async run(values, args, io) {
+    const id = keyId(args[0] as string);
+    const graceText = values["grace-hours"] as string | undefined;
+    if (graceText !== undefined && !/^\d{1,3}$/.test(graceText))
+      throw new UsageError(
+        `--grace-hours must be a whole number from 0 to 168 (got "${printable(graceText)}")`,
+      );
+    const graceHours = graceText === undefined ? 24 : Number(graceText);
+    const { withKeygate } = await import("./session.js");
+    await withKeygate(
+      io.env,
+      async (s) => {
+        let rolled: Minted;
+        try {
+          rolled = await s.kg.keys.roll(s.op, id, graceHours);
+        } catch (err) {
+          throw err instanceof AppError ? refusal(err, []) : err;
+        }
+        const old = await s.kg.keys.get(s.op, id);
+        const users = await s.kg.auth.listUsers(s.op);
+        const [data] = withOwners([rolled.data], users) as [Listed];
+        printMinted(io, rolled, data, Boolean(values.json), [
+          `rolled key ${id} (${shown(old.key_prefix)}) into key ${data.id} "${printable(data.name)}" for "${ownerName(data)}"`,
+          graceHours === 0
+            ? `  the old key is revoked`
+            : `  the old key keeps working until ${old.expires_at ?? "never"}, then is refused`,
+          ...signingLine(data.signing),
+        ]);
+        // The revoked old key must reach running servers; with --json only a failure is said.
+        if (graceHours === 0) {
+          const quiet = values.json ? { ...io, out: () => {} } : io;
+          reportReach(s.kg.cluster?.deliveries ?? null, s.cacheTtlS, s.config, quiet);
+        }
+      },
+      { needsRedis: true },
+    );
+  },
+};
+
+/** A key id as typed, or a usage error. */
+function keyId(raw: string): number {
+  if (!/^[1-9]\d{0,15}$/.test(raw)) {
+    throw new UsageError(`key id must be a whole number such as 42 (got "${printable(raw)}")`);
+  }
+  return Number(raw);
+}
 
 export const keysRevoke: Command = {
   name: "keys revoke",
@@ -241,11 +364,7 @@ Example:
   options: {},
   args: ["id"],
   async run(_values, args, io) {
-    const raw = args[0] as string;
-    if (!/^[1-9]\d{0,15}$/.test(raw)) {
-      throw new UsageError(`key id must be a whole number such as 42 (got "${printable(raw)}")`);
-    }
-    const id = Number(raw);
+    const id = keyId(args[0] as string);
     const { withKeygate } = await import("./session.js");
     await withKeygate(
       io.env,

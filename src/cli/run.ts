@@ -4,10 +4,12 @@ import { AppError } from "../errors.js";
 import { VERSION } from "../version.js";
 import { type Command, EXIT, Failure, type Io, printable, UsageError } from "./command.js";
 import { doctor } from "./doctor.js";
-import { keysList, keysMint, keysRevoke } from "./keys.js";
+import { keysList, keysMint, keysRevoke, keysRoll } from "./keys.js";
 import { migrate } from "./migrate.js";
 import { resetPassword } from "./password.js";
+import { rotateMasterKey } from "./rotate.js";
 import { Cancelled } from "./prompt.js";
+import { sign } from "./sign.js";
 import { resetTwoFactor } from "./twofactor.js";
 
 const serve: Command = {
@@ -35,7 +37,10 @@ const COMMANDS: Command[] = [
   resetTwoFactor,
   keysList,
   keysMint,
+  keysRoll,
   keysRevoke,
+  rotateMasterKey,
+  sign,
   doctor,
 ];
 
@@ -59,7 +64,8 @@ Configuration comes from the server's environment variables (KEYGATE_DATABASE_UR
 KEYGATE_REDIS_URL, ...; see the README). Exit codes: 0 done, 1 failed (configuration,
 database, Redis), 2 wrong usage or input (unknown command or option, missing argument,
 unknown user or key, a value the rules refuse).
-doctor needs none of them: it checks a Keygate over HTTP, from any machine.
+doctor and sign need none of them: doctor checks a Keygate over HTTP, from any machine;
+sign only computes signature headers.
 `;
 }
 
@@ -117,19 +123,19 @@ async function dispatch(argv: string[], io: Io): Promise<void> {
       const sub = argv[1];
       if (sub === undefined || sub === "--help" || sub === "-h") {
         const list = COMMANDS.filter((c) => c.name.startsWith("keys "));
-        const text = `Usage: keygate keys <list|mint|revoke> [options]\n\n${list
+        const text = `Usage: keygate keys <list|mint|roll|revoke> [options]\n\n${list
           .map((c) => `  ${usageLine(c)}\n      ${c.summary}`)
           .join("\n")}\n`;
         if (sub === undefined) {
           throw new UsageError(
-            "keys needs a subcommand: list, mint or revoke (keygate keys --help)",
+            "keys needs a subcommand: list, mint, roll or revoke (keygate keys --help)",
           );
         }
         io.out(text);
         return;
       }
       throw new UsageError(
-        `unknown keys subcommand "${printable(sub)}"; use list, mint or revoke (keygate keys --help)`,
+        `unknown keys subcommand "${printable(sub)}"; use list, mint, roll or revoke (keygate keys --help)`,
       );
     }
     throw new UsageError(
