@@ -274,7 +274,7 @@ describe("keygate rotate-master-key", () => {
     expectOneLine(
       blocked,
       1,
-      /1 signing secret .* roll those keys \(keygate keys roll <id>\) for new secrets; nothing was changed/,
+      /1 signing secret .* roll those keys \(keygate keys roll <id> --grace-hours 0\) for new secrets or revoke them; nothing was changed/,
     );
     expect(blocked.err).not.toContain("token-signing key");
 
@@ -295,7 +295,7 @@ describe("keygate rotate-master-key", () => {
     const discarded = await rotate(settings(C), "--discard-unreadable-token-keys");
     expect(discarded.code, discarded.err).toBe(0);
     expect(discarded.out).toBe(
-      `resealed 0 signing secrets and 0 token-signing keys under master key ${idOf(C)}; deleted 1 unreadable token-signing key: access tokens it signed are refused from now on, and the servers make a new signing key for the next token; left 1 revoked key's signing secret sealed under a key no longer configured\n`,
+      `resealed 0 signing secrets and 0 token-signing keys under master key ${idOf(C)}; deleted 1 unreadable token-signing key: access tokens it signed stop working (a running server may still accept one it has verified until it expires; restart the servers to end that), and the servers make a new signing key for the next token; left 1 revoked key's signing secret sealed under a key no longer configured\n`,
     );
     expect((await sealed()).tokenKeys).toEqual([]);
 

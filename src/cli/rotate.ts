@@ -160,14 +160,16 @@ The procedure, without downtime:
 When any value opens with none of the configured keys, nothing is changed and the
 command says which master key sealed it: add that key to KEYGATE_MASTER_KEY_PREVIOUS.
 A signing secret whose master key is lost cannot be recovered: roll that key
-(keygate keys roll <id>) for a new secret. A revoked key's secret is left as it is.
+(keygate keys roll <id> --grace-hours 0) for a new secret, or revoke it. A revoked
+key's secret is left as it is.
 Running the command again once everything is resealed changes nothing.
 
 Options:
   --discard-unreadable-token-keys   delete the token-signing keys no configured key
                                     opens, instead of refusing: access tokens they
-                                    signed are refused from then on, and the servers
-                                    make a new signing key for the next token
+                                    signed stop working (a running server may accept
+                                    one it has verified until it expires), and the
+                                    servers make a new signing key for the next token
 
 Example:
   KEYGATE_MASTER_KEY_FILE=/etc/keygate/master.key \\
@@ -198,7 +200,7 @@ Example:
           .join(", ");
         const more = blocking.length > 10 ? ` and ${blocking.length - 10} more` : "";
         problems.push(
-          `${plural(blocking.length, "signing secret")} (of key${blocking.length === 1 ? "" : "s"} ${listed}${more}) ${blocking.length === 1 ? "is" : "are"} sealed under master key ${under(blocking)}, which neither KEYGATE_MASTER_KEY (${ring.currentId}) nor KEYGATE_MASTER_KEY_PREVIOUS holds: add that key to KEYGATE_MASTER_KEY_PREVIOUS, or, if it is lost, roll those keys (keygate keys roll <id>) for new secrets`,
+          `${plural(blocking.length, "signing secret")} (of key${blocking.length === 1 ? "" : "s"} ${listed}${more}) ${blocking.length === 1 ? "is" : "are"} sealed under master key ${under(blocking)}, which neither KEYGATE_MASTER_KEY (${ring.currentId}) nor KEYGATE_MASTER_KEY_PREVIOUS holds: add that key to KEYGATE_MASTER_KEY_PREVIOUS, or, if it is lost, roll those keys (keygate keys roll <id> --grace-hours 0) for new secrets or revoke them`,
         );
       }
       if (found.tokenKeys.length > 0 && !discarding) {
@@ -235,7 +237,7 @@ Example:
       ];
       if (tokens.discarded > 0)
         parts.push(
-          `deleted ${plural(tokens.discarded, "unreadable token-signing key")}: access tokens ${tokens.discarded === 1 ? "it" : "they"} signed are refused from now on, and the servers make a new signing key for the next token`,
+          `deleted ${plural(tokens.discarded, "unreadable token-signing key")}: access tokens ${tokens.discarded === 1 ? "it" : "they"} signed stop working (a running server may still accept one it has verified until it expires; restart the servers to end that), and the servers make a new signing key for the next token`,
         );
       const skipped = found.secrets.length - blocking.length;
       if (skipped > 0)
