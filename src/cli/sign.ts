@@ -169,7 +169,7 @@ export const sign: Command = {
   name: "sign",
   summary: "print RFC 9421 signature headers for one request, or a curl command",
   synopsis:
-    "--key <key> | --key-file <path> --secret <secret> | --secret-file <path> --url <url> [--method <method>] [--data <body>] [--curl]",
+    "(--key <key> | --key-file <path>) (--secret <secret> | --secret-file <path>) --url <url> [--method <method>] [--data <body>] [--curl]",
   help: `Signs one request the way Keygate verifies a key with request signing on, for
 trying a signed key with curl. It prints the headers to add, one "Name: value"
 line each, which curl -H @- reads from its standard input:
@@ -191,7 +191,8 @@ Options:
   --key <key>            the API key (pk_live_ or pk_test_ + 32 hex)
   --key-file <path>      read the key from this file instead
   --secret <secret>      the key's signing secret (pks_live_ or pks_test_ + 64 hex)
-  --secret-file <path>   read the secret from this file instead
+  --secret-file <path>   read the secret from this file instead (--key and --secret
+                         show in shell history and ps; the file forms do not)
   --url <url>            the full URL the request goes to, query included, such as
                          http://localhost:8080/api/v1/external/whoami
   --method <method>      the HTTP method; default GET
