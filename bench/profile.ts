@@ -22,7 +22,7 @@ import {
   summarise,
   summaryMarkdown,
 } from "./cpuprofile.js";
-import { keyMaker, seedKeys, setUpFixture, startKeygate } from "./keygate.js";
+import { keyMaker, seedKeys, setUpFixture, signedGet, startKeygate } from "./keygate.js";
 import {
   freePort,
   load,
@@ -38,7 +38,7 @@ import {
 } from "./lib.js";
 
 /** A: bare Fastify. B: Keygate whoami. B2: subscriber read. B3: 10,000 keys at random. M: malformed key. */
-export type ProfiledScenario = "A" | "B" | "B2" | "B3" | "M";
+export type ProfiledScenario = "A" | "B" | "B2" | "B3" | "M" | "S" | "T";
 
 export type ProfileResult = {
   scenario: ProfiledScenario;
@@ -99,6 +99,34 @@ async function target(
         server: kg,
         cleanup: kg.cleanup,
         load: { url: read, headers: { "x-api-key": fx.key } },
+      };
+    }
+    if (scenario === "T") {
+      return {
+        server: kg,
+        cleanup: kg.cleanup,
+        load: { url: kg.url + path, headers: { authorization: `Bearer ${fx.accessToken}` } },
+      };
+    }
+    if (scenario === "S") {
+      const signed = fx.signed as { key: string; secret: string };
+      // Each request once: a connection's sequence is longer than it sends in a run, and
+      // the warm-up's connections and the run's take different sequences.
+      const pools = Array.from({ length: 100 }, () =>
+        Array.from({ length: 3000 }, () => ({
+          method: "GET",
+          path,
+          headers: signedGet(kg.url + path, signed.key, signed.secret),
+        })),
+      );
+      let next = 0;
+      return {
+        server: kg,
+        cleanup: kg.cleanup,
+        load: {
+          url: kg.url + path,
+          setupClient: (client) => client.requestIterator.setRequests(pools[next++ % 100] as never),
+        },
       };
     }
     if (scenario === "B" || scenario === "M")
@@ -241,7 +269,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   log(`pinning: ${pinning.note}`);
   const arg = process.argv[2];
   const scenario: ProfiledScenario =
-    arg === "A" || arg === "B2" || arg === "B3" || arg === "M" ? arg : "B";
+    arg === "A" || arg === "B2" || arg === "B3" || arg === "M" || arg === "S" || arg === "T"
+      ? arg
+      : "B";
   const r = await profileScenario(pinning, Number(process.env.BENCH_DURATION ?? 6), scenario);
   process.stdout.write(
     `${scenario} under --cpu-prof: ${r.requests} requests in the window; raw profile: ${r.saved}\n\n`,

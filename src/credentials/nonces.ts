@@ -1,5 +1,4 @@
 import type { Redis } from "ioredis";
-import { LRUCache } from "lru-cache";
 
 /**
  * Where a signature's nonce is recorded for the time its signature could still be accepted,
@@ -10,26 +9,37 @@ export interface NonceStore {
 }
 
 /**
- * Nonces in this process. Bounded: past `max` the oldest are dropped, which could let a
- * dropped nonce be replayed inside its window — at the default, only a key signing more than
- * 3,000 requests a second for ten minutes reaches that, and its budget refuses it first.
+ * Nonces in this process, in two generations of plain maps: a nonce lives in the current
+ * one, then in the previous one, so it is known for at least one generation (600 s: the
+ * longest a signature stays acceptable, `created` + 300 s with `created` up to 300 s ahead).
+ * Past `max` nonces in a generation it turns over early, which could let a nonce of two
+ * generations ago be replayed inside its window — only a key signing far more requests than
+ * its budget allows gets there.
  */
 export class MemoryNonces implements NonceStore {
-  private readonly seen: LRUCache<string, true>;
+  private current = new Map<string, number>();
+  private previous = new Map<string, number>();
+  private startedAt = Number.NEGATIVE_INFINITY;
 
-  constructor(max = 2_000_000) {
-    this.seen = new LRUCache({ max });
-  }
+  constructor(
+    private readonly max = 1_000_000,
+    private readonly generationMs = 600_000,
+  ) {}
 
   claim(id: string, untilMs: number, now: number): boolean {
-    // `has` is false for an entry past its lifetime.
-    if (this.seen.has(id)) return false;
-    this.seen.set(id, true, { ttl: Math.max(1, untilMs - now) });
+    if (now - this.startedAt >= this.generationMs || this.current.size >= this.max) {
+      this.previous = this.current;
+      this.current = new Map();
+      this.startedAt = now;
+    }
+    const seen = this.current.get(id) ?? this.previous.get(id);
+    if (seen !== undefined && seen > now) return false;
+    this.current.set(id, untilMs);
     return true;
   }
 
   get size(): number {
-    return this.seen.size;
+    return this.current.size + this.previous.size;
   }
 }
 

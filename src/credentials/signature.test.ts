@@ -246,3 +246,38 @@ describe("RFC 9421 signatures, hmac-sha256", () => {
     );
   });
 });
+
+describe("the @signature-params line", () => {
+  it("is what structured-headers serialises, for any components and parameters (property)", async () => {
+    const fc = (await import("fast-check")).default;
+    const { parseDictionary, serializeInnerList } = await import("structured-headers");
+    const { signatureParams } = await import("./signature.js");
+    const token = fc.stringMatching(/^[a-z*][a-z0-9_.*-]{0,12}$/);
+    const text = fc.string({ maxLength: 20 }).filter((s) => /^[\x20-\x7e]*$/.test(s));
+    const value = fc.oneof(
+      fc.integer({ min: -1e12, max: 1e12 }),
+      text,
+      fc.boolean(),
+      fc.double({ min: -1000, max: 1000, noNaN: true }).map((d) => Math.round(d * 1000) / 1000),
+    );
+    const quote = (s: string) => `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+    const item = (v: unknown) =>
+      typeof v === "string" ? quote(v) : typeof v === "boolean" ? (v ? "?1" : "?0") : String(v);
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(fc.constantFrom("@method", "@target-uri", "content-digest"), text), {
+          maxLength: 5,
+        }),
+        fc.uniqueArray(fc.tuple(token, value), { selector: ([k]) => k, maxLength: 6 }),
+        (names, params) => {
+          const field = `sig1=(${names.map(quote).join(" ")})${params.map(([k, v]) => `;${k}=${item(v)}`).join("")}`;
+          const member = parseDictionary(field).get("sig1") as Parameters<
+            typeof serializeInnerList
+          >[0];
+          expect(signatureParams(member)).toBe(serializeInnerList(member));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});

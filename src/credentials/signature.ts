@@ -48,6 +48,8 @@ export type SignatureOptions = {
    * Called only for a signature that is otherwise valid.
    */
   nonceFresh?: (nonce: string, untilMs: number) => boolean | Promise<boolean>;
+  /** The same as `nonceFresh`, as an object's method (no closure per request). */
+  nonces?: { fresh(nonce: string, untilMs: number): boolean | Promise<boolean> };
 };
 
 export type SignatureVerdict =
@@ -85,22 +87,27 @@ export function componentValue(name: string, params: Parameters, req: SignedRequ
     );
   }
   if (name.startsWith("@")) {
-    const url = parseTarget(req.targetUri);
     switch (name) {
       case "@method":
         return req.method.toUpperCase();
       case "@target-uri":
         return req.targetUri;
       case "@authority":
-        return url.host.toLowerCase();
+        return parseTarget(req.targetUri).host.toLowerCase();
       case "@scheme":
-        return url.protocol.slice(0, -1).toLowerCase();
-      case "@path":
+        return parseTarget(req.targetUri).protocol.slice(0, -1).toLowerCase();
+      case "@path": {
+        const url = parseTarget(req.targetUri);
         return url.pathname === "" ? "/" : url.pathname;
-      case "@query":
+      }
+      case "@query": {
+        const url = parseTarget(req.targetUri);
         return url.search === "" ? "?" : url.search;
-      case "@request-target":
+      }
+      case "@request-target": {
+        const url = parseTarget(req.targetUri);
         return `${url.pathname}${url.search}`;
+      }
       default:
         throw invalid(
           `component "${name}" is not one this server derives (@method, @target-uri, @authority, @scheme, @path, @query, @request-target)`,
@@ -131,13 +138,39 @@ export function signatureBase(covered: InnerList, req: SignedRequest): string {
   const seen = new Set<string>();
   for (const [name, params] of covered[0]) {
     if (typeof name !== "string") throw invalid("each covered component must be a string");
-    const id = serializeItem(name, params);
+    const id = params.size === 0 ? quoted(name) : serializeItem(name, params);
     if (seen.has(id)) throw invalid(`component "${name}" is covered twice`);
     seen.add(id);
     lines.push(`${id}: ${componentValue(name, params, req)}`);
   }
-  lines.push(`"@signature-params": ${serializeInnerList(covered)}`);
+  lines.push(`"@signature-params": ${signatureParams(covered)}`);
   return lines.join("\n");
+}
+
+/** A structured-field string as RFC 8941 §4.1.6 writes it; the parser admitted only printable ASCII. */
+function quoted(s: string): string {
+  return s.includes('"') || s.includes("\\") ? serializeItem(s) : `"${s}"`;
+}
+
+/**
+ * The inner list as RFC 8941 §4.1 serialises it — the `@signature-params` line. Plain
+ * component names with integer and string parameters (what signers send) are written
+ * directly; anything else by the library. `signature.test.ts` checks both agree.
+ */
+export function signatureParams(covered: InnerList): string {
+  let out = "(";
+  for (const [name, params] of covered[0]) {
+    if (typeof name !== "string" || params.size > 0) return serializeInnerList(covered);
+    out += out.length === 1 ? quoted(name) : ` ${quoted(name)}`;
+  }
+  out += ")";
+  for (const [key, value] of covered[1]) {
+    if (typeof value === "string") out += `;${key}=${quoted(value)}`;
+    else if (typeof value === "number" && Number.isInteger(value) && Math.abs(value) < 1e15)
+      out += `;${key}=${value}`;
+    else return serializeInnerList(covered);
+  }
+  return out;
 }
 
 function param(params: Parameters, name: string): BareItem | undefined {
@@ -202,25 +235,34 @@ function checkDigest(req: SignedRequest): void {
  * (`SIGNATURE_INVALID`, with the base the server computed), `created` outside the window
  * (`SIGNATURE_EXPIRED`, with the skew), a nonce seen before (`SIGNATURE_REPLAYED`).
  */
-export async function verifySignature(
+export function verifySignature(
   req: SignedRequest,
   o: SignatureOptions,
-): Promise<SignatureVerdict> {
+): SignatureVerdict | Promise<SignatureVerdict> {
   try {
-    return await check(req, o);
+    const verdict = check(req, o);
+    return verdict instanceof Promise ? verdict.catch(refused) : verdict;
   } catch (err) {
-    if (!(err instanceof Refusal)) throw err;
-    return {
-      ok: false,
-      code: err.code,
-      message: err.message,
-      ...(err.base === undefined ? {} : { base: err.base }),
-      ...(err.skewS === undefined ? {} : { skewS: err.skewS }),
-    };
+    return refused(err);
   }
 }
 
-async function check(req: SignedRequest, o: SignatureOptions): Promise<SignatureVerdict> {
+function refused(err: unknown): SignatureVerdict {
+  if (!(err instanceof Refusal)) throw err;
+  return {
+    ok: false,
+    code: err.code,
+    message: err.message,
+    ...(err.base === undefined ? {} : { base: err.base }),
+    ...(err.skewS === undefined ? {} : { skewS: err.skewS }),
+  };
+}
+
+/** A plain value unless the nonce store answers with a promise. */
+function check(
+  req: SignedRequest,
+  o: SignatureOptions,
+): SignatureVerdict | Promise<SignatureVerdict> {
   const inputField = req.header("signature-input");
   const signatureField = req.header("signature");
   if (inputField === undefined || signatureField === undefined) {
@@ -317,14 +359,26 @@ async function check(req: SignedRequest, o: SignatureOptions): Promise<Signature
       skewS,
     );
   }
-  if (typeof nonce === "string" && o.nonceFresh) {
-    const fresh = await o.nonceFresh(nonce, (created + windowS) * 1000);
-    if (!fresh) {
-      throw new Refusal(
-        "SIGNATURE_REPLAYED",
-        `nonce "${nonce.slice(0, 64)}" was already used with this key: a signed request is accepted once; send a fresh nonce with each request`,
-      );
-    }
+  const ok: SignatureVerdict = {
+    ok: true,
+    label,
+    created,
+    nonce: typeof nonce === "string" ? nonce : null,
+  };
+  if (typeof nonce !== "string" || (!o.nonces && !o.nonceFresh)) return ok;
+  const replayed = () =>
+    new Refusal(
+      "SIGNATURE_REPLAYED",
+      `nonce "${nonce.slice(0, 64)}" was already used with this key: a signed request is accepted once; send a fresh nonce with each request`,
+    );
+  const until = (created + windowS) * 1000;
+  const fresh = o.nonces ? o.nonces.fresh(nonce, until) : (o.nonceFresh?.(nonce, until) ?? true);
+  if (fresh instanceof Promise) {
+    return fresh.then((f) => {
+      if (!f) throw replayed();
+      return ok;
+    });
   }
-  return { ok: true, label, created, nonce: typeof nonce === "string" ? nonce : null };
+  if (!fresh) throw replayed();
+  return ok;
 }

@@ -13,7 +13,7 @@ import type { RateDecision } from "../ratelimit/limiter.js";
 import { keyHeader, namedEnvironment, pathOf, scrubText, sendError } from "./errors.js";
 import { isJwtShaped } from "../credentials/tokens.js";
 import { refusal } from "./refusals.js";
-import { carriesSignature, signatureCheck } from "./signing.js";
+import { carriesSignature, SignedCall } from "./signing.js";
 import { guardOf, NO_PERMISSION, type RouteGuard } from "./permissions.js";
 import type { RouteTable } from "./routing.js";
 import { panelRoutes } from "./routes/panel.js";
@@ -144,7 +144,7 @@ export function verifyKey(
     method: request.method,
     need: guard === null ? undefined : guard.need,
     now: kg.clock(),
-    signature: signed ? signatureCheck(kg, request) : undefined,
+    signature: signed ? new SignedCall(kg, request) : undefined,
   });
 }
 

@@ -97,6 +97,11 @@ export interface KeyLookup {
   hashOf?(id: number): string | null | Promise<string | null>;
 }
 
+/** Verifies a request's signature for a key: null when it holds (a plain value unless nonces are remote). */
+export interface SignatureCheck {
+  check(key: KeyRecord): SignatureFailure | null | Promise<SignatureFailure | null>;
+}
+
 /** Verifies access tokens (`credentials/tokens.ts`): a plain value once a token is cached. */
 export interface TokenCheck {
   verify(token: string): TokenVerdict | Promise<TokenVerdict>;
@@ -117,7 +122,7 @@ export type VerifyRequest = {
    * Verifies the request's signature for the key, when the request carries one; null when it
    * holds. Asked only of a key that signs, after the record checks and before the budget.
    */
-  signature?: ((key: KeyRecord) => Promise<SignatureFailure | null>) | undefined;
+  signature?: SignatureCheck | undefined;
   /** A mask the key's permissions are narrowed to for this request (an access token's scope). */
   within?: number | undefined;
 };
@@ -288,10 +293,10 @@ export class KeyVerifier {
     if (key.signing !== "off") {
       const check = req.signature;
       if (check !== undefined) {
-        return check(key).then((refused) =>
+        return then(check.check(key), (refused) =>
           refused === null
             ? this.count(key, hash, req)
-            : { ok: false, code: refused.code, key, signature: refused },
+            : { ok: false as const, code: refused.code, key, signature: refused },
         );
       }
       if (key.signing === "required") return { ok: false, code: "SIGNATURE_REQUIRED", key };
