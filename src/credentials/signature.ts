@@ -1,4 +1,4 @@
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, type KeyObject, timingSafeEqual } from "node:crypto";
 import {
   type BareItem,
   type InnerList,
@@ -33,8 +33,8 @@ export type SignedRequest = {
 export type SignatureOptions = {
   /** The key's prefix: the `keyid` a signature must name. */
   keyid: string;
-  /** The HMAC key: the signing secret's UTF-8 bytes. */
-  secret: Uint8Array;
+  /** The HMAC key: the signing secret's UTF-8 bytes (or a secret KeyObject holding them). */
+  secret: Uint8Array | KeyObject;
   /** The server clock, in ms. */
   now: number;
   /** How far `created` may be from the clock, in seconds (default 300). */
@@ -306,10 +306,8 @@ function check(
     throw invalid(
       `signature "${label}" has alg "${String(alg)}"; this server verifies hmac-sha256`,
     );
-  const names = covered[0].map(([n]) => n);
   const hasBody = (req.body?.length ?? 0) > 0;
-  const required = [...(o.required ?? DEFAULT_REQUIRED), ...(hasBody ? ["content-digest"] : [])];
-  const uncovered = required.filter((r) => !names.includes(r));
+  const uncovered = uncoveredOf(covered, o.required ?? DEFAULT_REQUIRED, hasBody);
   if (uncovered.length > 0)
     throw invalid(`signature "${label}" must also cover ${uncovered.join(", ")}`);
   const created = param(params, "created");
@@ -366,19 +364,33 @@ function check(
     nonce: typeof nonce === "string" ? nonce : null,
   };
   if (typeof nonce !== "string" || (!o.nonces && !o.nonceFresh)) return ok;
-  const replayed = () =>
-    new Refusal(
-      "SIGNATURE_REPLAYED",
-      `nonce "${nonce.slice(0, 64)}" was already used with this key: a signed request is accepted once; send a fresh nonce with each request`,
-    );
   const until = (created + windowS) * 1000;
   const fresh = o.nonces ? o.nonces.fresh(nonce, until) : (o.nonceFresh?.(nonce, until) ?? true);
   if (fresh instanceof Promise) {
     return fresh.then((f) => {
-      if (!f) throw replayed();
+      if (!f) throw replayed(nonce);
       return ok;
     });
   }
-  if (!fresh) throw replayed();
+  if (!fresh) throw replayed(nonce);
   return ok;
+}
+
+function replayed(nonce: string): Refusal {
+  return new Refusal(
+    "SIGNATURE_REPLAYED",
+    `nonce "${nonce.slice(0, 64)}" was already used with this key: a signed request is accepted once; send a fresh nonce with each request`,
+  );
+}
+
+/** The required components the signature does not cover (plain loops: this runs per request). */
+function uncoveredOf(covered: InnerList, required: readonly string[], hasBody: boolean): string[] {
+  const missing: string[] = [];
+  const want = hasBody ? [...required, "content-digest"] : required;
+  for (const r of want) {
+    let found = false;
+    for (const [name] of covered[0]) if (name === r) found = true;
+    if (!found) missing.push(r);
+  }
+  return missing;
 }

@@ -1,3 +1,4 @@
+import type { KeyObject } from "node:crypto";
 import type { Audit } from "../audit.js";
 import { actorId, describe, type Principal, type Role } from "../auth/principal.js";
 import { requireAdmin, type UserRecord, usable } from "../auth/service.js";
@@ -708,7 +709,7 @@ export function toKeyRecord(
   owner: { username: string; role: Role; usable: boolean; standing?: OwnerStanding },
   replacedByPrefix: string | null,
   /** The signing secret's bytes, opened by the store; null without one. */
-  signingKey: Uint8Array | null = null,
+  signingKey: KeyObject | null = null,
   /** Ids of the key's access tokens revoked before they expire. */
   revokedTokens: ReadonlySet<string> | null = null,
 ): KeyRecord {

@@ -1,3 +1,4 @@
+import type { KeyObject } from "node:crypto";
 import type { Role } from "../auth/principal.js";
 import type { Limiter, RateDecision } from "../ratelimit/limiter.js";
 import { type Environment, hashKey, isWellFormedKey, type SigningMode } from "./format.js";
@@ -39,7 +40,7 @@ export type KeyRecord = {
    * The HMAC key: the signing secret's UTF-8 bytes, opened from its sealed form when the key
    * was read. Null without a secret, or when this server's master key cannot open it.
    */
-  signingKey: Uint8Array | null;
+  signingKey: KeyObject | null;
   /** Ids (`jti`) of this key's access tokens revoked before their expiry; null when none. */
   revokedTokens: ReadonlySet<string> | null;
 };

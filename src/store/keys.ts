@@ -1,3 +1,4 @@
+import { createSecretKey, type KeyObject } from "node:crypto";
 import { type Kysely, type Selectable, sql } from "kysely";
 import type { Role } from "../auth/principal.js";
 import type { CallLogEntry, CallLogSink, LastRefusal, LastUse } from "../calllog/writer.js";
@@ -486,10 +487,10 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
    * Opens a key's sealed signing secret for the verifier. One this server cannot open (no
    * master key, or another one) leaves the key without: its signed calls are refused, saying why.
    */
-  private signingKey(r: Row): Uint8Array | null {
+  private signingKey(r: Row): KeyObject | null {
     if (r.signing_secret === null || this.openSecret === null) return null;
     try {
-      return Buffer.from(this.openSecret(r.signing_secret, r.key_hash), "utf8");
+      return createSecretKey(Buffer.from(this.openSecret(r.signing_secret, r.key_hash), "utf8"));
     } catch {
       return null;
     }
