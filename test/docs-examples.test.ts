@@ -230,8 +230,7 @@ describe(`the examples of ${DOC}`, () => {
       expect(r.out).toMatch(/^201 \{"success":true/);
     });
 
-    // enable when the server serves keygate sign
-    it.skip("curl, signed with keygate sign: a POST with a body and a GET", async () => {
+    it("curl, signed with keygate sign: a POST with a body and a GET", async () => {
       const [created] = await bash("curl-signed", envFor(signed.key, signed.secret));
       expect(created).toMatchObject({
         success: true,
@@ -246,7 +245,6 @@ describe(`the examples of ${DOC}`, () => {
     });
   });
 
-  // enable when the server serves token exchange
   describe("token exchange", () => {
     it.skipIf(!hasJq)("curl, token exchange with -u and a Bearer call", async () => {
       const [list] = await bash("curl-token", envFor(plain));
