@@ -82,6 +82,7 @@ describe("keygate doctor against a real Keygate", () => {
       KEYGATE_ADMIN_PASSWORD: "doctor-password",
       KEYGATE_IP_RATE_LIMIT: "0",
       KEYGATE_FAILED_KEY_LIMIT: "0",
+      KEYGATE_MASTER_KEY: "ab".repeat(32),
     });
     const login = await call(
       server.base,
@@ -244,6 +245,16 @@ describe("keygate doctor against a real Keygate", () => {
       `fix: this key (${k.prefix}…) was revoked. Ask an admin for a new key.`,
     );
     expect(r.out).toContain("the key's other checks need it accepted");
+  });
+
+  it("fails on a key that requires signed requests, saying what doctor cannot do", async () => {
+    const k = await mint({ name: "signed", signing: "required" });
+    const r = await doctor(["--url", server.base], k.key);
+    expectOneLine(r, 1, /doctor: 1 check failed/);
+    expect(r.out).toContain(
+      "FAIL key: refused SIGNATURE_REQUIRED: the key requires signed requests, and doctor sends the key alone\n",
+    );
+    expect(r.out).toContain("keygate sign prints the headers");
   });
 
   it("fails on an expired key with the server's message", async () => {

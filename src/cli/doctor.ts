@@ -492,6 +492,11 @@ function refusalCheck(code: string, message: string, status: number, headers: He
       return fail("key", "this Keygate does not take this key");
     case "INVALID_USER":
       return fail("key", "the key's owner is disabled or deleted");
+    case "SIGNATURE_REQUIRED":
+      return {
+        ...fail("key", "the key requires signed requests, and doctor sends the key alone"),
+        fix: "sign each call with the key's signing secret (RFC 9421): keygate sign prints the headers for curl, and the SDK signs by itself. To run doctor's other checks on this key, set its signing to optional for a moment",
+      };
     case "MISSING_API_KEY":
       return {
         ...fail("key", "the key was sent in X-API-Key but did not arrive"),
