@@ -124,15 +124,13 @@ export type VerifyRequest = {
    * holds. Asked only of a key that signs, after the record checks and before the budget.
    */
   signature?: SignatureCheck | undefined;
-  /** A mask the key's permissions are narrowed to for this request (an access token's scope). */
-  within?: number | undefined;
 };
 
 /** What the checks after the key's look-up read of a request. */
 type Checked = Omit<VerifyRequest, "header">;
 
 /** A request with an access token instead of a key. */
-export type TokenRequest = Omit<VerifyRequest, "header" | "signature" | "within"> & {
+export type TokenRequest = Omit<VerifyRequest, "header" | "signature"> & {
   token: string;
 };
 
@@ -237,42 +235,59 @@ export class KeyVerifier {
    * to the token's scope. Revoking, rolling or narrowing the key therefore tells at once.
    */
   verifyToken(req: TokenRequest): Verdict | Promise<Verdict> {
-    const tokens = this.opts.tokens;
-    const hashOf = this.opts.lookup.hashOf;
-    if (tokens === undefined || hashOf === undefined) return NO_TOKENS;
+    if (this.opts.tokens === undefined || this.opts.lookup.hashOf === undefined) return NO_TOKENS;
     const failLimit = this.opts.failedAttemptLimit;
-    const go = () =>
-      then(tokens.verify(req.token), (v) => {
-        if (!v.ok) return this.failed(req, { ok: false, code: v.code, tokenReason: v.reason });
-        return then(hashOf.call(this.opts.lookup, v.claims.kgk), (hash) =>
-          hash === null
-            ? { ok: false as const, code: "INVALID_TOKEN" as const, tokenReason: GONE }
-            : then(this.opts.lookup.find(hash), (key) =>
-                key === null
-                  ? { ok: false as const, code: "INVALID_TOKEN" as const, tokenReason: GONE }
-                  : this.decideToken(key, hash, v, req),
-              ),
-        );
-      });
-    if (failLimit === 0) return go();
-    return then(this.opts.limiter.peek(`keyfail:${req.ip}`, failLimit, MINUTE, req.now), (spent) =>
-      spent.allowed
-        ? go()
-        : { ok: false, code: "RATE_LIMIT_EXCEEDED", rate: spent, throttled: true },
-    );
+    if (failLimit === 0) return this.tokenChecked(req);
+    const spent = this.opts.limiter.peek(`keyfail:${req.ip}`, failLimit, MINUTE, req.now);
+    if (spent instanceof Promise) return spent.then((s) => this.tokenAllowed(s, req));
+    return this.tokenAllowed(spent, req);
   }
 
-  private decideToken(
-    key: KeyRecord,
+  // The token's path is a chain of methods, each taking the value or its promise: the cached
+  // path makes no closure and no promise.
+  private tokenAllowed(spent: RateDecision, req: TokenRequest): Verdict | Promise<Verdict> {
+    if (!spent.allowed)
+      return { ok: false, code: "RATE_LIMIT_EXCEEDED", rate: spent, throttled: true };
+    return this.tokenChecked(req);
+  }
+
+  private tokenChecked(req: TokenRequest): Verdict | Promise<Verdict> {
+    const v = (this.opts.tokens as TokenCheck).verify(req.token);
+    if (v instanceof Promise) return v.then((x) => this.tokenVerified(x, req));
+    return this.tokenVerified(v, req);
+  }
+
+  private tokenVerified(v: TokenVerdict, req: TokenRequest): Verdict | Promise<Verdict> {
+    if (!v.ok) return this.failed(req, { ok: false, code: v.code, tokenReason: v.reason });
+    const lookup = this.opts.lookup;
+    const hash = (lookup.hashOf as NonNullable<KeyLookup["hashOf"]>).call(lookup, v.claims.kgk);
+    if (hash instanceof Promise) return hash.then((h) => this.tokenHashed(h, v, req));
+    return this.tokenHashed(hash, v, req);
+  }
+
+  private tokenHashed(
+    hash: string | null,
+    v: Extract<TokenVerdict, { ok: true }>,
+    req: TokenRequest,
+  ): Verdict | Promise<Verdict> {
+    if (hash === null) return { ok: false, code: "INVALID_TOKEN", tokenReason: GONE };
+    const key = this.opts.lookup.find(hash);
+    if (key instanceof Promise) return key.then((k) => this.tokenKey(k, hash, v, req));
+    return this.tokenKey(key, hash, v, req);
+  }
+
+  private tokenKey(
+    key: KeyRecord | null,
     hash: string,
     v: Extract<TokenVerdict, { ok: true }>,
     req: TokenRequest,
   ): Verdict | Promise<Verdict> {
+    if (key === null) return { ok: false, code: "INVALID_TOKEN", tokenReason: GONE };
     const failed = checkKey(key, req.ip, req.now);
     if (failed) return { ok: false, code: failed, key };
     const refused = tokenRefusal(key, v);
     if (refused !== null) return refused;
-    return this.count(key, hash, { ...req, within: scopeMaskOf(v) }, v);
+    return this.count(key, hash, req, v);
   }
 
   /** Counts a malformed or unknown key against the client IP's failed-attempt budget. */
@@ -321,7 +336,7 @@ export class KeyVerifier {
         // Another instance changed a key after this one cached it: decide on a fresh read.
         return this.recheck(hash, req, rate, token);
       }
-      return admit(key, req, rate);
+      return admit(key, req, rate, token);
     });
   }
 
@@ -346,7 +361,7 @@ export class KeyVerifier {
     } else if (key.signing === "required" && req.signature === undefined) {
       return { ok: false, code: "SIGNATURE_REQUIRED", key };
     }
-    return admit(key, req, rate);
+    return admit(key, req, rate, token);
   }
 }
 
@@ -370,12 +385,18 @@ function tokenRefusal(key: KeyRecord, v: Extract<TokenVerdict, { ok: true }>): V
  * The last checks, on a key that passed the record checks and was counted: its budget, its
  * permissions, and its owner's role (a key never exceeds its owner).
  */
-function admit(key: KeyRecord, req: Checked, rate: RateDecision): Verdict {
+function admit(
+  key: KeyRecord,
+  req: Checked,
+  rate: RateDecision,
+  token?: Extract<TokenVerdict, { ok: true }>,
+): Verdict {
   if (!rate.allowed) return { ok: false, code: "RATE_LIMIT_EXCEEDED", key, rate };
   // 0: the route needs no permission (whoami); any valid key may call it.
   const need = req.need ?? methodNeed(req.method);
   if (need === 0) return { ok: true, key, rate };
-  const grants = req.within === undefined ? key.grants : key.grants & req.within;
+  // An access token narrows the key to its scope.
+  const grants = token === undefined ? key.grants : key.grants & scopeMaskOf(token);
   if ((grants & need) === 0) {
     const scopeNeeded = scopeNeededFor(req.method);
     return { ok: false, code: "SCOPE_REQUIRED", key, rate, scopeNeeded, need };
