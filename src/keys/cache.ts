@@ -75,6 +75,11 @@ export class CachedKeyLookup implements KeyLookup {
     });
   }
 
+  /** Evictions and clears so far: a record read before the count changed may be stale. */
+  version(): number {
+    return this.generation;
+  }
+
   /** Forgets the key; a look-up after this reads the store anew, even if a read is under way. */
   evict(hash: string): void {
     this.generation++;

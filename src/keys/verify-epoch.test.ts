@@ -120,3 +120,48 @@ describe("KeyVerifier with a cluster epoch", () => {
     expect(!v.ok && v.code).toBe("API_KEY_REVOKED");
   });
 });
+
+describe("KeyVerifier when an eviction arrives while the budget is counted", () => {
+  it("re-reads the key though the eviction's epoch is already applied by then", async () => {
+    // The race: the key is read from the cache (still active), the budget call goes out, the
+    // eviction message arrives and is applied (cache cleared, epoch marked seen), then the
+    // budget answers with that epoch — which is no longer news. The key must still be re-read.
+    let cached: KeyRecord | null = record();
+    const stored = record({ revokedAt: 1 });
+    let generation = 0;
+    let epoch = 0;
+    let applied = 0;
+    const evict = () => {
+      cached = null;
+      generation++;
+      applied = epoch;
+    };
+    let racing = false;
+    const limiter: Limiter = {
+      hit: async () => {
+        if (racing) {
+          epoch = 1;
+          evict();
+        }
+        return { allowed: true, limit: 10, remaining: 9, resetMs: 1, epoch };
+      },
+      peek: () => ({ allowed: true, limit: 10, remaining: 9, resetMs: 1 }),
+      reset: () => {},
+    };
+    const verifier = new KeyVerifier({
+      lookup: {
+        find: (h) => (h === hashKey(KEY) ? (cached ?? stored) : null),
+        version: () => generation,
+      },
+      limiter,
+      defaultRateLimit: 10,
+      failedAttemptLimit: 0,
+      staleAfter: (e) => e > applied,
+    });
+    const req = { header: KEY, ip: "127.0.0.1", method: "GET", now: 10 };
+    expect((await verifier.verify(req)).ok).toBe(true);
+    racing = true;
+    const v = await verifier.verify(req);
+    expect(!v.ok && v.code).toBe("API_KEY_REVOKED");
+  });
+});

@@ -96,6 +96,8 @@ export interface KeyLookup {
   find(hash: string): KeyRecord | null | Promise<KeyRecord | null>;
   /** The hash of the key with this id (what an access token names), or null. */
   hashOf?(id: number): string | null | Promise<string | null>;
+  /** Counts evictions: a key read before a change of it shows is stale. */
+  version?(): number;
 }
 
 /** Verifies a request's signature for a key: null when it holds (a plain value unless nonces are remote). */
@@ -224,8 +226,9 @@ export class KeyVerifier {
   ): Verdict | Promise<Verdict> {
     if (!wellFormed) return this.failed(req, INVALID);
     const hash = hashKey(header);
+    const seen = this.version();
     return then(this.opts.lookup.find(hash), (key) =>
-      key === null ? this.failed(req, UNKNOWN) : this.decide(key, hash, req),
+      key === null ? this.failed(req, UNKNOWN) : this.decide(key, hash, req, seen),
     );
   }
 
@@ -271,9 +274,10 @@ export class KeyVerifier {
     req: TokenRequest,
   ): Verdict | Promise<Verdict> {
     if (hash === null) return { ok: false, code: "INVALID_TOKEN", tokenReason: GONE };
+    const seen = this.version();
     const key = this.opts.lookup.find(hash);
-    if (key instanceof Promise) return key.then((k) => this.tokenKey(k, hash, v, req));
-    return this.tokenKey(key, hash, v, req);
+    if (key instanceof Promise) return key.then((k) => this.tokenKey(k, hash, v, req, seen));
+    return this.tokenKey(key, hash, v, req, seen);
   }
 
   private tokenKey(
@@ -281,13 +285,14 @@ export class KeyVerifier {
     hash: string,
     v: Extract<TokenVerdict, { ok: true }>,
     req: TokenRequest,
+    seen: number,
   ): Verdict | Promise<Verdict> {
     if (key === null) return { ok: false, code: "INVALID_TOKEN", tokenReason: GONE };
     const failed = checkKey(key, req.ip, req.now);
     if (failed) return { ok: false, code: failed, key };
     const refused = tokenRefusal(key, v);
     if (refused !== null) return refused;
-    return this.count(key, hash, req, v);
+    return this.count(key, hash, req, seen, v);
   }
 
   /** Counts a malformed or unknown key against the client IP's failed-attempt budget. */
@@ -303,7 +308,12 @@ export class KeyVerifier {
     );
   }
 
-  private decide(key: KeyRecord, hash: string, req: VerifyRequest): Verdict | Promise<Verdict> {
+  private decide(
+    key: KeyRecord,
+    hash: string,
+    req: VerifyRequest,
+    seen: number,
+  ): Verdict | Promise<Verdict> {
     const failed = checkKey(key, req.ip, req.now);
     if (failed) return { ok: false, code: failed, key };
     if (key.signing !== "off") {
@@ -311,29 +321,40 @@ export class KeyVerifier {
       if (check !== undefined) {
         return then(check.check(key), (refused) =>
           refused === null
-            ? this.count(key, hash, req)
+            ? this.count(key, hash, req, seen)
             : { ok: false as const, code: refused.code, key, signature: refused },
         );
       }
       if (key.signing === "required") return { ok: false, code: "SIGNATURE_REQUIRED", key };
     }
-    return this.count(key, hash, req);
+    return this.count(key, hash, req, seen);
+  }
+
+  /** The key cache's eviction count: a change between a key's read and its budget means a fresh read. */
+  private version(): number {
+    return this.opts.lookup.version?.() ?? 0;
   }
 
   /**
-   * Counts the call against the key's budget, then decides what is left. `token` is the
-   * verified access token the call came with, if it came with one.
+   * Counts the call against the key's budget, then decides what is left. `seen` is the key
+   * cache's eviction count when the key was read; `token` the verified access token the call
+   * came with, if it came with one.
    */
   private count(
     key: KeyRecord,
     hash: string,
     req: Checked,
+    seen: number,
     token?: Extract<TokenVerdict, { ok: true }>,
   ): Verdict | Promise<Verdict> {
     const limit = key.rateLimit ?? this.opts.defaultRateLimit;
     return then(this.opts.limiter.hit(`key:${key.id}`, limit, MINUTE, req.now), (rate) => {
-      if (rate.epoch !== undefined && this.opts.staleAfter?.(rate.epoch, rate.generation)) {
-        // Another instance changed a key after this one cached it: decide on a fresh read.
+      if (
+        (rate.epoch !== undefined && this.opts.staleAfter?.(rate.epoch, rate.generation)) ||
+        this.version() !== seen
+      ) {
+        // Another instance changed a key after this one cached it, or an eviction arrived
+        // while the budget was counted (after the key was read): decide on a fresh read.
         return this.recheck(hash, req, rate, token);
       }
       return admit(key, req, rate, token);
