@@ -416,7 +416,7 @@ async function main(): Promise<void> {
         path: WHOAMI,
         // More than a connection sends in one run at p10, so no nonce repeats.
         unique: {
-          perConnection: 1500,
+          perConnection: 3000,
           make: () => ({ method: "GET", path: WHOAMI, headers: signedWhoami() }),
         },
         expect: 200,
