@@ -37,6 +37,8 @@ const ACTIONS = [
   "nas.create",
   "nas.update",
   "nas.delete",
+  "test_data.reset",
+  "master_key.rotate",
 ];
 
 const TARGETS = [
