@@ -1,3 +1,4 @@
+import { readFileSync, statSync } from "node:fs";
 import type { ParseArgsConfig } from "node:util";
 
 /** Exit codes of the `keygate` command. */
@@ -46,4 +47,35 @@ export type Command = {
 export function printable(text: string): string {
   // eslint-disable-next-line no-control-regex -- control characters are what this removes
   return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?");
+}
+
+/**
+ * The text of a file holding a secret (`--key-file`, `--secret-file`), with one line naming
+ * why it cannot be read; warns when others may read it (POSIX modes only): a key file others
+ * can read is a key others have.
+ */
+export function readSecretFile(flag: string, file: string, what: string, io: Io): string {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    const why =
+      code === "ENOENT"
+        ? "no such file"
+        : code === "EACCES"
+          ? "permission denied"
+          : code === "EISDIR"
+            ? "it is a directory"
+            : (err as Error).message;
+    throw new UsageError(`cannot read ${flag} ${printable(file)}: ${why}`);
+  }
+  const mode = process.platform === "win32" ? 0 : statSync(file).mode & 0o777;
+  if ((mode & 0o077) !== 0) {
+    io.err(
+      `keygate: warning: ${flag} ${printable(file)} can be read by others (mode ${mode.toString(8).padStart(4, "0")}); ` +
+        `anyone who can read it has the ${what}: chmod 600 ${printable(file)}\n`,
+    );
+  }
+  return text;
 }

@@ -1,8 +1,14 @@
-import { readFileSync, statSync } from "node:fs";
 import { isIP } from "node:net";
 import { parsePermissions, summarize } from "../keys/permissions.js";
 import { VERSION } from "../version.js";
-import { type Command, Failure, type Io, printable, UsageError } from "./command.js";
+import {
+  type Command,
+  Failure,
+  type Io,
+  printable,
+  readSecretFile,
+  UsageError,
+} from "./command.js";
 import { readAll, readHidden } from "./prompt.js";
 
 // `keygate doctor`: an integration diagnosed from the integrator's machine, through the
@@ -783,29 +789,7 @@ export function render(r: Report, tty: boolean): string {
 async function readKey(values: Record<string, string | boolean | undefined>, io: Io) {
   const file = values["key-file"] as string | undefined;
   if (file !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      const why =
-        code === "ENOENT"
-          ? "no such file"
-          : code === "EACCES"
-            ? "permission denied"
-            : code === "EISDIR"
-              ? "it is a directory"
-              : (err as Error).message;
-      throw new UsageError(`cannot read --key-file ${printable(file)}: ${why}`);
-    }
-    // A key file others can read is a key others have: say so (POSIX modes only).
-    const mode = process.platform === "win32" ? 0 : statSync(file).mode & 0o777;
-    if ((mode & 0o077) !== 0) {
-      io.err(
-        `keygate: warning: --key-file ${printable(file)} can be read by others (mode ${mode.toString(8).padStart(4, "0")}); ` +
-          `anyone who can read it can use the key: chmod 600 ${printable(file)}\n`,
-      );
-    }
+    const text = readSecretFile("--key-file", file, "key", io);
     return cleanKey(text, `--key-file ${printable(file)}`);
   }
   if (io.stdin.isTTY) {

@@ -1,8 +1,14 @@
 import { createHash, randomBytes } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
 import { createSigner, httpbis } from "http-message-signatures";
 import { DISPLAY_PREFIX_LENGTH, environmentOf, isWellFormedKey } from "../keys/format.js";
-import { type Command, type Io, printable, UsageError, type Values } from "./command.js";
+import {
+  type Command,
+  type Io,
+  printable,
+  readSecretFile,
+  UsageError,
+  type Values,
+} from "./command.js";
 
 /** A signing secret as Keygate mints it: the environment's prefix and 64 lowercase hex. */
 const SECRET_SHAPE = /^pks_(live|test)_[0-9a-f]{64}$/;
@@ -90,28 +96,7 @@ export function curlCommand(r: SignRequest, signature: SignatureHeaders): string
 
 /** The text of a --key-file or --secret-file: one line, trimmed; warns when others may read it. */
 function readOneLine(flag: string, file: string, what: string, io: Io): string {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    const why =
-      code === "ENOENT"
-        ? "no such file"
-        : code === "EACCES"
-          ? "permission denied"
-          : code === "EISDIR"
-            ? "it is a directory"
-            : (err as Error).message;
-    throw new UsageError(`cannot read ${flag} ${printable(file)}: ${why}`);
-  }
-  const mode = process.platform === "win32" ? 0 : statSync(file).mode & 0o777;
-  if ((mode & 0o077) !== 0) {
-    io.err(
-      `keygate: warning: ${flag} ${printable(file)} can be read by others (mode ${mode.toString(8).padStart(4, "0")}); ` +
-        `anyone who can read it has the ${what}: chmod 600 ${printable(file)}\n`,
-    );
-  }
+  const text = readSecretFile(flag, file, what, io);
   const value = text.trim();
   if (value === "")
     throw new UsageError(`${flag} ${printable(file)} is empty; put the ${what} in it`);

@@ -276,6 +276,22 @@ export function oauthRoutes(kg: Keygate): FastifyPluginAsync {
       return (request.body ?? {}) as Fields;
     };
 
+    /** Introspection and revocation: the form's `token`, from an authenticated client. */
+    const tokenOfClient = async (
+      request: FastifyRequest,
+      reply: FastifyReply,
+    ): Promise<{ key: KeyRecord; token: string } | OAuthFailure> => {
+      reply.header("Cache-Control", "no-store").header("Pragma", "no-cache");
+      const fields = fieldsOf(request);
+      if (isFailure(fields)) return fields;
+      const token = field(fields, "token");
+      if (isFailure(token)) return token;
+      const key = await authenticate(kg, request, reply, fields);
+      if (isFailure(key)) return key;
+      if (token === undefined) return invalidRequest("token is required");
+      return { key, token };
+    };
+
     app.post(
       "/token",
       {
@@ -388,15 +404,9 @@ export function oauthRoutes(kg: Keygate): FastifyPluginAsync {
         },
       },
       async (request, reply) => {
-        reply.header("Cache-Control", "no-store").header("Pragma", "no-cache");
-        const fields = fieldsOf(request);
-        if (isFailure(fields)) return oauthError(reply, request, fields);
-        const token = field(fields, "token");
-        if (isFailure(token)) return oauthError(reply, request, token);
-        const key = await authenticate(kg, request, reply, fields);
-        if (isFailure(key)) return oauthError(reply, request, key);
-        if (token === undefined)
-          return oauthError(reply, request, invalidRequest("token is required"));
+        const asked = await tokenOfClient(request, reply);
+        if (isFailure(asked)) return oauthError(reply, request, asked);
+        const { key, token } = asked;
         const v = await kg.tokens.verify(token);
         // Active only for the caller's own tokens, while the key would still accept them.
         if (
@@ -440,15 +450,9 @@ export function oauthRoutes(kg: Keygate): FastifyPluginAsync {
         },
       },
       async (request, reply) => {
-        reply.header("Cache-Control", "no-store").header("Pragma", "no-cache");
-        const fields = fieldsOf(request);
-        if (isFailure(fields)) return oauthError(reply, request, fields);
-        const token = field(fields, "token");
-        if (isFailure(token)) return oauthError(reply, request, token);
-        const key = await authenticate(kg, request, reply, fields);
-        if (isFailure(key)) return oauthError(reply, request, key);
-        if (token === undefined)
-          return oauthError(reply, request, invalidRequest("token is required"));
+        const asked = await tokenOfClient(request, reply);
+        if (isFailure(asked)) return oauthError(reply, request, asked);
+        const { key, token } = asked;
         const v = await kg.tokens.verify(token);
         // RFC 7009 §2.2: a token that is invalid, expired or another client's is answered 200 too.
         if (v.ok && v.claims.kgk === key.id) {
