@@ -38,7 +38,7 @@ import {
 } from "./lib.js";
 
 /** A: bare Fastify. B: Keygate whoami. B2: subscriber read. B3: 10,000 keys at random. M: malformed key. */
-export type ProfiledScenario = "A" | "B" | "B2" | "B3" | "M" | "S" | "T";
+export type ProfiledScenario = "A" | "B" | "B2" | "B3" | "M" | "S" | "T" | "X";
 
 export type ProfileResult = {
   scenario: ProfiledScenario;
@@ -108,15 +108,18 @@ async function target(
         load: { url: kg.url + path, headers: { authorization: `Bearer ${fx.accessToken}` } },
       };
     }
-    if (scenario === "S") {
+    if (scenario === "S" || scenario === "X") {
+      // X: the same signed requests, sent with a key whose signing is off (nothing verified):
+      // what the signature headers cost on the way, without the verifier.
       const signed = fx.signed as { key: string; secret: string };
+      const key = scenario === "S" ? signed.key : fx.key;
       // Each request once: a connection's sequence is longer than it sends in a run, and
       // the warm-up's connections and the run's take different sequences.
       const pools = Array.from({ length: 100 }, () =>
         Array.from({ length: 3000 }, () => ({
           method: "GET",
           path,
-          headers: signedGet(kg.url + path, signed.key, signed.secret),
+          headers: signedGet(kg.url + path, key, signed.secret),
         })),
       );
       let next = 0;
@@ -269,7 +272,13 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   log(`pinning: ${pinning.note}`);
   const arg = process.argv[2];
   const scenario: ProfiledScenario =
-    arg === "A" || arg === "B2" || arg === "B3" || arg === "M" || arg === "S" || arg === "T"
+    arg === "A" ||
+    arg === "B2" ||
+    arg === "B3" ||
+    arg === "M" ||
+    arg === "S" ||
+    arg === "T" ||
+    arg === "X"
       ? arg
       : "B";
   const r = await profileScenario(pinning, Number(process.env.BENCH_DURATION ?? 6), scenario);
