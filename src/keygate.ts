@@ -8,7 +8,7 @@ import { TokenService } from "./auth/tokens.js";
 import { TwoFactorService } from "./auth/twofactor.js";
 import { CallLogWriter } from "./calllog/writer.js";
 import { MemoryNonces, type NonceStore, RedisNonces } from "./credentials/nonces.js";
-import { MasterKeyring, sealSecret } from "./credentials/secrets.js";
+import { isPlain, MasterKeyring, secretBinding, tokenKeyBinding } from "./credentials/secrets.js";
 import { TokenAuthority } from "./credentials/tokens.js";
 import { SqlSigningKeyStore, SqlTokenLedger } from "./store/credentials.js";
 import type { Config } from "./config.js";
@@ -122,13 +122,15 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
   };
   const audit = new Audit(new SqlAuditRepo(db), now);
   const users = new SqlUserRepo(db);
-  const kek = config.masterKey;
   // Opens what the current master key or an earlier one (during a rotation) sealed.
-  const keyring = kek === null ? null : new MasterKeyring(kek, config.masterKeyPrevious);
+  const keyring =
+    config.masterKey === null
+      ? null
+      : new MasterKeyring(config.masterKey, config.masterKeyPrevious);
   // Signing secrets are sealed to the key they belong to (its hash), under the master key.
   const keyRepo = new SqlKeyRepo(
     database,
-    keyring === null ? null : (sealed, keyHash) => keyring.open(sealed, `api_key:${keyHash}`),
+    keyring === null ? null : (sealed, keyHash) => keyring.open(sealed, secretBinding(keyHash)),
   );
   const keyCache = new CachedKeyLookup({
     load: (hash) => keyRepo.loadRecord(hash),
@@ -163,7 +165,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
   };
 
   const evictKeyId = async (id: number) => {
-    const hash = await keyRepo.hashById(id);
+    const hash = await keyCache.hashOf(id);
     if (hash !== null) await evict({ kind: "key", hash });
   };
 
@@ -227,7 +229,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     requireTwoFactor: config.requireTwoFactor,
     now,
     sealSecret:
-      kek === null ? null : (secret, keyHash) => sealSecret(secret, kek, `api_key:${keyHash}`),
+      keyring === null ? null : (secret, keyHash) => keyring.seal(secret, secretBinding(keyHash)),
   });
   const localNonces = new MemoryNonces();
   kg.nonces =
@@ -247,15 +249,13 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     store: kg.signingKeys,
     clock,
     ttlS: config.tokenTtlS,
-    ...(kek === null
+    ...(keyring === null
       ? {}
       : {
-          seal: (json: string, kid: string) => sealSecret(json, kek, `oauth_signing_key:${kid}`),
+          seal: (json: string, kid: string) => keyring.seal(json, tokenKeyBinding(kid)),
           // A key made before the master key was set is plain JSON until it is resealed.
           open: (stored: string, kid: string) =>
-            stored.startsWith("{")
-              ? stored
-              : (keyring as MasterKeyring).open(stored, `oauth_signing_key:${kid}`),
+            isPlain(stored) ? stored : keyring.open(stored, tokenKeyBinding(kid)),
         }),
   });
   kg.verifier = new KeyVerifier({
@@ -296,10 +296,10 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
       kg.warn(`pruning expired token records failed: ${(err as Error).message}`);
     }
   };
-  if (!opts.oneShot && kek !== null) {
+  if (!opts.oneShot && keyring !== null) {
     // Token-signing keys made while no master key was set are sealed now that one is.
     await kg.signingKeys.resealAll((stored, kid) =>
-      stored.startsWith("{") ? sealSecret(stored, kek, `oauth_signing_key:${kid}`) : stored,
+      isPlain(stored) ? keyring.seal(stored, tokenKeyBinding(kid)) : stored,
     );
   }
   if (!opts.oneShot) {

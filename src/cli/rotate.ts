@@ -1,15 +1,14 @@
 import type { Kysely } from "kysely";
 import { loadConfig } from "../config.js";
-import { MasterKeyring, sealedUnder } from "../credentials/secrets.js";
+import {
+  isPlain,
+  MasterKeyring,
+  sealedUnder,
+  secretBinding,
+  tokenKeyBinding,
+} from "../credentials/secrets.js";
 import type { DB } from "../store/schema.js";
 import { type Command, Failure } from "./command.js";
-
-/** What a signing secret is bound to when sealed; the server opens it the same way. */
-const secretBinding = (keyHash: string) => `api_key:${keyHash}`;
-const tokenKeyBinding = (kid: string) => `oauth_signing_key:${kid}`;
-
-/** Made before a master key was set: the private JWK in the clear, to be sealed now. */
-const isPlain = (stored: string) => stored.startsWith("{");
 
 type Unreadable = { under: string; why: string };
 

@@ -78,6 +78,13 @@ export function sealedUnder(sealed: string): string | null {
  * rotation, which only open. A sealed value names the key it was sealed under (its kek id),
  * so it is opened with that one, whichever it is.
  */
+/** What a key's signing secret is bound to when sealed (its hash): it opens for that key only. */
+export const secretBinding = (keyHash: string) => `api_key:${keyHash}`;
+/** What a token-signing key's private half is bound to when sealed. */
+export const tokenKeyBinding = (kid: string) => `oauth_signing_key:${kid}`;
+/** A token-signing key made before a master key was set: its private JWK in the clear. */
+export const isPlain = (stored: string) => stored.startsWith("{");
+
 export class MasterKeyring {
   /** The current key's id: what everything is sealed under once a rotation is done. */
   readonly currentId: string;

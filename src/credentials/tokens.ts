@@ -126,7 +126,13 @@ export type TokenVerdict =
       /** `claims.scope`, split. */
       scopes: readonly string[];
     }
-  | { ok: false; code: TokenCode; reason: string };
+  | {
+      ok: false;
+      code: TokenCode;
+      reason: string;
+      /** Set when the bearer value is no access token at all (not a JWT, or not `at+jwt` ES256). */
+      notAccessToken?: true;
+    };
 
 /** What a token must also say, checked on every verification (RFC 9068 §4). */
 export type TokenExpectations = {
@@ -196,6 +202,13 @@ type HeldKey = {
 type Load = { startedAt: number; done: Promise<void>; failed: boolean };
 
 const invalid = (reason: string): TokenVerdict => ({ ok: false, code: "INVALID_TOKEN", reason });
+/** Refuses a bearer value that is not an access token in kind, as opposed to a bad one of ours. */
+const notAccessToken = (reason: string): TokenVerdict => ({
+  ok: false,
+  code: "INVALID_TOKEN",
+  reason,
+  notAccessToken: true,
+});
 
 const defaultSeal = (json: string) => json;
 
@@ -293,7 +306,9 @@ export class TokenAuthority {
       return invalid("the token is longer than any access token this Keygate issues");
     }
     if (!isJwtShaped(token)) {
-      return invalid("not a JWT access token: expected three base64url parts joined by dots");
+      return notAccessToken(
+        "not a JWT access token: expected three base64url parts joined by dots",
+      );
     }
     const digest = hash("sha256", token, "base64url");
     const hit = this.verified.get(digest);
@@ -418,16 +433,16 @@ export class TokenAuthority {
     try {
       header = decodeProtectedHeader(token);
     } catch {
-      return invalid("the token's header is not base64url-encoded JSON");
+      return notAccessToken("the token's header is not base64url-encoded JSON");
     }
     const typ = typeof header.typ === "string" ? header.typ.toLowerCase() : null;
     if (typ !== TYP && typ !== `application/${TYP}`) {
-      return invalid(
+      return notAccessToken(
         `not a JWT access token (typ must be ${TYP}, this one has ${typ === null ? "none" : JSON.stringify(header.typ)})`,
       );
     }
     if (header.alg !== ALG) {
-      return invalid(
+      return notAccessToken(
         `the token is signed with ${JSON.stringify(header.alg ?? "no algorithm")}; Keygate access tokens use ${ALG}`,
       );
     }

@@ -168,7 +168,11 @@ function proceed(
 ): void {
   const refused = admit(kg, request, reply, verdict, guard);
   // A signed call to a key that signs was verified as signed (the checks ran it before the budget).
-  if (request.signaturePending !== null && verdict.key?.signing !== "off" && verdict.key)
+  if (
+    request.signaturePending !== null &&
+    verdict.key !== undefined &&
+    verdict.key.signing !== "off"
+  )
     request.credential = "signature";
   // Answered here: the route's handler never runs, and the call log still sees the reply.
   if (refused === null) done();

@@ -215,8 +215,7 @@ export function refusal(
     case "INVALID_TOKEN":
     case "TOKEN_EXPIRED":
       // A JWT that is no access token of this kind (a sign-in token of /api) is no credential here.
-      if (v.code === "INVALID_TOKEN" && v.key === undefined && !accessTokenShaped(request))
-        return missingKey(request);
+      if (v.notAccessToken) return missingKey(request);
       return tokenRefusal(v);
     case "FORBIDDEN": {
       const needed = guard?.accepted ?? permissionName(v.need ?? 0);
@@ -303,24 +302,4 @@ function tokenRefusal(v: Extract<Verdict, { ok: false }>): AppError {
   return new AppError(v.code as "INVALID_TOKEN" | "TOKEN_EXPIRED", reason, undefined, undefined, {
     "WWW-Authenticate": `Bearer error="invalid_token", error_description="${quoted}"`,
   });
-}
-
-/** Whether the bearer token's header says it is an access token (ES256, `typ: at+jwt`). */
-function accessTokenShaped(request: FastifyRequest): boolean {
-  const auth = request.headers.authorization ?? "";
-  const dot = auth.indexOf(".");
-  if (dot === -1) return false;
-  try {
-    const header = JSON.parse(Buffer.from(auth.slice(7, dot).trim(), "base64url").toString()) as {
-      alg?: unknown;
-      typ?: unknown;
-    };
-    return (
-      header.alg === "ES256" &&
-      typeof header.typ === "string" &&
-      /^(application\/)?at\+jwt$/i.test(header.typ)
-    );
-  } catch {
-    return false;
-  }
 }

@@ -90,6 +90,8 @@ export type Verdict =
       signature?: SignatureFailure;
       /** Set on INVALID_TOKEN and TOKEN_EXPIRED: why, in words. */
       tokenReason?: string;
+      /** Set on INVALID_TOKEN when the bearer value is no access token at all. */
+      notAccessToken?: boolean;
     };
 
 export interface KeyLookup {
@@ -261,7 +263,11 @@ export class KeyVerifier {
   }
 
   private tokenVerified(v: TokenVerdict, req: TokenRequest): Verdict | Promise<Verdict> {
-    if (!v.ok) return this.failed(req, { ok: false, code: v.code, tokenReason: v.reason });
+    if (!v.ok) {
+      const verdict: Verdict = { ok: false, code: v.code, tokenReason: v.reason };
+      if (v.notAccessToken) verdict.notAccessToken = true;
+      return this.failed(req, verdict);
+    }
     const lookup = this.opts.lookup;
     const hash = (lookup.hashOf as NonNullable<KeyLookup["hashOf"]>).call(lookup, v.claims.kgk);
     if (hash instanceof Promise) return hash.then((h) => this.tokenHashed(h, v, req));

@@ -170,7 +170,7 @@ async function authenticate(
 }
 
 /** Who the tokens say issued them: KEYGATE_PUBLIC_URL, else the address the client used. */
-export function issuerOf(kg: Keygate, request: FastifyRequest): string {
+function issuerOf(kg: Keygate, request: FastifyRequest): string {
   return kg.config.publicUrl ?? `${request.protocol}://${request.host}`;
 }
 
