@@ -4,10 +4,10 @@ import {
   type InnerList,
   type Item,
   type Parameters,
-  parseDictionary,
   serializeInnerList,
   serializeItem,
 } from "structured-headers";
+import { parseDictionary } from "./structured.js";
 
 /**
  * RFC 9421 HTTP Message Signatures, `hmac-sha256`, as Keygate verifies them: the
@@ -134,17 +134,17 @@ function parseTarget(uri: string): URL {
 
 /** The signature base of `covered` (RFC 9421 §2.5): one line per component, then the parameters. */
 export function signatureBase(covered: InnerList, req: SignedRequest): string {
-  const lines: string[] = [];
-  const seen = new Set<string>();
-  for (const [name, params] of covered[0]) {
+  const items = covered[0];
+  let base = "";
+  for (let i = 0; i < items.length; i++) {
+    const [name, params] = items[i] as Item;
     if (typeof name !== "string") throw invalid("each covered component must be a string");
-    const id = params.size === 0 ? quoted(name) : serializeItem(name, params);
-    if (seen.has(id)) throw invalid(`component "${name}" is covered twice`);
-    seen.add(id);
-    lines.push(`${id}: ${componentValue(name, params, req)}`);
+    // Parameters are refused by componentValue; a plain name is its quoted self.
+    for (let j = 0; j < i; j++)
+      if ((items[j] as Item)[0] === name) throw invalid(`component "${name}" is covered twice`);
+    base += `${quoted(name)}: ${componentValue(name, params, req)}\n`;
   }
-  lines.push(`"@signature-params": ${signatureParams(covered)}`);
-  return lines.join("\n");
+  return `${base}"@signature-params": ${signatureParams(covered)}`;
 }
 
 /** A structured-field string as RFC 8941 §4.1.6 writes it; the parser admitted only printable ASCII. */
@@ -327,9 +327,7 @@ function check(
   if (!(sent instanceof ArrayBuffer) && !ArrayBuffer.isView(sent))
     throw invalid(`Signature "${label}" must be a byte sequence (:base64:)`, base);
   const mac = createHmac("sha256", o.secret).update(base).digest();
-  const given = Buffer.from(
-    sent instanceof ArrayBuffer ? new Uint8Array(sent) : (sent as Uint8Array),
-  );
+  const given = sent instanceof ArrayBuffer ? new Uint8Array(sent) : (sent as Uint8Array);
   if (given.length !== mac.length || !timingSafeEqual(given, mac)) {
     throw invalid(
       `signature "${label}" does not match: compare your signature base with the one this server computed (in details), and check the secret`,
