@@ -20,6 +20,7 @@ export class MemoryNonces implements NonceStore {
   private current = new Map<string, number>();
   private previous = new Map<string, number>();
   private startedAt = Number.NEGATIVE_INFINITY;
+  private baseS: number | undefined;
 
   constructor(
     private readonly max = 1_000_000,
@@ -32,9 +33,12 @@ export class MemoryNonces implements NonceStore {
       this.current = new Map();
       this.startedAt = now;
     }
+    // Whole seconds from the first claim, rounded to keep a nonce the longer: small
+    // integers, which a map holds in place where a millisecond timestamp would be an object.
+    this.baseS ??= Math.floor(now / 1000);
     const seen = this.current.get(id) ?? this.previous.get(id);
-    if (seen !== undefined && seen > now) return false;
-    this.current.set(id, untilMs);
+    if (seen !== undefined && seen > Math.floor(now / 1000) - this.baseS) return false;
+    this.current.set(id, Math.ceil(untilMs / 1000) - this.baseS);
     return true;
   }
 
