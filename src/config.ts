@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { passwordProblem } from "./auth/passwords.js";
 import { parseAllowList } from "./keys/ip.js";
 import { parseMasterKey } from "./credentials/secrets.js";
+import { parseReporterKeys, type ReporterKey } from "./alerts/reporters.js";
 
 /** Every setting Keygate reads, validated once. Nothing else reads `process.env`. */
 export type Config = Readonly<{
@@ -38,6 +39,16 @@ export type Config = Readonly<{
   masterKeyPrevious: Buffer[];
   /** Lifetime of an access token from the token exchange, in seconds (`KEYGATE_TOKEN_TTL_S`). */
   tokenTtlS: number;
+  /**
+   * The public keys leak reports are verified against (`KEYGATE_LEAK_REPORTER_KEYS`: the
+   * scanner's key document inline, or the path of a file holding it); null when unset, and
+   * then `POST /api/v1/external/leaks` takes no reports.
+   */
+  leakReporterKeys: readonly ReporterKey[] | null;
+  /** What a reported live key gets (`KEYGATE_LEAK_ACTION`): revoked at once, or only flagged. */
+  leakAction: "revoke" | "flag";
+  /** Requests per minute per client IP to the leak-report and revoke-exposed routes. */
+  leakRateLimit: number;
 }>;
 
 export class ConfigError extends Error {}
@@ -129,6 +140,9 @@ export function loadConfig(env: Env = process.env): Config {
     masterKey: current,
     masterKeyPrevious: previous,
     tokenTtlS: int("KEYGATE_TOKEN_TTL_S", 3600, 60, 86_400),
+    leakReporterKeys: reporterKeys(read("KEYGATE_LEAK_REPORTER_KEYS")),
+    leakAction: oneOf("KEYGATE_LEAK_ACTION", ["revoke", "flag"], "revoke"),
+    leakRateLimit: int("KEYGATE_LEAK_RATE_LIMIT", 60, 1, 1_000_000),
   });
 }
 
@@ -184,6 +198,29 @@ function previousMasterKeys(value: string | undefined, current: Buffer | null): 
     if (!key.equals(current) && !keys.some((k) => k.equals(key))) keys.push(key);
   });
   return keys;
+}
+
+/** The scanner's key document given inline (JSON), or the path of a file holding it. */
+function reporterKeys(raw: string | undefined): readonly ReporterKey[] | null {
+  if (raw === undefined) return null;
+  const inline = raw.startsWith("{") || raw.startsWith("[");
+  let text = raw;
+  if (!inline) {
+    try {
+      text = readFileSync(raw, "utf8");
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      throw new ConfigError(
+        `KEYGATE_LEAK_REPORTER_KEYS names the file ${raw}, which cannot be read: ${code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : (err as Error).message} (give the key document inline as JSON, or the path of a file holding it)`,
+      );
+    }
+  }
+  const parsed = parseReporterKeys(text);
+  if (!parsed.ok)
+    throw new ConfigError(
+      `KEYGATE_LEAK_REPORTER_KEYS${inline ? "" : ` (the file ${raw})`} ${parsed.problem}`,
+    );
+  return Object.freeze(parsed.keys);
 }
 
 function requireTwoFactor(raw: string | undefined): "off" | "admins" | "all" {

@@ -3,6 +3,9 @@ import { Cluster, type Eviction } from "./cluster/redis.js";
 import { FallbackLimiter } from "./ratelimit/fallback.js";
 import { RedisLimiter } from "./ratelimit/redis.js";
 import { Audit } from "./audit.js";
+import { LeakIntake } from "./alerts/leaks.js";
+import { Alerts } from "./alerts/service.js";
+import { SqlAlertRepo } from "./store/alerts.js";
 import { AuthService } from "./auth/service.js";
 import { TokenService } from "./auth/tokens.js";
 import { TwoFactorService } from "./auth/twofactor.js";
@@ -81,6 +84,10 @@ export type Keygate = {
   tokenLedger: SqlTokenLedger;
   /** The token-signing keys (for a master-key rotation). */
   signingKeys: SqlSigningKeyStore;
+  /** The console's notifications: `alerts.raise(...)` from any module. */
+  alerts: Alerts;
+  /** Leak reports from secret scanners, and keys revoked by whoever holds them. */
+  leaks: LeakIntake;
   /** Drops a key from every instance's cache, by id: its next call reads it anew. */
   evictKeyId(id: number): Promise<void>;
   close(): Promise<void>;
@@ -230,6 +237,15 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     now,
     sealSecret:
       keyring === null ? null : (secret, keyHash) => keyring.seal(secret, secretBinding(keyHash)),
+  });
+  kg.alerts = new Alerts(new SqlAlertRepo(db), now);
+  kg.leaks = new LeakIntake({
+    find: (hash) => keyCache.find(hash),
+    revoke: (id) => kg.keys.revokeExposed(id),
+    audit,
+    alerts: kg.alerts,
+    reporters: config.leakReporterKeys,
+    action: config.leakAction,
   });
   const localNonces = new MemoryNonces();
   kg.nonces =

@@ -22,6 +22,46 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/v1/external/leaks": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A secret scanner reports where it found keys (GitHub's secret-scanning partner format); each real key is revoked, or flagged
+     * @description Signed by the scanner: `Github-Public-Key-Signature` is the base64 DER ECDSA P-256 signature (SHA-256) over the raw body, made with the key `Github-Public-Key-Identifier` names, one of `KEYGATE_LEAK_REPORTER_KEYS`. A real, unrevoked key is revoked at once (or, with `KEYGATE_LEAK_ACTION=flag`, left working), audited as `key.leaked` and shown as a console alert naming where it was found. Rate-limited per client IP (`KEYGATE_LEAK_RATE_LIMIT`).
+     */
+    post: operations["externalReportLeaks"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/external/keys/revoke-exposed": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Revoke a key you found exposed, by presenting it: anyone holding a key may end it
+     * @description Send the key as `{"key": "pk_live_…"}` (or in `X-API-Key`). It is revoked at once on every instance, audited as `key.leaked`, and its owner sees a console alert; the answer names only its display prefix. Rate-limited per client IP (`KEYGATE_LEAK_RATE_LIMIT`).
+     */
+    post: operations["externalRevokeExposedKey"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/api/v1/external/oauth/token": {
     parameters: {
       query?: never;
@@ -589,6 +629,21 @@ export interface components {
       /** @description set when this key was rolled and is in its grace period: the replacement's display prefix */
       replaced_by_prefix: string | null;
     };
+    /** @description Keygate's verdict on one reported token */
+    LeakLabel: {
+      /** @description the token as reported */
+      token_raw: string;
+      /** @description the type as reported */
+      token_type: string;
+      /** @description true_positive: a real Keygate key (now revoked, or flagged); false_positive: no key has this value */
+      label: "true_positive" | "false_positive";
+    };
+    /** @description What became of the key presented */
+    ExposedKeyRevocation: {
+      /** @description the key's display prefix */
+      key_prefix: string;
+      status: "revoked" | "already_revoked";
+    };
     /** @description RFC 6749 §5.1 */
     TokenResponse: {
       /** @description a JWT access token (RFC 9068, ES256) */
@@ -683,6 +738,194 @@ export interface operations {
             timestamp: string;
             data: components["schemas"]["Health"];
           };
+        };
+      };
+      /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["StructuredError"];
+        };
+      };
+    };
+  };
+  externalReportLeaks: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description the identifier of the key that signed the body */
+        "github-public-key-identifier"?: string;
+        /** @description base64 DER ECDSA P-256 signature (SHA-256) over the raw body */
+        "github-public-key-signature"?: string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": ({
+          /** @description the value found */
+          token: string;
+          /** @description the secret type the scanner matched */
+          type: string;
+          /** @description where it was found */
+          url?: string;
+          /** @description what kind of place: content, commit, issue… */
+          source?: string;
+        } & {
+          [key: string]: unknown;
+        })[];
+      };
+    };
+    responses: {
+      /** @description Each reported token's label, in the order sent (GitHub's secret-scanning partner format): true_positive for a real Keygate key, false_positive otherwise */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["LeakLabel"][];
+        };
+      };
+      /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["StructuredError"];
+        };
+      };
+      /** @description Unauthorized — `SIGNATURE_REQUIRED`: the key's `signing` is required and the request has no `Signature-Input`/`Signature` (RFC 9421); `SIGNATURE_INVALID`: the signature does not verify, covers too little, or names another `keyid`; `details` give the `signature_base` the server computed, to diff against the client's */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["StructuredError"];
+        };
+      };
+      /** @description Not found — `NOT_FOUND`: no such record visible to the caller */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["StructuredError"];
+        };
+      };
+      /** @description Payload too large — `PAYLOAD_TOO_LARGE`: the body is larger than 1 MiB */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["StructuredError"];
+        };
+      };
+      /** @description Unsupported media type — `UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `Content-Type: application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["StructuredError"];
+        };
+      };
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["StructuredError"];
+        };
+      };
+      /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["StructuredError"];
+        };
+      };
+    };
+  };
+  externalRevokeExposedKey: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          /** @description the key found */
+          key?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description The key is revoked (or already was); only its display prefix is named */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {boolean} */
+            success: true;
+            data: components["schemas"]["ExposedKeyRevocation"];
+          };
+        };
+      };
+      /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["StructuredError"];
+        };
+      };
+      /** @description Not found — `NOT_FOUND`: no such record visible to the caller */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["StructuredError"];
+        };
+      };
+      /** @description Payload too large — `PAYLOAD_TOO_LARGE`: the body is larger than 1 MiB */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["StructuredError"];
+        };
+      };
+      /** @description Unsupported media type — `UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `Content-Type: application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["StructuredError"];
+        };
+      };
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["StructuredError"];
         };
       };
       /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */

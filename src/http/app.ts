@@ -18,6 +18,7 @@ import type { RateDecision } from "../ratelimit/limiter.js";
 import { EXTERNAL_PREFIX, scrubText, sendError, toAppError } from "./errors.js";
 import { externalSurface, healthRoute } from "./external.js";
 import { addFormats } from "./formats.js";
+import { exposureRoutes } from "./routes/leaks.js";
 import { oauthRoutes, wellKnownRoutes } from "./routes/oauth.js";
 import { boundedJsonParser, findNul, hasContent } from "./input.js";
 import { looksExternal, RouteTable } from "./routing.js";
@@ -259,6 +260,7 @@ export async function buildApp(
 
   await app.register(jwtSurface(kg), { prefix: "/api" });
   await app.register(healthRoute(kg), { prefix: EXTERNAL_PREFIX });
+  await app.register(exposureRoutes(kg), { prefix: EXTERNAL_PREFIX });
   await app.register(oauthRoutes(kg), { prefix: `${EXTERNAL_PREFIX}/oauth` });
   await app.register(wellKnownRoutes(kg));
   await app.register(externalSurface(kg, routes), { prefix: EXTERNAL_PREFIX });

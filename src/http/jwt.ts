@@ -3,6 +3,7 @@ import type { FastifyPluginAsync } from "fastify";
 import { AppError } from "../errors.js";
 import type { Keygate } from "../keygate.js";
 import { isEnvironment } from "../keys/format.js";
+import { alertRoutes } from "./routes/alerts.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
 import { keyRoutes } from "./routes/keys.js";
@@ -47,6 +48,7 @@ export function jwtSurface(kg: Keygate): FastifyPluginAsync {
     await app.register(userRoutes(kg));
     await app.register(keyRoutes(kg));
     await app.register(auditRoutes(kg));
+    await app.register(alertRoutes(kg));
     await app.register(testDataRoutes(kg));
     await app.register(panelRoutes(kg, "jwt"));
   };

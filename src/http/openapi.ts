@@ -245,6 +245,25 @@ const OPERATIONS: Record<string, Operation> = {
     ok: "Where the token, introspection, revocation and JWKS endpoints are, and what they support",
     also: { 429: "The client IP's per-minute budget is spent; retry after `Retry-After`" },
   },
+  // Keys found exposed (SPEC §9): no key needed, a budget per client IP.
+  "POST /leaks": {
+    id: "reportLeaks",
+    ok: "Each reported token's label, in the order sent (GitHub's secret-scanning partner format): true_positive for a real Keygate key, false_positive otherwise",
+    refuses: ["SIGNATURE_REQUIRED", "SIGNATURE_INVALID", "NOT_FOUND"],
+  },
+  "POST /keys/revoke-exposed": {
+    id: "revokeExposedKey",
+    ok: "The key is revoked (or already was); only its display prefix is named",
+    refuses: ["NOT_FOUND"],
+  },
+  // Notifications
+  "GET /alerts": { id: "listAlerts", ok: "Your notifications, newest first" },
+  "POST /alerts/:id/dismiss": {
+    id: "dismissAlert",
+    ok: "Dismissed, for you",
+    refuses: ["NOT_FOUND"],
+  },
+
   "GET /system/health": {
     id: "getHealth",
     ok: "Up, and the database reachable (`status` is degraded when Redis is down)",
@@ -721,6 +740,10 @@ export const TAGS = [
   },
   { name: "audit", description: "Who did what, when and from where (admin)" },
   {
+    name: "alerts",
+    description: "Notifications: leaked keys, keys expiring within 7 days; dismissed per person",
+  },
+  {
     name: "test data",
     description: "The test environment's subscribers, transactions and usage (admin)",
   },
@@ -729,6 +752,11 @@ export const TAGS = [
   { name: "nas", description: "NAS devices (admin)" },
   { name: "transactions", description: "Payments, refunds and adjustments; immutable" },
   { name: "system", description: "Totals, the calling key, health" },
+  {
+    name: "leaks",
+    description:
+      "Keys found exposed: signed leak reports from secret scanners, and revocation by whoever holds a key",
+  },
   {
     name: "oauth",
     description:

@@ -446,6 +446,19 @@ export class KeyService {
     return this.get(p, id);
   }
 
+  /**
+   * Revokes a key found exposed (a leak report, or whoever holds it presenting it): no
+   * principal, holding the key is the proof; the caller audits why. Evicted from every
+   * instance's cache like any revocation. False when it already was revoked, or is no key.
+   */
+  async revokeExposed(id: number): Promise<boolean> {
+    const key = await this.o.keys.findById(id);
+    if (!key) return false;
+    const changed = await this.o.keys.revoke(id, null, this.now().toISOString());
+    await this.o.evict(key.keyHash);
+    return changed;
+  }
+
   /** Replaces a key by a new one (a signed key gets a new secret too); the old one lasts `graceHours`. */
   async roll(p: Principal, id: number, graceHours = 24): Promise<Minted> {
     this.requireMayManage(p, "roll keys");

@@ -409,6 +409,37 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    // Console alerts (SPEC §9): those born of an event (a leaked key now; spikes, new IPs and
+    // failing webhooks later), and who dismissed which alert, stored or computed (a key
+    // expiring soon is a query, not a row).
+    "0009_alerts": {
+      async up(db: AnyDB) {
+        await id(db.schema.createTable("alerts"))
+          .addColumn("kind", "text", (c) => c.notNull())
+          .addColumn("severity", "text", (c) => c.notNull())
+          .addColumn("title", "text", (c) => c.notNull())
+          .addColumn("message", "text", (c) => c.notNull())
+          .addColumn("target_type", "text")
+          .addColumn("target_id", "integer")
+          .addColumn("owner_id", "integer")
+          .addColumn("environment", "text", (c) => c.notNull().defaultTo("live"))
+          .addColumn("details", "text")
+          .addColumn("created_at", "text", (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex("alerts_environment_created")
+          .on("alerts")
+          .columns(["environment", "created_at"])
+          .execute();
+        await db.schema
+          .createTable("alert_dismissals")
+          .addColumn("user_id", "integer", (c) => c.notNull())
+          .addColumn("alert_ref", "text", (c) => c.notNull())
+          .addColumn("dismissed_at", "text", (c) => c.notNull())
+          .addPrimaryKeyConstraint("alert_dismissals_pk", ["user_id", "alert_ref"])
+          .execute();
+      },
+    },
   };
 }
 

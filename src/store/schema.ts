@@ -128,6 +128,28 @@ export interface DB {
     ip: string | null;
     created_at: string;
   };
+  /** Console alerts born of an event (added by 0009); `details` is JSON, never a secret. */
+  alerts: {
+    id: Generated<number>;
+    kind: string;
+    severity: string;
+    title: string;
+    message: string;
+    /** What the alert is about (`api_key`, `webhook_endpoint`), for its link; null for none. */
+    target_type: string | null;
+    target_id: number | null;
+    /** The user whose key it concerns: they see it beside admins; null for admins only. */
+    owner_id: number | null;
+    environment: Generated<Environment>;
+    details: string | null;
+    created_at: string;
+  };
+  /** Who dismissed which alert: `alert_ref` is a stored alert's id or a computed alert's. */
+  alert_dismissals: {
+    user_id: number;
+    alert_ref: string;
+    dismissed_at: string;
+  };
   services: {
     id: Generated<number>;
     name: string;

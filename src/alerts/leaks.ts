@@ -1,0 +1,219 @@
+import type { Audit } from "../audit.js";
+import { AppError, invalid } from "../errors.js";
+import { DISPLAY_PREFIX_LENGTH, hashKey, isWellFormedKey } from "../keys/format.js";
+import type { KeyRecord } from "../keys/verify.js";
+import { type ReporterKey, verifyReport } from "./reporters.js";
+import type { Alerts } from "./service.js";
+
+/** One match a scanner reports (GitHub's secret-scanning partner format). */
+export type LeakReport = { token: string; type: string; url?: string; source?: string };
+
+/** The answer per reported token, as the scanner expects it. */
+export type LeakLabel = {
+  token_raw: string;
+  token_type: string;
+  label: "true_positive" | "false_positive";
+};
+
+/** What was done to a key found exposed. */
+export type LeakAction = "revoked" | "flagged" | "already_revoked";
+
+export type LeakIntakeOptions = {
+  /** The key with this hash, as the verifier reads it (cached), or null. */
+  find: (hash: string) => KeyRecord | null | Promise<KeyRecord | null>;
+  /** Revokes through the key service (every instance's cache evicted); false when it already was. */
+  revoke: (id: number) => Promise<boolean>;
+  audit: Audit;
+  alerts: Alerts;
+  /** The scanners' public keys; null when leak reports are not configured. */
+  reporters: readonly ReporterKey[] | null;
+  /** What a reported live key gets: revoked, or only flagged. */
+  action: "revoke" | "flag";
+};
+
+const MAX_URL = 2048;
+const ANY_KEY = /pk_(live|test)_[0-9a-f]{32}/g;
+
+/**
+ * Leak reports from secret scanners, and keys revoked by whoever holds them. The raw token
+ * is only ever hashed and compared: it is stored, logged and audited nowhere.
+ */
+export class LeakIntake {
+  constructor(private readonly o: LeakIntakeOptions) {}
+
+  get configured(): boolean {
+    return this.o.reporters !== null;
+  }
+
+  /**
+   * Checks a report's signature (base64 DER ECDSA P-256 over the raw body) with the key its
+   * identifier names; throws the refusal to answer when it does not verify.
+   */
+  authenticate(body: Buffer, keyId: string | undefined, signature: string | undefined): void {
+    const reporters = this.o.reporters;
+    if (reporters === null)
+      throw new AppError(
+        "NOT_FOUND",
+        "this Keygate takes no leak reports: the operator has not set KEYGATE_LEAK_REPORTER_KEYS (the scanner's public keys); POST /api/v1/external/keys/revoke-exposed revokes a key you hold",
+      );
+    if (
+      keyId === undefined ||
+      keyId.trim() === "" ||
+      signature === undefined ||
+      signature.trim() === ""
+    )
+      throw new AppError(
+        "SIGNATURE_REQUIRED",
+        "a leak report must be signed: send Github-Public-Key-Identifier (the signing key's identifier) and Github-Public-Key-Signature (base64 DER ECDSA P-256 SHA-256 signature over the raw body)",
+      );
+    const reporter = reporters.find((r) => r.id === keyId.trim());
+    if (reporter === undefined)
+      throw new AppError(
+        "SIGNATURE_INVALID",
+        "Github-Public-Key-Identifier names no key this Keygate trusts for leak reports; the operator lists the scanner's keys in KEYGATE_LEAK_REPORTER_KEYS (a key rotated by the scanner must be added there)",
+      );
+    if (!verifyReport(reporter.key, body, signature.trim()))
+      throw new AppError(
+        "SIGNATURE_INVALID",
+        "Github-Public-Key-Signature does not verify: it must be the base64 DER ECDSA signature (SHA-256) over the body exactly as sent, made with the key Github-Public-Key-Identifier names",
+      );
+  }
+
+  /** Labels each reported token; a real key is revoked (or flagged), audited and alerted once. */
+  async report(
+    reports: LeakReport[],
+    from: { ip: string; reporter: string },
+  ): Promise<LeakLabel[]> {
+    const seen = new Map<string, boolean>();
+    const labels: LeakLabel[] = [];
+    for (const r of reports) {
+      let real = seen.get(r.token);
+      if (real === undefined) {
+        real = await this.one(r, from);
+        seen.set(r.token, real);
+      }
+      labels.push({
+        token_raw: r.token,
+        token_type: r.type,
+        label: real ? "true_positive" : "false_positive",
+      });
+    }
+    return labels;
+  }
+
+  /** Revokes the key presented; 400 when it is no key's shape, 404 when no key has it. */
+  async revokeExposed(
+    value: string,
+    ip: string,
+  ): Promise<{ key_prefix: string; status: "revoked" | "already_revoked" }> {
+    if (!isWellFormedKey(value))
+      throw invalid(
+        "key",
+        "is not a Keygate API key: send the whole key, pk_live_ or pk_test_ and 32 lowercase hex characters",
+      );
+    const key = await this.o.find(hashKey(value));
+    if (key === null)
+      throw new AppError("NOT_FOUND", "no Keygate API key has this value: nothing to revoke");
+    const action = await this.apply(key, "revoke");
+    await this.exposed(key, action, { by: "holder", ip, url: null, source: null });
+    return { key_prefix: key.prefix, status: action === "revoked" ? "revoked" : "already_revoked" };
+  }
+
+  /** One reported token: whether it is a real key, and if so what is done about it. */
+  private async one(r: LeakReport, from: { ip: string; reporter: string }): Promise<boolean> {
+    if (!isWellFormedKey(r.token)) return false;
+    const key = await this.o.find(hashKey(r.token));
+    if (key === null) return false;
+    const action = await this.apply(key, this.o.action);
+    await this.exposed(key, action, {
+      by: "scanner",
+      ip: from.ip,
+      url: clean(r.url, r.token),
+      source: clean(r.source, r.token),
+      tokenType: r.type.slice(0, 100),
+      reporter: from.reporter.slice(0, 128),
+    });
+    return true;
+  }
+
+  private async apply(key: KeyRecord, action: "revoke" | "flag"): Promise<LeakAction> {
+    if (key.revokedAt !== null) return "already_revoked";
+    if (action === "flag") return "flagged";
+    return (await this.o.revoke(key.id)) ? "revoked" : "already_revoked";
+  }
+
+  /** The one place a key found exposed is recorded: the audit entry, the alert (and the event). */
+  private async exposed(
+    key: KeyRecord,
+    action: LeakAction,
+    found: {
+      by: "scanner" | "holder";
+      ip: string;
+      url: string | null;
+      source: string | null;
+      tokenType?: string;
+      reporter?: string;
+    },
+  ): Promise<void> {
+    await this.o.audit.record(
+      {
+        userId: null,
+        username: null,
+        via: found.by === "scanner" ? "leak_report" : "exposed_key",
+        ip: found.ip,
+      },
+      "key.leaked",
+      { type: "api_key", id: key.id },
+      {
+        prefix: key.prefix,
+        reported_by: found.by,
+        url: found.url,
+        source: found.source,
+        action,
+        ...(found.tokenType === undefined ? {} : { token_type: found.tokenType }),
+        ...(found.reporter === undefined ? {} : { key_identifier: found.reporter }),
+      },
+    );
+    // A key already revoked is audited, not alerted: it can do no harm.
+    if (action === "already_revoked") return;
+    // event: key.leaked — emitted here, once per key found exposed (revoked or flagged).
+    const place = `${found.url ?? "an undisclosed place"}${found.source ? ` (${found.source})` : ""}`;
+    const named = `Key "${key.name}" (${key.prefix}…)`;
+    await this.o.alerts.raise({
+      kind: "key.leaked",
+      severity: "critical",
+      title:
+        found.by === "holder"
+          ? "Exposed key revoked"
+          : action === "revoked"
+            ? "Leaked key revoked"
+            : "Leaked key — still active",
+      message:
+        found.by === "holder"
+          ? `${named} was revoked by someone who presented it, from ${found.ip}: it was exposed; mint a replacement for whoever used it`
+          : action === "revoked"
+            ? `${named} was found exposed at ${place} and revoked; mint a replacement for whoever used it`
+            : `${named} was found exposed at ${place}; it still works (KEYGATE_LEAK_ACTION=flag): roll or revoke it`,
+      target: { type: "api_key", id: key.id },
+      ownerId: key.ownerId,
+      environment: key.environment,
+      details: {
+        action,
+        reported_by: found.by,
+        url: found.url,
+        source: found.source,
+        ip: found.ip,
+      },
+    });
+  }
+}
+
+/** A reporter's text, bounded, with any key in it cut to its display prefix. */
+function clean(value: string | undefined, token: string): string | null {
+  if (value === undefined || value.trim() === "") return null;
+  const bounded = value.length > MAX_URL ? `${value.slice(0, MAX_URL)}…` : value;
+  return bounded
+    .split(token)
+    .join(`${token.slice(0, DISPLAY_PREFIX_LENGTH)}…`)
+    .replace(ANY_KEY, (k) => `${k.slice(0, DISPLAY_PREFIX_LENGTH)}…`);
+}
