@@ -619,11 +619,13 @@ describe("transport errors", () => {
     expect(ext.head).toMatch(/\r\nX-Content-Type-Options: nosniff\r\n/i);
     expect(ext.head).toMatch(/\r\nCache-Control: no-store\r\n/i);
     expect(ext.head).toMatch(/\r\nX-Request-Id: [0-9a-f-]{36}(\r\n|$)/i);
+    expect(ext.head).toMatch(/\r\nKeygate-Environment: none(\r\n|$)/i);
     expect(ext.body.success).toBe(false);
     expect(ext.body.error.code).toBe("HEADERS_TOO_LARGE");
     expect(ext.body.timestamp).toBeDefined();
     const api = split(await raw(`GET /api/users HTTP/1.1\r\nHost: a\r\nX-Big: ${big}\r\n\r\n`));
     expect(api.head).toMatch(/^HTTP\/1\.1 431 /);
+    expect(api.head).not.toMatch(/Keygate-Environment/i);
     expect(api.body).toEqual(
       expect.objectContaining({ success: false, code: "HEADERS_TOO_LARGE" }),
     );

@@ -60,19 +60,26 @@ export function frameworkErrors(kg: Keygate): FastifyServerOptions["frameworkErr
     const err =
       toAppError(error) ?? new AppError("VALIDATION_ERROR", "the request could not be routed");
     request.clientIp = normalizeClientIp(request.ip);
+    // No route, so no route's hooks: counted here, under the unmatched route.
+    const counted = kg.metrics.requests.miss(request.url, request.method);
     if (!isExternal(request.url)) {
       sendError(request, reply, err);
+      counted.record(reply.statusCode, reply.elapsedTime);
       return;
     }
     const answer = (verdict: Awaited<ReturnType<typeof verifyKey>>) => {
-      sendError(request, reply, admit(kg, request, reply, verdict) ?? err);
+      const refused = admit(kg, request, reply, verdict);
+      kg.metrics.verified(refused === null ? "ok" : refused.code);
+      sendError(request, reply, refused ?? err);
       logCall(kg, request, reply);
+      counted.record(reply.statusCode, reply.elapsedTime);
     };
     const verdict = verifyKey(kg, request);
     if (verdict instanceof Promise) {
       verdict.then(answer, () => {
         sendError(request, reply, err);
         logCall(kg, request, reply);
+        counted.record(reply.statusCode, reply.elapsedTime);
       });
     } else answer(verdict);
   };
@@ -119,10 +126,13 @@ export function clientErrorHandler(kg: Keygate): FastifyServerOptions["clientErr
       socket.write(
         `HTTP/1.1 ${status} ${appError.code}\r\nContent-Type: application/json; charset=utf-8\r\n` +
           `X-Request-Id: ${id}\r\n${RAW_SECURITY_HEADERS}` +
+          // An external answer names its environment; no key was read, so none.
+          (external ? "Keygate-Environment: none\r\n" : "") +
           `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
       );
     }
     socket.destroy();
+    kg.metrics.requests.miss(path, method).record(status, 0);
     if (external) {
       kg.callLog.push({
         apiKeyId: null,
