@@ -1,8 +1,8 @@
 // @vitest-environment happy-dom
 import { cleanup, screen, within } from "@testing-library/react";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { renderUi } from "../test/render";
-import { type Column, DataTable, ListTable } from "./DataTable";
+import { ACTIONS_HEADER, type Column, DataTable, ListTable, PHONE_QUERY } from "./DataTable";
 
 type Row = { id: number; name: string; calls: number };
 const rows: Row[] = [
@@ -17,7 +17,26 @@ const calls: Column<Row> = {
   td: (r) => ({ title: `${r.calls} calls` }),
 };
 
-afterEach(cleanup);
+afterEach(() => {
+  cleanup();
+  vi.unstubAllGlobals();
+});
+
+/** A screen as narrow as a phone's, as far as media queries go. */
+function phoneWidth() {
+  const real = window.matchMedia.bind(window);
+  vi.stubGlobal("matchMedia", (query: string) =>
+    query === PHONE_QUERY
+      ? {
+          ...real(query),
+          matches: true,
+          media: query,
+          addEventListener: () => undefined,
+          removeEventListener: () => undefined,
+        }
+      : real(query),
+  );
+}
 
 const cells = (row: HTMLElement) =>
   within(row)
@@ -67,5 +86,35 @@ describe("the data table", () => {
     );
     expect(container.querySelector(".mantine-Card-root table")).not.toBeNull();
     expect(screen.getByRole("table", { name: "Keys" })).toBeTruthy();
+  });
+
+  it("turns into a list of cards on a phone: every column labelled, the row's buttons at the bottom", async () => {
+    phoneWidth();
+    const remove: Column<Row> = {
+      header: ACTIONS_HEADER,
+      cell: (r) => <button type="button">Remove {r.name}</button>,
+    };
+    renderUi(
+      <ListTable
+        minWidth={600}
+        caption="Keys"
+        columns={[name, calls, remove]}
+        rows={rows}
+        rowKey={(r) => r.id}
+        rowProps={(r) => ({ "data-testid": `row-${r.id}` })}
+      />,
+    );
+    const list = await screen.findByRole("list", { name: "Keys" });
+    expect(screen.queryByRole("table")).toBeNull();
+    const items = within(list).getAllByRole("listitem");
+    expect(items).toHaveLength(2);
+    const first = screen.getByTestId("row-1");
+    expect(first.textContent).toContain("billing");
+    // The other columns are labelled by their headers, values kept with their tooltips.
+    expect(within(first).getByText("Calls")).toBeTruthy();
+    expect(within(first).getByTitle("5 calls").textContent).toBe("5");
+    // The actions column has no label of its own, only its buttons.
+    expect(within(first).getByRole("button", { name: "Remove billing" })).toBeTruthy();
+    expect(within(first).queryByText("Actions")).toBeNull();
   });
 });

@@ -1,11 +1,15 @@
 import {
   Card,
+  Group,
   type MantineSpacing,
+  Stack,
   Table,
   type TableProps,
   type TableTdProps,
+  Text,
   VisuallyHidden,
 } from "@mantine/core";
+import { useMediaQuery } from "@mantine/hooks";
 import type { Key, ReactNode } from "react";
 
 /** One column: its header, and what each row shows in it. */
@@ -71,8 +75,17 @@ export function DataTable<T>({
   );
 }
 
-/** A list page's table: framed in a card, with the list pages' spacing. */
+/** Where a list page stops being a table and becomes a list of cards. */
+export const PHONE_QUERY = "(max-width: 40em)";
+
+/**
+ * A list page's table: framed in a card, with the list pages' spacing. On a phone the rows
+ * become cards instead — every column shown, labelled by its header, and the row's buttons
+ * at the bottom — rather than a table scrolling sideways with columns out of sight.
+ */
 export function ListTable<T>({ mt, ...props }: DataTableProps<T> & { mt?: MantineSpacing }) {
+  const phone = useMediaQuery(PHONE_QUERY);
+  if (phone) return <CardList mt={mt} {...props} />;
   return (
     <Card withBorder radius="md" padding={0} mt={mt}>
       <DataTable verticalSpacing="sm" horizontalSpacing="md" {...props} />
@@ -82,3 +95,73 @@ export function ListTable<T>({ mt, ...props }: DataTableProps<T> & { mt?: Mantin
 
 /** The header of a column of row buttons: announced, not shown. */
 export const ACTIONS_HEADER = <VisuallyHidden>Actions</VisuallyHidden>;
+
+/** The rows as a list of cards: the first column as the card's title, the others labelled. */
+export function CardList<T>({
+  columns,
+  rows,
+  rowKey,
+  rowProps,
+  caption,
+  mt,
+}: DataTableProps<T> & { mt?: MantineSpacing }) {
+  const cols = columns.filter((c): c is Column<T> => c !== false);
+  const actions = cols.filter((c) => c.header === ACTIONS_HEADER);
+  const fields = cols.filter((c) => c.header !== ACTIONS_HEADER);
+  const [title, ...rest] = fields;
+  return (
+    <Stack
+      component="ul"
+      gap="xs"
+      p={0}
+      m={0}
+      mt={mt}
+      style={{ listStyle: "none" }}
+      aria-label={typeof caption === "string" ? caption : undefined}
+      data-testid="card-list"
+    >
+      {rows.map((row, r) => (
+        <Card
+          key={rowKey(row, r)}
+          component="li"
+          withBorder
+          radius="md"
+          padding="sm"
+          {...rowProps?.(row)}
+        >
+          {title && (
+            <Text fw={600} style={{ overflowWrap: "anywhere" }}>
+              {title.cell(row)}
+            </Text>
+          )}
+          <Stack gap={4} mt={title ? 6 : 0}>
+            {rest.map((c, i) => (
+              <Group key={i} justify="space-between" wrap="nowrap" gap="sm" align="flex-start">
+                <Text size="sm" c="dimmed" style={{ flexShrink: 0 }}>
+                  {c.header}
+                </Text>
+                <Text
+                  component="div"
+                  size="sm"
+                  ta="right"
+                  style={{ overflowWrap: "anywhere", minWidth: 0 }}
+                  title={c.td?.(row).title}
+                  c={c.td?.(row).c}
+                >
+                  {c.cell(row)}
+                </Text>
+              </Group>
+            ))}
+          </Stack>
+          {actions.length > 0 && (
+            <Group gap="xs" mt="sm" justify="flex-end">
+              {actions.map((c, i) => (
+                <div key={i}>{c.cell(row)}</div>
+              ))}
+            </Group>
+          )}
+        </Card>
+      ))}
+    </Stack>
+  );
+}
