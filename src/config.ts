@@ -39,6 +39,13 @@ export type Config = Readonly<{
   masterKeyPrevious: Buffer[];
   /** Lifetime of an access token from the token exchange, in seconds (`KEYGATE_TOKEN_TTL_S`). */
   tokenTtlS: number;
+  /** The bearer token that reads `GET /metrics` (`KEYGATE_METRICS_TOKEN`); null when unset. */
+  metricsToken: string | null;
+  /**
+   * A listener of its own that serves only `/metrics`, without a token
+   * (`KEYGATE_METRICS_ADDRESS`, host:port); null when unset.
+   */
+  metricsAddress: { host: string; port: number } | null;
   /**
    * The public keys leak reports are verified against (`KEYGATE_LEAK_REPORTER_KEYS`: the
    * scanner's key document inline, or the path of a file holding it); null when unset, and
@@ -140,6 +147,11 @@ export function loadConfig(env: Env = process.env): Config {
     masterKey: current,
     masterKeyPrevious: previous,
     tokenTtlS: int("KEYGATE_TOKEN_TTL_S", 3600, 60, 86_400),
+    metricsToken: metricsToken(read("KEYGATE_METRICS_TOKEN")),
+    metricsAddress: metricsAddress(
+      read("KEYGATE_METRICS_ADDRESS"),
+      int("KEYGATE_PORT", 8080, 0, 65535),
+    ),
     leakReporterKeys: reporterKeys(read("KEYGATE_LEAK_REPORTER_KEYS")),
     leakAction: oneOf("KEYGATE_LEAK_ACTION", ["revoke", "flag"], "revoke"),
     leakRateLimit: int("KEYGATE_LEAK_RATE_LIMIT", 60, 1, 1_000_000),
@@ -221,6 +233,38 @@ function reporterKeys(raw: string | undefined): readonly ReporterKey[] | null {
       `KEYGATE_LEAK_REPORTER_KEYS${inline ? "" : ` (the file ${raw})`} ${parsed.problem}`,
     );
   return Object.freeze(parsed.keys);
+}
+
+/** At least 24 visible ASCII characters: it travels in an Authorization header. */
+function metricsToken(raw: string | undefined): string | null {
+  if (raw === undefined) return null;
+  if (raw.length < 24 || !/^[\x21-\x7e]+$/.test(raw)) {
+    throw new ConfigError(
+      `KEYGATE_METRICS_TOKEN must be at least 24 characters of visible ASCII, without spaces (got ${raw.length} characters; make one with: openssl rand -hex 24)`,
+    );
+  }
+  return raw;
+}
+
+/** `host:port` (an IPv6 host in brackets), on another port than Keygate's own. */
+function metricsAddress(
+  raw: string | undefined,
+  mainPort: number,
+): { host: string; port: number } | null {
+  if (raw === undefined) return null;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(raw);
+  const port = m ? Number(m[3]) : -1;
+  if (m === null || port > 65535) {
+    throw new ConfigError(
+      `KEYGATE_METRICS_ADDRESS must be host:port, such as 127.0.0.1:9464 or [::1]:9464 (got "${raw}")`,
+    );
+  }
+  if (port !== 0 && port === mainPort) {
+    throw new ConfigError(
+      `KEYGATE_METRICS_ADDRESS must use another port than KEYGATE_PORT (${mainPort}): it is a listener of its own, serving only /metrics`,
+    );
+  }
+  return { host: (m[1] ?? m[2]) as string, port };
 }
 
 function requireTwoFactor(raw: string | undefined): "off" | "admins" | "all" {

@@ -18,6 +18,7 @@ import type { Config } from "./config.js";
 import { CachedKeyLookup } from "./keys/cache.js";
 import { KeyService } from "./keys/service.js";
 import { KeyVerifier } from "./keys/verify.js";
+import { Metrics } from "./metrics/metrics.js";
 import { NasDevices } from "./panel/nas.js";
 import { Services } from "./panel/services.js";
 import type { StatsRepo } from "./panel/stats.js";
@@ -84,6 +85,8 @@ export type Keygate = {
   tokenLedger: SqlTokenLedger;
   /** The token-signing keys (for a master-key rotation). */
   signingKeys: SqlSigningKeyStore;
+  /** Prometheus metrics: the request path adds to plain counters, a scrape reads them. */
+  metrics: Metrics;
   /** The console's notifications: `alerts.raise(...)` from any module. */
   alerts: Alerts;
   /** Leak reports from secret scanners, and keys revoked by whoever holds them. */
@@ -296,6 +299,14 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
   kg.usage = new Usage(new SqlUsageRepo(db), kg.subscribers, now);
   kg.stats = new SqlStatsRepo(db);
   kg.testData = new TestData(new SqlTestDataRepo(db), audit);
+  kg.metrics = new Metrics({
+    version: VERSION,
+    callLog: kg.callLog,
+    keyCache,
+    limiter: limiter instanceof FallbackLimiter ? limiter : null,
+    database,
+    redis: cluster,
+  });
 
   let pruner: NodeJS.Timeout | null = null;
   const prune = async () => {

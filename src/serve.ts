@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig, redactUrl } from "./config.js";
 import { buildApp } from "./http/app.js";
+import { listenForMetrics, metricsListener } from "./http/metrics.js";
 import { createKeygate } from "./keygate.js";
 
 /**
@@ -32,6 +33,7 @@ async function start(): Promise<void> {
 
   const kg = await createKeygate(config);
   const app = await buildApp(kg);
+  const metrics = config.metricsAddress === null ? null : await metricsListener(kg);
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -40,6 +42,7 @@ async function start(): Promise<void> {
     app.log.info({ signal }, "stopping: draining requests and flushing call logs");
     try {
       await app.close();
+      await metrics?.close();
       await kg.close();
       process.exit(0);
     } catch (err) {
@@ -50,6 +53,15 @@ async function start(): Promise<void> {
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
 
+  if (metrics !== null && config.metricsAddress !== null) {
+    try {
+      const url = await listenForMetrics(metrics, config.metricsAddress);
+      process.stdout.write(`keygate: metrics on ${url} (no token is asked there)\n`);
+    } catch (err) {
+      await kg.close();
+      throw err;
+    }
+  }
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {

@@ -133,6 +133,11 @@ export class CallLogWriter {
     return this.queue.length;
   }
 
+  /** Most rows held in memory (`maxQueue`). */
+  get capacity(): number {
+    return this.maxQueue;
+  }
+
   /** Writes everything queued so far, last-use times too; resolves once it is stored (or rejects). */
   flush(): Promise<void> {
     return this.write(true);

@@ -18,6 +18,7 @@ import type { RateDecision } from "../ratelimit/limiter.js";
 import { EXTERNAL_PREFIX, scrubText, sendError, toAppError } from "./errors.js";
 import { externalSurface, healthRoute } from "./external.js";
 import { addFormats } from "./formats.js";
+import { countRequests, metricsRoute } from "./metrics.js";
 import { exposureRoutes } from "./routes/leaks.js";
 import { oauthRoutes, wellKnownRoutes } from "./routes/oauth.js";
 import { boundedJsonParser, findNul, hasContent } from "./input.js";
@@ -129,6 +130,8 @@ export async function buildApp(
   // first, so that no route registered later is missed.
   const routes = new RouteTable();
   app.addHook("onRoute", (route) => routes.add(route.method, route.url));
+  // Each route's request counts and latencies, for /metrics; also before any route.
+  countRequests(app, kg);
   // Only JSON bodies are read; anything else is a clear 415 rather than a string to validate.
   app.removeContentTypeParser("text/plain");
   boundedJsonParser(app);
@@ -263,6 +266,7 @@ export async function buildApp(
   await app.register(exposureRoutes(kg), { prefix: EXTERNAL_PREFIX });
   await app.register(oauthRoutes(kg), { prefix: `${EXTERNAL_PREFIX}/oauth` });
   await app.register(wellKnownRoutes(kg));
+  metricsRoute(app, kg);
   await app.register(externalSurface(kg, routes), { prefix: EXTERNAL_PREFIX });
 
   if (!hasConsole) {

@@ -167,6 +167,7 @@ function proceed(
   guard: RouteGuard | null,
 ): void {
   const refused = admit(kg, request, reply, verdict, guard);
+  kg.metrics.verified(refused === null ? "ok" : refused.code);
   // A signed call to a key that signs was verified as signed (the checks ran it before the budget).
   if (
     request.signaturePending !== null &&

@@ -28,6 +28,11 @@ export class CachedKeyLookup implements KeyLookup {
   /** Key id → hash: fixed for a key's life, so never evicted for a change. */
   private readonly hashes = new LRUCache<number, string>({ max: 50_000 });
   private generation = 0;
+  /**
+   * Look-ups answered with a cached key, with a hash remembered as unknown, and not at all
+   * (a store read, or joining one under way): plain numbers the metrics read when scraped.
+   */
+  readonly counts = { hits: 0, unknownHits: 0, misses: 0 };
 
   constructor(private readonly opts: KeyCacheOptions) {
     this.found = new LRUCache({ max: opts.max ?? 50_000, ttl: opts.ttlMs ?? 30_000 });
@@ -39,8 +44,15 @@ export class CachedKeyLookup implements KeyLookup {
 
   find(hash: string): KeyRecord | null | Promise<KeyRecord | null> {
     const hit = this.found.get(hash);
-    if (hit !== undefined) return hit;
-    if (this.unknown.has(hash)) return null;
+    if (hit !== undefined) {
+      this.counts.hits++;
+      return hit;
+    }
+    if (this.unknown.has(hash)) {
+      this.counts.unknownHits++;
+      return null;
+    }
+    this.counts.misses++;
     const pending = this.inflight.get(hash);
     if (pending) return pending;
     const generation = this.generation;

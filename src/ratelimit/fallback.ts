@@ -16,6 +16,11 @@ export type FallbackOptions = {
  */
 export class FallbackLimiter implements Limiter {
   private degraded = false;
+  /**
+   * Times the shared store became unavailable, and decisions taken in memory because it was:
+   * plain numbers the metrics read when scraped.
+   */
+  readonly counts = { fallbacks: 0, localDecisions: 0 };
 
   constructor(private readonly o: FallbackOptions) {}
 
@@ -34,12 +39,14 @@ export class FallbackLimiter implements Limiter {
     } else {
       this.fallBack(null);
     }
+    this.counts.localDecisions++;
     return call(this.o.local);
   }
 
   private fallBack(err: unknown): void {
     if (this.degraded) return;
     this.degraded = true;
+    this.counts.fallbacks++;
     const why = err instanceof Error ? `: ${err.message}` : "";
     this.o.warn(
       `shared rate-limit store unavailable${why}; budgets are per instance until it returns`,
