@@ -46,6 +46,8 @@ export type Config = Readonly<{
    * (`KEYGATE_METRICS_ADDRESS`, host:port); null when unset.
    */
   metricsAddress: { host: string; port: number } | null;
+  /** Deliver webhooks to private, loopback and link-local addresses (`KEYGATE_WEBHOOK_ALLOW_PRIVATE`). */
+  webhookAllowPrivate: boolean;
   /**
    * The public keys leak reports are verified against (`KEYGATE_LEAK_REPORTER_KEYS`: the
    * scanner's key document inline, or the path of a file holding it); null when unset, and
@@ -152,6 +154,7 @@ export function loadConfig(env: Env = process.env): Config {
       read("KEYGATE_METRICS_ADDRESS"),
       int("KEYGATE_PORT", 8080, 0, 65535),
     ),
+    webhookAllowPrivate: bool("KEYGATE_WEBHOOK_ALLOW_PRIVATE", false),
     leakReporterKeys: reporterKeys(read("KEYGATE_LEAK_REPORTER_KEYS")),
     leakAction: oneOf("KEYGATE_LEAK_ACTION", ["revoke", "flag"], "revoke"),
     leakRateLimit: int("KEYGATE_LEAK_RATE_LIMIT", 60, 1, 1_000_000),

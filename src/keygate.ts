@@ -41,6 +41,9 @@ import {
   SqlUsageRepo,
 } from "./store/panel.js";
 import { SqlTwoFactorRepo } from "./store/twofactor.js";
+import { DeliveryWorker, type DeliveryOptions } from "./events/delivery.js";
+import { WebhookService } from "./events/webhooks.js";
+import { SqlWebhookRepo } from "./store/webhooks.js";
 import { SqlRefreshTokenRepo, SqlSettings, SqlUserRepo } from "./store/users.js";
 import { VERSION } from "./version.js";
 
@@ -91,6 +94,10 @@ export type Keygate = {
   alerts: Alerts;
   /** Leak reports from secret scanners, and keys revoked by whoever holds them. */
   leaks: LeakIntake;
+  /** Webhook endpoints (`/api/webhooks`). */
+  webhooks: WebhookService;
+  /** Delivers the outbox to webhook endpoints; a serving process starts it (`serve.ts`). */
+  deliveries: DeliveryWorker;
   /** Drops a key from every instance's cache, by id: its next call reads it anew. */
   evictKeyId(id: number): Promise<void>;
   close(): Promise<void>;
@@ -103,6 +110,13 @@ export type KeygateOptions = {
    * timer or pruning, and no eviction subscription (it publishes evictions, it caches no keys).
    */
   oneShot?: boolean;
+  /** The webhook delivery worker's timing (retry schedule, poll interval, lease), for tests. */
+  delivery?: Partial<
+    Pick<
+      DeliveryOptions,
+      "retryScheduleMs" | "pollMs" | "leaseMs" | "timeoutMs" | "disableAfterMs" | "jitter" | "batch"
+    >
+  >;
 };
 
 /**
@@ -299,6 +313,40 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
   kg.usage = new Usage(new SqlUsageRepo(db), kg.subscribers, now);
   kg.stats = new SqlStatsRepo(db);
   kg.testData = new TestData(new SqlTestDataRepo(db), audit);
+  // Webhook signing secrets are sealed under the master key when there is one, bound to their
+  // endpoint; without one they are kept as given (as token-signing keys are, decision 0016).
+  const webhookBinding = (id: number) => `webhook_endpoint:${id}`;
+  const webhookRepo = new SqlWebhookRepo(db, database.dialect);
+  kg.deliveries = new DeliveryWorker({
+    repo: webhookRepo,
+    now,
+    allowPrivate: config.webhookAllowPrivate,
+    singleProcess: database.dialect === "sqlite",
+    secretsOf: (w, at) => {
+      const open = (stored: string) =>
+        stored.startsWith("whsec_") || keyring === null
+          ? stored
+          : keyring.open(stored, webhookBinding(w.id));
+      const previous =
+        w.previous_secret !== null &&
+        w.previous_secret_until !== null &&
+        w.previous_secret_until > at.toISOString()
+          ? [open(w.previous_secret)]
+          : [];
+      return [open(w.secret), ...previous];
+    },
+    warn: (msg) => kg.warn(msg),
+    ...opts.delivery,
+  });
+  kg.webhooks = new WebhookService({
+    repo: webhookRepo,
+    audit,
+    selfService: config.selfServiceKeys,
+    allowPrivate: config.webhookAllowPrivate,
+    now,
+    seal: (secret, id) => (keyring === null ? secret : keyring.seal(secret, webhookBinding(id))),
+    nudge: () => kg.deliveries.nudge(),
+  });
   kg.metrics = new Metrics({
     version: VERSION,
     callLog: kg.callLog,
@@ -315,6 +363,11 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
       await keyRepo.pruneLogs(before);
     } catch (err) {
       kg.warn(`call log pruning failed: ${(err as Error).message}`);
+    }
+    try {
+      await webhookRepo.prune(before);
+    } catch (err) {
+      kg.warn(`webhook delivery pruning failed: ${(err as Error).message}`);
     }
     try {
       await kg.tokenLedger.prune(clock());
@@ -339,6 +392,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
   kg.close = async () => {
     if (pruner) clearInterval(pruner);
     try {
+      await kg.deliveries.stop();
       await kg.callLog.stop();
     } finally {
       await limiter.close?.();

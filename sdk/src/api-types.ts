@@ -410,7 +410,328 @@ export interface paths {
     trace?: never;
   };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+  "key.created": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A key was minted (console, API or command line)
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookKeyCreated"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "key.updated": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A key was changed; `changed` names the fields sent
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookKeyUpdated"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "key.rolled": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A key was rolled: `data` is the old key (with its shortened expiry), `replaced_by` the new one
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookKeyRolled"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "key.revoked": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A key was revoked
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookKeyRevoked"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "key.expiring": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A key expires in 7 days, or in 1 day
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookKeyExpiring"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "key.expired": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A key reached its expiry
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookKeyExpired"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "key.leaked": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A key was reported exposed (revoked or flagged, by configuration)
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookKeyLeaked"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "key.new_ip": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A key's first successful call in 30 days from this address
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookKeyNewIp"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "key.refusals_spike": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A key's refused calls rose far above their usual rate
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookKeyRefusalsSpike"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "subscriber.created": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A subscriber was created
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookSubscriberCreated"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "subscriber.updated": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A subscriber was changed; `changed` names the fields sent (never the password)
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookSubscriberUpdated"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "subscriber.suspended": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A subscriber was suspended
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookSubscriberSuspended"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "subscriber.activated": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A subscriber was activated
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookSubscriberActivated"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "subscriber.deleted": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A subscriber was deleted
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookSubscriberDeleted"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "transaction.created": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A transaction was recorded (a replayed reference emits nothing)
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookTransactionCreated"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "webhook.test": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Sent by POST /api/webhooks/{id}/test to that endpoint alone
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookWebhookTest"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+}
 export interface components {
   schemas: {
     /** @description Where a page of a list sits */
@@ -484,7 +805,6 @@ export interface components {
       service_id: number;
       /** @enum {string} */
       status: "active" | "suspended" | "expired";
-      /** @description YYYY-MM-DD */
       expiry_date: string | null;
       owner_id: number;
       /**
@@ -505,7 +825,6 @@ export interface components {
       service_id: number;
       /** @enum {string} */
       status: "active" | "suspended" | "expired";
-      /** @description YYYY-MM-DD */
       expiry_date: string | null;
       owner_id: number;
       /**
@@ -552,7 +871,6 @@ export interface components {
       reference: string | null;
       description: string | null;
       created_at: string;
-      /** @description the key that recorded it, if one did */
       api_key_id: number | null;
       /**
        * @description the environment of its subscriber
@@ -626,7 +944,6 @@ export interface components {
       rate_limit_per_minute: number;
       allowed_ips: string[] | null;
       client_ip: string;
-      /** @description set when this key was rolled and is in its grace period: the replacement's display prefix */
       replaced_by_prefix: string | null;
     };
     /** @description Keygate's verdict on one reported token */
@@ -1318,18 +1635,12 @@ export interface operations {
       content: {
         "application/json": {
           full_name?: string | null;
-          /** @description 3-32 of digits, spaces and + ( ) - . */
           phone?: string | null;
-          /** @description an email address */
           email?: string | null;
           /** @description a record id */
           service_id: number;
           /** @description "active", "suspended", "expired" */
           status?: "active" | "suspended" | "expired";
-          /**
-           * Format: date
-           * @description a real date as YYYY-MM-DD (1970-9999)
-           */
           expiry_date?: string | null;
           /** @description admins only */
           owner_id?: number;
@@ -1649,18 +1960,12 @@ export interface operations {
       content: {
         "application/json": {
           full_name?: string | null;
-          /** @description 3-32 of digits, spaces and + ( ) - . */
           phone?: string | null;
-          /** @description an email address */
           email?: string | null;
           /** @description a record id */
           service_id?: number;
           /** @description "active", "suspended", "expired" */
           status?: "active" | "suspended" | "expired";
-          /**
-           * Format: date
-           * @description a real date as YYYY-MM-DD (1970-9999)
-           */
           expiry_date?: string | null;
           /** @description admins only */
           owner_id?: number;
@@ -2966,6 +3271,1020 @@ export interface operations {
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
+      };
+    };
+  };
+  webhookKeyCreated: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "key.created",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 7,
+         *         "name": "Billing sync",
+         *         "key_prefix": "pk_live_ab12",
+         *         "environment": "live",
+         *         "owner_id": 1,
+         *         "permissions": [
+         *           "*:read"
+         *         ],
+         *         "expires_at": null,
+         *         "revoked_at": null,
+         *         "status": "active"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "key.created";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookKeyUpdated: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "key.updated",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 7,
+         *         "name": "Billing sync",
+         *         "key_prefix": "pk_live_ab12",
+         *         "environment": "live",
+         *         "owner_id": 1,
+         *         "permissions": [
+         *           "*:read"
+         *         ],
+         *         "expires_at": null,
+         *         "revoked_at": null,
+         *         "status": "active",
+         *         "changed": [
+         *           "name",
+         *           "allowed_ips"
+         *         ]
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "key.updated";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookKeyRolled: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "key.rolled",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 7,
+         *         "name": "Billing sync",
+         *         "key_prefix": "pk_live_ab12",
+         *         "environment": "live",
+         *         "owner_id": 1,
+         *         "permissions": [
+         *           "*:read"
+         *         ],
+         *         "expires_at": "2026-05-13T11:02:31.000Z",
+         *         "revoked_at": null,
+         *         "status": "active",
+         *         "replaced_by": {
+         *           "id": 8,
+         *           "name": "Billing sync",
+         *           "key_prefix": "pk_live_cd34",
+         *           "environment": "live",
+         *           "owner_id": 1,
+         *           "permissions": [
+         *             "*:read"
+         *           ],
+         *           "expires_at": null,
+         *           "revoked_at": null,
+         *           "status": "active"
+         *         },
+         *         "grace_period_hours": 24
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "key.rolled";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookKeyRevoked: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "key.revoked",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 7,
+         *         "name": "Billing sync",
+         *         "key_prefix": "pk_live_ab12",
+         *         "environment": "live",
+         *         "owner_id": 1,
+         *         "permissions": [
+         *           "*:read"
+         *         ],
+         *         "expires_at": null,
+         *         "revoked_at": "2026-05-12T11:02:31.000Z",
+         *         "status": "revoked"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "key.revoked";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookKeyExpiring: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "key.expiring",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 7,
+         *         "name": "Billing sync",
+         *         "key_prefix": "pk_live_ab12",
+         *         "environment": "live",
+         *         "owner_id": 1,
+         *         "permissions": [
+         *           "*:read"
+         *         ],
+         *         "expires_at": "2026-05-19T23:59:59.999Z",
+         *         "revoked_at": null,
+         *         "status": "active",
+         *         "days_left": 7
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "key.expiring";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookKeyExpired: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "key.expired",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 7,
+         *         "name": "Billing sync",
+         *         "key_prefix": "pk_live_ab12",
+         *         "environment": "live",
+         *         "owner_id": 1,
+         *         "permissions": [
+         *           "*:read"
+         *         ],
+         *         "expires_at": "2026-05-12T11:02:31.000Z",
+         *         "revoked_at": null,
+         *         "status": "expired"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "key.expired";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookKeyLeaked: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "key.leaked",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 7,
+         *         "name": "Billing sync",
+         *         "key_prefix": "pk_live_ab12",
+         *         "environment": "live",
+         *         "owner_id": 1,
+         *         "permissions": [
+         *           "*:read"
+         *         ],
+         *         "expires_at": null,
+         *         "revoked_at": null,
+         *         "status": "active",
+         *         "url": "https://github.com/example/repo/blob/main/.env",
+         *         "action": "revoked"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "key.leaked";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookKeyNewIp: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "key.new_ip",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 7,
+         *         "name": "Billing sync",
+         *         "key_prefix": "pk_live_ab12",
+         *         "environment": "live",
+         *         "owner_id": 1,
+         *         "permissions": [
+         *           "*:read"
+         *         ],
+         *         "expires_at": null,
+         *         "revoked_at": null,
+         *         "status": "active",
+         *         "ip": "203.0.113.9"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "key.new_ip";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookKeyRefusalsSpike: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "key.refusals_spike",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 7,
+         *         "name": "Billing sync",
+         *         "key_prefix": "pk_live_ab12",
+         *         "environment": "live",
+         *         "owner_id": 1,
+         *         "permissions": [
+         *           "*:read"
+         *         ],
+         *         "expires_at": null,
+         *         "revoked_at": null,
+         *         "status": "active",
+         *         "refusals": 120,
+         *         "window_minutes": 5
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "key.refusals_spike";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookSubscriberCreated: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "subscriber.created",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 42,
+         *         "username": "alice",
+         *         "full_name": "Alice Doe",
+         *         "phone": null,
+         *         "email": "alice@example.com",
+         *         "service_id": 1,
+         *         "status": "active",
+         *         "expiry_date": "2026-06-12",
+         *         "owner_id": 2,
+         *         "environment": "live",
+         *         "created_at": "2026-05-12T11:02:31.000Z",
+         *         "updated_at": "2026-05-12T11:02:31.000Z"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "subscriber.created";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookSubscriberUpdated: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "subscriber.updated",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 42,
+         *         "username": "alice",
+         *         "full_name": "Alice Doe",
+         *         "phone": null,
+         *         "email": "alice@example.com",
+         *         "service_id": 1,
+         *         "status": "active",
+         *         "expiry_date": "2026-06-12",
+         *         "owner_id": 2,
+         *         "environment": "live",
+         *         "created_at": "2026-05-12T11:02:31.000Z",
+         *         "updated_at": "2026-05-12T11:02:31.000Z",
+         *         "changed": [
+         *           "email"
+         *         ]
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "subscriber.updated";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookSubscriberSuspended: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "subscriber.suspended",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 42,
+         *         "username": "alice",
+         *         "full_name": "Alice Doe",
+         *         "phone": null,
+         *         "email": "alice@example.com",
+         *         "service_id": 1,
+         *         "status": "suspended",
+         *         "expiry_date": "2026-06-12",
+         *         "owner_id": 2,
+         *         "environment": "live",
+         *         "created_at": "2026-05-12T11:02:31.000Z",
+         *         "updated_at": "2026-05-12T11:02:31.000Z"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "subscriber.suspended";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookSubscriberActivated: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "subscriber.activated",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 42,
+         *         "username": "alice",
+         *         "full_name": "Alice Doe",
+         *         "phone": null,
+         *         "email": "alice@example.com",
+         *         "service_id": 1,
+         *         "status": "active",
+         *         "expiry_date": "2026-06-12",
+         *         "owner_id": 2,
+         *         "environment": "live",
+         *         "created_at": "2026-05-12T11:02:31.000Z",
+         *         "updated_at": "2026-05-12T11:02:31.000Z"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "subscriber.activated";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookSubscriberDeleted: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "subscriber.deleted",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 42,
+         *         "username": "alice",
+         *         "full_name": "Alice Doe",
+         *         "phone": null,
+         *         "email": "alice@example.com",
+         *         "service_id": 1,
+         *         "status": "active",
+         *         "expiry_date": "2026-06-12",
+         *         "owner_id": 2,
+         *         "environment": "live",
+         *         "created_at": "2026-05-12T11:02:31.000Z",
+         *         "updated_at": "2026-05-12T11:02:31.000Z"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "subscriber.deleted";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookTransactionCreated: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "transaction.created",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 9,
+         *         "subscriber_id": 42,
+         *         "amount": 19.99,
+         *         "currency": "USD",
+         *         "type": "payment",
+         *         "reference": "inv-2026-0042",
+         *         "description": null,
+         *         "created_at": "2026-05-12T11:02:31.000Z",
+         *         "api_key_id": 7,
+         *         "environment": "live"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "transaction.created";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookWebhookTest: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "webhook.test",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "endpoint_id": 3,
+         *         "message": "a test message from Keygate"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "webhook.test";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
       };
     };
   };

@@ -11,6 +11,7 @@ import { panelRoutes } from "./routes/panel.js";
 import { testDataRoutes } from "./routes/testdata.js";
 import { twoFactorRoutes } from "./routes/twofactor.js";
 import { userRoutes } from "./routes/users.js";
+import { webhookRoutes } from "./routes/webhooks.js";
 import type { App } from "./types.js";
 
 /** `/api`: people, signed in with a Bearer access token. */
@@ -48,6 +49,7 @@ export function jwtSurface(kg: Keygate): FastifyPluginAsync {
     await app.register(userRoutes(kg));
     await app.register(keyRoutes(kg));
     await app.register(auditRoutes(kg));
+    await app.register(webhookRoutes(kg));
     await app.register(alertRoutes(kg));
     await app.register(testDataRoutes(kg));
     await app.register(panelRoutes(kg, "jwt"));

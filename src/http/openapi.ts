@@ -10,6 +10,7 @@ import { ERROR_STATUS, type ErrorCode } from "../errors.js";
 import { covers, maskOf, ROLE_MASKS } from "../keys/permissions.js";
 import { EXTERNAL_PREFIX } from "./errors.js";
 import { permissionOf } from "./permissions.js";
+import { webhookSection } from "./webhook-docs.js";
 
 /** One operation: its stable id and what its success means, and the codes its logic refuses with. */
 type Operation = {
@@ -137,6 +138,53 @@ const OPERATIONS: Record<string, Operation> = {
     refuses: [...MANAGE_KEYS, "CONFLICT"],
   },
   "GET /api-keys/:id/logs": { id: "listApiKeyLogs", ok: "The key's calls, newest first" },
+
+  // Webhooks
+  "POST /webhooks": {
+    id: "createWebhookEndpoint",
+    ok: "The endpoint registered: `secret` holds its signing secret, shown this once",
+    refuses: ADMIN,
+  },
+  "GET /webhooks": {
+    id: "listWebhookEndpoints",
+    ok: "The endpoints the caller may see",
+    refuses: ADMIN,
+  },
+  "GET /webhooks/:id": {
+    id: "getWebhookEndpoint",
+    ok: "The endpoint (never its secret)",
+    refuses: ADMIN,
+  },
+  "PUT /webhooks/:id": {
+    id: "updateWebhookEndpoint",
+    ok: "The endpoint as changed",
+    refuses: ADMIN,
+  },
+  "DELETE /webhooks/:id": {
+    id: "deleteWebhookEndpoint",
+    ok: "The endpoint and its delivery log are gone",
+    refuses: ADMIN,
+  },
+  "POST /webhooks/:id/rotate-secret": {
+    id: "rotateWebhookSecret",
+    ok: "A new signing secret in `secret`, shown this once; the old one signs beside it for 24 hours",
+    refuses: ADMIN,
+  },
+  "GET /webhooks/:id/deliveries": {
+    id: "listWebhookDeliveries",
+    ok: "The endpoint's deliveries, newest first, each with its last attempt",
+    refuses: ADMIN,
+  },
+  "POST /webhooks/:id/deliveries/:delivery_id/redeliver": {
+    id: "redeliverWebhook",
+    ok: "The delivery, due now, with its original webhook-id",
+    refuses: [...ADMIN, "CONFLICT"],
+  },
+  "POST /webhooks/:id/test": {
+    id: "testWebhookEndpoint",
+    ok: "A webhook.test message is queued for this endpoint alone",
+    refuses: [...ADMIN, "CONFLICT"],
+  },
 
   // Audit
   "GET /audit": { id: "listAuditEntries", ok: "One page of the audit trail", refuses: ADMIN },
@@ -626,6 +674,7 @@ export function documentTransform({ openapiObject }: { openapiObject: Partial<Op
       op.responses = responses;
     }
   }
+  doc.webhooks = webhookSection();
   doc.components.examples = Object.fromEntries(
     Object.entries(examples).sort(([a], [b]) => a.localeCompare(b)),
   );
@@ -739,6 +788,11 @@ export const TAGS = [
       "Mint, change, roll and revoke keys, and read their call logs (keys cannot manage keys)",
   },
   { name: "audit", description: "Who did what, when and from where (admin)" },
+  {
+    name: "webhooks",
+    description:
+      "Endpoints that receive Keygate's events, signed as Standard Webhooks specifies, and their delivery logs (the payloads are under `webhooks`)",
+  },
   {
     name: "alerts",
     description: "Notifications: leaked keys, keys expiring within 7 days; dismissed per person",

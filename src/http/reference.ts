@@ -26,7 +26,7 @@ const THEME_CSS =
 
 const OpenApiDocumentSchema = Type.Object(
   {},
-  { additionalProperties: true, description: "an OpenAPI 3.0 document" },
+  { additionalProperties: true, description: "an OpenAPI 3.1 document" },
 );
 
 /**
@@ -40,7 +40,7 @@ export async function registerReference(app: App, kg: Keygate, docsPolicy: strin
 
   await app.register(swagger, {
     openapi: {
-      openapi: "3.0.3",
+      openapi: "3.1.0",
       info: {
         title: "Keygate API",
         version: kg.version,

@@ -25,6 +25,7 @@ import {
 } from "./permissions.js";
 import { isScope, type Scope } from "./scopes.js";
 import type { KeyRecord, OwnerStanding } from "./verify.js";
+import type { NewEvent } from "../events/catalogue.js";
 
 /** Whether a key's owner can act: a key acts for its owner, so it works only for an active one. */
 export type OwnerState = "active" | "disabled" | "deleted";
@@ -170,20 +171,24 @@ export type Activity = {
   recent_refusals: (CallLogRow & { api_key_id: number | null; key_prefix: string | null })[];
 };
 
+/** The event a write produces, given the key as written: emitted in the write's transaction. */
+export type KeyEvent = (k: StoredKey) => NewEvent | null;
+
 export interface KeyRepo {
-  insert(k: NewKey): Promise<StoredKey>;
+  insert(k: NewKey, event?: KeyEvent): Promise<StoredKey>;
   findById(id: number): Promise<StoredKey | null>;
   /** Every key, or only those of one owner; of one environment, or of both (null). */
   list(ownerId: number | null, environment?: Environment | null): Promise<StoredKey[]>;
-  update(id: number, patch: KeyPatch, now: string): Promise<void>;
+  update(id: number, patch: KeyPatch, now: string, event?: KeyEvent): Promise<void>;
   /** Revokes when not yet revoked; false when it already was. `by` is null for the operator. */
-  revoke(id: number, by: number | null, now: string): Promise<boolean>;
+  revoke(id: number, by: number | null, now: string, event?: KeyEvent): Promise<boolean>;
   /** Inserts the replacement and shortens (or ends) the old key in one transaction. */
   roll(
     oldId: number,
     replacement: NewKey,
     old: { expiresAt: string | null; revoke: boolean; by: number | null },
     now: string,
+    event?: KeyEvent,
   ): Promise<StoredKey>;
   /** Key counts and calls; of one environment, or of both (null). */
   stats(now: string, since: string, environment?: Environment | null): Promise<KeyStats>;
@@ -325,25 +330,28 @@ export class KeyService {
     const permissions = fields.permissions ?? SCOPE_PERMISSIONS.read;
     const signing = fields.signing ?? "off";
     const secret = signing === "off" ? null : mintSigningSecret(environment);
-    const stored = await this.o.keys.insert({
-      name: fields.name ?? "API Key",
-      description: fields.description ?? null,
-      keyHash: minted.hash,
-      keyPrefix: minted.prefix,
-      scopes: fields.scopes ?? "read",
-      permissions,
-      environment,
-      ownerId,
-      allowedIps: fields.allowedIps ?? null,
-      rateLimit: fields.rateLimit ?? null,
-      expiresAt: fields.expiresAt ?? null,
-      createdAt: now.toISOString(),
-      createdBy: actorId(p),
-      updatedAt: now.toISOString(),
-      rolledFromId: null,
-      signing,
-      signingSecret: secret === null ? null : this.seal(secret, minted.hash),
-    });
+    const stored = await this.o.keys.insert(
+      {
+        name: fields.name ?? "API Key",
+        description: fields.description ?? null,
+        keyHash: minted.hash,
+        keyPrefix: minted.prefix,
+        scopes: fields.scopes ?? "read",
+        permissions,
+        environment,
+        ownerId,
+        allowedIps: fields.allowedIps ?? null,
+        rateLimit: fields.rateLimit ?? null,
+        expiresAt: fields.expiresAt ?? null,
+        createdAt: now.toISOString(),
+        createdBy: actorId(p),
+        updatedAt: now.toISOString(),
+        rolledFromId: null,
+        signing,
+        signingSecret: secret === null ? null : this.seal(secret, minted.hash),
+      },
+      this.event("key.created"),
+    );
     await this.o.evict(minted.hash);
     await this.o.audit.record(
       p,
@@ -420,7 +428,12 @@ export class KeyService {
         patch.signingSecret = this.seal(secret, key.keyHash);
       }
     }
-    await this.o.keys.update(id, patch, this.now().toISOString());
+    await this.o.keys.update(
+      id,
+      patch,
+      this.now().toISOString(),
+      this.event("key.updated", { changed: Object.keys(input) }),
+    );
     await this.o.evict(key.keyHash);
     await this.o.audit.record(
       p,
@@ -434,7 +447,12 @@ export class KeyService {
   async revoke(p: Principal, id: number): Promise<KeyView> {
     this.requireMayManage(p, "revoke keys");
     const key = await this.visible(p, id);
-    const changed = await this.o.keys.revoke(id, actorId(p), this.now().toISOString());
+    const changed = await this.o.keys.revoke(
+      id,
+      actorId(p),
+      this.now().toISOString(),
+      this.event("key.revoked"),
+    );
     await this.o.evict(key.keyHash);
     if (changed)
       await this.o.audit.record(
@@ -508,6 +526,17 @@ export class KeyService {
         by: actorId(p),
       },
       now.toISOString(),
+      (k) => ({
+        type: "key.rolled",
+        environment: k.environment,
+        ownerId: k.ownerId,
+        data: {
+          ...this.eventData(old),
+          expires_at: graceHours === 0 ? old.expiresAt : oldExpiry,
+          replaced_by: this.eventData(k),
+          grace_period_hours: graceHours,
+        },
+      }),
     );
     await this.o.evict(old.keyHash);
     await this.o.evict(minted.hash);
@@ -522,6 +551,34 @@ export class KeyService {
       },
     );
     return withSecret({ key: minted.key, data: this.view(replacement) }, secret);
+  }
+
+  /** The event of a change to a key, built from the key as written. */
+  private event(
+    type: "key.created" | "key.updated" | "key.revoked",
+    extra: Record<string, unknown> = {},
+  ): KeyEvent {
+    return (k) => ({
+      type,
+      environment: k.environment,
+      ownerId: k.ownerId,
+      data: { ...this.eventData(k), ...extra },
+    });
+  }
+
+  /** A key as events describe it: what identifies it, never its hash or secret. */
+  private eventData(k: StoredKey): Record<string, unknown> {
+    return {
+      id: k.id,
+      name: k.name,
+      key_prefix: k.keyPrefix,
+      environment: k.environment,
+      owner_id: k.ownerId,
+      permissions: k.permissions,
+      expires_at: k.expiresAt,
+      revoked_at: k.revokedAt,
+      status: keyStatus(k, this.now().toISOString()),
+    };
   }
 
   /** Seals a new secret; minting one is refused at validation when there is no master key. */

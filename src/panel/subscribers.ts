@@ -5,6 +5,7 @@ import { type UserRecord, usable } from "../auth/service.js";
 import { conflict, invalid, notFound } from "../errors.js";
 import { parseDateOnly } from "../keys/expiry.js";
 import type { Environment } from "../keys/format.js";
+import type { EventType, NewEvent } from "../events/catalogue.js";
 import { type Page, type Paged, Problems, type Window, window } from "./common.js";
 
 export const SUBSCRIBER_STATUSES = ["active", "suspended", "expired"] as const;
@@ -39,11 +40,16 @@ export interface SubscriberRepo {
   /** A subscriber not deleted, inside the fence (its environment, and its owner unless null). */
   findById(id: number, fence: Fence): Promise<SubscriberView | null>;
   findByUsername(username: string, fence: Fence): Promise<SubscriberView | null>;
-  /** Null when the username is taken by a live subscriber. */
-  insert(row: Fields, now: string): Promise<SubscriberView | null>;
+  /** Null when the username is taken by a live subscriber. `event` is emitted in the same transaction. */
+  insert(row: Fields, now: string, event?: SubscriberEvent): Promise<SubscriberView | null>;
   /** False when the new username is taken by a subscriber of the same environment. */
-  update(id: number, patch: Partial<Fields>, now: string): Promise<boolean>;
-  softDelete(id: number, now: string): Promise<void>;
+  update(
+    id: number,
+    patch: Partial<Fields>,
+    now: string,
+    event?: SubscriberEvent,
+  ): Promise<boolean>;
+  softDelete(id: number, now: string, event?: SubscriberEvent): Promise<void>;
 }
 
 export interface ServiceExists {
@@ -67,6 +73,22 @@ export type SubscriberInput = {
 };
 
 export const AUTO_GENERATE = "auto-generate";
+
+/** The event a write produces, given the subscriber as written: emitted in its transaction. */
+export type SubscriberEvent = (s: SubscriberView) => NewEvent | null;
+
+/** The event of a change to a subscriber (the view never holds its password). */
+export function subscriberEvent(
+  type: EventType,
+  extra: Record<string, unknown> = {},
+): SubscriberEvent {
+  return (s) => ({
+    type,
+    environment: s.environment,
+    ownerId: s.owner_id,
+    data: { ...s, ...extra },
+  });
+}
 
 /** Subscribers: every query fenced to what the principal may see; others' records are 404. */
 export class Subscribers {
@@ -122,6 +144,7 @@ export class Subscribers {
         environment: fenceOf(p).environment,
       },
       this.now().toISOString(),
+      subscriberEvent("subscriber.created"),
     );
     if (!row) throw conflict(`subscriber username "${input.username}" is already taken`);
     await this.audit.record(
@@ -159,11 +182,12 @@ export class Subscribers {
     ] as const) {
       if (input[k] !== undefined) (patch as Record<string, unknown>)[k] = input[k];
     }
-    if (!(await this.repo.update(id, patch, this.now().toISOString()))) {
-      throw conflict(`subscriber username "${input.username}" is already taken`);
-    }
     const changed = Object.keys(input).filter((k) => k !== "password");
     if (input.password !== undefined) changed.push("password");
+    const event = subscriberEvent("subscriber.updated", { changed });
+    if (!(await this.repo.update(id, patch, this.now().toISOString(), event))) {
+      throw conflict(`subscriber username "${input.username}" is already taken`);
+    }
     await this.audit.record(p, "subscriber.update", { type: "subscriber", id }, { changed });
     const data = await this.get(p, id);
     return generated ? { data, password: generated } : { data };
@@ -175,7 +199,12 @@ export class Subscribers {
     status: "active" | "suspended",
   ): Promise<SubscriberView> {
     await this.get(p, id);
-    await this.repo.update(id, { status }, this.now().toISOString());
+    await this.repo.update(
+      id,
+      { status },
+      this.now().toISOString(),
+      subscriberEvent(status === "active" ? "subscriber.activated" : "subscriber.suspended"),
+    );
     await this.audit.record(p, status === "active" ? "subscriber.activate" : "subscriber.suspend", {
       type: "subscriber",
       id,
@@ -185,7 +214,7 @@ export class Subscribers {
 
   async remove(p: Principal, id: number): Promise<void> {
     const s = await this.get(p, id);
-    await this.repo.softDelete(id, this.now().toISOString());
+    await this.repo.softDelete(id, this.now().toISOString(), subscriberEvent("subscriber.deleted"));
     await this.audit.record(
       p,
       "subscriber.delete",

@@ -11,7 +11,8 @@ import {
   toMinorUnits,
   type Window,
 } from "./common.js";
-import type { SubscriberRepo } from "./subscribers.js";
+import type { SubscriberRepo, SubscriberView } from "./subscribers.js";
+import type { NewEvent } from "../events/catalogue.js";
 
 export const TRANSACTION_TYPES = ["payment", "refund", "adjustment"] as const;
 export type TransactionType = (typeof TRANSACTION_TYPES)[number];
@@ -50,7 +51,12 @@ export interface TransactionRepo {
    * Inserts unless a transaction with the same (environment, reference_scope, reference) exists, in
    * which case that one comes back with `created: false`. Atomic under concurrency.
    */
-  insertOnce(row: NewTransaction, now: string): Promise<{ row: TransactionRow; created: boolean }>;
+  insertOnce(
+    row: NewTransaction,
+    now: string,
+    /** Emitted in the insert's transaction, only when a row is inserted. */
+    event?: (t: TransactionRow) => NewEvent | null,
+  ): Promise<{ row: TransactionRow; created: boolean }>;
 }
 
 export type TransactionInput = {
@@ -154,6 +160,12 @@ export class Transactions {
         environment: fence.environment,
       },
       this.now().toISOString(),
+      (t) => ({
+        type: "transaction.created",
+        environment: t.environment,
+        ownerId: (subscriber as SubscriberView).owner_id,
+        data: transactionView(t),
+      }),
     );
     if (
       !created &&

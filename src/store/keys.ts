@@ -17,6 +17,7 @@ import type {
 } from "../keys/service.js";
 import { toKeyRecord } from "../keys/service.js";
 import type { KeyRecord } from "../keys/verify.js";
+import { type EventOf, emitEvent } from "../events/outbox.js";
 import type { Database } from "./database.js";
 import type { DB } from "./schema.js";
 
@@ -90,6 +91,17 @@ function keysWithOwners(db: Kysely<DB>) {
     .select(["u.disabled_at as owner_disabled_at", "u.deleted_at as owner_deleted_at"]);
 }
 
+/** Writes the event a change produces (if any) in the change's own transaction. */
+async function emitted<T>(
+  trx: Kysely<DB>,
+  event: EventOf<T> | undefined,
+  row: T,
+  now: string,
+): Promise<void> {
+  const e = event?.(row);
+  if (e) await emitEvent(trx, e, now);
+}
+
 function toRow(k: NewKey) {
   return {
     name: k.name,
@@ -152,13 +164,19 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     this.openSecret = openSecret;
   }
 
-  async insert(k: NewKey): Promise<StoredKey> {
-    const { id } = await this.db
-      .insertInto("api_keys")
-      .values(toRow(k))
-      .returning("id")
-      .executeTakeFirstOrThrow();
-    return toKey(await keysWithOwners(this.db).where("k.id", "=", id).executeTakeFirstOrThrow());
+  async insert(k: NewKey, event?: EventOf<StoredKey>): Promise<StoredKey> {
+    return this.db.transaction().execute(async (trx) => {
+      const { id } = await trx
+        .insertInto("api_keys")
+        .values(toRow(k))
+        .returning("id")
+        .executeTakeFirstOrThrow();
+      const stored = toKey(
+        await keysWithOwners(trx).where("k.id", "=", id).executeTakeFirstOrThrow(),
+      );
+      await emitted(trx, event, stored, k.createdAt);
+      return stored;
+    });
   }
 
   async findById(id: number): Promise<StoredKey | null> {
@@ -173,7 +191,12 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     return (await q.execute()).map(toKey);
   }
 
-  async update(id: number, patch: KeyPatch, now: string): Promise<void> {
+  async update(
+    id: number,
+    patch: KeyPatch,
+    now: string,
+    event?: EventOf<StoredKey>,
+  ): Promise<void> {
     const set: Partial<Row> = { updated_at: now };
     if (patch.name !== undefined) set.name = patch.name;
     if (patch.description !== undefined) set.description = patch.description;
@@ -185,17 +208,40 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     if (patch.expiresAt !== undefined) set.expires_at = patch.expiresAt;
     if (patch.signing !== undefined) set.signing = patch.signing;
     if (patch.signingSecret !== undefined) set.signing_secret = patch.signingSecret;
-    await this.db.updateTable("api_keys").set(set).where("id", "=", id).execute();
+    await this.db.transaction().execute(async (trx) => {
+      await trx.updateTable("api_keys").set(set).where("id", "=", id).execute();
+      if (event) await this.emitFor(trx, id, event, now);
+    });
   }
 
-  async revoke(id: number, by: number | null, now: string): Promise<boolean> {
-    const r = await this.db
-      .updateTable("api_keys")
-      .set({ revoked_at: now, revoked_by: by, updated_at: now })
-      .where("id", "=", id)
-      .where("revoked_at", "is", null)
-      .executeTakeFirst();
-    return Number(r.numUpdatedRows) === 1;
+  async revoke(
+    id: number,
+    by: number | null,
+    now: string,
+    event?: EventOf<StoredKey>,
+  ): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const r = await trx
+        .updateTable("api_keys")
+        .set({ revoked_at: now, revoked_by: by, updated_at: now })
+        .where("id", "=", id)
+        .where("revoked_at", "is", null)
+        .executeTakeFirst();
+      const changed = Number(r.numUpdatedRows) === 1;
+      if (changed && event) await this.emitFor(trx, id, event, now);
+      return changed;
+    });
+  }
+
+  /** Emits the event of a change to key `id`, as the key reads inside the transaction. */
+  private async emitFor(
+    trx: Kysely<DB>,
+    id: number,
+    event: EventOf<StoredKey>,
+    now: string,
+  ): Promise<void> {
+    const r = await keysWithOwners(trx).where("k.id", "=", id).executeTakeFirst();
+    if (r) await emitted(trx, event, toKey(r), now);
   }
 
   async roll(
@@ -203,6 +249,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     replacement: NewKey,
     old: { expiresAt: string | null; revoke: boolean; by: number | null },
     now: string,
+    event?: EventOf<StoredKey>,
   ): Promise<StoredKey> {
     return this.db.transaction().execute(async (trx) => {
       const created = await trx
@@ -220,9 +267,11 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
         })
         .where("id", "=", oldId)
         .execute();
-      return toKey(
+      const stored = toKey(
         await keysWithOwners(trx).where("k.id", "=", created.id).executeTakeFirstOrThrow(),
       );
+      await emitted(trx, event, stored, now);
+      return stored;
     });
   }
 

@@ -409,6 +409,80 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    // Events (SPEC §9): the outbox, written in the transaction of the change it describes;
+    // webhook endpoints (their signing secret sealed under the master key when one is set);
+    // and one delivery per endpoint and event, claimed by one instance at a time (a lease).
+    "0008_events": {
+      async up(db: AnyDB) {
+        await id(db.schema.createTable("events"))
+          .addColumn("message_id", "text", (c) => c.notNull().unique())
+          .addColumn("type", "text", (c) => c.notNull())
+          .addColumn("environment", "text", (c) => c.notNull())
+          .addColumn("owner_id", "integer")
+          .addColumn("payload", "text", (c) => c.notNull())
+          .addColumn("created_at", "text", (c) => c.notNull())
+          .addColumn("dispatched_at", "text")
+          .execute();
+        await sql`create index events_undispatched on events (id) where dispatched_at is null`.execute(
+          db,
+        );
+        await db.schema.createIndex("events_created").on("events").column("created_at").execute();
+        await id(db.schema.createTable("webhook_endpoints"))
+          .addColumn("owner_id", "integer", (c) => c.notNull().references("users.id"))
+          .addColumn("environment", "text", (c) => c.notNull())
+          .addColumn("url", "text", (c) => c.notNull())
+          .addColumn("description", "text")
+          .addColumn("events", "text", (c) => c.notNull())
+          .addColumn("enabled", "integer", (c) => c.notNull())
+          .addColumn("secret", "text", (c) => c.notNull())
+          .addColumn("previous_secret", "text")
+          .addColumn("previous_secret_until", "text")
+          .addColumn("failing_since", "text")
+          .addColumn("disabled_at", "text")
+          .addColumn("disabled_reason", "text")
+          .addColumn("created_at", "text", (c) => c.notNull())
+          .addColumn("updated_at", "text", (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex("webhook_endpoints_owner")
+          .on("webhook_endpoints")
+          .column("owner_id")
+          .execute();
+        await id(db.schema.createTable("webhook_deliveries"))
+          .addColumn("endpoint_id", "integer", (c) => c.notNull())
+          .addColumn("event_id", "integer", (c) => c.notNull())
+          .addColumn("status", "text", (c) => c.notNull())
+          .addColumn("attempts", "integer", (c) => c.notNull().defaultTo(0))
+          .addColumn("manual", "integer", (c) => c.notNull().defaultTo(0))
+          .addColumn("next_attempt_at", "text")
+          .addColumn("locked_until", "text")
+          .addColumn("locked_by", "text")
+          .addColumn("last_attempt_at", "text")
+          .addColumn("response_status", "integer")
+          .addColumn("latency_ms", "integer")
+          .addColumn("response_body", "text")
+          .addColumn("error", "text")
+          .addColumn("created_at", "text", (c) => c.notNull())
+          .addColumn("updated_at", "text", (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex("webhook_deliveries_event_endpoint")
+          .on("webhook_deliveries")
+          .columns(["event_id", "endpoint_id"])
+          .unique()
+          .execute();
+        await db.schema
+          .createIndex("webhook_deliveries_due")
+          .on("webhook_deliveries")
+          .columns(["status", "next_attempt_at"])
+          .execute();
+        await db.schema
+          .createIndex("webhook_deliveries_endpoint")
+          .on("webhook_deliveries")
+          .columns(["endpoint_id", "id"])
+          .execute();
+      },
+    },
     // Console alerts (SPEC §9): those born of an event (a leaked key now; spikes, new IPs and
     // failing webhooks later), and who dismissed which alert, stored or computed (a key
     // expiring soon is a query, not a row).
@@ -437,6 +511,36 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn("alert_ref", "text", (c) => c.notNull())
           .addColumn("dismissed_at", "text", (c) => c.notNull())
           .addPrimaryKeyConstraint("alert_dismissals_pk", ["user_id", "alert_ref"])
+          .execute();
+      },
+    },
+    "0010_scheduler": {
+      async up(db: AnyDB) {
+        // What the scheduler has announced already: a reminder per key and expiry, a spike
+        // per key and hour (src/events/scheduler.ts).
+        await db.schema
+          .createTable("event_marks")
+          .addColumn("api_key_id", "integer", (c) => c.notNull())
+          .addColumn("kind", "text", (c) => c.notNull())
+          .addColumn("mark", "text", (c) => c.notNull())
+          .addColumn("created_at", "text", (c) => c.notNull())
+          .addPrimaryKeyConstraint("event_marks_pk", ["api_key_id", "kind", "mark"])
+          .execute();
+        // The addresses each key was used from, and when last: what makes an address new.
+        await db.schema
+          .createTable("api_key_ips")
+          .addColumn("api_key_id", "integer", (c) => c.notNull())
+          .addColumn("ip", "text", (c) => c.notNull())
+          .addColumn("last_seen_at", "text", (c) => c.notNull())
+          .addPrimaryKeyConstraint("api_key_ips_pk", ["api_key_id", "ip"])
+          .execute();
+        // Refused calls per key and 5-minute window, while a window could still make a spike.
+        await db.schema
+          .createTable("refusal_windows")
+          .addColumn("api_key_id", "integer", (c) => c.notNull())
+          .addColumn("bucket", "integer", (c) => c.notNull())
+          .addColumn("refusals", "integer", (c) => c.notNull())
+          .addPrimaryKeyConstraint("refusal_windows_pk", ["api_key_id", "bucket"])
           .execute();
       },
     },

@@ -7,6 +7,7 @@ import type { NasRepo, NasView } from "../panel/nas.js";
 import type { ServiceRepo, ServiceRow } from "../panel/services.js";
 import type { StatsCounts, StatsRepo } from "../panel/stats.js";
 import type {
+  SubscriberEvent,
   SubscriberFilter,
   SubscriberRepo,
   SubscriberStatus,
@@ -22,6 +23,8 @@ import type {
 import type { TestDataCounts, TestDataRepo } from "../panel/testdata.js";
 import type { UsageDay, UsageRepo } from "../panel/usage.js";
 import type { DB } from "./schema.js";
+import type { NewEvent } from "../events/catalogue.js";
+import { emitEvent } from "../events/outbox.js";
 
 const count = sql<number>`count(*)`;
 
@@ -185,17 +188,41 @@ export class SqlSubscriberRepo implements SubscriberRepo {
     return r ? toSubscriber(r) : null;
   }
 
-  async insert(row: SubscriberFields, now: string): Promise<SubscriberView | null> {
-    const r = await this.db
-      .insertInto("subscribers")
-      .values({ ...row, created_at: now, updated_at: now })
-      .onConflict((oc) => oc.doNothing())
-      .returning(SUBSCRIBER_COLUMNS)
+  async insert(
+    row: SubscriberFields,
+    now: string,
+    event?: SubscriberEvent,
+  ): Promise<SubscriberView | null> {
+    return this.db.transaction().execute(async (trx) => {
+      const r = await trx
+        .insertInto("subscribers")
+        .values({ ...row, created_at: now, updated_at: now })
+        .onConflict((oc) => oc.doNothing())
+        .returning(SUBSCRIBER_COLUMNS)
+        .executeTakeFirst();
+      if (!r) return null;
+      const s = toSubscriber(r);
+      await emitted(trx, event?.(s), now);
+      return s;
+    });
+  }
+
+  /** The subscriber as it reads inside `trx`, deleted or not. */
+  private async reread(trx: Kysely<DB>, id: number): Promise<SubscriberView | null> {
+    const r = await trx
+      .selectFrom("subscribers")
+      .select(SUBSCRIBER_COLUMNS)
+      .where("id", "=", id)
       .executeTakeFirst();
     return r ? toSubscriber(r) : null;
   }
 
-  async update(id: number, patch: Partial<SubscriberFields>, now: string): Promise<boolean> {
+  async update(
+    id: number,
+    patch: Partial<SubscriberFields>,
+    now: string,
+    event?: SubscriberEvent,
+  ): Promise<boolean> {
     if (patch.username !== undefined) {
       const taken = await this.db
         .selectFrom("subscribers")
@@ -212,11 +239,15 @@ export class SqlSubscriberRepo implements SubscriberRepo {
       if (taken) return false;
     }
     try {
-      await this.db
-        .updateTable("subscribers")
-        .set({ ...patch, updated_at: now })
-        .where("id", "=", id)
-        .execute();
+      await this.db.transaction().execute(async (trx) => {
+        await trx
+          .updateTable("subscribers")
+          .set({ ...patch, updated_at: now })
+          .where("id", "=", id)
+          .execute();
+        const s = event ? await this.reread(trx, id) : null;
+        if (s) await emitted(trx, event?.(s), now);
+      });
       return true;
     } catch (err) {
       if (isUniqueViolation(err)) return false;
@@ -224,13 +255,22 @@ export class SqlSubscriberRepo implements SubscriberRepo {
     }
   }
 
-  async softDelete(id: number, now: string): Promise<void> {
-    await this.db
-      .updateTable("subscribers")
-      .set({ deleted_at: now, updated_at: now })
-      .where("id", "=", id)
-      .execute();
+  async softDelete(id: number, now: string, event?: SubscriberEvent): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable("subscribers")
+        .set({ deleted_at: now, updated_at: now })
+        .where("id", "=", id)
+        .execute();
+      const s = event ? await this.reread(trx, id) : null;
+      if (s) await emitted(trx, event?.(s), now);
+    });
   }
+}
+
+/** Writes an event (if any) in the transaction of the change it describes. */
+async function emitted(trx: Kysely<DB>, event: NewEvent | null | undefined, now: string) {
+  if (event) await emitEvent(trx, event, now);
 }
 
 /** SQLite's and PostgreSQL's words for "that unique value is taken". */
@@ -354,16 +394,27 @@ export class SqlTransactionRepo implements TransactionRepo {
   async insertOnce(
     row: NewTransaction,
     now: string,
+    event?: (t: TransactionRow) => NewEvent | null,
   ): Promise<{ row: TransactionRow; created: boolean }> {
-    const inserted = await this.db
-      .insertInto("transactions")
-      .values({ ...row, created_at: now })
-      .onConflict((oc) => oc.doNothing())
-      .returning(["id"])
-      .executeTakeFirst();
-    const fence = { ownerId: null, environment: row.environment };
-    if (inserted)
-      return { row: (await this.findById(inserted.id, fence)) as TransactionRow, created: true };
+    const created = await this.db.transaction().execute(async (trx) => {
+      const inserted = await trx
+        .insertInto("transactions")
+        .values({ ...row, created_at: now })
+        .onConflict((oc) => oc.doNothing())
+        .returning(["id"])
+        .executeTakeFirst();
+      if (!inserted) return null;
+      const t = toTx(
+        await trx
+          .selectFrom("transactions as t")
+          .select(TX_COLUMNS)
+          .where("t.id", "=", inserted.id)
+          .executeTakeFirstOrThrow(),
+      );
+      await emitted(trx, event?.(t), now);
+      return t;
+    });
+    if (created) return { row: created, created: true };
     const first = await this.db
       .selectFrom("transactions as t")
       .select(TX_COLUMNS)

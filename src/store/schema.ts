@@ -128,6 +128,64 @@ export interface DB {
     ip: string | null;
     created_at: string;
   };
+  /** The outbox (added by 0008): one row per event, written with the change it describes. */
+  events: {
+    id: Generated<number>;
+    /** `webhook-id`: the same on every delivery and retry of this event. */
+    message_id: string;
+    type: string;
+    environment: string;
+    /** The user whose record the event concerns; null for none. */
+    owner_id: number | null;
+    /** The exact body delivered: `{ type, timestamp, data }` as JSON. */
+    payload: string;
+    created_at: string;
+    /** When the event was fanned out into deliveries; null until then. */
+    dispatched_at: string | null;
+  };
+  webhook_endpoints: {
+    id: Generated<number>;
+    owner_id: number;
+    environment: string;
+    url: string;
+    description: string | null;
+    /** JSON list of event types, or `*` for every event. */
+    events: string;
+    enabled: number;
+    /** `whsec_…`, sealed under the master key when one is set (else as given). */
+    secret: string;
+    /** The secret before the last rotation, still signing beside the new one until `previous_secret_until`. */
+    previous_secret: string | null;
+    previous_secret_until: string | null;
+    /** Since when every attempt failed; null after a success. */
+    failing_since: string | null;
+    disabled_at: string | null;
+    disabled_reason: string | null;
+    created_at: string;
+    updated_at: string;
+  };
+  /** One delivery per endpoint and event: `pending` until `succeeded` or `failed`. */
+  webhook_deliveries: {
+    id: Generated<number>;
+    endpoint_id: number;
+    event_id: number;
+    status: string;
+    attempts: Generated<number>;
+    /** 1 for a redelivery asked by hand of a finished delivery: one attempt, no schedule. */
+    manual: Generated<number>;
+    next_attempt_at: string | null;
+    /** The claim of the instance delivering it (its lease), so no other takes it meanwhile. */
+    locked_until: string | null;
+    locked_by: string | null;
+    last_attempt_at: string | null;
+    response_status: number | null;
+    latency_ms: number | null;
+    /** The first 1 KiB of the last response's body. */
+    response_body: string | null;
+    error: string | null;
+    created_at: string;
+    updated_at: string;
+  };
   /** Console alerts born of an event (added by 0009); `details` is JSON, never a secret. */
   alerts: {
     id: Generated<number>;
@@ -202,6 +260,12 @@ export interface DB {
     api_key_id: number | null;
     created_by: number;
   };
+  /** What the scheduler announced already (added by 0010). */
+  event_marks: { api_key_id: number; kind: string; mark: string; created_at: string };
+  /** The addresses each key was used from, and when last (added by 0010). */
+  api_key_ips: { api_key_id: number; ip: string; last_seen_at: string };
+  /** Refused calls per key and 5-minute bucket (added by 0010). */
+  refusal_windows: { api_key_id: number; bucket: number; refusals: number };
   usage_daily: {
     environment: Generated<Environment>;
     subscriber_id: number;

@@ -372,6 +372,111 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/webhooks": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Webhook endpoints (every one for admins, own for others), newest first */
+    get: operations["listWebhookEndpoints"];
+    put?: never;
+    /** Register a webhook endpoint, for the environment in Keygate-Environment. The response's `secret` is the only time it is shown */
+    post: operations["createWebhookEndpoint"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/webhooks/{id}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** One webhook endpoint */
+    get: operations["getWebhookEndpoint"];
+    /** Change a webhook endpoint; enabling it again clears why it was disabled and its failures */
+    put: operations["updateWebhookEndpoint"];
+    post?: never;
+    /** Remove a webhook endpoint and its delivery log */
+    delete: operations["deleteWebhookEndpoint"];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/webhooks/{id}/rotate-secret": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** A new signing secret, shown this once; the old one keeps signing beside it for 24 hours */
+    post: operations["rotateWebhookSecret"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/webhooks/{id}/deliveries": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The endpoint's delivery log, newest first */
+    get: operations["listWebhookDeliveries"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/webhooks/{id}/deliveries/{delivery_id}/redeliver": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Deliver a message again now, with its original webhook-id */
+    post: operations["redeliverWebhook"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/webhooks/{id}/test": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Send a webhook.test message to this endpoint alone */
+    post: operations["testWebhookEndpoint"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/api/alerts": {
     parameters: {
       query?: never;
@@ -1094,7 +1199,328 @@ export interface paths {
     trace?: never;
   };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+  "key.created": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A key was minted (console, API or command line)
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookKeyCreated"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "key.updated": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A key was changed; `changed` names the fields sent
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookKeyUpdated"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "key.rolled": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A key was rolled: `data` is the old key (with its shortened expiry), `replaced_by` the new one
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookKeyRolled"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "key.revoked": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A key was revoked
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookKeyRevoked"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "key.expiring": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A key expires in 7 days, or in 1 day
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookKeyExpiring"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "key.expired": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A key reached its expiry
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookKeyExpired"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "key.leaked": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A key was reported exposed (revoked or flagged, by configuration)
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookKeyLeaked"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "key.new_ip": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A key's first successful call in 30 days from this address
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookKeyNewIp"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "key.refusals_spike": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A key's refused calls rose far above their usual rate
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookKeyRefusalsSpike"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "subscriber.created": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A subscriber was created
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookSubscriberCreated"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "subscriber.updated": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A subscriber was changed; `changed` names the fields sent (never the password)
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookSubscriberUpdated"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "subscriber.suspended": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A subscriber was suspended
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookSubscriberSuspended"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "subscriber.activated": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A subscriber was activated
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookSubscriberActivated"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "subscriber.deleted": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A subscriber was deleted
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookSubscriberDeleted"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "transaction.created": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A transaction was recorded (a replayed reference emits nothing)
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookTransactionCreated"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "webhook.test": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Sent by POST /api/webhooks/{id}/test to that endpoint alone
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookWebhookTest"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+}
 export interface components {
   schemas: {
     /** @description Where a page of a list sits */
@@ -1177,7 +1603,6 @@ export interface components {
       service_id: number;
       /** @enum {string} */
       status: "active" | "suspended" | "expired";
-      /** @description YYYY-MM-DD */
       expiry_date: string | null;
       owner_id: number;
       /**
@@ -1198,7 +1623,6 @@ export interface components {
       service_id: number;
       /** @enum {string} */
       status: "active" | "suspended" | "expired";
-      /** @description YYYY-MM-DD */
       expiry_date: string | null;
       owner_id: number;
       /**
@@ -1245,7 +1669,6 @@ export interface components {
       reference: string | null;
       description: string | null;
       created_at: string;
-      /** @description the key that recorded it, if one did */
       api_key_id: number | null;
       /**
        * @description the environment of its subscriber
@@ -1319,7 +1742,6 @@ export interface components {
       rate_limit_per_minute: number;
       allowed_ips: string[] | null;
       client_ip: string;
-      /** @description set when this key was rolled and is in its grace period: the replacement's display prefix */
       replaced_by_prefix: string | null;
     };
     /** @description Keygate's verdict on one reported token */
@@ -1382,7 +1804,6 @@ export interface components {
         type: string;
         id: number;
       } | null;
-      /** @description the console page it concerns, e.g. /keys/12 */
       link: string | null;
       /** @description live or test */
       environment: string;
@@ -1492,17 +1913,11 @@ export interface components {
       signing: "off" | "optional" | "required";
       /** @description access tokens issued for this key at POST /api/v1/external/oauth/token */
       tokens_issued: number;
-      /** @description when the last access token was issued */
       last_token_at: string | null;
-      /** @description the last call the key checks accepted, whatever the route then answered (a 404 or a 400 from the route counts); refusals by the checks do not. Written in batches: at most about 10 s behind */
       last_used_at: string | null;
-      /** @description the client IP of that call */
       last_used_ip: string | null;
-      /** @description the last call the key checks refused (API_KEY_REVOKED, API_KEY_EXPIRED, INVALID_USER, IP_NOT_ALLOWED, RATE_LIMIT_EXCEEDED, SCOPE_REQUIRED, or FORBIDDEN for its owner's role): an attempt, not a use */
       last_refused_at: string | null;
-      /** @description the client IP of that attempt */
       last_refused_ip: string | null;
-      /** @description the error code it was refused with */
       last_refused_code: string | null;
       expires_at: string | null;
       created_at: string;
@@ -1528,9 +1943,7 @@ export interface components {
       latency_ms: number;
       user_agent: string | null;
       error_code: string | null;
-      /** @description the X-Request-Id the answer carried; null on rows from before it was kept */
       request_id: string | null;
-      /** @description the exact error message answered; null on success */
       message: string | null;
       /**
        * @description the key's environment; for a call without a known key, the one its value names (live if none)
@@ -1596,9 +2009,7 @@ export interface components {
         latency_ms: number;
         user_agent: string | null;
         error_code: string | null;
-        /** @description the X-Request-Id the answer carried; null on rows from before it was kept */
         request_id: string | null;
-        /** @description the exact error message answered; null on success */
         message: string | null;
         /**
          * @description the key's environment; for a call without a known key, the one its value names (live if none)
@@ -1645,6 +2056,48 @@ export interface components {
       digits: number;
       /** @description seconds each code lasts */
       period: number;
+    };
+    /** @description A webhook endpoint; its signing secret is shown only when made or rotated */
+    WebhookEndpoint: {
+      id: number;
+      url: string;
+      description: string | null;
+      /** @description the event types it receives, or ["*"] for every event */
+      events: string[];
+      enabled: boolean;
+      /**
+       * @description the environment whose events it receives
+       * @enum {string}
+       */
+      environment: "live" | "test";
+      /** @description who registered it: an admin's endpoint receives every event, another user's only those about its own records */
+      owner_id: number;
+      failing_since: string | null;
+      disabled_at: string | null;
+      disabled_reason: string | null;
+      previous_secret_until: string | null;
+      created_at: string;
+      updated_at: string;
+    };
+    /** @description One event's delivery to one endpoint, with its last attempt */
+    WebhookDelivery: {
+      id: number;
+      /** @description the webhook-id header: the same on every attempt */
+      message_id: string;
+      event_type: string;
+      /**
+       * @description pending (waiting for its next attempt), succeeded (answered 2xx) or failed (every attempt failed)
+       * @enum {string}
+       */
+      status: "pending" | "succeeded" | "failed";
+      attempts: number;
+      next_attempt_at: string | null;
+      last_attempt_at: string | null;
+      response_status: number | null;
+      latency_ms: number | null;
+      response_body: string | null;
+      error: string | null;
+      created_at: string;
     };
   };
   responses: never;
@@ -3037,9 +3490,7 @@ export interface operations {
           scopes?: "read" | "write" | "delete";
           /** @description what the key may do, e.g. ["subscribers:read", "transactions:write"]; write implies read, delete implies write. Give this or scopes, not both */
           permissions?: string[];
-          /** @description YYYY-MM-DD (valid through that day, UTC) or an ISO-8601 timestamp */
           expires_at?: string | null;
-          /** @description IPv4/IPv6 addresses and CIDR ranges */
           allowed_ips?: string[] | null;
           rate_limit_per_minute?: number | null;
           /**
@@ -3431,9 +3882,7 @@ export interface operations {
           scopes?: "read" | "write" | "delete";
           /** @description what the key may do, e.g. ["subscribers:read", "transactions:write"]; write implies read, delete implies write. Give this or scopes, not both */
           permissions?: string[];
-          /** @description YYYY-MM-DD (valid through that day, UTC) or an ISO-8601 timestamp */
           expires_at?: string | null;
-          /** @description IPv4/IPv6 addresses and CIDR ranges */
           allowed_ips?: string[] | null;
           rate_limit_per_minute?: number | null;
           /**
@@ -3937,6 +4386,888 @@ export interface operations {
       };
     };
   };
+  listWebhookEndpoints: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The endpoints the caller may see */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {boolean} */
+            success: true;
+            data: components["schemas"]["WebhookEndpoint"][];
+          };
+        };
+      };
+      /** @description Unauthorized — `UNAUTHORIZED`: no valid access token: sign in with `POST /api/auth/login`, or refresh with `POST /api/auth/refresh` */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Forbidden — `FORBIDDEN`: the caller's role may not do this; the message names the role needed */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+    };
+  };
+  createWebhookEndpoint: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          /** @description http:// or https://, no credentials, no fragment; private, loopback and link-local addresses are refused unless KEYGATE_WEBHOOK_ALLOW_PRIVATE=true */
+          url: string;
+          /** @description the event types to receive, or ["*"] (the default) for every event */
+          events?: string[];
+          description?: string | null;
+          enabled?: boolean;
+        };
+      };
+    };
+    responses: {
+      /** @description The endpoint registered: `secret` holds its signing secret, shown this once */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {boolean} */
+            success: true;
+            data: components["schemas"]["WebhookEndpoint"];
+            /** @description the signing secret (whsec_ + base64, Standard Webhooks): shown this once; verify each delivery's webhook-signature with it */
+            secret: string;
+          };
+        };
+      };
+      /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Unauthorized — `UNAUTHORIZED`: no valid access token: sign in with `POST /api/auth/login`, or refresh with `POST /api/auth/refresh` */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Forbidden — `FORBIDDEN`: the caller's role may not do this; the message names the role needed */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Payload too large — `PAYLOAD_TOO_LARGE`: the body is larger than 1 MiB */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Unsupported media type — `UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `Content-Type: application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+    };
+  };
+  getWebhookEndpoint: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
+      path: {
+        /** @description a positive whole number */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The endpoint (never its secret) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {boolean} */
+            success: true;
+            data: components["schemas"]["WebhookEndpoint"];
+          };
+        };
+      };
+      /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Unauthorized — `UNAUTHORIZED`: no valid access token: sign in with `POST /api/auth/login`, or refresh with `POST /api/auth/refresh` */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Forbidden — `FORBIDDEN`: the caller's role may not do this; the message names the role needed */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Not found — `NOT_FOUND`: no such record visible to the caller */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+    };
+  };
+  updateWebhookEndpoint: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
+      path: {
+        /** @description a positive whole number */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          /** @description http:// or https://, no credentials, no fragment; private, loopback and link-local addresses are refused unless KEYGATE_WEBHOOK_ALLOW_PRIVATE=true */
+          url?: string;
+          /** @description the event types to receive, or ["*"] (the default) for every event */
+          events?: string[];
+          description?: string | null;
+          enabled?: boolean;
+        };
+      };
+    };
+    responses: {
+      /** @description The endpoint as changed */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {boolean} */
+            success: true;
+            data: components["schemas"]["WebhookEndpoint"];
+          };
+        };
+      };
+      /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Unauthorized — `UNAUTHORIZED`: no valid access token: sign in with `POST /api/auth/login`, or refresh with `POST /api/auth/refresh` */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Forbidden — `FORBIDDEN`: the caller's role may not do this; the message names the role needed */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Not found — `NOT_FOUND`: no such record visible to the caller */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Payload too large — `PAYLOAD_TOO_LARGE`: the body is larger than 1 MiB */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Unsupported media type — `UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `Content-Type: application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+    };
+  };
+  deleteWebhookEndpoint: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
+      path: {
+        /** @description a positive whole number */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The endpoint and its delivery log are gone */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {boolean} */
+            success: true;
+            message?: string;
+          };
+        };
+      };
+      /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Unauthorized — `UNAUTHORIZED`: no valid access token: sign in with `POST /api/auth/login`, or refresh with `POST /api/auth/refresh` */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Forbidden — `FORBIDDEN`: the caller's role may not do this; the message names the role needed */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Not found — `NOT_FOUND`: no such record visible to the caller */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Payload too large — `PAYLOAD_TOO_LARGE`: the body is larger than 1 MiB */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Unsupported media type — `UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `Content-Type: application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+    };
+  };
+  rotateWebhookSecret: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
+      path: {
+        /** @description a positive whole number */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description A new signing secret in `secret`, shown this once; the old one signs beside it for 24 hours */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {boolean} */
+            success: true;
+            data: components["schemas"]["WebhookEndpoint"];
+            /** @description the signing secret (whsec_ + base64, Standard Webhooks): shown this once; verify each delivery's webhook-signature with it */
+            secret: string;
+          };
+        };
+      };
+      /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Unauthorized — `UNAUTHORIZED`: no valid access token: sign in with `POST /api/auth/login`, or refresh with `POST /api/auth/refresh` */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Forbidden — `FORBIDDEN`: the caller's role may not do this; the message names the role needed */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Not found — `NOT_FOUND`: no such record visible to the caller */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Payload too large — `PAYLOAD_TOO_LARGE`: the body is larger than 1 MiB */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Unsupported media type — `UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `Content-Type: application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+    };
+  };
+  listWebhookDeliveries: {
+    parameters: {
+      query?: {
+        limit?: number;
+        /** @description the next page: deliveries older than this id */
+        before_id?: number;
+        status?: "pending" | "succeeded" | "failed";
+      };
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
+      path: {
+        /** @description a positive whole number */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The endpoint's deliveries, newest first, each with its last attempt */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {boolean} */
+            success: true;
+            data: components["schemas"]["WebhookDelivery"][];
+          };
+        };
+      };
+      /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Unauthorized — `UNAUTHORIZED`: no valid access token: sign in with `POST /api/auth/login`, or refresh with `POST /api/auth/refresh` */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Forbidden — `FORBIDDEN`: the caller's role may not do this; the message names the role needed */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Not found — `NOT_FOUND`: no such record visible to the caller */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+    };
+  };
+  redeliverWebhook: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
+      path: {
+        /** @description the endpoint's id */
+        id: number;
+        /** @description the delivery's id */
+        delivery_id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The delivery, due now, with its original webhook-id */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {boolean} */
+            success: true;
+            data: components["schemas"]["WebhookDelivery"];
+          };
+        };
+      };
+      /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Unauthorized — `UNAUTHORIZED`: no valid access token: sign in with `POST /api/auth/login`, or refresh with `POST /api/auth/refresh` */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Forbidden — `FORBIDDEN`: the caller's role may not do this; the message names the role needed */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Not found — `NOT_FOUND`: no such record visible to the caller */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Conflict — `CONFLICT`: the request clashes with the current state; the message says how */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Payload too large — `PAYLOAD_TOO_LARGE`: the body is larger than 1 MiB */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Unsupported media type — `UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `Content-Type: application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+    };
+  };
+  testWebhookEndpoint: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
+      path: {
+        /** @description a positive whole number */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description A webhook.test message is queued for this endpoint alone */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {boolean} */
+            success: true;
+            data: components["schemas"]["WebhookDelivery"];
+          };
+        };
+      };
+      /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Unauthorized — `UNAUTHORIZED`: no valid access token: sign in with `POST /api/auth/login`, or refresh with `POST /api/auth/refresh` */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Forbidden — `FORBIDDEN`: the caller's role may not do this; the message names the role needed */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Not found — `NOT_FOUND`: no such record visible to the caller */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Conflict — `CONFLICT`: the request clashes with the current state; the message says how */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Payload too large — `PAYLOAD_TOO_LARGE`: the body is larger than 1 MiB */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Unsupported media type — `UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `Content-Type: application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+    };
+  };
   listAlerts: {
     parameters: {
       query?: never;
@@ -4261,18 +5592,12 @@ export interface operations {
       content: {
         "application/json": {
           full_name?: string | null;
-          /** @description 3-32 of digits, spaces and + ( ) - . */
           phone?: string | null;
-          /** @description an email address */
           email?: string | null;
           /** @description a record id */
           service_id: number;
           /** @description "active", "suspended", "expired" */
           status?: "active" | "suspended" | "expired";
-          /**
-           * Format: date
-           * @description a real date as YYYY-MM-DD (1970-9999)
-           */
           expiry_date?: string | null;
           /** @description admins only */
           owner_id?: number;
@@ -4528,18 +5853,12 @@ export interface operations {
       content: {
         "application/json": {
           full_name?: string | null;
-          /** @description 3-32 of digits, spaces and + ( ) - . */
           phone?: string | null;
-          /** @description an email address */
           email?: string | null;
           /** @description a record id */
           service_id?: number;
           /** @description "active", "suspended", "expired" */
           status?: "active" | "suspended" | "expired";
-          /**
-           * Format: date
-           * @description a real date as YYYY-MM-DD (1970-9999)
-           */
           expiry_date?: string | null;
           /** @description admins only */
           owner_id?: number;
@@ -7039,18 +8358,12 @@ export interface operations {
       content: {
         "application/json": {
           full_name?: string | null;
-          /** @description 3-32 of digits, spaces and + ( ) - . */
           phone?: string | null;
-          /** @description an email address */
           email?: string | null;
           /** @description a record id */
           service_id: number;
           /** @description "active", "suspended", "expired" */
           status?: "active" | "suspended" | "expired";
-          /**
-           * Format: date
-           * @description a real date as YYYY-MM-DD (1970-9999)
-           */
           expiry_date?: string | null;
           /** @description admins only */
           owner_id?: number;
@@ -7370,18 +8683,12 @@ export interface operations {
       content: {
         "application/json": {
           full_name?: string | null;
-          /** @description 3-32 of digits, spaces and + ( ) - . */
           phone?: string | null;
-          /** @description an email address */
           email?: string | null;
           /** @description a record id */
           service_id?: number;
           /** @description "active", "suspended", "expired" */
           status?: "active" | "suspended" | "expired";
-          /**
-           * Format: date
-           * @description a real date as YYYY-MM-DD (1970-9999)
-           */
           expiry_date?: string | null;
           /** @description admins only */
           owner_id?: number;
@@ -8687,6 +9994,1020 @@ export interface operations {
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
+      };
+    };
+  };
+  webhookKeyCreated: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "key.created",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 7,
+         *         "name": "Billing sync",
+         *         "key_prefix": "pk_live_ab12",
+         *         "environment": "live",
+         *         "owner_id": 1,
+         *         "permissions": [
+         *           "*:read"
+         *         ],
+         *         "expires_at": null,
+         *         "revoked_at": null,
+         *         "status": "active"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "key.created";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookKeyUpdated: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "key.updated",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 7,
+         *         "name": "Billing sync",
+         *         "key_prefix": "pk_live_ab12",
+         *         "environment": "live",
+         *         "owner_id": 1,
+         *         "permissions": [
+         *           "*:read"
+         *         ],
+         *         "expires_at": null,
+         *         "revoked_at": null,
+         *         "status": "active",
+         *         "changed": [
+         *           "name",
+         *           "allowed_ips"
+         *         ]
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "key.updated";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookKeyRolled: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "key.rolled",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 7,
+         *         "name": "Billing sync",
+         *         "key_prefix": "pk_live_ab12",
+         *         "environment": "live",
+         *         "owner_id": 1,
+         *         "permissions": [
+         *           "*:read"
+         *         ],
+         *         "expires_at": "2026-05-13T11:02:31.000Z",
+         *         "revoked_at": null,
+         *         "status": "active",
+         *         "replaced_by": {
+         *           "id": 8,
+         *           "name": "Billing sync",
+         *           "key_prefix": "pk_live_cd34",
+         *           "environment": "live",
+         *           "owner_id": 1,
+         *           "permissions": [
+         *             "*:read"
+         *           ],
+         *           "expires_at": null,
+         *           "revoked_at": null,
+         *           "status": "active"
+         *         },
+         *         "grace_period_hours": 24
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "key.rolled";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookKeyRevoked: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "key.revoked",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 7,
+         *         "name": "Billing sync",
+         *         "key_prefix": "pk_live_ab12",
+         *         "environment": "live",
+         *         "owner_id": 1,
+         *         "permissions": [
+         *           "*:read"
+         *         ],
+         *         "expires_at": null,
+         *         "revoked_at": "2026-05-12T11:02:31.000Z",
+         *         "status": "revoked"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "key.revoked";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookKeyExpiring: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "key.expiring",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 7,
+         *         "name": "Billing sync",
+         *         "key_prefix": "pk_live_ab12",
+         *         "environment": "live",
+         *         "owner_id": 1,
+         *         "permissions": [
+         *           "*:read"
+         *         ],
+         *         "expires_at": "2026-05-19T23:59:59.999Z",
+         *         "revoked_at": null,
+         *         "status": "active",
+         *         "days_left": 7
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "key.expiring";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookKeyExpired: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "key.expired",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 7,
+         *         "name": "Billing sync",
+         *         "key_prefix": "pk_live_ab12",
+         *         "environment": "live",
+         *         "owner_id": 1,
+         *         "permissions": [
+         *           "*:read"
+         *         ],
+         *         "expires_at": "2026-05-12T11:02:31.000Z",
+         *         "revoked_at": null,
+         *         "status": "expired"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "key.expired";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookKeyLeaked: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "key.leaked",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 7,
+         *         "name": "Billing sync",
+         *         "key_prefix": "pk_live_ab12",
+         *         "environment": "live",
+         *         "owner_id": 1,
+         *         "permissions": [
+         *           "*:read"
+         *         ],
+         *         "expires_at": null,
+         *         "revoked_at": null,
+         *         "status": "active",
+         *         "url": "https://github.com/example/repo/blob/main/.env",
+         *         "action": "revoked"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "key.leaked";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookKeyNewIp: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "key.new_ip",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 7,
+         *         "name": "Billing sync",
+         *         "key_prefix": "pk_live_ab12",
+         *         "environment": "live",
+         *         "owner_id": 1,
+         *         "permissions": [
+         *           "*:read"
+         *         ],
+         *         "expires_at": null,
+         *         "revoked_at": null,
+         *         "status": "active",
+         *         "ip": "203.0.113.9"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "key.new_ip";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookKeyRefusalsSpike: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "key.refusals_spike",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 7,
+         *         "name": "Billing sync",
+         *         "key_prefix": "pk_live_ab12",
+         *         "environment": "live",
+         *         "owner_id": 1,
+         *         "permissions": [
+         *           "*:read"
+         *         ],
+         *         "expires_at": null,
+         *         "revoked_at": null,
+         *         "status": "active",
+         *         "refusals": 120,
+         *         "window_minutes": 5
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "key.refusals_spike";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookSubscriberCreated: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "subscriber.created",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 42,
+         *         "username": "alice",
+         *         "full_name": "Alice Doe",
+         *         "phone": null,
+         *         "email": "alice@example.com",
+         *         "service_id": 1,
+         *         "status": "active",
+         *         "expiry_date": "2026-06-12",
+         *         "owner_id": 2,
+         *         "environment": "live",
+         *         "created_at": "2026-05-12T11:02:31.000Z",
+         *         "updated_at": "2026-05-12T11:02:31.000Z"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "subscriber.created";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookSubscriberUpdated: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "subscriber.updated",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 42,
+         *         "username": "alice",
+         *         "full_name": "Alice Doe",
+         *         "phone": null,
+         *         "email": "alice@example.com",
+         *         "service_id": 1,
+         *         "status": "active",
+         *         "expiry_date": "2026-06-12",
+         *         "owner_id": 2,
+         *         "environment": "live",
+         *         "created_at": "2026-05-12T11:02:31.000Z",
+         *         "updated_at": "2026-05-12T11:02:31.000Z",
+         *         "changed": [
+         *           "email"
+         *         ]
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "subscriber.updated";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookSubscriberSuspended: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "subscriber.suspended",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 42,
+         *         "username": "alice",
+         *         "full_name": "Alice Doe",
+         *         "phone": null,
+         *         "email": "alice@example.com",
+         *         "service_id": 1,
+         *         "status": "suspended",
+         *         "expiry_date": "2026-06-12",
+         *         "owner_id": 2,
+         *         "environment": "live",
+         *         "created_at": "2026-05-12T11:02:31.000Z",
+         *         "updated_at": "2026-05-12T11:02:31.000Z"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "subscriber.suspended";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookSubscriberActivated: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "subscriber.activated",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 42,
+         *         "username": "alice",
+         *         "full_name": "Alice Doe",
+         *         "phone": null,
+         *         "email": "alice@example.com",
+         *         "service_id": 1,
+         *         "status": "active",
+         *         "expiry_date": "2026-06-12",
+         *         "owner_id": 2,
+         *         "environment": "live",
+         *         "created_at": "2026-05-12T11:02:31.000Z",
+         *         "updated_at": "2026-05-12T11:02:31.000Z"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "subscriber.activated";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookSubscriberDeleted: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "subscriber.deleted",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 42,
+         *         "username": "alice",
+         *         "full_name": "Alice Doe",
+         *         "phone": null,
+         *         "email": "alice@example.com",
+         *         "service_id": 1,
+         *         "status": "active",
+         *         "expiry_date": "2026-06-12",
+         *         "owner_id": 2,
+         *         "environment": "live",
+         *         "created_at": "2026-05-12T11:02:31.000Z",
+         *         "updated_at": "2026-05-12T11:02:31.000Z"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "subscriber.deleted";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookTransactionCreated: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "transaction.created",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 9,
+         *         "subscriber_id": 42,
+         *         "amount": 19.99,
+         *         "currency": "USD",
+         *         "type": "payment",
+         *         "reference": "inv-2026-0042",
+         *         "description": null,
+         *         "created_at": "2026-05-12T11:02:31.000Z",
+         *         "api_key_id": 7,
+         *         "environment": "live"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "transaction.created";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookWebhookTest: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "webhook.test",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "endpoint_id": 3,
+         *         "message": "a test message from Keygate"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "webhook.test";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
       };
     };
   };
