@@ -373,6 +373,48 @@ describe.skipIf(skip)("the console in a browser", () => {
     await shot("dashboard");
   }, 60_000);
 
+  it("shows an exposed key's alert in the header's notifications, links to the key, and dismisses it", async () => {
+    const login = await call(
+      base,
+      "POST",
+      "/api/auth/login",
+      {},
+      {
+        username: "admin",
+        password: ADMIN_PASSWORD,
+      },
+    );
+    const auth = { authorization: `Bearer ${login.json.data.access_token as string}` };
+    const minted = await call(base, "POST", "/api/api-keys", auth, { name: "leaked-e2e" });
+    expect(minted.status).toBe(201);
+    const exposed = await call(
+      base,
+      "POST",
+      "/api/v1/external/keys/revoke-exposed",
+      {},
+      {
+        key: minted.json.key,
+      },
+    );
+    expect(exposed.json.data.status).toBe("revoked");
+
+    await page.reload();
+    const bell = page.getByRole("button", { name: "Notifications: 1 alert" });
+    await bell.click();
+    const alert = page.getByTestId("alert").filter({ hasText: "Exposed key revoked" });
+    await alert.getByText(/Key "leaked-e2e" \(pk_live_[0-9a-f]{4}…\) was revoked/).waitFor();
+    await shot("notifications");
+    await alert.getByRole("link", { name: "Open the key" }).click();
+    await heading(/leaked-e2e/);
+    expect(new URL(page.url()).pathname).toBe(`/keys/${minted.json.data.id as number}`);
+
+    await bell.click();
+    await page.getByRole("button", { name: "Dismiss: Exposed key revoked" }).click();
+    await page.getByRole("button", { name: "Notifications: none" }).waitFor();
+    await page.reload();
+    await page.getByRole("button", { name: "Notifications: none" }).waitFor();
+  }, 60_000);
+
   it("finds a call by its X-Request-Id and opens it: the exact message, the id to copy", async () => {
     await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
     const requestId = "e2e-billing:run/7+retry=1";

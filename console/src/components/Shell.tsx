@@ -18,6 +18,7 @@ import { type ReactNode, useEffect, useRef } from "react";
 import { useAuth, useUser } from "../auth";
 import { setEnvironment, useEnvironment } from "../lib/environment";
 import { Link, match, navigate, useLocation } from "../lib/router";
+import { Notifications } from "./Notifications";
 
 type Item = { href: string; label: string; admin?: boolean };
 
@@ -177,6 +178,7 @@ export function Shell({ children }: { children: ReactNode }) {
             </Anchor>
           </Group>
           <Group gap="sm" wrap="nowrap">
+            <Notifications />
             <TestDataSwitch />
             <Box visibleFrom="xs">
               <Group gap={6} wrap="nowrap">
