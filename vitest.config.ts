@@ -11,7 +11,11 @@ const engineFree = [
   "test/doctor.test.ts",
 ];
 // Several instances share one database only on PostgreSQL.
-const postgresOnly = ["test/multi-instance.test.ts", "test/pg-outage.test.ts"];
+const postgresOnly = [
+  "test/multi-instance.test.ts",
+  "test/pg-outage.test.ts",
+  "test/webhooks-cluster.test.ts",
+];
 
 export default defineConfig({
   test: {
