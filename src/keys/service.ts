@@ -143,6 +143,8 @@ export type LogQuery = {
   limit: number;
   status?: string;
   before?: string;
+  /** An ISO timestamp: only calls at or after it. */
+  from?: string;
   beforeId?: number;
   /** Only the call (or calls) answered with this X-Request-Id. */
   requestId?: string;

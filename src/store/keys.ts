@@ -356,6 +356,8 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
         upTo = upTo === null ? minute : Math.min(upTo, minute);
       }
     }
+    const fromMs = q.from === undefined ? Number.NaN : Date.parse(q.from);
+    const fromMinute = Number.isNaN(fromMs) ? null : Math.floor(fromMs / 60_000);
     const rows: CallLogRow[] = [];
     let chunk = 1;
     while (rows.length < q.limit) {
@@ -366,6 +368,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
         .orderBy("minute", "desc")
         .limit(chunk);
       if (upTo !== null) minutes = minutes.where("minute", "<=", upTo);
+      if (fromMinute !== null) minutes = minutes.where("minute", ">=", fromMinute);
       const found = (await minutes.execute()).map((r) => Number(r.minute));
       if (found.length === 0) break;
       const seconds: number[] = [];
@@ -390,6 +393,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
       .where("second", "in", seconds)
       .where("api_key_id", "=", keyId);
     if (q.before !== undefined) query = query.where("timestamp", "<", q.before);
+    if (q.from !== undefined) query = query.where("timestamp", ">=", q.from);
     if (cursor !== null) {
       const { id, second } = cursor;
       query =

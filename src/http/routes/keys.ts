@@ -1,4 +1,7 @@
+import { pipeline, Readable } from "node:stream";
+import { stringify } from "csv-stringify";
 import type { FastifyPluginAsync } from "fastify";
+import { invalid } from "../../errors.js";
 import { Type } from "typebox";
 import type { Principal } from "../../auth/principal.js";
 import type { Keygate } from "../../keygate.js";
@@ -13,9 +16,112 @@ import {
   summarize,
 } from "../../keys/permissions.js";
 import { SCOPES } from "../../keys/scopes.js";
-import { KEY_STATUSES, type KeyView as View, MAX_GRACE_HOURS } from "../../keys/service.js";
+import {
+  type CallLogRow,
+  KEY_STATUSES,
+  type KeyView as View,
+  MAX_GRACE_HOURS,
+} from "../../keys/service.js";
 import { component, errorResponses, Id, IdParams, Nullable, Ok, StringEnum } from "../schemas.js";
 import type { App } from "../types.js";
+
+/** The call log's filters, shared by the JSON log and its CSV export. */
+const LOG_FILTERS = {
+  status: Type.Optional(
+    Type.String({
+      maxLength: 40,
+      pattern: "^([2-5]xx|refused|[A-Z_]{3,40})$",
+      description:
+        '2xx, 3xx, 4xx, 5xx, "refused" (401/403/429) or an error code such as API_KEY_REVOKED',
+    }),
+  ),
+  from: Type.Optional(
+    Type.String({
+      maxLength: 40,
+      pattern: "^\\d{4}-\\d{2}-\\d{2}T[0-9:.]+Z$",
+      format: "date-time",
+      description: "an ISO-8601 UTC timestamp: only calls at or after it",
+    }),
+  ),
+  before: Type.Optional(
+    Type.String({
+      maxLength: 40,
+      pattern: "^\\d{4}-\\d{2}-\\d{2}T[0-9:.]+Z$",
+      format: "date-time",
+      description:
+        "an ISO-8601 UTC timestamp: only calls before it. For paging use before_id: calls in the same millisecond as the last row would be skipped",
+    }),
+  ),
+  request_id: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 128,
+      pattern: "^[\\w.:@/+=-]{1,128}$",
+      description:
+        "the X-Request-Id of one answer (from its headers or an integrator's report): that call only",
+    }),
+  ),
+};
+
+/** The filters as the key service takes them, times written as the call log stores them. */
+function logFilters(q: { status?: string; from?: string; before?: string; request_id?: string }) {
+  return {
+    status: q.status,
+    from: q.from === undefined ? undefined : storedTime("from", q.from),
+    before: q.before === undefined ? undefined : storedTime("before", q.before),
+    requestId: q.request_id,
+  };
+}
+
+/** An ISO time as the call log writes it (with milliseconds), so text comparison is exact. */
+function storedTime(field: string, value: string): string {
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms))
+    throw invalid(field, `must be a real ISO-8601 UTC time such as 2026-12-01T09:30:00Z`);
+  return new Date(ms).toISOString();
+}
+
+const CSV_DEFAULT_ROWS = 10_000;
+const CSV_MAX_ROWS = 1_000_000;
+const CSV_PAGE = 1_000;
+const CSV_COLUMNS = [
+  "id",
+  "timestamp",
+  "method",
+  "path",
+  "status_code",
+  "error_code",
+  "message",
+  "ip",
+  "latency_ms",
+  "user_agent",
+  "request_id",
+  "credential",
+  "environment",
+] as const;
+
+/** The call log page by page (by `before_id`, exact), as rows for the CSV, up to `max`. */
+async function* csvPages(
+  first: CallLogRow[],
+  next: (beforeId: number, limit: number) => Promise<CallLogRow[]>,
+  max: number,
+): AsyncGenerator<CallLogRow> {
+  let page = first;
+  let sent = 0;
+  while (page.length > 0) {
+    for (const row of page) {
+      yield row;
+      if (++sent >= max) return;
+    }
+    const last = page[page.length - 1] as CallLogRow;
+    page = await next(last.id, Math.min(CSV_PAGE, max - sent));
+  }
+}
+
+/** A cell a spreadsheet would run as a formula gets an apostrophe first (OWASP's advice). */
+function spreadsheetSafe(value: string): string {
+  return /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+}
 
 const Scope = Type.Union([Type.Literal("read"), Type.Literal("write"), Type.Literal("delete")], {
   description: '"read" (GET), "write" (GET, POST, PUT) or "delete" (GET, POST, PUT, DELETE)',
@@ -498,37 +604,13 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
         schema: {
           tags,
           security,
-          summary: "The key's calls, newest first; filter by status and page with `before_id`",
+          summary:
+            "The key's calls, newest first; filter by status, time range or request id, and page with `before_id`",
           params: IdParams,
           querystring: Type.Object(
             {
               limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 200 })),
-              status: Type.Optional(
-                Type.String({
-                  maxLength: 40,
-                  pattern: "^([2-5]xx|refused|[A-Z_]{3,40})$",
-                  description:
-                    '2xx, 3xx, 4xx, 5xx, "refused" (401/403/429) or an error code such as API_KEY_REVOKED',
-                }),
-              ),
-              before: Type.Optional(
-                Type.String({
-                  maxLength: 40,
-                  pattern: "^\\d{4}-\\d{2}-\\d{2}T[0-9:.]+Z$",
-                  format: "date-time",
-                  description:
-                    "an ISO-8601 UTC timestamp: only calls before it. For paging use before_id: calls in the same millisecond as the last row would be skipped",
-                }),
-              ),
-              request_id: Type.Optional(
-                Type.String({
-                  minLength: 1,
-                  maxLength: 128,
-                  pattern: "^[\\w.:@/+=-]{1,128}$",
-                  description:
-                    "the X-Request-Id of one answer (from its headers or an integrator's report): that call only",
-                }),
-              ),
+              ...LOG_FILTERS,
               before_id: Type.Optional(
                 Type.Integer({
                   minimum: 1,
@@ -547,13 +629,65 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
       async (req) => ({
         success: true as const,
         data: await kg.keys.logs(req.principal as Principal, req.params.id, {
+          ...logFilters(req.query),
           limit: req.query.limit ?? 200,
-          status: req.query.status,
-          before: req.query.before,
           beforeId: req.query.before_id,
-          requestId: req.query.request_id,
         }),
       }),
+    );
+    app.get(
+      "/api-keys/:id/logs.csv",
+      {
+        schema: {
+          tags,
+          security,
+          summary:
+            "The key's calls as CSV (RFC 4180, a header row, newest first), streamed; the same filters as the call log",
+          description: `At most \`limit\` rows (default ${CSV_DEFAULT_ROWS.toLocaleString("en")}, at most ${CSV_MAX_ROWS.toLocaleString("en")}). A cell that a spreadsheet would read as a formula (starting with =, +, -, @, tab or carriage return) is prefixed with an apostrophe: paths, user agents and messages come from callers.`,
+          params: IdParams,
+          querystring: Type.Object(
+            {
+              limit: Type.Optional(
+                Type.Integer({ minimum: 1, maximum: CSV_MAX_ROWS, default: CSV_DEFAULT_ROWS }),
+              ),
+              ...LOG_FILTERS,
+            },
+            { additionalProperties: false },
+          ),
+          response: {
+            200: {
+              description: "the calls, one CSV row each",
+              content: { "text/csv": { schema: Type.String() } },
+            },
+            ...errorResponses(false, [400, 401, 404]),
+          },
+        },
+      },
+      async (req, reply) => {
+        const p = req.principal as Principal;
+        const id = req.params.id;
+        const max = req.query.limit ?? CSV_DEFAULT_ROWS;
+        const filters = logFilters(req.query);
+        // The first page before any byte is sent: a key out of sight is a 404 in JSON.
+        const first = await kg.keys.logs(p, id, { ...filters, limit: Math.min(CSV_PAGE, max) });
+        const next = (beforeId: number, limit: number) =>
+          kg.keys.logs(p, id, { ...filters, limit, beforeId });
+        reply
+          .header("Content-Type", "text/csv; charset=utf-8")
+          .header("Content-Disposition", `attachment; filename="key-${id}-calls.csv"`)
+          .header("Cache-Control", "no-store");
+        // A page that fails to read, or a client that goes away, ends the whole stream.
+        const csv = pipeline(
+          Readable.from(csvPages(first, next, max)),
+          stringify({ header: true, columns: CSV_COLUMNS, cast: { string: spreadsheetSafe } }),
+          (err) => {
+            if (err && err.code !== "ERR_STREAM_PREMATURE_CLOSE")
+              kg.warn(`call-log export of key ${id} ended early: ${err.message}`);
+          },
+        );
+        // The schema's string is the document; what is sent is the stream that writes it.
+        return reply.send(csv as unknown as string);
+      },
     );
   };
 }
