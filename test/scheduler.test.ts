@@ -1,0 +1,248 @@
+import { sql } from "kysely";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { Scheduler, SPIKE_REFUSALS } from "../src/events/scheduler.js";
+import { createKeygate, type Keygate } from "../src/keygate.js";
+import { loadConfig } from "../src/config.js";
+import { ENGINE, type Harness, harness } from "./helpers.js";
+
+const DAY = 86_400_000;
+
+describe("the scheduler's events", () => {
+  let h: Harness;
+  let at: number;
+  let scheduler: Scheduler;
+  const warnings: string[] = [];
+
+  beforeEach(async () => {
+    h = await harness();
+    at = Date.now();
+    scheduler = new Scheduler({
+      database: h.kg.database,
+      now: () => new Date(at),
+      warn: (m) => warnings.push(m),
+    });
+  });
+  afterEach(async () => {
+    await scheduler.stop();
+    await h.close();
+    expect(warnings).toEqual([]);
+  });
+
+  /** The events in the outbox, oldest first, with their payloads read. */
+  async function events(type?: string) {
+    const rows = await h.kg.database.db
+      .selectFrom("events")
+      .select(["type", "payload", "environment", "owner_id"])
+      .orderBy("id")
+      .execute();
+    return rows
+      .filter((r) => type === undefined || r.type === type)
+      .map((r) => ({ ...r, payload: JSON.parse(r.payload) }));
+  }
+
+  it("reminds 7 days and 1 day before a key expires, then says it expired, each once", async () => {
+    const expiresAt = new Date(at + 3 * DAY).toISOString();
+    const { id } = await h.mint(h.adminToken, { name: "billing", expires_at: expiresAt });
+    const never = await h.mint(h.adminToken, { name: "forever" });
+
+    expect(await scheduler.tick()).toMatchObject({ expiring: 1, expired: 0 });
+    expect(await scheduler.tick()).toMatchObject({ expiring: 0, expired: 0 });
+    let reminders = await events("key.expiring");
+    expect(reminders).toHaveLength(1);
+    expect(reminders[0]?.payload).toMatchObject({
+      type: "key.expiring",
+      data: { id, name: "billing", days_left: 7, expires_at: expiresAt, environment: "live" },
+    });
+    expect(JSON.stringify(reminders)).not.toMatch(/key_hash|pk_live_[0-9a-f]{32}/);
+
+    at = Date.parse(expiresAt) - 12 * 3600_000;
+    expect(await scheduler.tick()).toMatchObject({ expiring: 1 });
+    expect(await scheduler.tick()).toMatchObject({ expiring: 0 });
+    reminders = await events("key.expiring");
+    expect(reminders.map((e) => e.payload.data.days_left)).toEqual([7, 1]);
+
+    at = Date.parse(expiresAt) + 1000;
+    expect(await scheduler.tick()).toMatchObject({ expired: 1 });
+    expect(await scheduler.tick()).toMatchObject({ expired: 0, expiring: 0 });
+    const expired = await events("key.expired");
+    expect(expired).toHaveLength(1);
+    expect(expired[0]?.payload.data).toMatchObject({ id, expired_at: expiresAt });
+    // The key without an expiry was never mentioned.
+    const scheduled = (await events()).filter((e) => /^key\.(expir|new_ip|refusals)/.test(e.type));
+    expect(scheduled.some((e) => e.payload.data.id === never.id)).toBe(false);
+  });
+
+  it("sends only the nearer reminder to a key first seen within a day of its end, and reminds anew after a new expiry", async () => {
+    const soon = new Date(at + 6 * 3600_000).toISOString();
+    const { id } = await h.mint(h.adminToken, { name: "short", expires_at: soon });
+    await scheduler.tick();
+    expect((await events("key.expiring")).map((e) => e.payload.data.days_left)).toEqual([1]);
+    // Extended by the owner: a new expiry, new reminders.
+    const later = new Date(at + 5 * DAY).toISOString();
+    const res = await h.api("PUT", `/api/api-keys/${id}`, h.adminToken, { expires_at: later });
+    expect(res.statusCode).toBe(200);
+    await scheduler.tick();
+    expect((await events("key.expiring")).map((e) => e.payload.data.days_left)).toEqual([1, 7]);
+  });
+
+  it("leaves revoked keys and keys ending by a roll alone", async () => {
+    const expiresAt = new Date(at + 2 * DAY).toISOString();
+    const revoked = await h.mint(h.adminToken, { name: "gone", expires_at: expiresAt });
+    expect((await h.api("DELETE", `/api/api-keys/${revoked.id}`, h.adminToken)).statusCode).toBe(
+      200,
+    );
+    const rolled = await h.mint(h.adminToken, { name: "rolled" });
+    const roll = await h.api("POST", `/api/api-keys/${rolled.id}/roll`, h.adminToken, {
+      grace_period_hours: 24,
+    });
+    expect(roll.statusCode).toBe(201);
+    expect(await scheduler.tick()).toMatchObject({ expiring: 0, expired: 0 });
+  });
+
+  it("announces a key's first call from an address it has not used in 30 days", async () => {
+    const { key, id } = await h.mint(h.adminToken, { name: "sms" });
+    await scheduler.tick(); // the first tick starts from the call log's end
+    const call = (ip: string) =>
+      h.app.inject({
+        method: "GET",
+        url: "/api/v1/external/whoami",
+        headers: { "x-api-key": key },
+        remoteAddress: ip,
+      });
+    expect((await call("203.0.113.7")).statusCode).toBe(200);
+    expect((await call("203.0.113.7")).statusCode).toBe(200);
+    await h.kg.callLog.flush();
+    expect(await scheduler.tick()).toMatchObject({ newIps: 1 });
+    expect((await call("203.0.113.7")).statusCode).toBe(200);
+    expect((await call("198.51.100.9")).statusCode).toBe(200);
+    await h.kg.callLog.flush();
+    expect(await scheduler.tick()).toMatchObject({ newIps: 1 });
+    const fresh = await events("key.new_ip");
+    expect(fresh.map((e) => [e.payload.data.id, e.payload.data.ip])).toEqual([
+      [id, "203.0.113.7"],
+      [id, "198.51.100.9"],
+    ]);
+    expect(fresh[0]?.payload.data.previously_seen_at).toBeNull();
+
+    // 31 days on, the first address is new again.
+    const old = new Date(Date.now() - 31 * DAY).toISOString();
+    await h.kg.database.db
+      .updateTable("api_key_ips")
+      .set({ last_seen_at: old })
+      .where("ip", "=", "203.0.113.7")
+      .execute();
+    expect((await call("203.0.113.7")).statusCode).toBe(200);
+    await h.kg.callLog.flush();
+    expect(await scheduler.tick()).toMatchObject({ newIps: 1 });
+    expect((await events("key.new_ip")).at(-1)?.payload.data).toMatchObject({
+      ip: "203.0.113.7",
+      previously_seen_at: old,
+    });
+  });
+
+  it("announces a spike of refusals once, however many more follow", async () => {
+    const { key, id } = await h.mint(h.adminToken, {
+      name: "fenced",
+      allowed_ips: ["10.1.2.3"],
+    });
+    await scheduler.tick();
+    const refused = () =>
+      h.app.inject({
+        method: "GET",
+        url: "/api/v1/external/whoami",
+        headers: { "x-api-key": key },
+        remoteAddress: "203.0.113.50",
+      });
+    for (let i = 0; i < SPIKE_REFUSALS - 1; i++) expect((await refused()).statusCode).toBe(403);
+    await h.kg.callLog.flush();
+    at = Date.now();
+    expect(await scheduler.tick()).toMatchObject({ spikes: 0 });
+    for (let i = 0; i < 10; i++) await refused();
+    await h.kg.callLog.flush();
+    const report = await scheduler.tick();
+    // The refusals may straddle a 5-minute boundary; only a window that crossed the line counts.
+    const spikes = await events("key.refusals_spike");
+    expect(spikes.length).toBe(report?.spikes);
+    if (spikes.length === 1) {
+      expect(spikes[0]?.payload.data).toMatchObject({
+        id,
+        threshold: SPIKE_REFUSALS,
+        window_s: 300,
+      });
+      expect(spikes[0]?.payload.data.refusals).toBeGreaterThanOrEqual(SPIKE_REFUSALS);
+    }
+    for (let i = 0; i < SPIKE_REFUSALS; i++) await refused();
+    await h.kg.callLog.flush();
+    await scheduler.tick();
+    expect((await events("key.refusals_spike")).length).toBe(1);
+  });
+
+  it("commits nothing of a tick that fails, and repeats it on the next", async () => {
+    const expiresAt = new Date(at + 2 * DAY).toISOString();
+    await h.mint(h.adminToken, { name: "once", expires_at: expiresAt });
+    const broken = new Scheduler({
+      database: {
+        ...h.kg.database,
+        db: new Proxy(h.kg.database.db, {
+          get(target, prop, receiver) {
+            if (prop !== "transaction") return Reflect.get(target, prop, receiver);
+            return () => ({
+              execute: (fn: (trx: unknown) => Promise<unknown>) =>
+                target.transaction().execute(async (trx) => {
+                  await fn(trx);
+                  throw new Error("the database went away");
+                }),
+            });
+          },
+        }),
+      },
+      now: () => new Date(at),
+      warn: () => {},
+    });
+    await expect(broken.tick()).rejects.toThrow(/went away/);
+    expect((await events()).filter((e) => e.type.startsWith("key.expir"))).toEqual([]);
+    expect(await scheduler.tick()).toMatchObject({ expiring: 1 });
+  });
+});
+
+describe.runIf(ENGINE === "postgres")("the scheduler on several instances", () => {
+  it("runs one tick at a time across instances: each reminder is sent once", async () => {
+    const h = await harness();
+    const url = h.kg.config.databaseUrl;
+    const others: Keygate[] = [];
+    try {
+      for (let i = 0; i < 2; i++)
+        others.push(
+          await createKeygate(
+            loadConfig({ KEYGATE_DATABASE_URL: url, KEYGATE_LOG_LEVEL: "silent" }),
+            { oneShot: true },
+          ),
+        );
+      for (let i = 0; i < 5; i++)
+        await h.mint(h.adminToken, {
+          name: `k${i}`,
+          expires_at: new Date(Date.now() + 2 * DAY).toISOString(),
+        });
+      const schedulers = [h.kg, ...others].map(
+        (kg) => new Scheduler({ database: kg.database, now: () => new Date(), warn: () => {} }),
+      );
+      // While one instance holds the lock, another's tick stands aside.
+      await h.kg.database.db.transaction().execute(async (trx) => {
+        await sql`select pg_advisory_xact_lock(${0x6b677363})`.execute(trx);
+        expect(await schedulers[1]?.tick()).toBeNull();
+      });
+      const reports = await Promise.all(schedulers.flatMap((s) => [s.tick(), s.tick()]));
+      const sent = reports.reduce((n, r) => n + (r?.expiring ?? 0), 0);
+      expect(sent).toBe(5);
+      const rows = await h.kg.database.db
+        .selectFrom("events")
+        .select("type")
+        .where("type", "=", "key.expiring")
+        .execute();
+      expect(rows).toHaveLength(5);
+    } finally {
+      for (const kg of others) await kg.close();
+      await h.close();
+    }
+  });
+});
