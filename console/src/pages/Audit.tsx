@@ -23,6 +23,7 @@ const ACTIONS = [
   "key.update",
   "key.revoke",
   "key.roll",
+  "key.leaked",
   "user.create",
   "user.update",
   "user.delete",
