@@ -355,6 +355,9 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     database,
     redis: cluster,
   });
+  // Read by someone: the registry and the process metrics (GC, event-loop lag) start now.
+  if (!opts.oneShot && (config.metricsToken !== null || config.metricsAddress !== null))
+    kg.metrics.start();
 
   let pruner: NodeJS.Timeout | null = null;
   const prune = async () => {

@@ -159,6 +159,12 @@ describe("what the scrape counts", () => {
     expect((await h.ext("GET", "/whoami")).statusCode).toBe(401);
     expect((await h.ext("GET", "/no-such-thing", key)).statusCode).toBe(404);
     expect((await h.api("GET", "/api/users", h.adminToken)).statusCode).toBe(200);
+    const head = await h.app.inject({
+      method: "HEAD",
+      url: "/api/v1/external/whoami",
+      headers: { "x-api-key": key },
+    });
+    expect(head.statusCode).toBe(200);
     await h.kg.callLog.flush();
     const after = await scrape(h);
 
@@ -166,6 +172,8 @@ describe("what the scrape counts", () => {
       value(after, name, labels) - value(before, name, labels);
     expect(moved("keygate_http_requests_total", { ...WHOAMI, status: "200" })).toBe(3);
     expect(moved("keygate_http_requests_total", { ...WHOAMI, status: "401" })).toBe(3);
+    const headWhoami = { ...WHOAMI, method: "HEAD", status: "200" };
+    expect(moved("keygate_http_requests_total", headWhoami)).toBe(1);
     const unmatched = { surface: "external", method: "GET", route: "unmatched", status: "404" };
     expect(moved("keygate_http_requests_total", unmatched)).toBe(1);
     const users = { surface: "api", method: "GET", route: "/api/users", status: "200" };
@@ -174,19 +182,19 @@ describe("what the scrape counts", () => {
     expect(histogramCount(after, whoami) - histogramCount(before, whoami)).toBe(6);
 
     const outcome = (o: string) => moved("keygate_key_verifications_total", { outcome: o });
-    // The unknown route checks the key first, so it counts as ok too.
-    expect(outcome("ok")).toBe(4);
+    // The unknown route checks the key first, so it counts as ok too (and so does HEAD).
+    expect(outcome("ok")).toBe(5);
     expect(outcome("API_KEY_REVOKED")).toBe(1);
     expect(outcome("INVALID_API_KEY")).toBe(1);
     expect(outcome("MISSING_API_KEY")).toBe(1);
     expect(outcome("SCOPE_REQUIRED")).toBe(0);
 
-    // The revoked key and the valid one were read once each; the valid one's three later calls
-    // (two whoami, the unknown route) were answered from the cache.
+    // The revoked key and the valid one were read once each; the valid one's four later calls
+    // (two whoami, the unknown route, HEAD) were answered from the cache.
     expect(moved("keygate_key_cache_misses_total")).toBe(2);
-    expect(moved("keygate_key_cache_hits_total", { kind: "key" })).toBe(3);
+    expect(moved("keygate_key_cache_hits_total", { kind: "key" })).toBe(4);
     // Every external call is a call-log row, written by the flush.
-    expect(moved("keygate_calllog_rows_written_total")).toBe(7);
+    expect(moved("keygate_calllog_rows_written_total")).toBe(8);
     expect(value(after, "keygate_calllog_queue_rows")).toBe(0);
     expect(value(after, "keygate_calllog_rows_dropped_total")).toBe(0);
     expect(value(after, "keygate_database_up")).toBe(1);

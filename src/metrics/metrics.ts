@@ -105,6 +105,14 @@ export class Metrics {
   /** The content type of `scrape()`'s text. */
   readonly contentType = Registry.PROMETHEUS_CONTENT_TYPE;
 
+  /**
+   * Makes the registry (and starts prom-client's process metrics: GC, event-loop lag) now
+   * rather than on the first scrape; a serving process that will be scraped calls it at start.
+   */
+  start(): void {
+    this.registry ??= this.build();
+  }
+
   /** Every metric in the Prometheus text exposition format. */
   scrape(): Promise<string> {
     this.registry ??= this.build();
