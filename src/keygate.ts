@@ -42,7 +42,11 @@ import {
 } from "./store/panel.js";
 import { SqlTwoFactorRepo } from "./store/twofactor.js";
 import { DeliveryWorker, type DeliveryOptions } from "./events/delivery.js";
-import { WebhookService } from "./events/webhooks.js";
+import {
+  isPlainWebhookSecret,
+  WebhookService,
+  webhookSecretBinding as webhookBinding,
+} from "./events/webhooks.js";
 import { SqlWebhookRepo } from "./store/webhooks.js";
 import { SqlRefreshTokenRepo, SqlSettings, SqlUserRepo } from "./store/users.js";
 import { VERSION } from "./version.js";
@@ -315,7 +319,6 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
   kg.testData = new TestData(new SqlTestDataRepo(db), audit);
   // Webhook signing secrets are sealed under the master key when there is one, bound to their
   // endpoint; without one they are kept as given (as token-signing keys are, decision 0016).
-  const webhookBinding = (id: number) => `webhook_endpoint:${id}`;
   const webhookRepo = new SqlWebhookRepo(db, database.dialect);
   kg.deliveries = new DeliveryWorker({
     repo: webhookRepo,
@@ -324,7 +327,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     singleProcess: database.dialect === "sqlite",
     secretsOf: (w, at) => {
       const open = (stored: string) =>
-        stored.startsWith("whsec_") || keyring === null
+        isPlainWebhookSecret(stored) || keyring === null
           ? stored
           : keyring.open(stored, webhookBinding(w.id));
       const previous =

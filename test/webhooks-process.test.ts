@@ -3,6 +3,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { operator } from "../src/auth/principal.js";
+import { loadConfig } from "../src/config.js";
+import { MasterKeyring } from "../src/credentials/secrets.js";
+import { webhookSecretBinding } from "../src/events/webhooks.js";
+import { createKeygate } from "../src/keygate.js";
 import { freshDatabase } from "./helpers.js";
 import { call, runKeygate, type Server, startKeygate } from "./process.js";
 import { receiver, until } from "./webhook-receiver.js";
@@ -89,5 +94,65 @@ describe("webhooks from the real server process", () => {
       await second?.stop();
       await rx.close();
     }
+  });
+
+  it("keeps webhook secrets sealed under the master key, and keygate rotate-master-key reseals them", async () => {
+    const oldKey = "a".repeat(64);
+    const newKey = "b".repeat(64);
+    const base = {
+      KEYGATE_DATABASE_URL: env.KEYGATE_DATABASE_URL as string,
+      KEYGATE_LOG_LEVEL: "silent",
+    };
+    const kg = await createKeygate(loadConfig({ ...base, KEYGATE_MASTER_KEY: oldKey }), {
+      oneShot: true,
+    });
+    let secret: string;
+    let id: number;
+    try {
+      await kg.auth.bootstrap("admin", "webhook-password");
+      const admin = await kg.database.db
+        .selectFrom("users")
+        .select("id")
+        .where("username", "=", "admin")
+        .executeTakeFirstOrThrow();
+      const p = { ...operator("root@test"), userId: admin.id, via: "jwt" as const };
+      const made = await kg.webhooks.create(p, {
+        url: "https://8.8.8.8:9/sealed",
+      });
+      secret = made.secret;
+      id = made.data.id;
+    } finally {
+      await kg.close();
+    }
+    const stored = async () => {
+      const k = await createKeygate(loadConfig(base), { oneShot: true });
+      try {
+        return (
+          await k.database.db
+            .selectFrom("webhook_endpoints")
+            .select("secret")
+            .where("id", "=", id)
+            .executeTakeFirstOrThrow()
+        ).secret;
+      } finally {
+        await k.close();
+      }
+    };
+    const sealed = await stored();
+    expect(sealed).not.toContain(secret.slice(6));
+    expect(
+      new MasterKeyring(Buffer.from(oldKey, "hex")).open(sealed, webhookSecretBinding(id)),
+    ).toBe(secret);
+    const run = await runKeygate(["rotate-master-key"], {
+      ...base,
+      KEYGATE_MASTER_KEY: newKey,
+      KEYGATE_MASTER_KEY_PREVIOUS: oldKey,
+    });
+    expect(run.code).toBe(0);
+    expect(run.out).toMatch(/resealed 1 webhook signing secret/);
+    const resealed = await stored();
+    expect(
+      new MasterKeyring(Buffer.from(newKey, "hex")).open(resealed, webhookSecretBinding(id)),
+    ).toBe(secret);
   });
 });

@@ -7,6 +7,7 @@ import {
   secretBinding,
   tokenKeyBinding,
 } from "../credentials/secrets.js";
+import { isPlainWebhookSecret, webhookSecretBinding } from "../events/webhooks.js";
 import type { DB } from "../store/schema.js";
 import { type Command, Failure } from "./command.js";
 
@@ -93,6 +94,50 @@ async function resealSecrets(db: Kysely<DB>, ring: MasterKeyring): Promise<numbe
       if (Number(res.numUpdatedRows) === 1) changed++;
     }
     return changed;
+  });
+}
+
+/**
+ * Reseals (or seals, when kept as given) every webhook endpoint's secret under the current
+ * key, in one transaction. A secret no configured key opens is left as it is and counted: its
+ * endpoint needs a new one (rotate-secret); an unreadable previous secret is dropped (it only
+ * signs beside the current one, for a day).
+ */
+async function resealWebhookSecrets(
+  db: Kysely<DB>,
+  ring: MasterKeyring,
+): Promise<{ resealed: number; unreadable: number[] }> {
+  return db.transaction().execute(async (trx) => {
+    const rows = await trx
+      .selectFrom("webhook_endpoints")
+      .select(["id", "secret", "previous_secret"])
+      .execute();
+    let resealed = 0;
+    const unreadable: number[] = [];
+    const next = (stored: string, id: number): string | null => {
+      if (ring.isCurrent(stored)) return stored;
+      const binding = webhookSecretBinding(id);
+      if (isPlainWebhookSecret(stored)) return ring.seal(stored, binding);
+      return tryOpen(ring, stored, binding) ? null : ring.reseal(stored, binding);
+    };
+    for (const r of rows) {
+      const secret = next(r.secret, r.id);
+      if (secret === null) unreadable.push(r.id);
+      const previous = r.previous_secret === null ? null : next(r.previous_secret, r.id);
+      const set = {
+        ...(secret !== null && secret !== r.secret ? { secret } : {}),
+        ...(previous !== r.previous_secret ? { previous_secret: previous } : {}),
+      };
+      if (Object.keys(set).length === 0) continue;
+      const res = await trx
+        .updateTable("webhook_endpoints")
+        .set(set)
+        .where("id", "=", r.id)
+        .where("secret", "=", r.secret)
+        .executeTakeFirst();
+      if (Number(res.numUpdatedRows) === 1 && "secret" in set) resealed++;
+    }
+    return { resealed, unreadable };
   });
 }
 
@@ -211,15 +256,17 @@ Example:
 
       let secrets: number;
       let tokens: { resealed: number; discarded: number };
+      let webhooks: { resealed: number; unreadable: number[] };
       try {
         secrets = await resealSecrets(db, ring);
         tokens = await resealTokenKeys(db, ring, new Set(found.tokenKeys.map((t) => t.kid)));
+        webhooks = await resealWebhookSecrets(db, ring);
       } catch (err) {
         throw new Failure(
           `resealing stopped: ${(err as Error).message}; the table being resealed was left as it was, run the command again`,
         );
       }
-      if (secrets + tokens.resealed + tokens.discarded > 0) {
+      if (secrets + tokens.resealed + tokens.discarded + webhooks.resealed > 0) {
         await s.kg.audit.record(
           s.op,
           "master_key.rotate",
@@ -228,6 +275,7 @@ Example:
             signing_secrets: secrets,
             token_signing_keys: tokens.resealed,
             discarded_token_signing_keys: tokens.discarded,
+            webhook_secrets: webhooks.resealed,
           },
         );
       }
@@ -237,6 +285,12 @@ Example:
       if (tokens.discarded > 0)
         parts.push(
           `deleted ${plural(tokens.discarded, "unreadable token-signing key")}: access tokens ${tokens.discarded === 1 ? "it" : "they"} signed stop working (a running server may still accept one it has verified until it expires; restart the servers to end that), and the servers make a new signing key for the next token`,
+        );
+      if (webhooks.resealed > 0)
+        parts.push(`resealed ${plural(webhooks.resealed, "webhook signing secret")}`);
+      if (webhooks.unreadable.length > 0)
+        parts.push(
+          `left ${plural(webhooks.unreadable.length, "webhook endpoint's secret", "webhook endpoints' secrets")} (endpoint ${webhooks.unreadable.join(", ")}) that no configured key opens: give ${webhooks.unreadable.length === 1 ? "it" : "them"} a new one with POST /api/webhooks/<id>/rotate-secret`,
         );
       const skipped = found.secrets.length - blocking.length;
       if (skipped > 0)

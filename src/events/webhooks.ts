@@ -50,6 +50,12 @@ export type EndpointInput = {
   enabled?: boolean;
 };
 
+/** What an endpoint's secret is bound to when sealed under the master key: it opens for that endpoint only. */
+export const webhookSecretBinding = (endpointId: number) => `webhook_endpoint:${endpointId}`;
+
+/** A secret kept as given (no master key when it was stored), not sealed. */
+export const isPlainWebhookSecret = (stored: string) => stored.startsWith("whsec_");
+
 /** The secret before a rotation keeps signing beside the new one this long. */
 export const ROTATION_OVERLAP_MS = 86_400_000;
 
