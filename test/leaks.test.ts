@@ -1,9 +1,13 @@
 import { generateKeyPairSync, type KeyObject, sign } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
 import { buildApp } from "../src/http/app.js";
 import { createKeygate } from "../src/keygate.js";
 import { ADMIN, expectStatus, freshDatabase, type Harness, harness } from "./helpers.js";
+import { startRedis } from "./process.js";
 
 // A scanner's signing key made here; reports are signed exactly as GitHub signs them.
 const scanner = generateKeyPairSync("ec", { namedCurve: "P-256" });
@@ -346,6 +350,35 @@ describe("leak reports, configured otherwise", () => {
       await app.close();
       await kg.close();
       await database.drop();
+    }
+  });
+});
+
+describe("leak reports with several instances", () => {
+  it("refuses the reported key on the other instance from its very next call", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kg-leaks-"));
+    const redis = await startRedis();
+    const database = await freshDatabase(join(dir, "keygate.db"));
+    const env = {
+      KEYGATE_DATABASE_URL: database.url,
+      KEYGATE_REDIS_URL: redis.url,
+      KEYGATE_LEAK_REPORTER_KEYS: REPORTER_KEYS,
+    };
+    const a = await harness(env);
+    const b = await harness(env);
+    try {
+      const { key } = await a.mint(a.adminToken);
+      expectStatus(await b.ext("GET", "/whoami", key), 200); // cached on b
+      expectStatus(await report(a, [leak(key)]), 200);
+      const next = await b.ext("GET", "/whoami", key);
+      expectStatus(next, 401);
+      expect(next.json().error.code).toBe("API_KEY_REVOKED");
+    } finally {
+      await a.close();
+      await b.close();
+      await database.drop();
+      await redis.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
