@@ -62,7 +62,7 @@ export interface AlertRepo {
     limit: number;
   }): Promise<StoredAlert[]>;
   findById(id: number): Promise<StoredAlert | null>;
-  /** Unrevoked keys of live owners expiring in (from, to], not rolled into another. */
+  /** Unrevoked keys of active owners expiring in (from, to], not rolled into another. */
   expiringKeys(q: {
     ownerId: number | null;
     environment: Environment;

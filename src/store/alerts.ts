@@ -92,6 +92,7 @@ export class SqlAlertRepo implements AlertRepo {
       .where("k.revoked_at", "is", null)
       .where("k.replaced_by_id", "is", null)
       .where("u.deleted_at", "is", null)
+      .where("u.disabled_at", "is", null)
       .where("k.expires_at", ">", q.from)
       .where("k.expires_at", "<=", q.to);
     if (q.ownerId !== null) query = query.where("k.owner_id", "=", q.ownerId);
