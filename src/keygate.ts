@@ -42,6 +42,7 @@ import {
 } from "./store/panel.js";
 import { SqlTwoFactorRepo } from "./store/twofactor.js";
 import { DeliveryWorker, type DeliveryOptions } from "./events/delivery.js";
+import { raiseScheduledAlerts, Scheduler } from "./events/scheduler.js";
 import {
   isPlainWebhookSecret,
   WebhookService,
@@ -100,6 +101,8 @@ export type Keygate = {
   leaks: LeakIntake;
   /** Webhook endpoints (`/api/webhooks`). */
   webhooks: WebhookService;
+  /** Emits the events of time passing and of the call log (expiry, new IPs, spikes); serving processes start it. */
+  scheduler: Scheduler;
   /** Delivers the outbox to webhook endpoints; a serving process starts it (`serve.ts`). */
   deliveries: DeliveryWorker;
   /** Drops a key from every instance's cache, by id: its next call reads it anew. */
@@ -262,7 +265,8 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
   kg.alerts = new Alerts(new SqlAlertRepo(db), now);
   kg.leaks = new LeakIntake({
     find: (hash) => keyCache.find(hash),
-    revoke: (id) => kg.keys.revokeExposed(id),
+    revoke: (id, leak) => kg.keys.revokeExposed(id, leak),
+    flag: (id, leak) => kg.keys.flagExposed(id, leak),
     audit,
     alerts: kg.alerts,
     reporters: config.leakReporterKeys,
@@ -341,6 +345,18 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     warn: (msg) => kg.warn(msg),
     ...opts.delivery,
   });
+  // Expiry reminders, new addresses and refusal spikes: one instance a minute (serve.ts starts it).
+  kg.scheduler = new Scheduler({
+    database,
+    now,
+    warn: (msg) => kg.warn(msg),
+    onEvents: (events) => {
+      kg.deliveries.nudge();
+      void raiseScheduledAlerts(kg.alerts, events).catch((err: unknown) =>
+        kg.warn(`alerts of the scheduler's events not raised: ${(err as Error).message}`),
+      );
+    },
+  });
   kg.webhooks = new WebhookService({
     repo: webhookRepo,
     audit,
@@ -398,6 +414,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
   kg.close = async () => {
     if (pruner) clearInterval(pruner);
     try {
+      await kg.scheduler.stop();
       await kg.deliveries.stop();
       await kg.callLog.stop();
     } finally {

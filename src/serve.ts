@@ -93,8 +93,10 @@ async function start(): Promise<void> {
         "To change a password, run keygate reset-password <username> (or change it in the console)\n",
     );
   }
-  // Webhooks are delivered by serving processes only, never by a one-shot command.
+  // Webhooks are delivered, and scheduled events made, by serving processes only, never by a
+  // one-shot command.
   await kg.deliveries.start();
+  kg.scheduler.start();
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
   process.stdout.write(

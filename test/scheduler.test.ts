@@ -177,6 +177,33 @@ describe("the scheduler's events", () => {
     expect((await events("key.refusals_spike")).length).toBe(1);
   });
 
+  it("raises a console alert for a new address, linking to the key", async () => {
+    const { key, id } = await h.mint(h.adminToken, { name: "alerted" });
+    await h.kg.scheduler.tick();
+    const res = await h.app.inject({
+      method: "GET",
+      url: "/api/v1/external/whoami",
+      headers: { "x-api-key": key },
+      remoteAddress: "192.0.2.44",
+    });
+    expect(res.statusCode).toBe(200);
+    await h.kg.callLog.flush();
+    expect(await h.kg.scheduler.tick()).toMatchObject({ newIps: 1 });
+    await expect
+      .poll(async () => {
+        const list = await h.api("GET", "/api/alerts", h.adminToken);
+        return (list.json().data as { kind: string; link: string; message: string }[]).filter(
+          (a) => a.kind === "key.new_ip",
+        );
+      })
+      .toEqual([
+        expect.objectContaining({
+          link: `/keys/${id}`,
+          message: expect.stringContaining("192.0.2.44"),
+        }),
+      ]);
+  });
+
   it("commits nothing of a tick that fails, and repeats it on the next", async () => {
     const expiresAt = new Date(at + 2 * DAY).toISOString();
     await h.mint(h.adminToken, { name: "once", expires_at: expiresAt });

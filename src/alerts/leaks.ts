@@ -21,14 +21,39 @@ export type LeakAction = "revoked" | "flagged" | "already_revoked";
 export type LeakIntakeOptions = {
   /** The key with this hash, as the verifier reads it (cached), or null. */
   find: (hash: string) => KeyRecord | null | Promise<KeyRecord | null>;
-  /** Revokes through the key service (every instance's cache evicted); false when it already was. */
-  revoke: (id: number) => Promise<boolean>;
+  /**
+   * Revokes through the key service (every instance's cache evicted), emitting key.revoked
+   * and key.leaked (with `leak`) in the revocation's transaction; false when it already was.
+   */
+  revoke: (id: number, leak: LeakDetails) => Promise<boolean>;
+  /** Emits key.leaked for a key left working (KEYGATE_LEAK_ACTION=flag). */
+  flag: (id: number, leak: LeakDetails) => Promise<void>;
   audit: Audit;
   alerts: Alerts;
   /** The scanners' public keys; null when leak reports are not configured. */
   reporters: readonly ReporterKey[] | null;
   /** What a reported live key gets: revoked, or only flagged. */
   action: "revoke" | "flag";
+};
+
+/** Where and by whom a key was found exposed. */
+type Found = {
+  by: "scanner" | "holder";
+  ip: string;
+  url: string | null;
+  source: string | null;
+  tokenType?: string;
+  reporter?: string;
+};
+
+/** What the key.leaked event says beside the key: what was done, and where it was found. */
+export type LeakDetails = {
+  action: "revoked" | "flagged";
+  reported_by: "scanner" | "holder";
+  url: string | null;
+  source: string | null;
+  token_type?: string;
+  key_identifier?: string;
 };
 
 const MAX_URL = 2048;
@@ -114,8 +139,9 @@ export class LeakIntake {
     const key = await this.o.find(hashKey(value));
     if (key === null)
       throw new AppError("NOT_FOUND", "no Keygate API key has this value: nothing to revoke");
-    const action = await this.apply(key, "revoke");
-    await this.exposed(key, action, { by: "holder", ip, url: null, source: null });
+    const found: Found = { by: "holder", ip, url: null, source: null };
+    const action = await this.apply(key, "revoke", found);
+    await this.exposed(key, action, found);
     return { key_prefix: key.prefix, status: action === "revoked" ? "revoked" : "already_revoked" };
   }
 
@@ -124,37 +150,42 @@ export class LeakIntake {
     if (!isWellFormedKey(r.token)) return false;
     const key = await this.o.find(hashKey(r.token));
     if (key === null) return false;
-    const action = await this.apply(key, this.o.action);
-    await this.exposed(key, action, {
+    const found: Found = {
       by: "scanner",
       ip: from.ip,
       url: clean(r.url, r.token),
       source: clean(r.source, r.token),
       tokenType: r.type.slice(0, 100),
       reporter: from.reporter.slice(0, 128),
-    });
+    };
+    const action = await this.apply(key, this.o.action, found);
+    await this.exposed(key, action, found);
     return true;
   }
 
-  private async apply(key: KeyRecord, action: "revoke" | "flag"): Promise<LeakAction> {
+  private async apply(
+    key: KeyRecord,
+    action: "revoke" | "flag",
+    found: Found,
+  ): Promise<LeakAction> {
     if (key.revokedAt !== null) return "already_revoked";
-    if (action === "flag") return "flagged";
-    return (await this.o.revoke(key.id)) ? "revoked" : "already_revoked";
+    const leak = (done: "revoked" | "flagged"): LeakDetails => ({
+      action: done,
+      reported_by: found.by,
+      url: found.url,
+      source: found.source,
+      ...(found.tokenType === undefined ? {} : { token_type: found.tokenType }),
+      ...(found.reporter === undefined ? {} : { key_identifier: found.reporter }),
+    });
+    if (action === "flag") {
+      await this.o.flag(key.id, leak("flagged"));
+      return "flagged";
+    }
+    return (await this.o.revoke(key.id, leak("revoked"))) ? "revoked" : "already_revoked";
   }
 
   /** The one place a key found exposed is recorded: the audit entry, the alert (and the event). */
-  private async exposed(
-    key: KeyRecord,
-    action: LeakAction,
-    found: {
-      by: "scanner" | "holder";
-      ip: string;
-      url: string | null;
-      source: string | null;
-      tokenType?: string;
-      reporter?: string;
-    },
-  ): Promise<void> {
+  private async exposed(key: KeyRecord, action: LeakAction, found: Found): Promise<void> {
     await this.o.audit.record(
       {
         userId: null,
@@ -176,7 +207,7 @@ export class LeakIntake {
     );
     // A key already revoked is audited, not alerted: it can do no harm.
     if (action === "already_revoked") return;
-    // event: key.leaked — emitted here, once per key found exposed (revoked or flagged).
+    // The key.leaked event went out with the revocation (or the flag), in its transaction.
     const place = `${found.url ?? "an undisclosed place"}${found.source ? ` (${found.source})` : ""}`;
     const named = `Key "${key.name}" (${key.prefix}…)`;
     await this.o.alerts.raise({

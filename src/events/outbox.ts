@@ -32,5 +32,8 @@ export async function emitEvent(trx: Kysely<DB>, event: NewEvent, now: string): 
   return id;
 }
 
-/** An event producer's hook into a repository write: the event to emit, given the row written. */
-export type EventOf<T> = (row: T) => NewEvent | null;
+/**
+ * An event producer's hook into a repository write: the event (or events, such as
+ * `key.revoked` with the `key.leaked` that caused it) to emit, given the row written.
+ */
+export type EventOf<T> = (row: T) => NewEvent | readonly NewEvent[] | null;

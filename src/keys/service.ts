@@ -174,7 +174,7 @@ export type Activity = {
 };
 
 /** The event a write produces, given the key as written: emitted in the write's transaction. */
-export type KeyEvent = (k: StoredKey) => NewEvent | null;
+export type KeyEvent = (k: StoredKey) => NewEvent | readonly NewEvent[] | null;
 
 export interface KeyRepo {
   insert(k: NewKey, event?: KeyEvent): Promise<StoredKey>;
@@ -184,6 +184,8 @@ export interface KeyRepo {
   update(id: number, patch: KeyPatch, now: string, event?: KeyEvent): Promise<void>;
   /** Revokes when not yet revoked; false when it already was. `by` is null for the operator. */
   revoke(id: number, by: number | null, now: string, event?: KeyEvent): Promise<boolean>;
+  /** Emits the event of key `id` without changing it (a leak left working, say). */
+  announce(id: number, now: string, event: KeyEvent): Promise<void>;
   /** Inserts the replacement and shortens (or ends) the old key in one transaction. */
   roll(
     oldId: number,
@@ -471,12 +473,21 @@ export class KeyService {
    * principal, holding the key is the proof; the caller audits why. Evicted from every
    * instance's cache like any revocation. False when it already was revoked, or is no key.
    */
-  async revokeExposed(id: number): Promise<boolean> {
+  async revokeExposed(id: number, leak: Record<string, unknown>): Promise<boolean> {
     const key = await this.o.keys.findById(id);
     if (!key) return false;
-    const changed = await this.o.keys.revoke(id, null, this.now().toISOString());
+    // Both events in the revocation's transaction: the key.leaked that caused it, then key.revoked.
+    const changed = await this.o.keys.revoke(id, null, this.now().toISOString(), (k) => [
+      this.event("key.leaked", leak)(k) as NewEvent,
+      this.event("key.revoked", { reason: "exposed" })(k) as NewEvent,
+    ]);
     await this.o.evict(key.keyHash);
     return changed;
+  }
+
+  /** A key found exposed but left working: key.leaked, in a transaction of its own. */
+  async flagExposed(id: number, leak: Record<string, unknown>): Promise<void> {
+    await this.o.keys.announce(id, this.now().toISOString(), this.event("key.leaked", leak));
   }
 
   /** Replaces a key by a new one (a signed key gets a new secret too); the old one lasts `graceHours`. */
@@ -557,7 +568,7 @@ export class KeyService {
 
   /** The event of a change to a key, built from the key as written. */
   private event(
-    type: "key.created" | "key.updated" | "key.revoked",
+    type: "key.created" | "key.updated" | "key.revoked" | "key.leaked",
     extra: Record<string, unknown> = {},
   ): KeyEvent {
     return (k) => ({

@@ -17,6 +17,7 @@ import type {
 } from "../keys/service.js";
 import { toKeyRecord } from "../keys/service.js";
 import type { KeyRecord } from "../keys/verify.js";
+import type { NewEvent } from "../events/catalogue.js";
 import { type EventOf, emitEvent } from "../events/outbox.js";
 import type { Database } from "./database.js";
 import type { DB } from "./schema.js";
@@ -99,7 +100,8 @@ async function emitted<T>(
   now: string,
 ): Promise<void> {
   const e = event?.(row);
-  if (e) await emitEvent(trx, e, now);
+  if (e === null || e === undefined) return;
+  for (const one of Array.isArray(e) ? e : [e]) await emitEvent(trx, one as NewEvent, now);
 }
 
 function toRow(k: NewKey) {
@@ -231,6 +233,10 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
       if (changed && event) await this.emitFor(trx, id, event, now);
       return changed;
     });
+  }
+
+  async announce(id: number, now: string, event: EventOf<StoredKey>): Promise<void> {
+    await this.db.transaction().execute((trx) => this.emitFor(trx, id, event, now));
   }
 
   /** Emits the event of a change to key `id`, as the key reads inside the transaction. */
