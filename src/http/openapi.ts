@@ -138,6 +138,10 @@ const OPERATIONS: Record<string, Operation> = {
     refuses: [...MANAGE_KEYS, "CONFLICT"],
   },
   "GET /api-keys/:id/logs": { id: "listApiKeyLogs", ok: "The key's calls, newest first" },
+  "GET /api-keys/:id/logs.csv": {
+    id: "exportApiKeyLogs",
+    ok: "The key's calls as CSV, newest first",
+  },
 
   // Webhooks
   "POST /webhooks": {
@@ -753,7 +757,7 @@ export function externalDocument(full: OpenApiDocument): OpenApiDocument {
       ...full.info,
       title: "Keygate external API",
       description:
-        "The machine surface, `/api/v1/external`: every request but `/system/health` carries " +
+        "The machine surface, `/api/v1/external`: every request but `/system/health`, `/leaks` and `/keys/revoke-exposed` carries " +
         "`X-API-Key: pk_live_…` (or `pk_test_…` for the test environment). Errors are `{ success: false, error: { code, message, details? }, timestamp }`; " +
         "`error.code` is one of `ErrorCode` and the message says what to do. Every response carries " +
         "`RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`, `X-Request-Id`, " +

@@ -4,7 +4,7 @@
  * desktop and phone width, go to test-results/screenshots/.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, chromium, type Locator, type Page } from "playwright-core";
@@ -312,6 +312,19 @@ describe.skipIf(skip)("the console in a browser", () => {
     await log.getByText("/api/v1/external/whoami").waitFor();
     expect(await log.getByRole("row").count()).toBe(2); // header + the one call
     expect(await log.getByText("200", { exact: true }).count()).toBe(1);
+
+    // The same log as a CSV file, fetched with the session's token.
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.getByRole("button", { name: "Download CSV" }).click(),
+    ]);
+    expect(download.suggestedFilename()).toMatch(/^key-\d+-calls\.csv$/);
+    const csv = readFileSync(await download.path(), "utf8")
+      .trim()
+      .split("\n");
+    expect(csv[0]).toMatch(/^id,timestamp,method,path,status_code,/);
+    expect(csv).toHaveLength(2);
+    expect(csv[1]).toContain(",GET,/api/v1/external/whoami,200,");
   }, 60_000);
 
   it("rolls the key with a grace period, then revokes the old one and sees it refused", async () => {

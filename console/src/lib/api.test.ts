@@ -61,6 +61,17 @@ function fakeServer() {
         message: "invalid body: allowed_ips[1] not an IPv4 or IPv6 address",
         details: [{ field: "allowed_ips[1]", message: "not an IPv4 or IPv6 address" }],
       });
+    if (path.endsWith("/logs.csv"))
+      return new Response(`id,timestamp\n1,2026-12-01T00:00:00.000Z\n`, {
+        status: 200,
+        headers: { "content-type": "text/csv; charset=utf-8" },
+      });
+    if (path.endsWith("/logs.csv?from=nope"))
+      return json(400, {
+        success: false,
+        code: "VALIDATION_ERROR",
+        message: "from must be a real time",
+      });
     return json(200, { success: true, data: { path, token: auth } });
   });
   return { fetch, calls, state };
@@ -83,6 +94,22 @@ function client(
 }
 
 describe("the console's API client", () => {
+  it("downloads a file with the session's token, refreshing once on a 401, and reads an error's envelope", async () => {
+    const server = fakeServer();
+    const { c } = client(server);
+    await c.login("admin", "pw");
+    server.state.valid.clear(); // the access token has expired
+    const blob = await c.download("/api/api-keys/1/logs.csv");
+    expect(await blob.text()).toBe("id,timestamp\n1,2026-12-01T00:00:00.000Z\n");
+    const tries = server.calls.filter((x) => x.path === "/api/api-keys/1/logs.csv");
+    expect(tries.map((x) => x.headers.authorization)).toEqual(["Bearer t1", "Bearer t2"]);
+    await expect(c.download("/api/api-keys/1/logs.csv?from=nope")).rejects.toMatchObject({
+      status: 400,
+      code: "VALIDATION_ERROR",
+      message: "from must be a real time",
+    });
+  });
+
   it("signs in in cookie mode and keeps the access token in memory only", async () => {
     const server = fakeServer();
     const { c } = client(server);

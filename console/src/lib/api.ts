@@ -248,6 +248,31 @@ export class ApiClient {
     }
   }
 
+  /** An authenticated GET of a file (the call log's CSV): its bytes, or the server's error. */
+  async download(path: string): Promise<Blob> {
+    if (!this.session) await this.refresh();
+    const once = async () => {
+      const headers: Record<string, string> = { [ENVIRONMENT_HEADER]: this.environment() };
+      if (this.session) headers.authorization = `Bearer ${this.session.accessToken}`;
+      let res: Response;
+      try {
+        res = await this.f(path, { headers, credentials: "same-origin", cache: "no-store" });
+      } catch {
+        throw new ApiError(0, "NETWORK_ERROR", NETWORK_MESSAGE);
+      }
+      if (res.ok) return res.blob();
+      throw errorOf(res, await res.text());
+    };
+    try {
+      return await once();
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status !== 401) throw err;
+      if (!(await this.refresh()))
+        throw new ApiError(401, "SESSION_ENDED", "Your session has ended; sign in again.");
+      return once();
+    }
+  }
+
   private async raw(
     method: string,
     path: string,
@@ -273,30 +298,38 @@ export class ApiClient {
     } catch {
       throw new ApiError(0, "NETWORK_ERROR", NETWORK_MESSAGE);
     }
-    let json: unknown;
     const text = await res.text();
-    try {
-      json = text ? JSON.parse(text) : null;
-    } catch {
-      json = null;
-    }
-    const env = json as {
-      success?: boolean;
-      message?: string;
-      code?: string;
-      details?: FieldProblem[];
-      error?: { code?: string; message?: string; details?: FieldProblem[] };
-    } | null;
-    if (!res.ok || !env || env.success === false) {
-      const message =
-        env?.message ??
-        env?.error?.message ??
-        `Keygate answered ${res.status} ${res.statusText || ""}`.trim();
-      const code = env?.code ?? env?.error?.code ?? `HTTP_${res.status}`;
-      throw new ApiError(res.status, code, message, env?.details ?? env?.error?.details ?? []);
-    }
+    const env = envelopeOf(text);
+    if (!res.ok || !env || env.success === false) throw errorOf(res, text);
     return { ...(env as Envelope<unknown>), status: res.status };
   }
+}
+
+type AnyEnvelope = {
+  success?: boolean;
+  message?: string;
+  code?: string;
+  details?: FieldProblem[];
+  error?: { code?: string; message?: string; details?: FieldProblem[] };
+};
+
+function envelopeOf(text: string): AnyEnvelope | null {
+  try {
+    return text ? (JSON.parse(text) as AnyEnvelope) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The error an answer carries, in either surface's envelope, or one naming its status. */
+function errorOf(res: Response, text: string): ApiError {
+  const env = envelopeOf(text);
+  const message =
+    env?.message ??
+    env?.error?.message ??
+    `Keygate answered ${res.status} ${res.statusText || ""}`.trim();
+  const code = env?.code ?? env?.error?.code ?? `HTTP_${res.status}`;
+  return new ApiError(res.status, code, message, env?.details ?? env?.error?.details ?? []);
 }
 
 /** The console's one client; its requests follow the Test data switch. */

@@ -76,6 +76,18 @@ export function callLogPath(id: number, q: CallLogQuery): string {
   return `/api/api-keys/${id}/logs?${params}`;
 }
 
+/** The CSV export of the same filter: every matching call, up to `rows`, newest first. */
+export function callLogCsvPath(
+  id: number,
+  q: Pick<CallLogQuery, "status" | "requestId">,
+  rows = 100_000,
+): string {
+  const params = new URLSearchParams({ limit: String(rows) });
+  if (q.status) params.set("status", q.status);
+  if (q.requestId) params.set("request_id", q.requestId);
+  return `/api/api-keys/${id}/logs.csv?${params}`;
+}
+
 export type CallLogPages = {
   /** Every call fetched so far for this filter, newest first; undefined until the first page. */
   rows: CallLog[] | undefined;

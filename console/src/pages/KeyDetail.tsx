@@ -38,7 +38,13 @@ import {
   StatusBadge,
 } from "../components/ui";
 import { api, messageOf } from "../lib/api";
-import { LOG_ERROR_CODES, requestIdProblem, STATUS_FILTERS, useCallLog } from "../lib/callLog";
+import {
+  callLogCsvPath,
+  LOG_ERROR_CODES,
+  requestIdProblem,
+  STATUS_FILTERS,
+  useCallLog,
+} from "../lib/callLog";
 import { useEnvironment } from "../lib/environment";
 import { formatDateTime, formatTime, relative, SCOPE_VERBS, SIGNING_CHOICES } from "../lib/format";
 import { describePermissions } from "../lib/permissions";
@@ -76,6 +82,25 @@ export function KeyDetail({ id }: { id: number }) {
   // Filtered and paged by the server: only the calls asked for travel. A request id finds
   // its call whatever its status.
   const logs = useCallLog(id, Number(limit), requestId ? "" : statusFilter, requestId);
+  const [exporting, setExporting] = useState(false);
+  const exportCsv = async () => {
+    setExporting(true);
+    try {
+      const blob = await api.download(
+        callLogCsvPath(id, { status: requestId ? "" : statusFilter, requestId }),
+      );
+      const url = URL.createObjectURL(blob);
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = `key-${id}-calls.csv`;
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    } catch (err) {
+      notify(`The export failed: ${messageOf(err)}`, "red");
+    } finally {
+      setExporting(false);
+    }
+  };
   const [opened, setOpened] = useState<CallLog | null>(null);
   const phone = useMediaQuery("(max-width: 40em)");
   const { users, byId } = useOwners(user.isAdmin);
@@ -529,6 +554,15 @@ export function KeyDetail({ id }: { id: number }) {
             />
             <Button size="xs" variant="default" onClick={reload} loading={logs.loading}>
               Refresh
+            </Button>
+            <Button
+              size="xs"
+              variant="default"
+              loading={exporting}
+              onClick={() => void exportCsv()}
+              title="Every call of this filter, newest first, as a CSV file"
+            >
+              Download CSV
             </Button>
           </Group>
         </Group>
