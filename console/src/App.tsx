@@ -17,6 +17,7 @@ import { SubscriberDetail } from "./pages/SubscriberDetail";
 import { Subscribers } from "./pages/Subscribers";
 import { Transactions } from "./pages/Transactions";
 import { Users } from "./pages/Users";
+import { Webhooks } from "./pages/Webhooks";
 
 function NotFound() {
   return (
@@ -68,6 +69,7 @@ function Page({ path }: { path: string }) {
   if (path === "/services") return <Services />;
   if (path === "/transactions") return <Transactions />;
   if (path === "/account") return <Account />;
+  if (path === "/webhooks") return <Webhooks />;
   if (path === "/nas")
     return (
       <AdminOnly what="NAS devices">

@@ -30,6 +30,7 @@ export const NAV: Item[] = [
   { href: "/transactions", label: "Transactions" },
   { href: "/nas", label: "NAS devices", admin: true },
   { href: "/users", label: "Users", admin: true },
+  { href: "/webhooks", label: "Webhooks", admin: true },
   { href: "/audit", label: "Audit trail", admin: true },
 ];
 
