@@ -19,6 +19,15 @@ const KEY = {
   revoked_at: null,
   status: "active",
 };
+/** A key as the scheduler's events describe it. */
+const SCHEDULED_KEY = {
+  id: 7,
+  name: "Billing sync",
+  key_prefix: "pk_live_ab12",
+  environment: "live",
+  owner_id: 1,
+  expires_at: null,
+};
 const SUBSCRIBER = {
   id: 42,
   username: "alice",
@@ -56,24 +65,53 @@ const EVENTS: Record<EventType | typeof TEST_EVENT, { summary: string; data: Jso
     data: { ...KEY, revoked_at: AT, status: "revoked" },
   },
   "key.expiring": {
-    summary: "A key expires in 7 days, or in 1 day",
-    data: { ...KEY, expires_at: "2026-05-19T23:59:59.999Z", days_left: 7 },
+    summary:
+      "A key expires in 7 days, then again in 1 day (the scheduler, once a minute, one instance)",
+    data: {
+      ...SCHEDULED_KEY,
+      expires_at: "2026-05-19T11:02:31.000Z",
+      days_left: 7,
+      seconds_left: 604_800,
+    },
   },
   "key.expired": {
     summary: "A key reached its expiry",
-    data: { ...KEY, expires_at: AT, status: "expired" },
+    data: { ...SCHEDULED_KEY, expires_at: AT, expired_at: AT },
   },
   "key.leaked": {
-    summary: "A key was reported exposed (revoked or flagged, by configuration)",
-    data: { ...KEY, url: "https://github.com/example/repo/blob/main/.env", action: "revoked" },
+    summary:
+      "A key was found exposed: reported by a secret scanner or presented by whoever found it; revoked (key.revoked follows in the same transaction) or flagged, by configuration",
+    data: {
+      ...KEY,
+      revoked_at: AT,
+      status: "revoked",
+      action: "revoked",
+      reported_by: "scanner",
+      url: "https://github.com/example/repo/blob/main/.env",
+      source: "content",
+      token_type: "keygate_api_key",
+      key_identifier: "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a",
+    },
   },
   "key.new_ip": {
-    summary: "A key's first successful call in 30 days from this address",
-    data: { ...KEY, ip: "203.0.113.9" },
+    summary:
+      "A key's first successful call from an address it had not used in the previous 30 days",
+    data: {
+      ...SCHEDULED_KEY,
+      ip: "203.0.113.9",
+      first_call_at: AT,
+      previously_seen_at: null,
+    },
   },
   "key.refusals_spike": {
-    summary: "A key's refused calls rose far above their usual rate",
-    data: { ...KEY, refusals: 120, window_minutes: 5 },
+    summary: "50 or more refused calls (401, 403, 429) of a key within a 5-minute window",
+    data: {
+      ...SCHEDULED_KEY,
+      refusals: 50,
+      window_s: 300,
+      window_start: "2026-05-12T11:00:00.000Z",
+      threshold: 50,
+    },
   },
   "subscriber.created": { summary: "A subscriber was created", data: SUBSCRIBER },
   "subscriber.updated": {
