@@ -165,6 +165,8 @@ describe("what the scrape counts", () => {
       headers: { "x-api-key": key },
     });
     expect(head.statusCode).toBe(200);
+    // A URL the router cannot read is answered before any route: counted all the same.
+    expect((await h.app.inject({ method: "GET", url: "/api/%zz" })).statusCode).toBe(400);
     await h.kg.callLog.flush();
     const after = await scrape(h);
 
@@ -176,6 +178,8 @@ describe("what the scrape counts", () => {
     expect(moved("keygate_http_requests_total", headWhoami)).toBe(1);
     const unmatched = { surface: "external", method: "GET", route: "unmatched", status: "404" };
     expect(moved("keygate_http_requests_total", unmatched)).toBe(1);
+    const unreadable = { surface: "api", method: "GET", route: "unmatched", status: "400" };
+    expect(moved("keygate_http_requests_total", unreadable)).toBe(1);
     const users = { surface: "api", method: "GET", route: "/api/users", status: "200" };
     expect(moved("keygate_http_requests_total", users)).toBe(1);
     const whoami = 'surface="external",method="GET",route="/api/v1/external/whoami"';
