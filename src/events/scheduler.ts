@@ -25,8 +25,8 @@ export const SPIKE_REFUSALS = 50;
 export const SPIKE_WINDOW_S = 300;
 export const NEW_IP_AFTER_DAYS = 30;
 const DAY_MS = 86_400_000;
-/** Call-log rows read per tick; a busier minute is caught up over the next ticks. */
-const LOG_BATCH = 5_000;
+/** Call-log rows a tick reads at most (grouped); a busier minute is caught up over the next ticks. */
+const LOG_SPAN = 1_000_000;
 /** Any constant of our own: the advisory lock that makes one instance the scheduler. */
 const LOCK_ID = 0x6b67_7363; // "kgsc"
 const CURSOR = "scheduler_call_log_cursor";
@@ -228,36 +228,53 @@ export class Scheduler {
         .execute();
     } else cursor = Number(stored.value);
 
-    const rows = await trx
+    // The rows written since the last tick (up to LOG_SPAN of them), read grouped: per key and
+    // address, and per key and 5-minute window — small answers however busy the minute was.
+    const top = await trx
       .selectFrom("api_key_logs")
-      .select(["id", "api_key_id", "ip", "status_code", "timestamp"])
+      .select((eb) => eb.fn.max("id").as("id"))
+      .executeTakeFirst();
+    const last = Math.min(Number(top?.id ?? 0), cursor + LOG_SPAN);
+    if (last <= cursor) return;
+    const span = trx
+      .selectFrom("api_key_logs")
       .where("id", ">", cursor)
-      .where("api_key_id", "is not", null)
-      .orderBy("id")
-      .limit(LOG_BATCH)
+      .where("id", "<=", last)
+      .where("api_key_id", "is not", null);
+    const used = await span
+      .where("status_code", "<", 400)
+      .select((eb) => [
+        "api_key_id",
+        "ip",
+        eb.fn.min("timestamp").as("first"),
+        eb.fn.max("timestamp").as("last"),
+      ])
+      .groupBy(["api_key_id", "ip"])
       .execute();
-    if (rows.length === 0) return;
-    r.rows = rows.length;
-    const last = rows[rows.length - 1]?.id as number;
+    const bucket = sql<number>`cast(second / ${sql.lit(SPIKE_WINDOW_S)} as integer)`;
+    const refusals = await span
+      .where("status_code", "in", [401, 403, 429])
+      .where("second", "is not", null)
+      .select((eb) => ["api_key_id", bucket.as("bucket"), eb.fn.countAll().as("n")])
+      .groupBy(["api_key_id", bucket])
+      .execute();
+    r.rows = last - cursor;
 
-    // Addresses: the latest successful call per key and address in this batch.
-    const seen = new Map<string, { key: number; ip: string; at: string }>();
-    // Refusals: per key and 5-minute bucket.
+    /** The earliest and latest successful call per key and address in the span. */
+    const seen = new Map<string, { key: number; ip: string; first: string; at: string }>();
+    for (const u of used) {
+      const key = u.api_key_id as number;
+      seen.set(`${key}|${u.ip}`, {
+        key,
+        ip: u.ip,
+        first: String(u.first),
+        at: String(u.last),
+      });
+    }
     const refused = new Map<string, { key: number; bucket: number; n: number }>();
-    for (const row of rows) {
-      const key = row.api_key_id as number;
-      if (row.status_code < 400) {
-        const k = `${key}|${row.ip}`;
-        const prior = seen.get(k);
-        if (prior === undefined || prior.at < row.timestamp)
-          seen.set(k, { key, ip: row.ip, at: row.timestamp });
-      } else if (row.status_code === 401 || row.status_code === 403 || row.status_code === 429) {
-        const bucket = Math.floor(Date.parse(row.timestamp) / 1000 / SPIKE_WINDOW_S);
-        const k = `${key}|${bucket}`;
-        const entry = refused.get(k) ?? { key, bucket, n: 0 };
-        entry.n++;
-        refused.set(k, entry);
-      }
+    for (const w of refusals) {
+      const key = w.api_key_id as number;
+      refused.set(`${key}|${w.bucket}`, { key, bucket: Number(w.bucket), n: Number(w.n) });
     }
     const keyIds = [
       ...new Set([
@@ -290,12 +307,12 @@ export class Scheduler {
         const before = lastSeen.get(k);
         const stale =
           before === undefined ||
-          Date.parse(s.at) - Date.parse(before) > NEW_IP_AFTER_DAYS * DAY_MS;
+          Date.parse(s.first) - Date.parse(before) > NEW_IP_AFTER_DAYS * DAY_MS;
         const key = keys.get(s.key);
         if (stale && key !== undefined) {
           await emit("key.new_ip", key, {
             ip: s.ip,
-            first_call_at: s.at,
+            first_call_at: s.first,
             previously_seen_at: before ?? null,
           });
           r.newIps++;
