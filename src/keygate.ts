@@ -374,6 +374,11 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     database,
     redis: cluster,
   });
+  // Each delivery attempt's outcome, counted for keygate_webhook_deliveries_total.
+  kg.deliveries.onDelivery = (outcome) => {
+    if (outcome === "success") kg.metrics.webhookDelivery("delivered");
+    else if (outcome === "failure") kg.metrics.webhookDelivery("failed");
+  };
   // Read by someone: the registry and the process metrics (GC, event-loop lag) start now.
   if (!opts.oneShot && (config.metricsToken !== null || config.metricsAddress !== null))
     kg.metrics.start();
