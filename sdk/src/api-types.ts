@@ -501,7 +501,7 @@ export interface webhooks {
     get?: never;
     put?: never;
     /**
-     * A key expires in 7 days, or in 1 day
+     * A key expires in 7 days, then again in 1 day (the scheduler, once a minute, one instance)
      * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
      */
     post: operations["webhookKeyExpiring"];
@@ -541,7 +541,7 @@ export interface webhooks {
     get?: never;
     put?: never;
     /**
-     * A key was reported exposed (revoked or flagged, by configuration)
+     * A key was found exposed: reported by a secret scanner or presented by whoever found it; revoked (key.revoked follows in the same transaction) or flagged, by configuration
      * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
      */
     post: operations["webhookKeyLeaked"];
@@ -561,7 +561,7 @@ export interface webhooks {
     get?: never;
     put?: never;
     /**
-     * A key's first successful call in 30 days from this address
+     * A key's first successful call from an address it had not used in the previous 30 days
      * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
      */
     post: operations["webhookKeyNewIp"];
@@ -581,7 +581,7 @@ export interface webhooks {
     get?: never;
     put?: never;
     /**
-     * A key's refused calls rose far above their usual rate
+     * 50 or more refused calls (401, 403, 429) of a key within a 5-minute window
      * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
      */
     post: operations["webhookKeyRefusalsSpike"];
@@ -3566,13 +3566,9 @@ export interface operations {
          *         "key_prefix": "pk_live_ab12",
          *         "environment": "live",
          *         "owner_id": 1,
-         *         "permissions": [
-         *           "*:read"
-         *         ],
-         *         "expires_at": "2026-05-19T23:59:59.999Z",
-         *         "revoked_at": null,
-         *         "status": "active",
-         *         "days_left": 7
+         *         "expires_at": "2026-05-19T11:02:31.000Z",
+         *         "days_left": 7,
+         *         "seconds_left": 604800
          *       }
          *     }
          */
@@ -3629,12 +3625,8 @@ export interface operations {
          *         "key_prefix": "pk_live_ab12",
          *         "environment": "live",
          *         "owner_id": 1,
-         *         "permissions": [
-         *           "*:read"
-         *         ],
          *         "expires_at": "2026-05-12T11:02:31.000Z",
-         *         "revoked_at": null,
-         *         "status": "expired"
+         *         "expired_at": "2026-05-12T11:02:31.000Z"
          *       }
          *     }
          */
@@ -3695,10 +3687,14 @@ export interface operations {
          *           "*:read"
          *         ],
          *         "expires_at": null,
-         *         "revoked_at": null,
-         *         "status": "active",
+         *         "revoked_at": "2026-05-12T11:02:31.000Z",
+         *         "status": "revoked",
+         *         "action": "revoked",
+         *         "reported_by": "scanner",
          *         "url": "https://github.com/example/repo/blob/main/.env",
-         *         "action": "revoked"
+         *         "source": "content",
+         *         "token_type": "keygate_api_key",
+         *         "key_identifier": "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a"
          *       }
          *     }
          */
@@ -3755,13 +3751,10 @@ export interface operations {
          *         "key_prefix": "pk_live_ab12",
          *         "environment": "live",
          *         "owner_id": 1,
-         *         "permissions": [
-         *           "*:read"
-         *         ],
          *         "expires_at": null,
-         *         "revoked_at": null,
-         *         "status": "active",
-         *         "ip": "203.0.113.9"
+         *         "ip": "203.0.113.9",
+         *         "first_call_at": "2026-05-12T11:02:31.000Z",
+         *         "previously_seen_at": null
          *       }
          *     }
          */
@@ -3818,14 +3811,11 @@ export interface operations {
          *         "key_prefix": "pk_live_ab12",
          *         "environment": "live",
          *         "owner_id": 1,
-         *         "permissions": [
-         *           "*:read"
-         *         ],
          *         "expires_at": null,
-         *         "revoked_at": null,
-         *         "status": "active",
-         *         "refusals": 120,
-         *         "window_minutes": 5
+         *         "refusals": 50,
+         *         "window_s": 300,
+         *         "window_start": "2026-05-12T11:00:00.000Z",
+         *         "threshold": 50
          *       }
          *     }
          */

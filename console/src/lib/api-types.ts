@@ -345,8 +345,28 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** The key's calls, newest first; filter by status and page with `before_id` */
+    /** The key's calls, newest first; filter by status, time range or request id, and page with `before_id` */
     get: operations["listApiKeyLogs"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/api-keys/{id}/logs.csv": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * The key's calls as CSV (RFC 4180, a header row, newest first), streamed; the same filters as the call log
+     * @description At most `limit` rows (default 10,000, at most 1,000,000). A cell that a spreadsheet would read as a formula (starting with =, +, -, @, tab or carriage return) is prefixed with an apostrophe: paths, user agents and messages come from callers.
+     */
+    get: operations["exportApiKeyLogs"];
     put?: never;
     post?: never;
     delete?: never;
@@ -1290,7 +1310,7 @@ export interface webhooks {
     get?: never;
     put?: never;
     /**
-     * A key expires in 7 days, or in 1 day
+     * A key expires in 7 days, then again in 1 day (the scheduler, once a minute, one instance)
      * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
      */
     post: operations["webhookKeyExpiring"];
@@ -1330,7 +1350,7 @@ export interface webhooks {
     get?: never;
     put?: never;
     /**
-     * A key was reported exposed (revoked or flagged, by configuration)
+     * A key was found exposed: reported by a secret scanner or presented by whoever found it; revoked (key.revoked follows in the same transaction) or flagged, by configuration
      * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
      */
     post: operations["webhookKeyLeaked"];
@@ -1350,7 +1370,7 @@ export interface webhooks {
     get?: never;
     put?: never;
     /**
-     * A key's first successful call in 30 days from this address
+     * A key's first successful call from an address it had not used in the previous 30 days
      * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
      */
     post: operations["webhookKeyNewIp"];
@@ -1370,7 +1390,7 @@ export interface webhooks {
     get?: never;
     put?: never;
     /**
-     * A key's refused calls rose far above their usual rate
+     * 50 or more refused calls (401, 403, 429) of a key within a 5-minute window
      * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
      */
     post: operations["webhookKeyRefusalsSpike"];
@@ -4229,6 +4249,8 @@ export interface operations {
         limit?: number;
         /** @description 2xx, 3xx, 4xx, 5xx, "refused" (401/403/429) or an error code such as API_KEY_REVOKED */
         status?: string;
+        /** @description an ISO-8601 UTC timestamp: only calls at or after it */
+        from?: string;
         /** @description an ISO-8601 UTC timestamp: only calls before it. For paging use before_id: calls in the same millisecond as the last row would be skipped */
         before?: string;
         /** @description the X-Request-Id of one answer (from its headers or an integrator's report): that call only */
@@ -4259,6 +4281,87 @@ export interface operations {
             success: true;
             data: components["schemas"]["CallLogEntry"][];
           };
+        };
+      };
+      /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Unauthorized — `UNAUTHORIZED`: no valid access token: sign in with `POST /api/auth/login`, or refresh with `POST /api/auth/refresh` */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Not found — `NOT_FOUND`: no such record visible to the caller */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+    };
+  };
+  exportApiKeyLogs: {
+    parameters: {
+      query?: {
+        limit?: number;
+        /** @description 2xx, 3xx, 4xx, 5xx, "refused" (401/403/429) or an error code such as API_KEY_REVOKED */
+        status?: string;
+        /** @description an ISO-8601 UTC timestamp: only calls at or after it */
+        from?: string;
+        /** @description an ISO-8601 UTC timestamp: only calls before it. For paging use before_id: calls in the same millisecond as the last row would be skipped */
+        before?: string;
+        /** @description the X-Request-Id of one answer (from its headers or an integrator's report): that call only */
+        request_id?: string;
+      };
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
+      path: {
+        /** @description a positive whole number */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The key's calls as CSV, newest first */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "text/csv": string;
         };
       };
       /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
@@ -10289,13 +10392,9 @@ export interface operations {
          *         "key_prefix": "pk_live_ab12",
          *         "environment": "live",
          *         "owner_id": 1,
-         *         "permissions": [
-         *           "*:read"
-         *         ],
-         *         "expires_at": "2026-05-19T23:59:59.999Z",
-         *         "revoked_at": null,
-         *         "status": "active",
-         *         "days_left": 7
+         *         "expires_at": "2026-05-19T11:02:31.000Z",
+         *         "days_left": 7,
+         *         "seconds_left": 604800
          *       }
          *     }
          */
@@ -10352,12 +10451,8 @@ export interface operations {
          *         "key_prefix": "pk_live_ab12",
          *         "environment": "live",
          *         "owner_id": 1,
-         *         "permissions": [
-         *           "*:read"
-         *         ],
          *         "expires_at": "2026-05-12T11:02:31.000Z",
-         *         "revoked_at": null,
-         *         "status": "expired"
+         *         "expired_at": "2026-05-12T11:02:31.000Z"
          *       }
          *     }
          */
@@ -10418,10 +10513,14 @@ export interface operations {
          *           "*:read"
          *         ],
          *         "expires_at": null,
-         *         "revoked_at": null,
-         *         "status": "active",
+         *         "revoked_at": "2026-05-12T11:02:31.000Z",
+         *         "status": "revoked",
+         *         "action": "revoked",
+         *         "reported_by": "scanner",
          *         "url": "https://github.com/example/repo/blob/main/.env",
-         *         "action": "revoked"
+         *         "source": "content",
+         *         "token_type": "keygate_api_key",
+         *         "key_identifier": "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a"
          *       }
          *     }
          */
@@ -10478,13 +10577,10 @@ export interface operations {
          *         "key_prefix": "pk_live_ab12",
          *         "environment": "live",
          *         "owner_id": 1,
-         *         "permissions": [
-         *           "*:read"
-         *         ],
          *         "expires_at": null,
-         *         "revoked_at": null,
-         *         "status": "active",
-         *         "ip": "203.0.113.9"
+         *         "ip": "203.0.113.9",
+         *         "first_call_at": "2026-05-12T11:02:31.000Z",
+         *         "previously_seen_at": null
          *       }
          *     }
          */
@@ -10541,14 +10637,11 @@ export interface operations {
          *         "key_prefix": "pk_live_ab12",
          *         "environment": "live",
          *         "owner_id": 1,
-         *         "permissions": [
-         *           "*:read"
-         *         ],
          *         "expires_at": null,
-         *         "revoked_at": null,
-         *         "status": "active",
-         *         "refusals": 120,
-         *         "window_minutes": 5
+         *         "refusals": 50,
+         *         "window_s": 300,
+         *         "window_start": "2026-05-12T11:00:00.000Z",
+         *         "threshold": 50
          *       }
          *     }
          */
