@@ -378,6 +378,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
   kg.deliveries.onDelivery = (outcome) => {
     if (outcome === "success") kg.metrics.webhookDelivery("delivered");
     else if (outcome === "failure") kg.metrics.webhookDelivery("failed");
+    else if (outcome === "gave_up") kg.metrics.webhookDelivery("gave_up");
   };
   // Read by someone: the registry and the process metrics (GC, event-loop lag) start now.
   if (!opts.oneShot && (config.metricsToken !== null || config.metricsAddress !== null))

@@ -529,4 +529,22 @@ describe("an endpoint that keeps failing", () => {
       "after enabling",
     );
   });
+
+  it("gives a test message one attempt: a failure is final, and counted as given up", async () => {
+    rx.answer(() => ({ status: 500, body: "x".repeat(5000) }));
+    const made = await register(h, { url: rx.url, events: ["transaction.created"] });
+    const before = h.kg.deliveries.counts.gave_up;
+    const test = await h.api("POST", `/api/webhooks/${made.data.id}/test`, h.adminToken);
+    expectStatus(test, 202);
+    const d = await until(async () => {
+      const log = (
+        await h.api("GET", `/api/webhooks/${made.data.id}/deliveries`, h.adminToken)
+      ).json().data;
+      return log[0]?.status === "failed" ? log[0] : null;
+    }, "a failed test message");
+    expect(d).toMatchObject({ event_type: "webhook.test", attempts: 1, response_status: 500 });
+    expect(d.error).toBe("answered 500");
+    expect(d.response_body).toHaveLength(1024);
+    expect(h.kg.deliveries.counts.gave_up).toBe(before + 1);
+  });
 });

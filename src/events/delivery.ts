@@ -15,7 +15,11 @@ export const RETRY_SCHEDULE_MS = [
 /** An endpoint failing every attempt for this long is disabled (it says why). */
 export const DISABLE_AFTER_MS = 5 * 86_400_000;
 
-export type DeliveryOutcome = "success" | "failure" | "disabled";
+/**
+ * How an attempt ended: `success` (2xx), `failure` (to be tried again), `gave_up` (failed, and
+ * it was the last attempt); and `disabled`, once, when an endpoint is disabled for failing.
+ */
+export type DeliveryOutcome = "success" | "failure" | "gave_up" | "disabled";
 
 export type DeliveryOptions = {
   repo: SqlWebhookRepo;
@@ -46,7 +50,12 @@ export type DeliveryOptions = {
  */
 export class DeliveryWorker {
   /** Attempts by outcome since start, and endpoints disabled. */
-  readonly counts: Record<DeliveryOutcome, number> = { success: 0, failure: 0, disabled: 0 };
+  readonly counts: Record<DeliveryOutcome, number> = {
+    success: 0,
+    failure: 0,
+    gave_up: 0,
+    disabled: 0,
+  };
   onDelivery: ((outcome: DeliveryOutcome) => void) | undefined;
   private readonly id = randomBytes(8).toString("hex");
   private timer: NodeJS.Timeout | null = null;
@@ -178,7 +187,7 @@ export class DeliveryWorker {
       error: result.error,
     });
     if (!kept) return;
-    this.report(result.ok ? "success" : "failure");
+    this.report(result.ok ? "success" : last ? "gave_up" : "failure");
     if (result.ok) {
       await this.o.repo.endpointSucceeded(d.endpoint.id);
       return;
