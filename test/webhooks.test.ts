@@ -531,7 +531,7 @@ describe("an endpoint that keeps failing", () => {
   });
 
   it("gives a test message one attempt: a failure is final, and counted as given up", async () => {
-    rx.answer(() => ({ status: 500, body: "x".repeat(5000) }));
+    rx.answer(() => ({ status: 500, body: `\u0000${"x".repeat(5000)}` }));
     const made = await register(h, { url: rx.url, events: ["transaction.created"] });
     const before = h.kg.deliveries.counts.gave_up;
     const test = await h.api("POST", `/api/webhooks/${made.data.id}/test`, h.adminToken);

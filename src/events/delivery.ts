@@ -213,14 +213,17 @@ export class DeliveryWorker {
 }
 
 /**
- * Whether an endpoint takes an event: of its environment, of a type it subscribed to (or all),
+ * Whether an endpoint takes an event: of its environment, made since it was registered, of a
+ * type it subscribed to (or all),
  * and, for an endpoint of a reseller, about that reseller's own records only.
  */
 export function matches(
-  event: { type: string; environment: string; owner_id: number | null },
+  event: { type: string; environment: string; owner_id: number | null; created_at: string },
   endpoint: EndpointRow & { owner_role: string },
 ): boolean {
   if (endpoint.environment !== event.environment) return false;
+  // An endpoint receives what happens from its registration on, not what was waiting.
+  if (endpoint.created_at > event.created_at) return false;
   if (endpoint.owner_role !== "admin" && event.owner_id !== endpoint.owner_id) return false;
   if (endpoint.events === "*") return true;
   return (JSON.parse(endpoint.events) as string[]).includes(event.type);

@@ -15,6 +15,9 @@ export type Attempt = {
 
 export const BODY_EXCERPT = 1024;
 
+/** Text a receiver sent, storable on both engines: PostgreSQL text holds no NUL. */
+const storable = (text: string) => text.replaceAll("\u0000", "\uFFFD");
+
 /**
  * POSTs `body` to `url` once: addresses checked after resolution (and the connection made to
  * them), `timeoutMs` for the whole exchange, redirects not followed, the first 1 KiB kept.
@@ -65,7 +68,7 @@ export function post(
         const chunks: Buffer[] = [];
         let size = 0;
         const finish = () => {
-          const text = Buffer.concat(chunks).subarray(0, BODY_EXCERPT).toString("utf8");
+          const text = storable(Buffer.concat(chunks).subarray(0, BODY_EXCERPT).toString("utf8"));
           const status = res.statusCode ?? 0;
           const ok = status >= 200 && status < 300;
           const redirect = status >= 300 && status < 400;
@@ -76,7 +79,7 @@ export function post(
             error: ok
               ? null
               : redirect
-                ? `answered ${status}, a redirect${res.headers.location ? ` to ${String(res.headers.location).slice(0, 200)}` : ""}: redirects are not followed; register the final URL`
+                ? `answered ${status}, a redirect${res.headers.location ? ` to ${storable(String(res.headers.location).slice(0, 200))}` : ""}: redirects are not followed; register the final URL`
                 : `answered ${status}`,
           });
           res.destroy();
@@ -107,7 +110,7 @@ export function post(
         body: null,
         error: refused
           ? `refused: ${err.message}`
-          : `${err.code ? `${err.code}: ` : ""}${err.message}`.slice(0, 500),
+          : storable(`${err.code ? `${err.code}: ` : ""}${err.message}`.slice(0, 500)),
       });
     });
     req.end(body);

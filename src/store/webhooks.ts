@@ -189,7 +189,7 @@ export class SqlWebhookRepo {
     now: string,
     limit: number,
     matches: (
-      event: { type: string; environment: string; owner_id: number | null },
+      event: { type: string; environment: string; owner_id: number | null; created_at: string },
       endpoint: EndpointRow & { owner_role: string },
     ) => boolean,
   ): Promise<number> {
@@ -200,7 +200,8 @@ export class SqlWebhookRepo {
           type: string;
           environment: string;
           owner_id: number | null;
-        }>`select id, type, environment, owner_id from events where dispatched_at is null order by id limit ${limit} ${this.skipLocked}`.execute(
+          created_at: string;
+        }>`select id, type, environment, owner_id, created_at from events where dispatched_at is null order by id limit ${limit} ${this.skipLocked}`.execute(
           trx,
         )
       ).rows;
