@@ -114,6 +114,12 @@ describe("webhook endpoints", () => {
       expect(res.json().success).toBe(false);
       expect(typeof res.json().message).toBe("string");
     }
+    // One user's endpoints are bounded.
+    const carl = await h.user("hookcarl");
+    for (let i = 0; i < 50; i++) await register(h, { url: `${rx.url}/${i}` }, carl.token);
+    const over = await h.api("POST", "/api/webhooks", carl.token, { url: rx.url });
+    expect([over.statusCode, over.json().code]).toEqual([409, "CONFLICT"]);
+    expect(over.json().message).toMatch(/50 webhook endpoints/);
     const made = await register(h, { url: rx.url, events: ["subscriber.created"] });
     const res = await h.api(
       "POST",

@@ -56,6 +56,9 @@ export const webhookSecretBinding = (endpointId: number) => `webhook_endpoint:${
 /** A secret kept as given (no master key when it was stored), not sealed. */
 export const isPlainWebhookSecret = (stored: string) => stored.startsWith("whsec_");
 
+/** Endpoints one user may register: each one multiplies what every event sends. */
+export const MAX_ENDPOINTS_PER_USER = 50;
+
 /** The secret before a rotation keeps signing beside the new one this long. */
 export const ROTATION_OVERLAP_MS = 86_400_000;
 
@@ -117,6 +120,10 @@ export class WebhookService {
   ): Promise<{ data: EndpointView; secret: string }> {
     this.requireMayUse(p, "register webhook endpoints");
     const fields = await this.validate(input, true);
+    if ((await this.o.repo.countOwned(p.userId)) >= MAX_ENDPOINTS_PER_USER)
+      throw conflict(
+        `you have ${MAX_ENDPOINTS_PER_USER} webhook endpoints, the most one user may register; remove one you no longer use (DELETE /api/webhooks/:id), or subscribe an existing one to more events`,
+      );
     const now = this.o.now().toISOString();
     const secret = newSecret();
     const row = await this.o.repo.insert(

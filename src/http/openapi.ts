@@ -147,7 +147,7 @@ const OPERATIONS: Record<string, Operation> = {
   "POST /webhooks": {
     id: "createWebhookEndpoint",
     ok: "The endpoint registered: `secret` holds its signing secret, shown this once",
-    refuses: ADMIN,
+    refuses: [...ADMIN, "CONFLICT"],
   },
   "GET /webhooks": {
     id: "listWebhookEndpoints",

@@ -48,6 +48,16 @@ export class SqlWebhookRepo {
     });
   }
 
+  /** How many endpoints a user has registered, in both environments. */
+  async countOwned(ownerId: number): Promise<number> {
+    const r = await this.db
+      .selectFrom("webhook_endpoints")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("owner_id", "=", ownerId)
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
   async findById(id: number): Promise<EndpointRow | null> {
     return (
       (await this.db

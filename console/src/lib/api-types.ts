@@ -4617,6 +4617,15 @@ export interface operations {
           "application/json": components["schemas"]["FlatError"];
         };
       };
+      /** @description Conflict — `CONFLICT`: the request clashes with the current state; the message says how */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
       /** @description Payload too large — `PAYLOAD_TOO_LARGE`: the body is larger than 1 MiB */
       413: {
         headers: {

@@ -135,7 +135,7 @@ export function webhookRoutes(kg: Keygate): FastifyPluginAsync {
           summary:
             "Register a webhook endpoint, for the environment in Keygate-Environment. The response's `secret` is the only time it is shown",
           body: Type.Object(fields, { additionalProperties: false }),
-          response: { 201: WithSecret, ...errorResponses(false, [400, 401, 403]) },
+          response: { 201: WithSecret, ...errorResponses(false, [400, 401, 403, 409]) },
         },
       },
       async (req, reply) => {
