@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { passwordProblem } from "./auth/passwords.js";
 import { parseAllowList } from "./keys/ip.js";
 import { parseMasterKey } from "./credentials/secrets.js";
-import { parseReporterKeys, type ReporterKey } from "./alerts/reporters.js";
+import { parseReporterKeys, readReporterKeyFile, type ReporterKey } from "./alerts/reporters.js";
 
 /** Every setting Keygate reads, validated once. Nothing else reads `process.env`. */
 export type Config = Readonly<{
@@ -54,6 +54,8 @@ export type Config = Readonly<{
    * then `POST /api/v1/external/leaks` takes no reports.
    */
   leakReporterKeys: readonly ReporterKey[] | null;
+  /** The file `KEYGATE_LEAK_REPORTER_KEYS` names, read again for a key it did not list; null inline. */
+  leakReporterKeysFile: string | null;
   /** What a reported live key gets (`KEYGATE_LEAK_ACTION`): revoked at once, or only flagged. */
   leakAction: "revoke" | "flag";
   /** Requests per minute per client IP to the leak-report and revoke-exposed routes. */
@@ -156,6 +158,7 @@ export function loadConfig(env: Env = process.env): Config {
     ),
     webhookAllowPrivate: bool("KEYGATE_WEBHOOK_ALLOW_PRIVATE", false),
     leakReporterKeys: reporterKeys(read("KEYGATE_LEAK_REPORTER_KEYS")),
+    leakReporterKeysFile: reporterKeysFile(read("KEYGATE_LEAK_REPORTER_KEYS")),
     leakAction: oneOf("KEYGATE_LEAK_ACTION", ["revoke", "flag"], "revoke"),
     leakRateLimit: int("KEYGATE_LEAK_RATE_LIMIT", 60, 1, 1_000_000),
   });
@@ -218,24 +221,15 @@ function previousMasterKeys(value: string | undefined, current: Buffer | null): 
 /** The scanner's key document given inline (JSON), or the path of a file holding it. */
 function reporterKeys(raw: string | undefined): readonly ReporterKey[] | null {
   if (raw === undefined) return null;
-  const inline = raw.startsWith("{") || raw.startsWith("[");
-  let text = raw;
-  if (!inline) {
-    try {
-      text = readFileSync(raw, "utf8");
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      throw new ConfigError(
-        `KEYGATE_LEAK_REPORTER_KEYS names the file ${raw}, which cannot be read: ${code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : (err as Error).message} (give the key document inline as JSON, or the path of a file holding it)`,
-      );
-    }
-  }
-  const parsed = parseReporterKeys(text);
-  if (!parsed.ok)
-    throw new ConfigError(
-      `KEYGATE_LEAK_REPORTER_KEYS${inline ? "" : ` (the file ${raw})`} ${parsed.problem}`,
-    );
+  const file = reporterKeysFile(raw);
+  const parsed = file === null ? parseReporterKeys(raw) : readReporterKeyFile(file);
+  if (!parsed.ok) throw new ConfigError(`KEYGATE_LEAK_REPORTER_KEYS ${parsed.problem}`);
   return Object.freeze(parsed.keys);
+}
+
+/** The path `KEYGATE_LEAK_REPORTER_KEYS` names, or null when it holds the document itself. */
+function reporterKeysFile(raw: string | undefined): string | null {
+  return raw === undefined || raw.startsWith("{") || raw.startsWith("[") ? null : raw;
 }
 
 /** At least 24 visible ASCII characters: it travels in an Authorization header. */

@@ -4,6 +4,7 @@ import { FallbackLimiter } from "./ratelimit/fallback.js";
 import { RedisLimiter } from "./ratelimit/redis.js";
 import { Audit } from "./audit.js";
 import { LeakIntake } from "./alerts/leaks.js";
+import { readReporterKeyFile } from "./alerts/reporters.js";
 import { Alerts } from "./alerts/service.js";
 import { SqlAlertRepo } from "./store/alerts.js";
 import { AuthService } from "./auth/service.js";
@@ -271,6 +272,11 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     alerts: kg.alerts,
     reporters: config.leakReporterKeys,
     action: config.leakAction,
+    ...(config.leakReporterKeysFile === null
+      ? {}
+      : { reload: () => readReporterKeyFile(config.leakReporterKeysFile as string) }),
+    clock,
+    warn: (msg) => kg.warn(msg),
   });
   const localNonces = new MemoryNonces();
   kg.nonces =

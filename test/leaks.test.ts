@@ -1,5 +1,5 @@
 import { generateKeyPairSync, type KeyObject, sign } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -378,6 +378,37 @@ describe("leak reports with several instances", () => {
       await b.close();
       await database.drop();
       await redis.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("leak reporter keys from a file", () => {
+  it("takes a scanner's new key from the file without a restart", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kg-leak-keys-"));
+    const file = join(dir, "keys.json");
+    writeFileSync(file, REPORTER_KEYS);
+    const h = await harness({ KEYGATE_LEAK_REPORTER_KEYS: file });
+    try {
+      const { key } = await h.mint(h.adminToken);
+      const body = JSON.stringify([leak(key)]);
+      const rotated = { kid: "new-key", sig: signed(body, stranger.privateKey), body };
+      // The scanner publishes its new key; the operator saves the document again.
+      const doc = JSON.parse(REPORTER_KEYS) as { public_keys: object[] };
+      doc.public_keys.push({
+        key_identifier: "new-key",
+        key: stranger.publicKey.export({ type: "spki", format: "pem" }),
+        is_current: true,
+      });
+      writeFileSync(file, JSON.stringify(doc));
+      const res = await report(h, null, rotated);
+      expectStatus(res, 200);
+      expect(res.json()[0].label).toBe("true_positive");
+      // The keys there were still verify, and an unknown key is still refused.
+      expectStatus(await report(h, []), 200);
+      expectStatus(await report(h, null, { ...rotated, kid: "other" }), 401);
+    } finally {
+      await h.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -32,6 +32,14 @@ export type LeakIntakeOptions = {
   alerts: Alerts;
   /** The scanners' public keys; null when leak reports are not configured. */
   reporters: readonly ReporterKey[] | null;
+  /**
+   * Reads the keys again (from the file `KEYGATE_LEAK_REPORTER_KEYS` names), for a report
+   * signed with a key not listed: a scanner's new key is taken without a restart. At most once
+   * a minute; a file that no longer reads keeps the keys there were, with a warning.
+   */
+  reload?: () => { ok: true; keys: readonly ReporterKey[] } | { ok: false; problem: string };
+  clock?: () => number;
+  warn?: (msg: string) => void;
   /** What a reported live key gets: revoked, or only flagged. */
   action: "revoke" | "flag";
 };
@@ -57,6 +65,7 @@ export type LeakDetails = {
 };
 
 const MAX_URL = 2048;
+const RELOAD_EVERY_MS = 60_000;
 const ANY_KEY = /pk_(live|test)_[0-9a-f]{32}/g;
 
 /**
@@ -64,10 +73,33 @@ const ANY_KEY = /pk_(live|test)_[0-9a-f]{32}/g;
  * is only ever hashed and compared: it is stored, logged and audited nowhere.
  */
 export class LeakIntake {
-  constructor(private readonly o: LeakIntakeOptions) {}
+  private reporters: readonly ReporterKey[] | null;
+  private reloadedAt = Number.NEGATIVE_INFINITY;
+
+  constructor(private readonly o: LeakIntakeOptions) {
+    this.reporters = o.reporters;
+  }
 
   get configured(): boolean {
-    return this.o.reporters !== null;
+    return this.reporters !== null;
+  }
+
+  /** The key under `id`, reading the keys again (once a minute at most) when it is not listed. */
+  private reporter(id: string): ReporterKey | undefined {
+    const known = this.reporters?.find((r) => r.id === id);
+    if (known !== undefined || this.o.reload === undefined) return known;
+    const now = (this.o.clock ?? Date.now)();
+    if (now - this.reloadedAt < RELOAD_EVERY_MS) return undefined;
+    this.reloadedAt = now;
+    const read = this.o.reload();
+    if (!read.ok) {
+      this.o.warn?.(
+        `leak reports: KEYGATE_LEAK_REPORTER_KEYS ${read.problem}; keeping the keys read before`,
+      );
+      return undefined;
+    }
+    this.reporters = read.keys;
+    return read.keys.find((r) => r.id === id);
   }
 
   /**
@@ -75,8 +107,7 @@ export class LeakIntake {
    * identifier names; throws the refusal to answer when it does not verify.
    */
   authenticate(body: Buffer, keyId: string | undefined, signature: string | undefined): void {
-    const reporters = this.o.reporters;
-    if (reporters === null)
+    if (this.reporters === null)
       throw new AppError(
         "NOT_FOUND",
         "this Keygate takes no leak reports: the operator has not set KEYGATE_LEAK_REPORTER_KEYS (the scanner's public keys); POST /api/v1/external/keys/revoke-exposed revokes a key you hold",
@@ -91,7 +122,7 @@ export class LeakIntake {
         "SIGNATURE_REQUIRED",
         "a leak report must be signed: send Github-Public-Key-Identifier (the signing key's identifier) and Github-Public-Key-Signature (base64 DER ECDSA P-256 SHA-256 signature over the raw body)",
       );
-    const reporter = reporters.find((r) => r.id === keyId.trim());
+    const reporter = this.reporter(keyId.trim());
     if (reporter === undefined)
       throw new AppError(
         "SIGNATURE_INVALID",

@@ -1,4 +1,5 @@
 import { createPublicKey, type KeyObject, verify } from "node:crypto";
+import { readFileSync } from "node:fs";
 
 /** A scanner's public key that signs leak reports, under the identifier its reports name. */
 export type ReporterKey = { id: string; key: KeyObject };
@@ -57,6 +58,30 @@ export function parseReporterKeys(
     keys.push({ id, key });
   }
   return { ok: true, keys };
+}
+
+/** Reads the key document from a file; what is wrong names the file. */
+export function readReporterKeyFile(
+  path: string,
+): { ok: true; keys: ReporterKey[] } | { ok: false; problem: string } {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    const why =
+      code === "ENOENT"
+        ? "no such file"
+        : code === "EACCES"
+          ? "permission denied"
+          : (err as Error).message;
+    return {
+      ok: false,
+      problem: `names the file ${path}, which cannot be read: ${why} (give the key document inline as JSON, or the path of a file holding it)`,
+    };
+  }
+  const parsed = parseReporterKeys(text);
+  return parsed.ok ? parsed : { ok: false, problem: `(the file ${path}) ${parsed.problem}` };
 }
 
 /** Whether `signature` (base64 DER ECDSA) over `body` verifies with `key` (SHA-256). */
