@@ -36,6 +36,19 @@ export type ExpiringKey = {
   expiresAt: string;
 };
 
+/** A webhook endpoint whose deliveries keep failing, or that was disabled for it. */
+export type FailingWebhook = {
+  id: number;
+  url: string;
+  ownerId: number;
+  failingSince: string | null;
+  disabledAt: string | null;
+  disabledReason: string | null;
+};
+
+/** An endpoint failing this long is alerted (a single failed attempt is not news). */
+export const WEBHOOK_FAILING_AFTER_MS = 3_600_000;
+
 /** An alert as the console and `GET /api/alerts` show it. */
 export type AlertView = {
   /** A stored alert's number, or a computed alert's name (`expiring:<key id>:<expiry ms>`). */
@@ -69,6 +82,15 @@ export interface AlertRepo {
     from: string;
     to: string;
   }): Promise<ExpiringKey[]>;
+  /**
+   * Enabled endpoints failing since `failingBefore` or earlier, and endpoints Keygate disabled
+   * for failing (a disabled_reason), of one environment, all owners' (null) or one owner's.
+   */
+  failingWebhooks(q: {
+    ownerId: number | null;
+    environment: Environment;
+    failingBefore: string;
+  }): Promise<FailingWebhook[]>;
   dismissed(userId: number): Promise<Set<string>>;
   /** Remembers a dismissal; dismissing twice is one dismissal. */
   dismiss(userId: number, ref: string, at: string): Promise<void>;
@@ -122,7 +144,7 @@ export class Alerts {
     const now = this.now();
     const ownerId = visibleOwner(p);
     const environment = p.environment ?? "live";
-    const [stored, expiring] = await Promise.all([
+    const [stored, expiring, failing] = await Promise.all([
       this.repo.list({
         ownerId,
         environment,
@@ -135,10 +157,16 @@ export class Alerts {
         from: now.toISOString(),
         to: new Date(now.getTime() + EXPIRY_WINDOW_DAYS * DAY).toISOString(),
       }),
+      this.repo.failingWebhooks({
+        ownerId,
+        environment,
+        failingBefore: new Date(now.getTime() - WEBHOOK_FAILING_AFTER_MS).toISOString(),
+      }),
     ]);
     const views = [
       ...stored.map((a) => storedView(a)),
       ...expiring.map((k) => expiringView(k, environment, now.getTime())),
+      ...failing.map((w) => failingView(w, environment)),
     ];
     return views.sort((a, b) => (a.created_at < b.created_at ? 1 : -1));
   }
@@ -183,5 +211,34 @@ function expiringView(k: ExpiringKey, environment: Environment, now: number): Al
     environment,
     details: { expires_at: k.expiresAt, owner_id: k.ownerId },
     created_at: new Date(at - EXPIRY_WINDOW_DAYS * DAY).toISOString(),
+  };
+}
+
+/**
+ * An endpoint failing for an hour or more (warning), or disabled for failing (critical). Its
+ * id names the spell of failures, so a dismissed alert comes back when a new spell starts.
+ */
+function failingView(w: FailingWebhook, environment: Environment): AlertView {
+  const target: AlertTarget = { type: "webhook_endpoint", id: w.id };
+  const disabled = w.disabledAt !== null;
+  const since = (disabled ? w.disabledAt : w.failingSince) as string;
+  return {
+    id: `webhook:${w.id}:${Date.parse(since)}`,
+    kind: disabled ? "webhook.disabled" : "webhook.failing",
+    severity: disabled ? "critical" : "warning",
+    title: disabled ? "Webhook endpoint disabled" : "Webhook deliveries failing",
+    message: disabled
+      ? `The endpoint ${w.url} was disabled: ${w.disabledReason ?? "its deliveries kept failing"}`
+      : `Every delivery to ${w.url} has failed since ${w.failingSince}; its delivery log says why. Keygate keeps retrying, and disables it after 5 days of failures`,
+    target,
+    link: linkOf(target),
+    environment,
+    details: {
+      url: w.url,
+      failing_since: w.failingSince,
+      disabled_at: w.disabledAt,
+      owner_id: w.ownerId,
+    },
+    created_at: since,
   };
 }

@@ -3,6 +3,7 @@ import type {
   AlertRepo,
   AlertTarget,
   ExpiringKey,
+  FailingWebhook,
   NewAlert,
   Severity,
   StoredAlert,
@@ -103,6 +104,41 @@ export class SqlAlertRepo implements AlertRepo {
       prefix: r.key_prefix,
       ownerId: r.owner_id,
       expiresAt: r.expires_at as string,
+    }));
+  }
+
+  async failingWebhooks(q: {
+    ownerId: number | null;
+    environment: Environment;
+    failingBefore: string;
+  }): Promise<FailingWebhook[]> {
+    let query = this.db
+      .selectFrom("webhook_endpoints")
+      .select([
+        "id",
+        "url",
+        "owner_id",
+        "enabled",
+        "failing_since",
+        "disabled_at",
+        "disabled_reason",
+      ])
+      .where("environment", "=", q.environment)
+      .where((eb) =>
+        eb.or([
+          eb.and([eb("enabled", "=", 1), eb("failing_since", "<=", q.failingBefore)]),
+          eb.and([eb("enabled", "=", 0), eb("disabled_reason", "is not", null)]),
+        ]),
+      );
+    if (q.ownerId !== null) query = query.where("owner_id", "=", q.ownerId);
+    const rows = await query.orderBy("id").limit(200).execute();
+    return rows.map((r) => ({
+      id: r.id,
+      url: r.url,
+      ownerId: r.owner_id,
+      failingSince: r.failing_since,
+      disabledAt: r.enabled === 0 ? r.disabled_at : null,
+      disabledReason: r.enabled === 0 ? r.disabled_reason : null,
     }));
   }
 

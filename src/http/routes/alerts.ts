@@ -65,7 +65,7 @@ export function alertRoutes(kg: Keygate): FastifyPluginAsync {
           params: Type.Object({
             id: Type.String({
               maxLength: 40,
-              pattern: "^(?:\\d{1,10}|expiring:\\d{1,10}:\\d{1,15})$",
+              pattern: "^(?:\\d{1,10}|(?:expiring|webhook):\\d{1,10}:\\d{1,15})$",
               description: "the alert's id as listed",
             }),
           }),
