@@ -12,6 +12,8 @@ export async function receiver(port = 0) {
   let answer: (r: Received) => {
     status: number;
     body?: string;
+    /** Answer this much later. */
+    delayMs?: number;
     headers?: Record<string, string>;
   } = () => ({ status: 200, body: "ok" });
   let server: Server | null = null;
@@ -24,8 +26,10 @@ export async function receiver(port = 0) {
           const r = { headers: req.headers, body, at: Date.now() };
           received.push(r);
           const a = answer(r);
-          res.writeHead(a.status, a.headers ?? {});
-          res.end(a.body ?? "");
+          setTimeout(() => {
+            res.writeHead(a.status, a.headers ?? {});
+            res.end(a.body ?? "");
+          }, a.delayMs ?? 0);
         });
       });
       s.once("error", reject);

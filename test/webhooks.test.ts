@@ -276,6 +276,37 @@ describe("webhook endpoints", () => {
     }
   });
 
+  it("does not hold one endpoint's deliveries behind another's slow answers", async () => {
+    const slow = await receiver();
+    const fast = await receiver();
+    slow.answer(() => ({ status: 200, delayMs: 3_000 }));
+    try {
+      const a = await register(h, { url: slow.url, events: ["subscriber.created"] });
+      const b = await register(h, { url: fast.url, events: ["subscriber.created"] });
+      const svc = await h.service("Slow");
+      const make = (username: string) =>
+        h.api("POST", "/api/subscribers", h.adminToken, {
+          username,
+          password: "pass1234",
+          service_id: svc,
+        });
+      expectStatus(await make("slow-1"), 201);
+      await until(
+        () => slow.received.length === 1 && fast.received.length === 1,
+        "both got the first",
+      );
+      const second = Date.now();
+      expectStatus(await make("slow-2"), 201);
+      await until(() => fast.received.length === 2, "the fast endpoint's second", 2_000);
+      // Well before the slow endpoint has answered the first.
+      expect(Date.now() - second).toBeLessThan(2_000);
+      for (const w of [a, b]) await h.api("DELETE", `/api/webhooks/${w.data.id}`, h.adminToken);
+    } finally {
+      await slow.close();
+      await fast.close();
+    }
+  });
+
   it("retries while the receiver is down and loses nothing once it is back", async () => {
     const local = await receiver();
     const made = await register(h, { url: local.url, events: ["subscriber.created"] });

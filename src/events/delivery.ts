@@ -62,6 +62,8 @@ export class DeliveryWorker {
   private running: Promise<void> | null = null;
   private stopped = true;
   private wake = false;
+  /** Attempts under way: at most `batch`. */
+  private readonly inFlight = new Set<Promise<void>>();
   private readonly o: Required<Omit<DeliveryOptions, "onDelivery" | "warn">> &
     Pick<DeliveryOptions, "warn">;
 
@@ -99,6 +101,7 @@ export class DeliveryWorker {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     await this.running;
+    await Promise.all(this.inFlight);
   }
 
   private schedule(ms: number): void {
@@ -123,17 +126,37 @@ export class DeliveryWorker {
   }
 
   /** One round: fan out, then deliver what is due. True when there may be more to do at once. */
+  /**
+   * One round: fan out, then claim what is due, up to `batch` attempts in flight. Attempts are
+   * not awaited here, so an endpoint that takes its full timeout holds one slot, not the
+   * others' deliveries. True when there may be more to do at once.
+   */
   async round(): Promise<boolean> {
     const now = this.o.now();
     const fanned = await this.o.repo.fanOut(now.toISOString(), 200, matches);
+    const room = this.o.batch - this.inFlight.size;
+    if (room <= 0) return false;
     const due = await this.o.repo.claim(
       this.id,
       now.toISOString(),
       new Date(now.getTime() + this.o.leaseMs).toISOString(),
-      this.o.batch,
+      room,
     );
-    await Promise.all(due.map((d) => this.attempt(d)));
-    return fanned === 200 || due.length === this.o.batch;
+    for (const d of due) {
+      const attempt: Promise<void> = this.attempt(d)
+        .catch((err: unknown) =>
+          this.o.warn?.(
+            `webhook delivery ${d.id} not recorded, it is tried again once its claim expires: ${(err as Error).message}`,
+          ),
+        )
+        .finally(() => {
+          const wasFull = this.inFlight.size >= this.o.batch;
+          this.inFlight.delete(attempt);
+          if (wasFull) this.nudge();
+        });
+      this.inFlight.add(attempt);
+    }
+    return fanned === 200 || due.length === room;
   }
 
   private async attempt(d: Awaited<ReturnType<SqlWebhookRepo["claim"]>>[number]): Promise<void> {
