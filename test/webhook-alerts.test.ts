@@ -39,7 +39,7 @@ describe("alerts of failing webhook endpoints", () => {
     expect(alert).toMatchObject({
       kind: "webhook.failing",
       severity: "warning",
-      link: `/webhooks/${id}`,
+      link: `/webhooks?deliveries=${id}`,
       message: expect.stringContaining("http://127.0.0.1:9/hook"),
     });
     expectStatus(

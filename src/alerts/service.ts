@@ -174,7 +174,8 @@ export class Alerts {
 
 function linkOf(target: AlertTarget | null): string | null {
   if (target === null) return null;
-  return target.type === "api_key" ? `/keys/${target.id}` : `/webhooks/${target.id}`;
+  // The console lists endpoints on one page, whose ?deliveries=<id> opens that endpoint's log.
+  return target.type === "api_key" ? `/keys/${target.id}` : `/webhooks?deliveries=${target.id}`;
 }
 
 function storedView(a: StoredAlert): AlertView {

@@ -18,6 +18,7 @@ import { useNotify } from "../components/Toasts";
 import { Dialog, Empty, ErrorAlert, PageHeader } from "../components/ui";
 import { api } from "../lib/api";
 import { formatDateTime } from "../lib/format";
+import { setQuery, useLocation } from "../lib/router";
 import type { components } from "../lib/api-types";
 import { useResource } from "../lib/useResource";
 
@@ -207,7 +208,15 @@ export function Webhooks() {
   const list = useResource<Endpoint[]>("/api/webhooks");
   const notify = useNotify();
   const [secret, setSecret] = useState<string | null>(null);
-  const [viewing, setViewing] = useState<Endpoint | null>(null);
+  const [chosen, setViewing] = useState<Endpoint | null>(null);
+  // `?deliveries=<id>` (where an alert about the endpoint links) opens its delivery log.
+  const asked = Number(useLocation().query.get("deliveries") ?? Number.NaN);
+  const linked = Number.isInteger(asked) ? (list.data?.find((w) => w.id === asked) ?? null) : null;
+  const viewing = chosen ?? linked;
+  const close = () => {
+    setViewing(null);
+    if (linked !== null) setQuery({ deliveries: null });
+  };
   const [error, setError] = useState<unknown>(null);
   const act = async (what: () => Promise<unknown>, done: string) => {
     setError(null);
@@ -341,7 +350,7 @@ export function Webhooks() {
           />
         )}
       </ListView>
-      {viewing && <Deliveries endpoint={viewing} onClose={() => setViewing(null)} />}
+      {viewing && <Deliveries endpoint={viewing} onClose={close} />}
       <ShowOnceDialog
         opened={secret !== null}
         onClose={() => setSecret(null)}
