@@ -44,6 +44,7 @@ import {
 import { SqlTwoFactorRepo } from "./store/twofactor.js";
 import { DeliveryWorker, type DeliveryOptions } from "./events/delivery.js";
 import { raiseScheduledAlerts, Scheduler } from "./events/scheduler.js";
+import { CallSignals } from "./events/signals.js";
 import {
   isPlainWebhookSecret,
   WebhookService,
@@ -102,8 +103,10 @@ export type Keygate = {
   leaks: LeakIntake;
   /** Webhook endpoints (`/api/webhooks`). */
   webhooks: WebhookService;
-  /** Emits the events of time passing and of the call log (expiry, new IPs, spikes); serving processes start it. */
+  /** Emits the events of time passing (expiry reminders); serving processes start it. */
   scheduler: Scheduler;
+  /** Emits key.new_ip and key.refusals_spike from the call log as it is written. */
+  signals: CallSignals;
   /** Delivers the outbox to webhook endpoints; a serving process starts it (`serve.ts`). */
   deliveries: DeliveryWorker;
   /** Drops a key from every instance's cache, by id: its next call reads it anew. */
@@ -226,6 +229,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     sink: keyRepo,
     onError: (err) => kg.warn(`call log write failed, will retry: ${(err as Error).message}`),
     onDrop: (n) => kg.warn(`call log queue full: dropped ${n} oldest row(s)`),
+    onWritten: (batch) => kg.signals.observe(batch),
   });
   const tokens = new TokenService({
     secret: new TextEncoder().encode(secret),
@@ -351,7 +355,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     warn: (msg) => kg.warn(msg),
     ...opts.delivery,
   });
-  // Expiry reminders, new addresses and refusal spikes: one instance a minute (serve.ts starts it).
+  // Expiry reminders: one instance a minute (serve.ts starts it).
   kg.scheduler = new Scheduler({
     database,
     now,
@@ -360,6 +364,18 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
       kg.deliveries.nudge();
       void raiseScheduledAlerts(kg.alerts, events).catch((err: unknown) =>
         kg.warn(`alerts of the scheduler's events not raised: ${(err as Error).message}`),
+      );
+    },
+  });
+  // New addresses and refusal spikes, read off the call log as it is written.
+  kg.signals = new CallSignals({
+    database,
+    now,
+    warn: (msg) => kg.warn(msg),
+    onEvents: (events) => {
+      kg.deliveries.nudge();
+      void raiseScheduledAlerts(kg.alerts, events).catch((err: unknown) =>
+        kg.warn(`alerts of new addresses and spikes not raised: ${(err as Error).message}`),
       );
     },
   });
@@ -421,6 +437,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     pruner = setInterval(prune, 3_600_000);
     pruner.unref();
     kg.callLog.start();
+    kg.signals.start();
   }
 
   kg.close = async () => {
@@ -429,6 +446,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
       await kg.scheduler.stop();
       await kg.deliveries.stop();
       await kg.callLog.stop();
+      await kg.signals.stop();
     } finally {
       await limiter.close?.();
       await cluster?.close();

@@ -1,5 +1,5 @@
 import { sql } from "kysely";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Scheduler, SPIKE_REFUSALS } from "../src/events/scheduler.js";
 import { createKeygate, type Keygate } from "../src/keygate.js";
 import { loadConfig } from "../src/config.js";
@@ -101,7 +101,6 @@ describe("the scheduler's events", () => {
 
   it("announces a key's first call from an address it has not used in 30 days", async () => {
     const { key, id } = await h.mint(h.adminToken, { name: "sms" });
-    await scheduler.tick(); // the first tick starts from the call log's end
     const call = (ip: string) =>
       h.app.inject({
         method: "GET",
@@ -109,14 +108,17 @@ describe("the scheduler's events", () => {
         headers: { "x-api-key": key },
         remoteAddress: ip,
       });
+    const signals = async () => {
+      await h.kg.callLog.flush();
+      return h.kg.signals.flush();
+    };
     expect((await call("203.0.113.7")).statusCode).toBe(200);
     expect((await call("203.0.113.7")).statusCode).toBe(200);
-    await h.kg.callLog.flush();
-    expect(await scheduler.tick()).toMatchObject({ newIps: 1 });
+    expect(await signals()).toEqual({ newIps: 1, spikes: 0 });
     expect((await call("203.0.113.7")).statusCode).toBe(200);
     expect((await call("198.51.100.9")).statusCode).toBe(200);
-    await h.kg.callLog.flush();
-    expect(await scheduler.tick()).toMatchObject({ newIps: 1 });
+    expect(await signals()).toEqual({ newIps: 1, spikes: 0 });
+    expect(await signals()).toEqual({ newIps: 0, spikes: 0 });
     const fresh = await events("key.new_ip");
     expect(fresh.map((e) => [e.payload.data.id, e.payload.data.ip])).toEqual([
       [id, "203.0.113.7"],
@@ -124,20 +126,30 @@ describe("the scheduler's events", () => {
     ]);
     expect(fresh[0]?.payload.data.previously_seen_at).toBeNull();
 
-    // 31 days on, the first address is new again.
+    // An address last used 31 days ago is new again; one used 29 days ago is not.
     const old = new Date(Date.now() - 31 * DAY).toISOString();
+    const recent = new Date(Date.now() - 29 * DAY).toISOString();
     await h.kg.database.db
-      .updateTable("api_key_ips")
-      .set({ last_seen_at: old })
-      .where("ip", "=", "203.0.113.7")
+      .insertInto("api_key_ips")
+      .values([
+        { api_key_id: id, ip: "192.0.2.31", last_seen_at: old },
+        { api_key_id: id, ip: "192.0.2.29", last_seen_at: recent },
+      ])
       .execute();
-    expect((await call("203.0.113.7")).statusCode).toBe(200);
-    await h.kg.callLog.flush();
-    expect(await scheduler.tick()).toMatchObject({ newIps: 1 });
+    expect((await call("192.0.2.31")).statusCode).toBe(200);
+    expect((await call("192.0.2.29")).statusCode).toBe(200);
+    expect(await signals()).toEqual({ newIps: 1, spikes: 0 });
     expect((await events("key.new_ip")).at(-1)?.payload.data).toMatchObject({
-      ip: "203.0.113.7",
+      ip: "192.0.2.31",
       previously_seen_at: old,
     });
+    const sightings = await h.kg.database.db
+      .selectFrom("api_key_ips")
+      .select(["ip", "last_seen_at"])
+      .where("api_key_id", "=", id)
+      .where("ip", "in", ["192.0.2.31", "192.0.2.29"])
+      .execute();
+    for (const s of sightings) expect(s.last_seen_at > recent).toBe(true);
   });
 
   it("announces a spike of refusals once, however many more follow", async () => {
@@ -145,7 +157,6 @@ describe("the scheduler's events", () => {
       name: "fenced",
       allowed_ips: ["10.1.2.3"],
     });
-    await scheduler.tick();
     const refused = () =>
       h.app.inject({
         method: "GET",
@@ -153,16 +164,17 @@ describe("the scheduler's events", () => {
         headers: { "x-api-key": key },
         remoteAddress: "203.0.113.50",
       });
+    const signals = async () => {
+      await h.kg.callLog.flush();
+      return h.kg.signals.flush();
+    };
     for (let i = 0; i < SPIKE_REFUSALS - 1; i++) expect((await refused()).statusCode).toBe(403);
-    await h.kg.callLog.flush();
-    at = Date.now();
-    expect(await scheduler.tick()).toMatchObject({ spikes: 0 });
+    expect(await signals()).toEqual({ newIps: 0, spikes: 0 });
     for (let i = 0; i < 10; i++) await refused();
-    await h.kg.callLog.flush();
-    const report = await scheduler.tick();
+    const report = await signals();
     // The refusals may straddle a 5-minute boundary; only a window that crossed the line counts.
     const spikes = await events("key.refusals_spike");
-    expect(spikes.length).toBe(report?.spikes);
+    expect(spikes.length).toBe(report.spikes);
     if (spikes.length === 1) {
       expect(spikes[0]?.payload.data).toMatchObject({
         id,
@@ -172,14 +184,39 @@ describe("the scheduler's events", () => {
       expect(spikes[0]?.payload.data.refusals).toBeGreaterThanOrEqual(SPIKE_REFUSALS);
     }
     for (let i = 0; i < SPIKE_REFUSALS; i++) await refused();
-    await h.kg.callLog.flush();
-    await scheduler.tick();
+    await signals();
     expect((await events("key.refusals_spike")).length).toBe(1);
+  });
+
+  it("keeps a busy log's addresses in memory: an hour's calls from known addresses cost no query", async () => {
+    const { id } = await h.mint(h.adminToken, { name: "busy" });
+    const row = (ip: string) => ({
+      apiKeyId: id,
+      timestamp: new Date().toISOString(),
+      method: "GET",
+      path: "/api/v1/external/whoami",
+      statusCode: 200,
+      ip,
+      latencyMs: 1,
+      userAgent: null,
+      errorCode: null,
+      requestId: null,
+      message: null,
+    });
+    for (let i = 0; i < 20_000; i++) h.kg.callLog.push(row(i % 2 ? "203.0.113.1" : "203.0.113.2"));
+    await h.kg.callLog.flush();
+    expect(await h.kg.signals.flush()).toEqual({ newIps: 2, spikes: 0 });
+    // Known now: the next batch is looked up in memory and leaves nothing to flush.
+    for (let i = 0; i < 5_000; i++) h.kg.callLog.push(row("203.0.113.1"));
+    await h.kg.callLog.flush();
+    const transaction = vi.spyOn(h.kg.database.db, "transaction");
+    expect(await h.kg.signals.flush()).toEqual({ newIps: 0, spikes: 0 });
+    expect(transaction).not.toHaveBeenCalled();
+    transaction.mockRestore();
   });
 
   it("raises a console alert for a new address, linking to the key", async () => {
     const { key, id } = await h.mint(h.adminToken, { name: "alerted" });
-    await h.kg.scheduler.tick();
     const res = await h.app.inject({
       method: "GET",
       url: "/api/v1/external/whoami",
@@ -188,7 +225,7 @@ describe("the scheduler's events", () => {
     });
     expect(res.statusCode).toBe(200);
     await h.kg.callLog.flush();
-    expect(await h.kg.scheduler.tick()).toMatchObject({ newIps: 1 });
+    expect(await h.kg.signals.flush()).toMatchObject({ newIps: 1 });
     await expect
       .poll(async () => {
         const list = await h.api("GET", "/api/alerts", h.adminToken);
@@ -229,6 +266,62 @@ describe("the scheduler's events", () => {
     await expect(broken.tick()).rejects.toThrow(/went away/);
     expect((await events()).filter((e) => e.type.startsWith("key.expir"))).toEqual([]);
     expect(await scheduler.tick()).toMatchObject({ expiring: 1 });
+  });
+});
+
+describe.runIf(ENGINE === "postgres")("new addresses seen by several instances", () => {
+  it("is announced once, however many instances saw it in the same moment", async () => {
+    const h = await harness();
+    const others: Keygate[] = [];
+    try {
+      for (let i = 0; i < 2; i++)
+        others.push(
+          await createKeygate(
+            loadConfig({
+              KEYGATE_DATABASE_URL: h.kg.config.databaseUrl,
+              KEYGATE_LOG_LEVEL: "silent",
+            }),
+            { oneShot: true },
+          ),
+        );
+      const { id } = await h.mint(h.adminToken, { name: "shared" });
+      const row = {
+        apiKeyId: id,
+        timestamp: new Date().toISOString(),
+        method: "GET",
+        path: "/api/v1/external/whoami",
+        statusCode: 200,
+        ip: "203.0.113.200",
+        latencyMs: 1,
+        userAgent: null,
+        errorCode: null,
+        requestId: null,
+        message: null,
+      };
+      const refusal = { ...row, statusCode: 401, errorCode: "API_KEY_REVOKED" };
+      // Each instance saw the address, and 20 refusals (60 in all: one spike).
+      const all = [h.kg, ...others];
+      for (const kg of all) kg.signals.observe([row, ...Array.from({ length: 20 }, () => refusal)]);
+      const reports = await Promise.all(all.map((kg) => kg.signals.flush()));
+      expect(reports.reduce((n, r) => n + r.newIps, 0)).toBe(1);
+      const types = (await h.kg.database.db.selectFrom("events").select("type").execute()).map(
+        (e) => e.type,
+      );
+      expect(types.filter((t) => t === "key.new_ip")).toHaveLength(1);
+      // The window's count is the sum of all three; whichever crossed 50 announced it.
+      const window = await h.kg.database.db
+        .selectFrom("refusal_windows")
+        .select("refusals")
+        .where("api_key_id", "=", id)
+        .execute();
+      expect(window.reduce((n, w) => n + Number(w.refusals), 0)).toBe(60);
+      const spikes = types.filter((t) => t === "key.refusals_spike").length;
+      expect(spikes).toBe(window.length === 1 ? 1 : spikes);
+      expect(spikes).toBeLessThanOrEqual(1);
+    } finally {
+      for (const kg of others) await kg.close();
+      await h.close();
+    }
   });
 });
 

@@ -57,6 +57,8 @@ export type CallLogOptions = {
   lastUseEveryMs?: number;
   onError?: (err: unknown) => void;
   onDrop?: (count: number) => void;
+  /** Each batch once it is stored: what reads the log as it is written (new addresses, spikes). */
+  onWritten?: (batch: readonly CallLogEntry[]) => void;
 };
 
 /**
@@ -168,6 +170,7 @@ export class CallLogWriter {
       try {
         await this.o.sink.writeBatch(batch, lastUsed, lastRefused);
         this.counts.written += batch.length;
+        this.o.onWritten?.(batch);
         if (last) this.lastUseWrittenAt = Date.now();
         if (this.failing) this.failing = false;
       } catch (err) {

@@ -7,38 +7,30 @@ import type { EventType } from "./catalogue.js";
 import { emitEvent } from "./outbox.js";
 
 /**
- * The events nobody's request makes: expiry reminders, new addresses, refusal spikes. One
- * tick a minute, run by one instance of the cluster at a time (a PostgreSQL advisory lock
- * held by the tick's transaction; SQLite has one process). Everything a tick decides —
- * the events and the marks that say they were sent — commits together, so a crash
- * mid-tick repeats the tick rather than losing or doubling an event.
+ * The events of time passing: expiry reminders. One tick a minute, run by one instance of
+ * the cluster at a time (a PostgreSQL advisory lock held by the tick's transaction; SQLite
+ * has one process). Everything a tick decides — the events and the marks that say they were
+ * sent — commits together, so a crash mid-tick repeats the tick rather than losing or
+ * doubling an event.
  *
  * - `key.expiring`: 7 days and again 1 day before `expires_at` (only the nearer one when a
  *   key is first seen inside both); `key.expired` once it has passed. Per key and expiry:
  *   a key given a new `expires_at` is reminded anew.
- * - `key.new_ip`: a successful call from an address the key has not been used from in the
- *   previous 30 days (its very first address included), read from the call log.
- * - `key.refusals_spike`: `SPIKE_REFUSALS` refused calls (401, 403, 429) of one key within
- *   one 5-minute window (UTC-aligned), at most once per key and hour.
+ *
+ * The call log's events (`key.new_ip`, `key.refusals_spike`) are read off the log as its
+ * writer stores it, by `CallSignals` (signals.ts), with the thresholds below.
  */
+/** `key.refusals_spike`: this many refused calls (401, 403, 429) of a key in one window… */
 export const SPIKE_REFUSALS = 50;
+/** …of this many seconds, aligned to the clock (UTC); at most one spike per key and hour. */
 export const SPIKE_WINDOW_S = 300;
+/** `key.new_ip`: a successful call from an address the key has not used in this many days. */
 export const NEW_IP_AFTER_DAYS = 30;
 const DAY_MS = 86_400_000;
-/** Call-log rows a tick reads at most (grouped); a busier minute is caught up over the next ticks. */
-const LOG_SPAN = 1_000_000;
 /** Any constant of our own: the advisory lock that makes one instance the scheduler. */
 const LOCK_ID = 0x6b67_7363; // "kgsc"
-const CURSOR = "scheduler_call_log_cursor";
 
-export type TickReport = {
-  expiring: number;
-  expired: number;
-  newIps: number;
-  spikes: number;
-  /** Call-log rows read. */
-  rows: number;
-};
+export type TickReport = { expiring: number; expired: number };
 
 export type SchedulerOptions = {
   database: Database;
@@ -57,7 +49,7 @@ export type ScheduledEvent = {
   data: Record<string, unknown>;
 };
 
-type KeyRow = {
+export type KeyRow = {
   id: number;
   name: string;
   key_prefix: string;
@@ -106,7 +98,7 @@ export class Scheduler {
         if (got.rows[0]?.ok !== true) return null;
       }
       const now = this.o.now();
-      const r: TickReport = { expiring: 0, expired: 0, newIps: 0, spikes: 0, rows: 0 };
+      const r: TickReport = { expiring: 0, expired: 0 };
       const emit = async (type: EventType, key: KeyRow, extra: Record<string, unknown>) => {
         const e: ScheduledEvent = {
           type,
@@ -118,7 +110,6 @@ export class Scheduler {
         emitted.push(e);
       };
       await this.expiries(trx, now, r, emit);
-      await this.callLog(trx, now, r, emit);
       return r;
     });
     if (report !== null && emitted.length > 0) this.o.onEvents?.(emitted);
@@ -201,187 +192,10 @@ export class Scheduler {
         .execute();
     }
   }
-
-  /** New addresses and refusal spikes, from the call-log rows written since the last tick. */
-  private async callLog(
-    trx: Transaction<DB>,
-    now: Date,
-    r: TickReport,
-    emit: (type: EventType, key: KeyRow, extra: Record<string, unknown>) => Promise<void>,
-  ): Promise<void> {
-    const stored = await trx
-      .selectFrom("settings")
-      .select("value")
-      .where("name", "=", CURSOR)
-      .executeTakeFirst();
-    let cursor: number;
-    if (stored === undefined) {
-      // First tick ever: start from now, rather than announcing the whole history.
-      const top = await trx
-        .selectFrom("api_key_logs")
-        .select((eb) => eb.fn.max("id").as("id"))
-        .executeTakeFirst();
-      cursor = Number(top?.id ?? 0);
-      await trx
-        .insertInto("settings")
-        .values({ name: CURSOR, value: String(cursor) })
-        .execute();
-    } else cursor = Number(stored.value);
-
-    // The rows written since the last tick (up to LOG_SPAN of them), read grouped: per key and
-    // address, and per key and 5-minute window — small answers however busy the minute was.
-    const top = await trx
-      .selectFrom("api_key_logs")
-      .select((eb) => eb.fn.max("id").as("id"))
-      .executeTakeFirst();
-    const last = Math.min(Number(top?.id ?? 0), cursor + LOG_SPAN);
-    if (last <= cursor) return;
-    const span = trx
-      .selectFrom("api_key_logs")
-      .where("id", ">", cursor)
-      .where("id", "<=", last)
-      .where("api_key_id", "is not", null);
-    const used = await span
-      .where("status_code", "<", 400)
-      .select((eb) => [
-        "api_key_id",
-        "ip",
-        eb.fn.min("timestamp").as("first"),
-        eb.fn.max("timestamp").as("last"),
-      ])
-      .groupBy(["api_key_id", "ip"])
-      .execute();
-    const bucket = sql<number>`cast(second / ${sql.lit(SPIKE_WINDOW_S)} as integer)`;
-    const refusals = await span
-      .where("status_code", "in", [401, 403, 429])
-      .where("second", "is not", null)
-      .select((eb) => ["api_key_id", bucket.as("bucket"), eb.fn.countAll().as("n")])
-      .groupBy(["api_key_id", bucket])
-      .execute();
-    r.rows = last - cursor;
-
-    /** The earliest and latest successful call per key and address in the span. */
-    const seen = new Map<string, { key: number; ip: string; first: string; at: string }>();
-    for (const u of used) {
-      const key = u.api_key_id as number;
-      seen.set(`${key}|${u.ip}`, {
-        key,
-        ip: u.ip,
-        first: String(u.first),
-        at: String(u.last),
-      });
-    }
-    const refused = new Map<string, { key: number; bucket: number; n: number }>();
-    for (const w of refusals) {
-      const key = w.api_key_id as number;
-      refused.set(`${key}|${w.bucket}`, { key, bucket: Number(w.bucket), n: Number(w.n) });
-    }
-    const keyIds = [
-      ...new Set([
-        ...[...seen.values()].map((s) => s.key),
-        ...[...refused.values()].map((s) => s.key),
-      ]),
-    ];
-    const keys = new Map(
-      (
-        await trx
-          .selectFrom("api_keys")
-          .select(["id", "name", "key_prefix", "environment", "owner_id", "expires_at"])
-          .where("id", "in", keyIds)
-          .execute()
-      ).map((k) => [k.id, k]),
-    );
-
-    if (seen.size > 0) {
-      const known = await trx
-        .selectFrom("api_key_ips")
-        .select(["api_key_id", "ip", "last_seen_at"])
-        .where(
-          "api_key_id",
-          "in",
-          [...seen.values()].map((s) => s.key),
-        )
-        .execute();
-      const lastSeen = new Map(known.map((k) => [`${k.api_key_id}|${k.ip}`, k.last_seen_at]));
-      for (const [k, s] of seen) {
-        const before = lastSeen.get(k);
-        const stale =
-          before === undefined ||
-          Date.parse(s.first) - Date.parse(before) > NEW_IP_AFTER_DAYS * DAY_MS;
-        const key = keys.get(s.key);
-        if (stale && key !== undefined) {
-          await emit("key.new_ip", key, {
-            ip: s.ip,
-            first_call_at: s.first,
-            previously_seen_at: before ?? null,
-          });
-          r.newIps++;
-        }
-        if (before === undefined || before < s.at) {
-          await trx
-            .insertInto("api_key_ips")
-            .values({ api_key_id: s.key, ip: s.ip, last_seen_at: s.at })
-            .onConflict((oc) =>
-              oc.columns(["api_key_id", "ip"]).doUpdateSet({ last_seen_at: s.at }),
-            )
-            .execute();
-        }
-      }
-    }
-
-    for (const w of refused.values()) {
-      const prior = await trx
-        .selectFrom("refusal_windows")
-        .select("refusals")
-        .where("api_key_id", "=", w.key)
-        .where("bucket", "=", w.bucket)
-        .executeTakeFirst();
-      const before = prior?.refusals ?? 0;
-      const total = before + w.n;
-      await trx
-        .insertInto("refusal_windows")
-        .values({ api_key_id: w.key, bucket: w.bucket, refusals: total })
-        .onConflict((oc) => oc.columns(["api_key_id", "bucket"]).doUpdateSet({ refusals: total }))
-        .execute();
-      const key = keys.get(w.key);
-      if (before >= SPIKE_REFUSALS || total < SPIKE_REFUSALS || key === undefined) continue;
-      // At most one spike a key and hour, however many windows cross the line in it.
-      const hour = new Date(
-        Math.floor((w.bucket * SPIKE_WINDOW_S) / 3600) * 3600_000,
-      ).toISOString();
-      const fresh = await trx
-        .insertInto("event_marks")
-        .values({
-          api_key_id: w.key,
-          kind: "refusals_spike",
-          mark: hour,
-          created_at: now.toISOString(),
-        })
-        .onConflict((oc) => oc.doNothing())
-        .executeTakeFirst();
-      if (Number(fresh.numInsertedOrUpdatedRows ?? 0) === 0) continue;
-      await emit("key.refusals_spike", key, {
-        refusals: total,
-        window_s: SPIKE_WINDOW_S,
-        window_start: new Date(w.bucket * SPIKE_WINDOW_S * 1000).toISOString(),
-        threshold: SPIKE_REFUSALS,
-      });
-      r.spikes++;
-    }
-
-    // Windows older than a day can no longer spike; the cursor moves past this batch.
-    const oldest = Math.floor(now.getTime() / 1000 / SPIKE_WINDOW_S) - 288;
-    await trx.deleteFrom("refusal_windows").where("bucket", "<", oldest).execute();
-    await trx
-      .updateTable("settings")
-      .set({ value: String(last) })
-      .where("name", "=", CURSOR)
-      .execute();
-  }
 }
 
 /** A key as the scheduler's events describe it: the same identifying fields as key.* events. */
-function keyData(k: KeyRow): Record<string, unknown> {
+export function keyData(k: KeyRow): Record<string, unknown> {
   return {
     id: k.id,
     name: k.name,
