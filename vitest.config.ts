@@ -15,6 +15,7 @@ const postgresOnly = [
   "test/multi-instance.test.ts",
   "test/pg-outage.test.ts",
   "test/webhooks-cluster.test.ts",
+  "test/scheduler-cluster.test.ts",
 ];
 
 export default defineConfig({
