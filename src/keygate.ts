@@ -43,8 +43,8 @@ import {
 } from "./store/panel.js";
 import { SqlTwoFactorRepo } from "./store/twofactor.js";
 import { DeliveryWorker, type DeliveryOptions } from "./events/delivery.js";
-import { raiseScheduledAlerts, Scheduler } from "./events/scheduler.js";
-import { CallSignals } from "./events/signals.js";
+import { Scheduler } from "./events/scheduler.js";
+import { CallSignals, raiseSignalAlerts } from "./events/signals.js";
 import {
   isPlainWebhookSecret,
   WebhookService,
@@ -360,12 +360,8 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     database,
     now,
     warn: (msg) => kg.warn(msg),
-    onEvents: (events) => {
-      kg.deliveries.nudge();
-      void raiseScheduledAlerts(kg.alerts, events).catch((err: unknown) =>
-        kg.warn(`alerts of the scheduler's events not raised: ${(err as Error).message}`),
-      );
-    },
+    // Expiry needs no alert of its own: the alerts list computes keys about to expire.
+    onEvents: () => kg.deliveries.nudge(),
   });
   // New addresses and refusal spikes, read off the call log as it is written.
   kg.signals = new CallSignals({
@@ -374,7 +370,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     warn: (msg) => kg.warn(msg),
     onEvents: (events) => {
       kg.deliveries.nudge();
-      void raiseScheduledAlerts(kg.alerts, events).catch((err: unknown) =>
+      void raiseSignalAlerts(kg.alerts, events).catch((err: unknown) =>
         kg.warn(`alerts of new addresses and spikes not raised: ${(err as Error).message}`),
       );
     },

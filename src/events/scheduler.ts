@@ -1,6 +1,5 @@
 import { type Kysely, sql, type Transaction } from "kysely";
 import type { Environment } from "../keys/format.js";
-import type { Alerts } from "../alerts/service.js";
 import type { Database } from "../store/database.js";
 import type { DB } from "../store/schema.js";
 import type { EventType } from "./catalogue.js";
@@ -99,16 +98,7 @@ export class Scheduler {
       }
       const now = this.o.now();
       const r: TickReport = { expiring: 0, expired: 0 };
-      const emit = async (type: EventType, key: KeyRow, extra: Record<string, unknown>) => {
-        const e: ScheduledEvent = {
-          type,
-          environment: key.environment,
-          ownerId: key.owner_id,
-          data: { ...keyData(key), ...extra },
-        };
-        await emitEvent(trx as unknown as Kysely<DB>, e, now.toISOString());
-        emitted.push(e);
-      };
+      const emit = keyEventEmitter(trx, now.toISOString(), emitted);
       await this.expiries(trx, now, r, emit);
       return r;
     });
@@ -207,39 +197,18 @@ export function keyData(k: KeyRow): Record<string, unknown> {
 }
 
 /**
- * The console's alerts of a tick's events: a new address (info) and a refusal spike
- * (warning), each naming its key. Expiry needs none here: the alerts list computes keys
- * expiring within 7 days itself.
+ * Writes a key's event to the outbox in `trx` (its data: the key's identifying fields and
+ * `extra`), and keeps it in `emitted` for whoever is told after the commit.
  */
-export async function raiseScheduledAlerts(
-  alerts: Alerts,
-  events: ScheduledEvent[],
-): Promise<void> {
-  for (const e of events) {
-    const d = e.data as Record<string, unknown> & { id: number; name: string; key_prefix: string };
-    const named = `Key "${d.name}" (${d.key_prefix}…)`;
-    if (e.type === "key.new_ip") {
-      await alerts.raise({
-        kind: "key.new_ip",
-        severity: "info",
-        title: "Key used from a new address",
-        message: `${named} was used from ${String(d.ip)}, an address it had not used in ${NEW_IP_AFTER_DAYS} days; if that is not one of yours, revoke or roll it`,
-        target: { type: "api_key", id: d.id },
-        ownerId: e.ownerId,
-        environment: e.environment,
-        details: { ip: d.ip, first_call_at: d.first_call_at },
-      });
-    } else if (e.type === "key.refusals_spike") {
-      await alerts.raise({
-        kind: "key.refusals_spike",
-        severity: "warning",
-        title: "Refusals spiking",
-        message: `${named} was refused ${String(d.refusals)} times within ${SPIKE_WINDOW_S / 60} minutes from ${String(d.window_start)}: a misconfigured client, or someone trying it; its call log says which`,
-        target: { type: "api_key", id: d.id },
-        ownerId: e.ownerId,
-        environment: e.environment,
-        details: { refusals: d.refusals, window_start: d.window_start },
-      });
-    }
-  }
+export function keyEventEmitter(trx: Kysely<DB>, at: string, emitted: ScheduledEvent[]) {
+  return async (type: EventType, key: KeyRow, extra: Record<string, unknown>): Promise<void> => {
+    const e: ScheduledEvent = {
+      type,
+      environment: key.environment,
+      ownerId: key.owner_id,
+      data: { ...keyData(key), ...extra },
+    };
+    await emitEvent(trx, e, at);
+    emitted.push(e);
+  };
 }

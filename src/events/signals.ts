@@ -1,10 +1,9 @@
+import type { Alerts } from "../alerts/service.js";
 import type { CallLogEntry } from "../calllog/writer.js";
 import type { Database } from "../store/database.js";
-import type { EventType } from "./catalogue.js";
-import { emitEvent } from "./outbox.js";
 import {
-  keyData,
   type KeyRow,
+  keyEventEmitter,
   NEW_IP_AFTER_DAYS,
   type ScheduledEvent,
   SPIKE_REFUSALS,
@@ -121,16 +120,7 @@ export class CallSignals {
               .execute()
           ).map((k) => [k.id, k as KeyRow]),
         );
-        const emit = async (type: EventType, key: KeyRow, extra: Record<string, unknown>) => {
-          const e: ScheduledEvent = {
-            type,
-            environment: key.environment,
-            ownerId: key.owner_id,
-            data: { ...keyData(key), ...extra },
-          };
-          await emitEvent(trx, e, at);
-          emitted.push(e);
-        };
+        const emit = keyEventEmitter(trx, at, emitted);
 
         for (const u of used.values()) {
           const key = keys.get(u.key);
@@ -230,5 +220,39 @@ export class CallSignals {
     for (const k of used.keys()) this.known.set(k, until);
     if (emitted.length > 0) this.o.onEvents?.(emitted);
     return report;
+  }
+}
+
+/**
+ * The console's alerts of new addresses and spikes: a new address (info) and a refusal spike
+ * (warning), each naming its key.
+ */
+export async function raiseSignalAlerts(alerts: Alerts, events: ScheduledEvent[]): Promise<void> {
+  for (const e of events) {
+    const d = e.data as Record<string, unknown> & { id: number; name: string; key_prefix: string };
+    const named = `Key "${d.name}" (${d.key_prefix}…)`;
+    if (e.type === "key.new_ip") {
+      await alerts.raise({
+        kind: "key.new_ip",
+        severity: "info",
+        title: "Key used from a new address",
+        message: `${named} was used from ${String(d.ip)}, an address it had not used in ${NEW_IP_AFTER_DAYS} days; if that is not one of yours, revoke or roll it`,
+        target: { type: "api_key", id: d.id },
+        ownerId: e.ownerId,
+        environment: e.environment,
+        details: { ip: d.ip, first_call_at: d.first_call_at },
+      });
+    } else if (e.type === "key.refusals_spike") {
+      await alerts.raise({
+        kind: "key.refusals_spike",
+        severity: "warning",
+        title: "Refusals spiking",
+        message: `${named} was refused ${String(d.refusals)} times within ${SPIKE_WINDOW_S / 60} minutes from ${String(d.window_start)}: a misconfigured client, or someone trying it; its call log says which`,
+        target: { type: "api_key", id: d.id },
+        ownerId: e.ownerId,
+        environment: e.environment,
+        details: { refusals: d.refusals, window_start: d.window_start },
+      });
+    }
   }
 }
