@@ -38,6 +38,32 @@ export const KEY_REFUSALS: ReadonlySet<string> = new Set([
   "FORBIDDEN",
 ]);
 
+/**
+ * Every code Keygate's own key checks answer before a route runs. A call with a key whose
+ * code is none of these was admitted: it is what a quota spends and what usage rollups count
+ * as `admitted`, whatever the route then answered.
+ */
+export const ADMISSION_REFUSALS: ReadonlySet<string> = new Set([
+  "MISSING_API_KEY",
+  "INVALID_API_KEY",
+  ...KEY_REFUSALS,
+  "QUOTA_EXCEEDED",
+  "SIGNATURE_REQUIRED",
+  "SIGNATURE_INVALID",
+  "SIGNATURE_EXPIRED",
+  "SIGNATURE_REPLAYED",
+  "INVALID_TOKEN",
+  "TOKEN_EXPIRED",
+]);
+
+/** Whether a logged call passed every key check (see ADMISSION_REFUSALS). */
+export function admitted(entry: Pick<CallLogEntry, "apiKeyId" | "errorCode">): boolean {
+  return (
+    entry.apiKeyId !== null &&
+    (entry.errorCode === null || !ADMISSION_REFUSALS.has(entry.errorCode))
+  );
+}
+
 export interface CallLogSink {
   /** Writes the rows, last-use and last-refusal times in one transaction. */
   writeBatch(

@@ -544,6 +544,47 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    // Quotas (SPEC §10): a cap of admitted calls per UTC day or month, on top of the
+    // per-minute rate; `quota_refill_day` (1–31) moves a monthly period's start.
+    "0011_quotas": {
+      async up(db: AnyDB) {
+        await db.schema.alterTable("api_keys").addColumn("quota_limit", "integer").execute();
+        await db.schema.alterTable("api_keys").addColumn("quota_period", "text").execute();
+        await db.schema.alterTable("api_keys").addColumn("quota_refill_day", "integer").execute();
+      },
+    },
+    // Usage rollups (SPEC §10), kept by the call-log writer in its own batches: one row per
+    // key, environment and UTC hour (epoch hour). Counts by status class; `admitted` counts
+    // the calls that passed every key check (what a quota spends). The JSON columns hold
+    // bounded maps: error code → calls, route → calls, client IP → calls, and the latency
+    // histogram's bucket counts.
+    "0012_usage_rollups": {
+      async up(db: AnyDB) {
+        await db.schema
+          .createTable("usage_rollups")
+          .addColumn("api_key_id", "integer", (c) => c.notNull())
+          .addColumn("environment", "text", (c) => c.notNull())
+          .addColumn("hour", "bigint", (c) => c.notNull())
+          .addColumn("calls", "integer", (c) => c.notNull().defaultTo(0))
+          .addColumn("admitted", "integer", (c) => c.notNull().defaultTo(0))
+          .addColumn("s2xx", "integer", (c) => c.notNull().defaultTo(0))
+          .addColumn("s3xx", "integer", (c) => c.notNull().defaultTo(0))
+          .addColumn("s4xx", "integer", (c) => c.notNull().defaultTo(0))
+          .addColumn("s5xx", "integer", (c) => c.notNull().defaultTo(0))
+          .addColumn("errors", "text", (c) => c.notNull().defaultTo("{}"))
+          .addColumn("latency", "text", (c) => c.notNull().defaultTo("[]"))
+          .addColumn("routes", "text", (c) => c.notNull().defaultTo("{}"))
+          .addColumn("ips", "text", (c) => c.notNull().defaultTo("{}"))
+          .addPrimaryKeyConstraint("usage_rollups_pk", ["api_key_id", "environment", "hour"])
+          .execute();
+        // GET /api/usage reads every visible key's hours in a range.
+        await db.schema
+          .createIndex("usage_rollups_hour")
+          .on("usage_rollups")
+          .columns(["hour", "api_key_id"])
+          .execute();
+      },
+    },
   };
 }
 

@@ -75,6 +75,12 @@ export interface DB {
     /** Access tokens issued for this key, and when the last one was. */
     tokens_issued: Generated<number>;
     last_token_at: string | null;
+    /** Admitted calls per period (added by 0011); null: no quota. */
+    quota_limit: number | null;
+    /** `day` or `month`, with `quota_limit`. */
+    quota_period: string | null;
+    /** The day of the month a monthly quota refills (1–31, clamped to the month's end); null: the 1st. */
+    quota_refill_day: number | null;
   };
   /** Keys that sign access tokens: the private half sealed when a master key is set. */
   oauth_signing_keys: {
@@ -266,6 +272,23 @@ export interface DB {
   api_key_ips: { api_key_id: number; ip: string; last_seen_at: string };
   /** Refused calls per key and 5-minute bucket (added by 0010). */
   refusal_windows: { api_key_id: number; bucket: number; refusals: number };
+  /** Calls per key, environment and UTC hour (added by 0012); JSON columns are bounded maps. */
+  usage_rollups: {
+    api_key_id: number;
+    environment: string;
+    /** Epoch hour: floor(epoch seconds / 3600). */
+    hour: number;
+    calls: number;
+    admitted: number;
+    s2xx: number;
+    s3xx: number;
+    s4xx: number;
+    s5xx: number;
+    errors: string;
+    latency: string;
+    routes: string;
+    ips: string;
+  };
   usage_daily: {
     environment: Generated<Environment>;
     subscriber_id: number;
