@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { unreadableReason } from "./files.js";
 import { passwordProblem } from "./auth/passwords.js";
 import { parseAllowList } from "./keys/ip.js";
 import { parseMasterKey } from "./credentials/secrets.js";
@@ -180,9 +181,8 @@ function masterKey(value: string | undefined, file: string | undefined): Buffer 
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    const code = (err as { code?: string }).code;
     throw new ConfigError(
-      `KEYGATE_MASTER_KEY_FILE ${file} cannot be read: ${code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : (err as Error).message}`,
+      `KEYGATE_MASTER_KEY_FILE ${file} cannot be read: ${unreadableReason(err)}`,
     );
   }
   const key = parseMasterKey(text);

@@ -1,5 +1,6 @@
 import { createPublicKey, type KeyObject, verify } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { unreadableReason } from "../files.js";
 
 /** A scanner's public key that signs leak reports, under the identifier its reports name. */
 export type ReporterKey = { id: string; key: KeyObject };
@@ -68,16 +69,9 @@ export function readReporterKeyFile(
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    const why =
-      code === "ENOENT"
-        ? "no such file"
-        : code === "EACCES"
-          ? "permission denied"
-          : (err as Error).message;
     return {
       ok: false,
-      problem: `names the file ${path}, which cannot be read: ${why} (give the key document inline as JSON, or the path of a file holding it)`,
+      problem: `names the file ${path}, which cannot be read: ${unreadableReason(err)} (give the key document inline as JSON, or the path of a file holding it)`,
     };
   }
   const parsed = parseReporterKeys(text);

@@ -1,5 +1,6 @@
 import { readFileSync, statSync } from "node:fs";
 import type { ParseArgsConfig } from "node:util";
+import { unreadableReason } from "../files.js";
 
 /** Exit codes of the `keygate` command. */
 export const EXIT = {
@@ -59,16 +60,7 @@ export function readSecretFile(flag: string, file: string, what: string, io: Io)
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    const why =
-      code === "ENOENT"
-        ? "no such file"
-        : code === "EACCES"
-          ? "permission denied"
-          : code === "EISDIR"
-            ? "it is a directory"
-            : (err as Error).message;
-    throw new UsageError(`cannot read ${flag} ${printable(file)}: ${why}`);
+    throw new UsageError(`cannot read ${flag} ${printable(file)}: ${unreadableReason(err)}`);
   }
   const mode = process.platform === "win32" ? 0 : statSync(file).mode & 0o777;
   if ((mode & 0o077) !== 0) {
