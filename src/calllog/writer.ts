@@ -16,6 +16,11 @@ export type CallLogEntry = {
   environment?: "live" | "test";
   /** How the call authenticated; `key` when not said. */
   credential?: "key" | "signature" | "token";
+  /**
+   * The route pattern that answered (`/api/v1/external/subscribers/:id`), "(unmatched)" when
+   * none did; usage rollups count calls by method and this, else by `path`. Not stored in the log.
+   */
+  route?: string;
 };
 
 export type LastUse = { at: string; ip: string };

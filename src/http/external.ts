@@ -197,8 +197,12 @@ export function logCall(kg: Keygate, request: FastifyRequest, reply: FastifyRepl
     // A call without a known key is logged under the environment its value names, else live.
     environment: request.keyRecord?.environment ?? namedEnvironment(request) ?? "live",
     credential: request.credential,
+    route: request.is404 ? UNMATCHED : (request.routeOptions.url ?? UNMATCHED),
   });
 }
+
+/** The route of a call no route answered, as usage rollups count it. */
+const UNMATCHED = "(unmatched)";
 
 function scrubUserAgent(ua: string | undefined): string | null {
   return ua === undefined ? null : scrubText(ua.length > 256 ? ua.slice(0, 256) : ua);

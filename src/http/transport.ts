@@ -146,6 +146,7 @@ export function clientErrorHandler(kg: Keygate): FastifyServerOptions["clientErr
         errorCode: appError.code,
         requestId: id,
         message: appError.message,
+        route: "(unmatched)",
       });
     }
   };

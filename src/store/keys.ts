@@ -21,6 +21,7 @@ import type { NewEvent } from "../events/catalogue.js";
 import { type EventOf, emitEvent } from "../events/outbox.js";
 import type { Database } from "./database.js";
 import type { DB } from "./schema.js";
+import { aggregateUsage, mergeUsagePg, type RollupGroup, SqliteUsageRollups } from "./usage.js";
 
 type SQLiteConnection = NonNullable<Database["raw"]["sqlite"]>;
 type SQLiteStatement = ReturnType<SQLiteConnection["prepare"]>;
@@ -642,9 +643,11 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     const refusals = [...lastRefused];
     const seconds = entries.map((e) => this.second(e.timestamp));
     const fresh = this.newMinutes(entries, seconds);
+    // Usage rollups (store/usage.ts) merge in the same transaction as the rows.
+    const usage = aggregateUsage(entries, seconds);
     if (this.raw.sqlite) {
       this.sqliteBatch ??= this.prepareSqliteBatch(this.raw.sqlite);
-      this.sqliteBatch(entries, seconds, fresh, uses, refusals);
+      this.sqliteBatch(entries, seconds, fresh, uses, refusals, usage);
       this.recorded(fresh);
       return;
     }
@@ -685,6 +688,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
           trx,
         );
       }
+      await mergeUsagePg(trx, usage);
     });
     this.recorded(fresh);
   }
@@ -696,6 +700,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
         minutes: [number, number][],
         uses: [number, LastUse][],
         refusals: [number, LastRefusal][],
+        usage: RollupGroup[],
       ) => void)
     | null = null;
 
@@ -717,6 +722,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
       `update api_keys set last_refused_at = ?, last_refused_ip = ?, last_refused_code = ?
        where id = ? and (last_refused_at is null or last_refused_at < ?)`,
     );
+    const rollups = new SqliteUsageRollups(conn);
     return conn.transaction(
       (
         entries: CallLogEntry[],
@@ -724,6 +730,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
         minutes: [number, number][],
         uses: [number, LastUse][],
         refusals: [number, LastRefusal][],
+        usage: RollupGroup[],
       ) => {
         for (let i = 0; i < entries.length; i++) {
           const e = entries[i] as CallLogEntry;

@@ -1,0 +1,560 @@
+/**
+ * Usage rollups (SPEC §10): one `usage_rollups` row per key, environment and UTC hour, kept
+ * by the call-log writer in the transaction of each batch it stores, so a usage read never
+ * touches the call log and a request costs nothing more than its row in the batch.
+ *
+ * A batch is first aggregated in memory (`aggregateUsage`), then merged into its rows:
+ * counters are added; the JSON columns (error codes, routes, client addresses, the latency
+ * histogram) are read, merged and bounded in JS and written back while the row is locked —
+ * on SQLite by the batch's write transaction, on PostgreSQL by the `INSERT … ON CONFLICT DO
+ * UPDATE` that adds the counters (it locks each row, in key order, until the batch commits),
+ * so writers of several instances never lose one another's counts.
+ */
+import type SQLite from "better-sqlite3";
+import { type Kysely, sql } from "kysely";
+import { admitted, type CallLogEntry } from "../calllog/writer.js";
+import type { DB } from "./schema.js";
+
+// ---------------------------------------------------------------------------------------
+// Latency histogram
+// ---------------------------------------------------------------------------------------
+
+/** Below this a call's latency falls in bucket 0. */
+export const LATENCY_FLOOR_MS = 0.1;
+/** Buckets per doubling of latency: bounds 0.1 ms × 2^(i/16). */
+export const LATENCY_STEPS = 16;
+/** Buckets between the floor and the last bound (0.1 ms × 2^(308/16) ≈ 62.2 s). */
+const SPAN = Math.ceil(LATENCY_STEPS * Math.log2(60_000 / LATENCY_FLOOR_MS));
+/** Bucket 0 (under 0.1 ms), 1…SPAN (log-spaced), SPAN + 1 (at or over ≈ 62.2 s). */
+export const LATENCY_BUCKETS = SPAN + 2;
+/**
+ * A percentile read off the histogram is the geometric middle of the bucket holding that
+ * rank, so it is within this factor of the true value (2^(1/32) − 1 ≈ 2.2 %), for latencies
+ * between 0.1 ms and ≈ 62 s; below, it is 0.05 ms (off by at most 0.05 ms); above, the last
+ * bound (a floor).
+ */
+export const LATENCY_RELATIVE_ERROR = 2 ** (1 / (2 * LATENCY_STEPS)) - 1;
+
+/** The bucket a latency (ms) is counted in. */
+export function latencyBucket(ms: number): number {
+  if (!(ms >= LATENCY_FLOOR_MS)) return 0; // and NaN
+  const i = 1 + Math.floor(Math.log2(ms / LATENCY_FLOOR_MS) * LATENCY_STEPS);
+  return i > SPAN ? SPAN + 1 : i;
+}
+
+/** The latency a bucket stands for: its geometric middle (see LATENCY_RELATIVE_ERROR). */
+export function bucketValue(i: number): number {
+  if (i <= 0) return LATENCY_FLOOR_MS / 2;
+  if (i > SPAN) return LATENCY_FLOOR_MS * 2 ** (SPAN / LATENCY_STEPS);
+  return LATENCY_FLOOR_MS * 2 ** ((i - 0.5) / LATENCY_STEPS);
+}
+
+/**
+ * A histogram as stored: `[first, count(first), count(first + 1), …]` up to the last bucket
+ * that counts anything, `[]` when empty — a key's calls of an hour span few buckets.
+ */
+export function encodeHistogram(counts: ArrayLike<number>): string {
+  let first = 0;
+  while (first < counts.length && counts[first] === 0) first++;
+  if (first === counts.length) return "[]";
+  let last = counts.length - 1;
+  while (counts[last] === 0) last--;
+  let out = `[${first}`;
+  for (let i = first; i <= last; i++) out += `,${counts[i] as number}`;
+  return `${out}]`;
+}
+
+/** Adds a stored histogram into `into` (LATENCY_BUCKETS wide) from `at`; ignores anything malformed. */
+export function addHistogram(into: Float64Array | Uint32Array, stored: string, at = 0): void {
+  if (stored.length <= 2) return;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(stored);
+  } catch {
+    return;
+  }
+  if (!Array.isArray(parsed) || parsed.length < 2) return;
+  const first = parsed[0] as number;
+  if (!Number.isInteger(first) || first < 0) return;
+  const n = Math.min(parsed.length - 1, LATENCY_BUCKETS - first);
+  for (let i = 0; i < n; i++) {
+    const c = parsed[i + 1];
+    const j = at + first + i;
+    if (typeof c === "number" && c > 0) into[j] = (into[j] as number) + c;
+  }
+}
+
+export type Percentiles = { p50: number; p95: number; p99: number };
+
+/**
+ * p50/p95/p99 of a histogram (LATENCY_BUCKETS wide from `at`) by nearest rank, null when it
+ * counts nothing; in ms, rounded to 0.01.
+ */
+export function percentiles(h: ArrayLike<number>, at = 0): Percentiles | null {
+  let total = 0;
+  for (let i = 0; i < LATENCY_BUCKETS; i++) total += h[at + i] as number;
+  if (total === 0) return null;
+  const ranks = [0.5, 0.95, 0.99].map((q) => Math.max(1, Math.ceil(q * total)));
+  const out: number[] = [];
+  let seen = 0;
+  for (let i = 0, r = 0; i < LATENCY_BUCKETS && r < ranks.length; i++) {
+    seen += h[at + i] as number;
+    while (r < ranks.length && seen >= (ranks[r] as number)) {
+      out.push(Math.round(bucketValue(i) * 100) / 100);
+      r++;
+    }
+  }
+  return { p50: out[0] as number, p95: out[1] as number, p99: out[2] as number };
+}
+
+// ---------------------------------------------------------------------------------------
+// Bounded maps
+// ---------------------------------------------------------------------------------------
+
+/** Most routes, client addresses and error codes a rollup row names; the rest are "(other)". */
+export const MAX_ROUTES = 50;
+export const MAX_IPS = 50;
+export const MAX_ERRORS = 50;
+/** Where what a bounded map no longer names is counted. */
+export const OTHER = "(other)";
+
+/**
+ * The map as stored: its `max` largest entries (ties by name), the rest summed into
+ * "(other)" with what was there already.
+ */
+export function boundMap(m: Map<string, number>, max: number): Record<string, number> {
+  let other = m.get(OTHER) ?? 0;
+  m.delete(OTHER);
+  let entries = [...m];
+  if (entries.length > max) {
+    entries.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    for (let i = max; i < entries.length; i++) other += (entries[i] as [string, number])[1];
+    entries = entries.slice(0, max);
+  }
+  if (other > 0) entries.push([OTHER, other]);
+  return Object.fromEntries(entries);
+}
+
+/** Adds a stored JSON map's counts into `into`; ignores anything malformed. */
+export function addMap(into: Map<string, number>, stored: string): void {
+  if (stored.length <= 2) return;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(stored);
+  } catch {
+    return;
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return;
+  for (const [k, v] of Object.entries(parsed as Record<string, unknown>))
+    if (typeof v === "number" && v > 0) into.set(k, (into.get(k) ?? 0) + v);
+}
+
+// ---------------------------------------------------------------------------------------
+// Aggregating a batch
+// ---------------------------------------------------------------------------------------
+
+/** A batch's calls of one key, environment and hour. */
+export type RollupGroup = {
+  keyId: number;
+  environment: string;
+  hour: number;
+  calls: number;
+  admitted: number;
+  s2xx: number;
+  s3xx: number;
+  s4xx: number;
+  s5xx: number;
+  errors: Map<string, number>;
+  /** Method → route pattern (or path) → calls: no string is built per call. */
+  routes: Map<string, Map<string, number>>;
+  ips: Map<string, number>;
+  latency: Uint32Array;
+};
+
+function group(keyId: number, environment: string, hour: number): RollupGroup {
+  return {
+    keyId,
+    environment,
+    hour,
+    calls: 0,
+    admitted: 0,
+    s2xx: 0,
+    s3xx: 0,
+    s4xx: 0,
+    s5xx: 0,
+    errors: new Map(),
+    routes: new Map(),
+    ips: new Map(),
+    latency: new Uint32Array(LATENCY_BUCKETS),
+  };
+}
+
+function count(m: Map<string, number>, k: string): void {
+  m.set(k, (m.get(k) ?? 0) + 1);
+}
+
+/**
+ * A batch's calls with a key, grouped by key, environment and hour, in that order (the order
+ * rows are locked in). `seconds[i]`, when given, is entry i's epoch second; calls without a
+ * key, or with an unreadable time, are not rolled up.
+ */
+export function aggregateUsage(
+  entries: readonly CallLogEntry[],
+  seconds?: readonly number[],
+): RollupGroup[] {
+  const byKey = new Map<number, RollupGroup[]>();
+  const all: RollupGroup[] = [];
+  let g: RollupGroup | null = null;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i] as CallLogEntry;
+    const id = e.apiKeyId;
+    if (id === null) continue;
+    const second = seconds ? (seconds[i] as number) : Date.parse(e.timestamp) / 1000;
+    if (!Number.isFinite(second)) continue;
+    const hour = Math.floor(second / 3600);
+    const env = e.environment ?? "live";
+    if (g === null || g.keyId !== id || g.hour !== hour || g.environment !== env) {
+      let list = byKey.get(id);
+      if (list === undefined) byKey.set(id, (list = []));
+      g = null;
+      for (const c of list)
+        if (c.hour === hour && c.environment === env) {
+          g = c;
+          break;
+        }
+      if (g === null) {
+        g = group(id, env, hour);
+        list.push(g);
+        all.push(g);
+      }
+    }
+    g.calls++;
+    if (admitted(e)) g.admitted++;
+    const s = e.statusCode;
+    if (s >= 200 && s < 300) g.s2xx++;
+    else if (s >= 300 && s < 400) g.s3xx++;
+    else if (s >= 400 && s < 500) g.s4xx++;
+    else if (s >= 500 && s < 600) g.s5xx++;
+    if (e.errorCode !== null) count(g.errors, e.errorCode);
+    let routes = g.routes.get(e.method);
+    if (routes === undefined) g.routes.set(e.method, (routes = new Map()));
+    count(routes, e.route ?? e.path);
+    count(g.ips, e.ip);
+    (g.latency[latencyBucket(e.latencyMs)] as number)++;
+  }
+  return all.sort(
+    (a, b) =>
+      a.keyId - b.keyId ||
+      (a.environment < b.environment ? -1 : a.environment > b.environment ? 1 : 0) ||
+      a.hour - b.hour,
+  );
+}
+
+/** A rollup row's JSON columns. */
+type Maps = { errors: string; latency: string; routes: string; ips: string };
+
+/** The JSON columns of a group merged into what its row holds (nothing, for a new row), bounded. */
+export function mergedMaps(g: RollupGroup, stored?: Maps): Maps {
+  const errors = new Map(g.errors);
+  const routes = new Map<string, number>();
+  for (const [method, byRoute] of g.routes)
+    for (const [route, n] of byRoute) {
+      const label = `${method} ${route}`;
+      routes.set(label, (routes.get(label) ?? 0) + n);
+    }
+  const ips = new Map(g.ips);
+  let latency: Uint32Array | Float64Array = g.latency;
+  if (stored !== undefined) {
+    addMap(errors, stored.errors);
+    addMap(routes, stored.routes);
+    addMap(ips, stored.ips);
+    if (stored.latency.length > 2) {
+      latency = Float64Array.from(g.latency);
+      addHistogram(latency, stored.latency);
+    }
+  }
+  return {
+    errors: JSON.stringify(boundMap(errors, MAX_ERRORS)),
+    latency: encodeHistogram(latency),
+    routes: JSON.stringify(boundMap(routes, MAX_ROUTES)),
+    ips: JSON.stringify(boundMap(ips, MAX_IPS)),
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Merging into usage_rollups
+// ---------------------------------------------------------------------------------------
+
+/**
+ * The SQLite merge: prepared statements run inside the batch's transaction (which holds the
+ * write lock from its first insert, so no other connection changes a row between its read
+ * and its write).
+ */
+export class SqliteUsageRollups {
+  private readonly read: SQLite.Statement;
+  private readonly insert: SQLite.Statement;
+  private readonly update: SQLite.Statement;
+
+  constructor(conn: Pick<SQLite.Database, "prepare">) {
+    this.read = conn.prepare(
+      `select errors, latency, routes, ips from usage_rollups
+       where api_key_id = ? and environment = ? and hour = ?`,
+    );
+    this.insert = conn.prepare(
+      `insert into usage_rollups (api_key_id, environment, hour, calls, admitted,
+         s2xx, s3xx, s4xx, s5xx, errors, latency, routes, ips)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.update = conn.prepare(
+      `update usage_rollups set calls = calls + ?, admitted = admitted + ?, s2xx = s2xx + ?,
+         s3xx = s3xx + ?, s4xx = s4xx + ?, s5xx = s5xx + ?, errors = ?, latency = ?, routes = ?, ips = ?
+       where api_key_id = ? and environment = ? and hour = ?`,
+    );
+  }
+
+  /** Call inside a write transaction. */
+  merge(groups: readonly RollupGroup[]): void {
+    for (const g of groups) {
+      const stored = this.read.get(g.keyId, g.environment, g.hour) as Maps | undefined;
+      const m = mergedMaps(g, stored);
+      const counts = [g.calls, g.admitted, g.s2xx, g.s3xx, g.s4xx, g.s5xx];
+      if (stored === undefined)
+        this.insert.run(
+          g.keyId,
+          g.environment,
+          g.hour,
+          ...counts,
+          m.errors,
+          m.latency,
+          m.routes,
+          m.ips,
+        );
+      else
+        this.update.run(
+          ...counts,
+          m.errors,
+          m.latency,
+          m.routes,
+          m.ips,
+          g.keyId,
+          g.environment,
+          g.hour,
+        );
+    }
+  }
+}
+
+/**
+ * The PostgreSQL merge, inside the batch's transaction: one `INSERT … ON CONFLICT DO UPDATE`
+ * adds the counters (exact, whoever else adds at once) and locks the rows in key order —
+ * answering the JSON they hold — then one `UPDATE` writes the merged JSON. A second instance
+ * merging into the same row waits at the first statement until this batch commits.
+ */
+export async function mergeUsagePg(db: Kysely<DB>, groups: readonly RollupGroup[]): Promise<void> {
+  if (groups.length === 0) return;
+  const col = <T>(f: (g: RollupGroup) => T) => groups.map(f);
+  const { rows } = await sql<Maps & { api_key_id: number; environment: string; hour: string }>`
+    insert into usage_rollups as r
+      (api_key_id, environment, hour, calls, admitted, s2xx, s3xx, s4xx, s5xx)
+    select * from unnest(
+      ${col((g) => g.keyId)}::int[], ${col((g) => g.environment)}::text[],
+      ${col((g) => g.hour)}::bigint[], ${col((g) => g.calls)}::int[],
+      ${col((g) => g.admitted)}::int[], ${col((g) => g.s2xx)}::int[],
+      ${col((g) => g.s3xx)}::int[], ${col((g) => g.s4xx)}::int[], ${col((g) => g.s5xx)}::int[])
+    order by 1, 2, 3
+    on conflict (api_key_id, environment, hour) do update set
+      calls = r.calls + excluded.calls, admitted = r.admitted + excluded.admitted,
+      s2xx = r.s2xx + excluded.s2xx, s3xx = r.s3xx + excluded.s3xx,
+      s4xx = r.s4xx + excluded.s4xx, s5xx = r.s5xx + excluded.s5xx
+    returning api_key_id, environment, hour, errors, latency, routes, ips`.execute(db);
+  const stored = new Map<string, Maps>();
+  for (const r of rows) stored.set(`${r.api_key_id}|${r.environment}|${r.hour}`, r);
+  const merged = groups.map((g) =>
+    mergedMaps(g, stored.get(`${g.keyId}|${g.environment}|${g.hour}`)),
+  );
+  await sql`update usage_rollups as r
+    set errors = u.errors, latency = u.latency, routes = u.routes, ips = u.ips
+    from unnest(${col((g) => g.keyId)}::int[], ${col((g) => g.environment)}::text[],
+                ${col((g) => g.hour)}::bigint[], ${merged.map((m) => m.errors)}::text[],
+                ${merged.map((m) => m.latency)}::text[], ${merged.map((m) => m.routes)}::text[],
+                ${merged.map((m) => m.ips)}::text[]) as u(id, environment, hour, errors, latency, routes, ips)
+    where r.api_key_id = u.id and r.environment = u.environment and r.hour = u.hour`.execute(db);
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading
+// ---------------------------------------------------------------------------------------
+
+export const ENVIRONMENTS = ["live", "test"] as const;
+
+/**
+ * Admitted calls of a key over both environments from the epoch hour `sinceEpochHour` on
+ * (before `untilEpochHour`, when given): what a quota spends, as far as the call-log writer
+ * has stored it. Both environments are named so the primary key serves the hour range.
+ */
+export async function admittedSince(
+  db: Kysely<DB>,
+  keyId: number,
+  sinceEpochHour: number,
+  untilEpochHour?: number,
+): Promise<number> {
+  let q = db
+    .selectFrom("usage_rollups")
+    .select((eb) => eb.fn.sum<number | string | null>("admitted").as("n"))
+    .where("api_key_id", "=", keyId)
+    .where("environment", "in", [...ENVIRONMENTS])
+    .where("hour", ">=", sinceEpochHour);
+  if (untilEpochHour !== undefined) q = q.where("hour", "<", untilEpochHour);
+  const r = await q.executeTakeFirst();
+  return Number(r?.n ?? 0);
+}
+
+export type StatusCounts = { "2xx": number; "3xx": number; "4xx": number; "5xx": number };
+
+export type UsageBucket = {
+  start: string;
+  calls: number;
+  admitted: number;
+  by_status: StatusCounts;
+  by_error: Record<string, number>;
+  latency_ms: Percentiles | null;
+};
+
+export type UsageTotals = Omit<UsageBucket, "start">;
+
+export type UsageSummary = {
+  totals: UsageTotals;
+  buckets: UsageBucket[];
+  top_routes: { route: string; calls: number }[];
+  top_ips: { ip: string; calls: number }[];
+};
+
+export type UsageRead = {
+  /** Epoch hours: from (inclusive) to (exclusive), whole buckets. */
+  fromHour: number;
+  toHour: number;
+  bucketHours: 1 | 24;
+  environment: "live" | "test" | null;
+  /** One key; else every key of `ownerId`; else (both unset) every key. */
+  keyId?: number;
+  ownerId?: number | null;
+};
+
+/** Most entries of top_routes and top_ips. */
+export const TOP = 10;
+
+type ReadRow = {
+  hour: number | string;
+  calls: number;
+  admitted: number;
+  s2xx: number;
+  s3xx: number;
+  s4xx: number;
+  s5xx: number;
+} & Maps;
+
+function top(m: Map<string, number>): [string, number][] {
+  m.delete(OTHER);
+  return [...m]
+    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+    .slice(0, TOP);
+}
+
+/**
+ * Usage in a range, from usage_rollups only (the primary key or the hour index), merged in
+ * JS: every bucket of the range, zero-filled, oldest first, with totals and top lists.
+ */
+export async function readUsage(db: Kysely<DB>, q: UsageRead): Promise<UsageSummary> {
+  let query = db
+    .selectFrom("usage_rollups as r")
+    .select(["r.hour", "r.calls", "r.admitted", "r.s2xx", "r.s3xx", "r.s4xx", "r.s5xx"])
+    .select(["r.errors", "r.latency", "r.routes", "r.ips"])
+    .where("r.environment", "in", q.environment === null ? [...ENVIRONMENTS] : [q.environment])
+    .where("r.hour", ">=", q.fromHour)
+    .where("r.hour", "<", q.toHour);
+  if (q.keyId !== undefined) query = query.where("r.api_key_id", "=", q.keyId);
+  else if (q.ownerId !== undefined && q.ownerId !== null) {
+    const owner = q.ownerId;
+    query = query.where("r.api_key_id", "in", (eb) =>
+      eb.selectFrom("api_keys").select("id").where("owner_id", "=", owner),
+    );
+  }
+  const rows = (await query.execute()) as ReadRow[];
+  return summarize(rows, q.fromHour, q.toHour, q.bucketHours);
+}
+
+/** Rollup rows into zero-filled buckets, totals and top lists. */
+export function summarize(
+  rows: readonly ReadRow[],
+  fromHour: number,
+  toHour: number,
+  bucketHours: number,
+): UsageSummary {
+  const n = Math.max(0, Math.ceil((toHour - fromHour) / bucketHours));
+  // Per bucket: calls, admitted, 2xx, 3xx, 4xx, 5xx.
+  const counts = new Float64Array(n * 6);
+  const errors: (Map<string, number> | null)[] = new Array<null>(n).fill(null);
+  const latency = new Float64Array(n * LATENCY_BUCKETS);
+  const routes = new Map<string, number>();
+  const ips = new Map<string, number>();
+  for (const r of rows) {
+    const b = Math.floor((Number(r.hour) - fromHour) / bucketHours);
+    if (b < 0 || b >= n) continue;
+    const c = b * 6;
+    const add = [r.calls, r.admitted, r.s2xx, r.s3xx, r.s4xx, r.s5xx];
+    for (let i = 0; i < 6; i++) counts[c + i] = (counts[c + i] as number) + Number(add[i]);
+    if (r.errors.length > 2) addMap((errors[b] ??= new Map()), r.errors);
+    addHistogram(latency, r.latency, b * LATENCY_BUCKETS);
+    addMap(routes, r.routes);
+    addMap(ips, r.ips);
+  }
+  const totalCounts = new Float64Array(6);
+  const totalErrors = new Map<string, number>();
+  const totalLatency = new Float64Array(LATENCY_BUCKETS);
+  const buckets: UsageBucket[] = [];
+  for (let b = 0; b < n; b++) {
+    const c = b * 6;
+    for (let i = 0; i < 6; i++)
+      totalCounts[i] = (totalCounts[i] as number) + (counts[c + i] as number);
+    const e = errors[b];
+    if (e) for (const [k, v] of e) totalErrors.set(k, (totalErrors.get(k) ?? 0) + v);
+    const at = b * LATENCY_BUCKETS;
+    for (let i = 0; i < LATENCY_BUCKETS; i++)
+      totalLatency[i] = (totalLatency[i] as number) + (latency[at + i] as number);
+    buckets.push({
+      start: new Date((fromHour + b * bucketHours) * 3_600_000).toISOString(),
+      ...countsOf(counts, c),
+      by_error: e ? Object.fromEntries(e) : {},
+      latency_ms: (counts[c] as number) > 0 ? percentiles(latency, at) : null,
+    });
+  }
+  return {
+    totals: {
+      ...countsOf(totalCounts, 0),
+      by_error: Object.fromEntries(totalErrors),
+      latency_ms: percentiles(totalLatency),
+    },
+    buckets,
+    top_routes: top(routes).map(([route, calls]) => ({ route, calls })),
+    top_ips: top(ips).map(([ip, calls]) => ({ ip, calls })),
+  };
+}
+
+function countsOf(a: Float64Array, c: number) {
+  return {
+    calls: a[c] as number,
+    admitted: a[c + 1] as number,
+    by_status: {
+      "2xx": a[c + 2] as number,
+      "3xx": a[c + 3] as number,
+      "4xx": a[c + 4] as number,
+      "5xx": a[c + 5] as number,
+    },
+  };
+}
+
+/** Drops rollup rows of hours before `beforeHour`; answers how many went. */
+export async function pruneUsage(db: Kysely<DB>, beforeHour: number): Promise<number> {
+  const r = await db.deleteFrom("usage_rollups").where("hour", "<", beforeHour).executeTakeFirst();
+  return Number(r.numDeletedRows);
+}
