@@ -31,6 +31,7 @@ import type { Limiter } from "./ratelimit/limiter.js";
 import { MemoryLimiter } from "./ratelimit/memory.js";
 import { type Database, openDatabase } from "./store/database.js";
 import { SqlKeyRepo } from "./store/keys.js";
+import { ensureLogPartitionsAhead } from "./store/partitions.js";
 import {
   SqlAuditRepo,
   SqlNasRepo,
@@ -405,6 +406,14 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
   let pruner: NodeJS.Timeout | null = null;
   const prune = async () => {
     const before = new Date(now().getTime() - config.logRetentionDays * 86_400_000).toISOString();
+    if (database.dialect === "postgres") {
+      // The call log's partitions for today and the next few days (src/store/partitions.ts).
+      try {
+        await ensureLogPartitionsAhead(db, now().getTime());
+      } catch (err) {
+        kg.warn(`making call log partitions failed: ${(err as Error).message}`);
+      }
+    }
     try {
       await keyRepo.pruneLogs(before);
     } catch (err) {

@@ -20,6 +20,7 @@ import type { KeyRecord } from "../keys/verify.js";
 import type { NewEvent } from "../events/catalogue.js";
 import { type EventOf, emitEvent } from "../events/outbox.js";
 import type { Database } from "./database.js";
+import { dropLogPartitionsBefore } from "./partitions.js";
 import type { DB } from "./schema.js";
 import { aggregateUsage, mergeUsagePg, type RollupGroup, SqliteUsageRollups } from "./usage.js";
 
@@ -775,9 +776,15 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
         .where("minute", "<", Math.floor(cutoff / 60_000))
         .execute();
     }
+    // PostgreSQL drops the days wholly before the cutoff with their partitions; the DELETE
+    // then reads only the cutoff's own day and the default partition (partition pruning).
+    const dropped =
+      this.raw.pg && !Number.isNaN(cutoff)
+        ? await dropLogPartitionsBefore(this.db, Math.floor(cutoff / 1000))
+        : 0;
     let rows = this.db.deleteFrom("api_key_logs").where("timestamp", "<", before);
     if (!Number.isNaN(cutoff)) rows = rows.where("second", "<=", Math.floor(cutoff / 1000));
     const r = await rows.executeTakeFirst();
-    return Number(r.numDeletedRows);
+    return dropped + Number(r.numDeletedRows);
   }
 }

@@ -585,6 +585,86 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    // PostgreSQL: the call log partitioned by range of `second`, one partition per UTC day
+    // (api_key_logs_pYYYYMMDD) and a default one, so retention drops a day's partition instead
+    // of deleting its rows one by one (docs/decisions/0008-call-log-storage.md). The old table
+    // is renamed, the new one made like it, the rows copied, the old one dropped, all in the
+    // migration's transaction. The id sequence carries on; the primary key becomes (id, second)
+    // since it must hold the partition key, so `second` is now NOT NULL: a row without one
+    // (none has been written since 0002 filled them in) is kept at 0, in the default partition.
+    // Days with rows in the last 92 days get partitions, as do today and the next 3; older
+    // rows go to the default partition, which retention empties by DELETE as before.
+    // SQLite: nothing changes.
+    "0013_call_log_partitions": {
+      async up(db: AnyDB) {
+        if (dialect !== "postgres") return;
+        const DAY = 86_400;
+        const today = Math.floor(Date.now() / 1000 / DAY);
+        // Copying a big log takes longer than the pool's statement timeout allows.
+        await sql`set local statement_timeout = 0`.execute(db);
+        await sql`alter table api_key_logs rename to api_key_logs_unpartitioned`.execute(db);
+        await sql`alter table api_key_logs_unpartitioned drop constraint if exists api_key_logs_pkey`.execute(
+          db,
+        );
+        await sql`drop index if exists api_key_logs_key`.execute(db);
+        await sql`drop index if exists api_key_logs_request`.execute(db);
+        await sql`update api_key_logs_unpartitioned set second = 0 where second is null`.execute(
+          db,
+        );
+        // Same columns in the same order, same defaults (the id's nextval of the same sequence).
+        await sql`create table api_key_logs
+          (like api_key_logs_unpartitioned including defaults) partition by range (second)`.execute(
+          db,
+        );
+        await sql`alter table api_key_logs alter column second set not null`.execute(db);
+        const seq = (
+          await sql<{
+            s: string | null;
+          }>`select pg_get_serial_sequence('api_key_logs_unpartitioned', 'id') as s`.execute(db)
+        ).rows[0]?.s;
+        if (seq) {
+          // The sequence goes with the new table, not with the old one when it is dropped.
+          await sql`alter sequence ${sql.raw(seq)} owned by api_key_logs.id`.execute(db);
+        } else {
+          await sql`create sequence api_key_logs_id_seq owned by api_key_logs.id`.execute(db);
+          await sql`select setval('api_key_logs_id_seq', greatest(1, (select max(id) from api_key_logs_unpartitioned)))`.execute(
+            db,
+          );
+          await sql`alter table api_key_logs alter column id set default nextval('api_key_logs_id_seq')`.execute(
+            db,
+          );
+        }
+        await sql`create table api_key_logs_default partition of api_key_logs default`.execute(db);
+        const days = new Set<number>();
+        for (let d = today - 92; d <= today + 3; d++) {
+          const { rows } = await sql<{ one: number }>`select 1 as one
+            from api_key_logs_unpartitioned
+            where second >= ${d * DAY} and second < ${(d + 1) * DAY} limit 1`.execute(db);
+          if (rows.length > 0 || d >= today) days.add(d);
+        }
+        for (const d of days) {
+          const name = `api_key_logs_p${new Date(d * DAY * 1000).toISOString().slice(0, 10).replaceAll("-", "")}`;
+          await sql`create table ${sql.table(name)} partition of api_key_logs
+            for values from (${sql.lit(d * DAY)}) to (${sql.lit((d + 1) * DAY)})`.execute(db);
+        }
+        await sql`insert into api_key_logs select * from api_key_logs_unpartitioned`.execute(db);
+        await sql`drop table api_key_logs_unpartitioned`.execute(db);
+        // The indexes after the copy (built once per partition, not row by row).
+        await sql`alter table api_key_logs add constraint api_key_logs_pkey primary key (id, second)`.execute(
+          db,
+        );
+        await db.schema
+          .createIndex("api_key_logs_key")
+          .on("api_key_logs")
+          .columns(["second", "api_key_id", "id"])
+          .execute();
+        await db.schema
+          .createIndex("api_key_logs_request")
+          .on("api_key_logs")
+          .column("request_id")
+          .execute();
+      },
+    },
   };
 }
 
