@@ -755,6 +755,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
         for (const [id, m] of minutes) minute.run(id, m);
         for (const [id, use] of uses) touch.run(use.at, use.ip, id, use.at);
         for (const [id, r] of refusals) refuse.run(r.at, r.ip, r.code, id, r.at);
+        rollups.merge(usage);
       },
     );
   }
