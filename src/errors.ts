@@ -10,6 +10,8 @@ export const ERROR_STATUS = {
   INVALID_USER: 401,
   IP_NOT_ALLOWED: 403,
   RATE_LIMIT_EXCEEDED: 429,
+  /** The key's quota of admitted calls for its day or month is spent; Retry-After says until its refill. */
+  QUOTA_EXCEEDED: 429,
   SCOPE_REQUIRED: 403,
   /** The key requires signed requests (RFC 9421) and this one carries no signature. */
   SIGNATURE_REQUIRED: 401,

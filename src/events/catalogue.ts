@@ -2,7 +2,7 @@ import type { Environment } from "../keys/format.js";
 
 /**
  * Every event Keygate emits (SPEC §9), in the order the docs list them. The scheduler's events
- * (`key.expiring`, `key.expired`, `key.new_ip`, `key.refusals_spike`) and `key.leaked` are
+ * (`key.expiring`, `key.expired`, `key.new_ip`, `key.refusals_spike`), `key.quota_low` and `key.leaked` are
  * emitted through the same outbox by the modules that detect them.
  */
 export const EVENT_TYPES = [
@@ -15,6 +15,7 @@ export const EVENT_TYPES = [
   "key.leaked",
   "key.new_ip",
   "key.refusals_spike",
+  "key.quota_low",
   "subscriber.created",
   "subscriber.updated",
   "subscriber.suspended",

@@ -8,8 +8,8 @@ import { Type } from "typebox";
 import type { Principal } from "../auth/principal.js";
 import { AppError } from "../errors.js";
 import type { Keygate } from "../keygate.js";
-import type { Verdict } from "../keys/verify.js";
-import type { RateDecision } from "../ratelimit/limiter.js";
+import type { KeyRecord, Verdict } from "../keys/verify.js";
+import type { QuotaDecision, RateDecision } from "../ratelimit/limiter.js";
 import { keyHeader, namedEnvironment, pathOf, scrubText, sendError } from "./errors.js";
 import { refusal } from "./refusals.js";
 import { carriesSignature, SignedCall } from "./signing.js";
@@ -34,6 +34,13 @@ function rateHeaders(reply: FastifyReply, r: RateDecision): void {
   reply.header("RateLimit-Limit", r.limit);
   reply.header("RateLimit-Remaining", r.remaining);
   reply.header("RateLimit-Reset", Math.max(0, Math.ceil(r.resetMs / 1000)));
+}
+
+/** A key's quota on its answers (decision 0020): what it allows, what is left, when it refills. */
+function quotaHeaders(reply: FastifyReply, q: QuotaDecision): void {
+  reply.header("Keygate-Quota-Limit", q.limit);
+  reply.header("Keygate-Quota-Remaining", q.remaining);
+  reply.header("Keygate-Quota-Reset", Math.max(0, Math.ceil(q.resetMs / 1000)));
 }
 
 const Health = component(
@@ -67,6 +74,21 @@ const Whoami = component(
       owner: Type.Object({ id: Type.Integer(), username: Type.String(), role: Type.String() }),
       expires_at: Nullable(Type.String()),
       rate_limit_per_minute: Type.Integer(),
+      quota: Nullable(
+        Type.Object(
+          {
+            limit: Type.Integer(),
+            period: Type.String({ description: "day or month" }),
+            refill_day: Nullable(
+              Type.Integer({ description: "monthly quotas: the day it refills" }),
+            ),
+            used: Type.Integer({ description: "admitted calls this period, this one included" }),
+            remaining: Type.Integer(),
+            resets_at: Type.String({ description: "when the period ends (UTC)" }),
+          },
+          { description: "the key's quota of admitted calls and where it stands; null: none" },
+        ),
+      ),
       allowed_ips: Nullable(Type.Array(Type.String())),
       client_ip: Type.String(),
       replaced_by_prefix: Nullable(
@@ -109,6 +131,8 @@ export function admit(
   // The key's budget once the key is known and counted; the IP's budget before that.
   const rate = verdict.rate ?? request.ipRate;
   if (rate) rateHeaders(reply, rate);
+  const quota = verdict.quota;
+  if (quota !== undefined) quotaHeaders(reply, quota);
   return verdict.ok ? null : refusal(verdict, request, kg.config.trustProxy, guard);
 }
 
@@ -206,6 +230,23 @@ const UNMATCHED = "(unmatched)";
 
 function scrubUserAgent(ua: string | undefined): string | null {
   return ua === undefined ? null : scrubText(ua.length > 256 ? ua.slice(0, 256) : ua);
+}
+
+/** Whoami's quota: the key's plan and, from this call's headers, where it stands. */
+function whoamiQuota(k: KeyRecord | null, reply: FastifyReply) {
+  const plan = k?.quota;
+  if (plan == null) return null;
+  const remaining = reply.getHeader("Keygate-Quota-Remaining");
+  const left = remaining === undefined ? plan.limit : Number(remaining);
+  const end = plan.window?.endMs;
+  return {
+    limit: plan.limit,
+    period: plan.period,
+    refill_day: plan.refillDay,
+    used: plan.limit - left,
+    remaining: left,
+    resets_at: end === undefined ? "" : new Date(end).toISOString(),
+  };
 }
 
 /** `GET /api/v1/external/system/health`: no key, not call-logged. */
@@ -341,7 +382,7 @@ export function externalSurface(kg: Keygate, routes: RouteTable): FastifyPluginA
       // Async on purpose: measured side by side (same build, 6 interleaved rounds), Fastify
       // answers an async handler's value with about 10 µs less CPU per request under
       // pipelining than a synchronous handler's, and no worse without.
-      async (request) => {
+      async (request, reply) => {
         const p = request.principal as Principal;
         const k = request.keyRecord;
         return {
@@ -356,6 +397,7 @@ export function externalSurface(kg: Keygate, routes: RouteTable): FastifyPluginA
             owner: { id: p.userId, username: p.username, role: p.role },
             expires_at: k?.expiresAt ? new Date(k.expiresAt).toISOString() : null,
             rate_limit_per_minute: k?.rateLimit ?? kg.config.keyRateLimit,
+            quota: whoamiQuota(k, reply),
             allowed_ips: k?.allowedIps ? [...k.allowedIps.entries] : null,
             client_ip: p.ip,
             replaced_by_prefix: k?.replacedByPrefix ?? null,

@@ -132,6 +132,11 @@ const OPERATIONS: Record<string, Operation> = {
     ok: "The key, revoked (also when it already was)",
     refuses: MANAGE_KEYS,
   },
+  "POST /api-keys/revoke": {
+    id: "revokeApiKeys",
+    ok: "Each key's outcome, in the order given: revoked, or its error (NOT_FOUND, CONFLICT)",
+    refuses: MANAGE_KEYS,
+  },
   "POST /api-keys/:id/roll": {
     id: "rollApiKey",
     ok: "The replacement minted: `key` holds it, shown this once; the old key lives on for the grace period",
@@ -141,6 +146,14 @@ const OPERATIONS: Record<string, Operation> = {
   "GET /api-keys/:id/logs.csv": {
     id: "exportApiKeyLogs",
     ok: "The key's calls as CSV, newest first",
+  },
+  "GET /api-keys/:id/usage": {
+    id: "getApiKeyUsage",
+    ok: "The key's calls per bucket, their totals, and its busiest routes and client addresses",
+  },
+  "GET /usage": {
+    id: "getKeyUsage",
+    ok: "The calls of the keys the caller may see per bucket, their totals, and the busiest routes and client addresses",
   },
 
   // Webhooks
@@ -335,6 +348,8 @@ const WHY: Record<ErrorCode, string> = {
   IP_NOT_ALLOWED: "the client IP is outside the key's `allowed_ips`",
   RATE_LIMIT_EXCEEDED:
     "a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds",
+  QUOTA_EXCEEDED:
+    "the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too)",
   SCOPE_REQUIRED:
     "the key lacks the permission this operation needs (`X-Accepted-Permissions`; the message names it and the key's permissions)",
   SIGNATURE_REQUIRED:
@@ -386,6 +401,8 @@ const MESSAGE: Record<ErrorCode, string> = {
     "requests from 203.0.113.9 are not allowed for this key (pk_live_ab12…). Its owner or an admin can change its allowed_ips under API keys",
   RATE_LIMIT_EXCEEDED:
     "this key (pk_live_ab12…) allows 600 requests per minute and has used them; retry in 12 s",
+  QUOTA_EXCEEDED:
+    'this key (pk_live_ab12…) has used its quota of 10000 calls this day; it refills at 2026-05-13T00:00:00.000Z (in 46649 s). Wait until then, or ask its owner or an admin to raise the quota under API keys (PUT /api/api-keys/7 with "quota")',
   SCOPE_REQUIRED:
     'this key (pk_live_ab12…) has permissions subscribers:read, usage:read; POST /subscribers needs subscribers:write — add subscribers:write to this key\'s permissions under API keys (PUT /api/api-keys/7 with "permissions"), or mint a key with it',
   SIGNATURE_REQUIRED:
@@ -450,6 +467,7 @@ const KEY_CHECKS: ErrorCode[] = [
   "INVALID_USER",
   "IP_NOT_ALLOWED",
   "RATE_LIMIT_EXCEEDED",
+  "QUOTA_EXCEEDED",
 ];
 
 /** Any other answer: what no route lists because any request can meet it. */
@@ -703,6 +721,21 @@ export function documentTransform({ openapiObject }: { openapiObject: Partial<Op
         "The environment that answered: the key's (live or test); for a call whose key is not known, the one its value names, else none",
       schema: { type: "string", enum: ["live", "test", "none"] },
     },
+    KeygateQuotaLimit: {
+      description:
+        "For a key with a quota: the admitted calls its day or month allows. Absent for keys without one",
+      schema: { type: "integer" },
+    },
+    KeygateQuotaRemaining: {
+      description:
+        "For a key with a quota: the admitted calls left in the period, after this one (refusals spend none). Sent on every answer once the key is known, refusals included",
+      schema: { type: "integer" },
+    },
+    KeygateQuotaReset: {
+      description:
+        "For a key with a quota: seconds until the period ends and the quota is whole again (days at 00:00 UTC; months on the key's refill_day, UTC)",
+      schema: { type: "integer" },
+    },
   };
   return doc;
 }
@@ -710,6 +743,9 @@ export function documentTransform({ openapiObject }: { openapiObject: Partial<Op
 const EXTERNAL_HEADERS = {
   "X-Accepted-Permissions": { $ref: "#/components/headers/XAcceptedPermissions" },
   "Keygate-Environment": { $ref: "#/components/headers/KeygateEnvironment" },
+  "Keygate-Quota-Limit": { $ref: "#/components/headers/KeygateQuotaLimit" },
+  "Keygate-Quota-Remaining": { $ref: "#/components/headers/KeygateQuotaRemaining" },
+  "Keygate-Quota-Reset": { $ref: "#/components/headers/KeygateQuotaReset" },
 };
 
 /** Every `#/components/…` reference in `node`, as `schemas/Subscriber`. */

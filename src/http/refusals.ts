@@ -205,6 +205,8 @@ export function refusal(
         wait,
       );
     }
+    case "QUOTA_EXCEEDED":
+      return quotaExceeded(v, which);
     case "SCOPE_REQUIRED":
       return scopeRequired(v, request, which, guard);
     case "SIGNATURE_REQUIRED":
@@ -226,6 +228,25 @@ export function refusal(
       );
     }
   }
+}
+
+/**
+ * A key whose quota is spent: its quota, when it refills (Retry-After: until then), and the fix.
+ * Calls refused meanwhile spend nothing.
+ */
+function quotaExceeded(v: Extract<Verdict, { ok: false }>, which: string): AppError {
+  const q = v.quota;
+  const k = v.key;
+  const period = k?.quota?.period === "month" ? "month" : "day";
+  const resetAt = q?.resetAt ?? 0;
+  const wait = Math.max(1, Math.ceil((q?.resetMs ?? 0) / 1000));
+  const where = k ? ` (PUT /api/api-keys/${k.id} with "quota")` : "";
+  return new AppError(
+    "QUOTA_EXCEEDED",
+    `${which} has used its quota of ${q?.limit ?? "its"} calls this ${period}; it refills at ${new Date(resetAt).toISOString()} (in ${wait} s). Wait until then, or ask its owner or an admin to raise the quota under API keys${where}`,
+    undefined,
+    wait,
+  );
 }
 
 /**

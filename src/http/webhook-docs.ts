@@ -61,7 +61,8 @@ const EVENTS: Record<EventType | typeof TEST_EVENT, { summary: string; data: Jso
     },
   },
   "key.revoked": {
-    summary: "A key was revoked",
+    summary:
+      "A key was revoked; `reason` when one was given (a bulk revocation's, or exposed for a key found exposed)",
     data: { ...KEY, revoked_at: AT, status: "revoked" },
   },
   "key.expiring": {
@@ -111,6 +112,19 @@ const EVENTS: Record<EventType | typeof TEST_EVENT, { summary: string; data: Jso
       window_s: 300,
       window_start: "2026-05-12T11:00:00.000Z",
       threshold: 50,
+    },
+  },
+  "key.quota_low": {
+    summary:
+      "A key's quota for the period under way reached 80 % (threshold_percent 80), then all of it (100: its calls are refused QUOTA_EXCEEDED until resets_at); once per key, period and threshold across instances",
+    data: {
+      ...SCHEDULED_KEY,
+      threshold_percent: 80,
+      quota: { limit: 10_000, period: "month", refill_day: 15 },
+      used: 8_000,
+      remaining: 2_000,
+      period_start: "2026-04-15T00:00:00.000Z",
+      resets_at: "2026-05-15T00:00:00.000Z",
     },
   },
   "subscriber.created": { summary: "A subscriber was created", data: SUBSCRIBER },

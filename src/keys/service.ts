@@ -3,7 +3,7 @@ import type { Audit } from "../audit.js";
 import { actorId, describe, type Principal, type Role } from "../auth/principal.js";
 import { requireAdmin, type UserRecord, usable } from "../auth/service.js";
 import { requireTwoFactorFor, type TwoFactorPolicy } from "../auth/twofactor.js";
-import { AppError, conflict, forbidden, invalid, notFound } from "../errors.js";
+import { AppError, conflict, type ErrorCode, forbidden, invalid, notFound } from "../errors.js";
 import { parseExpiry } from "./expiry.js";
 import {
   type Credential,
@@ -23,6 +23,14 @@ import {
   SCOPE_PERMISSIONS,
   scopeOf,
 } from "./permissions.js";
+import {
+  type KeyQuota,
+  parseQuota,
+  quotaPlan,
+  type QuotaUsage,
+  type QuotaView,
+  quotaView,
+} from "./quota.js";
 import { isScope, type Scope } from "./scopes.js";
 import type { KeyRecord, OwnerStanding } from "./verify.js";
 import type { NewEvent } from "../events/catalogue.js";
@@ -59,6 +67,8 @@ export type StoredKey = {
   ownerId: number;
   allowedIps: string[] | null;
   rateLimit: number | null;
+  /** Admitted calls per day or month; null: none. */
+  quota: KeyQuota | null;
   expiresAt: string | null;
   createdAt: string;
   createdBy: number | null;
@@ -98,7 +108,8 @@ export type NewKey = Omit<
   | "ownerState"
   | "tokensIssued"
   | "lastTokenAt"
->;
+  | "quota"
+> & { quota?: KeyQuota | null };
 
 export type KeyPatch = Partial<
   Pick<
@@ -109,6 +120,7 @@ export type KeyPatch = Partial<
     | "permissions"
     | "allowedIps"
     | "rateLimit"
+    | "quota"
     | "expiresAt"
     | "signing"
     | "signingSecret"
@@ -148,6 +160,10 @@ export type LogQuery = {
   beforeId?: number;
   /** Only the call (or calls) answered with this X-Request-Id. */
   requestId?: string;
+  /** Newest first (the default), or oldest first. */
+  order?: "asc" | "desc";
+  /** Oldest first: the last row's id, for the next page (exact). */
+  afterId?: number;
 };
 
 /** Keys by status (they add up to `total`), and the calls of the last 24 hours. */
@@ -217,6 +233,9 @@ export type KeyView = {
   owner_id: number;
   allowed_ips: string[] | null;
   rate_limit_per_minute: number | null;
+  quota: QuotaView | null;
+  /** Single-key reads only: what the quota stands at (null without a quota). */
+  quota_usage?: QuotaUsage | null;
   signing: SigningMode;
   tokens_issued: number;
   last_token_at: string | null;
@@ -244,6 +263,7 @@ export type KeyInput = {
   expires_at?: string | null;
   allowed_ips?: string[] | null;
   rate_limit_per_minute?: number | null;
+  quota?: unknown;
   owner_id?: number;
   signing?: string;
 };
@@ -266,6 +286,8 @@ export type KeyServiceOptions = {
    * null when no master key is configured, and then no key can be given a secret.
    */
   sealSecret?: ((secret: string, keyHash: string) => string) | null;
+  /** What a key's quota stands at in the period under way (the limiter's count). */
+  quotaUsage?: (k: StoredKey) => Promise<QuotaUsage | null>;
 };
 
 /** What minting a signed key without a master key answers. */
@@ -304,6 +326,7 @@ export class KeyService {
       owner_id: k.ownerId,
       allowed_ips: k.allowedIps,
       rate_limit_per_minute: k.rateLimit,
+      quota: quotaView(k.quota),
       signing: k.signing,
       tokens_issued: k.tokensIssued,
       last_token_at: k.lastTokenAt,
@@ -346,6 +369,7 @@ export class KeyService {
         ownerId,
         allowedIps: fields.allowedIps ?? null,
         rateLimit: fields.rateLimit ?? null,
+        quota: fields.quota ?? null,
         expiresAt: fields.expiresAt ?? null,
         createdAt: now.toISOString(),
         createdBy: actorId(p),
@@ -381,9 +405,22 @@ export class KeyService {
     return rows.map((k) => this.view(k));
   }
 
+  /** One key, with what its quota stands at. */
   async get(p: Principal, id: number): Promise<KeyView> {
     await this.o.flushUsage();
-    return this.view(await this.visible(p, id));
+    const k = await this.visible(p, id);
+    const view = this.view(k);
+    view.quota_usage = k.quota === null ? null : ((await this.usageOf(k)) ?? null);
+    return view;
+  }
+
+  /** The quota's standing; null when it cannot be read now (the key's page shows its limit alone). */
+  private async usageOf(k: StoredKey): Promise<QuotaUsage | null> {
+    try {
+      return (await this.o.quotaUsage?.(k)) ?? null;
+    } catch {
+      return null;
+    }
   }
 
   /** Changes a key; turning signing on mints its secret, answered here once. */
@@ -422,6 +459,7 @@ export class KeyService {
     }
     if (input.allowed_ips !== undefined) patch.allowedIps = fields.allowedIps ?? null;
     if (input.rate_limit_per_minute !== undefined) patch.rateLimit = fields.rateLimit ?? null;
+    if (input.quota !== undefined) patch.quota = fields.quota ?? null;
     if (input.expires_at !== undefined) patch.expiresAt = fields.expiresAt ?? null;
     let secret: string | null = null;
     if (fields.signing !== undefined && fields.signing !== key.signing) {
@@ -450,22 +488,50 @@ export class KeyService {
 
   async revoke(p: Principal, id: number): Promise<KeyView> {
     this.requireMayManage(p, "revoke keys");
-    const key = await this.visible(p, id);
+    await this.revokeVisible(p, await this.visible(p, id));
+    return this.get(p, id);
+  }
+
+  /**
+   * Revokes several keys, each as `revoke` does (its own transaction and key.revoked event,
+   * the cache eviction, the audit entry), in the order given. A key out of sight, or already
+   * revoked, is answered with its error and the others go on.
+   */
+  async revokeMany(p: Principal, ids: readonly number[], reason?: string): Promise<BulkRevoked[]> {
+    this.requireMayManage(p, "revoke keys");
+    const out: BulkRevoked[] = [];
+    for (const id of ids) {
+      try {
+        const key = await this.visible(p, id);
+        if (key.revokedAt !== null || !(await this.revokeVisible(p, key, reason)))
+          throw conflict(`key ${id} is already revoked`);
+        out.push({ id, revoked: true });
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err;
+        out.push({ id, error: { code: err.code, message: err.message } });
+      }
+    }
+    return out;
+  }
+
+  /** Revokes a key the principal may see; false when it already was revoked. */
+  private async revokeVisible(p: Principal, key: StoredKey, reason?: string): Promise<boolean> {
+    const why = reason === undefined ? {} : { reason };
     const changed = await this.o.keys.revoke(
-      id,
+      key.id,
       actorId(p),
       this.now().toISOString(),
-      this.event("key.revoked"),
+      this.event("key.revoked", why),
     );
     await this.o.evict(key.keyHash);
     if (changed)
       await this.o.audit.record(
         p,
         "key.revoke",
-        { type: "api_key", id },
-        { prefix: key.keyPrefix },
+        { type: "api_key", id: key.id },
+        { prefix: key.keyPrefix, ...why },
       );
-    return this.get(p, id);
+    return changed;
   }
 
   /**
@@ -525,6 +591,7 @@ export class KeyService {
         ownerId: old.ownerId,
         allowedIps: old.allowedIps,
         rateLimit: old.rateLimit,
+        quota: old.quota,
         expiresAt: old.expiresAt,
         createdAt: now.toISOString(),
         createdBy: actorId(p),
@@ -741,6 +808,11 @@ export class KeyService {
       }
       out.rateLimit = r;
     }
+    if (input.quota !== undefined) {
+      const parsed = parseQuota(input.quota);
+      if (parsed.ok) out.quota = parsed.quota;
+      else problems.push(...parsed.problems);
+    }
     if (input.signing !== undefined) {
       if (!isSigningMode(input.signing))
         problems.push({ field: "signing", message: 'must be "off", "optional" or "required"' });
@@ -766,6 +838,10 @@ export class KeyService {
 
 /** A minted (or rolled) key: its plaintext, its view, and its signing secret when it signs. */
 export type Minted = { key: string; data: KeyView; signingSecret?: string };
+
+/** One key of a bulk revocation: revoked now, or why not. */
+export type BulkRevoked =
+  { id: number; revoked: true } | { id: number; error: { code: ErrorCode; message: string } };
 
 function withSecret<T extends object>(
   out: T,
@@ -819,6 +895,7 @@ export function toKeyRecord(
     expiresAt: k.expiresAt === null ? null : Date.parse(k.expiresAt),
     allowedIps: allowed,
     rateLimit: k.rateLimit,
+    quota: quotaPlan(k.quota),
     replacedByPrefix,
     signing: k.signing,
     signingKey,

@@ -1,8 +1,9 @@
 import type { KeyObject } from "node:crypto";
 import type { Role } from "../auth/principal.js";
-import type { Limiter, RateDecision } from "../ratelimit/limiter.js";
+import type { Limiter, QuotaDecision, QuotaHit, RateDecision } from "../ratelimit/limiter.js";
 import { type Environment, hashKey, isWellFormedKey, type SigningMode } from "./format.js";
 import { type AllowList, ipAllowed } from "./ip.js";
+import { type QuotaPlan, type QuotaWindow, quotaWindow } from "./quota.js";
 import { methodNeed, parsePermissions, ROLE_MASKS } from "./permissions.js";
 import { type Scope, scopeNeededFor } from "./scopes.js";
 import type { SignatureCode } from "../credentials/signature.js";
@@ -32,6 +33,8 @@ export type KeyRecord = {
   allowedIps: AllowList | null;
   /** Requests per minute; `null` means the configured default. */
   rateLimit: number | null;
+  /** Admitted calls per day or month, with the period last worked out; null: no quota. */
+  quota?: QuotaPlan | null;
   /** Display prefix of the key that replaced this one by a roll, if any. */
   replacedByPrefix: string | null;
   /** Whether calls must be signed (RFC 9421): off, optional (a signed call must verify) or required. */
@@ -55,6 +58,8 @@ export type FailureCode =
   | "INVALID_USER"
   | "IP_NOT_ALLOWED"
   | "RATE_LIMIT_EXCEEDED"
+  /** The key's quota for the period is spent (after the budget, before the permissions). */
+  | "QUOTA_EXCEEDED"
   | "SCOPE_REQUIRED"
   /** The key has the permission, its owner's role does not: a key never exceeds its owner. */
   | "FORBIDDEN"
@@ -72,12 +77,14 @@ export type SignatureFailure = {
 };
 
 export type Verdict =
-  | { ok: true; key: KeyRecord; rate: RateDecision }
+  | { ok: true; key: KeyRecord; rate: RateDecision; quota?: QuotaDecision }
   | {
       ok: false;
       code: FailureCode;
       key?: KeyRecord;
       rate?: RateDecision;
+      /** The key's quota as it stands, for a key with one (its headers, and QUOTA_EXCEEDED). */
+      quota?: QuotaDecision;
       /** Set on SCOPE_REQUIRED: the scope the method needs. */
       scopeNeeded?: Scope;
       /** Set on SCOPE_REQUIRED and FORBIDDEN: the permission bit the route needs. */
@@ -165,6 +172,11 @@ export type VerifierOptions = {
   staleAfter?: (epoch: number, generation: string | undefined) => boolean;
   /** Access tokens, when the token exchange is on. */
   tokens?: TokenCheck;
+  /**
+   * Told of a key's quota once a call finds it at or past 80 % (`window.warnAt`) and the
+   * window not yet marked as told of 100 %: what sends `key.quota_low`. Must not block.
+   */
+  quotaLow?: (key: KeyRecord, window: QuotaWindow, quota: QuotaDecision) => void;
 };
 
 const MINUTE = 60_000;
@@ -295,9 +307,10 @@ export class KeyVerifier {
   ): Verdict | Promise<Verdict> {
     if (key === null) return { ok: false, code: "INVALID_TOKEN", tokenReason: GONE };
     const failed = checkKey(key, req.ip, req.now);
-    if (failed) return { ok: false, code: failed, key };
+    if (failed) return this.withQuota({ ok: false, code: failed, key }, req.now);
     const refused = tokenRefusal(key, v);
-    if (refused !== null) return refused;
+    if (refused !== null)
+      return this.withQuota(refused as Extract<Verdict, { ok: false }>, req.now);
     return this.count(key, hash, req, seen, v);
   }
 
@@ -321,19 +334,38 @@ export class KeyVerifier {
     seen: number,
   ): Verdict | Promise<Verdict> {
     const failed = checkKey(key, req.ip, req.now);
-    if (failed) return { ok: false, code: failed, key };
+    if (failed) return this.withQuota({ ok: false, code: failed, key }, req.now);
     if (key.signing !== "off") {
       const check = req.signature;
       if (check !== undefined) {
         return then(check.check(key), (refused) =>
           refused === null
             ? this.count(key, hash, req, seen)
-            : { ok: false as const, code: refused.code, key, signature: refused },
+            : this.withQuota(
+                { ok: false as const, code: refused.code, key, signature: refused },
+                req.now,
+              ),
         );
       }
-      if (key.signing === "required") return { ok: false, code: "SIGNATURE_REQUIRED", key };
+      if (key.signing === "required")
+        return this.withQuota({ ok: false, code: "SIGNATURE_REQUIRED", key }, req.now);
     }
     return this.count(key, hash, req, seen);
+  }
+
+  /**
+   * A refusal before the budget, of a key with a quota: with the quota as it stands, so its
+   * headers are sent (nothing is spent). Other keys' refusals are returned as they are.
+   */
+  private withQuota(v: Extract<Verdict, { ok: false }>, now: number): Verdict | Promise<Verdict> {
+    const plan = v.key?.quota;
+    const limiter = this.opts.limiter;
+    if (plan === undefined || plan === null || limiter.peekQuota === undefined) return v;
+    const w = quotaWindow(v.key?.id as number, plan, now);
+    return then(limiter.peekQuota(w, now), (q) => {
+      if (q !== null) v.quota = q;
+      return v;
+    });
   }
 
   /** The key cache's eviction count: a change between a key's read and its budget means a fresh read. */
@@ -354,6 +386,9 @@ export class KeyVerifier {
     token?: Extract<TokenVerdict, { ok: true }>,
   ): Verdict | Promise<Verdict> {
     const limit = key.rateLimit ?? this.opts.defaultRateLimit;
+    const plan = key.quota;
+    if (plan != null && this.opts.limiter.hitQuota !== undefined)
+      return this.countQuota(key, plan, limit, hash, req, seen, token);
     return then(this.opts.limiter.hit(`key:${key.id}`, limit, MINUTE, req.now), (rate) => {
       if (
         (rate.epoch !== undefined && this.opts.staleAfter?.(rate.epoch, rate.generation)) ||
@@ -368,14 +403,65 @@ export class KeyVerifier {
   }
 
   /**
+   * `count` for a key with a quota: the budget and the quota in one step of the limiter. The
+   * permissions are decided first, here, so that only a call that will be admitted spends the
+   * quota; the answer still follows the contract's order (budget, quota, permissions).
+   */
+  private countQuota(
+    key: KeyRecord,
+    plan: QuotaPlan,
+    limit: number,
+    hash: string,
+    req: Checked,
+    seen: number,
+    token: Extract<TokenVerdict, { ok: true }> | undefined,
+  ): Verdict | Promise<Verdict> {
+    const w = quotaWindow(key.id, plan, req.now);
+    const spend = permitted(key, req, token);
+    const hitQuota = this.opts.limiter.hitQuota as NonNullable<Limiter["hitQuota"]>;
+    const hit = hitQuota.call(this.opts.limiter, `key:${key.id}`, limit, MINUTE, req.now, w, spend);
+    return then(hit, (rate: QuotaHit) => {
+      const q = rate.quota;
+      if (q !== null && q.used >= w.warnAt && w.warned < 100) this.opts.quotaLow?.(key, w, q);
+      const spent = q !== null && spend && rate.allowed && q.allowed;
+      if (
+        (rate.epoch !== undefined && this.opts.staleAfter?.(rate.epoch, rate.generation)) ||
+        this.version() !== seen
+      ) {
+        return this.recheck(hash, req, rate, token, spent ? w : null);
+      }
+      return admitQuota(key, req, rate, token);
+    });
+  }
+
+  /**
    * Every check again on a fresh read, with the budget already counted: the record's, the
    * token's (revoked, or its key rolled), and signing turned on for an unsigned call. A
-   * signature already verified is not verified again: its nonce is spent.
+   * signature already verified is not verified again: its nonce is spent. A quota spent on
+   * the stale read is given back when the fresh read refuses the call.
    */
   private async recheck(
     hash: string,
     req: Checked,
-    rate: RateDecision,
+    rate: RateDecision | QuotaHit,
+    token: Extract<TokenVerdict, { ok: true }> | undefined,
+    spent: QuotaWindow | null = null,
+  ): Promise<Verdict> {
+    const v = await this.rechecked(hash, req, rate, token);
+    if (spent !== null && !v.ok) {
+      try {
+        await this.opts.limiter.refundQuota?.(spent);
+      } catch {
+        // The store is away: the call stays counted, which errs on the side of the quota.
+      }
+    }
+    return v;
+  }
+
+  private async rechecked(
+    hash: string,
+    req: Checked,
+    rate: RateDecision | QuotaHit,
     token: Extract<TokenVerdict, { ok: true }> | undefined,
   ): Promise<Verdict> {
     const key = await this.opts.lookup.find(hash);
@@ -388,8 +474,37 @@ export class KeyVerifier {
     } else if (key.signing === "required" && req.signature === undefined) {
       return { ok: false, code: "SIGNATURE_REQUIRED", key };
     }
+    if ("quota" in rate && key.quota != null) return admitQuota(key, req, rate, token);
     return admit(key, req, rate, token);
   }
+}
+
+/** Whether the key's permissions and its owner's role allow the call: decided before the quota. */
+function permitted(
+  key: KeyRecord,
+  req: Checked,
+  token: Extract<TokenVerdict, { ok: true }> | undefined,
+): boolean {
+  const need = req.need ?? methodNeed(req.method);
+  if (need === 0) return true;
+  const grants = token === undefined ? key.grants : key.grants & scopeMaskOf(token);
+  return (grants & need) !== 0 && (ROLE_MASKS[key.ownerRole] & need) !== 0;
+}
+
+/** `admit` for a key with a quota: the budget, then the quota, then the permissions. */
+function admitQuota(
+  key: KeyRecord,
+  req: Checked,
+  rate: QuotaHit,
+  token: Extract<TokenVerdict, { ok: true }> | undefined,
+): Verdict {
+  const quota = rate.quota ?? undefined;
+  if (!rate.allowed) return { ok: false, code: "RATE_LIMIT_EXCEEDED", key, rate, quota };
+  if (quota !== undefined && !quota.allowed)
+    return { ok: false, code: "QUOTA_EXCEEDED", key, rate, quota };
+  const v = admit(key, req, rate, token);
+  if (quota !== undefined) v.quota = quota;
+  return v;
 }
 
 /** Why a token of a key that passed the record checks is refused, or null: revoked, or its key rolled. */

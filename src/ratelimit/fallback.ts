@@ -1,8 +1,10 @@
-import type { Limiter, RateDecision } from "./limiter.js";
+import type { QuotaWindow } from "../keys/quota.js";
+import type { Limiter, QuotaDecision, QuotaHit, RateDecision } from "./limiter.js";
 
 export type FallbackOptions = {
   shared: Limiter;
-  local: Limiter;
+  /** Per-instance budgets; its quota counters are read again from the database on each fallback. */
+  local: Limiter & { forgetQuotas?(): void };
   /** Whether the shared store is reachable right now (checked before every call). */
   available: () => boolean;
   warn: (msg: string) => void;
@@ -47,6 +49,8 @@ export class FallbackLimiter implements Limiter {
     if (this.degraded) return;
     this.degraded = true;
     this.counts.fallbacks++;
+    // Quotas counted here start again from the database's counts, not from a past outage's.
+    this.o.local.forgetQuotas?.();
     const why = err instanceof Error ? `: ${err.message}` : "";
     this.o.warn(
       `shared rate-limit store unavailable${why}; budgets are per instance until it returns`,
@@ -63,6 +67,34 @@ export class FallbackLimiter implements Limiter {
 
   peek(bucket: string, limit: number, windowMs: number, now: number): Promise<RateDecision> {
     return this.use((l) => l.peek(bucket, limit, windowMs, now));
+  }
+
+  /**
+   * Quotas follow the budgets: shared while the store is up; while it is down, each instance
+   * counts in memory from the database's count, so the cluster may admit up to that many
+   * times the calls left (decision 0020).
+   */
+  hitQuota(
+    bucket: string,
+    limit: number,
+    windowMs: number,
+    now: number,
+    quota: QuotaWindow,
+    spend: boolean,
+  ): Promise<QuotaHit> {
+    return this.use(
+      (l) =>
+        l.hitQuota?.(bucket, limit, windowMs, now, quota, spend) ??
+        Promise.resolve(l.hit(bucket, limit, windowMs, now)).then((r) => ({ ...r, quota: null })),
+    );
+  }
+
+  peekQuota(quota: QuotaWindow, now: number): Promise<QuotaDecision | null> {
+    return this.use((l) => l.peekQuota?.(quota, now) ?? null);
+  }
+
+  refundQuota(quota: QuotaWindow): Promise<void> {
+    return this.use((l) => l.refundQuota?.(quota));
   }
 
   reset(bucket: string, windowMs: number, now: number): Promise<void> {

@@ -3,6 +3,7 @@ import { type Kysely, type Selectable, sql } from "kysely";
 import type { Role } from "../auth/principal.js";
 import type { CallLogEntry, CallLogSink, LastRefusal, LastUse } from "../calllog/writer.js";
 import type { Environment } from "../keys/format.js";
+import type { KeyQuota } from "../keys/quota.js";
 import type { Scope } from "../keys/scopes.js";
 import type {
   Activity,
@@ -64,6 +65,7 @@ function toKey(r: Row & OwnerColumns): StoredKey {
     ownerId: r.owner_id,
     allowedIps: r.allowed_ips === null ? null : (JSON.parse(r.allowed_ips) as string[]),
     rateLimit: r.rate_limit_per_minute,
+    quota: quotaOf(r),
     expiresAt: r.expires_at,
     createdAt: r.created_at,
     createdBy: r.created_by,
@@ -106,6 +108,28 @@ async function emitted<T>(
   for (const one of Array.isArray(e) ? e : [e]) await emitEvent(trx, one as NewEvent, now);
 }
 
+/** A key's quota from its columns (0011); an unreadable one is no quota. */
+function quotaOf(
+  r: Pick<Row, "quota_limit" | "quota_period" | "quota_refill_day">,
+): KeyQuota | null {
+  if (r.quota_limit === null || (r.quota_period !== "day" && r.quota_period !== "month"))
+    return null;
+  return {
+    limit: Number(r.quota_limit),
+    period: r.quota_period,
+    refillDay:
+      r.quota_period === "month" && r.quota_refill_day !== null ? Number(r.quota_refill_day) : null,
+  };
+}
+
+function quotaColumns(q: KeyQuota | null) {
+  return {
+    quota_limit: q?.limit ?? null,
+    quota_period: q?.period ?? null,
+    quota_refill_day: q?.refillDay ?? null,
+  };
+}
+
 function toRow(k: NewKey) {
   return {
     name: k.name,
@@ -118,6 +142,7 @@ function toRow(k: NewKey) {
     owner_id: k.ownerId,
     allowed_ips: k.allowedIps === null ? null : JSON.stringify(k.allowedIps),
     rate_limit_per_minute: k.rateLimit,
+    ...quotaColumns(k.quota ?? null),
     expires_at: k.expiresAt,
     created_at: k.createdAt,
     created_by: k.createdBy,
@@ -209,6 +234,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     if (patch.allowedIps !== undefined)
       set.allowed_ips = patch.allowedIps === null ? null : JSON.stringify(patch.allowedIps);
     if (patch.rateLimit !== undefined) set.rate_limit_per_minute = patch.rateLimit;
+    if (patch.quota !== undefined) Object.assign(set, quotaColumns(patch.quota));
     if (patch.expiresAt !== undefined) set.expires_at = patch.expiresAt;
     if (patch.signing !== undefined) set.signing = patch.signing;
     if (patch.signingSecret !== undefined) set.signing_secret = patch.signingSecret;
@@ -342,10 +368,11 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
         .select(LOG_COLUMNS)
         .where("request_id", "=", q.requestId)
         .where("api_key_id", "=", keyId)
-        .orderBy("id", "desc")
+        .orderBy("id", q.order === "asc" ? "asc" : "desc")
         .limit(q.limit)
         .execute();
     }
+    if (q.order === "asc") return this.logsAscending(keyId, q);
     const beforeMs = q.before === undefined ? Number.NaN : Date.parse(q.before);
     let upTo = Number.isNaN(beforeMs) ? null : Math.floor(beforeMs / 60_000);
     // The cursor row's place in the (second, id) order; a row since pruned still bounds by id.
@@ -383,6 +410,52 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
       for (const m of found) for (let s = 59; s >= 0; s--) seconds.push(m * 60 + s);
       rows.push(...(await this.logsIn(keyId, seconds, q, cursor, q.limit - rows.length)));
       upTo = (found[found.length - 1] as number) - 1;
+      chunk = Math.min(chunk * 2, 64);
+    }
+    return rows;
+  }
+
+  /**
+   * A key's calls, oldest first: the same walk as `logs` the other way — the minutes from
+   * `from` (or the `afterId` row's) upwards, each chunk read through the same index.
+   */
+  private async logsAscending(keyId: number, q: LogQuery): Promise<CallLogRow[]> {
+    const fromMs = q.from === undefined ? Number.NaN : Date.parse(q.from);
+    let fromMinute = Number.isNaN(fromMs) ? null : Math.floor(fromMs / 60_000);
+    let cursor: Cursor | null = null;
+    if (q.afterId !== undefined) {
+      const at = await this.db
+        .selectFrom("api_key_logs")
+        .select("second")
+        .where("id", "=", q.afterId)
+        .where("api_key_id", "=", keyId)
+        .executeTakeFirst();
+      const second = at?.second ?? null;
+      cursor = { id: q.afterId, second: second === null ? null : Number(second) };
+      if (cursor.second !== null) {
+        const minute = Math.floor(cursor.second / 60);
+        fromMinute = fromMinute === null ? minute : Math.max(fromMinute, minute);
+      }
+    }
+    const beforeMs = q.before === undefined ? Number.NaN : Date.parse(q.before);
+    const upTo = Number.isNaN(beforeMs) ? null : Math.floor(beforeMs / 60_000);
+    const rows: CallLogRow[] = [];
+    let chunk = 1;
+    while (rows.length < q.limit) {
+      let minutes = this.db
+        .selectFrom("api_key_log_minutes")
+        .select("minute")
+        .where("api_key_id", "=", keyId)
+        .orderBy("minute", "asc")
+        .limit(chunk);
+      if (fromMinute !== null) minutes = minutes.where("minute", ">=", fromMinute);
+      if (upTo !== null) minutes = minutes.where("minute", "<=", upTo);
+      const found = (await minutes.execute()).map((r) => Number(r.minute));
+      if (found.length === 0) break;
+      const seconds: number[] = [];
+      for (const m of found) for (let s = 0; s < 60; s++) seconds.push(m * 60 + s);
+      rows.push(...(await this.logsIn(keyId, seconds, q, cursor, q.limit - rows.length, "asc")));
+      fromMinute = (found[found.length - 1] as number) + 1;
       chunk = Math.min(chunk * 2, 16);
     }
     return rows;
@@ -394,6 +467,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     q: LogQuery,
     cursor: Cursor | null,
     limit: number,
+    order: "asc" | "desc" = "desc",
   ) {
     let query = this.db
       .selectFrom("api_key_logs")
@@ -404,13 +478,15 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     if (q.from !== undefined) query = query.where("timestamp", ">=", q.from);
     if (cursor !== null) {
       const { id, second } = cursor;
+      // Past the cursor row in the order read: before it newest first, after it oldest first.
+      const past = order === "desc" ? "<" : ">";
       query =
         second === null
-          ? query.where("id", "<", id)
+          ? query.where("id", past, id)
           : query.where((eb) =>
               eb.or([
-                eb("second", "<", second),
-                eb.and([eb("second", "=", second), eb("id", "<", id)]),
+                eb("second", past, second),
+                eb.and([eb("second", "=", second), eb("id", past, id)]),
               ]),
             );
     }
@@ -423,7 +499,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     } else if (s !== undefined) {
       query = query.where("error_code", "=", s);
     }
-    return query.orderBy("second", "desc").orderBy("id", "desc").limit(limit).execute();
+    return query.orderBy("second", order).orderBy("id", order).limit(limit).execute();
   }
 
   async activity(

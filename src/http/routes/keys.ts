@@ -15,6 +15,7 @@ import {
   normalize,
   summarize,
 } from "../../keys/permissions.js";
+import { MAX_QUOTA, QUOTA_PERIODS } from "../../keys/quota.js";
 import { SCOPES } from "../../keys/scopes.js";
 import {
   type CallLogRow,
@@ -22,7 +23,16 @@ import {
   type KeyView as View,
   MAX_GRACE_HOURS,
 } from "../../keys/service.js";
-import { component, errorResponses, Id, IdParams, Nullable, Ok, StringEnum } from "../schemas.js";
+import {
+  component,
+  ErrorCodeSchema,
+  errorResponses,
+  Id,
+  IdParams,
+  Nullable,
+  Ok,
+  StringEnum,
+} from "../schemas.js";
 import type { App } from "../types.js";
 
 /** The call log's filters, shared by the JSON log and its CSV export. */
@@ -63,14 +73,39 @@ const LOG_FILTERS = {
   ),
 };
 
+/** The order the call log is read in: newest first unless asked otherwise. */
+const LOG_ORDER = Type.Optional(
+  StringEnum(
+    ["desc", "asc"] as const,
+    "desc (the default): newest first, paged with before_id; asc: oldest first, paged with after_id",
+  ),
+);
+
 /** The filters as the key service takes them, times written as the call log stores them. */
-function logFilters(q: { status?: string; from?: string; before?: string; request_id?: string }) {
-  return {
-    status: q.status,
-    from: q.from === undefined ? undefined : storedTime("from", q.from),
-    before: q.before === undefined ? undefined : storedTime("before", q.before),
-    requestId: q.request_id,
-  };
+function logFilters(q: {
+  status?: string;
+  from?: string;
+  before?: string;
+  request_id?: string;
+  order?: "asc" | "desc";
+}) {
+  const from = q.from === undefined ? undefined : storedTime("from", q.from);
+  const before = q.before === undefined ? undefined : storedTime("before", q.before);
+  if (from !== undefined && before !== undefined && from >= before)
+    throw invalid("before", `must be later than from (${from}); the range [from, before) is empty`);
+  return { status: q.status, from, before, requestId: q.request_id, order: q.order };
+}
+
+/** The page cursor of the order asked for: before_id newest first, after_id oldest first. */
+function logCursor(q: { order?: "asc" | "desc"; before_id?: number; after_id?: number }) {
+  if (q.order === "asc") {
+    if (q.before_id !== undefined)
+      throw invalid("before_id", "pages newest first; with order=asc pass after_id instead");
+    return { afterId: q.after_id };
+  }
+  if (q.after_id !== undefined)
+    throw invalid("after_id", "pages oldest first: pass order=asc with it, or use before_id");
+  return { beforeId: q.before_id };
 }
 
 /** An ISO time as the call log writes it (with milliseconds), so text comparison is exact. */
@@ -100,10 +135,10 @@ const CSV_COLUMNS = [
   "environment",
 ] as const;
 
-/** The call log page by page (by `before_id`, exact), as rows for the CSV, up to `max`. */
+/** The call log page by page (by the last row's id, exact), as rows for the CSV, up to `max`. */
 async function* csvPages(
   first: CallLogRow[],
-  next: (beforeId: number, limit: number) => Promise<CallLogRow[]>,
+  next: (lastId: number, limit: number) => Promise<CallLogRow[]>,
   max: number,
 ): AsyncGenerator<CallLogRow> {
   let page = first;
@@ -127,6 +162,35 @@ const Scope = Type.Union([Type.Literal("read"), Type.Literal("write"), Type.Lite
   description: '"read" (GET), "write" (GET, POST, PUT) or "delete" (GET, POST, PUT, DELETE)',
 });
 
+const QuotaRecord = Type.Object(
+  {
+    limit: Type.Integer({
+      minimum: 1,
+      maximum: MAX_QUOTA,
+      description: "admitted calls per period: calls that pass every key check",
+    }),
+    period: StringEnum(
+      QUOTA_PERIODS,
+      "day (refills at 00:00 UTC) or month (refills on refill_day, 00:00 UTC)",
+    ),
+    refill_day: Type.Optional(
+      Nullable(
+        Type.Integer({
+          minimum: 1,
+          maximum: 31,
+          description:
+            "monthly quotas only: the day of the month it refills (default 1); past a month's end, its last day (31 → 28/29 in February)",
+        }),
+      ),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      "a hard cap of admitted calls per period, atomic across instances; past it calls are refused 429 QUOTA_EXCEEDED until the refill. Refusals (rate limit, permissions, …) spend none",
+  },
+);
+
 const KeyRecord = Type.Object({
   id: Type.Integer(),
   name: Type.String(),
@@ -149,6 +213,23 @@ const KeyRecord = Type.Object({
   owner_id: Type.Integer(),
   allowed_ips: Nullable(Type.Array(Type.String())),
   rate_limit_per_minute: Nullable(Type.Integer()),
+  quota: Nullable(QuotaRecord),
+  quota_usage: Type.Optional(
+    Nullable(
+      Type.Object(
+        {
+          used: Type.Integer({ description: "admitted calls counted this period" }),
+          remaining: Type.Integer(),
+          period_start: Type.String({ description: "when the period under way began (UTC)" }),
+          resets_at: Type.String({ description: "when it ends and the quota is whole again" }),
+        },
+        {
+          description:
+            "single-key reads only (not lists): where the quota stands now; null without a quota, or when its count cannot be read",
+        },
+      ),
+    ),
+  ),
   signing: StringEnum(
     SIGNING_MODES,
     "off: the key alone; optional: signed calls must verify, unsigned ones pass; required: every call must carry an RFC 9421 signature made with the key's signing secret",
@@ -186,6 +267,32 @@ const KeyRecord = Type.Object({
 });
 export const KeyView = component("ApiKey", KeyRecord);
 
+/** The most keys one bulk revocation takes. */
+export const BULK_REVOKE_MAX = 100;
+
+const BulkRevokeResult = component(
+  "BulkRevokeResult",
+  Type.Union(
+    [
+      Type.Object(
+        { id: Type.Integer(), revoked: Type.Literal(true) },
+        { additionalProperties: false },
+      ),
+      Type.Object(
+        {
+          id: Type.Integer(),
+          error: Type.Object({ code: ErrorCodeSchema, message: Type.String() }),
+        },
+        { additionalProperties: false },
+      ),
+    ],
+    {
+      description:
+        "One key of a bulk revocation: revoked now, or why not (NOT_FOUND: no such key in sight; CONFLICT: already revoked)",
+    },
+  ),
+);
+
 const Expiry = Nullable(
   Type.String({
     maxLength: 64,
@@ -222,6 +329,7 @@ const editable = {
   expires_at: Type.Optional(Expiry),
   allowed_ips: Type.Optional(AllowedIps),
   rate_limit_per_minute: Type.Optional(RateLimit),
+  quota: Type.Optional(Nullable(QuotaRecord)),
   signing: Type.Optional(
     StringEnum(
       SIGNING_MODES,
@@ -519,7 +627,7 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
           tags,
           security,
           summary:
-            "Change name, description, permissions (or scopes), allowed IPs, rate limit, expiry or signing; applies on the next request. Turning signing on answers the new signing_secret, once",
+            "Change name, description, permissions (or scopes), allowed IPs, rate limit, quota, expiry or signing; applies on the next request. Turning signing on answers the new signing_secret, once",
           params: IdParams,
           body: Type.Object(
             {
@@ -561,6 +669,48 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
         success: true as const,
         data: await kg.keys.revoke(req.principal as Principal, req.params.id),
       }),
+    );
+    app.post(
+      "/api-keys/revoke",
+      {
+        schema: {
+          tags,
+          security,
+          summary: `Revoke up to ${BULK_REVOKE_MAX} keys at once, each as DELETE /api-keys/{id} does; answers key by key`,
+          body: Type.Object(
+            {
+              ids: Type.Array(Id("a key's id"), {
+                minItems: 1,
+                maxItems: BULK_REVOKE_MAX,
+                description: "the keys to revoke, each once",
+              }),
+              reason: Type.Optional(
+                Type.String({
+                  minLength: 1,
+                  maxLength: 200,
+                  description: "kept in the audit trail and sent in each key.revoked event",
+                }),
+              ),
+            },
+            { additionalProperties: false },
+          ),
+          response: {
+            200: Ok(Type.Array(BulkRevokeResult)),
+            ...errorResponses(false, [400, 401, 403]),
+          },
+        },
+      },
+      async (req) => {
+        const { ids, reason } = req.body;
+        const twice = ids.find((id, i) => ids.indexOf(id) !== i);
+        if (twice !== undefined)
+          throw invalid("ids", `names key ${twice} twice; name each key once`);
+        const trimmed = reason?.trim();
+        return {
+          success: true as const,
+          data: await kg.keys.revokeMany(req.principal as Principal, ids, trimmed || undefined),
+        };
+      },
     );
     app.post(
       "/api-keys/:id/roll",
@@ -605,16 +755,25 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
           tags,
           security,
           summary:
-            "The key's calls, newest first; filter by status, time range or request id, and page with `before_id`",
+            "The key's calls, newest first (or oldest first with order=asc); filter by status, time range or request id, and page with `before_id` (`after_id` oldest first)",
           params: IdParams,
           querystring: Type.Object(
             {
               limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 200 })),
               ...LOG_FILTERS,
+              order: LOG_ORDER,
               before_id: Type.Optional(
                 Type.Integer({
                   minimum: 1,
-                  description: "the last row's id: the next page, without gaps or repeats",
+                  description:
+                    "newest first: the last row's id, for the next page, without gaps or repeats",
+                }),
+              ),
+              after_id: Type.Optional(
+                Type.Integer({
+                  minimum: 1,
+                  description:
+                    "oldest first (order=asc): the last row's id, for the next page, without gaps or repeats",
                 }),
               ),
             },
@@ -630,8 +789,8 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
         success: true as const,
         data: await kg.keys.logs(req.principal as Principal, req.params.id, {
           ...logFilters(req.query),
+          ...logCursor(req.query),
           limit: req.query.limit ?? 200,
-          beforeId: req.query.before_id,
         }),
       }),
     );
@@ -642,7 +801,7 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
           tags,
           security,
           summary:
-            "The key's calls as CSV (RFC 4180, a header row, newest first), streamed; the same filters as the call log",
+            "The key's calls as CSV (RFC 4180, a header row, newest first or oldest first with order=asc), streamed; the same filters as the call log",
           description: `At most \`limit\` rows (default ${CSV_DEFAULT_ROWS.toLocaleString("en")}, at most ${CSV_MAX_ROWS.toLocaleString("en")}). A cell that a spreadsheet would read as a formula (starting with =, +, -, @, tab or carriage return) is prefixed with an apostrophe: paths, user agents and messages come from callers.`,
           params: IdParams,
           querystring: Type.Object(
@@ -651,6 +810,7 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
                 Type.Integer({ minimum: 1, maximum: CSV_MAX_ROWS, default: CSV_DEFAULT_ROWS }),
               ),
               ...LOG_FILTERS,
+              order: LOG_ORDER,
             },
             { additionalProperties: false },
           ),
@@ -670,8 +830,12 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
         const filters = logFilters(req.query);
         // The first page before any byte is sent: a key out of sight is a 404 in JSON.
         const first = await kg.keys.logs(p, id, { ...filters, limit: Math.min(CSV_PAGE, max) });
-        const next = (beforeId: number, limit: number) =>
-          kg.keys.logs(p, id, { ...filters, limit, beforeId });
+        const next = (lastId: number, limit: number) =>
+          kg.keys.logs(p, id, {
+            ...filters,
+            limit,
+            ...(filters.order === "asc" ? { afterId: lastId } : { beforeId: lastId }),
+          });
         reply
           .header("Content-Type", "text/csv; charset=utf-8")
           .header("Content-Disposition", `attachment; filename="key-${id}-calls.csv"`)
