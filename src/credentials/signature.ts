@@ -1,4 +1,5 @@
-import { createHash, createHmac, type KeyObject, timingSafeEqual } from "node:crypto";
+import { hash, type KeyObject, timingSafeEqual } from "node:crypto";
+import { hmacSha256 } from "./hmac.js";
 import {
   type BareItem,
   type InnerList,
@@ -192,9 +193,7 @@ function pick(input: Map<string, Item | InnerList>, keyid: string): [string, Inn
 }
 
 function digestOf(body: Uint8Array, algorithm: "sha-256" | "sha-512"): Buffer {
-  return createHash(algorithm === "sha-256" ? "sha256" : "sha512")
-    .update(body)
-    .digest();
+  return hash(algorithm === "sha-256" ? "sha256" : "sha512", body, "buffer");
 }
 
 /** Content-Digest (RFC 9530) against the raw body: sha-256 (or sha-512) must match. */
@@ -326,7 +325,7 @@ function check(
   const sent = member[0];
   if (!(sent instanceof ArrayBuffer) && !ArrayBuffer.isView(sent))
     throw invalid(`Signature "${label}" must be a byte sequence (:base64:)`, base);
-  const mac = createHmac("sha256", o.secret).update(base).digest();
+  const mac = hmacSha256(o.secret, base);
   const given = sent instanceof ArrayBuffer ? new Uint8Array(sent) : (sent as Uint8Array);
   if (given.length !== mac.length || !timingSafeEqual(given, mac)) {
     throw invalid(
