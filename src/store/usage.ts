@@ -553,6 +553,9 @@ function countsOf(a: Float64Array, c: number) {
   };
 }
 
+/** How long rollups are kept (the pruner keeps them at least as long as the call log). */
+export const USAGE_RETENTION_DAYS = 400;
+
 /** Drops rollup rows of hours before `beforeHour`; answers how many went. */
 export async function pruneUsage(db: Kysely<DB>, beforeHour: number): Promise<number> {
   const r = await db.deleteFrom("usage_rollups").where("hour", "<", beforeHour).executeTakeFirst();
