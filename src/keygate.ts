@@ -17,7 +17,8 @@ import { TokenAuthority } from "./credentials/tokens.js";
 import { SqlSigningKeyStore, SqlTokenLedger } from "./store/credentials.js";
 import type { Config } from "./config.js";
 import { CachedKeyLookup } from "./keys/cache.js";
-import { KeyService } from "./keys/service.js";
+import { quotaPlan, type QuotaUsage, quotaWindow } from "./keys/quota.js";
+import { KeyService, type StoredKey } from "./keys/service.js";
 import { KeyVerifier } from "./keys/verify.js";
 import { Metrics } from "./metrics/metrics.js";
 import { NasDevices } from "./panel/nas.js";
@@ -43,8 +44,9 @@ import {
   SqlUsageRepo,
 } from "./store/panel.js";
 import { SqlTwoFactorRepo } from "./store/twofactor.js";
-import { pruneUsage, USAGE_RETENTION_DAYS } from "./store/usage.js";
+import { admittedSince, pruneUsage, USAGE_RETENTION_DAYS } from "./store/usage.js";
 import { DeliveryWorker, type DeliveryOptions } from "./events/delivery.js";
+import { QuotaEvents } from "./events/quota.js";
 import { Scheduler } from "./events/scheduler.js";
 import { CallSignals, raiseSignalAlerts } from "./events/signals.js";
 import {
@@ -109,6 +111,8 @@ export type Keygate = {
   scheduler: Scheduler;
   /** Emits key.new_ip and key.refusals_spike from the call log as it is written. */
   signals: CallSignals;
+  /** Emits key.quota_low when a key's quota reaches 80 % and 100 % of a period. */
+  quotaEvents: QuotaEvents;
   /** Delivers the outbox to webhook endpoints; a serving process starts it (`serve.ts`). */
   deliveries: DeliveryWorker;
   /** Drops a key from every instance's cache, by id: its next call reads it anew. */
@@ -131,6 +135,21 @@ export type KeygateOptions = {
     >
   >;
 };
+
+/** What a key's quota stands at now, as the limiter counts it; null without a quota. */
+async function quotaUsage(limiter: Limiter, k: StoredKey, now: number): Promise<QuotaUsage | null> {
+  const plan = quotaPlan(k.quota);
+  if (plan === null || limiter.peekQuota === undefined) return null;
+  const w = quotaWindow(k.id, plan, now);
+  const q = await limiter.peekQuota(w, now);
+  if (q === null) return null;
+  return {
+    used: q.used,
+    remaining: q.remaining,
+    period_start: new Date(w.startMs).toISOString(),
+    resets_at: new Date(w.endMs).toISOString(),
+  };
+}
 
 /**
  * How long a verified key stays cached in a serving process before it is read again: what
@@ -175,6 +194,11 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     ttlMs: keyCacheTtlMs(config),
   });
   const memory = new MemoryLimiter(10_000, clock);
+  // A quota counter this process (or an emptied Redis) lacks starts from the rollups' count.
+  // Periods start and end on UTC hours, as the rollups' rows do.
+  const quotaSeed = (id: number, start: number, end: number) =>
+    admittedSince(db, id, Math.floor(start / 3_600_000), Math.ceil(end / 3_600_000));
+  memory.seedQuotasFrom(quotaSeed, log.warn, clock);
   let limiter: Limiter = memory;
   let cluster: Cluster | null = null;
   if (config.redisUrl) {
@@ -188,7 +212,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     });
     cluster = c;
     limiter = new FallbackLimiter({
-      shared: new RedisLimiter(c.redis, c.keyPrefix, c.epochKey),
+      shared: new RedisLimiter(c.redis, c.keyPrefix, c.epochKey, quotaSeed, log.warn),
       local: memory,
       available: () => c.available,
       ...log,
@@ -268,6 +292,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     now,
     sealSecret:
       keyring === null ? null : (secret, keyHash) => keyring.seal(secret, secretBinding(keyHash)),
+    quotaUsage: (k) => quotaUsage(limiter, k, clock()),
   });
   kg.alerts = new Alerts(new SqlAlertRepo(db), now);
   kg.leaks = new LeakIntake({
@@ -311,10 +336,17 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
             isPlain(stored) ? stored : keyring.open(stored, tokenKeyBinding(kid)),
         }),
   });
+  kg.quotaEvents = new QuotaEvents({
+    database,
+    now,
+    warn: (msg) => kg.warn(msg),
+    onEvents: () => kg.deliveries.nudge(),
+  });
   kg.verifier = new KeyVerifier({
     lookup: keyCache,
     tokens: kg.tokens,
     limiter,
+    quotaLow: (key, window, quota) => kg.quotaEvents.observe(key, window, quota),
     defaultRateLimit: config.keyRateLimit,
     failedAttemptLimit: config.failedKeyLimit,
     ...(cluster
@@ -460,6 +492,7 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
       await kg.deliveries.stop();
       await kg.callLog.stop();
       await kg.signals.stop();
+      await kg.quotaEvents.stop();
     } finally {
       await limiter.close?.();
       await cluster?.close();
