@@ -13,7 +13,21 @@ export type AuditEntry = {
   created_at: string;
 };
 
-export type AuditQuery = { limit: number; offset: number; action?: string; targetType?: string };
+/** The trail's orders: by time either way, or by who or what (then newest first). */
+export const AUDIT_SORTS = ["newest", "oldest", "actor", "action"] as const;
+export type AuditSort = (typeof AUDIT_SORTS)[number];
+
+export type AuditQuery = {
+  limit: number;
+  offset: number;
+  action?: string;
+  targetType?: string;
+  /** ISO timestamps as stored: entries at or after `from`, and before `to`. */
+  from?: string;
+  to?: string;
+  /** Newest first unless asked otherwise. */
+  sort?: AuditSort;
+};
 
 export interface AuditRepo {
   insert(entry: Omit<AuditEntry, "id">): Promise<void>;

@@ -481,7 +481,7 @@ export interface webhooks {
     get?: never;
     put?: never;
     /**
-     * A key was revoked
+     * A key was revoked; `reason` when one was given (a bulk revocation's, or exposed for a key found exposed)
      * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
      */
     post: operations["webhookKeyRevoked"];
@@ -585,6 +585,26 @@ export interface webhooks {
      * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
      */
     post: operations["webhookKeyRefusalsSpike"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "key.quota_low": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A key's quota for the period under way reached 80 % (threshold_percent 80), then all of it (100: its calls are refused QUOTA_EXCEEDED until resets_at); once per key, period and threshold across instances
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookKeyQuotaLow"];
     delete?: never;
     options?: never;
     head?: never;
@@ -759,6 +779,7 @@ export interface components {
       | "INVALID_USER"
       | "IP_NOT_ALLOWED"
       | "RATE_LIMIT_EXCEEDED"
+      | "QUOTA_EXCEEDED"
       | "SCOPE_REQUIRED"
       | "SIGNATURE_REQUIRED"
       | "SIGNATURE_INVALID"
@@ -942,6 +963,17 @@ export interface components {
       };
       expires_at: string | null;
       rate_limit_per_minute: number;
+      quota: {
+        limit: number;
+        /** @description day or month */
+        period: string;
+        refill_day: number | null;
+        /** @description admitted calls this period, this one included */
+        used: number;
+        remaining: number;
+        /** @description when the period ends (UTC) */
+        resets_at: string;
+      } | null;
       allowed_ips: string[] | null;
       client_ip: string;
       replaced_by_prefix: string | null;
@@ -1000,6 +1032,12 @@ export interface components {
     XAcceptedPermissions: string;
     /** @description The environment that answered: the key's (live or test); for a call whose key is not known, the one its value names, else none */
     KeygateEnvironment: "live" | "test" | "none";
+    /** @description For a key with a quota: the admitted calls its day or month allows. Absent for keys without one */
+    KeygateQuotaLimit: number;
+    /** @description For a key with a quota: the admitted calls left in the period, after this one (refusals spend none). Sent on every answer once the key is known, refusals included */
+    KeygateQuotaRemaining: number;
+    /** @description For a key with a quota: seconds until the period ends and the quota is whole again (days at 00:00 UTC; months on the key's refill_day, UTC) */
+    KeygateQuotaReset: number;
   };
   pathItems: never;
 }
@@ -1477,6 +1515,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1492,6 +1533,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1503,17 +1547,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1525,6 +1575,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1556,6 +1609,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1572,6 +1628,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1583,6 +1642,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1594,17 +1656,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1616,6 +1684,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1657,6 +1728,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1672,6 +1746,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1683,6 +1760,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1694,6 +1774,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1705,6 +1788,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1716,6 +1802,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1727,17 +1816,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1749,6 +1844,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1773,6 +1871,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1788,6 +1889,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1799,6 +1903,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1810,6 +1917,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1821,17 +1931,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1843,6 +1959,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1868,6 +1987,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1883,6 +2005,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1894,6 +2019,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1905,6 +2033,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1916,17 +2047,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1938,6 +2075,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1982,6 +2122,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -1997,6 +2140,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2008,6 +2154,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2019,6 +2168,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2030,6 +2182,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2041,6 +2196,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2052,6 +2210,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2063,17 +2224,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2085,6 +2252,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2110,6 +2280,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2125,6 +2298,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2136,6 +2312,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2147,6 +2326,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2158,6 +2340,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2169,6 +2354,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2180,17 +2368,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2202,6 +2396,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2227,6 +2424,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2242,6 +2442,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2253,6 +2456,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2264,6 +2470,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2275,6 +2484,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2286,6 +2498,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2297,17 +2512,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2319,6 +2540,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2344,6 +2568,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2359,6 +2586,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2370,6 +2600,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2381,6 +2614,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2392,6 +2628,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2403,6 +2642,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2414,17 +2656,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2436,6 +2684,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2466,6 +2717,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2481,6 +2735,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2492,6 +2749,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2503,6 +2763,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2514,17 +2777,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2536,6 +2805,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2558,6 +2830,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2573,6 +2848,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2584,17 +2862,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2606,6 +2890,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2631,6 +2918,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2646,6 +2936,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2657,6 +2950,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2668,6 +2964,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2679,17 +2978,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2701,6 +3006,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2723,6 +3031,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2738,6 +3049,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2749,17 +3063,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2771,6 +3091,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2796,6 +3119,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2811,6 +3137,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2822,6 +3151,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2833,6 +3165,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2844,17 +3179,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2866,6 +3207,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2897,6 +3241,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2913,6 +3260,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2924,6 +3274,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2935,17 +3288,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2957,6 +3316,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -2994,6 +3356,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -3009,6 +3374,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -3024,6 +3392,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -3035,6 +3406,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -3046,6 +3420,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -3057,6 +3434,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -3068,6 +3448,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -3079,17 +3462,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -3101,6 +3490,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -3126,6 +3518,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -3141,6 +3536,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -3152,6 +3550,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -3163,6 +3564,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -3174,17 +3578,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -3196,6 +3606,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -3218,6 +3631,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -3233,6 +3649,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -3244,17 +3663,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -3266,6 +3691,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -3822,6 +4250,73 @@ export interface operations {
         "application/json": {
           /** @constant */
           type: "key.refusals_spike";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookKeyQuotaLow: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "key.quota_low",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 7,
+         *         "name": "Billing sync",
+         *         "key_prefix": "pk_live_ab12",
+         *         "environment": "live",
+         *         "owner_id": 1,
+         *         "expires_at": null,
+         *         "threshold_percent": 80,
+         *         "quota": {
+         *           "limit": 10000,
+         *           "period": "month",
+         *           "refill_day": 15
+         *         },
+         *         "used": 8000,
+         *         "remaining": 2000,
+         *         "period_start": "2026-04-15T00:00:00.000Z",
+         *         "resets_at": "2026-05-15T00:00:00.000Z"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "key.quota_low";
           /** Format: date-time */
           timestamp: string;
           /** @description the record the event is about; never a key, hash or password */

@@ -556,8 +556,16 @@ export class SqlAuditRepo implements AuditRepo {
     let base = this.db.selectFrom("audit_log");
     if (q.action) base = base.where("action", "=", q.action);
     if (q.targetType) base = base.where("target_type", "=", q.targetType);
+    if (q.from) base = base.where("created_at", ">=", q.from);
+    if (q.to) base = base.where("created_at", "<", q.to);
+    // Entries are written in time order, so the id orders them by time, ties included.
+    let sorted = base.selectAll();
+    // Entries without a username (the operator's) first, on both engines alike.
+    if (q.sort === "actor") sorted = sorted.orderBy(sql`coalesce(actor_username, '')`, "asc");
+    if (q.sort === "action") sorted = sorted.orderBy("action", "asc");
+    sorted = sorted.orderBy("id", q.sort === "oldest" ? "asc" : "desc");
     const [rows, total] = await Promise.all([
-      base.selectAll().orderBy("id", "desc").limit(q.limit).offset(q.offset).execute(),
+      sorted.limit(q.limit).offset(q.offset).execute(),
       base.select(count.as("n")).executeTakeFirstOrThrow(),
     ]);
     return {

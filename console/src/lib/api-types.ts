@@ -311,11 +311,28 @@ export interface paths {
     };
     /** One key */
     get: operations["getApiKey"];
-    /** Change name, description, permissions (or scopes), allowed IPs, rate limit, expiry or signing; applies on the next request. Turning signing on answers the new signing_secret, once */
+    /** Change name, description, permissions (or scopes), allowed IPs, rate limit, quota, expiry or signing; applies on the next request. Turning signing on answers the new signing_secret, once */
     put: operations["updateApiKey"];
     post?: never;
     /** Revoke a key: refused from the next request on; the row and its logs stay. Revoking twice is fine. */
     delete: operations["revokeApiKey"];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/api-keys/revoke": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Revoke up to 100 keys at once, each as DELETE /api-keys/{id} does; answers key by key */
+    post: operations["revokeApiKeys"];
+    delete?: never;
     options?: never;
     head?: never;
     patch?: never;
@@ -345,7 +362,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** The key's calls, newest first; filter by status, time range or request id, and page with `before_id` */
+    /** The key's calls, newest first (or oldest first with order=asc); filter by status, time range or request id, and page with `before_id` (`after_id` oldest first) */
     get: operations["listApiKeyLogs"];
     put?: never;
     post?: never;
@@ -363,7 +380,7 @@ export interface paths {
       cookie?: never;
     };
     /**
-     * The key's calls as CSV (RFC 4180, a header row, newest first), streamed; the same filters as the call log
+     * The key's calls as CSV (RFC 4180, a header row, newest first or oldest first with order=asc), streamed; the same filters as the call log
      * @description At most `limit` rows (default 10,000, at most 1,000,000). A cell that a spreadsheet would read as a formula (starting with =, +, -, @, tab or carriage return) is prefixed with an apostrophe: paths, user agents and messages come from callers.
      */
     get: operations["exportApiKeyLogs"];
@@ -382,7 +399,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Who did what to which key, user or record, when and from where (admin), newest first */
+    /** Who did what to which key, user or record, when and from where (admin), newest first unless sorted otherwise; filter by action, target and time range */
     get: operations["listAuditEntries"];
     put?: never;
     post?: never;
@@ -1290,7 +1307,7 @@ export interface webhooks {
     get?: never;
     put?: never;
     /**
-     * A key was revoked
+     * A key was revoked; `reason` when one was given (a bulk revocation's, or exposed for a key found exposed)
      * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
      */
     post: operations["webhookKeyRevoked"];
@@ -1394,6 +1411,26 @@ export interface webhooks {
      * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
      */
     post: operations["webhookKeyRefusalsSpike"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "key.quota_low": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A key's quota for the period under way reached 80 % (threshold_percent 80), then all of it (100: its calls are refused QUOTA_EXCEEDED until resets_at); once per key, period and threshold across instances
+     * @description Keygate POSTs this to every enabled endpoint subscribed to the event (of its environment; a non-admin's endpoint only for its own records). Answer 2xx within 10 s; anything else (a redirect too) is retried with backoff for more than 27 hours, with the same webhook-id.
+     */
+    post: operations["webhookKeyQuotaLow"];
     delete?: never;
     options?: never;
     head?: never;
@@ -1568,6 +1605,7 @@ export interface components {
       | "INVALID_USER"
       | "IP_NOT_ALLOWED"
       | "RATE_LIMIT_EXCEEDED"
+      | "QUOTA_EXCEEDED"
       | "SCOPE_REQUIRED"
       | "SIGNATURE_REQUIRED"
       | "SIGNATURE_INVALID"
@@ -1760,6 +1798,17 @@ export interface components {
       };
       expires_at: string | null;
       rate_limit_per_minute: number;
+      quota: {
+        limit: number;
+        /** @description day or month */
+        period: string;
+        refill_day: number | null;
+        /** @description admitted calls this period, this one included */
+        used: number;
+        remaining: number;
+        /** @description when the period ends (UTC) */
+        resets_at: string;
+      } | null;
       allowed_ips: string[] | null;
       client_ip: string;
       replaced_by_prefix: string | null;
@@ -1926,6 +1975,25 @@ export interface components {
       owner_id: number;
       allowed_ips: string[] | null;
       rate_limit_per_minute: number | null;
+      quota: {
+        /** @description admitted calls per period: calls that pass every key check */
+        limit: number;
+        /**
+         * @description day (refills at 00:00 UTC) or month (refills on refill_day, 00:00 UTC)
+         * @enum {string}
+         */
+        period: "day" | "month";
+        refill_day?: number | null;
+      } | null;
+      quota_usage?: {
+        /** @description admitted calls counted this period */
+        used: number;
+        remaining: number;
+        /** @description when the period under way began (UTC) */
+        period_start: string;
+        /** @description when it ends and the quota is whole again */
+        resets_at: string;
+      } | null;
       /**
        * @description off: the key alone; optional: signed calls must verify, unsigned ones pass; required: every call must carry an RFC 9421 signature made with the key's signing secret
        * @enum {string}
@@ -1952,6 +2020,20 @@ export interface components {
       rolled_from_id: number | null;
       replaced_by_id: number | null;
     };
+    /** @description One key of a bulk revocation: revoked now, or why not (NOT_FOUND: no such key in sight; CONFLICT: already revoked) */
+    BulkRevokeResult:
+      | {
+          id: number;
+          /** @enum {boolean} */
+          revoked: true;
+        }
+      | {
+          id: number;
+          error: {
+            code: components["schemas"]["ErrorCode"];
+            message: string;
+          };
+        };
     CallLogEntry: {
       /** @description pass the last row's id as before_id for the next page */
       id: number;
@@ -2131,6 +2213,12 @@ export interface components {
     XAcceptedPermissions: string;
     /** @description The environment that answered: the key's (live or test); for a call whose key is not known, the one its value names, else none */
     KeygateEnvironment: "live" | "test" | "none";
+    /** @description For a key with a quota: the admitted calls its day or month allows. Absent for keys without one */
+    KeygateQuotaLimit: number;
+    /** @description For a key with a quota: the admitted calls left in the period, after this one (refusals spend none). Sent on every answer once the key is known, refusals included */
+    KeygateQuotaRemaining: number;
+    /** @description For a key with a quota: seconds until the period ends and the quota is whole again (days at 00:00 UTC; months on the key's refill_day, UTC) */
+    KeygateQuotaReset: number;
   };
   pathItems: never;
 }
@@ -3513,6 +3601,16 @@ export interface operations {
           expires_at?: string | null;
           allowed_ips?: string[] | null;
           rate_limit_per_minute?: number | null;
+          quota?: {
+            /** @description admitted calls per period: calls that pass every key check */
+            limit: number;
+            /**
+             * @description day (refills at 00:00 UTC) or month (refills on refill_day, 00:00 UTC)
+             * @enum {string}
+             */
+            period: "day" | "month";
+            refill_day?: number | null;
+          } | null;
           /**
            * @description off (default): the key alone; optional: signed calls must verify, unsigned ones pass; required: every call carries an RFC 9421 signature. Turning it on mints a signing_secret, answered once; needs KEYGATE_MASTER_KEY
            * @enum {string}
@@ -3905,6 +4003,16 @@ export interface operations {
           expires_at?: string | null;
           allowed_ips?: string[] | null;
           rate_limit_per_minute?: number | null;
+          quota?: {
+            /** @description admitted calls per period: calls that pass every key check */
+            limit: number;
+            /**
+             * @description day (refills at 00:00 UTC) or month (refills on refill_day, 00:00 UTC)
+             * @enum {string}
+             */
+            period: "day" | "month";
+            refill_day?: number | null;
+          } | null;
           /**
            * @description off (default): the key alone; optional: signed calls must verify, unsigned ones pass; required: every call carries an RFC 9421 signature. Turning it on mints a signing_secret, answered once; needs KEYGATE_MASTER_KEY
            * @enum {string}
@@ -4121,6 +4229,105 @@ export interface operations {
       };
     };
   };
+  revokeApiKeys: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          /** @description the keys to revoke, each once */
+          ids: number[];
+          /** @description kept in the audit trail and sent in each key.revoked event */
+          reason?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Each key's outcome, in the order given: revoked, or its error (NOT_FOUND, CONFLICT) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {boolean} */
+            success: true;
+            data: components["schemas"]["BulkRevokeResult"][];
+          };
+        };
+      };
+      /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Unauthorized — `UNAUTHORIZED`: no valid access token: sign in with `POST /api/auth/login`, or refresh with `POST /api/auth/refresh` */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Forbidden — `FORBIDDEN`: the caller's role may not do this; the message names the role needed; `TWO_FACTOR_ENROLMENT_REQUIRED`: `KEYGATE_REQUIRE_2FA` asks this user to turn on two-factor sign-in first */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Payload too large — `PAYLOAD_TOO_LARGE`: the body is larger than 1 MiB */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Unsupported media type — `UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `Content-Type: application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+    };
+  };
   rollApiKey: {
     parameters: {
       query?: never;
@@ -4255,8 +4462,12 @@ export interface operations {
         before?: string;
         /** @description the X-Request-Id of one answer (from its headers or an integrator's report): that call only */
         request_id?: string;
-        /** @description the last row's id: the next page, without gaps or repeats */
+        /** @description desc (the default): newest first, paged with before_id; asc: oldest first, paged with after_id */
+        order?: "desc" | "asc";
+        /** @description newest first: the last row's id, for the next page, without gaps or repeats */
         before_id?: number;
+        /** @description oldest first (order=asc): the last row's id, for the next page, without gaps or repeats */
+        after_id?: number;
       };
       header?: {
         /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
@@ -4342,6 +4553,8 @@ export interface operations {
         before?: string;
         /** @description the X-Request-Id of one answer (from its headers or an integrator's report): that call only */
         request_id?: string;
+        /** @description desc (the default): newest first, paged with before_id; asc: oldest first, paged with after_id */
+        order?: "desc" | "asc";
       };
       header?: {
         /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
@@ -4418,6 +4631,12 @@ export interface operations {
         per_page?: number;
         action?: string;
         target_type?: string;
+        /** @description an ISO-8601 UTC timestamp: only entries at or after it */
+        from?: string;
+        /** @description an ISO-8601 UTC timestamp: only entries before it; later than from */
+        to?: string;
+        /** @description newest (the default) or oldest first; actor or action: alphabetically by who or what, newest first within each */
+        sort?: "newest" | "oldest" | "actor" | "action";
       };
       header?: {
         /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
@@ -8312,6 +8531,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8327,6 +8549,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8338,17 +8563,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8360,6 +8591,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8391,6 +8625,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8407,6 +8644,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8418,6 +8658,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8429,17 +8672,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8451,6 +8700,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8492,6 +8744,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8507,6 +8762,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8518,6 +8776,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8529,6 +8790,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8540,6 +8804,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8551,6 +8818,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8562,17 +8832,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8584,6 +8860,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8608,6 +8887,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8623,6 +8905,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8634,6 +8919,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8645,6 +8933,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8656,17 +8947,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8678,6 +8975,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8703,6 +9003,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8718,6 +9021,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8729,6 +9035,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8740,6 +9049,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8751,17 +9063,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8773,6 +9091,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8817,6 +9138,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8832,6 +9156,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8843,6 +9170,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8854,6 +9184,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8865,6 +9198,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8876,6 +9212,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8887,6 +9226,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8898,17 +9240,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8920,6 +9268,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8945,6 +9296,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8960,6 +9314,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8971,6 +9328,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8982,6 +9342,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -8993,6 +9356,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9004,6 +9370,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9015,17 +9384,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9037,6 +9412,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9062,6 +9440,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9077,6 +9458,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9088,6 +9472,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9099,6 +9486,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9110,6 +9500,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9121,6 +9514,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9132,17 +9528,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9154,6 +9556,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9179,6 +9584,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9194,6 +9602,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9205,6 +9616,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9216,6 +9630,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9227,6 +9644,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9238,6 +9658,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9249,17 +9672,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9271,6 +9700,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9301,6 +9733,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9316,6 +9751,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9327,6 +9765,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9338,6 +9779,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9349,17 +9793,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9371,6 +9821,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9393,6 +9846,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9408,6 +9864,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9419,17 +9878,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9441,6 +9906,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9466,6 +9934,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9481,6 +9952,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9492,6 +9966,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9503,6 +9980,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9514,17 +9994,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9536,6 +10022,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9558,6 +10047,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9573,6 +10065,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9584,17 +10079,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9606,6 +10107,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9631,6 +10135,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9646,6 +10153,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9657,6 +10167,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9668,6 +10181,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9679,17 +10195,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9701,6 +10223,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9732,6 +10257,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9748,6 +10276,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9759,6 +10290,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9770,17 +10304,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9792,6 +10332,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9829,6 +10372,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9844,6 +10390,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9859,6 +10408,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9870,6 +10422,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9881,6 +10436,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9892,6 +10450,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9903,6 +10464,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9914,17 +10478,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9936,6 +10506,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9961,6 +10534,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9976,6 +10552,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9987,6 +10566,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -9998,6 +10580,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -10009,17 +10594,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -10031,6 +10622,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -10053,6 +10647,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -10068,6 +10665,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -10079,17 +10679,23 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["StructuredError"];
         };
       };
-      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds; `QUOTA_EXCEEDED`: the key's quota of admitted calls for its day or month is spent; it refills at the time the message names (`Retry-After`: seconds until then, `Keygate-Quota-Reset` too) */
       429: {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -10101,6 +10707,9 @@ export interface operations {
         headers: {
           "X-Accepted-Permissions": components["headers"]["XAcceptedPermissions"];
           "Keygate-Environment": components["headers"]["KeygateEnvironment"];
+          "Keygate-Quota-Limit": components["headers"]["KeygateQuotaLimit"];
+          "Keygate-Quota-Remaining": components["headers"]["KeygateQuotaRemaining"];
+          "Keygate-Quota-Reset": components["headers"]["KeygateQuotaReset"];
           [name: string]: unknown;
         };
         content: {
@@ -10657,6 +11266,73 @@ export interface operations {
         "application/json": {
           /** @constant */
           type: "key.refusals_spike";
+          /** Format: date-time */
+          timestamp: string;
+          /** @description the record the event is about; never a key, hash or password */
+          data: Record<string, never>;
+        };
+      };
+    };
+    responses: {
+      /** @description Received (any 2xx) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Refused (any other answer): retried later */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  webhookKeyQuotaLow: {
+    parameters: {
+      query?: never;
+      header: {
+        /** @description The message id: the same on every retry of this message; use it to deduplicate */
+        "webhook-id": string;
+        /** @description Seconds since the epoch when this attempt was signed; refuse old ones (e.g. > 5 min) */
+        "webhook-timestamp": string;
+        /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` signatures (two during a secret rotation); verify with any Standard Webhooks library and the endpoint's secret */
+        "webhook-signature": string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "key.quota_low",
+         *       "timestamp": "2026-05-12T11:02:31.000Z",
+         *       "data": {
+         *         "id": 7,
+         *         "name": "Billing sync",
+         *         "key_prefix": "pk_live_ab12",
+         *         "environment": "live",
+         *         "owner_id": 1,
+         *         "expires_at": null,
+         *         "threshold_percent": 80,
+         *         "quota": {
+         *           "limit": 10000,
+         *           "period": "month",
+         *           "refill_day": 15
+         *         },
+         *         "used": 8000,
+         *         "remaining": 2000,
+         *         "period_start": "2026-04-15T00:00:00.000Z",
+         *         "resets_at": "2026-05-15T00:00:00.000Z"
+         *       }
+         *     }
+         */
+        "application/json": {
+          /** @constant */
+          type: "key.quota_low";
           /** Format: date-time */
           timestamp: string;
           /** @description the record the event is about; never a key, hash or password */
