@@ -19,10 +19,17 @@ export const UNLIMITED = {
 
 export type Keygate = Server & { dir: string; dbPath: string; cleanup: () => void };
 
-/** Starts the real server process (`node --import tsx src/main.ts`) on a fresh SQLite file. */
+/** Starts the real server process (`node --import tsx src/main.ts`) on a fresh SQLite file (or `env`'s database). */
 export async function startKeygate(
   pinning: Pinning,
-  opts: { nodeArgs?: string[]; dir?: string; cwd?: string; name?: string } = {},
+  opts: {
+    nodeArgs?: string[];
+    dir?: string;
+    cwd?: string;
+    name?: string;
+    /** More environment, over the defaults (e.g. KEYGATE_DATABASE_URL for PostgreSQL). */
+    env?: Record<string, string>;
+  } = {},
 ): Promise<Keygate> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "keygate-bench-"));
   const dbPath = join(dir, "keygate.db");
@@ -40,6 +47,7 @@ export async function startKeygate(
       KEYGATE_LOG_LEVEL: "warn",
       KEYGATE_MASTER_KEY: MASTER_KEY,
       ...UNLIMITED,
+      ...opts.env,
     },
     pinning,
   });

@@ -1,12 +1,14 @@
 /**
- * `npm run bench:scale`: Keygate with 1,000,000 keys in the store. Measures verification of
+ * The keys part of `npm run bench:scale` (which first runs bench/scale-calls.ts, the call-log
+ * part; `SCALE_ONLY=keys` runs this one alone): Keygate with 1,000,000 keys in the store. Measures verification of
  * keys that are (almost all) not cached — each request picks one of the million at random —
  * and samples the server's RSS every second to show whether memory stays bounded.
  *
  * Environment: SCALE_KEYS (default 1000000), SCALE_DURATION (s, default 240),
- * BENCH_CONNECTIONS (default 50), BENCH_NO_PIN=1 to skip CPU pinning.
+ * BENCH_CONNECTIONS (default 50), BENCH_NO_PIN=1 to skip CPU pinning. Rewrites
+ * bench/results/scale.md but keeps its "Call-log scale" section.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Request } from "autocannon";
@@ -46,7 +48,20 @@ function slopePerMinute(xs: { t: number; rssMb: number }[]): number {
   return den > 0 ? (num / den) * 60 : Number.NaN;
 }
 
+/** The call-log section bench/scale-calls.ts wrote into scale.md, kept when this rewrites it. */
+function callLogSection(file: string): string {
+  if (!existsSync(file)) return "";
+  const text = readFileSync(file, "utf8");
+  const at = text.indexOf("\n## Call-log scale\n");
+  return at === -1 ? "" : `\n${text.slice(at + 1).trimEnd()}\n`;
+}
+
 async function main(): Promise<void> {
+  const only = process.env.SCALE_ONLY;
+  if (only !== undefined && only !== "keys") {
+    log(`SCALE_ONLY=${only}: the keys part skipped`);
+    return;
+  }
   const t0 = performance.now();
   const pinning = setupPinning();
   const source = sourceState();
@@ -170,7 +185,8 @@ async function main(): Promise<void> {
       };
       const resultsDir = join(ROOT, "bench", "results");
       mkdirSync(resultsDir, { recursive: true });
-      writeFileSync(join(resultsDir, "scale.md"), md);
+      const file = join(resultsDir, "scale.md");
+      writeFileSync(file, md + callLogSection(file));
       writeFileSync(join(resultsDir, "scale.json"), `${JSON.stringify(json, null, 2)}\n`);
       process.stdout.write(md);
       log(`wrote bench/results/scale.md and scale.json in ${elapsedS.toFixed(0)} s`);
