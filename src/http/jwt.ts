@@ -7,6 +7,7 @@ import { alertRoutes } from "./routes/alerts.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
 import { keyRoutes } from "./routes/keys.js";
+import { keyUsageRoutes } from "./routes/key-usage.js";
 import { panelRoutes } from "./routes/panel.js";
 import { testDataRoutes } from "./routes/testdata.js";
 import { twoFactorRoutes } from "./routes/twofactor.js";
@@ -48,6 +49,7 @@ export function jwtSurface(kg: Keygate): FastifyPluginAsync {
     await app.register(twoFactorRoutes(kg));
     await app.register(userRoutes(kg));
     await app.register(keyRoutes(kg));
+    await app.register(keyUsageRoutes(kg));
     await app.register(auditRoutes(kg));
     await app.register(webhookRoutes(kg));
     await app.register(alertRoutes(kg));

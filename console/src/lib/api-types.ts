@@ -392,6 +392,40 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/api-keys/{id}/usage": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A key's usage: calls per hour or day by status class and error code, latency p50/p95/p99, the busiest routes and client addresses (default the last 24 hours) */
+    get: operations["getApiKeyUsage"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/usage": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Usage of every key the caller may see (all for admins, own for others), summed: the same report as a key's */
+    get: operations["getKeyUsage"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/api/audit": {
     parameters: {
       query?: never;
@@ -2125,6 +2159,82 @@ export interface components {
         credential: "key" | "signature" | "token";
         api_key_id: number | null;
         key_prefix: string | null;
+      }[];
+    };
+    /** @description Calls per bucket with their status classes, error codes and latency, the totals, and the busiest routes and client addresses — from hourly rollups, never the call log */
+    KeyUsageReport: {
+      /**
+       * Format: date-time
+       * @description the first bucket's start
+       */
+      from: string;
+      /**
+       * Format: date-time
+       * @description the end of the last bucket
+       */
+      to: string;
+      /**
+       * @description the buckets' size (days are UTC days)
+       * @enum {string}
+       */
+      bucket: "hour" | "day";
+      environment: ("live" | "test") | null;
+      /** @description the key (its own usage only) */
+      api_key_id?: number;
+      totals: {
+        calls: number;
+        /** @description calls that passed every key check (what a quota spends), whatever the route then answered */
+        admitted: number;
+        /** @description calls by status class (1xx and others outside 200–599 are in no class) */
+        by_status: {
+          "2xx": number;
+          "3xx": number;
+          "4xx": number;
+          "5xx": number;
+        };
+        /** @description calls by the error code answered (an hour names at most 50 codes; the rest are counted as "(other)") */
+        by_error: {
+          [key: string]: number;
+        };
+        latency_ms: {
+          p50: number;
+          p95: number;
+          p99: number;
+        } | null;
+      };
+      /** @description every bucket of the range, oldest first; those without calls are zero */
+      buckets: {
+        /** Format: date-time */
+        start: string;
+        calls: number;
+        /** @description calls that passed every key check (what a quota spends), whatever the route then answered */
+        admitted: number;
+        /** @description calls by status class (1xx and others outside 200–599 are in no class) */
+        by_status: {
+          "2xx": number;
+          "3xx": number;
+          "4xx": number;
+          "5xx": number;
+        };
+        /** @description calls by the error code answered (an hour names at most 50 codes; the rest are counted as "(other)") */
+        by_error: {
+          [key: string]: number;
+        };
+        latency_ms: {
+          p50: number;
+          p95: number;
+          p99: number;
+        } | null;
+      }[];
+      /** @description the busiest route patterns (method and pattern), at most 10, busiest first; each hour keeps its 50 busiest, so a route's count can be low by the calls it had in hours it was not among them */
+      top_routes: {
+        route: string;
+        calls: number;
+      }[];
+      /** @description the busiest client addresses, at most 10, busiest first; each hour keeps its 50 busiest */
+      top_ips: {
+        ip: string;
+        calls: number;
       }[];
     };
     /** @description The test rows the reset deleted; no live row is ever touched */
@@ -4575,6 +4685,173 @@ export interface operations {
         };
         content: {
           "text/csv": string;
+        };
+      };
+      /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Unauthorized — `UNAUTHORIZED`: no valid access token: sign in with `POST /api/auth/login`, or refresh with `POST /api/auth/refresh` */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Not found — `NOT_FOUND`: no such record visible to the caller */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+    };
+  };
+  getApiKeyUsage: {
+    parameters: {
+      query?: {
+        /** @description an ISO-8601 date-time (or a date: its UTC midnight), rounded down to its bucket; default 24 hours before to */
+        from?: string;
+        /** @description an ISO-8601 date-time (or a date: that day included), rounded up to its bucket; default now */
+        to?: string;
+        /** @description hour (ranges up to 90 days) or day (UTC days, up to 400 days); default hour up to 7 days, else day */
+        bucket?: "hour" | "day";
+        /** @description only calls of this environment; default both */
+        environment?: "live" | "test";
+      };
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
+      path: {
+        /** @description a positive whole number */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The key's calls per bucket, their totals, and its busiest routes and client addresses */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {boolean} */
+            success: true;
+            data: components["schemas"]["KeyUsageReport"];
+          };
+        };
+      };
+      /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Unauthorized — `UNAUTHORIZED`: no valid access token: sign in with `POST /api/auth/login`, or refresh with `POST /api/auth/refresh` */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Not found — `NOT_FOUND`: no such record visible to the caller */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+    };
+  };
+  getKeyUsage: {
+    parameters: {
+      query?: {
+        /** @description an ISO-8601 date-time (or a date: its UTC midnight), rounded down to its bucket; default 24 hours before to */
+        from?: string;
+        /** @description an ISO-8601 date-time (or a date: that day included), rounded up to its bucket; default now */
+        to?: string;
+        /** @description hour (ranges up to 90 days) or day (UTC days, up to 400 days); default hour up to 7 days, else day */
+        bucket?: "hour" | "day";
+        /** @description only calls of this environment; default both */
+        environment?: "live" | "test";
+        /** @description only this key (one the caller may see) */
+        api_key_id?: number;
+      };
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The calls of the keys the caller may see per bucket, their totals, and the busiest routes and client addresses */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {boolean} */
+            success: true;
+            data: components["schemas"]["KeyUsageReport"];
+          };
         };
       };
       /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
