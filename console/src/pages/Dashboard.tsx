@@ -15,6 +15,7 @@ import { useEffect, useMemo, useState } from "react";
 import { useUser } from "../auth";
 import { DataTable } from "../components/DataTable";
 import { useNotify } from "../components/Toasts";
+import { UsageCharts } from "../components/UsageCharts";
 import {
   ConfirmDialog,
   Empty,
@@ -348,6 +349,11 @@ export function Dashboard() {
           </>
         )}
       </Card>
+
+      <UsageCharts
+        environment={env}
+        title={user.isAdmin ? "Usage of every key" : "Usage of your keys"}
+      />
 
       <SimpleGrid cols={{ base: 1, xl: 2 }} spacing="lg">
         <Card withBorder radius="md" padding="md">

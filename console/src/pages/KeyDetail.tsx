@@ -23,6 +23,7 @@ import { type KeyBody, KeyForm } from "../components/KeyForm";
 import { ListView } from "../components/ListPage";
 import { ShowOnceDialog } from "../components/ShowOnce";
 import { useNotify } from "../components/Toasts";
+import { UsageCharts } from "../components/UsageCharts";
 import {
   ConfirmDialog,
   Dialog,
@@ -53,6 +54,37 @@ import type { ApiKey, CallLog } from "../lib/types";
 import { useResource } from "../lib/useResource";
 import { graceHours } from "../lib/validation";
 import { type Minted, useOwners } from "./Keys";
+
+/** A key's quota: its cap, what is used and left in the period, and when it refills. */
+function QuotaLine({ k }: { k: ApiKey }) {
+  const q = k.quota;
+  if (!q) return <span data-testid="key-quota">none</span>;
+  const per =
+    q.period === "day"
+      ? "per day (UTC)"
+      : `per month, from the ${ordinal(q.refill_day ?? 1)} (UTC)`;
+  const u = k.quota_usage;
+  return (
+    <span data-testid="key-quota">
+      {q.limit.toLocaleString("en")} calls {per}
+      {u ? (
+        <>
+          {" "}
+          — {u.used.toLocaleString("en")} used, {u.remaining.toLocaleString("en")} left; refills{" "}
+          {formatDateTime(u.resets_at)}
+          {u.remaining === 0 ? " (calls are refused QUOTA_EXCEEDED until then)" : ""}
+        </>
+      ) : null}
+    </span>
+  );
+}
+
+function ordinal(n: number): string {
+  const tens = n % 100;
+  const suffix =
+    tens >= 11 && tens <= 13 ? "th" : (["th", "st", "nd", "rd"][n % 10] ?? "th");
+  return `${n}${n % 10 > 3 ? "th" : suffix}`;
+}
 
 export function KeyDetail({ id }: { id: number }) {
   const user = useUser();
@@ -388,6 +420,7 @@ export function KeyDetail({ id }: { id: number }) {
                     ? `${user.defaultKeyRateLimit} / min (server default)`
                     : "server default",
               ],
+              ["Quota", <QuotaLine key="quota" k={k} />],
               ["Expires", k.expires_at ? formatDateTime(k.expires_at) : "never"],
               ["Created", formatDateTime(k.created_at)],
               ...(k.rolled_from_id
@@ -470,6 +503,8 @@ export function KeyDetail({ id }: { id: number }) {
             ))}
         </Card>
       </SimpleGrid>
+
+      <UsageCharts keyId={k.id} />
 
       <Card withBorder radius="md" padding="md" mb="lg">
         <Title order={2} size="h4" mb="sm">
