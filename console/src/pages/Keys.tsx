@@ -1,4 +1,14 @@
-import { Anchor, Badge, Button, Code, Group, Text, TextInput } from "@mantine/core";
+import {
+  Anchor,
+  Badge,
+  Button,
+  Checkbox,
+  Code,
+  Group,
+  Paper,
+  Text,
+  TextInput,
+} from "@mantine/core";
 import { useMediaQuery } from "@mantine/hooks";
 import { useMemo, useState } from "react";
 import { useUser } from "../auth";
@@ -16,7 +26,14 @@ import {
 } from "../components/ListPage";
 import { ShowOnceDialog } from "../components/ShowOnce";
 import { useNotify } from "../components/Toasts";
-import { Empty, EnvironmentBadge, PageHeader, SignedBadge, StatusBadge } from "../components/ui";
+import {
+  ConfirmDialog,
+  Empty,
+  EnvironmentBadge,
+  PageHeader,
+  SignedBadge,
+  StatusBadge,
+} from "../components/ui";
 import { api } from "../lib/api";
 import { useEnvironment } from "../lib/environment";
 import { formatDate, formatDateTime, KEY_STATUS_HELP, lastRefusal, relative } from "../lib/format";
@@ -32,6 +49,20 @@ export type Minted = { key: string; data: ApiKey; signingSecret?: string };
 export const MINT_OFF =
   "Ask an admin to mint keys for you — self-service keys are off on this server.";
 
+/** `POST /api/api-keys/revoke`: each key's outcome, in the order asked. */
+export type BulkRevoked =
+  { id: number; revoked: true } | { id: number; error: { code: string; message: string } };
+
+/** The toast after a bulk revocation: how many were revoked, and why the others were not. */
+export function bulkRevokeSummary(results: BulkRevoked[]): { message: string; failed: boolean } {
+  const done = results.filter((r) => "revoked" in r).length;
+  const failed = results.flatMap((r) => ("error" in r ? [r] : []));
+  const keys = (n: number) => `${n} key${n === 1 ? "" : "s"}`;
+  if (failed.length === 0) return { message: `${keys(done)} revoked`, failed: false };
+  const why = failed.map((r) => `key ${r.id}: ${r.error.message}`).join("; ");
+  return { message: `${keys(done)} revoked, ${failed.length} not (${why})`, failed: true };
+}
+
 /** Owner names for admins (from the user list); everyone else sees only their own keys. */
 export function useOwners(isAdmin: boolean) {
   const users = useResource<UserRow[]>(isAdmin ? "/api/users" : null);
@@ -46,6 +77,8 @@ export function Keys() {
   const keys = useResource<ApiKey[]>("/api/api-keys");
   const { users, byId } = useOwners(user.isAdmin);
   const [minted, setMinted] = useState<Minted | null>(null);
+  const [selected, setSelected] = useState<ReadonlySet<number>>(new Set());
+  const [confirmBulk, setConfirmBulk] = useState(false);
   const phone = useMediaQuery("(max-width: 40em)");
   // The server lists the keys of this environment only (Keygate-Environment).
   const env = useEnvironment();
@@ -86,6 +119,35 @@ export function Keys() {
   };
 
   const filtered = status || scope || owner || search;
+
+  // Only keys shown and not yet revoked can be chosen; a filter hides what it leaves out.
+  const selectable = user.canManageKeys === true;
+  const revocable = rows.filter((k) => k.status !== "revoked");
+  const chosen = revocable.filter((k) => selected.has(k.id));
+  const allChosen = revocable.length > 0 && chosen.length === revocable.length;
+  const toggle = (id: number, on: boolean) =>
+    setSelected((s) => {
+      const next = new Set(s);
+      if (on) next.add(id);
+      else next.delete(id);
+      return next;
+    });
+  const pick = (k: ApiKey) =>
+    selectable && k.status !== "revoked" ? (
+      <Checkbox
+        aria-label={`Select ${k.name} (${k.key_prefix}…)`}
+        checked={selected.has(k.id)}
+        onChange={(e) => toggle(k.id, e.currentTarget.checked)}
+      />
+    ) : null;
+  const bulkRevoke = async () => {
+    const ids = chosen.map((k) => k.id);
+    const res = await api.post<BulkRevoked[]>("/api/api-keys/revoke", { ids });
+    const summary = bulkRevokeSummary(res.data);
+    notify(summary.message, summary.failed ? "orange" : "red");
+    setSelected(new Set());
+    keys.reload();
+  };
 
   return (
     <>
@@ -148,6 +210,23 @@ export function Keys() {
         )}
       </FilterBar>
 
+      {selectable && chosen.length > 0 && (
+        <Paper withBorder radius="md" p="xs" mb="sm" data-testid="bulk-bar">
+          <Group justify="space-between" gap="xs">
+            <Text size="sm" aria-live="polite">
+              {chosen.length} key{chosen.length === 1 ? "" : "s"} selected
+            </Text>
+            <Group gap="xs">
+              <Button size="xs" variant="default" onClick={() => setSelected(new Set())}>
+                Clear selection
+              </Button>
+              <Button size="xs" color="red" variant="light" onClick={() => setConfirmBulk(true)}>
+                Revoke selected
+              </Button>
+            </Group>
+          </Group>
+        </Paper>
+      )}
       <ListView
         list={keys}
         empty={
@@ -186,6 +265,16 @@ export function Keys() {
                 status: k.status,
                 body: (
                   <>
+                    {selectable && k.status !== "revoked" && (
+                      <Checkbox
+                        mt={6}
+                        size="sm"
+                        label="Select"
+                        aria-label={`Select ${k.name} (${k.key_prefix}…)`}
+                        checked={selected.has(k.id)}
+                        onChange={(e) => toggle(k.id, e.currentTarget.checked)}
+                      />
+                    )}
                     <Group gap={6} mt={4}>
                       <Code>{k.key_prefix}…</Code>
                       <EnvironmentBadge environment={k.environment} />
@@ -223,6 +312,23 @@ export function Keys() {
               rowKey={(k) => k.id}
               rowProps={(k) => ({ "data-testid": `key-row-${k.id}` })}
               columns={[
+                selectable && {
+                  header: (
+                    <Checkbox
+                      aria-label="Select every key shown that is not revoked"
+                      checked={allChosen}
+                      indeterminate={chosen.length > 0 && !allChosen}
+                      disabled={revocable.length === 0}
+                      onChange={(e) =>
+                        setSelected(
+                          new Set(e.currentTarget.checked ? revocable.map((k) => k.id) : []),
+                        )
+                      }
+                    />
+                  ),
+                  td: () => ({ w: 36 }),
+                  cell: pick,
+                },
                 {
                   header: "Name",
                   cell: (k) => (
@@ -301,6 +407,26 @@ export function Keys() {
         }
       </ListView>
 
+      <ConfirmDialog
+        opened={confirmBulk}
+        onClose={() => setConfirmBulk(false)}
+        title={`Revoke ${chosen.length} key${chosen.length === 1 ? "" : "s"}?`}
+        confirmLabel={`Revoke ${chosen.length} key${chosen.length === 1 ? "" : "s"}`}
+        onConfirm={bulkRevoke}
+      >
+        <Text size="sm" mb="xs">
+          Every call with {chosen.length === 1 ? "this key" : "these keys"} is refused from the very
+          next request. This cannot be undone; the keys and their call logs stay for the audit
+          trail.
+        </Text>
+        <Text component="ul" size="sm" m={0} pl="md" data-testid="bulk-revoke-list">
+          {chosen.map((k) => (
+            <li key={k.id}>
+              {k.name} <Code>{k.key_prefix}…</Code>
+            </li>
+          ))}
+        </Text>
+      </ConfirmDialog>
       {/* Only a user who may mint gets the form; a stale ?new=1 opens nothing otherwise. */}
       <NewDialog title="Mint an API key" allowed={user.canManageKeys === true}>
         <KeyForm
