@@ -148,7 +148,7 @@ describe("keygate keys and reset-password", () => {
     expect(all.code, all.err).toBe(0);
     const [head, ...rows] = all.out.trimEnd().split("\n");
     expect(head).toMatch(
-      /^ID\s+NAME\s+PREFIX\s+OWNER\s+SCOPES\s+SIGNING\s+STATUS\s+LAST USED\s+LAST REFUSED$/,
+      /^ID\s+NAME\s+PREFIX\s+OWNER\s+SCOPES\s+SIGNING\s+STATUS\s+LAST USED\s+LAST REFUSED\s+QUOTA$/,
     );
     expect(rows).toHaveLength(3);
     const row = rows.find((l) => l.includes("billing")) as string;
@@ -209,6 +209,7 @@ describe("keygate keys and reset-password", () => {
       "owner_disabled",
       "never",
       "never",
+      "none",
     ]);
 
     const json = await keygate(["keys", "list", "--owner", "alice", "--json"], env);

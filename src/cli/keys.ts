@@ -37,7 +37,45 @@ const FLAGS: Record<string, string> = {
   allowed_ips: "--allowed-ips",
   signing: "--signing",
   grace_period_hours: "--grace-hours",
+  quota: "--quota",
+  "quota.limit": "--quota",
+  "quota.period": "--quota",
+  "quota.refill_day": "--quota-refill-day",
 };
+
+/** A quota as the list shows it: 10000/day, 5000/month (from the 15th), or none. */
+function quotaText(q: KeyView["quota"]): string {
+  if (q === null) return "none";
+  return q.period === "month" && q.refill_day !== null && q.refill_day !== 1
+    ? `${q.limit}/month@${q.refill_day}`
+    : `${q.limit}/${q.period}`;
+}
+
+/** `--quota <calls>/<day|month>` and `--quota-refill-day <1-31>`, as the key service takes them. */
+export function quotaOption(
+  quota: string | undefined,
+  refillDay: string | undefined,
+): KeyInput["quota"] | undefined {
+  if (quota === undefined) {
+    if (refillDay !== undefined)
+      throw new UsageError("--quota-refill-day goes with --quota <calls>/month");
+    return undefined;
+  }
+  const m = /^(\d{1,10})\/(day|month)$/.exec(quota.trim());
+  if (m === null)
+    throw new UsageError(
+      `--quota must be <calls>/day or <calls>/month, e.g. 10000/day (got "${printable(quota)}")`,
+    );
+  if (refillDay !== undefined && !/^\d{1,2}$/.test(refillDay))
+    throw new UsageError(
+      `--quota-refill-day must be a day of the month from 1 to 31 (got "${printable(refillDay)}")`,
+    );
+  return {
+    limit: Number(m[1]),
+    period: m[2],
+    ...(refillDay === undefined ? {} : { refill_day: Number(refillDay) }),
+  };
+}
 
 /** A key service refusal in the command line's words: the option and the value at fault. */
 function refusal(err: AppError, ips: string[], perms: string[] = []): UsageError {
@@ -60,7 +98,7 @@ function refusal(err: AppError, ips: string[], perms: string[] = []): UsageError
 export const keysList: Command = {
   name: "keys list",
   summary:
-    "list API keys: id, name, prefix, owner, scopes, signing, status, last use, last refusal",
+    "list API keys: id, name, prefix, owner, scopes, signing, status, last use, last refusal, quota",
   synopsis: "[--owner <username>] [--environment live|test] [--json]",
   help: `Lists every API key, newest first. Never shows a key or its hash: only the
 first 12 characters (the prefix), which the console and the call log show too.
@@ -72,6 +110,8 @@ the latest one and its error code (its address is in --json).
 SCOPES is the key's preset (read, write, delete) or, for a key with its own set,
 its permissions; a test key's prefix starts pk_test_. SIGNING is off, optional
 (signed calls must verify, unsigned ones pass) or required (every call is signed).
+QUOTA is the key's cap of admitted calls: 10000/day, 5000/month, 5000/month@15
+(refilled on the 15th, UTC), or none.
 
 Options:
   --owner <username>         only the keys this user owns
@@ -119,9 +159,13 @@ Example:
         k.status,
         k.last_used_at ?? "never",
         k.last_refused_at === null ? "never" : `${k.last_refused_at} ${k.last_refused_code}`,
+        quotaText(k.quota),
       ]);
-      const head = ["ID", "NAME", "PREFIX", "OWNER", "SCOPES", "SIGNING", "STATUS", "LAST USED"];
-      io.out(`${table([...head, "LAST REFUSED"], rows)}\n`);
+      const head = [
+        ...["ID", "NAME", "PREFIX", "OWNER", "SCOPES", "SIGNING", "STATUS"],
+        "LAST USED",
+      ];
+      io.out(`${table([...head, "LAST REFUSED", "QUOTA"], rows)}\n`);
     });
   },
 };
@@ -130,7 +174,7 @@ export const keysMint: Command = {
   name: "keys mint",
   summary: "mint an API key for a user and print it, once",
   synopsis:
-    "--owner <username> --name <name> [--permissions <list> | --scopes read|write|delete] [--environment live|test] [--expires-at <when>] [--allowed-ips <ip,cidr,...>] [--signing off|optional|required] [--json]",
+    "--owner <username> --name <name> [--permissions <list> | --scopes read|write|delete] [--environment live|test] [--expires-at <when>] [--allowed-ips <ip,cidr,...>] [--signing off|optional|required] [--quota <calls>/day|month [--quota-refill-day <1-31>]] [--json]",
   help: `Mints a key through the same rules as the API and the console, and prints it.
 The key is shown this once: Keygate keeps only its hash. A key that signs gets a
 signing secret too (pks_live_ or pks_test_ + 64 hex), also shown this once: Keygate
@@ -155,12 +199,19 @@ Options:
   --signing <mode>        RFC 9421 request signing: off (the key alone; the default),
                           optional (signed calls must verify, unsigned ones pass) or
                           required (every call is signed with the signing secret)
+  --quota <calls>/<period>
+                          a hard cap of admitted calls per day or month (UTC), e.g.
+                          10000/day or 250000/month; past it calls are refused
+                          429 QUOTA_EXCEEDED until it refills; default none
+  --quota-refill-day <d>  the day of the month a monthly quota refills, 1-31
+                          (past a month's end, its last day); default 1
   --json                  print {"key", "signing_secret" (when it signs), "data",
                           "note"} as JSON
 
 Example:
   keygate keys mint --owner admin --name billing --scopes write --allowed-ips 203.0.113.7
   keygate keys mint --owner admin --name payments --scopes write --signing required
+  keygate keys mint --owner admin --name partner --quota 250000/month --quota-refill-day 15
   keygate keys mint --owner alice --name sms --permissions subscribers:read,transactions:write --environment test`,
   options: {
     owner: { type: "string" },
@@ -171,10 +222,16 @@ Example:
     "expires-at": { type: "string" },
     "allowed-ips": { type: "string" },
     signing: { type: "string" },
+    quota: { type: "string" },
+    "quota-refill-day": { type: "string" },
     json: { type: "boolean" },
   },
   args: [],
   async run(values, _args, io) {
+    const quota = quotaOption(
+      values.quota as string | undefined,
+      values["quota-refill-day"] as string | undefined,
+    );
     const owner = values.owner as string | undefined;
     const name = values.name as string | undefined;
     if (owner === undefined) throw new UsageError("keys mint needs --owner <username>");
@@ -212,6 +269,7 @@ Example:
         if (values["expires-at"] !== undefined) input.expires_at = values["expires-at"] as string;
         if (ips !== undefined) input.allowed_ips = ips;
         if (signing !== undefined) input.signing = signing;
+        if (quota !== undefined) input.quota = quota;
         let minted: Minted;
         try {
           minted = await s.kg.keys.create(s.op, input);
@@ -224,6 +282,11 @@ Example:
           `  permissions ${data.permissions.join(", ")} (scopes ${data.scopes})`,
           `  ${data.environment === "test" ? "a test key: works on test data only" : "a live key: works on live data"}; allowed IPs ${data.allowed_ips?.join(", ") ?? "any"}; expires ${data.expires_at ?? "never"}`,
           ...signingLine(data.signing),
+          ...(data.quota === null
+            ? []
+            : [
+                `  quota ${quotaText(data.quota)}: at most ${data.quota.limit} admitted calls per ${data.quota.period} (UTC), then 429 QUOTA_EXCEEDED until it refills`,
+              ]),
         ]);
       },
       { needsRedis: true },

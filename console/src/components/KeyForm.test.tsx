@@ -140,6 +140,7 @@ describe("the key form", () => {
       owner_id: 2,
       allowed_ips: ["10.0.0.0/8"],
       rate_limit_per_minute: null,
+      quota: null,
       signing: "off",
       tokens_issued: 0,
       last_token_at: null,

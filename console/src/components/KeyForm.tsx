@@ -41,7 +41,20 @@ export type KeyBody = {
   owner_id?: number;
   /** Sent on create only when not off (the server's default); on edit, when changed. */
   signing?: KeySigning;
+  /** A cap of admitted calls per day or month; null removes it. */
+  quota?: { limit: number; period: "day" | "month"; refill_day?: number | null } | null;
 };
+
+/** The quota the form's fields describe, or null for none. */
+function quotaOf(v: KeyFormValues): KeyBody["quota"] {
+  if (v.quota_limit.trim() === "") return null;
+  const day = v.quota_period === "month" && v.quota_refill_day.trim() !== "";
+  return {
+    limit: Number(v.quota_limit),
+    period: v.quota_period,
+    ...(day ? { refill_day: Number(v.quota_refill_day) } : {}),
+  };
+}
 
 /** What saving a change of request signing does to the key's secret and its callers. */
 export function signingChange(from: KeySigning, to: KeySigning): string | null {
@@ -70,6 +83,9 @@ function valuesOf(key: ApiKey | undefined, ownerId: number | undefined): KeyForm
     expires_at: key?.expires_at ? key.expires_at.slice(0, 10) : "",
     owner_id: ownerId ? String(ownerId) : key ? String(key.owner_id) : "",
     signing: key?.signing ?? "off",
+    quota_limit: key?.quota ? String(key.quota.limit) : "",
+    quota_period: key?.quota?.period ?? "day",
+    quota_refill_day: key?.quota?.refill_day ? String(key.quota.refill_day) : "",
   };
 }
 
@@ -102,6 +118,8 @@ export function keyBody(
     if (full.expires_at) body.expires_at = full.expires_at;
     if (v.owner_id) body.owner_id = Number(v.owner_id);
     if (v.signing !== "off") body.signing = v.signing;
+    const quota = quotaOf(v);
+    if (quota) body.quota = quota;
     return body;
   }
   const body: KeyBody = {};
@@ -114,6 +132,8 @@ export function keyBody(
   if (changed("allowed_ips")) body.allowed_ips = full.allowed_ips;
   if (changed("rate_limit_per_minute")) body.rate_limit_per_minute = full.rate_limit_per_minute;
   if (changed("expires_at")) body.expires_at = full.expires_at;
+  if (changed("quota_limit") || changed("quota_period") || changed("quota_refill_day"))
+    body.quota = quotaOf(v);
   return body;
 }
 
@@ -194,7 +214,7 @@ export function KeyForm({
   const form = useForm<KeyFormValues>({
     initial,
     validate,
-    live: ["allowed_ips", "expires_at", "rate_limit_per_minute"],
+    live: ["allowed_ips", "expires_at", "rate_limit_per_minute", "quota_limit", "quota_refill_day"],
     idPrefix: editing ? "key-edit" : "key-new",
   });
   const { values, set, field, text } = form;
@@ -312,6 +332,37 @@ export function KeyForm({
             description="Valid through the end of that day (UTC). Empty: never."
             min={todayUtc(now)}
             {...text("expires_at")}
+          />
+        </SimpleGrid>
+        <SimpleGrid cols={{ base: 1, sm: 3 }}>
+          <TextInput
+            label="Quota"
+            description="Most admitted calls per period; past it calls are refused QUOTA_EXCEEDED until it refills. Empty: no quota."
+            inputMode="numeric"
+            placeholder="none"
+            {...text("quota_limit")}
+          />
+          <Select
+            label="Quota period"
+            description="Periods are UTC."
+            data={[
+              { value: "day", label: "Per day (refills 00:00 UTC)" },
+              { value: "month", label: "Per month" },
+            ]}
+            value={values.quota_period}
+            onChange={(v) =>
+              set("quota_period", (v === "month" ? "month" : "day") as "day" | "month")
+            }
+            allowDeselect={false}
+            disabled={values.quota_limit.trim() === ""}
+          />
+          <TextInput
+            label="Refill day"
+            description="Monthly quotas: 1–31 (past a month's end, its last day). Empty: the 1st."
+            inputMode="numeric"
+            placeholder="1"
+            disabled={values.quota_period !== "month" || values.quota_limit.trim() === ""}
+            {...text("quota_refill_day")}
           />
         </SimpleGrid>
         <Radio.Group

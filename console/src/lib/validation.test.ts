@@ -151,6 +151,9 @@ describe("whole forms", () => {
     expires_at: "",
     owner_id: "",
     signing: "off" as const,
+    quota_limit: "",
+    quota_period: "day" as const,
+    quota_refill_day: "",
   };
 
   it("key form: fine as filled in, and every problem at once when not", () => {

@@ -213,7 +213,25 @@ export type KeyFormValues = {
   owner_id: string;
   /** Request signing: off, optional or required. */
   signing: KeySigning;
+  /** Admitted calls per period; empty: no quota. */
+  quota_limit: string;
+  quota_period: "day" | "month";
+  /** Monthly quotas: the day of the month it refills (1–31); empty: the 1st. */
+  quota_refill_day: string;
 };
+
+/** The most calls a quota may allow per period (the server's bound). */
+export const MAX_QUOTA = 1_000_000_000;
+
+export function quotaLimit(value: string): Check {
+  return wholeNumber(value, 1, MAX_QUOTA, { what: "calls" });
+}
+
+export function refillDay(value: string, period: "day" | "month"): Check {
+  if (value.trim() === "") return null;
+  if (period !== "month") return "A refill day applies to monthly quotas only.";
+  return wholeNumber(value, 1, 31, { what: "a day of the month" });
+}
 
 export function validateKeyForm(
   v: KeyFormValues,
@@ -240,6 +258,9 @@ export function validateKeyForm(
     expires_at: keyExpiry(v.expires_at, now),
     owner_id: null,
     signing: null,
+    quota_limit: quotaLimit(v.quota_limit),
+    quota_period: null,
+    quota_refill_day: refillDay(v.quota_refill_day, v.quota_period),
   });
 }
 

@@ -19,6 +19,7 @@ const key: ApiKey = {
   owner_id: 7,
   allowed_ips: null,
   rate_limit_per_minute: null,
+  quota: null,
   signing: "off",
   tokens_issued: 0,
   last_token_at: null,

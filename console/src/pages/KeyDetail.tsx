@@ -81,9 +81,18 @@ function QuotaLine({ k }: { k: ApiKey }) {
 
 function ordinal(n: number): string {
   const tens = n % 100;
+  const ones = n % 10;
   const suffix =
-    tens >= 11 && tens <= 13 ? "th" : (["th", "st", "nd", "rd"][n % 10] ?? "th");
-  return `${n}${n % 10 > 3 ? "th" : suffix}`;
+    tens >= 11 && tens <= 13
+      ? "th"
+      : ones === 1
+        ? "st"
+        : ones === 2
+          ? "nd"
+          : ones === 3
+            ? "rd"
+            : "th";
+  return `${n}${suffix}`;
 }
 
 export function KeyDetail({ id }: { id: number }) {
