@@ -118,21 +118,39 @@ export const MAX_ERRORS = 50;
 /** Where what a bounded map no longer names is counted. */
 export const OTHER = "(other)";
 
+/** Largest first, ties by name: the order a bounded map keeps its entries in. */
+function byCount(a: [string, number], b: [string, number]): number {
+  return b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+}
+
 /**
- * The map as stored: its `max` largest entries (ties by name), the rest summed into
- * "(other)" with what was there already.
+ * The map as stored, as JSON: its `max` largest entries (ties by name), the rest summed into
+ * "(other)" with what was there already. Written directly: building an object to stringify
+ * cost several times more.
  */
-export function boundMap(m: Map<string, number>, max: number): Record<string, number> {
+export function boundMapJson(m: Map<string, number>, max: number): string {
   let other = m.get(OTHER) ?? 0;
-  m.delete(OTHER);
-  let entries = [...m];
-  if (entries.length > max) {
-    entries.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    for (let i = max; i < entries.length; i++) other += (entries[i] as [string, number])[1];
-    entries = entries.slice(0, max);
+  if (other > 0) m.delete(OTHER);
+  let out = "{";
+  const put = (k: string, v: number) => {
+    out += `${out.length > 1 ? "," : ""}${JSON.stringify(k)}:${v}`;
+  };
+  if (m.size <= max) for (const [k, v] of m) put(k, v);
+  else {
+    const entries = [...m].sort(byCount);
+    for (let i = 0; i < entries.length; i++) {
+      const [k, v] = entries[i] as [string, number];
+      if (i < max) put(k, v);
+      else other += v;
+    }
   }
-  if (other > 0) entries.push([OTHER, other]);
-  return Object.fromEntries(entries);
+  if (other > 0) put(OTHER, other);
+  return `${out}}`;
+}
+
+/** The bounded map as an object (see boundMapJson). */
+export function boundMap(m: Map<string, number>, max: number): Record<string, number> {
+  return JSON.parse(boundMapJson(m, max)) as Record<string, number>;
 }
 
 /** Adds a stored JSON map's counts into `into`; ignores anything malformed. */
@@ -145,8 +163,13 @@ export function addMap(into: Map<string, number>, stored: string): void {
     return;
   }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return;
-  for (const [k, v] of Object.entries(parsed as Record<string, unknown>))
+  const o = parsed as Record<string, unknown>;
+  const keys = Object.keys(o);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as string;
+    const v = o[k];
     if (typeof v === "number" && v > 0) into.set(k, (into.get(k) ?? 0) + v);
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -253,32 +276,100 @@ export function aggregateUsage(
 /** A rollup row's JSON columns. */
 type Maps = { errors: string; latency: string; routes: string; ips: string };
 
-/** The JSON columns of a group merged into what its row holds (nothing, for a new row), bounded. */
+/** A row's columns as this process last wrote them, with the maps they were written from. */
+type Cached = Maps & {
+  e: Map<string, number>;
+  r: Map<string, number>;
+  i: Map<string, number>;
+  h: Uint32Array;
+};
+
+/**
+ * The rows this process wrote last, so the next batch's merge skips parsing what it wrote:
+ * an entry is used only while the row still holds exactly the text it wrote (compared as
+ * strings), so another instance's write, a rolled-back batch or a pruned row just means
+ * parsing once. Cleared when full; an hour's rows of the busy keys is what it holds.
+ */
+const cache = new Map<string, Cached>();
+const CACHE_ROWS = 5000;
+
+function mapOf(stored: string): Map<string, number> {
+  const m = new Map<string, number>();
+  addMap(m, stored);
+  return m;
+}
+
+function addCounts(into: Map<string, number>, from: Map<string, number>): void {
+  for (const [k, v] of from) into.set(k, (into.get(k) ?? 0) + v);
+}
+
+/** Bounds `m` in place as boundMapJson does, and answers its JSON. */
+function boundInPlace(m: Map<string, number>, max: number): string {
+  let other = m.get(OTHER) ?? 0;
+  if (m.size - (other > 0 ? 1 : 0) > max) {
+    m.delete(OTHER);
+    const entries = [...m].sort(byCount);
+    for (let i = max; i < entries.length; i++) {
+      const [k, v] = entries[i] as [string, number];
+      other += v;
+      m.delete(k);
+    }
+    m.set(OTHER, other);
+  }
+  let out = "{";
+  for (const [k, v] of m) out += `${out.length > 1 ? "," : ""}${JSON.stringify(k)}:${v}`;
+  return `${out}}`;
+}
+
+/**
+ * The JSON columns of a group merged into what its row holds (`stored`; nothing, for a new
+ * row), bounded.
+ */
 export function mergedMaps(g: RollupGroup, stored?: Maps): Maps {
-  const errors = new Map(g.errors);
+  const key = `${g.keyId}|${g.environment}|${g.hour}`;
+  const c = stored === undefined ? undefined : cache.get(key);
+  // Out while its maps change, so a throw can never leave text and maps apart.
+  cache.delete(key);
   const routes = new Map<string, number>();
   for (const [method, byRoute] of g.routes)
     for (const [route, n] of byRoute) {
       const label = `${method} ${route}`;
       routes.set(label, (routes.get(label) ?? 0) + n);
     }
-  const ips = new Map(g.ips);
-  let latency: Uint32Array | Float64Array = g.latency;
-  if (stored !== undefined) {
-    addMap(errors, stored.errors);
-    addMap(routes, stored.routes);
-    addMap(ips, stored.ips);
-    if (stored.latency.length > 2) {
-      latency = Float64Array.from(g.latency);
-      addHistogram(latency, stored.latency);
+  let e: Map<string, number>;
+  let r: Map<string, number>;
+  let i: Map<string, number>;
+  let h: Uint32Array;
+  if (stored === undefined) {
+    e = new Map(g.errors);
+    r = routes;
+    i = new Map(g.ips);
+    h = Uint32Array.from(g.latency);
+  } else {
+    e = c !== undefined && c.errors === stored.errors ? c.e : mapOf(stored.errors);
+    addCounts(e, g.errors);
+    r = c !== undefined && c.routes === stored.routes ? c.r : mapOf(stored.routes);
+    addCounts(r, routes);
+    i = c !== undefined && c.ips === stored.ips ? c.i : mapOf(stored.ips);
+    addCounts(i, g.ips);
+    if (c !== undefined && c.latency === stored.latency) h = c.h;
+    else {
+      h = new Uint32Array(LATENCY_BUCKETS);
+      addHistogram(h, stored.latency);
     }
+    const l = g.latency;
+    for (let b = 0; b < LATENCY_BUCKETS; b++)
+      if (l[b] !== 0) h[b] = (h[b] as number) + (l[b] as number);
   }
-  return {
-    errors: JSON.stringify(boundMap(errors, MAX_ERRORS)),
-    latency: encodeHistogram(latency),
-    routes: JSON.stringify(boundMap(routes, MAX_ROUTES)),
-    ips: JSON.stringify(boundMap(ips, MAX_IPS)),
+  const out: Maps = {
+    errors: boundInPlace(e, MAX_ERRORS),
+    latency: encodeHistogram(h),
+    routes: boundInPlace(r, MAX_ROUTES),
+    ips: boundInPlace(i, MAX_IPS),
   };
+  if (cache.size >= CACHE_ROWS) cache.clear();
+  cache.set(key, { ...out, e, r, i, h });
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -455,9 +546,7 @@ type ReadRow = {
 
 function top(m: Map<string, number>): [string, number][] {
   m.delete(OTHER);
-  return [...m]
-    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
-    .slice(0, TOP);
+  return [...m].sort(byCount).slice(0, TOP);
 }
 
 /**
