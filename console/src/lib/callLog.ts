@@ -50,7 +50,20 @@ export type CallLogQuery = {
   beforeId?: number;
   /** Only the call (or calls) answered with this X-Request-Id; empty or absent: every call. */
   requestId?: string;
-};
+} & LogWindow & {
+    /** Oldest first: only calls after this row (by id), the next page. */
+    afterId?: number;
+  };
+
+/** Which calls of the log, in which order: ISO times, [from, before), and newest or oldest first. */
+export type LogWindow = { order?: "asc" | "desc"; from?: string; before?: string };
+
+/** The window's query parameters; newest first is the server's default and is not sent. */
+function windowParams(params: URLSearchParams, w: LogWindow): void {
+  if (w.order === "asc") params.set("order", "asc");
+  if (w.from) params.set("from", w.from);
+  if (w.before) params.set("before", w.before);
+}
 
 /** The request ids the server searches for: what it accepts in X-Request-Id. */
 export const REQUEST_ID_RE = /^[A-Za-z0-9_.:@/+=-]{1,128}$/;
@@ -67,24 +80,27 @@ export function requestIdProblem(value: string): string | null {
   return `A request id holds only letters, digits and _ . : @ / + = -; this one has ${list}.`;
 }
 
-/** `GET /api/api-keys/:id/logs` with its filters; the server answers newest first. */
+/** `GET /api/api-keys/:id/logs` with its filters; the server answers newest first unless `order` is asc. */
 export function callLogPath(id: number, q: CallLogQuery): string {
   const params = new URLSearchParams({ limit: String(q.limit) });
   if (q.status) params.set("status", q.status);
   if (q.beforeId !== undefined) params.set("before_id", String(q.beforeId));
   if (q.requestId) params.set("request_id", q.requestId);
+  windowParams(params, q);
+  if (q.afterId !== undefined) params.set("after_id", String(q.afterId));
   return `/api/api-keys/${id}/logs?${params}`;
 }
 
 /** The CSV export of the same filter: every matching call, up to `rows`, newest first. */
 export function callLogCsvPath(
   id: number,
-  q: Pick<CallLogQuery, "status" | "requestId">,
+  q: Pick<CallLogQuery, "status" | "requestId"> & LogWindow,
   rows = 100_000,
 ): string {
   const params = new URLSearchParams({ limit: String(rows) });
   if (q.status) params.set("status", q.status);
   if (q.requestId) params.set("request_id", q.requestId);
+  windowParams(params, q);
   return `/api/api-keys/${id}/logs.csv?${params}`;
 }
 
@@ -118,8 +134,11 @@ export function useCallLog(
   limit: number,
   status: string,
   requestId = "",
+  window: LogWindow = {},
 ): CallLogPages {
-  const query = `${id} ${limit} ${status} ${requestId}`;
+  const { order, from, before } = window;
+  const win = { order, from, before };
+  const query = `${id} ${limit} ${status} ${requestId} ${order ?? ""} ${from ?? ""} ${before ?? ""}`;
   const [state, setState] = useState<State>({
     query,
     rows: undefined,
@@ -148,7 +167,7 @@ export function useCallLog(
       loadingOlder: false,
       olderError: null,
     }));
-    api.get<CallLog[]>(callLogPath(id, { limit, status, requestId })).then(
+    api.get<CallLog[]>(callLogPath(id, { limit, status, requestId, ...win })).then(
       (res) => {
         if (n !== generation.current) return;
         setState({
@@ -166,6 +185,7 @@ export function useCallLog(
         setState((s) => ({ ...s, loading: false, error: asApiError(err) }));
       },
     );
+    // `query` names the window's three fields: `win` changes only when they do.
   }, [id, limit, status, requestId, query, tick]);
 
   const reload = useCallback(() => setTick((t) => t + 1), []);
@@ -176,7 +196,8 @@ export function useCallLog(
     olderBusy.current = true;
     const n = generation.current;
     setState((s) => ({ ...s, loadingOlder: true, olderError: null }));
-    api.get<CallLog[]>(callLogPath(id, { limit, status, requestId, beforeId: last.id })).then(
+    const cursor = order === "asc" ? { afterId: last.id } : { beforeId: last.id };
+    api.get<CallLog[]>(callLogPath(id, { limit, status, requestId, ...win, ...cursor })).then(
       (res) => {
         if (n !== generation.current) return;
         olderBusy.current = false;
@@ -193,7 +214,7 @@ export function useCallLog(
         setState((s) => ({ ...s, loadingOlder: false, olderError: asApiError(err) }));
       },
     );
-  }, [id, limit, status, requestId]);
+  }, [id, limit, status, requestId, query]);
 
   const current = state.query === query;
   return {

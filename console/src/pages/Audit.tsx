@@ -1,9 +1,10 @@
-import { Anchor, Badge, Code, Select, Text } from "@mantine/core";
+import { Anchor, Badge, Code, Select, Text, TextInput } from "@mantine/core";
 import { ListTable } from "../components/DataTable";
 import { FilterBar, ListView, Paging } from "../components/ListPage";
 import { Empty, PageHeader } from "../components/ui";
 import { formatDateTime } from "../lib/format";
 import { usePagedList } from "../lib/paging";
+import { rangeOf } from "../lib/range";
 import { Link, setQuery, useLocation } from "../lib/router";
 import type { AuditEntry } from "../lib/types";
 
@@ -40,6 +41,14 @@ const ACTIONS = [
   "nas.delete",
   "test_data.reset",
   "master_key.rotate",
+];
+
+/** The trail's orders (`sort=`), newest first by default. */
+const SORTS = [
+  { value: "newest", label: "Newest first" },
+  { value: "oldest", label: "Oldest first" },
+  { value: "actor", label: "By who (A–Z)" },
+  { value: "action", label: "By action (A–Z)" },
 ];
 
 const TARGETS = [
@@ -91,15 +100,28 @@ export function Audit() {
   const { query } = useLocation();
   const action = query.get("action") ?? "";
   const target = query.get("target") ?? "";
-  const list = usePagedList<AuditEntry>("/api/audit", PER_PAGE, { action, target_type: target });
+  const sort = query.get("sort") ?? "";
+  // The range is kept in the address as typed (local time) and sent as UTC.
+  const fromText = query.get("from") ?? "";
+  const toText = query.get("to") ?? "";
+  const range = rangeOf(fromText, toText);
+  const list = usePagedList<AuditEntry>("/api/audit", PER_PAGE, {
+    action,
+    target_type: target,
+    sort: sort === "newest" ? "" : sort,
+    from: range.problem ? null : range.from,
+    to: range.problem ? null : range.to,
+  });
+  const order = SORTS.find((o) => o.value === (sort || "newest"))?.label.toLowerCase();
+  const filtered = action || target || fromText || toText;
 
   return (
     <>
       <PageHeader
         title="Audit trail"
-        description="Who did what to which key, user or record, when, and from which address. Newest first."
+        description="Who did what to which key, user or record, when, and from which address."
       />
-      <FilterBar cols={{ base: 1, xs: 2 }}>
+      <FilterBar cols={{ base: 1, xs: 2, md: 5 }}>
         <Select
           label="Action"
           placeholder="Any action"
@@ -117,6 +139,27 @@ export function Audit() {
           onChange={(v) => setQuery({ target: v, page: null })}
           clearable
         />
+        <Select
+          label="Order"
+          data={SORTS}
+          value={sort || "newest"}
+          onChange={(v) => setQuery({ sort: v === "newest" ? null : v, page: null })}
+          allowDeselect={false}
+        />
+        <TextInput
+          label="From"
+          type="datetime-local"
+          value={fromText}
+          onChange={(e) => setQuery({ from: e.currentTarget.value || null, page: null })}
+          error={range.problem && fromText ? range.problem : undefined}
+        />
+        <TextInput
+          label="To (before)"
+          type="datetime-local"
+          value={toText}
+          onChange={(e) => setQuery({ to: e.currentTarget.value || null, page: null })}
+          error={range.problem && toText && !fromText ? range.problem : undefined}
+        />
       </FilterBar>
       <ListView
         list={list}
@@ -124,7 +167,7 @@ export function Audit() {
           <Empty
             title="Nothing recorded"
             description={
-              action || target
+              filtered
                 ? "No entry matches these filters; clear them to see everything."
                 : "Sign-ins, key changes and changes to users and records appear here as they happen."
             }
@@ -135,7 +178,7 @@ export function Audit() {
           <ListTable
             minWidth={760}
             striped
-            caption="Audit trail, newest first"
+            caption={`Audit trail, ${order}`}
             rows={rows}
             rowKey={(e) => e.id}
             columns={[

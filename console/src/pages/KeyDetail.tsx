@@ -18,6 +18,12 @@ import { useDebouncedValue, useMediaQuery } from "@mantine/hooks";
 import { useEffect, useMemo, useState } from "react";
 import { useUser } from "../auth";
 import { CallButton, CallCards, CallDetail, CredentialBadge } from "../components/CallDetail";
+import {
+  CallLogWindow,
+  type LogWindowDraft,
+  logWindowOf,
+  NEWEST_FIRST,
+} from "../components/CallLogWindow";
 import { type Column, DataTable } from "../components/DataTable";
 import { type KeyBody, KeyForm } from "../components/KeyForm";
 import { ListView } from "../components/ListPage";
@@ -122,13 +128,16 @@ export function KeyDetail({ id }: { id: number }) {
   };
   // Filtered and paged by the server: only the calls asked for travel. A request id finds
   // its call whatever its status.
-  const logs = useCallLog(id, Number(limit), requestId ? "" : statusFilter, requestId);
+  const [logDraft, setLogDraft] = useState<LogWindowDraft>(NEWEST_FIRST);
+  const logWindow = logWindowOf(logDraft).window;
+  const oldest = logWindow.order === "asc";
+  const logs = useCallLog(id, Number(limit), requestId ? "" : statusFilter, requestId, logWindow);
   const [exporting, setExporting] = useState(false);
   const exportCsv = async () => {
     setExporting(true);
     try {
       const blob = await api.download(
-        callLogCsvPath(id, { status: requestId ? "" : statusFilter, requestId }),
+        callLogCsvPath(id, { status: requestId ? "" : statusFilter, requestId, ...logWindow }),
       );
       const url = URL.createObjectURL(blob);
       const a = document.createElement("a");
@@ -199,11 +208,12 @@ export function KeyDetail({ id }: { id: number }) {
     logs.reload();
   };
 
+  const order = oldest ? "oldest first" : "newest first";
   const logCaption = requestId
     ? `Calls made with this key with request id ${requestId}`
     : statusFilter
-      ? `Calls made with this key with status ${statusFilter}, newest first`
-      : "Calls made with this key, newest first";
+      ? `Calls made with this key with status ${statusFilter}, ${order}`
+      : `Calls made with this key, ${order}`;
   // A click anywhere on a row opens the call; its button in the Call column is what the
   // keyboard reaches.
   const clickable = (columns: Column<CallLog>[]) =>
@@ -583,6 +593,7 @@ export function KeyDetail({ id }: { id: number }) {
               nothingFoundMessage="No such status or error code"
               maxDropdownHeight={320}
             />
+            <CallLogWindow value={logDraft} onChange={setLogDraft} />
             <Select
               label="Show"
               size="xs"
@@ -604,7 +615,7 @@ export function KeyDetail({ id }: { id: number }) {
               variant="default"
               loading={exporting}
               onClick={() => void exportCsv()}
-              title="Every call of this filter, newest first, as a CSV file"
+              title={`Every call of this filter, ${order}, as a CSV file`}
             >
               Download CSV
             </Button>
@@ -705,13 +716,13 @@ export function KeyDetail({ id }: { id: number }) {
               <Group justify="space-between" mt="sm" gap="sm">
                 <Text size="xs" c="dimmed" aria-live="polite">
                   {rows.length} call{rows.length === 1 ? "" : "s"} shown
-                  {requestId ? ` with request id ${requestId}` : ", newest first"}
+                  {requestId ? ` with request id ${requestId}` : `, ${order}`}
                   {logs.more
                     ? "."
                     : requestId
                       ? "."
-                      : statusFilter
-                        ? "; no older call matches."
+                      : statusFilter || logWindow.from || logWindow.before
+                        ? `; no ${oldest ? "later" : "older"} call matches.`
                         : "; that is every call."}
                 </Text>
                 {logs.more && (
@@ -721,7 +732,7 @@ export function KeyDetail({ id }: { id: number }) {
                     onClick={logs.loadOlder}
                     loading={logs.loadingOlder}
                   >
-                    Load older calls
+                    {oldest ? "Load later calls" : "Load older calls"}
                   </Button>
                 )}
               </Group>
