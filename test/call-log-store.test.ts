@@ -155,3 +155,43 @@ describe("call-log storage", () => {
     ]);
   });
 });
+
+describe("usage rollups beside the call log", () => {
+  /** The rollup rows' calls per key, as stored. */
+  async function rolledUp(database: Database): Promise<Record<number, number>> {
+    const rows = await database.db
+      .selectFrom("usage_rollups")
+      .select(["api_key_id", "calls"])
+      .execute();
+    const out: Record<number, number> = {};
+    for (const r of rows) out[r.api_key_id] = (out[r.api_key_id] ?? 0) + Number(r.calls);
+    return out;
+  }
+
+  it("keeps a batch's calls aside until a settling batch, then merges them all with it", async () => {
+    const database = await open();
+    const repo = new SqlKeyRepo(database);
+    await repo.writeBatch([entry(1, T0), entry(2, T0 + 1)], none, new Map(), false);
+    await repo.writeBatch([entry(1, T0 + 2)], none, new Map(), false);
+    // The rows are stored at once; their rollups wait for the writer's cadence.
+    expect(await repo.countLogs()).toBe(3);
+    expect(await rolledUp(database)).toEqual({});
+    await repo.writeBatch([entry(3, T0 + 3)], none, new Map(), true);
+    expect(await rolledUp(database)).toEqual({ 1: 2, 2: 1, 3: 1 });
+  });
+
+  it("counts a call once when the batch that would have merged it failed and was retried", async () => {
+    const database = await open();
+    const repo = new SqlKeyRepo(database);
+    await repo.writeBatch([entry(6, T0), entry(6, T0 + 1)], none, new Map(), false);
+    const broken = entry(6, T0 + 2, { method: null as unknown as string });
+    await expect(
+      repo.writeBatch([entry(6, T0 + 3), broken], none, new Map(), true),
+    ).rejects.toThrow();
+    expect(await rolledUp(database)).toEqual({});
+    // The writer retries the failed batch (here without the row that broke it).
+    await repo.writeBatch([entry(6, T0 + 3)], none, new Map(), true);
+    expect(await rolledUp(database)).toEqual({ 6: 3 });
+    expect(await repo.countLogs()).toBe(3);
+  });
+});

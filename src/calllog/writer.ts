@@ -39,6 +39,7 @@ export const KEY_REFUSALS: ReadonlySet<string> = new Set([
   "INVALID_USER",
   "IP_NOT_ALLOWED",
   "RATE_LIMIT_EXCEEDED",
+  "QUOTA_EXCEEDED",
   "SCOPE_REQUIRED",
   "FORBIDDEN",
 ]);
@@ -52,7 +53,6 @@ export const ADMISSION_REFUSALS: ReadonlySet<string> = new Set([
   "MISSING_API_KEY",
   "INVALID_API_KEY",
   ...KEY_REFUSALS,
-  "QUOTA_EXCEEDED",
   "SIGNATURE_REQUIRED",
   "SIGNATURE_INVALID",
   "SIGNATURE_EXPIRED",
@@ -70,11 +70,16 @@ export function admitted(entry: Pick<CallLogEntry, "apiKeyId" | "errorCode">): b
 }
 
 export interface CallLogSink {
-  /** Writes the rows, last-use and last-refusal times in one transaction. */
+  /**
+   * Writes the rows, last-use and last-refusal times in one transaction. `settle` marks the
+   * last batch of a drain that carries last-use times (every `lastUseEveryMs`, and every
+   * flush): what a sink keeps aside between batches (usage rollups) is written with it.
+   */
   writeBatch(
     entries: CallLogEntry[],
     lastUsed: Map<number, LastUse>,
     lastRefused?: Map<number, LastRefusal>,
+    settle?: boolean,
   ): Promise<void>;
 }
 
@@ -199,7 +204,7 @@ export class CallLogWriter {
         this.lastRefused = new Map();
       }
       try {
-        await this.o.sink.writeBatch(batch, lastUsed, lastRefused);
+        await this.o.sink.writeBatch(batch, lastUsed, lastRefused, last);
         this.counts.written += batch.length;
         this.o.onWritten?.(batch);
         if (last) this.lastUseWrittenAt = Date.now();

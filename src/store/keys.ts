@@ -23,7 +23,16 @@ import { type EventOf, emitEvent } from "../events/outbox.js";
 import type { Database } from "./database.js";
 import { dropLogPartitionsBefore } from "./partitions.js";
 import type { DB } from "./schema.js";
-import { aggregateUsage, mergeUsagePg, type RollupGroup, SqliteUsageRollups } from "./usage.js";
+import {
+  aggregateUsage,
+  mergeUsagePg,
+  type RollupGroup,
+  SqliteUsageRollups,
+  UsageBuffer,
+  withGroups,
+} from "./usage.js";
+
+const NO_GROUPS: RollupGroup[] = [];
 
 type SQLiteConnection = NonNullable<Database["raw"]["sqlite"]>;
 type SQLiteStatement = ReturnType<SQLiteConnection["prepare"]>;
@@ -716,19 +725,59 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     entries: CallLogEntry[],
     lastUsed: Map<number, LastUse>,
     lastRefused: Map<number, LastRefusal> = new Map(),
+    settle = true,
   ): Promise<void> {
     const uses = [...lastUsed];
     const refusals = [...lastRefused];
     const seconds = entries.map((e) => this.second(e.timestamp));
     const fresh = this.newMinutes(entries, seconds);
-    // Usage rollups (store/usage.ts) merge in the same transaction as the rows.
-    const usage = aggregateUsage(entries, seconds);
+    // Usage rollups (store/usage.ts) wait in memory and are merged with a settling batch (its
+    // own calls with them) or while a backlog is left; other batches' calls join the buffer
+    // once they are stored.
+    const taken = settle || this.usage.backlog ? this.usage.take() : NO_GROUPS;
+    const usage = settle ? withGroups(aggregateUsage(entries, seconds), taken) : taken;
     if (this.raw.sqlite) {
       this.sqliteBatch ??= this.prepareSqliteBatch(this.raw.sqlite);
-      this.sqliteBatch(entries, seconds, fresh, uses, refusals, usage);
-      this.recorded(fresh);
+      try {
+        this.sqliteBatch(entries, seconds, fresh, uses, refusals, usage);
+      } catch (err) {
+        this.usage.putBack(taken);
+        throw err;
+      }
+      this.stored(entries, seconds, fresh, settle);
       return;
     }
+    try {
+      await this.pgBatch(entries, seconds, fresh, uses, refusals, usage);
+    } catch (err) {
+      this.usage.putBack(taken);
+      throw err;
+    }
+    this.stored(entries, seconds, fresh, settle);
+  }
+
+  /** Rollups of stored batches waiting to be merged (see UsageBuffer). */
+  private readonly usage = new UsageBuffer();
+
+  /** After a batch's commit: its minutes are recorded; unless it settled, its calls wait. */
+  private stored(
+    entries: CallLogEntry[],
+    seconds: number[],
+    fresh: [number, number][],
+    settle: boolean,
+  ): void {
+    this.recorded(fresh);
+    if (!settle) this.usage.add(entries, seconds);
+  }
+
+  private async pgBatch(
+    entries: CallLogEntry[],
+    seconds: number[],
+    fresh: [number, number][],
+    uses: [number, LastUse][],
+    refusals: [number, LastRefusal][],
+    usage: RollupGroup[],
+  ): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
       if (entries.length > 0) {
         const col = <T>(f: (e: CallLogEntry) => T) => entries.map(f);
@@ -768,7 +817,6 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
       }
       await mergeUsagePg(trx, usage);
     });
-    this.recorded(fresh);
   }
 
   private sqliteBatch:

@@ -265,7 +265,111 @@ export function aggregateUsage(
     count(g.ips, e.ip);
     (g.latency[latencyBucket(e.latencyMs)] as number)++;
   }
-  return all.sort(
+  return sortGroups(all);
+}
+
+/** Adds group `from` into `into` (same key, environment and hour). */
+function foldGroup(into: RollupGroup, from: RollupGroup): void {
+  into.calls += from.calls;
+  into.admitted += from.admitted;
+  into.s2xx += from.s2xx;
+  into.s3xx += from.s3xx;
+  into.s4xx += from.s4xx;
+  into.s5xx += from.s5xx;
+  for (const [k, n] of from.errors) into.errors.set(k, (into.errors.get(k) ?? 0) + n);
+  for (const [method, byRoute] of from.routes) {
+    let routes = into.routes.get(method);
+    if (routes === undefined) into.routes.set(method, (routes = new Map()));
+    for (const [r, n] of byRoute) routes.set(r, (routes.get(r) ?? 0) + n);
+  }
+  for (const [k, n] of from.ips) into.ips.set(k, (into.ips.get(k) ?? 0) + n);
+  const l = from.latency;
+  for (let b = 0; b < l.length; b++)
+    if (l[b] !== 0) into.latency[b] = (into.latency[b] as number) + (l[b] as number);
+}
+
+/**
+ * Rollups of stored batches that wait to be merged. A merge reads, merges and rewrites each
+ * (key, environment, hour) row it touches, so it is done per row once every few seconds —
+ * with the writer's last-use times, or when a read flushes the writer — not once per batch:
+ * with thousands of keys a batch of 2,000 calls touches as many rows as it has calls.
+ *
+ * Calls enter only once their batch is stored (`add` after the commit); the groups a merge
+ * takes go back when its transaction fails (`putBack`), so a retried batch is never counted
+ * twice. A process killed outright loses what waits here (at most one cadence); a stop
+ * flushes it.
+ */
+export class UsageBuffer {
+  private groups = new Map<string, RollupGroup>();
+
+  /** At most this many rows per merge: a backlog is merged over the next batches. */
+  constructor(private readonly maxRows = 1000) {}
+
+  /** Folds a stored batch's calls in. */
+  add(entries: readonly CallLogEntry[], seconds?: readonly number[]): void {
+    for (const g of aggregateUsage(entries, seconds)) this.fold(g);
+  }
+
+  private fold(g: RollupGroup): void {
+    const id = `${g.keyId}|${g.environment}|${g.hour}`;
+    const had = this.groups.get(id);
+    if (had === undefined) this.groups.set(id, g);
+    else foldGroup(had, g);
+  }
+
+  get size(): number {
+    return this.groups.size;
+  }
+
+  /** Whether more rows wait than one merge takes: then every batch merges some. */
+  get backlog(): boolean {
+    return this.groups.size > this.maxRows;
+  }
+
+  /** Up to `maxRows` waiting rows, in lock order (key, environment, hour); they leave the buffer. */
+  take(): RollupGroup[] {
+    if (this.groups.size === 0) return [];
+    let out: RollupGroup[];
+    if (this.groups.size <= this.maxRows) {
+      out = [...this.groups.values()];
+      this.groups = new Map();
+    } else {
+      out = [];
+      for (const [id, g] of this.groups) {
+        out.push(g);
+        this.groups.delete(id);
+        if (out.length === this.maxRows) break;
+      }
+    }
+    return sortGroups(out);
+  }
+
+  /** Groups a failed merge took, back in (merged with anything added since). */
+  putBack(groups: readonly RollupGroup[]): void {
+    for (const g of groups) this.fold(g);
+  }
+}
+
+/**
+ * A batch's own groups with the buffer's `taken` ones folded in, in lock order. The batch's
+ * groups are fresh objects and take the additions; `taken` is left as it was, so a failed
+ * merge can put exactly it back.
+ */
+export function withGroups(own: RollupGroup[], taken: readonly RollupGroup[]): RollupGroup[] {
+  if (taken.length === 0) return own;
+  const byId = new Map<string, RollupGroup>();
+  for (const g of own) byId.set(`${g.keyId}|${g.environment}|${g.hour}`, g);
+  for (const g of taken) {
+    const id = `${g.keyId}|${g.environment}|${g.hour}`;
+    const had = byId.get(id);
+    if (had === undefined) byId.set(id, g);
+    else foldGroup(had, g);
+  }
+  return sortGroups([...byId.values()]);
+}
+
+function sortGroups(groups: RollupGroup[]): RollupGroup[] {
+  return groups.sort(
     (a, b) =>
       a.keyId - b.keyId ||
       (a.environment < b.environment ? -1 : a.environment > b.environment ? 1 : 0) ||
