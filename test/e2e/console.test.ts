@@ -690,9 +690,21 @@ describe.skipIf(skip)("the console in a browser", () => {
       // not tables scrolling sideways.
       const overflow = await page.evaluate("document.documentElement.scrollWidth");
       expect(overflow, name).toBeLessThanOrEqual(PHONE.width);
-      if (["transactions", "nas", "users", "audit"].includes(name)) {
+      if (["transactions", "nas", "users", "services", "audit"].includes(name)) {
         const cards = page.getByTestId("card-list").first();
         await cards.getByRole("listitem").first().waitFor();
+        expect(await page.locator("main table").count(), name).toBe(0);
+        // A row's buttons are on its card, in reach without scrolling sideways.
+        if (["nas", "users", "services"].includes(name)) {
+          const button = cards.getByRole("listitem").first().getByRole("button").first();
+          const box = await button.boundingBox();
+          expect(box && box.x >= 0 && box.x + box.width <= PHONE.width, name).toBe(true);
+        }
+      }
+      if (name === "key-detail") {
+        // The call log is cards too, and the usage lists are lists.
+        await page.getByTestId("call-cards").getByRole("listitem").first().waitFor();
+        await page.getByTestId("usage-totals").waitFor();
         expect(await page.locator("main table").count(), name).toBe(0);
       }
       await shot(name);
@@ -910,6 +922,77 @@ describe.skipIf(skip)("the console in a browser", () => {
     await nav("Transactions");
     await page.getByRole("cell", { name: "INV-1001", exact: true }).waitFor();
     expect(await page.getByRole("cell", { name: "TEST-1" }).count()).toBe(0);
+  }, 60_000);
+
+  it("charts a key's usage by range, and revokes two keys at once from the list", async () => {
+    await page.setViewportSize(DESKTOP);
+    const login = await call(
+      base,
+      "POST",
+      "/api/auth/login",
+      {},
+      {
+        username: "admin",
+        password: ADMIN_PASSWORD,
+      },
+    );
+    const bearer = { authorization: `Bearer ${login.json.data.access_token}` };
+    const mint = async (name: string) => {
+      const res = await call(base, "POST", "/api/api-keys", bearer, { name });
+      expect(res.status).toBe(201);
+      return { key: res.json.key as string, id: res.json.data.id as number };
+    };
+    const a = await mint("usage-a");
+    const b = await mint("usage-b");
+    for (let i = 0; i < 3; i++) expect((await whoami(a.key)).status).toBe(200);
+    const missing = await call(base, "GET", "/api/v1/external/subscribers/999999", {
+      "x-api-key": a.key,
+    });
+    expect(missing.status).toBe(404);
+
+    await page.goto(`${base}/keys/${a.id}`);
+    await heading(/usage-a/);
+    const usage = page.getByTestId("usage");
+    const totals = usage.getByTestId("usage-totals");
+    await totals.waitFor();
+    expect(await totals.textContent()).toMatch(/^Calls4/);
+    await usage.locator(".recharts-area").first().waitFor();
+    await usage.locator(".recharts-line").first().waitFor({ state: "attached" });
+    await usage.getByRole("list", { name: "Busiest addresses" }).getByText("127.0.0.1").waitFor();
+
+    // The switch asks again: 30 days, by day.
+    const [asked] = await Promise.all([
+      page.waitForRequest(
+        (r) =>
+          r.url().includes(`/api/api-keys/${a.id}/usage?`) &&
+          new URL(r.url()).searchParams.get("bucket") === "day",
+      ),
+      usage.getByText("30 d", { exact: true }).click(),
+    ]);
+    const q = new URL(asked.url()).searchParams;
+    const days = (Date.parse(q.get("to") ?? "") - Date.parse(q.get("from") ?? "")) / 86_400_000;
+    expect(days).toBe(30);
+    await totals.waitFor();
+    expect(await totals.textContent()).toMatch(/^Calls4/);
+    await shot("key-usage");
+
+    await nav("API keys");
+    await page.getByRole("checkbox", { name: /^Select usage-a / }).check();
+    await page.getByRole("checkbox", { name: /^Select usage-b / }).check();
+    await page.getByTestId("bulk-bar").getByRole("button", { name: "Revoke selected" }).click();
+    const dialog = page.getByRole("dialog", { name: "Revoke 2 keys?" });
+    await dialog.getByText("usage-b").waitFor();
+    await dialog.getByRole("button", { name: "Revoke 2 keys" }).click();
+    await page.getByText("2 keys revoked").waitFor();
+    for (const k of [a, b]) {
+      const refused = await whoami(k.key);
+      expect(refused.status).toBe(401);
+      expect(refused.json.error.code).toBe("API_KEY_REVOKED");
+    }
+    await page
+      .getByTestId(`key-row-${a.id}`)
+      .getByText(/^revoked$/i)
+      .waitFor();
   }, 60_000);
 
   it("shows the API reference under its own policy", async () => {

@@ -106,21 +106,17 @@ describe("UsageCharts", () => {
     expect(totals.textContent).toContain("p99 120 ms");
     expect(
       screen
-        .getByRole("img", { name: /Calls per hour by status class over the last 24 hours/ })
+        .getByRole("img", { name: /calls per hour by status class over the last 24 hours/ })
         .getAttribute("aria-label"),
     ).toContain("8 2xx, 0 3xx, 3 4xx, 1 5xx");
-    expect(screen.getByRole("img", { name: /Latency per hour/ })).toBeTruthy();
-    const routes = screen.getByRole("table", { name: "Busiest routes" });
+    expect(screen.getByRole("img", { name: /latency per hour/ })).toBeTruthy();
+    const routes = screen.getByRole("list", { name: "Busiest routes" });
     expect(
       within(routes)
-        .getAllByRole("row")
+        .getAllByRole("listitem")
         .map((r) => r.textContent),
-    ).toEqual([
-      "routesCalls",
-      "GET /api/v1/external/subscribers/:id9",
-      "GET /api/v1/external/whoami3",
-    ]);
-    expect(screen.getByRole("table", { name: "Busiest addresses" }).textContent).toContain(
+    ).toEqual(["GET /api/v1/external/subscribers/:id9", "GET /api/v1/external/whoami3"]);
+    expect(screen.getByRole("list", { name: "Busiest addresses" }).textContent).toContain(
       "203.0.113.9",
     );
     const asked = server.to("/api/api-keys/7/usage");

@@ -1,14 +1,4 @@
-import {
-  Card,
-  Group,
-  SegmentedControl,
-  SimpleGrid,
-  Stack,
-  Table,
-  Text,
-  Title,
-  VisuallyHidden,
-} from "@mantine/core";
+import { Card, Group, SegmentedControl, SimpleGrid, Stack, Text, Title } from "@mantine/core";
 import { useMemo, useState } from "react";
 import {
   Area,
@@ -147,28 +137,19 @@ function TopList<T>({
           {empty}
         </Text>
       ) : (
-        <Table verticalSpacing={4} horizontalSpacing={0} layout="fixed" aria-label={title}>
-          <VisuallyHidden component="thead">
-            <tr>
-              <th>{title.replace(/^Busiest /, "")}</th>
-              <th>Calls</th>
-            </tr>
-          </VisuallyHidden>
-          <Table.Tbody>
-            {rows.map((r) => (
-              <Table.Tr key={name(r)}>
-                <Table.Td>
-                  <Text size="xs" ff="monospace" truncate="end" title={name(r)}>
-                    {name(r)}
-                  </Text>
-                </Table.Td>
-                <Table.Td ta="right" w={80}>
-                  <Text size="xs">{calls(r).toLocaleString()}</Text>
-                </Table.Td>
-              </Table.Tr>
-            ))}
-          </Table.Tbody>
-        </Table>
+        // A list, not a table: it reads the same on a phone, with nothing to scroll sideways.
+        <Stack component="ul" gap={2} p={0} m={0} style={{ listStyle: "none" }} aria-label={title}>
+          {rows.map((r) => (
+            <Group component="li" key={name(r)} justify="space-between" wrap="nowrap" gap="sm">
+              <Text size="xs" ff="monospace" truncate="end" title={name(r)} miw={0}>
+                {name(r)}
+              </Text>
+              <Text size="xs" style={{ flexShrink: 0 }}>
+                {calls(r).toLocaleString()}
+              </Text>
+            </Group>
+          ))}
+        </Stack>
       )}
     </div>
   );
@@ -290,7 +271,7 @@ export function UsageCharts({
           </SimpleGrid>
           <div
             role="img"
-            aria-label={`Calls per ${report.bucket} by status class over ${r.words}: ${t.by_status["2xx"]} 2xx, ${t.by_status["3xx"]} 3xx, ${t.by_status["4xx"]} 4xx, ${t.by_status["5xx"]} 5xx`}
+            aria-label={`Usage: calls per ${report.bucket} by status class over ${r.words}: ${t.by_status["2xx"]} 2xx, ${t.by_status["3xx"]} 3xx, ${t.by_status["4xx"]} 4xx, ${t.by_status["5xx"]} 5xx`}
             data-testid="usage-calls-chart"
           >
             <ResponsiveContainer
@@ -322,7 +303,7 @@ export function UsageCharts({
           </div>
           <div
             role="img"
-            aria-label={`Latency per ${report.bucket} over ${r.words}: p50 ${ms(t.latency_ms?.p50)}, p95 ${ms(t.latency_ms?.p95)} overall`}
+            aria-label={`Usage: latency per ${report.bucket} over ${r.words}: p50 ${ms(t.latency_ms?.p50)}, p95 ${ms(t.latency_ms?.p95)} overall`}
             data-testid="usage-latency-chart"
           >
             <ResponsiveContainer
