@@ -44,7 +44,7 @@ import {
   SqlUsageRepo,
 } from "./store/panel.js";
 import { SqlTwoFactorRepo } from "./store/twofactor.js";
-import { admittedSince, pruneUsage, USAGE_RETENTION_DAYS } from "./store/usage.js";
+import { chainAdmittedSince, pruneUsage, USAGE_RETENTION_DAYS } from "./store/usage.js";
 import { DeliveryWorker, type DeliveryOptions } from "./events/delivery.js";
 import { QuotaEvents } from "./events/quota.js";
 import { Scheduler } from "./events/scheduler.js";
@@ -138,7 +138,7 @@ export type KeygateOptions = {
 
 /** What a key's quota stands at now, as the limiter counts it; null without a quota. */
 async function quotaUsage(limiter: Limiter, k: StoredKey, now: number): Promise<QuotaUsage | null> {
-  const plan = quotaPlan(k.quota);
+  const plan = quotaPlan(k.quota, k.quotaRootId);
   if (plan === null || limiter.peekQuota === undefined) return null;
   const w = quotaWindow(k.id, plan, now);
   const q = await limiter.peekQuota(w, now);
@@ -194,10 +194,11 @@ export async function createKeygate(config: Config, opts: KeygateOptions = {}): 
     ttlMs: keyCacheTtlMs(config),
   });
   const memory = new MemoryLimiter(10_000, clock);
-  // A quota counter this process (or an emptied Redis) lacks starts from the rollups' count.
-  // Periods start and end on UTC hours, as the rollups' rows do.
-  const quotaSeed = (id: number, start: number, end: number) =>
-    admittedSince(db, id, Math.floor(start / 3_600_000), Math.ceil(end / 3_600_000));
+  // A quota counter this process (or an emptied Redis) lacks starts from the rollups' count
+  // of its roll chain (every key counted under the chain's first key). Periods start and end
+  // on UTC hours, as the rollups' rows do.
+  const quotaSeed = (rootId: number, start: number, end: number) =>
+    chainAdmittedSince(db, rootId, Math.floor(start / 3_600_000), Math.ceil(end / 3_600_000));
   memory.seedQuotasFrom(quotaSeed, log.warn, clock);
   let limiter: Limiter = memory;
   let cluster: Cluster | null = null;

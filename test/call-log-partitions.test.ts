@@ -121,6 +121,7 @@ describe("call-log partitions (PostgreSQL)", () => {
     const before = await database.db.selectFrom("api_key_logs").selectAll().orderBy("id").execute();
     expect(await migrateToLatest(database.db, database.dialect)).toEqual([
       "0013_call_log_partitions",
+      "0014_quota_roots",
     ]);
     const after = await database.db.selectFrom("api_key_logs").selectAll().orderBy("id").execute();
     expect(after.map((r) => ({ ...r, second: r.second ?? 0 }))).toEqual(

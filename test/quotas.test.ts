@@ -1,10 +1,13 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Kysely } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
 import { buildApp } from "../src/http/app.js";
 import { createKeygate } from "../src/keygate.js";
+import { openDatabase } from "../src/store/database.js";
+import { migrateToLatest } from "../src/store/migrations.js";
 import { ADMIN, ENGINE, expectStatus, freshDatabase, type Harness, harness } from "./helpers.js";
 
 // Mid-day, mid-month: far from every period boundary the tests do not cross on purpose.
@@ -387,6 +390,235 @@ describe("a quota across a restart", () => {
       await db.drop();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("a quota along a roll chain", () => {
+  it("is not given back by a roll: the replacement and the old key spend one count", async () => {
+    const h = await setup();
+    const { key, id } = await h.mint(h.adminToken, { quota: { limit: 3, period: "day" } });
+    for (let i = 0; i < 2; i++) expectStatus(await h.ext("GET", "/whoami", key), 200);
+    const rolled = await h.api("POST", `/api/api-keys/${id}/roll`, h.adminToken, {});
+    expectStatus(rolled, 201);
+    const next = rolled.json().key as string;
+    const nextId = rolled.json().data.id as number;
+    // One call left of three, for both keys together during the grace period.
+    const one = await h.ext("GET", "/whoami", next);
+    expectStatus(one, 200);
+    expect(one.headers["keygate-quota-remaining"]).toBe("0");
+    const old = await h.ext("GET", "/whoami", key);
+    expectStatus(old, 429);
+    expect(old.json().error.code).toBe("QUOTA_EXCEEDED");
+    const refused = await h.ext("GET", "/whoami", next);
+    expectStatus(refused, 429);
+    expect(refused.json().error.code).toBe("QUOTA_EXCEEDED");
+    for (const header of ["keygate-quota-remaining", "keygate-quota-reset", "retry-after"])
+      expect(refused.headers[header]).toBe(old.headers[header]);
+    expect(refused.headers["keygate-quota-remaining"]).toBe("0");
+    expect(refused.headers["keygate-quota-reset"]).toBe(String(12 * 3600));
+    // The key's page shows the chain's count.
+    const read = await h.api("GET", `/api/api-keys/${nextId}`, h.adminToken);
+    expect(read.json().data.quota_usage).toMatchObject({ used: 3, remaining: 0 });
+    // Rolled again, the chain still shares it; the next day refills it.
+    const again = await h.api("POST", `/api/api-keys/${nextId}/roll`, h.adminToken, {});
+    const third = again.json().key as string;
+    expect((await h.ext("GET", "/whoami", third)).json().error.code).toBe("QUOTA_EXCEEDED");
+    t = Date.parse("2026-06-11T00:00:00Z");
+    const refilled = await h.ext("GET", "/whoami", third);
+    expectStatus(refilled, 200);
+    expect(refilled.headers["keygate-quota-remaining"]).toBe("2");
+  });
+
+  it("stays spent for the replacement after a restart (seeded from the chain's rollups)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kg-quota-roll-"));
+    const db = await freshDatabase(join(dir, "kg.db"));
+    const open = async () => {
+      const config = loadConfig({
+        KEYGATE_DATABASE_URL: db.url,
+        KEYGATE_ADMIN_USERNAME: ADMIN.username,
+        KEYGATE_ADMIN_PASSWORD: ADMIN.password,
+        KEYGATE_LOG_LEVEL: "silent",
+        KEYGATE_IP_RATE_LIMIT: "0",
+      });
+      const kg = await createKeygate(config, { now: () => new Date(t) });
+      const app = await buildApp(kg, { logger: false });
+      await kg.auth.bootstrap(config.adminUsername, config.adminPassword);
+      return { kg, app };
+    };
+    const call = (app: Awaited<ReturnType<typeof open>>["app"], key: string) =>
+      app.inject({ method: "GET", url: "/api/v1/external/whoami", headers: { "x-api-key": key } });
+    t = START;
+    try {
+      let { kg, app } = await open();
+      const token = (
+        await app.inject({ method: "POST", url: "/api/auth/login", payload: ADMIN })
+      ).json().data.access_token as string;
+      const auth = { authorization: `Bearer ${token}` };
+      const minted = await app.inject({
+        method: "POST",
+        url: "/api/api-keys",
+        headers: auth,
+        payload: { quota: { limit: 4, period: "month" } },
+      });
+      const { key, data } = minted.json();
+      for (let i = 0; i < 2; i++) expectStatus(await call(app, key), 200);
+      const rolled = await app.inject({
+        method: "POST",
+        url: `/api/api-keys/${data.id}/roll`,
+        headers: auth,
+        payload: {},
+      });
+      expectStatus(rolled, 201);
+      const next = rolled.json().key as string;
+      // Half the calls by each key: the count after a restart must add up both.
+      for (let i = 0; i < 2; i++) expectStatus(await call(app, next), 200);
+      const before = await call(app, next);
+      expectStatus(before, 429);
+      expect(before.json().error.code).toBe("QUOTA_EXCEEDED");
+      await kg.callLog.flush();
+      await app.close();
+      await kg.close();
+
+      ({ kg, app } = await open());
+      for (const k of [next, key]) {
+        const res = await call(app, k);
+        expectStatus(res, 429);
+        expect(res.json().error.code).toBe("QUOTA_EXCEEDED");
+        expect(res.headers["keygate-quota-remaining"]).toBe("0");
+        expect(res.headers["keygate-quota-reset"]).toBe(before.headers["keygate-quota-reset"]);
+      }
+      await app.close();
+      await kg.close();
+    } finally {
+      await db.drop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("migration 0014_quota_roots", () => {
+  it("gives keys rolled before it their chain's first key", async () => {
+    const f = await freshDatabase();
+    const database = await openDatabase(f.url, { migrateTo: "0013_call_log_partitions" });
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the schema as it was before 0014
+      const db = database.db as Kysely<any>;
+      const at = "2026-06-01T00:00:00.000Z";
+      await db
+        .insertInto("users")
+        .values({
+          username: "u",
+          password_hash: "x",
+          role: "admin",
+          created_at: at,
+          updated_at: at,
+        })
+        .execute();
+      const user = await db.selectFrom("users").select("id").executeTakeFirstOrThrow();
+      // 1 → 2 → 3 (a chain rolled twice), 4 alone, 5 → 6.
+      const from: Record<number, number | null> = { 1: null, 2: 1, 3: 2, 4: null, 5: null, 6: 5 };
+      for (const [id, rolled] of Object.entries(from))
+        await db
+          .insertInto("api_keys")
+          .values({
+            id: Number(id),
+            name: `k${id}`,
+            key_hash: `h${id}`,
+            key_prefix: `pk_live_${id}`,
+            scopes: "read",
+            owner_id: user.id,
+            created_at: at,
+            updated_at: at,
+            rolled_from_id: rolled,
+          })
+          .execute();
+      expect(await migrateToLatest(database.db, database.dialect)).toEqual(["0014_quota_roots"]);
+      const rows = await database.db
+        .selectFrom("api_keys")
+        .select(["id", "quota_root_id"])
+        .orderBy("id")
+        .execute();
+      expect(rows.map((r) => [r.id, r.quota_root_id])).toEqual([
+        [1, null],
+        [2, 1],
+        [3, 1],
+        [4, null],
+        [5, null],
+        [6, 5],
+      ]);
+    } finally {
+      await database.close();
+      await f.drop();
+    }
+  });
+});
+
+describe("who may loosen a quota", () => {
+  it("lets a reseller add or lower a quota on their key, and only an admin remove or loosen it", async () => {
+    const h = await setup({ KEYGATE_SELF_SERVICE_KEYS: "true" });
+    const r = await h.user("res");
+    // On mint any quota: it only restricts the key.
+    const { id } = await h.mint(r.token, { quota: { limit: 100, period: "day" } });
+    const put = (token: string, quota: unknown) =>
+      h.api("PUT", `/api/api-keys/${id}`, token, { quota });
+
+    const refusals = [
+      [null, "only an admin can remove key"],
+      [{ limit: 101, period: "day" }, "only an admin can raise key"],
+      [{ limit: 100, period: "month" }, "only an admin can change key"],
+      [{ limit: 50, period: "month", refill_day: 1 }, "only an admin can change key"],
+    ] as const;
+    for (const [quota, said] of refusals) {
+      const res = await put(r.token, quota);
+      expectStatus(res, 403);
+      const body = res.json();
+      expect(body.success).toBe(false);
+      expect(body.code).toBe("FORBIDDEN");
+      expect(body.message).toContain(`${said} ${id}'s quota`);
+      expect(body.message).toContain("100 calls a day");
+      expect(body.message).toContain('you are signed in as reseller "res"');
+      expect(body.message).toContain(
+        "ask an admin, or lower the limit (at most 100) keeping the period",
+      );
+    }
+    expect((await h.api("GET", `/api/api-keys/${id}`, r.token)).json().data.quota).toEqual({
+      limit: 100,
+      period: "day",
+      refill_day: null,
+    });
+
+    // Lowering, or keeping it, is theirs to do; so is renaming without the quota.
+    expectStatus(await put(r.token, { limit: 60, period: "day" }), 200);
+    expectStatus(await put(r.token, { limit: 60, period: "day" }), 200);
+    expectStatus(await h.api("PUT", `/api/api-keys/${id}`, r.token, { name: "renamed" }), 200);
+    const raised = await put(r.token, { limit: 100, period: "day" });
+    expectStatus(raised, 403);
+    expect(raised.json().message).toContain("from 60 calls a day to 100 calls a day");
+
+    // A key without a quota may be given one.
+    const free = await h.mint(r.token);
+    const added = await h.api("PUT", `/api/api-keys/${free.id}`, r.token, {
+      quota: { limit: 10, period: "month", refill_day: 15 },
+    });
+    expectStatus(added, 200);
+    expect(added.json().data.quota).toEqual({ limit: 10, period: "month", refill_day: 15 });
+    const moved = await h.api("PUT", `/api/api-keys/${free.id}`, r.token, {
+      quota: { limit: 10, period: "month", refill_day: 20 },
+    });
+    expectStatus(moved, 403);
+    expect(moved.json().message).toContain(
+      "from 10 calls a month (refilling on day 15) to 10 calls a month (refilling on day 20)",
+    );
+
+    // An admin may do all of it, on the reseller's keys too.
+    const up = await put(h.adminToken, { limit: 1_000, period: "month", refill_day: 5 });
+    expectStatus(up, 200);
+    expect(up.json().data.quota).toEqual({ limit: 1_000, period: "month", refill_day: 5 });
+    const gone = await put(h.adminToken, null);
+    expectStatus(gone, 200);
+    expect(gone.json().data.quota).toBeNull();
+    // Without a quota again, the reseller may add one.
+    expectStatus(await put(r.token, { limit: 5, period: "day" }), 200);
   });
 });
 

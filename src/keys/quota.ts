@@ -24,9 +24,14 @@ export type QuotaView = { limit: number; period: QuotaPeriod; refill_day: number
  * period (see `quotaWindow`), so a call of a key with a quota allocates nothing for it.
  */
 export type QuotaWindow = {
-  /** The counter's name: one per key and period start. */
+  /** The counter's name: one per roll chain (its first key) and period start. */
   readonly bucket: string;
   readonly keyId: number;
+  /**
+   * The first key of the key's roll chain: the keys of a chain share one count (a roll does
+   * not give the quota back), seeded from all their admitted calls.
+   */
+  readonly rootId: number;
   readonly limit: number;
   readonly period: QuotaPeriod;
   /** Epoch ms the period started (inclusive) and ends (exclusive), UTC. */
@@ -38,8 +43,11 @@ export type QuotaWindow = {
   warned: number;
 };
 
-/** A key's quota on its verification record: the plan, and the period last worked out. */
-export type QuotaPlan = KeyQuota & { window: QuotaWindow | null };
+/**
+ * A key's quota on its verification record: the plan, the roll chain's first key it is
+ * counted under (null: the key itself), and the period last worked out.
+ */
+export type QuotaPlan = KeyQuota & { rootId: number | null; window: QuotaWindow | null };
 
 const DAY_MS = 86_400_000;
 
@@ -82,9 +90,11 @@ export function quotaWindow(keyId: number, plan: QuotaPlan, now: number): QuotaW
   const w = plan.window;
   if (w !== null && now < w.endMs && now >= w.startMs) return w;
   const { startMs, endMs } = quotaPeriod(plan, now);
+  const rootId = plan.rootId ?? keyId;
   const fresh: QuotaWindow = {
-    bucket: `quota:${keyId}:${startMs}`,
+    bucket: `quota:${rootId}:${startMs}`,
     keyId,
+    rootId,
     limit: plan.limit,
     period: plan.period,
     startMs,
@@ -96,8 +106,9 @@ export function quotaWindow(keyId: number, plan: QuotaPlan, now: number): QuotaW
   return fresh;
 }
 
-export function quotaPlan(q: KeyQuota | null): QuotaPlan | null {
-  return q === null ? null : { ...q, window: null };
+/** A key's quota plan; `rootId` is its roll chain's first key (null: the key itself). */
+export function quotaPlan(q: KeyQuota | null, rootId: number | null = null): QuotaPlan | null {
+  return q === null ? null : { ...q, rootId, window: null };
 }
 
 export function quotaView(q: KeyQuota | null): QuotaView | null {

@@ -84,6 +84,11 @@ export type StoredKey = {
   lastRefusedCode: string | null;
   rolledFromId: number | null;
   replacedById: number | null;
+  /**
+   * The first key of the roll chain this key belongs to, whose quota count it shares (a
+   * roll does not give the quota back); null when it was not rolled from another key.
+   */
+  quotaRootId: number | null;
   signing: SigningMode;
   /** The signing secret sealed under the master key (`credentials/secrets.ts`), or null. */
   signingSecret: string | null;
@@ -109,7 +114,8 @@ export type NewKey = Omit<
   | "tokensIssued"
   | "lastTokenAt"
   | "quota"
-> & { quota?: KeyQuota | null };
+  | "quotaRootId"
+> & { quota?: KeyQuota | null; quotaRootId?: number | null };
 
 export type KeyPatch = Partial<
   Pick<
@@ -459,7 +465,10 @@ export class KeyService {
     }
     if (input.allowed_ips !== undefined) patch.allowedIps = fields.allowedIps ?? null;
     if (input.rate_limit_per_minute !== undefined) patch.rateLimit = fields.rateLimit ?? null;
-    if (input.quota !== undefined) patch.quota = fields.quota ?? null;
+    if (input.quota !== undefined) {
+      patch.quota = fields.quota ?? null;
+      if (p.role !== "admin") requireMayTighten(p, key, patch.quota);
+    }
     if (input.expires_at !== undefined) patch.expiresAt = fields.expiresAt ?? null;
     let secret: string | null = null;
     if (fields.signing !== undefined && fields.signing !== key.signing) {
@@ -597,6 +606,8 @@ export class KeyService {
         createdBy: actorId(p),
         updatedAt: now.toISOString(),
         rolledFromId: id,
+        // The replacement spends the period's count of the key it replaces: one quota per chain.
+        quotaRootId: old.quotaRootId ?? old.id,
         signing: old.signing,
         signingSecret: secret === null ? null : this.seal(secret, minted.hash),
       },
@@ -836,6 +847,37 @@ export class KeyService {
   }
 }
 
+/** A quota in words: "100 calls a day", "5000 calls a month (refilling on day 15)". */
+function quotaWords(q: KeyQuota): string {
+  const per = q.period === "day" ? "a day" : "a month";
+  const day =
+    q.period === "month" && q.refillDay !== null ? ` (refilling on day ${q.refillDay})` : "";
+  return `${q.limit} calls ${per}${day}`;
+}
+
+/**
+ * A quota restricts a key's owner, so only an admin may remove one or loosen it (raise the
+ * limit, or change the period or refill day, which starts a new count). Anyone who may
+ * change the key may add a quota to a key without one, or lower the limit keeping the period.
+ */
+function requireMayTighten(p: Principal, key: StoredKey, next: KeyQuota | null): void {
+  const was = key.quota;
+  if (was === null) return;
+  const instead = `; ${describe(p)} — ask an admin, or lower the limit (at most ${was.limit}) keeping the period`;
+  if (next === null)
+    throw forbidden(
+      `only an admin can remove key ${key.id}'s quota (${quotaWords(was)})${instead}`,
+    );
+  if (next.period !== was.period || next.refillDay !== was.refillDay)
+    throw forbidden(
+      `only an admin can change key ${key.id}'s quota period, from ${quotaWords(was)} to ${quotaWords(next)}${instead}`,
+    );
+  if (next.limit > was.limit)
+    throw forbidden(
+      `only an admin can raise key ${key.id}'s quota, from ${quotaWords(was)} to ${quotaWords(next)}${instead}`,
+    );
+}
+
 /** A minted (or rolled) key: its plaintext, its view, and its signing secret when it signs. */
 export type Minted = { key: string; data: KeyView; signingSecret?: string };
 
@@ -895,7 +937,7 @@ export function toKeyRecord(
     expiresAt: k.expiresAt === null ? null : Date.parse(k.expiresAt),
     allowedIps: allowed,
     rateLimit: k.rateLimit,
-    quota: quotaPlan(k.quota),
+    quota: quotaPlan(k.quota, k.quotaRootId),
     replacedByPrefix,
     signing: k.signing,
     signingKey,

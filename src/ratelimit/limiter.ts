@@ -40,10 +40,11 @@ export type QuotaHit = RateDecision & {
 };
 
 /**
- * Reads how many calls of a key were admitted from `startMs` to `endMs` as the database has
- * them (the usage rollups): the count a missing quota counter starts from.
+ * Reads how many calls of a roll chain (its first key `rootId` and every key rolled from it)
+ * were admitted from `startMs` to `endMs` as the database has them (the usage rollups): the
+ * count a missing quota counter starts from.
  */
-export type QuotaSeed = (keyId: number, startMs: number, endMs: number) => Promise<number>;
+export type QuotaSeed = (rootId: number, startMs: number, endMs: number) => Promise<number>;
 
 /**
  * Fixed-window budgets keyed by bucket name. Implementations may answer synchronously

@@ -21,12 +21,15 @@ export class QuotaSeeds {
     private readonly clock: () => number = Date.now,
   ) {}
 
-  /** The admitted calls of the window's key in its period so far; null when unreadable now. */
+  /**
+   * The admitted calls of the window's roll chain (every key counted under its first key) in
+   * its period so far; null when unreadable now.
+   */
   read(q: QuotaWindow): Promise<number | null> {
     if (this.clock() < this.failedUntil) return Promise.resolve(null);
     const pending = this.inflight.get(q.bucket);
     if (pending !== undefined) return pending;
-    const read = this.seed(q.keyId, q.startMs, q.endMs).then(
+    const read = this.seed(q.rootId, q.startMs, q.endMs).then(
       (n) => {
         this.inflight.delete(q.bucket);
         return Number.isFinite(n) && n > 0 ? Math.floor(n) : 0;

@@ -88,6 +88,7 @@ function toKey(r: Row & OwnerColumns): StoredKey {
     lastRefusedCode: r.last_refused_code,
     rolledFromId: r.rolled_from_id,
     replacedById: r.replaced_by_id,
+    quotaRootId: r.quota_root_id ?? null,
     signing: r.signing,
     signingSecret: r.signing_secret,
     tokensIssued: r.tokens_issued,
@@ -157,6 +158,7 @@ function toRow(k: NewKey) {
     created_by: k.createdBy,
     updated_at: k.updatedAt,
     rolled_from_id: k.rolledFromId,
+    quota_root_id: k.quotaRootId ?? null,
     signing: k.signing,
     signing_secret: k.signingSecret,
   };

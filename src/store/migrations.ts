@@ -665,6 +665,38 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    // Quotas follow a roll chain (docs/decisions/0020-quotas.md): a replacement spends the
+    // quota of the key it replaced, counted under the chain's first key. `quota_root_id` is
+    // that first key (null on a key that was not rolled from another: it is its own root).
+    // Keys already rolled get their chain's first key, walking `rolled_from_id` back.
+    "0014_quota_roots": {
+      async up(db: AnyDB) {
+        await db.schema.alterTable("api_keys").addColumn("quota_root_id", "integer").execute();
+        await db.schema
+          .createIndex("api_keys_quota_root")
+          .on("api_keys")
+          .column("quota_root_id")
+          .execute();
+        const rows = (await db
+          .selectFrom("api_keys")
+          .select(["id", "rolled_from_id"])
+          .where("rolled_from_id", "is not", null)
+          .orderBy("id")
+          .execute()) as { id: number; rolled_from_id: number }[];
+        // A replacement is inserted after the key it replaces, so its predecessor comes first.
+        const root = new Map<number, number>();
+        for (const r of rows) {
+          const from = Number(r.rolled_from_id);
+          const first = root.get(from) ?? from;
+          root.set(Number(r.id), first);
+          await db
+            .updateTable("api_keys")
+            .set({ quota_root_id: first })
+            .where("id", "=", r.id)
+            .execute();
+        }
+      },
+    },
   };
 }
 

@@ -81,6 +81,8 @@ export interface DB {
     quota_period: string | null;
     /** The day of the month a monthly quota refills (1–31, clamped to the month's end); null: the 1st. */
     quota_refill_day: number | null;
+    /** The first key of the roll chain whose quota this key spends (added by 0014); null: itself. */
+    quota_root_id: number | null;
   };
   /** Keys that sign access tokens: the private half sealed when a master key is set. */
   oauth_signing_keys: {

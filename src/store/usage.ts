@@ -604,6 +604,36 @@ export async function admittedSince(
   return Number(r?.n ?? 0);
 }
 
+/**
+ * `admittedSince` over a roll chain: the admitted calls of the key `rootId` and of every key
+ * counted under it (`quota_root_id`), what a quota shared along the chain starts from.
+ */
+export async function chainAdmittedSince(
+  db: Kysely<DB>,
+  rootId: number,
+  sinceEpochHour: number,
+  untilEpochHour?: number,
+): Promise<number> {
+  let q = db
+    .selectFrom("usage_rollups")
+    .select((eb) => eb.fn.sum<number | string | null>("admitted").as("n"))
+    .where((eb) =>
+      eb.or([
+        eb("api_key_id", "=", rootId),
+        eb(
+          "api_key_id",
+          "in",
+          eb.selectFrom("api_keys").select("id").where("quota_root_id", "=", rootId),
+        ),
+      ]),
+    )
+    .where("environment", "in", [...ENVIRONMENTS])
+    .where("hour", ">=", sinceEpochHour);
+  if (untilEpochHour !== undefined) q = q.where("hour", "<", untilEpochHour);
+  const r = await q.executeTakeFirst();
+  return Number(r?.n ?? 0);
+}
+
 export type StatusCounts = { "2xx": number; "3xx": number; "4xx": number; "5xx": number };
 
 export type UsageBucket = {

@@ -347,7 +347,7 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** Mint a replacement with the same settings; the old key lives on for the grace period */
+    /** Mint a replacement with the same settings; the old key lives on for the grace period. The replacement shares the quota's count of the key it replaces (both spend one count during the grace period): a roll never gives a quota back */
     post: operations["rollApiKey"];
     delete?: never;
     options?: never;
@@ -3711,6 +3711,7 @@ export interface operations {
           expires_at?: string | null;
           allowed_ips?: string[] | null;
           rate_limit_per_minute?: number | null;
+          /** @description none by default; anyone who may mint may set any quota, since it only restricts the key. Changing it later: see PUT /api/api-keys/{id} */
           quota?: {
             /** @description admitted calls per period: calls that pass every key check */
             limit: number;
@@ -4113,6 +4114,7 @@ export interface operations {
           expires_at?: string | null;
           allowed_ips?: string[] | null;
           rate_limit_per_minute?: number | null;
+          /** @description null removes the quota. Only an admin may remove a quota or loosen it (raise the limit, or change period or refill_day); anyone who may change the key may add one to a key without, or lower the limit keeping the period (otherwise 403 FORBIDDEN) */
           quota?: {
             /** @description admitted calls per period: calls that pass every key check */
             limit: number;

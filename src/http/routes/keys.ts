@@ -321,6 +321,10 @@ const Permissions = Type.Array(
   },
 );
 
+/** What a quota in a change may be: who may loosen it (`keys/service.ts` `requireMayTighten`). */
+const QUOTA_CHANGE =
+  "null removes the quota. Only an admin may remove a quota or loosen it (raise the limit, or change period or refill_day); anyone who may change the key may add one to a key without, or lower the limit keeping the period (otherwise 403 FORBIDDEN)";
+
 const editable = {
   name: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
   description: Type.Optional(Nullable(Type.String({ maxLength: 500 }))),
@@ -477,6 +481,12 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
           body: Type.Object(
             {
               ...editable,
+              quota: Type.Optional(
+                Type.Union([QuotaRecord, Type.Null()], {
+                  description:
+                    "none by default; anyone who may mint may set any quota, since it only restricts the key. Changing it later: see PUT /api/api-keys/{id}",
+                }),
+              ),
               environment: Type.Optional(
                 StringEnum(
                   ENVIRONMENTS,
@@ -632,6 +642,9 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
           body: Type.Object(
             {
               ...editable,
+              quota: Type.Optional(
+                Type.Union([QuotaRecord, Type.Null()], { description: QUOTA_CHANGE }),
+              ),
               owner_id: Type.Optional(Id()),
               environment: Type.Optional(
                 StringEnum(ENVIRONMENTS, "cannot be changed; given, it must be the key's own"),
@@ -719,7 +732,7 @@ export function keyRoutes(kg: Keygate): FastifyPluginAsync {
           tags,
           security,
           summary:
-            "Mint a replacement with the same settings; the old key lives on for the grace period",
+            "Mint a replacement with the same settings; the old key lives on for the grace period. The replacement shares the quota's count of the key it replaces (both spend one count during the grace period): a roll never gives a quota back",
           params: IdParams,
           body: Type.Optional(
             Type.Object(
