@@ -429,6 +429,20 @@ describe("a quota along a roll chain", () => {
     expect(refilled.headers["keygate-quota-remaining"]).toBe("2");
   });
 
+  it("announces each threshold once for the whole chain", async () => {
+    const h = await setup();
+    const { key, id } = await h.mint(h.adminToken, { quota: { limit: 5, period: "day" } });
+    for (let i = 0; i < 4; i++) expectStatus(await h.ext("GET", "/whoami", key), 200);
+    expect((await quotaEvents(h)).map((e) => e.threshold_percent)).toEqual([80]);
+    const rolled = await h.api("POST", `/api/api-keys/${id}/roll`, h.adminToken, {});
+    const next = rolled.json().key as string;
+    // The replacement finds the chain at 80 % already, then spends the last call.
+    expectStatus(await h.ext("GET", "/whoami", next), 200);
+    const events = await quotaEvents(h);
+    expect(events.map((e) => e.threshold_percent)).toEqual([80, 100]);
+    expect(events[1]).toMatchObject({ id: rolled.json().data.id, used: 5, remaining: 0 });
+  });
+
   it("stays spent for the replacement after a restart (seeded from the chain's rollups)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "kg-quota-roll-"));
     const db = await freshDatabase(join(dir, "kg.db"));

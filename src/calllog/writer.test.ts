@@ -5,6 +5,7 @@ import {
   CallLogWriter,
   type LastRefusal,
   type LastUse,
+  type Settle,
 } from "./writer.js";
 
 function entry(n: number, apiKeyId: number | null = 1, ip = "203.0.113.7"): CallLogEntry {
@@ -430,5 +431,71 @@ describe("CallLogWriter: last use and refused attempts", () => {
     const attempts = sink.attempts;
     await writer.flush();
     expect(sink.attempts).toBe(attempts);
+  });
+});
+
+describe("CallLogWriter settling a sink's deferred work", () => {
+  /** A sink that keeps rows aside like the rollups do: `false` keeps, "some" takes 2, true all. */
+  class DeferringSink implements CallLogSink {
+    aside = 0;
+    readonly settles: Settle[] = [];
+    async writeBatch(
+      entries: CallLogEntry[],
+      _used: Map<number, LastUse>,
+      _refused?: Map<number, LastRefusal>,
+      settle: Settle = true,
+    ): Promise<void> {
+      this.settles.push(settle);
+      if (settle === true) this.aside = 0;
+      else if (settle === "some") this.aside = Math.max(0, this.aside - 2);
+      else this.aside += entries.length;
+    }
+    hasDeferred(): boolean {
+      return this.aside > 0;
+    }
+    hasBacklog(): boolean {
+      return this.aside > 2;
+    }
+  }
+
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("settles a bounded part every settleEveryMs, every tick while a backlog lasts, and all on flush", async () => {
+    vi.useFakeTimers();
+    const sink = new DeferringSink();
+    const writer = new CallLogWriter({
+      sink,
+      batchSize: 100,
+      flushEveryMs: 100,
+      lastUseEveryMs: 1_000_000,
+      settleEveryMs: 10_000,
+    });
+    writer.start();
+    for (let i = 0; i < 5; i++) writer.push(entry(i));
+    await vi.advanceTimersByTimeAsync(150);
+    // Stored, kept aside: nothing is settled before the cadence (5 aside is a backlog: settled
+    // in parts of 2 on the ticks after).
+    expect(sink.settles[0]).toBe(false);
+    await vi.advanceTimersByTimeAsync(300);
+    expect(sink.settles.filter((s) => s === "some").length).toBeGreaterThanOrEqual(2);
+    expect(sink.aside).toBe(1);
+    // One row aside is no backlog: it waits for the cadence, not for every tick.
+    const before = sink.settles.length;
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(sink.settles.length).toBe(before);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(sink.aside).toBe(0);
+    // A flush settles everything, the flushed rows with it.
+    writer.push(entry(9));
+    await writer.flush();
+    expect(sink.settles.at(-1)).toBe(true);
+    expect(sink.aside).toBe(0);
+    // Nothing aside and nothing queued: a flush writes nothing.
+    const n = sink.settles.length;
+    await writer.flush();
+    expect(sink.settles.length).toBe(n);
+    await writer.stop();
   });
 });

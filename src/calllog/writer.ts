@@ -69,18 +69,26 @@ export function admitted(entry: Pick<CallLogEntry, "apiKeyId" | "errorCode">): b
   );
 }
 
+/** What of a sink's deferred work a batch takes along (see CallLogSink.writeBatch). */
+export type Settle = boolean | "some";
+
 export interface CallLogSink {
   /**
-   * Writes the rows, last-use and last-refusal times in one transaction. `settle` marks the
-   * last batch of a drain that carries last-use times (every `lastUseEveryMs`, and every
-   * flush): what a sink keeps aside between batches (usage rollups) is written with it.
+   * Writes the rows, last-use and last-refusal times in one transaction. `settle` says what a
+   * sink keeps aside between batches (usage rollups) is written with this one: all of it
+   * (`true`: a flush, a stop), a bounded part (`"some"`: every `settleEveryMs`, and while the
+   * sink reports a backlog), or none (`false`).
    */
   writeBatch(
     entries: CallLogEntry[],
     lastUsed: Map<number, LastUse>,
     lastRefused?: Map<number, LastRefusal>,
-    settle?: boolean,
+    settle?: Settle,
   ): Promise<void>;
+  /** Whether the sink holds anything aside (nothing to settle otherwise). */
+  hasDeferred?(): boolean;
+  /** Whether a settling cycle is under way in the sink (then every tick settles a part). */
+  hasBacklog?(): boolean;
 }
 
 export type CallLogOptions = {
@@ -91,6 +99,8 @@ export type CallLogOptions = {
   flushEveryMs?: number;
   /** How often last-use (and last-refusal) times are written when nothing asks for them (default 10 s). */
   lastUseEveryMs?: number;
+  /** How often the sink's deferred work (usage rollups) is settled when nothing asks (default 60 s). */
+  settleEveryMs?: number;
   onError?: (err: unknown) => void;
   onDrop?: (count: number) => void;
   /** Each batch once it is stored: what reads the log as it is written (new addresses, spikes). */
@@ -110,15 +120,18 @@ export class CallLogWriter {
   private scheduled = false;
   private failing = false;
   private lastUseWrittenAt = Date.now();
+  private settledAt = Date.now();
   readonly counts = { written: 0, dropped: 0 };
   private readonly maxQueue: number;
   private readonly batchSize: number;
   private readonly lastUseEveryMs: number;
+  private readonly settleEveryMs: number;
 
   constructor(private readonly o: CallLogOptions) {
     this.maxQueue = o.maxQueue ?? 100_000;
     this.batchSize = o.batchSize ?? 2000;
     this.lastUseEveryMs = o.lastUseEveryMs ?? 10_000;
+    this.settleEveryMs = o.settleEveryMs ?? 60_000;
   }
 
   start(): void {
@@ -148,9 +161,13 @@ export class CallLogWriter {
 
   /** Rows as they come; last-use times only every `lastUseEveryMs` (reads flush them first). */
   private background(): void {
-    const lastUseDue = Date.now() - this.lastUseWrittenAt >= this.lastUseEveryMs;
-    if (this.queue.length === 0 && !(lastUseDue && this.touched)) return;
-    this.write(lastUseDue).catch(() => {});
+    const now = Date.now();
+    const lastUseDue = now - this.lastUseWrittenAt >= this.lastUseEveryMs;
+    const settleDue =
+      this.deferred() &&
+      (now - this.settledAt >= this.settleEveryMs || (this.o.sink.hasBacklog?.() ?? false));
+    if (this.queue.length === 0 && !(lastUseDue && this.touched) && !settleDue) return;
+    this.write(lastUseDue, settleDue ? "some" : false).catch(() => {});
   }
 
   /** Keeps the queue within maxQueue by dropping the oldest rows, counted and reported. */
@@ -178,13 +195,13 @@ export class CallLogWriter {
 
   /** Writes everything queued so far, last-use times too; resolves once it is stored (or rejects). */
   flush(): Promise<void> {
-    return this.write(true);
+    return this.write(true, true);
   }
 
-  private async write(withLastUse: boolean): Promise<void> {
+  private async write(withLastUse: boolean, settle: Settle): Promise<void> {
     while (this.running) await this.running.catch(() => {});
-    if (this.queue.length === 0 && (!withLastUse || !this.touched)) return;
-    this.running = this.drain(withLastUse);
+    if (this.queue.length === 0 && (!withLastUse || !this.touched) && !this.deferred()) return;
+    this.running = this.drain(withLastUse, settle);
     try {
       await this.running;
     } finally {
@@ -192,11 +209,23 @@ export class CallLogWriter {
     }
   }
 
-  private async drain(withLastUse: boolean): Promise<void> {
-    while (this.queue.length > 0 || (withLastUse && this.touched)) {
+  /** Whether the sink keeps anything aside to settle. */
+  private deferred(): boolean {
+    return this.o.sink.hasDeferred?.() ?? false;
+  }
+
+  private async drain(withLastUse: boolean, settle: Settle): Promise<void> {
+    let unsettled = settle;
+    while (
+      this.queue.length > 0 ||
+      (withLastUse && this.touched) ||
+      (unsettled !== false && this.deferred())
+    ) {
       const batch = this.queue.splice(0, this.batchSize);
-      // Last-use and last-refusal times ride with the final batch of this drain.
-      const last = withLastUse && this.queue.length === 0;
+      // Last-use and last-refusal times, and the sink's settling, ride with the final batch.
+      const final = this.queue.length === 0;
+      const last = withLastUse && final;
+      const settling = final ? unsettled : false;
       const lastUsed = last ? this.lastUsed : new Map<number, LastUse>();
       const lastRefused = last ? this.lastRefused : new Map<number, LastRefusal>();
       if (last) {
@@ -204,7 +233,11 @@ export class CallLogWriter {
         this.lastRefused = new Map();
       }
       try {
-        await this.o.sink.writeBatch(batch, lastUsed, lastRefused, last);
+        await this.o.sink.writeBatch(batch, lastUsed, lastRefused, settling);
+        if (settling !== false) {
+          unsettled = false;
+          this.settledAt = Date.now();
+        }
         this.counts.written += batch.length;
         this.o.onWritten?.(batch);
         if (last) this.lastUseWrittenAt = Date.now();

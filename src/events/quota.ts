@@ -24,8 +24,8 @@ export type QuotaEventsOptions = {
 /**
  * `key.quota_low`, once a key's quota for a period reaches 80 % and again at 100 %. The
  * verifier tells it after deciding a call (`observe` only queues); the events are written
- * on the next turn of the event loop, each with its mark in `event_marks` (key, threshold,
- * period start) in one transaction, so that of several instances — or of a process asked
+ * on the next turn of the event loop, each with its mark in `event_marks` (the roll chain's
+ * first key, threshold, period start) in one transaction, so that of several instances — or of a process asked
  * again after a restart — exactly one sends each.
  */
 export class QuotaEvents {
@@ -43,7 +43,7 @@ export class QuotaEvents {
     window.warned = reached;
     for (const threshold of QUOTA_THRESHOLDS) {
       if (threshold > reached) break;
-      const id = `${key.id}|${window.startMs}|${threshold}`;
+      const id = `${window.rootId}|${window.startMs}|${threshold}`;
       if (this.done.has(id)) continue;
       if (this.done.size >= MAX_DONE) this.done.clear();
       this.done.add(id);
@@ -81,7 +81,8 @@ export class QuotaEvents {
           const fresh = await trx
             .insertInto("event_marks")
             .values({
-              api_key_id: p.key.id,
+              // The roll chain's first key: old and new key of a roll share one quota.
+              api_key_id: p.window.rootId,
               kind: `quota_${p.threshold}`,
               mark: start,
               created_at: at,

@@ -1,7 +1,7 @@
 import { createSecretKey, type KeyObject } from "node:crypto";
 import { type Kysely, type Selectable, sql } from "kysely";
 import type { Role } from "../auth/principal.js";
-import type { CallLogEntry, CallLogSink, LastRefusal, LastUse } from "../calllog/writer.js";
+import type { CallLogEntry, CallLogSink, LastRefusal, LastUse, Settle } from "../calllog/writer.js";
 import type { Environment } from "../keys/format.js";
 import type { KeyQuota } from "../keys/quota.js";
 import type { Scope } from "../keys/scopes.js";
@@ -389,14 +389,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     // The cursor row's place in the (second, id) order; a row since pruned still bounds by id.
     let cursor: Cursor | null = null;
     if (q.beforeId !== undefined) {
-      const at = await this.db
-        .selectFrom("api_key_logs")
-        .select("second")
-        .where("id", "=", q.beforeId)
-        .where("api_key_id", "=", keyId)
-        .executeTakeFirst();
-      const second = at?.second ?? null;
-      cursor = { id: q.beforeId, second: second === null ? null : Number(second) };
+      cursor = await this.cursorAt(keyId, q.beforeId);
       if (cursor.second !== null) {
         const minute = Math.floor(cursor.second / 60);
         upTo = upTo === null ? minute : Math.min(upTo, minute);
@@ -427,6 +420,18 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     return rows;
   }
 
+  /** A paging cursor: the row's id and its second (null when the row has since been pruned). */
+  private async cursorAt(keyId: number, id: number): Promise<Cursor> {
+    const at = await this.db
+      .selectFrom("api_key_logs")
+      .select("second")
+      .where("id", "=", id)
+      .where("api_key_id", "=", keyId)
+      .executeTakeFirst();
+    const second = at?.second ?? null;
+    return { id, second: second === null ? null : Number(second) };
+  }
+
   /**
    * A key's calls, oldest first: the same walk as `logs` the other way — the minutes from
    * `from` (or the `afterId` row's) upwards, each chunk read through the same index.
@@ -436,14 +441,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     let fromMinute = Number.isNaN(fromMs) ? null : Math.floor(fromMs / 60_000);
     let cursor: Cursor | null = null;
     if (q.afterId !== undefined) {
-      const at = await this.db
-        .selectFrom("api_key_logs")
-        .select("second")
-        .where("id", "=", q.afterId)
-        .where("api_key_id", "=", keyId)
-        .executeTakeFirst();
-      const second = at?.second ?? null;
-      cursor = { id: q.afterId, second: second === null ? null : Number(second) };
+      cursor = await this.cursorAt(keyId, q.afterId);
       if (cursor.second !== null) {
         const minute = Math.floor(cursor.second / 60);
         fromMinute = fromMinute === null ? minute : Math.max(fromMinute, minute);
@@ -727,17 +725,22 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     entries: CallLogEntry[],
     lastUsed: Map<number, LastUse>,
     lastRefused: Map<number, LastRefusal> = new Map(),
-    settle = true,
+    settle: Settle = true,
   ): Promise<void> {
     const uses = [...lastUsed];
     const refusals = [...lastRefused];
     const seconds = entries.map((e) => this.second(e.timestamp));
     const fresh = this.newMinutes(entries, seconds);
-    // Usage rollups (store/usage.ts) wait in memory and are merged with a settling batch (its
-    // own calls with them) or while a backlog is left; other batches' calls join the buffer
-    // once they are stored.
-    const taken = settle || this.usage.backlog ? this.usage.take() : NO_GROUPS;
-    const usage = settle ? withGroups(aggregateUsage(entries, seconds), taken) : taken;
+    // Usage rollups (store/usage.ts) wait in memory: a settling cycle merges a bounded part
+    // with each batch, a flush merges everything with the batch's own calls; other batches'
+    // calls join the buffer once they are stored.
+    const taken =
+      settle === true
+        ? this.usage.take(true)
+        : settle === "some" || this.usage.backlog
+          ? this.usage.take()
+          : NO_GROUPS;
+    const usage = settle === true ? withGroups(aggregateUsage(entries, seconds), taken) : taken;
     if (this.raw.sqlite) {
       this.sqliteBatch ??= this.prepareSqliteBatch(this.raw.sqlite);
       try {
@@ -766,10 +769,20 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     entries: CallLogEntry[],
     seconds: number[],
     fresh: [number, number][],
-    settle: boolean,
+    settle: Settle,
   ): void {
     this.recorded(fresh);
-    if (!settle) this.usage.add(entries, seconds);
+    if (settle !== true) this.usage.add(entries, seconds);
+  }
+
+  /** Rollups wait to be merged. */
+  hasDeferred(): boolean {
+    return this.usage.size > 0;
+  }
+
+  /** A settling cycle of the rollups is under way: the writer settles every tick. */
+  hasBacklog(): boolean {
+    return this.usage.backlog;
   }
 
   private async pgBatch(

@@ -225,8 +225,22 @@ export function aggregateUsage(
   entries: readonly CallLogEntry[],
   seconds?: readonly number[],
 ): RollupGroup[] {
-  const byKey = new Map<number, RollupGroup[]>();
   const all: RollupGroup[] = [];
+  countInto(new Map(), all, entries, seconds);
+  return sortGroups(all);
+}
+
+/**
+ * Counts each call with a key into its group of `byKey` (key → its groups), making the groups
+ * it lacks (also pushed onto `made`). Calls without a key, or with an unreadable time, are
+ * not rolled up.
+ */
+function countInto(
+  byKey: Map<number, RollupGroup[]>,
+  made: RollupGroup[],
+  entries: readonly CallLogEntry[],
+  seconds?: readonly number[],
+): void {
   let g: RollupGroup | null = null;
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i] as CallLogEntry;
@@ -248,7 +262,7 @@ export function aggregateUsage(
       if (g === null) {
         g = group(id, env, hour);
         list.push(g);
-        all.push(g);
+        made.push(g);
       }
     }
     g.calls++;
@@ -265,7 +279,6 @@ export function aggregateUsage(
     count(g.ips, e.ip);
     (g.latency[latencyBucket(e.latencyMs)] as number)++;
   }
-  return sortGroups(all);
 }
 
 /** Adds group `from` into `into` (same key, environment and hour). */
@@ -300,48 +313,77 @@ function foldGroup(into: RollupGroup, from: RollupGroup): void {
  * flushes it.
  */
 export class UsageBuffer {
-  private groups = new Map<string, RollupGroup>();
+  /** Waiting groups by key (a key's few hours and environments in a short list). */
+  private byKey = new Map<number, RollupGroup[]>();
+  private waiting: RollupGroup[] = [];
+  /** A settling cycle under way: the rows waiting when it began, merged a part at a time. */
+  private settling: RollupGroup[] = [];
 
-  /** At most this many rows per merge: a backlog is merged over the next batches. */
-  constructor(private readonly maxRows = 1000) {}
+  /**
+   * At most this many rows per background merge (tens of µs each on SQLite, so a few ms of
+   * event loop). A cycle merges what waited when it began over the batches that follow; what
+   * arrives meanwhile waits for the next cycle. A flush merges everything.
+   */
+  constructor(private readonly maxRows = 250) {}
 
-  /** Folds a stored batch's calls in. */
+  /** Counts a stored batch's calls into the waiting groups (no group per batch is made). */
   add(entries: readonly CallLogEntry[], seconds?: readonly number[]): void {
-    for (const g of aggregateUsage(entries, seconds)) this.fold(g);
+    countInto(this.byKey, this.waiting, entries, seconds);
   }
 
   private fold(g: RollupGroup): void {
-    const id = `${g.keyId}|${g.environment}|${g.hour}`;
-    const had = this.groups.get(id);
-    if (had === undefined) this.groups.set(id, g);
-    else foldGroup(had, g);
+    let list = this.byKey.get(g.keyId);
+    if (list === undefined) this.byKey.set(g.keyId, (list = []));
+    for (const c of list)
+      if (c.hour === g.hour && c.environment === g.environment) {
+        foldGroup(c, g);
+        return;
+      }
+    list.push(g);
+    this.waiting.push(g);
+  }
+
+  /** The waiting groups, sorted; they leave the index. */
+  private drainWaiting(): RollupGroup[] {
+    const out = sortGroups(this.waiting);
+    this.waiting = [];
+    this.byKey = new Map();
+    return out;
   }
 
   get size(): number {
-    return this.groups.size;
+    return this.waiting.length + this.settling.length;
   }
 
-  /** Whether more rows wait than one merge takes: then every batch merges some. */
+  /** Whether a settling cycle is under way: then every batch merges a part of it. */
   get backlog(): boolean {
-    return this.groups.size > this.maxRows;
+    return this.settling.length > 0;
   }
 
-  /** Up to `maxRows` waiting rows, in lock order (key, environment, hour); they leave the buffer. */
-  take(): RollupGroup[] {
-    if (this.groups.size === 0) return [];
-    let out: RollupGroup[];
-    if (this.groups.size <= this.maxRows) {
-      out = [...this.groups.values()];
-      this.groups = new Map();
-    } else {
-      out = [];
-      for (const [id, g] of this.groups) {
-        out.push(g);
-        this.groups.delete(id);
-        if (out.length === this.maxRows) break;
+  /**
+   * The next part of the settling cycle (starting one with everything waiting if none is
+   * under way), in lock order (key, environment, hour); or, with `all`, everything waiting,
+   * one group per row. What is taken leaves the buffer.
+   */
+  take(all = false): RollupGroup[] {
+    if (all) {
+      if (this.settling.length === 0) return this.drainWaiting();
+      const byId = new Map<string, RollupGroup>();
+      for (const g of this.settling) byId.set(groupId(g), g);
+      for (const g of this.drainWaiting()) {
+        const id = groupId(g);
+        const had = byId.get(id);
+        if (had === undefined) byId.set(id, g);
+        else foldGroup(had, g);
       }
+      this.settling = [];
+      return sortGroups([...byId.values()]);
     }
-    return sortGroups(out);
+    if (this.settling.length === 0) {
+      if (this.waiting.length === 0) return [];
+      this.settling = this.drainWaiting();
+    }
+    return this.settling.splice(0, this.maxRows);
   }
 
   /** Groups a failed merge took, back in (merged with anything added since). */
@@ -366,6 +408,10 @@ export function withGroups(own: RollupGroup[], taken: readonly RollupGroup[]): R
     else foldGroup(had, g);
   }
   return sortGroups([...byId.values()]);
+}
+
+function groupId(g: RollupGroup): string {
+  return `${g.keyId}|${g.environment}|${g.hour}`;
 }
 
 function sortGroups(groups: RollupGroup[]): RollupGroup[] {
@@ -448,7 +494,7 @@ export function mergedMaps(g: RollupGroup, stored?: Maps): Maps {
     e = new Map(g.errors);
     r = routes;
     i = new Map(g.ips);
-    h = Uint32Array.from(g.latency);
+    h = g.latency.slice();
   } else {
     e = c !== undefined && c.errors === stored.errors ? c.e : mapOf(stored.errors);
     addCounts(e, g.errors);
