@@ -16,6 +16,7 @@ const postgresOnly = [
   "test/pg-outage.test.ts",
   "test/webhooks-cluster.test.ts",
   "test/scheduler-cluster.test.ts",
+  "test/migrate-schemas.test.ts",
   "test/quotas-cluster.test.ts",
   "test/call-log-partitions.test.ts",
 ];

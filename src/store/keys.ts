@@ -383,41 +383,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
         .limit(q.limit)
         .execute();
     }
-    if (q.order === "asc") return this.logsAscending(keyId, q);
-    const beforeMs = q.before === undefined ? Number.NaN : Date.parse(q.before);
-    let upTo = Number.isNaN(beforeMs) ? null : Math.floor(beforeMs / 60_000);
-    // The cursor row's place in the (second, id) order; a row since pruned still bounds by id.
-    let cursor: Cursor | null = null;
-    if (q.beforeId !== undefined) {
-      cursor = await this.cursorAt(keyId, q.beforeId);
-      if (cursor.second !== null) {
-        const minute = Math.floor(cursor.second / 60);
-        upTo = upTo === null ? minute : Math.min(upTo, minute);
-      }
-    }
-    const fromMs = q.from === undefined ? Number.NaN : Date.parse(q.from);
-    const fromMinute = Number.isNaN(fromMs) ? null : Math.floor(fromMs / 60_000);
-    const rows: CallLogRow[] = [];
-    let chunk = 1;
-    while (rows.length < q.limit) {
-      let minutes = this.db
-        .selectFrom("api_key_log_minutes")
-        .select("minute")
-        .where("api_key_id", "=", keyId)
-        .orderBy("minute", "desc")
-        .limit(chunk);
-      if (upTo !== null) minutes = minutes.where("minute", "<=", upTo);
-      if (fromMinute !== null) minutes = minutes.where("minute", ">=", fromMinute);
-      const found = (await minutes.execute()).map((r) => Number(r.minute));
-      if (found.length === 0) break;
-      const seconds: number[] = [];
-      for (const m of found) for (let s = 59; s >= 0; s--) seconds.push(m * 60 + s);
-      rows.push(...(await this.logsIn(keyId, seconds, q, cursor, q.limit - rows.length)));
-      upTo = (found[found.length - 1] as number) - 1;
-      // Up to 64 minutes (3,840 seconds) a read: a quiet key's 200 calls in a few rounds.
-      chunk = Math.min(chunk * 2, 64);
-    }
-    return rows;
+    return this.walk(keyId, q, q.order === "asc" ? "asc" : "desc");
   }
 
   /** A paging cursor: the row's id and its second (null when the row has since been pruned). */
@@ -433,22 +399,29 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
   }
 
   /**
-   * A key's calls, oldest first: the same walk as `logs` the other way — the minutes from
-   * `from` (or the `afterId` row's) upwards, each chunk read through the same index.
+   * The walk behind `logs`, newest first (`desc`, from `before` / `beforeId` down) or oldest
+   * first (`asc`, from `from` / `afterId` up): the key's minutes a chunk at a time (1, 2, 4 …
+   * up to 64 minutes, 3,840 seconds a read), each chunk's seconds read through the
+   * (second, api_key_id, id) index, so a busy key stops within its first minute and a quiet
+   * one reaches its 200 calls in a few rounds.
    */
-  private async logsAscending(keyId: number, q: LogQuery): Promise<CallLogRow[]> {
+  private async walk(keyId: number, q: LogQuery, dir: "asc" | "desc"): Promise<CallLogRow[]> {
+    const asc = dir === "asc";
+    const beforeMs = q.before === undefined ? Number.NaN : Date.parse(q.before);
+    let upTo = Number.isNaN(beforeMs) ? null : Math.floor(beforeMs / 60_000);
     const fromMs = q.from === undefined ? Number.NaN : Date.parse(q.from);
     let fromMinute = Number.isNaN(fromMs) ? null : Math.floor(fromMs / 60_000);
+    // The cursor row's place in the (second, id) order; a row since pruned still bounds by id.
     let cursor: Cursor | null = null;
-    if (q.afterId !== undefined) {
-      cursor = await this.cursorAt(keyId, q.afterId);
+    const cursorId = asc ? q.afterId : q.beforeId;
+    if (cursorId !== undefined) {
+      cursor = await this.cursorAt(keyId, cursorId);
       if (cursor.second !== null) {
         const minute = Math.floor(cursor.second / 60);
-        fromMinute = fromMinute === null ? minute : Math.max(fromMinute, minute);
+        if (asc) fromMinute = fromMinute === null ? minute : Math.max(fromMinute, minute);
+        else upTo = upTo === null ? minute : Math.min(upTo, minute);
       }
     }
-    const beforeMs = q.before === undefined ? Number.NaN : Date.parse(q.before);
-    const upTo = Number.isNaN(beforeMs) ? null : Math.floor(beforeMs / 60_000);
     const rows: CallLogRow[] = [];
     let chunk = 1;
     while (rows.length < q.limit) {
@@ -456,17 +429,22 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
         .selectFrom("api_key_log_minutes")
         .select("minute")
         .where("api_key_id", "=", keyId)
-        .orderBy("minute", "asc")
+        .orderBy("minute", dir)
         .limit(chunk);
-      if (fromMinute !== null) minutes = minutes.where("minute", ">=", fromMinute);
       if (upTo !== null) minutes = minutes.where("minute", "<=", upTo);
+      if (fromMinute !== null) minutes = minutes.where("minute", ">=", fromMinute);
       const found = (await minutes.execute()).map((r) => Number(r.minute));
       if (found.length === 0) break;
       const seconds: number[] = [];
-      for (const m of found) for (let s = 0; s < 60; s++) seconds.push(m * 60 + s);
-      rows.push(...(await this.logsIn(keyId, seconds, q, cursor, q.limit - rows.length, "asc")));
-      fromMinute = (found[found.length - 1] as number) + 1;
-      chunk = Math.min(chunk * 2, 16);
+      for (const m of found) {
+        if (asc) for (let s = 0; s < 60; s++) seconds.push(m * 60 + s);
+        else for (let s = 59; s >= 0; s--) seconds.push(m * 60 + s);
+      }
+      rows.push(...(await this.logsIn(keyId, seconds, q, cursor, q.limit - rows.length, dir)));
+      const edge = found[found.length - 1] as number;
+      if (asc) fromMinute = edge + 1;
+      else upTo = edge - 1;
+      chunk = Math.min(chunk * 2, 64);
     }
     return rows;
   }

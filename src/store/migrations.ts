@@ -723,7 +723,7 @@ export async function migrateToLatest(
       ? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s
       : undefined;
   const migrator = new Migrator({
-    db,
+    db: schema ? scopedTo(db) : db,
     provider: new CodeMigrations(dialect),
     ...(schema ? { migrationTableSchema: schema } : {}),
   });
@@ -735,4 +735,42 @@ export async function migrateToLatest(
     throw new Error(`database migration ${failed?.migrationName ?? ""} failed: ${reason}`);
   }
   return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
+}
+
+/**
+ * The database as Kysely's migrator sees it on PostgreSQL, its catalog look-ups limited to
+ * this connection's schema. Before it migrates, the migrator looks for its own tables by
+ * reading the catalog of every schema; a schema another session drops meanwhile (another
+ * deployment's, a test run's) fails that read with "schema … does not exist"
+ * (test/migrate-schemas.test.ts).
+ */
+function scopedTo(db: AnyDB): AnyDB {
+  const introspection = {
+    async getSchemas() {
+      const r = await sql<{ name: string }>`select current_schema() as name`.execute(db);
+      return r.rows;
+    },
+    async getTables() {
+      const r = await sql<{ name: string; schema: string; kind: string }>`
+        select c.relname as name, n.nspname as schema, c.relkind as kind
+        from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = current_schema() and c.relkind in ('r', 'p', 'v', 'm', 'f')`.execute(db);
+      return r.rows.map((t) => ({
+        name: t.name,
+        schema: t.schema,
+        isView: t.kind === "v" || t.kind === "m",
+        columns: [],
+      }));
+    },
+    async getMetadata() {
+      return { tables: await this.getTables() };
+    },
+  };
+  return new Proxy(db, {
+    get(target, prop) {
+      if (prop === "introspection") return introspection;
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
 }
