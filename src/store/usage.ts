@@ -367,17 +367,10 @@ export class UsageBuffer {
    */
   take(all = false): RollupGroup[] {
     if (all) {
-      if (this.settling.length === 0) return this.drainWaiting();
-      const byId = new Map<string, RollupGroup>();
-      for (const g of this.settling) byId.set(groupId(g), g);
-      for (const g of this.drainWaiting()) {
-        const id = groupId(g);
-        const had = byId.get(id);
-        if (had === undefined) byId.set(id, g);
-        else foldGroup(had, g);
-      }
+      const settling = this.settling;
       this.settling = [];
-      return sortGroups([...byId.values()]);
+      // The waiting groups take the additions (one group per row, as PostgreSQL's upsert needs).
+      return withGroups(this.drainWaiting(), settling);
     }
     if (this.settling.length === 0) {
       if (this.waiting.length === 0) return [];
@@ -400,9 +393,9 @@ export class UsageBuffer {
 export function withGroups(own: RollupGroup[], taken: readonly RollupGroup[]): RollupGroup[] {
   if (taken.length === 0) return own;
   const byId = new Map<string, RollupGroup>();
-  for (const g of own) byId.set(`${g.keyId}|${g.environment}|${g.hour}`, g);
+  for (const g of own) byId.set(groupId(g), g);
   for (const g of taken) {
-    const id = `${g.keyId}|${g.environment}|${g.hour}`;
+    const id = groupId(g);
     const had = byId.get(id);
     if (had === undefined) byId.set(id, g);
     else foldGroup(had, g);
@@ -476,7 +469,7 @@ function boundInPlace(m: Map<string, number>, max: number): string {
  * row), bounded.
  */
 export function mergedMaps(g: RollupGroup, stored?: Maps): Maps {
-  const key = `${g.keyId}|${g.environment}|${g.hour}`;
+  const key = groupId(g);
   const c = stored === undefined ? undefined : cache.get(key);
   // Out while its maps change, so a throw can never leave text and maps apart.
   cache.delete(key);
@@ -610,9 +603,7 @@ export async function mergeUsagePg(db: Kysely<DB>, groups: readonly RollupGroup[
     returning api_key_id, environment, hour, errors, latency, routes, ips`.execute(db);
   const stored = new Map<string, Maps>();
   for (const r of rows) stored.set(`${r.api_key_id}|${r.environment}|${r.hour}`, r);
-  const merged = groups.map((g) =>
-    mergedMaps(g, stored.get(`${g.keyId}|${g.environment}|${g.hour}`)),
-  );
+  const merged = groups.map((g) => mergedMaps(g, stored.get(groupId(g))));
   await sql`update usage_rollups as r
     set errors = u.errors, latency = u.latency, routes = u.routes, ips = u.ips
     from unnest(${col((g) => g.keyId)}::int[], ${col((g) => g.environment)}::text[],
