@@ -2,7 +2,7 @@ import type { LightMyRequestResponse } from "fastify";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiWith, keyLog, ROUTES, type RouteName } from "./access.js";
-import { expectStatus, type Harness, harness } from "./helpers.js";
+import { clearOfMinuteBoundary, expectStatus, type Harness, harness } from "./helpers.js";
 
 /**
  * The isolation matrix: live and test data side by side, for an admin and a reseller, and
@@ -643,6 +643,7 @@ describe("a key's environment is fixed", () => {
     try {
       const k = await g.mint(g.adminToken, { environment: "test" });
       let refused: LightMyRequestResponse | null = null;
+      await clearOfMinuteBoundary();
       for (let i = 0; i < 12 && refused === null; i++) {
         const res = await g.ext("GET", "/subscribers", k.key);
         if (res.statusCode === 429) refused = res;

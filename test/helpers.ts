@@ -148,6 +148,15 @@ export async function harness(
 }
 
 /** Fails with the response body when the status is not the expected one. */
+/**
+ * Waits, when fewer than `needS` seconds are left of this UTC minute, for the next one: budgets
+ * count in fixed minute windows, so a test that spends one on the real clock must not straddle two.
+ */
+export async function clearOfMinuteBoundary(needS = 5): Promise<void> {
+  const left = 60_000 - (Date.now() % 60_000);
+  if (left < needS * 1000) await new Promise((r) => setTimeout(r, left + 50));
+}
+
 export function expectStatus(res: LightMyRequestResponse, status: number): void {
   if (res.statusCode !== status) {
     throw new Error(`expected ${status}, got ${res.statusCode}: ${res.body.slice(0, 500)}`);

@@ -6,7 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
 import { buildApp } from "../src/http/app.js";
 import { createKeygate } from "../src/keygate.js";
-import { ADMIN, expectStatus, freshDatabase, type Harness, harness } from "./helpers.js";
+import {
+  ADMIN,
+  clearOfMinuteBoundary,
+  expectStatus,
+  freshDatabase,
+  type Harness,
+  harness,
+} from "./helpers.js";
 import { startRedis } from "./process.js";
 
 // A scanner's signing key made here; reports are signed exactly as GitHub signs them.
@@ -284,6 +291,7 @@ describe("leak reports, configured otherwise", () => {
     const h = await harness({ KEYGATE_LEAK_RATE_LIMIT: "3" });
     try {
       const answers = [];
+      await clearOfMinuteBoundary();
       for (let i = 0; i < 4; i++) answers.push(await report(h, []));
       expect(answers.slice(0, 3).map((r) => r.statusCode)).toEqual([404, 404, 404]);
       expect(answers[0]?.json().error.message).toContain("KEYGATE_LEAK_REPORTER_KEYS");

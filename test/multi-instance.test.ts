@@ -4,15 +4,10 @@ import { createSigner, httpbis } from "http-message-signatures";
 import { decodeProtectedHeader } from "jose";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freshDatabase } from "./helpers.js";
+import { clearOfMinuteBoundary, freshDatabase } from "./helpers.js";
 import { call, type Server, startKeygate, startRedis } from "./process.js";
 
 /** Budgets are fixed one-minute windows: wait when a burst could straddle two of them. */
-async function clearOfMinuteBoundary(needS = 5): Promise<void> {
-  const left = 60_000 - (Date.now() % 60_000);
-  if (left < needS * 1000) await new Promise((r) => setTimeout(r, left + 50));
-}
-
 async function until(cond: () => Promise<boolean>, what: string, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
   while (!(await cond())) {

@@ -2,7 +2,7 @@ import type { LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROUTE_PERMISSIONS } from "../src/http/permissions.js";
 import { grants, keyLog, methodOf, ROUTES, type RouteName } from "./access.js";
-import { expectStatus, type Harness, harness } from "./helpers.js";
+import { clearOfMinuteBoundary, expectStatus, type Harness, harness } from "./helpers.js";
 
 /**
  * The permission matrix: every route of ROUTE_PERMISSIONS called with keys of every single
@@ -348,6 +348,7 @@ describe("X-Accepted-Permissions before the key is checked", () => {
     try {
       const k = await g.mint(g.adminToken, { scopes: "read" });
       let refused: LightMyRequestResponse | null = null;
+      await clearOfMinuteBoundary();
       for (let i = 0; i < 12 && refused === null; i++) {
         const res = await g.ext("GET", "/subscribers", k.key);
         if (res.statusCode === 429) refused = res;

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createSigner, httpbis } from "http-message-signatures";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { expectStatus, type Harness, harness } from "./helpers.js";
+import { clearOfMinuteBoundary, expectStatus, type Harness, harness } from "./helpers.js";
 
 // Requests are signed here by http-message-signatures, an RFC 9421 implementation written
 // elsewhere; the server's verifier never signs anything.
@@ -223,6 +223,7 @@ describe("signed requests (RFC 9421)", () => {
     const res = await send(await sign(fenced.key, `pks_live_${"0".repeat(64)}`, "GET", "/whoami"));
     expect(res.json().error.code).toBe("IP_NOT_ALLOWED");
 
+    await clearOfMinuteBoundary();
     const tight = await signedKey({ rate_limit_per_minute: 1 });
     expectStatus(await send(await sign(tight.key, tight.secret, "GET", "/whoami")), 200);
     // Budget spent: a bad signature is still told as such, and is not counted.
