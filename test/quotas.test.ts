@@ -546,7 +546,9 @@ describe("migration 0014_quota_roots", () => {
             rolled_from_id: rolled,
           })
           .execute();
-      expect(await migrateToLatest(database.db, database.dialect)).toEqual(["0014_quota_roots"]);
+      expect(await migrateToLatest(database.db, database.dialect, "0014_quota_roots")).toEqual([
+        "0014_quota_roots",
+      ]);
       const rows = await database.db
         .selectFrom("api_keys")
         .select(["id", "quota_root_id"])

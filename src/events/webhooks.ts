@@ -3,7 +3,7 @@ import type { Audit } from "../audit.js";
 import { describe, fenceOf, type Principal } from "../auth/principal.js";
 import { AppError, conflict, forbidden, notFound } from "../errors.js";
 import type { Environment } from "../keys/format.js";
-import type { DeliveryEntry, EndpointRow, SqlWebhookRepo } from "../store/webhooks.js";
+import type { AttemptRow, DeliveryEntry, EndpointRow, SqlWebhookRepo } from "../store/webhooks.js";
 import { EVENT_TYPES, isEventType, TEST_EVENT } from "./catalogue.js";
 import { hostProblem, urlProblem } from "./ssrf.js";
 
@@ -41,6 +41,23 @@ export type DeliveryView = {
   response_body: string | null;
   error: string | null;
   created_at: string;
+};
+
+/** One attempt of a delivery, as its history shows it. */
+export type AttemptView = {
+  /** Its number among the delivery's attempts, from 1. */
+  attempt: number;
+  /** When it was sent: its webhook-timestamp, to the millisecond. */
+  attempted_at: string;
+  outcome: "succeeded" | "failed";
+  /** Asked by hand: a redelivery of a finished delivery, or a test message. */
+  manual: boolean;
+  /** The answer's HTTP status; null when none came. */
+  response_status: number | null;
+  latency_ms: number;
+  error: string | null;
+  /** The first 1 KiB of the answer's body. */
+  response_body: string | null;
 };
 
 export type EndpointInput = {
@@ -218,6 +235,19 @@ export class WebhookService {
     return (await this.o.repo.deliveries(id, q)).map(deliveryView);
   }
 
+  /** A delivery's attempts, oldest first: of an endpoint this principal may see, or 404. */
+  async attempts(
+    p: Principal,
+    id: number,
+    deliveryId: number,
+    q: { limit: number; after?: number },
+  ): Promise<AttemptView[]> {
+    await this.visible(p, id);
+    if (!(await this.o.repo.delivery(id, deliveryId)))
+      throw notFound(`delivery ${deliveryId} of webhook endpoint ${id}`);
+    return (await this.o.repo.attempts(deliveryId, q)).map(attemptView);
+  }
+
   /** Delivers one message again, now, with its original `webhook-id`. */
   async redeliver(p: Principal, id: number, deliveryId: number): Promise<DeliveryView> {
     const w = await this.visible(p, id);
@@ -347,5 +377,18 @@ export function deliveryView(d: DeliveryEntry): DeliveryView {
     response_body: d.response_body,
     error: d.error,
     created_at: d.created_at,
+  };
+}
+
+export function attemptView(a: AttemptRow): AttemptView {
+  return {
+    attempt: Number(a.attempt),
+    attempted_at: a.attempted_at,
+    outcome: a.outcome as AttemptView["outcome"],
+    manual: Number(a.manual) === 1,
+    response_status: a.response_status,
+    latency_ms: Number(a.latency_ms),
+    error: a.error,
+    response_body: a.response_body,
   };
 }

@@ -192,6 +192,11 @@ const OPERATIONS: Record<string, Operation> = {
     ok: "The endpoint's deliveries, newest first, each with its last attempt",
     refuses: ADMIN,
   },
+  "GET /webhooks/:id/deliveries/:delivery_id/attempts": {
+    id: "listWebhookAttempts",
+    ok: "The delivery's attempts, oldest first: when each was sent, its status or error, latency and the first 1 KiB of the answer",
+    refuses: ADMIN,
+  },
   "POST /webhooks/:id/deliveries/:delivery_id/redeliver": {
     id: "redeliverWebhook",
     ok: "The delivery, due now, with its original webhook-id",

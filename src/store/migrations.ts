@@ -697,6 +697,33 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         }
       },
     },
+    // Every attempt of a webhook delivery (docs/webhooks.md), beside the last one the delivery
+    // row keeps: when it was sent, what came back (or the error), how long it took, and the
+    // first 1 KiB of the answer. Keyed by delivery and attempt number, which is how they are
+    // read; pruned with their deliveries. And the audit trail by time: its list filters on
+    // `created_at` (from, to) and counts what matched, which scanned every row before.
+    "0015_webhook_attempts": {
+      async up(db: AnyDB) {
+        await db.schema
+          .createTable("webhook_attempts")
+          .addColumn("delivery_id", "integer", (c) => c.notNull())
+          .addColumn("attempt", "integer", (c) => c.notNull())
+          .addColumn("attempted_at", "text", (c) => c.notNull())
+          .addColumn("outcome", "text", (c) => c.notNull())
+          .addColumn("manual", "integer", (c) => c.notNull().defaultTo(0))
+          .addColumn("response_status", "integer")
+          .addColumn("latency_ms", "integer", (c) => c.notNull())
+          .addColumn("error", "text")
+          .addColumn("response_body", "text")
+          .addPrimaryKeyConstraint("webhook_attempts_pk", ["delivery_id", "attempt"])
+          .execute();
+        await db.schema
+          .createIndex("audit_log_created")
+          .on("audit_log")
+          .columns(["created_at", "id"])
+          .execute();
+      },
+    },
   };
 }
 

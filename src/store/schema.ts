@@ -194,6 +194,23 @@ export interface DB {
     created_at: string;
     updated_at: string;
   };
+  /** Every attempt of a delivery (added by 0015), numbered from 1 as the delivery counts them. */
+  webhook_attempts: {
+    delivery_id: number;
+    attempt: number;
+    /** When it was sent: its `webhook-timestamp`, to the millisecond. */
+    attempted_at: string;
+    /** `succeeded` (a 2xx in time) or `failed`. */
+    outcome: string;
+    /** 1 for an attempt asked by hand (a redelivery, a test message). */
+    manual: Generated<number>;
+    /** The answer's HTTP status; null when none came (refused, timed out, unreachable). */
+    response_status: number | null;
+    latency_ms: number;
+    error: string | null;
+    /** The first 1 KiB of the answer's body. */
+    response_body: string | null;
+  };
   /** Console alerts born of an event (added by 0009); `details` is JSON, never a secret. */
   alerts: {
     id: Generated<number>;

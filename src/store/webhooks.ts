@@ -5,6 +5,7 @@ import { messageId } from "../events/outbox.js";
 
 export type EndpointRow = Selectable<DB["webhook_endpoints"]>;
 export type DeliveryRow = Selectable<DB["webhook_deliveries"]>;
+export type AttemptRow = Selectable<DB["webhook_attempts"]>;
 
 /** A delivery as its log shows it, with the event it carries. */
 export type DeliveryEntry = DeliveryRow & { message_id: string; event_type: string };
@@ -93,6 +94,12 @@ export class SqlWebhookRepo {
 
   async delete(id: number): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
+      await trx
+        .deleteFrom("webhook_attempts")
+        .where("delivery_id", "in", (eb) =>
+          eb.selectFrom("webhook_deliveries").select("id").where("endpoint_id", "=", id),
+        )
+        .execute();
       await trx.deleteFrom("webhook_deliveries").where("endpoint_id", "=", id).execute();
       await trx.deleteFrom("webhook_endpoints").where("id", "=", id).execute();
     });
@@ -127,6 +134,18 @@ export class SqlWebhookRepo {
         .where("d.id", "=", id)
         .executeTakeFirst()) ?? null
     );
+  }
+
+  /** A delivery's attempts in the order they were made; `after` (an attempt number) pages on. */
+  async attempts(deliveryId: number, q: { limit: number; after?: number }): Promise<AttemptRow[]> {
+    let query = this.db
+      .selectFrom("webhook_attempts")
+      .selectAll()
+      .where("delivery_id", "=", deliveryId)
+      .orderBy("attempt")
+      .limit(q.limit);
+    if (q.after !== undefined) query = query.where("attempt", ">", q.after);
+    return query.execute();
   }
 
   /**
@@ -311,7 +330,11 @@ export class SqlWebhookRepo {
     });
   }
 
-  /** Records an attempt of a delivery this owner still holds; false when its claim was lost. */
+  /**
+   * Records an attempt of a delivery this owner still holds: the delivery's state and last
+   * attempt, and the attempt's own row in its history, in one transaction. False when the
+   * claim was lost (another instance holds the delivery now): then nothing is written.
+   */
   async recordAttempt(
     id: number,
     owner: string,
@@ -319,33 +342,56 @@ export class SqlWebhookRepo {
       status: "pending" | "succeeded" | "failed";
       attempts: number;
       nextAttemptAt: string | null;
+      /** When the attempt was sent (its webhook-timestamp). */
+      sentAt: string;
+      /** When its answer (or failure) came: the delivery's last attempt time. */
       at: string;
+      /** An attempt asked by hand (a redelivery of a finished delivery, a test message). */
+      manual: boolean;
+      ok: boolean;
       responseStatus: number | null;
       latencyMs: number;
       responseBody: string | null;
       error: string | null;
     },
   ): Promise<boolean> {
-    const r = await this.db
-      .updateTable("webhook_deliveries")
-      .set({
-        status: result.status,
-        attempts: result.attempts,
-        manual: 0,
-        next_attempt_at: result.nextAttemptAt,
-        locked_until: null,
-        locked_by: null,
-        last_attempt_at: result.at,
-        response_status: result.responseStatus,
-        latency_ms: result.latencyMs,
-        response_body: result.responseBody,
-        error: result.error,
-        updated_at: result.at,
-      })
-      .where("id", "=", id)
-      .where("locked_by", "=", owner)
-      .executeTakeFirst();
-    return Number(r.numUpdatedRows) === 1;
+    return this.db.transaction().execute(async (trx) => {
+      const r = await trx
+        .updateTable("webhook_deliveries")
+        .set({
+          status: result.status,
+          attempts: result.attempts,
+          manual: 0,
+          next_attempt_at: result.nextAttemptAt,
+          locked_until: null,
+          locked_by: null,
+          last_attempt_at: result.at,
+          response_status: result.responseStatus,
+          latency_ms: result.latencyMs,
+          response_body: result.responseBody,
+          error: result.error,
+          updated_at: result.at,
+        })
+        .where("id", "=", id)
+        .where("locked_by", "=", owner)
+        .executeTakeFirst();
+      if (Number(r.numUpdatedRows) !== 1) return false;
+      await trx
+        .insertInto("webhook_attempts")
+        .values({
+          delivery_id: id,
+          attempt: result.attempts,
+          attempted_at: result.sentAt,
+          outcome: result.ok ? "succeeded" : "failed",
+          manual: result.manual ? 1 : 0,
+          response_status: result.responseStatus,
+          latency_ms: result.latencyMs,
+          error: result.error,
+          response_body: result.responseBody,
+        })
+        .execute();
+      return true;
+    });
   }
 
   /** An endpoint answered: it is no longer failing. */
@@ -400,13 +446,27 @@ export class SqlWebhookRepo {
       .execute();
   }
 
-  /** Drops finished deliveries and dispatched events older than `before`. */
+  /**
+   * Drops finished deliveries older than `before` with their attempts, and dispatched events
+   * older than `before` that no delivery carries any more.
+   */
   async prune(before: string): Promise<void> {
-    await this.db
-      .deleteFrom("webhook_deliveries")
-      .where("status", "<>", "pending")
-      .where("updated_at", "<", before)
-      .execute();
+    await this.db.transaction().execute(async (trx) => {
+      // The attempts of exactly the deliveries dropped: one redelivered meanwhile is pending
+      // again, and keeps its history.
+      const gone = await trx
+        .deleteFrom("webhook_deliveries")
+        .where("status", "<>", "pending")
+        .where("updated_at", "<", before)
+        .returning("id")
+        .execute();
+      const ids = gone.map((d) => Number(d.id));
+      for (let i = 0; i < ids.length; i += 500)
+        await trx
+          .deleteFrom("webhook_attempts")
+          .where("delivery_id", "in", ids.slice(i, i + 500))
+          .execute();
+    });
     await this.db
       .deleteFrom("events")
       .where("dispatched_at", "is not", null)

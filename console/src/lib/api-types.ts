@@ -514,6 +514,23 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/webhooks/{id}/deliveries/{delivery_id}/attempts": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Every attempt of one delivery, oldest first */
+    get: operations["listWebhookAttempts"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/api/webhooks/{id}/deliveries/{delivery_id}/redeliver": {
     parameters: {
       query?: never;
@@ -2310,6 +2327,25 @@ export interface components {
       response_body: string | null;
       error: string | null;
       created_at: string;
+    };
+    /** @description One attempt of a webhook delivery */
+    WebhookAttempt: {
+      /** @description its number among the delivery's attempts, from 1 (what `attempts` counts) */
+      attempt: number;
+      /** @description when it was sent: its webhook-timestamp header, to the millisecond */
+      attempted_at: string;
+      /**
+       * @description succeeded (answered 2xx within the timeout) or failed
+       * @enum {string}
+       */
+      outcome: "succeeded" | "failed";
+      /** @description asked by hand: a redelivery of a finished delivery, or a test message */
+      manual: boolean;
+      response_status: number | null;
+      /** @description from sending to the answer (or the failure) */
+      latency_ms: number;
+      error: string | null;
+      response_body: string | null;
     };
   };
   responses: never;
@@ -5595,6 +5631,96 @@ export interface operations {
             /** @enum {boolean} */
             success: true;
             data: components["schemas"]["WebhookDelivery"][];
+          };
+        };
+      };
+      /** @description Bad request — `VALIDATION_ERROR`: a path parameter, query or body field is invalid, or the body is not JSON; `details` lists each field */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Unauthorized — `UNAUTHORIZED`: no valid access token: sign in with `POST /api/auth/login`, or refresh with `POST /api/auth/refresh` */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Forbidden — `FORBIDDEN`: the caller's role may not do this; the message names the role needed */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Not found — `NOT_FOUND`: no such record visible to the caller */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Too many requests — `RATE_LIMIT_EXCEEDED`: a per-minute budget is spent (the key's, the client IP's, or failed attempts from it); retry after `Retry-After` seconds */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+      /** @description Any other refusal, in the same envelope — `METHOD_NOT_ALLOWED`: the path is served under other methods (`Allow` lists them); `URI_TOO_LONG`: a path segment is longer than 100 characters; `HEADERS_TOO_LARGE`: the request's headers exceed 16 KiB; `INTERNAL_ERROR`: a fault in Keygate; the server log has the details under the request id; `SERVICE_UNAVAILABLE`: this instance is shutting down (retry after `Retry-After`), or the database is down */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FlatError"];
+        };
+      };
+    };
+  };
+  listWebhookAttempts: {
+    parameters: {
+      query?: {
+        limit?: number;
+        /** @description the next page: attempts after this attempt number */
+        after?: number;
+      };
+      header?: {
+        /** @description Which data the signed-in user works on: live (the default) or test. Answers carry it back; anything else is a 400 */
+        "Keygate-Environment"?: components["parameters"]["KeygateEnvironment"];
+      };
+      path: {
+        /** @description the endpoint's id */
+        id: number;
+        /** @description the delivery's id */
+        delivery_id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The delivery's attempts, oldest first: when each was sent, its status or error, latency and the first 1 KiB of the answer */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {boolean} */
+            success: true;
+            data: components["schemas"]["WebhookAttempt"][];
           };
         };
       };

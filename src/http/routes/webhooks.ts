@@ -76,6 +76,41 @@ const Delivery = component(
   ),
 );
 
+const Attempt = component(
+  "WebhookAttempt",
+  Type.Object(
+    {
+      attempt: Type.Integer({
+        description: "its number among the delivery's attempts, from 1 (what `attempts` counts)",
+      }),
+      attempted_at: Type.String({
+        description: "when it was sent: its webhook-timestamp header, to the millisecond",
+      }),
+      outcome: StringEnum(
+        ["succeeded", "failed"],
+        "succeeded (answered 2xx within the timeout) or failed",
+      ),
+      manual: Type.Boolean({
+        description: "asked by hand: a redelivery of a finished delivery, or a test message",
+      }),
+      response_status: Nullable(
+        Type.Integer({
+          description:
+            "the answer's HTTP status; null when none came (refused address, timeout, connection error)",
+        }),
+      ),
+      latency_ms: Type.Integer({ description: "from sending to the answer (or the failure)" }),
+      error: Nullable(
+        Type.String({
+          description: "why it failed (a refused address, a timeout, a 3xx, a status)",
+        }),
+      ),
+      response_body: Nullable(Type.String({ description: "the first 1 KiB of the answer's body" })),
+    },
+    { description: "One attempt of a webhook delivery" },
+  ),
+);
+
 const WithSecret = Type.Object({
   success: Type.Literal(true),
   data: Endpoint,
@@ -263,6 +298,41 @@ export function webhookRoutes(kg: Keygate): FastifyPluginAsync {
           limit: req.query.limit ?? 50,
           ...(req.query.before_id === undefined ? {} : { beforeId: req.query.before_id }),
           ...(req.query.status === undefined ? {} : { status: req.query.status }),
+        }),
+      }),
+    );
+    app.get(
+      "/webhooks/:id/deliveries/:delivery_id/attempts",
+      {
+        schema: {
+          tags,
+          security,
+          summary: "Every attempt of one delivery, oldest first",
+          params: DeliveryParams,
+          querystring: Type.Object(
+            {
+              limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
+              after: Type.Optional(
+                Type.Integer({
+                  minimum: 0,
+                  maximum: 2147483647,
+                  description: "the next page: attempts after this attempt number",
+                }),
+              ),
+            },
+            { additionalProperties: false },
+          ),
+          response: {
+            200: Ok(Type.Array(Attempt)),
+            ...errorResponses(false, [400, 401, 403, 404]),
+          },
+        },
+      },
+      async (req) => ({
+        success: true as const,
+        data: await kg.webhooks.attempts(who(req), req.params.id, req.params.delivery_id, {
+          limit: req.query.limit ?? 50,
+          ...(req.query.after === undefined ? {} : { after: req.query.after }),
         }),
       }),
     );
