@@ -2,7 +2,14 @@
 import { cleanup, screen, within } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { renderUi } from "../test/render";
-import { ACTIONS_HEADER, type Column, DataTable, ListTable, PHONE_QUERY } from "./DataTable";
+import {
+  ACTIONS_HEADER,
+  AdaptiveTable,
+  type Column,
+  DataTable,
+  ListTable,
+  PHONE_QUERY,
+} from "./DataTable";
 
 type Row = { id: number; name: string; calls: number };
 const rows: Row[] = [
@@ -116,5 +123,30 @@ describe("the data table", () => {
     // The actions column has no label of its own, only its buttons.
     expect(within(first).getByRole("button", { name: "Remove billing" })).toBeTruthy();
     expect(within(first).queryByText("Actions")).toBeNull();
+  });
+
+  it("inside a card already (the dashboard's), is a table on a wide screen and cards on a phone", async () => {
+    const table = (
+      <AdaptiveTable
+        minWidth={320}
+        caption="Busiest keys"
+        columns={[name, calls]}
+        rows={rows}
+        rowKey={(r) => r.id}
+      />
+    );
+    const wide = renderUi(table);
+    expect(screen.getByRole("table", { name: "Busiest keys" })).toBeTruthy();
+    expect(wide.container.querySelector(".mantine-Card-root")).toBeNull();
+    cleanup();
+    phoneWidth();
+    renderUi(table);
+    const list = await screen.findByRole("list", { name: "Busiest keys" });
+    expect(screen.queryByRole("table")).toBeNull();
+    expect(
+      within(list)
+        .getAllByRole("listitem")
+        .map((i) => i.textContent),
+    ).toEqual(["billingCalls5", "helpdeskCalls0"]);
   });
 });

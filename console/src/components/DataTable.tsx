@@ -93,6 +93,17 @@ export function ListTable<T>({ mt, ...props }: DataTableProps<T> & { mt?: Mantin
   );
 }
 
+/**
+ * A table inside something framed already (a dashboard card): on a phone its rows become
+ * cards, as a list page's do; otherwise the plain table.
+ */
+export function AdaptiveTable<T>(props: DataTableProps<T>) {
+  const phone = useMediaQuery(PHONE_QUERY);
+  if (!phone) return <DataTable {...props} />;
+  const { columns, rows, rowKey, rowProps, caption, minWidth } = props;
+  return <CardList {...{ columns, rows, rowKey, rowProps, caption, minWidth }} />;
+}
+
 /** The header of a column of row buttons: announced, not shown. */
 export const ACTIONS_HEADER = <VisuallyHidden>Actions</VisuallyHidden>;
 

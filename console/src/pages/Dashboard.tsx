@@ -13,7 +13,7 @@ import {
 } from "@mantine/core";
 import { useEffect, useMemo, useState } from "react";
 import { useUser } from "../auth";
-import { DataTable } from "../components/DataTable";
+import { AdaptiveTable } from "../components/DataTable";
 import { useNotify } from "../components/Toasts";
 import { UsageCharts } from "../components/UsageCharts";
 import {
@@ -366,7 +366,7 @@ export function Dashboard() {
             </Text>
           )}
           {a && a.busiest.length > 0 && (
-            <DataTable
+            <AdaptiveTable
               minWidth={320}
               verticalSpacing="xs"
               striped
@@ -405,7 +405,7 @@ export function Dashboard() {
             </Text>
           )}
           {a && a.recent_refusals.length > 0 && (
-            <DataTable
+            <AdaptiveTable
               minWidth={460}
               verticalSpacing="xs"
               striped
