@@ -24,6 +24,7 @@ import { useResource } from "../lib/useResource";
 
 type Endpoint = components["schemas"]["WebhookEndpoint"];
 type Delivery = components["schemas"]["WebhookDelivery"];
+type Attempt = components["schemas"]["WebhookAttempt"];
 
 const STATUS_COLOR: Record<string, string> = {
   succeeded: "teal",
@@ -111,8 +112,98 @@ function NewEndpoint({ onCreated }: { onCreated: (secret: string) => void }) {
   );
 }
 
+/** What an attempt got: its HTTP status, or why none came. */
+function attemptResult(a: Attempt): string {
+  if (a.response_status !== null)
+    return a.error && a.error !== `answered ${a.response_status}`
+      ? `${a.response_status} · ${a.error}`
+      : String(a.response_status);
+  return a.error ?? "no answer";
+}
+
+/** Every attempt of one delivery, oldest first: a table, or cards on a phone. */
+function Attempts({ endpoint, delivery }: { endpoint: Endpoint; delivery: Delivery }) {
+  const attempts = useResource<Attempt[]>(
+    `/api/webhooks/${endpoint.id}/deliveries/${delivery.id}/attempts?limit=200`,
+  );
+  return (
+    <ListView
+      list={attempts}
+      loadingLabel="Loading attempts"
+      empty={
+        <Empty
+          title="Not attempted yet"
+          description={
+            delivery.next_attempt_at
+              ? `The first attempt is due ${formatDateTime(delivery.next_attempt_at)}.`
+              : "Attempts will show here."
+          }
+        />
+      }
+    >
+      {(rows) => (
+        <ListTable
+          minWidth={600}
+          caption={`Attempts of ${delivery.message_id}`}
+          rows={rows}
+          rowKey={(a) => a.attempt}
+          rowProps={(a) => ({ "data-attempt": String(a.attempt) })}
+          columns={[
+            {
+              header: "Attempt",
+              cell: (a) => (
+                // Inline only: on a phone this is the card's title, a paragraph.
+                <Text span size="sm" fw={500}>
+                  Attempt {a.attempt}
+                  {a.manual && (
+                    <Badge component="span" size="xs" variant="outline" color="gray" ml={6}>
+                      by hand
+                    </Badge>
+                  )}
+                </Text>
+              ),
+            },
+            { header: "Sent", cell: (a) => formatDateTime(a.attempted_at) },
+            {
+              header: "Result",
+              cell: (a) => (
+                <>
+                  <Badge
+                    component="span"
+                    color={STATUS_COLOR[a.outcome] ?? "gray"}
+                    variant="light"
+                    mr={6}
+                  >
+                    {a.outcome}
+                  </Badge>
+                  <Text span size="sm" c={a.outcome === "failed" ? "red" : undefined}>
+                    {attemptResult(a)}
+                  </Text>
+                </>
+              ),
+            },
+            { header: "Latency", align: "right", cell: (a) => `${a.latency_ms} ms` },
+            {
+              header: "Answer",
+              cell: (a) =>
+                a.response_body ? (
+                  <Code block style={{ whiteSpace: "pre-wrap", wordBreak: "break-all" }}>
+                    {a.response_body}
+                  </Code>
+                ) : (
+                  "—"
+                ),
+            },
+          ]}
+        />
+      )}
+    </ListView>
+  );
+}
+
 function Deliveries({ endpoint, onClose }: { endpoint: Endpoint; onClose: () => void }) {
   const log = useResource<Delivery[]>(`/api/webhooks/${endpoint.id}/deliveries`);
+  const [opened, setOpened] = useState<Delivery | null>(null);
   const notify = useNotify();
   const [error, setError] = useState<unknown>(null);
   const redeliver = async (d: Delivery) => {
@@ -125,6 +216,25 @@ function Deliveries({ endpoint, onClose }: { endpoint: Endpoint; onClose: () => 
       setError(err);
     }
   };
+  if (opened)
+    return (
+      <Dialog opened onClose={onClose} title={`Deliveries to ${endpoint.url}`} size="xl">
+        <Stack gap="sm">
+          <Group justify="space-between" align="flex-start">
+            <div style={{ minWidth: 0 }}>
+              <Text fw={600}>Attempts of {opened.event_type}</Text>
+              <Text size="xs" c="dimmed" style={{ overflowWrap: "anywhere" }}>
+                {opened.message_id}
+              </Text>
+            </div>
+            <Button size="compact-sm" variant="default" onClick={() => setOpened(null)}>
+              Back to deliveries
+            </Button>
+          </Group>
+          <Attempts endpoint={endpoint} delivery={opened} />
+        </Stack>
+      </Dialog>
+    );
   return (
     <Dialog opened onClose={onClose} title={`Deliveries to ${endpoint.url}`} size="xl">
       <ErrorAlert error={error} title="Not redelivered" />
@@ -184,15 +294,26 @@ function Deliveries({ endpoint, onClose }: { endpoint: Endpoint; onClose: () => 
               {
                 header: ACTIONS_HEADER,
                 cell: (d) => (
-                  <Button
-                    size="compact-sm"
-                    variant="default"
-                    disabled={!endpoint.enabled}
-                    onClick={() => void redeliver(d)}
-                    aria-label={`Redeliver ${d.message_id}`}
-                  >
-                    Redeliver
-                  </Button>
+                  <Group gap="xs" justify="flex-end" wrap="nowrap">
+                    <Button
+                      size="compact-sm"
+                      variant="default"
+                      disabled={d.attempts === 0}
+                      onClick={() => setOpened(d)}
+                      aria-label={`Attempts of ${d.message_id}`}
+                    >
+                      Attempts
+                    </Button>
+                    <Button
+                      size="compact-sm"
+                      variant="default"
+                      disabled={!endpoint.enabled}
+                      onClick={() => void redeliver(d)}
+                      aria-label={`Redeliver ${d.message_id}`}
+                    >
+                      Redeliver
+                    </Button>
+                  </Group>
                 ),
               },
             ]}
