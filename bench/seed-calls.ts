@@ -23,7 +23,7 @@ import pg from "pg";
 import type { CallLogEntry } from "../src/calllog/writer.js";
 import { openDatabase } from "../src/store/database.js";
 import { ensureLogPartitions, epochDay } from "../src/store/partitions.js";
-import { aggregateUsage, mergedMaps } from "../src/store/usage.js";
+import { aggregateUsage, backfillUsageTotals, mergedMaps } from "../src/store/usage.js";
 
 export type SeedOptions = {
   rows?: number;
@@ -235,6 +235,14 @@ export async function seedCalls(url: string, opts: SeedOptions = {}): Promise<Se
   };
   if (url.startsWith("sqlite:")) seedSqlite(url.slice("sqlite:".length), chunks, counted, progress);
   else await seedPostgres(url, chunks, counted, progress);
+  // The owners' and every key's usage, as the merge keeps them beside the keys' rollups.
+  const totals = await openDatabase(url, { migrate: false });
+  try {
+    await totals.db.deleteFrom("usage_totals").execute();
+    await backfillUsageTotals(totals.db);
+  } finally {
+    await totals.close();
+  }
   return {
     rows: counted.rows,
     days: o.days,

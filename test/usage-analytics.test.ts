@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CallLogEntry } from "../src/calllog/writer.js";
 import { type Database, openDatabase } from "../src/store/database.js";
 import { SqlKeyRepo } from "../src/store/keys.js";
+import { backfillUsageTotals, EVERY_KEY } from "../src/store/usage.js";
 import { expectStatus, freshDatabase, type Harness, harness } from "./helpers.js";
 
 const HOUR = 3_600_000;
@@ -255,8 +256,53 @@ describe("usage analytics: GET /api/api-keys/:id/usage and GET /api/usage", () =
         const hist = JSON.parse(r.latency) as number[];
         expect(hist.slice(1).reduce((a, v) => a + v, 0)).toBe(r.calls);
       }
+      // The owners' and everyone's rows took every call too: one each per owner and hour.
+      const totals = await other.db
+        .selectFrom("usage_totals")
+        .selectAll()
+        .where("hour", ">=", fromHour)
+        .where("hour", "<", fromHour + 2)
+        .orderBy("owner_id")
+        .orderBy("hour")
+        .execute();
+      expect(totals.map((t) => [t.owner_id, t.calls])).toEqual([
+        [EVERY_KEY, total / 2],
+        [EVERY_KEY, total / 2],
+        [ann.id, total / 4],
+        [ann.id, total / 4],
+        [bob.id, total / 4],
+        [bob.id, total / 4],
+      ]);
+      for (const t of totals) {
+        const sum = (json: string) =>
+          Object.values(JSON.parse(json) as Record<string, number>).reduce((a, v) => a + v, 0);
+        expect(sum(t.ips)).toBe(t.calls);
+        expect(sum(t.routes)).toBe(t.calls);
+      }
     } finally {
       await other.close();
     }
+  });
+
+  it("reads an admin's and an owner's usage from one row an hour, the same as from every key's", async () => {
+    const range = "from=2026-01-10T00:00:00.000Z&to=2026-01-11T00:00:00.000Z";
+    const wide = "from=2026-01-01T00:00:00.000Z&to=2026-01-31T00:00:00.000Z&bucket=day";
+    const reports = async () => [
+      await get(`/api/usage?${range}`),
+      await get(`/api/usage?${wide}`),
+      await get(`/api/usage?${range}`, ann.token),
+      await get("/api/usage"),
+      await get("/api/usage", bob.token),
+    ];
+    const before = await reports();
+    // The same sums made again from the keys' rows, as the migration that made the table does.
+    await h.kg.database.db.deleteFrom("usage_totals").execute();
+    expect((await get(`/api/usage?${range}`)).totals.calls).toBe(0);
+    expect(await backfillUsageTotals(h.kg.database.db)).toBeGreaterThan(0);
+    expect(await reports()).toEqual(before);
+    // An owner's read is their keys' usage, summed: the same as each key's own.
+    const annKeys = await get(`/api/api-keys/${annKey.id}/usage?${range}`);
+    expect(before[2]?.totals).toEqual(annKeys.totals);
+    expect(before[2]?.buckets).toEqual(annKeys.buckets);
   });
 });

@@ -308,6 +308,11 @@ export interface DB {
     routes: string;
     ips: string;
   };
+  /**
+   * usage_rollups summed per owner (`owner_id`) and for every key (owner_id 0), per
+   * environment and hour (added by 0016): what `GET /api/usage` reads.
+   */
+  usage_totals: Omit<DB["usage_rollups"], "api_key_id"> & { owner_id: number };
   usage_daily: {
     environment: Generated<Environment>;
     subscriber_id: number;

@@ -256,7 +256,11 @@ describe("rollup rows on SQLite", () => {
       expect(u.top_ips.some((t) => t.ip === OTHER)).toBe(false);
       expect(u.top_routes).toEqual([{ route: "GET /api/v1/external/subscribers/:id", calls: 74 }]);
 
-      expect(await pruneUsage(database.db, baseHour + 1)).toBe(1);
+      // The key's row of that hour and every key's (key 1 has no owner here).
+      expect(await pruneUsage(database.db, baseHour + 1)).toBe(2);
+      expect(
+        raw.prepare("select owner_id, hour, calls from usage_totals order by hour").all(),
+      ).toEqual([{ owner_id: 0, hour: baseHour + 3, calls: 1 }]);
       expect(await admittedSince(database.db, 1, 0)).toBe(1);
     } finally {
       await database.close();

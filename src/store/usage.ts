@@ -9,6 +9,11 @@
  * on SQLite by the batch's write transaction, on PostgreSQL by the `INSERT … ON CONFLICT DO
  * UPDATE` that adds the counters (it locks each row, in key order, until the batch commits),
  * so writers of several instances never lose one another's counts.
+ *
+ * Beside each key's rows, the same merge keeps `usage_totals`: one row per owner, environment
+ * and hour for the calls of every key that owner had when the merge ran, and one for every
+ * key (`EVERY_KEY`). `GET /api/usage` reads those, so it reads as many rows as the range has
+ * hours however many keys there are.
  */
 import type SQLite from "better-sqlite3";
 import { type Kysely, sql } from "kysely";
@@ -466,10 +471,10 @@ function boundInPlace(m: Map<string, number>, max: number): string {
 
 /**
  * The JSON columns of a group merged into what its row holds (`stored`; nothing, for a new
- * row), bounded.
+ * row), bounded. `table` tells apart rows of the two tables whose ids could be equal.
  */
-export function mergedMaps(g: RollupGroup, stored?: Maps): Maps {
-  const key = groupId(g);
+export function mergedMaps(g: RollupGroup, stored?: Maps, table = ""): Maps {
+  const key = table + groupId(g);
   const c = stored === undefined ? undefined : cache.get(key);
   // Out while its maps change, so a throw can never leave text and maps apart.
   cache.delete(key);
@@ -519,38 +524,69 @@ export function mergedMaps(g: RollupGroup, stored?: Maps): Maps {
 // Merging into usage_rollups
 // ---------------------------------------------------------------------------------------
 
+/** A table merged into: usage_rollups by key, usage_totals by owner (or every key). */
+type Rows = { table: "usage_rollups" | "usage_totals"; id: "api_key_id" | "owner_id" };
+const BY_KEY: Rows = { table: "usage_rollups", id: "api_key_id" };
+const BY_OWNER: Rows = { table: "usage_totals", id: "owner_id" };
+
+/** The id of usage_totals' rows that sum every key, whoever owns it. */
+export const EVERY_KEY = 0;
+
 /**
- * The SQLite merge: prepared statements run inside the batch's transaction (which holds the
- * write lock from its first insert, so no other connection changes a row between its read
- * and its write).
+ * The owners' and every key's groups of a merge's key groups: each key's calls are counted
+ * for its owner (`ownerOf`; a key no longer there counts for every key only) and for
+ * everyone. The groups made here are new; `groups` is left as it was.
  */
-export class SqliteUsageRollups {
+export function totalsOf(
+  groups: readonly RollupGroup[],
+  ownerOf: ReadonlyMap<number, number>,
+): RollupGroup[] {
+  const byId = new Map<string, RollupGroup>();
+  const into = (id: number, g: RollupGroup) => {
+    const k = `${id}|${g.environment}|${g.hour}`;
+    let t = byId.get(k);
+    if (t === undefined) byId.set(k, (t = group(id, g.environment, g.hour)));
+    foldGroup(t, g);
+  };
+  for (const g of groups) {
+    const owner = ownerOf.get(g.keyId);
+    if (owner !== undefined && owner !== EVERY_KEY) into(owner, g);
+    into(EVERY_KEY, g);
+  }
+  return sortGroups([...byId.values()]);
+}
+
+/** One table's prepared statements for the SQLite merge. */
+class SqliteRows {
   private readonly read: SQLite.Statement;
   private readonly insert: SQLite.Statement;
   private readonly update: SQLite.Statement;
 
-  constructor(conn: Pick<SQLite.Database, "prepare">) {
+  constructor(
+    conn: Pick<SQLite.Database, "prepare">,
+    private readonly rows: Rows,
+  ) {
+    const { table, id } = rows;
     this.read = conn.prepare(
-      `select errors, latency, routes, ips from usage_rollups
-       where api_key_id = ? and environment = ? and hour = ?`,
+      `select errors, latency, routes, ips from ${table}
+       where ${id} = ? and environment = ? and hour = ?`,
     );
     this.insert = conn.prepare(
-      `insert into usage_rollups (api_key_id, environment, hour, calls, admitted,
+      `insert into ${table} (${id}, environment, hour, calls, admitted,
          s2xx, s3xx, s4xx, s5xx, errors, latency, routes, ips)
        values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.update = conn.prepare(
-      `update usage_rollups set calls = calls + ?, admitted = admitted + ?, s2xx = s2xx + ?,
+      `update ${table} set calls = calls + ?, admitted = admitted + ?, s2xx = s2xx + ?,
          s3xx = s3xx + ?, s4xx = s4xx + ?, s5xx = s5xx + ?, errors = ?, latency = ?, routes = ?, ips = ?
-       where api_key_id = ? and environment = ? and hour = ?`,
+       where ${id} = ? and environment = ? and hour = ?`,
     );
   }
 
-  /** Call inside a write transaction. */
   merge(groups: readonly RollupGroup[]): void {
     for (const g of groups) {
       const stored = this.read.get(g.keyId, g.environment, g.hour) as Maps | undefined;
-      const m = mergedMaps(g, stored);
+      const m = mergedMaps(g, stored, this.rows.table);
       const counts = [g.calls, g.admitted, g.s2xx, g.s3xx, g.s4xx, g.s5xx];
       if (stored === undefined)
         this.insert.run(
@@ -578,39 +614,92 @@ export class SqliteUsageRollups {
   }
 }
 
+/** The distinct key ids of some groups. */
+function keyIdsOf(groups: readonly RollupGroup[]): number[] {
+  return [...new Set(groups.map((g) => g.keyId))];
+}
+
+/**
+ * The SQLite merge: prepared statements run inside the batch's transaction (which holds the
+ * write lock from its first insert, so no other connection changes a row between its read
+ * and its write). Keys' rows first, then their owners' and every key's.
+ */
+export class SqliteUsageRollups {
+  private readonly keys: SqliteRows;
+  private readonly totals: SqliteRows;
+  private readonly owners: SQLite.Statement;
+
+  constructor(conn: Pick<SQLite.Database, "prepare">) {
+    this.keys = new SqliteRows(conn, BY_KEY);
+    this.totals = new SqliteRows(conn, BY_OWNER);
+    this.owners = conn.prepare(
+      `select id, owner_id from api_keys where id in (select value from json_each(?))`,
+    );
+  }
+
+  /** Call inside a write transaction. */
+  merge(groups: readonly RollupGroup[]): void {
+    if (groups.length === 0) return;
+    this.keys.merge(groups);
+    const rows = this.owners.all(JSON.stringify(keyIdsOf(groups))) as {
+      id: number;
+      owner_id: number;
+    }[];
+    this.totals.merge(totalsOf(groups, new Map(rows.map((r) => [r.id, r.owner_id]))));
+  }
+}
+
 /**
  * The PostgreSQL merge, inside the batch's transaction: one `INSERT … ON CONFLICT DO UPDATE`
  * adds the counters (exact, whoever else adds at once) and locks the rows in key order —
  * answering the JSON they hold — then one `UPDATE` writes the merged JSON. A second instance
- * merging into the same row waits at the first statement until this batch commits.
+ * merging into the same row waits at the first statement until this batch commits. Keys'
+ * rows first, then their owners' and every key's (so every instance locks in that order).
  */
 export async function mergeUsagePg(db: Kysely<DB>, groups: readonly RollupGroup[]): Promise<void> {
   if (groups.length === 0) return;
+  await mergeRowsPg(db, BY_KEY, groups);
+  const owners = await db
+    .selectFrom("api_keys")
+    .select(["id", "owner_id"])
+    .where("id", "in", keyIdsOf(groups))
+    .execute();
+  await mergeRowsPg(db, BY_OWNER, totalsOf(groups, new Map(owners.map((r) => [r.id, r.owner_id]))));
+}
+
+async function mergeRowsPg(
+  db: Kysely<DB>,
+  rows: Rows,
+  groups: readonly RollupGroup[],
+): Promise<void> {
+  if (groups.length === 0) return;
+  const table = sql.table(rows.table);
+  const id = sql.ref(rows.id);
   const col = <T>(f: (g: RollupGroup) => T) => groups.map(f);
-  const { rows } = await sql<Maps & { api_key_id: number; environment: string; hour: string }>`
-    insert into usage_rollups as r
-      (api_key_id, environment, hour, calls, admitted, s2xx, s3xx, s4xx, s5xx)
+  const { rows: stored } = await sql<Maps & { id: number; environment: string; hour: string }>`
+    insert into ${table} as r
+      (${id}, environment, hour, calls, admitted, s2xx, s3xx, s4xx, s5xx)
     select * from unnest(
       ${col((g) => g.keyId)}::int[], ${col((g) => g.environment)}::text[],
       ${col((g) => g.hour)}::bigint[], ${col((g) => g.calls)}::int[],
       ${col((g) => g.admitted)}::int[], ${col((g) => g.s2xx)}::int[],
       ${col((g) => g.s3xx)}::int[], ${col((g) => g.s4xx)}::int[], ${col((g) => g.s5xx)}::int[])
     order by 1, 2, 3
-    on conflict (api_key_id, environment, hour) do update set
+    on conflict (${id}, environment, hour) do update set
       calls = r.calls + excluded.calls, admitted = r.admitted + excluded.admitted,
       s2xx = r.s2xx + excluded.s2xx, s3xx = r.s3xx + excluded.s3xx,
       s4xx = r.s4xx + excluded.s4xx, s5xx = r.s5xx + excluded.s5xx
-    returning api_key_id, environment, hour, errors, latency, routes, ips`.execute(db);
-  const stored = new Map<string, Maps>();
-  for (const r of rows) stored.set(`${r.api_key_id}|${r.environment}|${r.hour}`, r);
-  const merged = groups.map((g) => mergedMaps(g, stored.get(groupId(g))));
-  await sql`update usage_rollups as r
+    returning ${id} as id, environment, hour, errors, latency, routes, ips`.execute(db);
+  const byRow = new Map<string, Maps>();
+  for (const r of stored) byRow.set(`${r.id}|${r.environment}|${r.hour}`, r);
+  const merged = groups.map((g) => mergedMaps(g, byRow.get(groupId(g)), rows.table));
+  await sql`update ${table} as r
     set errors = u.errors, latency = u.latency, routes = u.routes, ips = u.ips
     from unnest(${col((g) => g.keyId)}::int[], ${col((g) => g.environment)}::text[],
                 ${col((g) => g.hour)}::bigint[], ${merged.map((m) => m.errors)}::text[],
                 ${merged.map((m) => m.latency)}::text[], ${merged.map((m) => m.routes)}::text[],
                 ${merged.map((m) => m.ips)}::text[]) as u(id, environment, hour, errors, latency, routes, ips)
-    where r.api_key_id = u.id and r.environment = u.environment and r.hour = u.hour`.execute(db);
+    where r.${id} = u.id and r.environment = u.environment and r.hour = u.hour`.execute(db);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -697,7 +786,10 @@ export type UsageRead = {
   toHour: number;
   bucketHours: 1 | 24;
   environment: "live" | "test" | null;
-  /** One key; else every key of `ownerId`; else (both unset) every key. */
+  /**
+   * One key; else every key of `ownerId` (the keys it owned when their calls were merged);
+   * else (both unset) every key.
+   */
   keyId?: number;
   ownerId?: number | null;
 };
@@ -721,24 +813,32 @@ function top(m: Map<string, number>): [string, number][] {
 }
 
 /**
- * Usage in a range, from usage_rollups only (the primary key or the hour index), merged in
- * JS: every bucket of the range, zero-filled, oldest first, with totals and top lists.
+ * Usage in a range, merged in JS: every bucket of the range, zero-filled, oldest first, with
+ * totals and top lists. One key's from usage_rollups, an owner's or everyone's from
+ * usage_totals; by primary key either way, never the call log.
  */
 export async function readUsage(db: Kysely<DB>, q: UsageRead): Promise<UsageSummary> {
-  let query = db
-    .selectFrom("usage_rollups as r")
-    .select(["r.hour", "r.calls", "r.admitted", "r.s2xx", "r.s3xx", "r.s4xx", "r.s5xx"])
-    .select(["r.errors", "r.latency", "r.routes", "r.ips"])
-    .where("r.environment", "in", q.environment === null ? [...ENVIRONMENTS] : [q.environment])
-    .where("r.hour", ">=", q.fromHour)
-    .where("r.hour", "<", q.toHour);
-  if (q.keyId !== undefined) query = query.where("r.api_key_id", "=", q.keyId);
-  else if (q.ownerId !== undefined && q.ownerId !== null) {
-    const owner = q.ownerId;
-    query = query.where("r.api_key_id", "in", (eb) =>
-      eb.selectFrom("api_keys").select("id").where("owner_id", "=", owner),
-    );
-  }
+  const environments = q.environment === null ? [...ENVIRONMENTS] : [q.environment];
+  const columns = ["hour", "calls", "admitted", "s2xx", "s3xx", "s4xx", "s5xx"] as const;
+  const maps = ["errors", "latency", "routes", "ips"] as const;
+  const query =
+    q.keyId !== undefined
+      ? db
+          .selectFrom("usage_rollups")
+          .select(columns)
+          .select(maps)
+          .where("api_key_id", "=", q.keyId)
+          .where("environment", "in", environments)
+          .where("hour", ">=", q.fromHour)
+          .where("hour", "<", q.toHour)
+      : db
+          .selectFrom("usage_totals")
+          .select(columns)
+          .select(maps)
+          .where("owner_id", "=", q.ownerId ?? EVERY_KEY)
+          .where("environment", "in", environments)
+          .where("hour", ">=", q.fromHour)
+          .where("hour", "<", q.toHour);
   const rows = (await query.execute()) as ReadRow[];
   return summarize(rows, q.fromHour, q.toHour, q.bucketHours);
 }
@@ -813,11 +913,106 @@ function countsOf(a: Float64Array, c: number) {
   };
 }
 
+/** One usage_totals row being summed by `backfillUsageTotals`. */
+type TotalRow = {
+  owner_id: number;
+  environment: string;
+  hour: number;
+  calls: number;
+  admitted: number;
+  s2xx: number;
+  s3xx: number;
+  s4xx: number;
+  s5xx: number;
+  errors: Map<string, number>;
+  routes: Map<string, number>;
+  ips: Map<string, number>;
+  latency: Uint32Array;
+};
+
+/**
+ * Sums the usage_rollups rows already stored into usage_totals, as the merge would have
+ * (each key's rows for its owner now, and for every key): run once, when the table is made.
+ * A week of hours a round, so memory follows the owners, not the keys.
+ */
+export async function backfillUsageTotals(db: Kysely<DB>): Promise<number> {
+  const span = await db
+    .selectFrom("usage_rollups")
+    .select((eb) => [eb.fn.min("hour").as("lo"), eb.fn.max("hour").as("hi")])
+    .executeTakeFirst();
+  if (span?.lo == null || span.hi == null) return 0;
+  const WEEK = 168;
+  let written = 0;
+  for (let from = Number(span.lo); from <= Number(span.hi); from += WEEK) {
+    const rows = await db
+      .selectFrom("usage_rollups as r")
+      .leftJoin("api_keys as k", "k.id", "r.api_key_id")
+      .select(["r.environment", "r.hour", "r.calls", "r.admitted", "r.s2xx", "r.s3xx"])
+      .select(["r.s4xx", "r.s5xx", "r.errors", "r.latency", "r.routes", "r.ips", "k.owner_id"])
+      .where("r.hour", ">=", from)
+      .where("r.hour", "<", from + WEEK)
+      .execute();
+    const totals = new Map<string, TotalRow>();
+    for (const r of rows) {
+      const hour = Number(r.hour);
+      const ids =
+        r.owner_id == null || r.owner_id === EVERY_KEY ? [EVERY_KEY] : [r.owner_id, EVERY_KEY];
+      for (const owner of ids) {
+        const k = `${owner}|${r.environment}|${hour}`;
+        let t = totals.get(k);
+        if (t === undefined) {
+          t = {
+            owner_id: owner,
+            environment: r.environment,
+            hour,
+            calls: 0,
+            admitted: 0,
+            s2xx: 0,
+            s3xx: 0,
+            s4xx: 0,
+            s5xx: 0,
+            errors: new Map(),
+            routes: new Map(),
+            ips: new Map(),
+            latency: new Uint32Array(LATENCY_BUCKETS),
+          };
+          totals.set(k, t);
+        }
+        t.calls += Number(r.calls);
+        t.admitted += Number(r.admitted);
+        t.s2xx += Number(r.s2xx);
+        t.s3xx += Number(r.s3xx);
+        t.s4xx += Number(r.s4xx);
+        t.s5xx += Number(r.s5xx);
+        addMap(t.errors, r.errors);
+        addMap(t.routes, r.routes);
+        addMap(t.ips, r.ips);
+        addHistogram(t.latency, r.latency);
+      }
+    }
+    const out = [...totals.values()].map((t) => ({
+      ...t,
+      errors: boundMapJson(t.errors, MAX_ERRORS),
+      routes: boundMapJson(t.routes, MAX_ROUTES),
+      ips: boundMapJson(t.ips, MAX_IPS),
+      latency: encodeHistogram(t.latency),
+    }));
+    for (let i = 0; i < out.length; i += 500)
+      await db
+        .insertInto("usage_totals")
+        .values(out.slice(i, i + 500))
+        .execute();
+    written += out.length;
+  }
+  return written;
+}
+
 /** How long rollups are kept (the pruner keeps them at least as long as the call log). */
 export const USAGE_RETENTION_DAYS = 400;
 
-/** Drops rollup rows of hours before `beforeHour`; answers how many went. */
+/** Drops rollup rows (keys' and totals') of hours before `beforeHour`; answers how many went. */
 export async function pruneUsage(db: Kysely<DB>, beforeHour: number): Promise<number> {
   const r = await db.deleteFrom("usage_rollups").where("hour", "<", beforeHour).executeTakeFirst();
-  return Number(r.numDeletedRows);
+  const t = await db.deleteFrom("usage_totals").where("hour", "<", beforeHour).executeTakeFirst();
+  return Number(r.numDeletedRows) + Number(t.numDeletedRows);
 }
