@@ -308,6 +308,22 @@ describe("leak reports, configured otherwise", () => {
       });
       expectStatus(elsewhere, 404);
       expectStatus(await h.ext("POST", "/keys/revoke-exposed", undefined, { key: "x" }), 429);
+      // Each is an external call, in the call log with no key of the caller's; the key a
+      // body names never is.
+      await h.kg.callLog.flush();
+      const rows = await h.kg.database.db
+        .selectFrom("api_key_logs")
+        .select(["api_key_id", "path", "status_code", "error_code", "ip"])
+        .orderBy("id")
+        .execute();
+      expect(rows.map((r) => [r.path, r.status_code, r.error_code])).toEqual([
+        ...Array.from({ length: 3 }, () => ["/api/v1/external/leaks", 404, "NOT_FOUND"]),
+        ["/api/v1/external/leaks", 429, "RATE_LIMIT_EXCEEDED"],
+        ["/api/v1/external/keys/revoke-exposed", 404, "NOT_FOUND"],
+        ["/api/v1/external/keys/revoke-exposed", 429, "RATE_LIMIT_EXCEEDED"],
+      ]);
+      expect(rows.every((r) => r.api_key_id === null)).toBe(true);
+      expect(rows[4]?.ip).toBe("203.0.113.9");
     } finally {
       await h.close();
     }

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import { AppError } from "../../errors.js";
 import type { Keygate } from "../../keygate.js";
+import { logCall } from "../external.js";
 import { jsonDepth, MAX_JSON_DEPTH } from "../input.js";
 import { NO_PERMISSION } from "../permissions.js";
 import { component, errorResponses, Ok } from "../schemas.js";
@@ -96,6 +97,11 @@ export function exposureRoutes(kg: Keygate): FastifyPluginAsync {
       parse(request, text, done);
     });
 
+    // External calls, so in the call log like every other (no key of the caller's: a null key id).
+    app.addHook("onResponse", (request, reply, done) => {
+      logCall(kg, request, reply);
+      done();
+    });
     app.addHook("onRequest", async (request, reply) => {
       reply.header("Keygate-Environment", "none");
       reply.header("X-Accepted-Permissions", NO_PERMISSION);
