@@ -332,7 +332,10 @@ describe("keygate keys and reset-password", () => {
 
   it("refuses input the rules refuse with exit code 2 and one keygate: line", async () => {
     const cases: [string[], RegExp, string?][] = [
-      [["keys", "mint", "--owner", "nobody", "--name", "x"], /no user "nobody"/],
+      [
+        ["keys", "mint", "--owner", "nobody", "--name", "x"],
+        /no user "nobody"; the users are .*"alice"/,
+      ],
       [
         ["keys", "mint", "--owner", "alice", "--name", "x", "--scopes", "admin"],
         /--scopes must be "read"/,
@@ -367,7 +370,7 @@ describe("keygate keys and reset-password", () => {
       ],
       [
         ["keys", "mint", "--owner", "alice", "--name", "x", "--signing", "required"],
-        /--signing needs a master key to keep signing secrets encrypted: set KEYGATE_MASTER_KEY/,
+        /--signing required needs the master key in this command's environment: set KEYGATE_MASTER_KEY \(or KEYGATE_MASTER_KEY_FILE\) to the running server's value/,
       ],
       [["keys", "roll", "99999"], /API key 99999 not found/],
       [

@@ -145,7 +145,7 @@ describe("keygate doctor against a real Keygate", () => {
       expect(r.out).toContain(`key: "billing" (${k.prefix}…) is accepted`);
       expect(r.out).toMatch(/expiry: in (?:89|90) days \(/);
       expect(r.out).toContain("the server sees this machine as 127.0.0.1; allowed_ips 127.0.0.1");
-      expect(r.out).toContain("scope: write allows GET, POST, PUT and PATCH");
+      expect(r.out).toContain("scope: write allows GET, POST and PUT (read, create and change)");
       expect(r.out).toContain('owner: "alice", a reseller, so the key sees only');
       expect(r.out).toContain("NAS needs an admin's key");
       expect(r.out).toMatch(/rate limit: \d+ of 600 requests left this minute \(resets in \d+ s\)/);
@@ -340,6 +340,8 @@ describe("keygate doctor against a real Keygate", () => {
       ],
       [[], secret, /doctor needs --url <base>/],
       [["--url", "keygate.example.com"], secret, /did you mean https:\/\/keygate\.example\.com\?/],
+      [["--url", "127.0.0.1:8080"], secret, /did you mean http:\/\/127\.0\.0\.1:8080\?/],
+      [["--url", "localhost:8080"], secret, /did you mean http:\/\/localhost:8080\?/],
       [["--url", "ftp://example.com"], secret, /is not an http:\/\/ or https:\/\/ address/],
       [["--url", url, "--timeout", "0"], secret, /--timeout must be a number of seconds/],
       [["--url"], "", /option --url needs a value/],

@@ -205,6 +205,43 @@ describe("keygate sign", () => {
     expect(tampered.status).toBe(401);
   });
 
+  it("signs a POST when given --data without --method, as curl sends one, and warns of a GET with a body", async () => {
+    const url = external("/subscribers");
+    const body = JSON.stringify({
+      username: `implied-${randomBytes(3).toString("hex")}`,
+      password: "auto-generate",
+      service_id: serviceId,
+    });
+    const r = await sign(["--key", key, "--secret", secret, "--url", url, "--data", body]);
+    expect(r.err).toBe("");
+    const ran = await bash(
+      `curl -sS ${JSON.stringify(url)} -H @- -H "X-API-Key: ${key}" -H "Content-Type: application/json" --data-binary '${body}' -o /dev/null -w '%{http_code}' <<'EOF'\n${r.out}EOF`,
+    );
+    expect(ran.err).toBe("");
+    expect(ran.out).toBe("201");
+
+    const get = await sign([
+      "--key",
+      key,
+      "--secret",
+      secret,
+      "--method",
+      "GET",
+      "--url",
+      external("/whoami"),
+      "--data",
+      "{}",
+    ]);
+    expect(get.err).toMatch(
+      /^keygate: warning: signed a GET with a body; curl --data-binary sends a POST unless told -X GET/,
+    );
+    expect(Object.keys(headersOf(get.out))).toEqual([
+      "Content-Digest",
+      "Signature-Input",
+      "Signature",
+    ]);
+  });
+
   it("reads the key and secret from files, and its headers go through curl -H @-", async () => {
     const keyFile = join(dir, "key.txt");
     const secretFile = join(dir, "secret.txt");
@@ -297,7 +334,11 @@ describe("keygate sign", () => {
       ],
       [
         ["--key", key, "--secret", key, "--url", url],
-        /the signing secret is not one: pks_live_ or pks_test_/,
+        /the signing secret is not one but an API key \(pk_\): --secret takes the key's signing secret, pks_live_ or pks_test_/,
+      ],
+      [
+        ["--key", secret, "--secret", key, "--url", url],
+        /the key is not an API key but a signing secret \(pks_\): .*were the two swapped\?/,
       ],
       [
         ["--key", testKey, "--secret", other, "--url", url],

@@ -88,7 +88,11 @@ export function keygateBase(raw: string): string {
     url = null;
   }
   if (url === null || (url.protocol !== "http:" && url.protocol !== "https:")) {
-    const hint = raw.includes("://") ? "" : ` (did you mean https://${shown}?)`;
+    // A machine of one's own is most often reached over plain http (npm start listens so).
+    const local = /^(localhost|127\.|\[::1\])/i.test(raw);
+    const hint = raw.includes("://")
+      ? ""
+      : ` (did you mean ${local ? "http" : "https"}://${shown}?)`;
     throw new UsageError(
       `--url "${shown}" is not an http:// or https:// address${hint}; give the address integrations call, such as https://keygate.example.com`,
     );
@@ -358,8 +362,8 @@ function expiryCheck(expiresAt: string | null, keyId: unknown, serverNow: number
 }
 
 const SCOPE_WORDS: Record<string, string> = {
-  read: "GET only (list and read); POST, PUT and PATCH need a write key, DELETE a delete key",
-  write: "GET, POST, PUT and PATCH (read, create and change); DELETE needs a delete key",
+  read: "GET only (list and read); POST and PUT need a write key, DELETE a delete key",
+  write: "GET, POST and PUT (read, create and change); DELETE needs a delete key",
   delete: "every method (read, create, change and DELETE)",
 };
 

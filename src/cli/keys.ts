@@ -262,6 +262,10 @@ Example:
         const user = await s.user(owner);
         if (user.disabled)
           throw new UsageError(`user "${owner}" is disabled; its keys would be refused`);
+        if (signing !== undefined && signing !== "off" && s.config.masterKey === null)
+          throw new UsageError(
+            `--signing ${signing} needs the master key in this command's environment: set KEYGATE_MASTER_KEY (or KEYGATE_MASTER_KEY_FILE) to the running server's value; without one yet, make it with \`openssl rand -hex 32\` and give it to the server too (restart it)`,
+          );
         const input: KeyInput = { owner_id: user.id, name };
         if (values.scopes !== undefined) input.scopes = values.scopes as string;
         if (perms !== undefined) input.permissions = perms;

@@ -4,7 +4,7 @@ import type { Principal } from "../auth/principal.js";
 import type { UserView } from "../auth/service.js";
 import { type Config, loadConfig, redactUrl } from "../config.js";
 import { createKeygate, type Keygate, keyCacheTtlMs } from "../keygate.js";
-import { Failure, UsageError } from "./command.js";
+import { Failure, printable, UsageError } from "./command.js";
 
 /** How long a command waits for Redis before it acts without it. */
 const REDIS_WAIT_MS = 3_000;
@@ -74,7 +74,10 @@ export async function withKeygate<T>(
         throw new UsageError(
           users.length === 0
             ? `no user "${username}": there are no users yet; start the server once (keygate serve) to create the first admin`
-            : `no user "${username}"`,
+            : `no user "${username}"; the users are ${users
+                .slice(0, 10)
+                .map((u) => `"${printable(u.username)}"`)
+                .join(", ")}${users.length > 10 ? `, and ${users.length - 10} more` : ""}`,
         );
       },
     });

@@ -180,7 +180,7 @@ Options:
                          show in shell history and ps; the file forms do not)
   --url <url>            the full URL the request goes to, query included, such as
                          http://localhost:8080/api/v1/external/whoami
-  --method <method>      the HTTP method; default GET
+  --method <method>      the HTTP method; default GET, or POST with --data (as curl)
   --data <body>          the request body, sent exactly as given (curl --data-binary)
   --curl                 print a ready-to-run curl command instead of the headers
 
@@ -205,26 +205,36 @@ Examples:
     const key = oneOf(values, "key", "key", io);
     if (!isWellFormedKey(key))
       throw new UsageError(
-        "the key is not an API key: pk_live_ or pk_test_ and 32 lowercase hex characters",
+        SECRET_SHAPE.test(key)
+          ? "the key is not an API key but a signing secret (pks_): --key takes the API key, pk_live_ or pk_test_ and 32 lowercase hex characters, and --secret the signing secret; were the two swapped?"
+          : "the key is not an API key: pk_live_ or pk_test_ and 32 lowercase hex characters",
       );
     const secret = oneOf(values, "secret", "signing secret", io);
     const shape = SECRET_SHAPE.exec(secret);
     if (shape === null)
       throw new UsageError(
-        "the signing secret is not one: pks_live_ or pks_test_ and 64 lowercase hex characters, as shown when the key was minted",
+        isWellFormedKey(secret)
+          ? `the signing secret is not one but an API key (pk_): --secret takes the key's signing secret, pks_live_ or pks_test_ and 64 lowercase hex characters, shown once beside the key when it was minted`
+          : "the signing secret is not one: pks_live_ or pks_test_ and 64 lowercase hex characters, as shown when the key was minted",
       );
     if (shape[1] !== environmentOf(key))
       throw new UsageError(
         `the signing secret is a ${shape[1]} secret (pks_${shape[1]}_) but the key is a ${environmentOf(key)} key: use the secret minted with this key`,
       );
-    const rawMethod = (values.method as string | undefined) ?? "GET";
+    const body = values.data as string | undefined;
+    // As curl does: a body without a method is a POST (curl --data-binary sends one).
+    const rawMethod =
+      (values.method as string | undefined) ?? (body === undefined ? "GET" : "POST");
     if (!/^[A-Za-z]{1,20}$/.test(rawMethod))
       throw new UsageError(
         `--method must be an HTTP method such as GET, POST, PUT or DELETE (got "${printable(rawMethod)}")`,
       );
     const method = rawMethod.toUpperCase();
+    if (body !== undefined && (method === "GET" || method === "HEAD"))
+      io.err(
+        `keygate: warning: signed a ${method} with a body; curl --data-binary sends a POST unless told -X ${method}, and a body usually goes with --method POST or PUT\n`,
+      );
     const url = targetUrl(values.url as string | undefined, io);
-    const body = values.data as string | undefined;
     const request: SignRequest = {
       key,
       secret,
