@@ -3,7 +3,7 @@ import { cleanup, fireEvent, screen, waitFor } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { apiKey, PRESETS } from "../test/fakeApi";
 import { renderUi } from "../test/render";
-import { type KeyBody, KeyForm, keyBody } from "./KeyForm";
+import { type KeyBody, KeyForm, keyBody, quotaLoosening } from "./KeyForm";
 
 const NOW = new Date("2026-05-12T11:00:00Z");
 
@@ -69,8 +69,8 @@ describe("the key form's quota", () => {
         existing={existing}
         environment="live"
         presets={PRESETS}
-        isAdmin={false}
-        selfId={2}
+        isAdmin={true}
+        selfId={1}
         onSubmit={onSubmit}
         now={NOW}
       />,
@@ -80,6 +80,51 @@ describe("the key form's quota", () => {
     type("Refill day", "31");
     const body = await submitted(onSubmit, "Save changes");
     expect(body).toEqual({ quota: { limit: 5000, period: "month", refill_day: 31 } });
+  });
+
+  it("tells a reseller before sending that only an admin loosens a quota, and lets them lower it", async () => {
+    const onSubmit = vi.fn(async (_body: unknown) => undefined);
+    const existing = { ...apiKey(), quota: { limit: 5000, period: "day" as const } };
+    renderUi(
+      <KeyForm
+        existing={existing}
+        environment="live"
+        presets={PRESETS}
+        isAdmin={false}
+        selfId={2}
+        onSubmit={onSubmit}
+        now={NOW}
+      />,
+    );
+    const save = () => fireEvent.click(screen.getByRole("button", { name: "Save changes" }));
+    type("Quota", "6000");
+    save();
+    expect(await screen.findByText(/Only an admin can raise this key's quota/)).toBeTruthy();
+    type("Quota", "");
+    save();
+    expect(await screen.findByText(/Only an admin can remove this key's quota/)).toBeTruthy();
+    expect(screen.getByText(/at most 5,000 a day/)).toBeTruthy();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(onSubmit).not.toHaveBeenCalled();
+    type("Quota", "4000");
+    const body = await submitted(onSubmit, "Save changes");
+    expect(body).toEqual({ quota: { limit: 4000, period: "day" } });
+  });
+
+  it("names each way a quota is loosened, and none when it is tightened", () => {
+    const month = { limit: 100, period: "month" as const, refill_day: 15 };
+    expect(quotaLoosening(month, null)).toMatch(/remove/);
+    expect(quotaLoosening(month, { limit: 100, period: "day" })).toMatch(/period or refill day/);
+    expect(quotaLoosening(month, { limit: 100, period: "month" })).toMatch(/refill day/);
+    expect(quotaLoosening(month, { limit: 101, period: "month", refill_day: 15 })).toMatch(/raise/);
+    expect(quotaLoosening(month, { limit: 99, period: "month", refill_day: 15 })).toBeNull();
+    // A monthly quota without a refill day refills on the 1st.
+    expect(
+      quotaLoosening(
+        { limit: 100, period: "month" },
+        { limit: 50, period: "month", refill_day: 1 },
+      ),
+    ).toBeNull();
   });
 
   it("builds the body: null removes a quota, an untouched one is not sent", () => {

@@ -70,6 +70,27 @@ export function signingChange(from: KeySigning, to: KeySigning): string | null {
     : "The signing secret stays the same; unsigned calls are accepted again.";
 }
 
+/**
+ * Why the quota a form now describes loosens the key's, which only an admin may do (the
+ * server answers such a change with 403): removed, another period or refill day, or a higher
+ * limit. Null when it tightens or keeps it.
+ */
+export function quotaLoosening(
+  was: NonNullable<KeyBody["quota"]>,
+  next: KeyBody["quota"],
+): string | null {
+  const per = was.period === "month" ? "a month" : "a day";
+  const lower = `You may lower it (at most ${was.limit.toLocaleString("en-US")} ${per}); ask an admin for more.`;
+  if (next === null || next === undefined)
+    return `Only an admin can remove this key's quota. ${lower}`;
+  const day = (q: NonNullable<KeyBody["quota"]>) =>
+    q.period === "month" ? (q.refill_day ?? 1) : null;
+  if (next.period !== was.period || day(next) !== day(was))
+    return `Only an admin can change the quota's period or refill day. ${lower}`;
+  if (next.limit > was.limit) return `Only an admin can raise this key's quota. ${lower}`;
+  return null;
+}
+
 /** A new key may read everything, as a key minted without scopes always could. */
 const NEW_KEY_PERMISSIONS = ["*:read"];
 
@@ -207,9 +228,15 @@ export function KeyForm({
       });
       // An unchanged expiry that has since passed is not the user's mistake on this edit.
       if (editing && v.expires_at === initial.expires_at) delete problems.expires_at;
+      // A quota binds its owner: only an admin loosens one.
+      const was = existing?.quota;
+      if (editing && !isAdmin && was && problems.quota_limit === undefined) {
+        const loosened = quotaLoosening(was, quotaOf(v));
+        if (loosened !== null) problems.quota_limit = loosened;
+      }
       return problems;
     },
-    [now, editing, initial.expires_at, limitsOf],
+    [now, editing, initial.expires_at, limitsOf, existing?.quota, isAdmin],
   );
   const form = useForm<KeyFormValues>({
     initial,
