@@ -60,13 +60,22 @@ export function scrubText(text: string): string {
   return text.replace(KEY_SHAPED, "pk_$1_$2…").replace(LONG_HEX, "…");
 }
 
+/**
+ * Text as an answer and the call log may hold it: scrubbed, and with NUL written as `\u0000`.
+ * A field name can carry one (`?%00=1` names the field "\u0000"), and PostgreSQL text cannot:
+ * the call-log batch holding such a message failed, and every call in it with it.
+ */
+export function shown(text: string): string {
+  return scrubText(text).replaceAll("\u0000", "\\u0000");
+}
+
 /** The error as it may be shown: its message and details scrubbed of anything key-shaped. */
 function scrubbed(err: AppError): AppError {
   const details = err.details?.map((d) => ({
-    field: scrubText(d.field),
-    message: scrubText(d.message),
+    field: shown(d.field),
+    message: shown(d.message),
   }));
-  const message = scrubText(err.message);
+  const message = shown(err.message);
   const same =
     message === err.message &&
     (details ?? []).every(

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyRequest, preValidationHookHandler } from "fastify";
 import { AppError } from "../errors.js";
 
 /**
@@ -105,3 +105,27 @@ export function hasContent(request: FastifyRequest): boolean {
     (length !== undefined && length !== "0") || request.headers["transfer-encoding"] !== undefined
   );
 }
+
+const DECIMAL = /^[0-9]+$/;
+
+/**
+ * Refuses a path parameter its route takes as a whole number unless it is written in decimal
+ * digits. The validator coerces path strings with `Number()`, which also reads `0x10`, `0b1`,
+ * `1e3`, `1.0` and ` 1`: without this, `DELETE /subscribers/0x10` deleted subscriber 16.
+ */
+export const decimalIds: preValidationHookHandler = (request, _reply, done) => {
+  const schema = request.routeOptions.schema?.params as
+    { properties?: Record<string, { type?: unknown }> } | undefined;
+  const params = request.params as Record<string, unknown>;
+  for (const [name, property] of Object.entries(schema?.properties ?? {})) {
+    const raw = params[name];
+    if (property.type !== "integer" || typeof raw !== "string" || DECIMAL.test(raw)) continue;
+    const message = "must be a positive whole number written in decimal digits (such as 42)";
+    return done(
+      new AppError("VALIDATION_ERROR", `invalid params: ${name} ${message}`, [
+        { field: name, message },
+      ]),
+    );
+  }
+  done();
+};

@@ -3,6 +3,7 @@ import type { FastifyPluginAsync } from "fastify";
 import { AppError } from "../errors.js";
 import type { Keygate } from "../keygate.js";
 import { isEnvironment } from "../keys/format.js";
+import { decimalIds } from "./input.js";
 import { alertRoutes } from "./routes/alerts.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
@@ -45,6 +46,7 @@ export function jwtSurface(kg: Keygate): FastifyPluginAsync {
       request.principal = { ...principal, environment };
       reply.header("Keygate-Environment", environment);
     });
+    app.addHook("preValidation", decimalIds);
     await app.register(authRoutes(kg));
     await app.register(twoFactorRoutes(kg));
     await app.register(userRoutes(kg));

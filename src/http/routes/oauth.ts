@@ -5,7 +5,7 @@ import { AppError } from "../../errors.js";
 import type { Keygate } from "../../keygate.js";
 import { ACTIONS, covers, normalize, parsePermissions, RESOURCES } from "../../keys/permissions.js";
 import type { KeyRecord } from "../../keys/verify.js";
-import { scrubText } from "../errors.js";
+import { shown } from "../errors.js";
 import { admit, logCall } from "../external.js";
 import { formParser } from "../input.js";
 import { component, errorResponses } from "../schemas.js";
@@ -31,7 +31,7 @@ type OAuthFailure = {
 const BASIC_CHALLENGE = { "WWW-Authenticate": 'Basic realm="keygate", charset="UTF-8"' };
 
 function oauthError(reply: FastifyReply, request: FastifyRequest, f: OAuthFailure) {
-  const description = scrubText(f.description);
+  const description = shown(f.description);
   request.errorCode = f.error;
   request.errorMessage = description;
   reply.code(f.status).header("Cache-Control", "no-store").header("Pragma", "no-cache");

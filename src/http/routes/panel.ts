@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from "fastify";
 import type { Keygate } from "../../keygate.js";
+import { decimalIds } from "../input.js";
 import type { Surface } from "./common.js";
 // Imported in the order of their components in the OpenAPI documents: each module names its
 // components as it loads.
@@ -26,6 +27,8 @@ const RESOURCES = [
  */
 export function panelRoutes(kg: Keygate, surface: Surface): FastifyPluginAsync {
   return async (app) => {
+    // The JWT surface checks ids for all its routes; the external surface's are these.
+    if (surface === "external") app.addHook("preValidation", decimalIds);
     for (const routes of RESOURCES) await app.register(routes(kg, surface));
   };
 }
