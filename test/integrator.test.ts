@@ -107,6 +107,16 @@ describe("refusals that explain themselves", () => {
     const cases: [Record<string, string>, string, string][] = [
       [{ authorization: `Bearer ${key}` }, "/whoami", "sent in Authorization: Bearer"],
       [{ authorization: `Bearer ${h.adminToken}` }, "/whoami", "access token"],
+      [{ authorization: `ApiKey ${key}` }, "/whoami", 'Authorization header (scheme "ApiKey")'],
+      [{ authorization: `Token ${key}` }, "/whoami", "X-API-Key header only"],
+      [
+        { authorization: `Basic ${Buffer.from(`${key.slice(0, 12)}:${key}`).toString("base64")}` },
+        "/whoami",
+        "HTTP Basic is taken by the token endpoint only",
+      ],
+      [{ authorization: "Bearer null" }, "/whoami", 'carries "null" where an access token belongs'],
+      [{ authorization: "Bearer " }, "/whoami", "carries nothing"],
+      [{ authorization: "Bearer abc.def.ghi" }, "/whoami", 'the JWT (it starts "ey")'],
       [{}, `/whoami?api_key=${key}`, "query string"],
       [{}, "/whoami?apikey=x", "query string"],
       [{ "api-key": key }, "/whoami", "api-key header"],

@@ -9,6 +9,8 @@ import type { SignatureCode } from "../credentials/signature.js";
 import { keyHeader } from "./errors.js";
 import type { RouteGuard } from "./permissions.js";
 
+const TOKEN_PATH = "/api/v1/external/oauth/token";
+
 // The refusals that name nothing of the request are built once: they are what a flood of
 // bad keys is answered with. AppError is read-only, so one instance serves every reply.
 const NO_KEY = new AppError(
@@ -92,14 +94,32 @@ export function missingKey(request: FastifyRequest): AppError {
   const missing = (message: string) => new AppError("MISSING_API_KEY", message);
   const auth = request.headers.authorization;
   if (typeof auth === "string") {
+    const [scheme = "", value = ""] = auth.trim().split(/\s+/, 2);
+    const bearer = scheme.toLowerCase() === "bearer";
     if (auth.includes("pk_live_") || auth.includes("pk_test_")) {
+      const where = bearer
+        ? "Authorization: Bearer"
+        : `the Authorization header (scheme ${JSON.stringify(scheme.slice(0, 20))})`;
       return missing(
-        "the key was sent in Authorization: Bearer; the external surface reads it from the X-API-Key header only: send X-API-Key: <your key>",
+        `the key was sent in ${where}; the external surface reads a key from the X-API-Key header only: send X-API-Key: <your key>. Authorization takes an access token, as Bearer, from POST ${TOKEN_PATH}`,
       );
     }
-    if (/^bearer\s+ey/i.test(auth)) {
+    if (scheme.toLowerCase() === "basic") {
       return missing(
-        "this is the external surface, which takes an API key in X-API-Key, or an access token from POST /api/v1/external/oauth/token; a sign-in token from /api/auth/login works only on the /api surface",
+        `HTTP Basic is taken by the token endpoint only (POST ${TOKEN_PATH}: client_id the key's 12-character prefix, client_secret the key); elsewhere send X-API-Key: <your key>, or Authorization: Bearer <access token>`,
+      );
+    }
+    if (bearer && /^ey/.test(value)) {
+      return missing(
+        `this is the external surface, which takes an API key in X-API-Key, or an access token from POST ${TOKEN_PATH}; a sign-in token from /api/auth/login works only on the /api surface`,
+      );
+    }
+    if (bearer) {
+      const empty = ["", "null", "undefined", "none", "false"].includes(value.toLowerCase());
+      return missing(
+        empty
+          ? `Authorization: Bearer carries ${value === "" ? "nothing" : JSON.stringify(value)} where an access token belongs: whatever should have put the token there failed — check the answer of POST ${TOKEN_PATH}. Or send your API key in X-API-Key`
+          : `Authorization: Bearer holds no access token of this Keygate: an access token is the JWT (it starts "ey") that POST ${TOKEN_PATH} answers. An API key goes in X-API-Key`,
       );
     }
   }
