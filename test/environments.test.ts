@@ -314,6 +314,14 @@ const CHECKS: Record<RouteName, (c: Ctx) => Promise<void>> = {
     for (const s of foreignSubs(env, owner)) {
       const res = await ext(env, owner, "GET", `/subscribers/${s.id}`);
       expect(res.statusCode, `${env} key reads ${s.env} subscriber ${s.id}`).toBe(404);
+      // A test key is told it sees test data only, whether or not the record lives elsewhere.
+      const says = res.json().error.message as string;
+      if (env === "test") expect(says).toContain("this is a test key (pk_test_…)");
+      else expect(says).not.toContain("test key");
+    }
+    if (env === "test") {
+      const none = await ext(env, owner, "GET", "/subscribers/2147483000");
+      expect(none.json().error.message).toContain("this is a test key (pk_test_…)");
     }
     const own = await ext(env, owner, "GET", `/subscribers/${target(env, owner).id}`);
     expectStatus(own, 200);

@@ -214,6 +214,10 @@ describe("external surface: every refusal on every route", () => {
       [key.slice(0, 12), ["12-character display prefix", "whole key"]],
       [`"${key}"`, ["quotes"]],
       [`pk_test_${key.slice(8)}`, ["test-environment key (pk_test_)"]],
+      // Two X-API-Key headers arrive joined by a comma.
+      [`${key}, ${key}`, ["sent more than once"]],
+      [`pks_live_${"0".repeat(64)}`, ["signing secret (pks_…)", "Send the key"]],
+      ["eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", ["Authorization: Bearer <token>"]],
     ];
     const before = await keylessRows(h, "INVALID_API_KEY");
     for (const [bad, says] of malformed) {

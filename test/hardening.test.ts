@@ -646,6 +646,18 @@ describe("transport errors", () => {
     expect(answer.body).toEqual(
       expect.objectContaining({ success: false, code: "VALIDATION_ERROR" }),
     );
+    expect(answer.body.message).toContain("check the request line");
+  });
+
+  it("a line break inside a header value (a key read with its newline) is named as such", async () => {
+    const key = `pk_live_${"a".repeat(32)}`;
+    for (const broken of [`X-API-Key: ${key}\n\r\n`, `X-API-Key: ${key}\r\n\n`]) {
+      const answer = split(await raw(`GET ${EXT}/whoami HTTP/1.1\r\nHost: a\r\n${broken}\r\n`));
+      expect(answer.head).toMatch(/^HTTP\/1\.1 400 /);
+      expect(answer.body.error.code).toBe("VALIDATION_ERROR");
+      expect(answer.body.error.message).toContain("a line break inside a header value");
+      expect(JSON.stringify(answer)).not.toContain(key.slice(12));
+    }
   });
 });
 

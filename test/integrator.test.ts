@@ -103,6 +103,47 @@ describe("refusals that explain themselves", () => {
     expect(far.json().error.message).not.toContain("Did you mean");
   });
 
+  it("answers a wrong method with 405 whatever the key's permissions; a key route still wants a valid key", async () => {
+    const reader = await h.mint(h.adminToken, { scopes: "read" });
+    const wrong = await h.ext("DELETE", "/whoami", reader.key);
+    expect(wrong.statusCode, wrong.body).toBe(405);
+    expect(wrong.json().error.code).toBe("METHOD_NOT_ALLOWED");
+    expect(wrong.headers.allow).toBe("GET, HEAD");
+    // No key, or a revoked one: the key check still answers first on a route that takes keys.
+    expect((await h.ext("DELETE", "/whoami")).json().error.code).toBe("MISSING_API_KEY");
+    expectStatus(await h.api("DELETE", `/api/api-keys/${reader.id}`, h.adminToken), 200);
+    expect((await h.ext("DELETE", "/whoami", reader.key)).json().error.code).toBe(
+      "API_KEY_REVOKED",
+    );
+    // The token endpoint takes no X-API-Key: a GET there is a 405 without one.
+    const token = await h.ext("GET", "/oauth/token");
+    expect(token.statusCode, token.body).toBe(405);
+    expect(token.json().error.message).toContain("it takes POST");
+  });
+
+  it("tells an API key or an exchanged access token on /api where it works", async () => {
+    const asKey = await h.api("GET", "/api/auth/me", key);
+    expect(asKey.statusCode).toBe(401);
+    expect(asKey.json().message).toContain("this is an API key: keys work on /api/v1/external");
+    expect(asKey.body).not.toContain(key.slice(12));
+    const exchanged = await h.app.inject({
+      method: "POST",
+      url: `${EXT}/oauth/token`,
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        authorization: `Basic ${Buffer.from(`${key.slice(0, 12)}:${key}`).toString("base64")}`,
+      },
+      payload: "grant_type=client_credentials",
+    });
+    expectStatus(exchanged, 200);
+    const asToken = await h.api("GET", "/api/auth/me", exchanged.json().access_token);
+    expect(asToken.statusCode).toBe(401);
+    expect(asToken.json().message).toContain("access token of the token exchange");
+    // A sign-in token that is merely wrong still gets the sign-in answer.
+    const forged = await h.api("GET", "/api/auth/me", `${h.adminToken.slice(0, -4)}AAAA`);
+    expect(forged.json().message).toContain("invalid or expired");
+  });
+
   it("says where a key was sent when X-API-Key is missing", async () => {
     const cases: [Record<string, string>, string, string][] = [
       [{ authorization: `Bearer ${key}` }, "/whoami", "sent in Authorization: Bearer"],

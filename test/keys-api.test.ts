@@ -77,6 +77,10 @@ describe("minting and reading keys", () => {
     expect(body.code).toBe("VALIDATION_ERROR");
     const fields = body.details.map((d: { field: string }) => d.field);
     expect(fields).toEqual(expect.arrayContaining(["scopes", "rate_limit_per_minute"]));
+    // A field of fixed values names every one of them, not just the first.
+    expect(body.details.find((d: { field: string }) => d.field === "scopes").message).toBe(
+      'must be one of "read", "write", "delete"',
+    );
     // Semantic checks run once the shape is right.
     const semantic = await h.api("POST", "/api/api-keys", h.adminToken, {
       expires_at: "2020-01-01",

@@ -97,7 +97,13 @@ describe("token exchange (OAuth 2.0 client credentials)", () => {
       body: JSON.stringify({ username: "x", password: "xxxxxxxx1" }),
     });
     expect(write.status).toBe(403);
-    expect(((await write.json()) as { error: { code: string } }).error.code).toBe("SCOPE_REQUIRED");
+    const refused = (await write.json()) as { error: { code: string; message: string } };
+    expect(refused.error.code).toBe("SCOPE_REQUIRED");
+    // The key may write: the token's own scope is what stands in the way, and is named.
+    expect(refused.error.message).toContain(
+      "this access token's scope (subscribers:read usage:read) leaves out subscribers:write",
+    );
+    expect(refused.error.message).toContain("scope=subscribers:write");
 
     await expect(exchange(key, "nas:delete")).rejects.toMatchObject({
       error: "invalid_scope",
@@ -284,6 +290,38 @@ describe("token exchange (OAuth 2.0 client credentials)", () => {
     );
     // A fresh token of the same key still works.
     expect((await call((await exchange(key)).access_token, "/whoami")).status).toBe(200);
+  });
+
+  it("logs a refused exchange as the key's refusal, not as a use, and says how -u takes a key", async () => {
+    const { key, id } = await h.mint(h.adminToken, { scopes: "read" });
+    expectStatus(await h.api("DELETE", `/api/api-keys/${id}`, h.adminToken), 200);
+    const refused = await tokenEndpoint("grant_type=client_credentials", {
+      authorization: basic(key),
+    });
+    expect(refused.status).toBe(401);
+    expect(((await refused.json()) as { error: string }).error).toBe("invalid_client");
+    await h.kg.callLog.flush();
+    const stored = await h.kg.database.db
+      .selectFrom("api_keys")
+      .select(["last_used_at", "last_refused_code"])
+      .where("id", "=", id)
+      .executeTakeFirstOrThrow();
+    expect(stored).toEqual({ last_used_at: null, last_refused_code: "API_KEY_REVOKED" });
+    const logged = (await h.api("GET", `/api/api-keys/${id}/logs`, h.adminToken)).json().data;
+    expect(logged[0]).toMatchObject({ path: "/api/v1/external/oauth/token", status_code: 401 });
+    expect(logged[0].error_code).toBe("API_KEY_REVOKED");
+
+    // curl -u "$KEY:": the key as client_id and no secret.
+    const live = await h.mint(h.adminToken, { scopes: "read" });
+    const swapped = await tokenEndpoint("grant_type=client_credentials", {
+      authorization: `Basic ${Buffer.from(`${live.key}:`).toString("base64")}`,
+    });
+    expect(swapped.status).toBe(401);
+    const body = (await swapped.json()) as { error: string; error_description: string };
+    expect(body.error).toBe("invalid_client");
+    expect(body.error_description).toContain("the key was sent as client_id");
+    expect(body.error_description).toContain(live.key.slice(0, 12));
+    expect(body.error_description).not.toContain(live.key.slice(12));
   });
 
   it("refuses garbage and foreign tokens with INVALID_TOKEN and a Bearer challenge", async () => {

@@ -241,7 +241,10 @@ describe("transactions", () => {
     });
     expectStatus(noSub, 400);
     expect(noSub.json().error.details).toEqual([
-      { field: "subscriber_id", message: "no subscriber 99999 visible to you" },
+      {
+        field: "subscriber_id",
+        message: "names subscriber 99999, and there is none visible to you",
+      },
     ]);
   });
 

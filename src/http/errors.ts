@@ -94,7 +94,7 @@ export function sendError(
   err: AppError,
   external = isExternal(request.url),
 ) {
-  const safe = scrubbed(err);
+  const safe = testKeyMiss(scrubbed(err), request, external);
   request.errorCode = safe.code;
   request.errorMessage = safe.message;
   if (safe.retryAfterS !== undefined) reply.header("Retry-After", String(safe.retryAfterS));
@@ -104,6 +104,22 @@ export function sendError(
   if (external && !reply.hasHeader("X-Accepted-Permissions")) externalHeaders(request, reply);
   reply.code(safe.status).type("application/json; charset=utf-8");
   return reply.send(external ? structuredError(safe) : flatError(safe));
+}
+
+/**
+ * A record a test key cannot find may well be live data: said on every such 404, found or
+ * not in the other environment, so the answer tells nothing of live records.
+ */
+function testKeyMiss(err: AppError, request: FastifyRequest, external: boolean): AppError {
+  if (!external || err.code !== "NOT_FOUND" || request.is404) return err;
+  if (request.keyRecord?.environment !== "test") return err;
+  return new AppError(
+    err.code,
+    `${err.message} — this is a test key (pk_test_…): it sees and changes test data only; live records need a live key`,
+    err.details,
+    err.retryAfterS,
+    err.headers,
+  );
 }
 
 const TRANSPORT: Record<string, [ErrorCode, string]> = {
@@ -181,8 +197,17 @@ export function isDatabaseDown(err: unknown): boolean {
 export function validationError(errors: ErrorObject[], part: string): AppError {
   const problems: FieldProblem[] = [];
   const seen = new Set<string>();
+  // A union of literals reports one `const` per branch: a field's allowed values are all of them.
+  const allowedAt = new Map<string, unknown[]>();
   for (const e of errors) {
-    const p = describe(e, part);
+    if (e.keyword !== "const" && e.keyword !== "enum") continue;
+    const values = (e.params.allowedValues as unknown[] | undefined) ?? [e.params.allowedValue];
+    const list = allowedAt.get(e.instancePath) ?? [];
+    for (const v of values) if (!list.includes(v)) list.push(v);
+    allowedAt.set(e.instancePath, list);
+  }
+  for (const e of errors) {
+    const p = describe(e, part, allowedAt.get(e.instancePath));
     const key = `${p.field}|${p.message}`;
     if (seen.has(key)) continue;
     seen.add(key);
@@ -204,7 +229,7 @@ function fieldName(path: string, part: string): string {
   return name || part;
 }
 
-function describe(e: ErrorObject, part: string): FieldProblem {
+function describe(e: ErrorObject, part: string, allowedHere?: unknown[]): FieldProblem {
   const base = fieldName(e.instancePath, part);
   const child = (name: string) => (e.instancePath ? `${base}.${name}` : name);
   const hint = (e.parentSchema as { description?: string } | undefined)?.description;
@@ -241,7 +266,8 @@ function describe(e: ErrorObject, part: string): FieldProblem {
     }
     case "enum":
     case "const": {
-      const allowed = (e.params.allowedValues as unknown[] | undefined) ?? [e.params.allowedValue];
+      const allowed = allowedHere ??
+        (e.params.allowedValues as unknown[] | undefined) ?? [e.params.allowedValue];
       return {
         field: base,
         message: `must be one of ${allowed.map((v) => JSON.stringify(v)).join(", ")}`,

@@ -334,6 +334,7 @@ export function externalSurface(kg: Keygate, routes: RouteTable): FastifyPluginA
           `${methods.join(",")} ${route.url} has no entry in ROUTE_PERMISSIONS (src/http/permissions.ts)`,
         );
       const own = keyCheck(guard);
+      routes.keyed(methods, route.url);
       route.config = { ...route.config, acceptedPermissions: guard.accepted };
       route.onRequest = route.onRequest === undefined ? own : [own, ...[route.onRequest].flat()];
     });
@@ -341,9 +342,14 @@ export function externalSurface(kg: Keygate, routes: RouteTable): FastifyPluginA
     // would need), so they show up in the key's own log; the scope's hook lets served routes
     // through to their own.
     const missCheck = keyCheck(null);
+    // A path served under other methods is a 405 whatever the key may do: a key route's asks
+    // only for a valid key; one of a route that takes no key (the token endpoint) for none.
+    const methodCheck = keyCheck({ need: 0, accepted: NO_PERMISSION, route: "" });
     app.addHook("onRequest", (request, reply, done) => {
-      if (request.is404) missCheck(request, reply, done);
-      else done();
+      if (!request.is404) return done();
+      const served = routes.servedAs(pathOf(request.url, 200));
+      if (served === "open") done();
+      else (served === "keyed" ? methodCheck : missCheck)(request, reply, done);
     });
 
     // Signed requests: the same checks, in the same order, with the signature verified

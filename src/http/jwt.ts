@@ -17,6 +17,17 @@ import { webhookRoutes } from "./routes/webhooks.js";
 import type { App } from "./types.js";
 
 /** `/api`: people, signed in with a Bearer access token. */
+/** Whether a JWT says it is an access token of the token exchange (`typ: at+jwt`, RFC 9068). */
+function isExchangedToken(token: string): boolean {
+  try {
+    const header = JSON.parse(Buffer.from(token.split(".")[0] ?? "", "base64url").toString("utf8"));
+    const typ = typeof header?.typ === "string" ? header.typ.toLowerCase() : "";
+    return typ === "at+jwt" || typ === "application/at+jwt";
+  } catch {
+    return false;
+  }
+}
+
 export function jwtSurface(kg: Keygate): FastifyPluginAsync {
   return async (instance) => {
     const app = instance as unknown as App;
@@ -32,7 +43,22 @@ export function jwtSurface(kg: Keygate): FastifyPluginAsync {
           : "send Authorization: Bearer <access_token>; get one from POST /api/auth/login";
         throw new AppError("UNAUTHORIZED", hint);
       }
-      const principal = await kg.auth.principalFromAccessToken(token, request.clientIp);
+      if (/^pk_(?:live|test)_/.test(token)) {
+        throw new AppError(
+          "UNAUTHORIZED",
+          "this is an API key: keys work on /api/v1/external, in the X-API-Key header; the /api surface needs a signed-in user's access token (POST /api/auth/login)",
+        );
+      }
+      const principal = await kg.auth
+        .principalFromAccessToken(token, request.clientIp)
+        .catch((err: unknown) => {
+          throw isExchangedToken(token)
+            ? new AppError(
+                "UNAUTHORIZED",
+                "this is an access token of the token exchange (POST /api/v1/external/oauth/token): it works on /api/v1/external only; the /api surface needs a signed-in user's access token (POST /api/auth/login)",
+              )
+            : err;
+        });
       // Which data the person works on: live unless the request names test (the console's
       // Test data switch). Answers say which it was.
       const named = request.headers["keygate-environment"];

@@ -61,6 +61,21 @@ function diagnose(header: string): AppError {
   if (unquoted !== trimmed && isWellFormedKey(unquoted)) {
     return invalid("X-API-Key has quotes around the key; send the key alone, without quotes");
   }
+  if (trimmed.includes(",") && trimmed.split(",").some((part) => isWellFormedKey(part.trim()))) {
+    return invalid(
+      "X-API-Key was sent more than once (the values arrive joined by commas): send the header once, with one key",
+    );
+  }
+  if (/^pks_(?:live|test)_/.test(trimmed)) {
+    return invalid(
+      "X-API-Key holds a signing secret (pks_…): the secret signs requests and is never sent. Send the key (pk_live_… or pk_test_…) in X-API-Key, and sign with the secret",
+    );
+  }
+  if (/^ey[\w-]*\.[\w-]*\.[\w-]*$/.test(trimmed)) {
+    return invalid(
+      "X-API-Key holds a JWT: an access token goes in Authorization: Bearer <token>, and X-API-Key takes the key itself",
+    );
+  }
   if (/^bearer\s/i.test(trimmed)) {
     return invalid(
       'X-API-Key takes the key alone: drop "Bearer " in front of it (Bearer belongs to the Authorization header of the /api surface)',
@@ -263,7 +278,7 @@ function quotaExceeded(v: Extract<Verdict, { ok: false }>, which: string): AppEr
   const where = k ? ` (PUT /api/api-keys/${k.id} with "quota")` : "";
   return new AppError(
     "QUOTA_EXCEEDED",
-    `${which} has used its quota of ${q?.limit ?? "its"} calls this ${period}; it refills at ${new Date(resetAt).toISOString()} (in ${wait} s). Wait until then, or ask its owner or an admin to raise the quota under API keys${where}`,
+    `${which} has used its quota of ${q?.limit === undefined ? "its calls" : q.limit === 1 ? "1 call" : `${q.limit} calls`} this ${period}; it refills at ${new Date(resetAt).toISOString()} (in ${wait} s). Wait until then, or ask its owner or an admin to raise the quota under API keys${where}`,
     undefined,
     wait,
   );
@@ -280,6 +295,13 @@ function scopeRequired(
   guard: RouteGuard | null,
 ): AppError {
   const k = v.key;
+  if (v.tokenScope !== undefined && guard !== null) {
+    // The key may; the access token was exchanged for less.
+    return new AppError(
+      "SCOPE_REQUIRED",
+      `this access token's scope (${v.tokenScope.join(" ") || "none"}) leaves out ${guard.accepted}, which ${guard.route} needs and its key (${k?.prefix ?? "?"}…) has: exchange the key for a token with scope=${guard.accepted} (or no scope, for all the key has) at POST ${TOKEN_PATH}`,
+    );
+  }
   const scope = k?.scopes ?? "read";
   const has = k?.permissions.join(", ") || "none";
   const where = k ? ` (PUT /api/api-keys/${k.id} with "permissions")` : "";

@@ -15,6 +15,18 @@ const RESOURCES: Record<string, string[]> = {
   "system/health": ["health", "healthz", "status"],
 };
 
+/** Puts a route's methods (those a path can be asked with) on a router. */
+function register(router: ReturnType<typeof FindMyWay>, method: string | string[], url: string) {
+  for (const m of [method].flat()) {
+    if (!(METHODS as readonly string[]).includes(m)) continue;
+    try {
+      router.on(m as "GET", url, () => {});
+    } catch {
+      // Registered twice (HEAD beside GET): already known.
+    }
+  }
+}
+
 /**
  * Every route's method and path, kept apart from Fastify's router so that a miss can be
  * told apart: a path that exists under other methods (405, with `Allow`), a path that is
@@ -24,19 +36,30 @@ export class RouteTable {
   private readonly router = FindMyWay({ ignoreTrailingSlash: true, maxParamLength: 100 });
 
   add(method: string | string[], url: string): void {
-    for (const m of [method].flat()) {
-      if (!(METHODS as readonly string[]).includes(m)) continue;
-      try {
-        this.router.on(m as "GET", url, () => {});
-      } catch {
-        // Registered twice (HEAD beside GET): already known.
-      }
-    }
+    register(this.router, method, url);
   }
 
   /** The methods a path is served with. */
   allowed(path: string): string[] {
     return METHODS.filter((m) => this.router.find(m, path) !== null);
+  }
+
+  /** Routes behind the external surface's key check (the rest take no X-API-Key). */
+  private readonly keyedRouter = FindMyWay({ ignoreTrailingSlash: true, maxParamLength: 100 });
+
+  /** Marks a route as one the key check guards. */
+  keyed(method: string | string[], url: string): void {
+    register(this.keyedRouter, method, url);
+  }
+
+  /**
+   * For a path some route serves under other methods: whether one of those routes takes a
+   * key (`keyed`) or none does (`open`: the token endpoint, the leak reports); null for a path
+   * no route serves.
+   */
+  servedAs(path: string): "keyed" | "open" | null {
+    if (this.allowed(path).length === 0) return null;
+    return METHODS.some((m) => this.keyedRouter.find(m, path) !== null) ? "keyed" : "open";
   }
 
   /** What to answer a request no route took: 405 when the path exists, else a 404 that helps. */

@@ -85,6 +85,11 @@ export function frameworkErrors(kg: Keygate): FastifyServerOptions["frameworkErr
   };
 }
 
+const BROKEN_HEADER = new AppError(
+  "VALIDATION_ERROR",
+  "the request could not be read as HTTP/1.1: a header line is broken, most often by a line break inside a header value — a key read from a file with its trailing newline, say. Send each value on one line (strip the newline)",
+);
+
 const CLIENT_ERRORS: Record<string, [number, AppError]> = {
   HPE_HEADER_OVERFLOW: [
     431,
@@ -93,6 +98,11 @@ const CLIENT_ERRORS: Record<string, [number, AppError]> = {
       "the request's headers are larger than 16 KiB; send fewer or shorter headers (an API key is 40 characters)",
     ),
   ],
+  // A header value with a line break in it, most often a key read from a file with its
+  // newline: the line ends in a bare LF, or the break starts a line that is no header.
+  HPE_CR_EXPECTED: [400, BROKEN_HEADER],
+  HPE_LF_EXPECTED: [400, BROKEN_HEADER],
+  HPE_INVALID_HEADER_TOKEN: [400, BROKEN_HEADER],
   ERR_HTTP_REQUEST_TIMEOUT: [
     408,
     new AppError("VALIDATION_ERROR", "the request was not received in time; send it again, whole"),

@@ -87,6 +87,11 @@ export type Verdict =
       quota?: QuotaDecision;
       /** Set on SCOPE_REQUIRED: the scope the method needs. */
       scopeNeeded?: Scope;
+      /**
+       * Set on SCOPE_REQUIRED when the key has the permission and its access token's scope
+       * left it out: the token's scope.
+       */
+      tokenScope?: readonly string[];
       /** Set on SCOPE_REQUIRED and FORBIDDEN: the permission bit the route needs. */
       need?: number;
       /** Set on RATE_LIMIT_EXCEEDED from too many failed key attempts by this IP. */
@@ -541,7 +546,9 @@ function admit(
   const grants = token === undefined ? key.grants : key.grants & scopeMaskOf(token);
   if ((grants & need) === 0) {
     const scopeNeeded = scopeNeededFor(req.method);
-    return { ok: false, code: "SCOPE_REQUIRED", key, rate, scopeNeeded, need };
+    const v: Verdict = { ok: false, code: "SCOPE_REQUIRED", key, rate, scopeNeeded, need };
+    if (token !== undefined && (key.grants & need) !== 0) v.tokenScope = token.scopes;
+    return v;
   }
   if ((ROLE_MASKS[key.ownerRole] & need) === 0) {
     return { ok: false, code: "FORBIDDEN", key, rate, need };

@@ -143,7 +143,12 @@ export class Transactions {
     const fence = fenceOf(p);
     const subscriber = await this.subscribers.findById(input.subscriber_id, fence);
     if (!subscriber)
-      problems.add("subscriber_id", `no subscriber ${input.subscriber_id} visible to you`);
+      problems.add(
+        "subscriber_id",
+        `names subscriber ${input.subscriber_id}, and there is none visible to you${
+          fence.environment === "test" ? " (a test key sees test subscribers only)" : ""
+        }`,
+      );
     problems.throwIfAny();
     const type = input.type ?? "payment";
     const { row, created } = await this.repo.insertOnce(

@@ -1,8 +1,9 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import { JWKS_PATH, METADATA_PATH } from "../../credentials/tokens.js";
-import { AppError } from "../../errors.js";
+import { AppError, type ErrorCode } from "../../errors.js";
 import type { Keygate } from "../../keygate.js";
+import { isWellFormedKey } from "../../keys/format.js";
 import { ACTIONS, covers, normalize, parsePermissions, RESOURCES } from "../../keys/permissions.js";
 import type { KeyRecord } from "../../keys/verify.js";
 import { shown } from "../errors.js";
@@ -26,13 +27,19 @@ type OAuthFailure = {
   error: string;
   description: string;
   headers?: Record<string, string>;
+  /**
+   * What the call log keeps as the error code, when the key's own check refused it
+   * (API_KEY_REVOKED, …): so the key's log and last refusal say why, and the call is not
+   * counted as admitted. Otherwise the OAuth error is kept.
+   */
+  logCode?: ErrorCode;
 };
 
 const BASIC_CHALLENGE = { "WWW-Authenticate": 'Basic realm="keygate", charset="UTF-8"' };
 
 function oauthError(reply: FastifyReply, request: FastifyRequest, f: OAuthFailure) {
   const description = shown(f.description);
-  request.errorCode = f.error;
+  request.errorCode = f.logCode ?? f.error;
   request.errorMessage = description;
   reply.code(f.status).header("Cache-Control", "no-store").header("Pragma", "no-cache");
   if (f.headers) reply.headers(f.headers);
@@ -115,7 +122,15 @@ async function authenticate(
     );
   }
   const id = basic?.id ?? bodyId;
-  const secret = basic?.secret ?? bodySecret;
+  const secret = basic?.secret || bodySecret;
+  if (secret === undefined && id !== undefined && isWellFormedKey(id)) {
+    return {
+      status: 401,
+      error: "invalid_client",
+      description: `the key was sent as client_id, with no client_secret: client_id is the key's 12-character prefix (${id.slice(0, 12)}) and client_secret the whole key, as in curl -u "\${KEY:0:12}:$KEY"`,
+      headers: BASIC_CHALLENGE,
+    };
+  }
   if (secret === undefined) {
     return {
       status: 401,
@@ -140,6 +155,7 @@ async function authenticate(
         status: 400,
         error: "unauthorized_client",
         description: `this key (${verdict.key?.prefix ?? "?"}…) requires signed requests, and a bearer token would let calls through unsigned: sign each call with the key's signing secret instead, or set its signing to optional`,
+        logCode: refused.code,
       };
     }
     if (refused.code === "RATE_LIMIT_EXCEEDED") {
@@ -148,6 +164,7 @@ async function authenticate(
         error: "temporarily_unavailable",
         description: refused.message,
         headers: { "Retry-After": String(refused.retryAfterS ?? 60) },
+        logCode: refused.code,
       };
     }
     return {
@@ -155,6 +172,7 @@ async function authenticate(
       error: "invalid_client",
       description: `client_secret: ${refused.message}`,
       headers: BASIC_CHALLENGE,
+      logCode: refused.code,
     };
   }
   const key = verdict.key as KeyRecord;
