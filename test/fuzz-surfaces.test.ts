@@ -653,6 +653,20 @@ describe("fuzzing both surfaces", () => {
     expect(still.json().data.status).toBe("active");
     // Decimal ids still work, leading zeros included.
     expectStatus(await h.ext("GET", `/subscribers/${String(id).padStart(3, "0")}`, key), 200);
+    // A query's whole numbers too: no other notation reads as a number.
+    for (const [url, field] of [
+      [`/transactions?subscriber_id=0x${id.toString(16)}`, "subscriber_id"],
+      ["/subscribers?page=1e1", "page"],
+      ["/subscribers?page=1&page=0x2", "page"],
+    ] as const) {
+      const res = await h.ext("GET", url, key);
+      expect(res.statusCode, `${url}: ${res.body}`).toBe(400);
+      expect(res.json().error.details).toEqual([
+        { field, message: expect.stringMatching(/decimal digits/) },
+      ]);
+    }
+    expectStatus(await h.ext("GET", `/transactions?subscriber_id=${id}`, key), 200);
+    expectStatus(await h.api("GET", "/api/subscribers?page=2", h.adminToken), 200);
   });
 
   it("a NUL in a field name is written out in the refusal, and the call log keeps the call", async () => {

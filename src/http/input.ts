@@ -107,25 +107,45 @@ export function hasContent(request: FastifyRequest): boolean {
 }
 
 const DECIMAL = /^[0-9]+$/;
+const SIGNED_DECIMAL = /^-?[0-9]+$/;
+
+type Properties = { properties?: Record<string, { type?: unknown }> } | undefined;
+
+/** The first integer field of `values` not written in decimal digits, as a refusal; or null. */
+function notDecimal(
+  schema: Properties,
+  values: unknown,
+  part: "params" | "querystring",
+): AppError | null {
+  const given = (values ?? {}) as Record<string, unknown>;
+  const digits = part === "params" ? DECIMAL : SIGNED_DECIMAL;
+  for (const [name, property] of Object.entries(schema?.properties ?? {})) {
+    if (property.type !== "integer") continue;
+    for (const raw of [given[name]].flat()) {
+      if (typeof raw !== "string" || digits.test(raw)) continue;
+      const message =
+        part === "params"
+          ? "must be a positive whole number written in decimal digits (such as 42)"
+          : "must be a whole number written in decimal digits (such as 42)";
+      return new AppError("VALIDATION_ERROR", `invalid ${part}: ${name} ${message}`, [
+        { field: name, message },
+      ]);
+    }
+  }
+  return null;
+}
 
 /**
- * Refuses a path parameter its route takes as a whole number unless it is written in decimal
- * digits. The validator coerces path strings with `Number()`, which also reads `0x10`, `0b1`,
- * `1e3`, `1.0` and ` 1`: without this, `DELETE /subscribers/0x10` deleted subscriber 16.
+ * Refuses a path parameter or query field its route takes as a whole number unless it is
+ * written in decimal digits. The validator coerces such strings with `Number()`, which also
+ * reads `0x10`, `0b1`, `1e3`, `1.0` and ` 1`: without this, `DELETE /subscribers/0x10`
+ * deleted subscriber 16, and `?subscriber_id=0x10` listed subscriber 16's transactions.
  */
 export const decimalIds: preValidationHookHandler = (request, _reply, done) => {
-  const schema = request.routeOptions.schema?.params as
-    { properties?: Record<string, { type?: unknown }> } | undefined;
-  const params = request.params as Record<string, unknown>;
-  for (const [name, property] of Object.entries(schema?.properties ?? {})) {
-    const raw = params[name];
-    if (property.type !== "integer" || typeof raw !== "string" || DECIMAL.test(raw)) continue;
-    const message = "must be a positive whole number written in decimal digits (such as 42)";
-    return done(
-      new AppError("VALIDATION_ERROR", `invalid params: ${name} ${message}`, [
-        { field: name, message },
-      ]),
-    );
-  }
-  done();
+  const schema = request.routeOptions.schema;
+  const refused =
+    notDecimal(schema?.params as Properties, request.params, "params") ??
+    notDecimal(schema?.querystring as Properties, request.query, "querystring");
+  if (refused) done(refused);
+  else done();
 };
