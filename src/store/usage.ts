@@ -199,17 +199,17 @@ export type RollupGroup = {
   latency: Uint32Array;
 };
 
+/** The counters of a row or group with nothing counted yet. */
+function noCalls() {
+  return { calls: 0, admitted: 0, s2xx: 0, s3xx: 0, s4xx: 0, s5xx: 0 };
+}
+
 function group(keyId: number, environment: string, hour: number): RollupGroup {
   return {
     keyId,
     environment,
     hour,
-    calls: 0,
-    admitted: 0,
-    s2xx: 0,
-    s3xx: 0,
-    s4xx: 0,
-    s5xx: 0,
+    ...noCalls(),
     errors: new Map(),
     routes: new Map(),
     ips: new Map(),
@@ -965,12 +965,7 @@ export async function backfillUsageTotals(db: Kysely<DB>): Promise<number> {
             owner_id: owner,
             environment: r.environment,
             hour,
-            calls: 0,
-            admitted: 0,
-            s2xx: 0,
-            s3xx: 0,
-            s4xx: 0,
-            s5xx: 0,
+            ...noCalls(),
             errors: new Map(),
             routes: new Map(),
             ips: new Map(),
