@@ -173,6 +173,24 @@ describe("refusals that explain themselves", () => {
     }
   });
 
+  it("names the Content-Type a 415 came with, and curl -d's form encoding as such", async () => {
+    const sent = async (type: string | undefined) => {
+      const res = await h.app.inject({
+        method: "POST",
+        url: `${EXT}/transactions`,
+        headers: { "x-api-key": key, ...(type === undefined ? {} : { "content-type": type }) },
+        payload: "subscriber_id=1&amount=5",
+      });
+      expect(res.statusCode, res.body).toBe(415);
+      return res.json().error.message as string;
+    };
+    expect(await sent("application/x-www-form-urlencoded")).toContain(
+      'this request sent "application/x-www-form-urlencoded", which is what curl -d sends',
+    );
+    expect(await sent("text/plain")).toContain('this request sent "text/plain"');
+    expect(await sent("text/plain")).toContain("Content-Type: application/json");
+  });
+
   it("reads a body-less POST sent with Content-Type: application/json as {}", async () => {
     const res = await h.app.inject({
       method: "POST",

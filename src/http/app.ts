@@ -79,6 +79,23 @@ function validators() {
 /** Where the built console lives (`npm run build:console` writes it). */
 export const CONSOLE_DIR = fileURLToPath(new URL("../../console/dist", import.meta.url));
 
+/** A 415 names the Content-Type that came, and curl's form encoding for what it is. */
+function withMediaType(err: AppError, request: FastifyRequest): AppError {
+  if (err.code !== "UNSUPPORTED_MEDIA_TYPE") return err;
+  const sent = String(request.headers["content-type"] ?? "").slice(0, 100);
+  const form = sent.toLowerCase().startsWith("application/x-www-form-urlencoded")
+    ? ", which is what curl -d sends without -H 'Content-Type: application/json'"
+    : "";
+  const came = sent === "" ? "none was sent" : `this request sent ${JSON.stringify(sent)}${form}`;
+  return new AppError(
+    err.code,
+    `${err.message}: ${came}`,
+    err.details,
+    err.retryAfterS,
+    err.headers,
+  );
+}
+
 export async function buildApp(
   kg: Keygate,
   opts: {
@@ -192,7 +209,7 @@ export async function buildApp(
 
   app.setErrorHandler((err, request, reply) => {
     const known = toAppError(err as Error);
-    if (known) return sendError(request, reply, known);
+    if (known) return sendError(request, reply, withMediaType(known, request));
     request.log.error(
       { err, reqId: request.id, url: request.routeOptions.url, method: request.method },
       "unhandled error",
