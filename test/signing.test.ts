@@ -156,6 +156,11 @@ describe("signed requests (RFC 9421)", () => {
     const err = res.json().error;
     expect(err.code).toBe("SIGNATURE_INVALID");
     expect(err.message).toContain("Content-Digest");
+    expect(err.message).not.toContain("line break");
+    // The same body with a newline the digest missed (a body read from a file): said so.
+    const newline = await send({ ...good, body: `${good.body}\n` });
+    expect(newline.json().error.code).toBe("SIGNATURE_INVALID");
+    expect(newline.json().error.message).toContain("the body ends with a line break");
 
     const wrongSecret = await sign(key, `pks_live_${"0".repeat(64)}`, "GET", "/whoami");
     const res2 = await send(wrongSecret);

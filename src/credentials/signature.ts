@@ -220,7 +220,7 @@ function checkDigest(req: SignedRequest): void {
     const actual = digestOf(body, algorithm);
     if (sent.length !== actual.length || !timingSafeEqual(sent, actual)) {
       throw invalid(
-        `Content-Digest ${algorithm} does not match the body received (${body.length} bytes; its ${algorithm} is :${actual.toString("base64")}:)`,
+        `Content-Digest ${algorithm} does not match the body received (${body.length} bytes; its ${algorithm} is :${actual.toString("base64")}:)${body[body.length - 1] === 0x0a ? ": the body ends with a line break, which a body read from a file often brings and a digest taken before it misses" : ""}`,
       );
     }
     return;
