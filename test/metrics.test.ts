@@ -207,6 +207,33 @@ describe("what the scrape counts", () => {
     expect(value(after, "process_cpu_seconds_total")).toBeGreaterThan(0);
   });
 
+  it("counts the key checks of the token endpoint's client authentication", async () => {
+    const { key } = await h.mint(h.adminToken);
+    const revoked = await h.mint(h.adminToken);
+    expect((await h.api("DELETE", `/api/api-keys/${revoked.id}`, h.adminToken)).statusCode).toBe(
+      200,
+    );
+    const exchange = (k: string) =>
+      h.app.inject({
+        method: "POST",
+        url: "/api/v1/external/oauth/token",
+        headers: {
+          "content-type": "application/x-www-form-urlencoded",
+          authorization: `Basic ${Buffer.from(`${k.slice(0, 12)}:${k}`).toString("base64")}`,
+        },
+        payload: "grant_type=client_credentials",
+      });
+    const before = await scrape(h);
+    expect((await exchange(key)).statusCode).toBe(200);
+    expect((await exchange(revoked.key)).statusCode).toBe(401);
+    const after = await scrape(h);
+    const outcome = (o: string) =>
+      value(after, "keygate_key_verifications_total", { outcome: o }) -
+      value(before, "keygate_key_verifications_total", { outcome: o });
+    expect(outcome("ok")).toBe(1);
+    expect(outcome("API_KEY_REVOKED")).toBe(1);
+  });
+
   it("adds no series for 1,000 distinct unknown paths", async () => {
     const { key } = await h.mint(h.adminToken, { rate_limit_per_minute: 10_000 });
     const paths = (i: number) => [`/api/v1/external/nope-${i}`, `/api/nope-${i}`, `/nope-${i}`];

@@ -149,6 +149,7 @@ async function authenticate(
   });
   // The key's record (and budget headers) on the request, for the call log.
   const refused = admit(kg, request, reply, verdict);
+  kg.metrics.verified(refused === null ? "ok" : refused.code);
   if (refused !== null) {
     if (refused.code === "SIGNATURE_REQUIRED") {
       return {
