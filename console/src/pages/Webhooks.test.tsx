@@ -157,9 +157,10 @@ describe("the webhooks page", () => {
     const dialog = await screen.findByRole("dialog", {
       name: "Deliveries to https://ops.example/hook",
     });
-    fireEvent.click(
-      await within(dialog).findByRole("button", { name: "Attempts of msg_2Xv1flaky" }),
-    );
+    // The width is known after the first render: wait for the log's cards, so the button
+    // clicked is not the one of a table about to be replaced.
+    const log = await within(dialog).findByRole("list", { name: "Deliveries" });
+    fireEvent.click(await within(log).findByRole("button", { name: "Attempts of msg_2Xv1flaky" }));
     const cards = await within(dialog).findByRole("list", { name: "Attempts of msg_2Xv1flaky" });
     expect(within(dialog).queryByRole("table")).toBeNull();
     const items = within(cards).getAllByRole("listitem");
