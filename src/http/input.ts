@@ -111,6 +111,22 @@ const SIGNED_DECIMAL = /^-?[0-9]+$/;
 
 type Properties = { properties?: Record<string, { type?: unknown }> } | undefined;
 
+/** Each schema's integer fields, found once: the hook runs on every request of its routes. */
+const integerFields = new WeakMap<object, string[]>();
+const NO_FIELDS: string[] = [];
+
+function integersOf(schema: Properties): string[] {
+  if (schema === undefined) return NO_FIELDS;
+  let names = integerFields.get(schema);
+  if (names === undefined) {
+    names = Object.entries(schema.properties ?? {})
+      .filter(([, property]) => property.type === "integer")
+      .map(([name]) => name);
+    integerFields.set(schema, names);
+  }
+  return names;
+}
+
 /** The first integer field of `values` not written in decimal digits, as a refusal; or null. */
 function notDecimal(
   schema: Properties,
@@ -119,8 +135,7 @@ function notDecimal(
 ): AppError | null {
   const given = (values ?? {}) as Record<string, unknown>;
   const digits = part === "params" ? DECIMAL : SIGNED_DECIMAL;
-  for (const [name, property] of Object.entries(schema?.properties ?? {})) {
-    if (property.type !== "integer") continue;
+  for (const name of integersOf(schema)) {
     for (const raw of [given[name]].flat()) {
       if (typeof raw !== "string" || digits.test(raw)) continue;
       const message =

@@ -914,20 +914,10 @@ function countsOf(a: Float64Array, c: number) {
 }
 
 /** One usage_totals row being summed by `backfillUsageTotals`. */
-type TotalRow = {
+type TotalRow = Omit<RollupGroup, "keyId" | "routes"> & {
   owner_id: number;
-  environment: string;
-  hour: number;
-  calls: number;
-  admitted: number;
-  s2xx: number;
-  s3xx: number;
-  s4xx: number;
-  s5xx: number;
-  errors: Map<string, number>;
+  /** "METHOD route" → calls, as stored. */
   routes: Map<string, number>;
-  ips: Map<string, number>;
-  latency: Uint32Array;
 };
 
 /**
