@@ -153,11 +153,12 @@ describe("shared budgets in Redis", () => {
     const admin = new Redis(again.url);
     const limiter1 = new RedisLimiter(new Redis(again.url), n1.keyPrefix, n1.epochKey);
     try {
-      await until(() => logs.filter((l) => l.includes("restored")).length === 2, 10_000);
+      const count = (text: string) => logs.filter((l) => l.includes(text)).length;
+      await until(() => count("restored") === 2, 10_000);
       await until(() => nodes.every((n) => n.available));
       // Each node learns the new generation from its own read once its connection is
       // ready; until then a budget check would rightly call itself stale.
-      await until(() => logs.filter((l) => l.includes("restarted empty")).length === 2, 10_000);
+      await until(() => count("restarted empty") === 2, 10_000);
       // A budget check on the new Redis: nothing missed yet.
       const first = await limiter1.hit("key:1", 1_000, 60_000, Date.now());
       expect(n1.staleAfter(first.epoch ?? 0, first.generation)).toBe(false);
