@@ -1,6 +1,6 @@
 import { createHmac, createSecretKey, randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { hmacSha256 } from "./hmac.js";
+import { hmacMatches, hmacSha256 } from "./hmac.js";
 
 describe("hmacSha256", () => {
   it("agrees with createHmac for keys and messages of every length that matters", () => {
@@ -39,5 +39,22 @@ describe("hmacSha256", () => {
     const copy = Buffer.from(first);
     hmacSha256(key, "two");
     expect(first.equals(copy)).toBe(true);
+  });
+
+  it("tells a matching MAC from one that differs in any byte or in length", () => {
+    const key = randomBytes(43);
+    const m = '"@method": GET\n"@signature-params": ("@method");created=1';
+    const right = createHmac("sha256", key).update(m).digest();
+    expect(hmacMatches(key, m, right)).toBe(true);
+    expect(hmacMatches(key, m, new Uint8Array(right))).toBe(true);
+    for (let i = 0; i < right.length; i++) {
+      const wrong = Buffer.from(right);
+      wrong[i] = (wrong[i] as number) ^ 0x01;
+      expect(hmacMatches(key, m, wrong)).toBe(false);
+    }
+    expect(hmacMatches(key, m, right.subarray(0, 31))).toBe(false);
+    expect(hmacMatches(key, m, Buffer.concat([right, Buffer.from([0])]))).toBe(false);
+    expect(hmacMatches(key, `${m} `, right)).toBe(false);
+    expect(hmacMatches(randomBytes(43), m, right)).toBe(false);
   });
 });

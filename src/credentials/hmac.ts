@@ -1,10 +1,13 @@
-import { hash, type KeyObject } from "node:crypto";
+import { hash, type KeyObject, timingSafeEqual } from "node:crypto";
 
 /**
  * HMAC-SHA256 (RFC 2104) as two one-shot SHA-256 calls over precomputed pads:
  * H((K ⊕ opad) ‖ H((K ⊕ ipad) ‖ m)). `createHmac` builds a stream object per call, which in
  * the server costs several µs a signed request; this costs two native hashes and no object.
- * Tested against `createHmac` (hmac.test.ts).
+ * Each hash answers as a "binary" (latin1) string, one character per byte, written into buffers kept
+ * here: a hash that answers with a Buffer allocates a new ArrayBuffer, which in a loop costs
+ * about three times the hash itself (bench/hash-output.ts). Tested against `createHmac`
+ * (hmac.test.ts).
  */
 const BLOCK = 64;
 const DIGEST = 32;
@@ -37,14 +40,32 @@ export function hmacKey(secret: Uint8Array | KeyObject): HmacKey {
 /** Scratch for the inner hash's input: the pad, then the message (grown when one is longer). */
 let scratch = Buffer.alloc(16 * 1024);
 
-/** HMAC-SHA256 of a UTF-8 message. Synchronous; the scratch buffers never outlive a call. */
-export function hmacSha256(secret: Uint8Array | KeyObject, message: string): Buffer {
+/** The last MAC computed, as bytes; overwritten by the next call. */
+const mac = Buffer.alloc(DIGEST);
+
+/** The MAC of a UTF-8 message into `mac`. Synchronous; the scratch buffers never outlive a call. */
+function compute(secret: Uint8Array | KeyObject, message: string): Buffer {
   const k = hmacKey(secret);
   const most = BLOCK + Buffer.byteLength(message, "utf8");
   if (most > scratch.length) scratch = Buffer.alloc(most * 2);
   k.ipad.copy(scratch, 0);
   const n = scratch.write(message, BLOCK, "utf8");
-  const inner = hash("sha256", scratch.subarray(0, BLOCK + n), "buffer");
-  inner.copy(k.opad, BLOCK);
-  return hash("sha256", k.opad, "buffer");
+  k.opad.write(hash("sha256", scratch.subarray(0, BLOCK + n), "binary"), BLOCK, "latin1");
+  mac.write(hash("sha256", k.opad, "binary"), 0, "latin1");
+  return mac;
+}
+
+/** HMAC-SHA256 of a UTF-8 message, as a Buffer of its own. */
+export function hmacSha256(secret: Uint8Array | KeyObject, message: string): Buffer {
+  return Buffer.from(compute(secret, message));
+}
+
+/** Whether `given` is the HMAC-SHA256 of the message, compared in constant time; allocates nothing. */
+export function hmacMatches(
+  secret: Uint8Array | KeyObject,
+  message: string,
+  given: Uint8Array,
+): boolean {
+  const expected = compute(secret, message);
+  return given.length === DIGEST && timingSafeEqual(given, expected);
 }

@@ -1,5 +1,5 @@
 import { hash, type KeyObject, timingSafeEqual } from "node:crypto";
-import { hmacSha256 } from "./hmac.js";
+import { hmacMatches } from "./hmac.js";
 import {
   type BareItem,
   type InnerList,
@@ -325,9 +325,8 @@ function check(
   const sent = member[0];
   if (!(sent instanceof ArrayBuffer) && !ArrayBuffer.isView(sent))
     throw invalid(`Signature "${label}" must be a byte sequence (:base64:)`, base);
-  const mac = hmacSha256(o.secret, base);
   const given = sent instanceof ArrayBuffer ? new Uint8Array(sent) : (sent as Uint8Array);
-  if (given.length !== mac.length || !timingSafeEqual(given, mac)) {
+  if (!hmacMatches(o.secret, base, given)) {
     throw invalid(
       `signature "${label}" does not match: compare your signature base with the one this server computed (in details), and check the secret`,
       base,
