@@ -41,8 +41,9 @@ export class MemoryNonces implements NonceStore {
     // which the table reads as a used slot).
     this.baseS ??= Math.floor(now / 1000) - 1;
     const nowS = Math.floor(now / 1000) - this.baseS;
-    const h1 = hash(id, SEED_1);
-    const h2 = hash(id, SEED_2);
+    fingerprint(id);
+    const h1 = fp1;
+    const h2 = fp2;
     const seen = Math.max(this.current.get(h1, h2), this.previous.get(h1, h2));
     if (seen > nowS) return false;
     this.current.set(h1, h2, Math.max(1, Math.ceil(untilMs / 1000) - this.baseS));
@@ -58,10 +59,27 @@ export class MemoryNonces implements NonceStore {
 const SEED_1 = randomInt(2 ** 31) | 0;
 const SEED_2 = randomInt(2 ** 31) | 1;
 
-/** A 32-bit hash of a string (FNV-1a over UTF-16 code units, seeded, with a final mix). */
-function hash(s: string, seed: number): number {
-  let h = 0x811c9dc5 ^ seed;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+/** The two halves of the last fingerprint taken (module state: no object per call). */
+let fp1 = 0;
+let fp2 = 0;
+
+/**
+ * A string's 64-bit fingerprint as two 32-bit hashes (each FNV-1a over UTF-16 code units,
+ * seeded differently, with a final mix), taken in one pass over the string.
+ */
+function fingerprint(s: string): void {
+  let a = 0x811c9dc5 ^ SEED_1;
+  let b = 0x811c9dc5 ^ SEED_2;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x01000193);
+  }
+  fp1 = mix(a);
+  fp2 = mix(b);
+}
+
+function mix(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
