@@ -9,6 +9,7 @@ const engineFree = [
   "test/cluster.test.ts",
   "test/cli-usage.test.ts",
   "test/doctor.test.ts",
+  "test/sdk-package.test.ts",
 ];
 // Several instances share one database only on PostgreSQL.
 const postgresOnly = [

@@ -1,7 +1,7 @@
 /**
  * What a one-shot SHA-256 costs by the form of its answer: a Buffer (a new ArrayBuffer per
- * call) against a string (binary, that is latin1; base64; hex). Why the HMAC of a signed request asks for
- * latin1 and writes it into buffers it keeps (src/credentials/hmac.ts).
+ * call) against a string ("binary", that is latin1; base64; hex). Why the HMAC of a signed
+ * request asks for "binary" and writes it into buffers it keeps (src/credentials/hmac.ts).
  *
  *   node --import tsx bench/hash-output.ts
  */

@@ -1,9 +1,7 @@
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   AuthenticationError,
@@ -24,7 +22,6 @@ import { call, type Server, startKeygate } from "./process.js";
  */
 
 const PASSWORD = "sdk-admin-password";
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
 type Minted = { key: string; id: number; secret: string | undefined };
 
@@ -357,60 +354,4 @@ describe("the SDK against a real Keygate", () => {
       expect(err instanceof AuthenticationError || err.family === "token_exchange").toBe(true);
     });
   });
-
-  it("works as the package npm packs: compiled JavaScript and types, run by plain node", async () => {
-    const signed = await mint({ name: "packed sdk", scopes: "read", signing: "required" });
-    const work = mkdtempSync(join(tmpdir(), "keygate-sdk-pack-"));
-    try {
-      // `npm pack` compiles sdk/src (the prepack script) and packs what "files" names.
-      execFileSync("npm", ["pack", "--pack-destination", work, "--silent"], {
-        cwd: join(ROOT, "sdk"),
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      const project = join(work, "app");
-      const installed = join(project, "node_modules", "@keygate", "sdk");
-      mkdirSync(installed, { recursive: true });
-      execFileSync("tar", [
-        "-xzf",
-        join(work, "keygate-sdk-0.1.0.tgz"),
-        "-C",
-        installed,
-        "--strip-components=1",
-      ]);
-      const files = readdirSync(join(installed, "dist"));
-      expect(files).toContain("index.js");
-      expect(files).toContain("index.d.ts");
-      expect(
-        files.filter((f) => f.includes(".test.") || (f.endsWith(".ts") && !f.endsWith(".d.ts"))),
-      ).toEqual([]);
-      // Its one dependency, as npm would install it beside it.
-      symlinkSync(
-        join(ROOT, "node_modules", "structured-headers"),
-        join(project, "node_modules", "structured-headers"),
-      );
-      writeFileSync(
-        join(project, "app.mjs"),
-        `import { Keygate, KeygateError } from "@keygate/sdk";
-const kg = new Keygate({ baseUrl: process.env.BASE, key: process.env.KEY, signingSecret: process.env.SECRET });
-const me = await kg.whoami();
-const unsigned = await new Keygate({ baseUrl: process.env.BASE, key: process.env.KEY }).whoami().catch((e) => e);
-console.log(JSON.stringify({ prefix: me.key_prefix, refused: unsigned instanceof KeygateError ? unsigned.code : null }));
-`,
-      );
-      // Plain node: no TypeScript loader on the way.
-      const out = execFileSync(process.execPath, ["app.mjs"], {
-        cwd: project,
-        env: { PATH: process.env.PATH, BASE: server.base, KEY: signed.key, SECRET: signed.secret },
-        encoding: "utf8",
-      });
-      expect(JSON.parse(out)).toEqual({
-        prefix: signed.key.slice(0, 12),
-        refused: "SIGNATURE_REQUIRED",
-      });
-      const rows = await logs(signed.id, 2);
-      expect(rows.map((r) => r.credential).sort()).toEqual(["key", "signature"]);
-    } finally {
-      rmSync(work, { recursive: true, force: true });
-    }
-  }, 120_000);
 });

@@ -4,10 +4,10 @@ import { hash, type KeyObject, timingSafeEqual } from "node:crypto";
  * HMAC-SHA256 (RFC 2104) as two one-shot SHA-256 calls over precomputed pads:
  * H((K ⊕ opad) ‖ H((K ⊕ ipad) ‖ m)). `createHmac` builds a stream object per call, which in
  * the server costs several µs a signed request; this costs two native hashes and no object.
- * Each hash answers as a "binary" (latin1) string, one character per byte, written into buffers kept
- * here: a hash that answers with a Buffer allocates a new ArrayBuffer, which in a loop costs
- * about three times the hash itself (bench/hash-output.ts). Tested against `createHmac`
- * (hmac.test.ts).
+ * Each hash answers as a "binary" (latin1) string, one character per byte, written into
+ * buffers kept here: a hash that answers with a Buffer allocates a new ArrayBuffer, which in
+ * a loop costs about three times the hash itself (bench/hash-output.ts). Tested against
+ * `createHmac` (hmac.test.ts).
  */
 const BLOCK = 64;
 const DIGEST = 32;
