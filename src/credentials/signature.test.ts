@@ -143,6 +143,39 @@ describe("RFC 9421 signatures, hmac-sha256", () => {
     expect(again).toMatchObject({ ok: false, code: "SIGNATURE_REPLAYED" });
   });
 
+  it("verifies the same signature sent in fields written other than canonically", async () => {
+    const req = await signWithLibrary(SECRET, {
+      fields: ["@method", "@target-uri"],
+      created: NOW,
+      nonce: "n-2",
+    });
+    const input = req.header("signature-input") as string;
+    const signature = req.header("signature") as string;
+    // Equivalent fields the canonical reader leaves to the general parser: white space in the
+    // list, a second member (another key's), and the signature beside another one.
+    const variants = [
+      { "signature-input": input.replace('" "', '"  "').replace("=(", "=( ") },
+      { "signature-input": `other=("@method");keyid="x", ${input}` },
+      { signature: `other=:AAAA:, ${signature}` },
+    ];
+    for (const [i, v] of variants.entries()) {
+      const fields = { "signature-input": input, signature, ...v };
+      const variant = {
+        ...req,
+        header: (n: string) => (n in fields ? fields[n as keyof typeof fields] : req.header(n)),
+      };
+      const nonceFresh = () => true;
+      expect(await verifySignature(variant, { ...base, nonceFresh }), String(i)).toMatchObject({
+        ok: true,
+        nonce: "n-2",
+      });
+    }
+    // And the canonical form itself, through the canonical reader.
+    expect(await verifySignature(req, { ...base, nonceFresh: () => true })).toMatchObject({
+      ok: true,
+    });
+  });
+
   it("refuses a body that is not the one digested, and a digest left out of the signature", async () => {
     const req = await signWithLibrary(SECRET, {
       fields: ["@method", "@target-uri", "content-digest"],

@@ -1,13 +1,18 @@
 import { hash, type KeyObject, timingSafeEqual } from "node:crypto";
 import { hmacMatches } from "./hmac.js";
 import {
-  type BareItem,
   type InnerList,
   type Item,
   type Parameters,
   serializeInnerList,
   serializeItem,
 } from "structured-headers";
+import {
+  type Member,
+  ParsedMember,
+  readCanonicalInput,
+  readCanonicalSignature,
+} from "./canonical.js";
 import { parseDictionary } from "./structured.js";
 
 /**
@@ -134,18 +139,17 @@ function parseTarget(uri: string): URL {
 }
 
 /** The signature base of `covered` (RFC 9421 §2.5): one line per component, then the parameters. */
-export function signatureBase(covered: InnerList, req: SignedRequest): string {
-  const items = covered[0];
+export function signatureBase(covered: Member, req: SignedRequest): string {
   let base = "";
-  for (let i = 0; i < items.length; i++) {
-    const [name, params] = items[i] as Item;
+  for (let i = 0; i < covered.size; i++) {
+    const name = covered.name(i);
     if (typeof name !== "string") throw invalid("each covered component must be a string");
     // Parameters are refused by componentValue; a plain name is its quoted self.
     for (let j = 0; j < i; j++)
-      if ((items[j] as Item)[0] === name) throw invalid(`component "${name}" is covered twice`);
-    base += `${quoted(name)}: ${componentValue(name, params, req)}\n`;
+      if (covered.name(j) === name) throw invalid(`component "${name}" is covered twice`);
+    base += `${quoted(name)}: ${componentValue(name, covered.componentParams(i), req)}\n`;
   }
-  return `${base}"@signature-params": ${signatureParams(covered)}`;
+  return `${base}"@signature-params": ${covered.line()}`;
 }
 
 /** A structured-field string as RFC 8941 §4.1.6 writes it; the parser admitted only printable ASCII. */
@@ -174,22 +178,27 @@ export function signatureParams(covered: InnerList): string {
   return out;
 }
 
-function param(params: Parameters, name: string): BareItem | undefined {
-  return params.get(name);
-}
-
 /** The entry of `Signature-Input` to verify: the one naming this key, else the first. */
-function pick(input: Map<string, Item | InnerList>, keyid: string): [string, InnerList] {
-  let first: [string, InnerList] | null = null;
+function pick(input: Map<string, Item | InnerList>, keyid: string): Member {
+  let first: Member | null = null;
   for (const [label, member] of input) {
     if (!Array.isArray(member[0]))
       throw invalid(`Signature-Input member "${label}" is not an inner list of components`);
-    const entry: [string, InnerList] = [label, member as InnerList];
-    if (param(entry[1][1], "keyid") === keyid) return entry;
+    const entry = new ParsedMember(label, member as InnerList, signatureParams);
+    if (entry.param("keyid") === keyid) return entry;
     first ??= entry;
   }
   if (first === null) throw invalid("Signature-Input holds no signature");
   return first;
+}
+
+/** A signature field read as a structured-field dictionary, or the refusal saying it is not one. */
+function dictionaryOf(field: string, name: string): Map<string, Item | InnerList> {
+  try {
+    return parseDictionary(field);
+  } catch (err) {
+    throw invalid(`${name} is not a structured-field dictionary: ${(err as Error).message}`);
+  }
 }
 
 function digestOf(body: Uint8Array, algorithm: "sha-256" | "sha-512"): Buffer {
@@ -276,23 +285,19 @@ function check(
       `this key requires signed requests: ${missing} ${missing.includes(" and ") ? "are" : "is"} missing. Sign with RFC 9421 hmac-sha256, keyid "${o.keyid}", covering ${(o.required ?? DEFAULT_REQUIRED).join(", ")} (and content-digest with a body)`,
     );
   }
-  let inputs: Map<string, Item | InnerList>;
-  let signatures: Map<string, Item | InnerList>;
-  try {
-    inputs = parseDictionary(inputField);
-  } catch (err) {
-    throw invalid(
-      `Signature-Input is not a structured-field dictionary: ${(err as Error).message}`,
-    );
-  }
-  try {
-    signatures = parseDictionary(signatureField);
-  } catch (err) {
-    throw invalid(`Signature is not a structured-field dictionary: ${(err as Error).message}`);
-  }
-  const [label, covered] = pick(inputs, o.keyid);
-  const params = covered[1];
-  const keyid = param(params, "keyid");
+  // Most signers send one member in canonical form, read without the general parser; the
+  // general parser decides everything else (canonical.ts).
+  let covered = readCanonicalInput(inputField);
+  let sentBytes: Uint8Array | null =
+    covered === null ? null : readCanonicalSignature(signatureField, covered.label);
+  let signatures: Map<string, Item | InnerList> | null = null;
+  if (covered === null) {
+    const inputs = dictionaryOf(inputField, "Signature-Input");
+    signatures = dictionaryOf(signatureField, "Signature");
+    covered = pick(inputs, o.keyid);
+  } else if (sentBytes === null) signatures = dictionaryOf(signatureField, "Signature");
+  const label = covered.label;
+  const keyid = covered.param("keyid");
   if (keyid !== o.keyid) {
     throw invalid(
       keyid === undefined
@@ -300,7 +305,7 @@ function check(
         : `signature "${label}" names keyid "${String(keyid)}", not this key's prefix "${o.keyid}"`,
     );
   }
-  const alg = param(params, "alg");
+  const alg = covered.param("alg");
   if (alg !== undefined && alg !== "hmac-sha256")
     throw invalid(
       `signature "${label}" has alg "${String(alg)}"; this server verifies hmac-sha256`,
@@ -309,23 +314,26 @@ function check(
   const uncovered = uncoveredOf(covered, o.required ?? DEFAULT_REQUIRED, hasBody);
   if (uncovered.length > 0)
     throw invalid(`signature "${label}" must also cover ${uncovered.join(", ")}`);
-  const created = param(params, "created");
+  const created = covered.param("created");
   if (typeof created !== "number" || !Number.isInteger(created))
     throw invalid(`signature "${label}" needs created, an integer of Unix seconds`);
-  const nonce = param(params, "nonce");
+  const nonce = covered.param("nonce");
   if (nonce !== undefined && typeof nonce !== "string")
     throw invalid(`signature "${label}" has a nonce that is not a string`);
   if ((o.requireNonce ?? true) && nonce === undefined)
     throw invalid(`signature "${label}" needs a nonce: a fresh random string per request`);
 
   const base = signatureBase(covered, req);
-  const member = signatures.get(label);
-  if (member === undefined)
-    throw invalid(`Signature has no member "${label}" to match Signature-Input`, base);
-  const sent = member[0];
-  if (!(sent instanceof ArrayBuffer) && !ArrayBuffer.isView(sent))
-    throw invalid(`Signature "${label}" must be a byte sequence (:base64:)`, base);
-  const given = sent instanceof ArrayBuffer ? new Uint8Array(sent) : (sent as Uint8Array);
+  if (sentBytes === null) {
+    const member = (signatures as Map<string, Item | InnerList>).get(label);
+    if (member === undefined)
+      throw invalid(`Signature has no member "${label}" to match Signature-Input`, base);
+    const sent = member[0];
+    if (!(sent instanceof ArrayBuffer) && !ArrayBuffer.isView(sent))
+      throw invalid(`Signature "${label}" must be a byte sequence (:base64:)`, base);
+    sentBytes = sent instanceof ArrayBuffer ? new Uint8Array(sent) : (sent as Uint8Array);
+  }
+  const given = sentBytes;
   if (!hmacMatches(o.secret, base, given)) {
     throw invalid(
       `signature "${label}" does not match: compare your signature base with the one this server computed (in details), and check the secret`,
@@ -344,7 +352,7 @@ function check(
       skewS,
     );
   }
-  const expires = param(params, "expires");
+  const expires = covered.param("expires");
   if (typeof expires === "number" && expires * 1000 < o.now) {
     throw new Refusal(
       "SIGNATURE_EXPIRED",
@@ -380,12 +388,12 @@ function replayed(nonce: string): Refusal {
 }
 
 /** The required components the signature does not cover (plain loops: this runs per request). */
-function uncoveredOf(covered: InnerList, required: readonly string[], hasBody: boolean): string[] {
+function uncoveredOf(covered: Member, required: readonly string[], hasBody: boolean): string[] {
   const missing: string[] = [];
   const want = hasBody ? [...required, "content-digest"] : required;
   for (const r of want) {
     let found = false;
-    for (const [name] of covered[0]) if (name === r) found = true;
+    for (let i = 0; i < covered.size; i++) if (covered.name(i) === r) found = true;
     if (!found) missing.push(r);
   }
   return missing;

@@ -56,7 +56,7 @@ for (const c of "+/=") BASE64_CHAR[c.charCodeAt(0)] = 1;
  * The parameters of every item that has none. Shared, so read-only by contract: nothing
  * that reads a parse result changes it (a write would throw, see below).
  */
-const NO_PARAMETERS: Parameters = new Map();
+export const NO_PARAMETERS: Parameters = new Map();
 NO_PARAMETERS.set = () => {
   throw new TypeError("the shared empty parameters of a parsed structured field are read-only");
 };
