@@ -46,8 +46,26 @@ export function timeOrderedId(ms: number): string {
     stampHead = `${hex.slice(0, 8)}-${hex.slice(8)}-7${instance}-`;
   }
   counter = (counter + 1) % 2 ** 48;
-  return stampHead + counter.toString(16).padStart(12, "0");
+  return stampHead + hex12(counter);
 }
+
+/**
+ * A 48-bit integer as 12 hex digits, by four table look-ups: `n.toString(16).padStart(12,
+ * "0")` costs several times as much, on every request.
+ */
+export function hex12(n: number): string {
+  const high = Math.floor(n / 2 ** 24);
+  const low = n % 2 ** 24;
+  return (
+    (HEX3[high >>> 12] as string) +
+    (HEX3[high & 0xfff] as string) +
+    (HEX3[low >>> 12] as string) +
+    (HEX3[low & 0xfff] as string)
+  );
+}
+
+/** "000" to "fff": three hex digits for every 12-bit value. */
+const HEX3 = Array.from({ length: 4096 }, (_, i) => i.toString(16).padStart(3, "0"));
 
 /**
  * Errors the router meets before any route is chosen (a path that is not valid
