@@ -46,8 +46,9 @@ const mac = Buffer.alloc(DIGEST);
 /** The MAC of a UTF-8 message into `mac`. Synchronous; the scratch buffers never outlive a call. */
 function compute(secret: Uint8Array | KeyObject, message: string): Buffer {
   const k = hmacKey(secret);
-  const most = BLOCK + Buffer.byteLength(message, "utf8");
-  if (most > scratch.length) scratch = Buffer.alloc(most * 2);
+  // At most 3 bytes of UTF-8 per UTF-16 unit: room is checked without a pass over the message.
+  if (BLOCK + message.length * 3 > scratch.length)
+    scratch = Buffer.alloc(BLOCK + message.length * 6);
   k.ipad.copy(scratch, 0);
   const n = scratch.write(message, BLOCK, "utf8");
   k.opad.write(hash("sha256", scratch.subarray(0, BLOCK + n), "binary"), BLOCK, "latin1");
