@@ -5,6 +5,7 @@ import {
   serializeInnerList,
 } from "structured-headers";
 import { describe, expect, it } from "vitest";
+import { FIELD_ALPHABET, mutate, mutation as mutationOf } from "../../test/mutate.js";
 import { type Member, readCanonicalInput, readCanonicalSignature } from "./canonical.js";
 
 /** A member as plain data: label, components with their parameters, parameters, line. */
@@ -14,18 +15,24 @@ function plainMember(m: Member, keys: readonly string[]) {
   return { label: m.label, components, params: keys.map((k) => [k, m.param(k)]), line: m.line() };
 }
 
-/**
- * The same as structured-headers (written by others) reads it, when the field is one member
- * holding an inner list: what the canonical reader must answer, if it answers at all.
- */
-function referenceMember(field: string, keys: readonly string[]) {
+/** The field as structured-headers reads it when it holds one member, or why it does not. */
+function referenceSingle(field: string): ReturnType<typeof reference> | string {
   let dict: ReturnType<typeof reference>;
   try {
     dict = reference(field);
   } catch {
     return "refused";
   }
-  if (dict.size !== 1) return "not one member";
+  return dict.size === 1 ? dict : "not one member";
+}
+
+/**
+ * The same as structured-headers (written by others) reads it, when the field is one member
+ * holding an inner list: what the canonical reader must answer, if it answers at all.
+ */
+function referenceMember(field: string, keys: readonly string[]) {
+  const dict = referenceSingle(field);
+  if (typeof dict === "string") return dict;
   const [label, member] = [...dict][0] as [string, InnerList];
   if (!Array.isArray(member[0])) return "not an inner list";
   return {
@@ -67,22 +74,7 @@ const canonicalInput = fc
     return `${l}=${serializeInnerList(inner)}`;
   });
 
-const ALPHABET = ` \t,;=():"\\?*-._/+0123456789azAZ!#$&'^|~\x7f\x01é`;
-const mutation = fc.tuple(
-  fc.constantFrom("insert", "delete", "replace"),
-  fc.nat(),
-  fc.constantFrom(...ALPHABET, "sig1=", ";created=", "(", ")", '"', ":"),
-);
-function mutate(s: string, edits: [string, number, string][]): string {
-  let out = s;
-  for (const [kind, at, c] of edits) {
-    const i = out.length === 0 ? 0 : at % (out.length + 1);
-    if (kind === "insert") out = out.slice(0, i) + c + out.slice(i);
-    else if (kind === "delete") out = out.slice(0, i) + out.slice(i + 1);
-    else out = out.slice(0, i) + c + out.slice(i + 1);
-  }
-  return out;
-}
+const mutation = mutationOf([...FIELD_ALPHABET, "sig1=", ";created=", "(", ")", '"', ":"]);
 
 describe("canonical Signature-Input", () => {
   it("reads every canonical single member as structured-headers does, its line included (property)", () => {
@@ -162,13 +154,8 @@ const signature = fc
 
 /** The bytes structured-headers reads for `label`, or why it reads none. */
 function referenceBytes(field: string, want: string): string {
-  let dict: ReturnType<typeof reference>;
-  try {
-    dict = reference(field);
-  } catch {
-    return "refused";
-  }
-  if (dict.size !== 1) return "not one member";
+  const dict = referenceSingle(field);
+  if (typeof dict === "string") return dict;
   const member = dict.get(want);
   if (member === undefined) return "no such label";
   if (!(member[0] instanceof ArrayBuffer) || member[1].size > 0) return "not plain bytes";

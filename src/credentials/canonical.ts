@@ -1,5 +1,5 @@
 import type { BareItem, InnerList, Item, Parameters } from "structured-headers";
-import { NO_PARAMETERS } from "./structured.js";
+import { base64Fault, NO_PARAMETERS } from "./structured.js";
 
 /**
  * The two signature fields as nearly every signer writes them, read in one pass without the
@@ -222,11 +222,6 @@ export function readCanonicalInput(s: string): Member | null {
   return out;
 }
 
-/** What a byte sequence's base64 may hold, "=" included. */
-const BASE64_CHAR = new Uint8Array(128);
-for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
-  BASE64_CHAR[c.charCodeAt(0)] = 1;
-
 /**
  * The bytes of a `Signature` that is one member, `label=:base64:`, with no parameters, and
  * base64 as the general parser admits it; null for anything else (or another label). The
@@ -239,17 +234,9 @@ export function readCanonicalSignature(s: string, label: string): Buffer | null 
   const start = n + 2;
   const end = s.length - 1;
   if (end < start || s.charCodeAt(end) !== 0x3a) return null;
-  // "=" only as the last one or two characters of a length divisible by 4; never 4n + 1 long.
-  let data = end;
-  if ((end - start) % 4 === 0) {
-    if (s.charCodeAt(data - 1) === 0x3d) data--;
-    if (s.charCodeAt(data - 1) === 0x3d) data--;
-  }
-  for (let i = start; i < end; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 128 || BASE64_CHAR[c] !== 1 || (c === 0x3d && i < data)) return null;
-  }
-  if ((data - start) % 4 === 1) return null;
+  if (base64Fault(s, start, end) !== -1) return null;
+  const data =
+    s.charCodeAt(end - 1) === 0x3d ? (s.charCodeAt(end - 2) === 0x3d ? end - 2 : end - 1) : end;
   const b64 = s.slice(start, end);
   if (((data - start) * 3) >> 2 !== MAC_BYTES) return Buffer.from(b64, "base64");
   // An HMAC-SHA256's length, the one a matching signature has: decoded into a kept buffer,

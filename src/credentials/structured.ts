@@ -61,6 +61,25 @@ NO_PARAMETERS.set = () => {
   throw new TypeError("the shared empty parameters of a parsed structured field are read-only");
 };
 
+/**
+ * Whether `s` from `start` to `end` is base64 as a Byte Sequence may hold it, read as
+ * browsers' atob reads it ("=" only as the last one or two characters of a length divisible
+ * by 4, and never a length of 4n + 1): -1 when it is, the offset of the first character that
+ * may not stand where it does, or `end` for a stray last character.
+ */
+export function base64Fault(s: string, start: number, end: number): number {
+  let data = end;
+  if ((end - start) % 4 === 0) {
+    if (s.charCodeAt(data - 1) === 0x3d) data--;
+    if (s.charCodeAt(data - 1) === 0x3d) data--;
+  }
+  for (let i = start; i < end; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 128 || BASE64_CHAR[c] !== 1 || (c === 0x3d && i < data)) return i;
+  }
+  return (data - start) % 4 === 1 ? end : -1;
+}
+
 /** Parses a Dictionary field value; throws `StructuredFieldError` naming what is wrong and where. */
 export function parseDictionary(input: string): Dictionary {
   return new Reader(input).dictionary();
@@ -240,21 +259,12 @@ class Reader {
     const start = this.pos + 1;
     const end = s.indexOf(":", start);
     if (end === -1) this.fail("the byte sequence is not closed");
-    // Base64 as browsers' atob reads it: "=" only as the last one or two characters of a
-    // length divisible by 4, and never a length of 4n + 1.
-    let data = end;
-    if ((end - start) % 4 === 0) {
-      if (s.charCodeAt(data - 1) === 0x3d) data--;
-      if (s.charCodeAt(data - 1) === 0x3d) data--;
+    const fault = base64Fault(s, start, end);
+    if (fault === end) this.fail("a byte sequence's base64 has a stray character");
+    if (fault !== -1) {
+      this.pos = fault;
+      this.fail("a byte sequence holds only base64");
     }
-    for (let i = start; i < end; i++) {
-      const c = s.charCodeAt(i);
-      if (c >= 128 || BASE64_CHAR[c] !== 1 || (c === 0x3d && i < data)) {
-        this.pos = i;
-        this.fail("a byte sequence holds only base64");
-      }
-    }
-    if ((data - start) % 4 === 1) this.fail("a byte sequence's base64 has a stray character");
     this.pos = end + 1;
     return Buffer.from(s.slice(start, end), "base64");
   }
