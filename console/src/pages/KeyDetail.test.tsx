@@ -1,6 +1,7 @@
 // @vitest-environment happy-dom
 import { cleanup, fireEvent, screen, waitFor, within } from "@testing-library/react";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { onPhone } from "../test/media";
 import { setEnvironment } from "../lib/environment";
 import { navigate } from "../lib/router";
 import type { ApiKey, CallLog, Me } from "../lib/types";
@@ -383,20 +384,7 @@ describe("a call's details", () => {
   });
 
   it("opens from a card on a phone", async () => {
-    vi.stubGlobal(
-      "matchMedia",
-      (query: string) =>
-        ({
-          matches: query.includes("max-width"),
-          media: query,
-          onchange: null,
-          addEventListener: () => undefined,
-          removeEventListener: () => undefined,
-          addListener: () => undefined,
-          removeListener: () => undefined,
-          dispatchEvent: () => false,
-        }) as MediaQueryList,
-    );
+    onPhone();
     show(me(), total);
     const cards = await screen.findByTestId("call-cards");
     expect(screen.queryByTestId("call-log")).toBeNull();
@@ -767,20 +755,7 @@ describe("how each call authenticated", () => {
   });
 
   it("shows the credential on a phone's cards", async () => {
-    vi.stubGlobal(
-      "matchMedia",
-      (query: string) =>
-        ({
-          matches: query.includes("max-width"),
-          media: query,
-          onchange: null,
-          addEventListener: () => undefined,
-          removeEventListener: () => undefined,
-          addListener: () => undefined,
-          removeListener: () => undefined,
-          dispatchEvent: () => false,
-        }) as MediaQueryList,
-    );
+    onPhone();
     show(me(), total);
     const cards = await screen.findByTestId("call-cards");
     expect(

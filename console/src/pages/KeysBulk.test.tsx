@@ -1,6 +1,7 @@
 // @vitest-environment happy-dom
 import { cleanup, fireEvent, screen, waitFor, within } from "@testing-library/react";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { onPhone } from "../test/media";
 import { ToastProvider } from "../components/Toasts";
 import { navigate } from "../lib/router";
 import { apiKey, fakeApi, me, resetApi } from "../test/fakeApi";
@@ -84,20 +85,7 @@ describe("revoking several keys from the list", () => {
   });
 
   it("offers the checkboxes on a phone's cards too", async () => {
-    vi.stubGlobal(
-      "matchMedia",
-      (query: string) =>
-        ({
-          matches: query.includes("max-width"),
-          media: query,
-          onchange: null,
-          addEventListener: () => undefined,
-          removeEventListener: () => undefined,
-          addListener: () => undefined,
-          removeListener: () => undefined,
-          dispatchEvent: () => false,
-        }) as MediaQueryList,
-    );
+    onPhone();
     server((ids) => ids.map((id) => ({ id, revoked: true as const })));
     show();
     const cards = await screen.findByRole("list", { name: "API keys" });

@@ -1,6 +1,7 @@
 // @vitest-environment happy-dom
 import { cleanup, fireEvent, screen, waitFor, within } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { onPhone } from "../test/media";
 import { formatDateTime } from "../lib/format";
 import { navigate } from "../lib/router";
 import { fakeApi, me, resetApi } from "../test/fakeApi";
@@ -67,24 +68,6 @@ function showLog() {
   });
   renderSignedIn(<Webhooks />);
   return server;
-}
-
-/** A phone's width, where lists become cards. */
-function onPhone() {
-  vi.stubGlobal(
-    "matchMedia",
-    (query: string) =>
-      ({
-        matches: query.includes("max-width"),
-        media: query,
-        onchange: null,
-        addEventListener: () => undefined,
-        removeEventListener: () => undefined,
-        addListener: () => undefined,
-        removeListener: () => undefined,
-        dispatchEvent: () => false,
-      }) as MediaQueryList,
-  );
 }
 
 afterEach(() => {
