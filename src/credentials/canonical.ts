@@ -1,5 +1,5 @@
-import type { BareItem, InnerList, Item, Parameters } from "structured-headers";
-import { base64Fault, NO_PARAMETERS } from "./structured.js";
+import type { BareItem, Parameters } from "structured-headers";
+import { base64Fault, keyEnd, NO_PARAMETERS } from "./structured.js";
 
 /**
  * The two signature fields as nearly every signer writes them, read in one pass without the
@@ -28,35 +28,6 @@ export interface Member {
   param(key: string): BareItem | undefined;
   /** The canonical serialisation of the member (RFC 8941 §4.1): the `@signature-params` line. */
   line(): string;
-}
-
-/** A member read by the general parser. */
-export class ParsedMember implements Member {
-  constructor(
-    readonly label: string,
-    private readonly inner: InnerList,
-    private readonly serialise: (inner: InnerList) => string,
-  ) {}
-
-  get size(): number {
-    return this.inner[0].length;
-  }
-
-  name(i: number): BareItem {
-    return (this.inner[0][i] as Item)[0];
-  }
-
-  componentParams(i: number): Parameters {
-    return (this.inner[0][i] as Item)[1];
-  }
-
-  param(key: string): BareItem | undefined {
-    return this.inner[1].get(key);
-  }
-
-  line(): string {
-    return this.serialise(this.inner);
-  }
 }
 
 /** A `Signature-Input` of one member in canonical form: plain names, integer and string parameters. */
@@ -112,21 +83,9 @@ class CanonicalMember implements Member {
 const DQUOTE = 0x22;
 const BACKSLASH = 0x5c;
 
-/** lcalpha, DIGIT, "_", "-", ".", "*": what a key may hold after its first character. */
-const KEY_CHAR = new Uint8Array(128);
-for (const c of "abcdefghijklmnopqrstuvwxyz0123456789_-.*") KEY_CHAR[c.charCodeAt(0)] = 1;
 /** What a string may hold without an escape: printable ASCII but DQUOTE and backslash. */
 const PLAIN_CHAR = new Uint8Array(128);
 for (let c = 0x20; c <= 0x7e; c++) if (c !== DQUOTE && c !== BACKSLASH) PLAIN_CHAR[c] = 1;
-
-/** The end of the key starting at `i` (a lowercase letter or "*", then key characters), or -1. */
-function keyEnd(s: string, i: number): number {
-  const first = s.charCodeAt(i);
-  if (!((first >= 0x61 && first <= 0x7a) || first === 0x2a)) return -1;
-  let j = i + 1;
-  for (let c = s.charCodeAt(j); c < 128 && KEY_CHAR[c] === 1; c = s.charCodeAt(++j));
-  return j;
-}
 
 /** The end of the plain string (no escapes) whose opening quote is at `i`, past its closing quote, or -1. */
 function stringEnd(s: string, i: number): number {
@@ -235,10 +194,8 @@ export function readCanonicalSignature(s: string, label: string): Buffer | null 
   const end = s.length - 1;
   if (end < start || s.charCodeAt(end) !== 0x3a) return null;
   if (base64Fault(s, start, end) !== -1) return null;
-  const data =
-    s.charCodeAt(end - 1) === 0x3d ? (s.charCodeAt(end - 2) === 0x3d ? end - 2 : end - 1) : end;
   const b64 = s.slice(start, end);
-  if (((data - start) * 3) >> 2 !== MAC_BYTES) return Buffer.from(b64, "base64");
+  if (Buffer.byteLength(b64, "base64") !== MAC_BYTES) return Buffer.from(b64, "base64");
   // An HMAC-SHA256's length, the one a matching signature has: decoded into a kept buffer,
   // which the caller reads before it reads another signature.
   kept.write(b64, "base64");

@@ -1,18 +1,14 @@
 import { hash, type KeyObject, timingSafeEqual } from "node:crypto";
 import { hmacMatches } from "./hmac.js";
 import {
+  type BareItem,
   type InnerList,
   type Item,
   type Parameters,
   serializeInnerList,
   serializeItem,
 } from "structured-headers";
-import {
-  type Member,
-  ParsedMember,
-  readCanonicalInput,
-  readCanonicalSignature,
-} from "./canonical.js";
+import { type Member, readCanonicalInput, readCanonicalSignature } from "./canonical.js";
 import { parseDictionary } from "./structured.js";
 
 /**
@@ -178,13 +174,41 @@ export function signatureParams(covered: InnerList): string {
   return out;
 }
 
+/** A member read by the general parser. */
+class ParsedMember implements Member {
+  constructor(
+    readonly label: string,
+    private readonly inner: InnerList,
+  ) {}
+
+  get size(): number {
+    return this.inner[0].length;
+  }
+
+  name(i: number): BareItem {
+    return (this.inner[0][i] as Item)[0];
+  }
+
+  componentParams(i: number): Parameters {
+    return (this.inner[0][i] as Item)[1];
+  }
+
+  param(key: string): BareItem | undefined {
+    return this.inner[1].get(key);
+  }
+
+  line(): string {
+    return signatureParams(this.inner);
+  }
+}
+
 /** The entry of `Signature-Input` to verify: the one naming this key, else the first. */
 function pick(input: Map<string, Item | InnerList>, keyid: string): Member {
   let first: Member | null = null;
   for (const [label, member] of input) {
     if (!Array.isArray(member[0]))
       throw invalid(`Signature-Input member "${label}" is not an inner list of components`);
-    const entry = new ParsedMember(label, member as InnerList, signatureParams);
+    const entry = new ParsedMember(label, member as InnerList);
     if (entry.param("keyid") === keyid) return entry;
     first ??= entry;
   }

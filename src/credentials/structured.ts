@@ -61,6 +61,15 @@ NO_PARAMETERS.set = () => {
   throw new TypeError("the shared empty parameters of a parsed structured field are read-only");
 };
 
+/** The end of the key (RFC 8941 §3.1.2) starting at `i`, or -1 when none starts there. */
+export function keyEnd(s: string, i: number): number {
+  const first = s.charCodeAt(i);
+  if (!isLcalpha(first) && first !== 0x2a /* * */) return -1;
+  let j = i + 1;
+  for (let c = s.charCodeAt(j); c < 128 && KEY_CHAR[c] === 1; c = s.charCodeAt(++j));
+  return j;
+}
+
 /**
  * Whether `s` from `start` to `end` is base64 as a Byte Sequence may hold it, read as
  * browsers' atob reads it ("=" only as the last one or two characters of a length divisible
@@ -117,15 +126,11 @@ class Reader {
   }
 
   private key(): string {
-    const s = this.s;
     const start = this.pos;
-    const first = s.charCodeAt(start);
-    if (!isLcalpha(first) && first !== 0x2a /* * */)
-      this.fail("a key must start with a lowercase letter or *");
-    let i = start + 1;
-    for (let c = s.charCodeAt(i); c < 128 && KEY_CHAR[c] === 1; c = s.charCodeAt(++i));
-    this.pos = i;
-    return s.slice(start, i);
+    const end = keyEnd(this.s, start);
+    if (end === -1) this.fail("a key must start with a lowercase letter or *");
+    this.pos = end;
+    return this.s.slice(start, end);
   }
 
   private innerList(): InnerList {
