@@ -48,6 +48,7 @@ describe("loadConfig", () => {
     [{ KEYGATE_KEY_RATE_LIMIT: "0" }, "KEYGATE_KEY_RATE_LIMIT"],
     [{ KEYGATE_LOG_RETENTION_DAYS: "-1" }, "KEYGATE_LOG_RETENTION_DAYS"],
     [{ KEYGATE_SELF_SERVICE_KEYS: "maybe" }, "KEYGATE_SELF_SERVICE_KEYS"],
+    [{ KEYGATE_COALESCE_WRITES: "sometimes" }, "KEYGATE_COALESCE_WRITES"],
     [{ KEYGATE_TRUST_PROXY: "10.0.0.1/8" }, "KEYGATE_TRUST_PROXY"],
     [{ KEYGATE_LOG_LEVEL: "loud" }, "KEYGATE_LOG_LEVEL"],
     [{ KEYGATE_REQUIRE_2FA: "yes" }, "KEYGATE_REQUIRE_2FA"],
@@ -67,6 +68,8 @@ describe("loadConfig", () => {
     expect(c.selfServiceKeys).toBe(true);
     expect(c.ipRateLimit).toBe(0);
     expect(loadConfig({ KEYGATE_TRUST_PROXY: "true" }).trustProxy).toBe(true);
+    expect(loadConfig({}).coalesceWrites).toBe(true);
+    expect(loadConfig({ KEYGATE_COALESCE_WRITES: "false" }).coalesceWrites).toBe(false);
   });
 
   it("takes KEYGATE_PUBLIC_URL as an http(s) URL, unset by default", () => {

@@ -24,6 +24,8 @@ export type Config = Readonly<{
   logLevel: string;
   /** Where browsers reach Keygate (`KEYGATE_PUBLIC_URL`), without a trailing slash; null when unset. */
   publicUrl: string | null;
+  /** Answers of one event-loop turn written together at its end (`KEYGATE_COALESCE_WRITES`). */
+  coalesceWrites: boolean;
   /** SQLite's `synchronous` in WAL mode: `normal` or `full` (sync every commit). */
   sqliteSynchronous: "normal" | "full";
   /** Who must turn on two-factor sign-in before minting, changing, rolling or revoking keys. */
@@ -147,6 +149,7 @@ export function loadConfig(env: Env = process.env): Config {
     selfServiceKeys: bool("KEYGATE_SELF_SERVICE_KEYS", false),
     logLevel,
     publicUrl: publicUrl(read("KEYGATE_PUBLIC_URL")),
+    coalesceWrites: bool("KEYGATE_COALESCE_WRITES", true),
     sqliteSynchronous: oneOf("KEYGATE_SQLITE_SYNCHRONOUS", ["normal", "full"], "normal"),
     requireTwoFactor: requireTwoFactor(read("KEYGATE_REQUIRE_2FA")),
     masterKey: current,

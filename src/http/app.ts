@@ -23,7 +23,7 @@ import { exposureRoutes } from "./routes/leaks.js";
 import { oauthRoutes, wellKnownRoutes } from "./routes/oauth.js";
 import { boundedJsonParser, findNul, hasContent } from "./input.js";
 import { looksExternal, RouteTable } from "./routing.js";
-import { clientErrorHandler, frameworkErrors, requestId } from "./transport.js";
+import { clientErrorHandler, coalescedWrites, frameworkErrors, requestId } from "./transport.js";
 import { jwtSurface } from "./jwt.js";
 import { registerReference } from "./reference.js";
 import { securityPolicy } from "./security.js";
@@ -142,6 +142,12 @@ export async function buildApp(
 
   // Before any route or plugin, so that every response carries them.
   app.addHook("onSend", security.onSend);
+  // Then each answer waits for the end of its turn, to be written with the others of it.
+  if (kg.config.coalesceWrites)
+    app.addHook(
+      "onSend",
+      coalescedWrites((err) => app.log.error({ err }, "an answer could not be written")),
+    );
   app.setValidatorCompiler(validators());
   // Every route's methods and path, to tell a wrong method (405) or a near miss from nothing;
   // first, so that no route registered later is missed.

@@ -1,7 +1,13 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
-import type { FastifyError, FastifyReply, FastifyRequest, FastifyServerOptions } from "fastify";
+import type {
+  FastifyError,
+  FastifyReply,
+  FastifyRequest,
+  FastifyServerOptions,
+  onSendHookHandler,
+} from "fastify";
 import { AppError } from "../errors.js";
 import type { Keygate } from "../keygate.js";
 import { normalizeClientIp } from "../keys/ip.js";
@@ -66,6 +72,44 @@ export function hex12(n: number): string {
 
 /** "000" to "fff": three hex digits for every 12-bit value. */
 const HEX3 = Array.from({ length: 4096 }, (_, i) => i.toString(16).padStart(3, "0"));
+
+type Send = (err: null, payload: unknown) => void;
+
+/**
+ * Answers made in one turn of the event loop, written together at its end (decision 0022).
+ * Written one by one, each answer's write lands between the handling of two requests, by
+ * when a client on the same host (a reverse proxy, a load generator) has gone back to sleep,
+ * so every write pays for waking it; written back to back, the first wakes it and the rest
+ * find it awake. An `onSend` hook that holds each answer's continuation and releases them all
+ * from one `setImmediate`, which runs once the turn has handled every request that was
+ * ready: an answer alone in its turn waits only for that. An answer queued behind an earlier
+ * one on its connection (pipelining; it has no socket yet) is not held: Node buffers it until
+ * its turn anyway. `onError` reports a continuation that throws; the others are still sent.
+ */
+export function coalescedWrites(onError: (err: unknown) => void): onSendHookHandler {
+  const held: unknown[] = [];
+  const release = () => {
+    // Answers held while releasing (a continuation that answers another request) wait for
+    // the next turn's release; this one takes only what was there when it started.
+    const n = held.length;
+    for (let i = 0; i < n; i += 2) {
+      try {
+        (held[i] as Send)(null, held[i + 1]);
+      } catch (err) {
+        onError(err);
+      }
+    }
+    held.splice(0, n);
+    if (held.length > 0) setImmediate(release);
+  };
+  return (_request, reply, payload, done) => {
+    if (reply.raw.socket === null) {
+      done(null, payload);
+      return;
+    }
+    if (held.push(done, payload) === 2) setImmediate(release);
+  };
+}
 
 /**
  * Errors the router meets before any route is chosen (a path that is not valid
