@@ -77,7 +77,7 @@ const TARGETS: { label: string; id: string; base: "A" | "F" | "B"; atLeast: numb
   { label: "T whoami, bearer access token", id: "T", base: "B", atLeast: 0.85 },
 ];
 
-type ServerId = "bare" | "floor" | "keygate" | "peer" | "baseline";
+type ServerId = "bare" | "bareCoalesced" | "floor" | "keygate" | "peer" | "baseline";
 type Mode = "p1" | "p10" | "rate";
 
 type Scenario = {
@@ -299,6 +299,16 @@ async function main(): Promise<void> {
     if (bareBody.text.length !== body.length)
       throw new Error(`bare body is ${bareBody.text.length} bytes, Keygate's ${body.length}`);
 
+    // --- A′: the same bare server, its answers coalesced as Keygate's are (decision 0022) ----
+    const bareCoalesced = await startServer({
+      name: "bare-coalesced",
+      nodeArgs: ["--import", "tsx", "bench/bare-server.ts"],
+      env: { BENCH_BODY: body, BENCH_PORT: String(await freePort()), BENCH_COALESCE: "1" },
+      pinning,
+    });
+    servers.push(bareCoalesced);
+    await expectStatus("bare-coalesced", call(bareCoalesced.url, "GET", WHOAMI), 200);
+
     // --- F: the floor, the contract's own work written plainly ------------------------------
     const floor = await startServer({
       name: "floor",
@@ -344,6 +354,13 @@ async function main(): Promise<void> {
         id: "A",
         label: "A bare Fastify, same JSON size",
         server: "bare",
+        path: WHOAMI,
+        expect: 200,
+      },
+      {
+        id: "A2",
+        label: "A′ bare Fastify, answers coalesced as Keygate's",
+        server: "bareCoalesced",
         path: WHOAMI,
         expect: 200,
       },
@@ -466,6 +483,7 @@ async function main(): Promise<void> {
     }
     const serverOf: Record<ServerId, Server | null> = {
       bare,
+      bareCoalesced,
       floor,
       keygate: kg,
       peer,
@@ -528,6 +546,7 @@ async function main(): Promise<void> {
 
     const rss = {
       bare: memory(bare.pid).peakMb,
+      bareCoalesced: memory(bareCoalesced.pid).peakMb,
       floor: memory(floor.pid).peakMb,
       keygate: memory(kg.pid).peakMb,
       peer: peer ? memory(peer.pid).peakMb : Number.NaN,
@@ -600,6 +619,7 @@ async function main(): Promise<void> {
       `call-log check: ${accResponses} responses, ${accRows} rows, dropped ${accounting.dropped}, exit ${exitCode}`,
     );
     await bare.stop();
+    await bareCoalesced.stop();
     await peer?.stop();
 
     // --- Profile of B ------------------------------------------------------------------------
@@ -748,6 +768,7 @@ function buildReport(r: ReportInput): { markdown: string; json: unknown } {
     `- Keygate runs as the real process (\`node --import tsx src/main.ts\`) on SQLite with verify, rate limits and call log on; limits raised (IP limit off, key limit 10,000,000/min, failed-key limit off) so nothing is refused. B, B2 and B3 share one process: its peak RSS is the whole run's.`,
     `- The fixed rate is half of A's c${CONNECTIONS} p1 maximum in round 1; "served req/s" below that rate means the server could not keep up, and its latency is queueing.`,
     `- F: the floor (\`bench/floor-server.ts\`): bare Fastify plus only what the contract makes every whoami do — key shape, SHA-256, a Map look-up, a per-key counter, three RateLimit headers, one call-log row into a table with api_key_logs' columns and indexes, written in batches of 2,000 — and nothing else. It is what the contract costs on this machine before any design choice; B's distance to F is Keygate's own overhead, F's distance to A is the contract's.`,
+    `- A′: A with one hook, Keygate's own \`coalescedWrites\` (decision 0022): the answers of an event-loop turn written together at its end, as Keygate writes them (A and F write each at once). Keygate's ratios to A′, per round: B ${cell(ratio("B", "p1", "rps", "A2"), x)} at p1 and ${cell(ratio("B", "p10", "rps", "A2"), x)} at p10; S ${cell(ratio("S", "p1", "rps", "A2"), x)} / ${cell(ratio("S", "p10", "rps", "A2"), x)}.`,
     `- C: ${peerNote(r.peerMode)}`,
     `- Numbers on a shared 2-core machine are noisy: compare ratios within one run, not absolute numbers across runs.`,
   ];
