@@ -146,6 +146,26 @@ describe("coalesced writes", () => {
     expect(sent).toEqual(["first", "later"]);
   });
 
+  it("releases every held answer at once when one comes more than maxHoldMs after the first", async () => {
+    const hook = coalescedWrites(() => {}, 2) as unknown as Hook;
+    const sent: unknown[] = [];
+    hook(null, connected, "early", (_e, p) => sent.push(p));
+    hook(null, connected, "soon after", (_e, p) => sent.push(p));
+    expect(sent).toEqual([]);
+    // A turn that runs long (a slow synchronous handler) before the next answer.
+    const until = performance.now() + 3;
+    while (performance.now() < until);
+    hook(null, connected, "late", (_e, p) => sent.push(p));
+    expect(sent).toEqual(["early", "soon after", "late"]);
+    await turnEnd();
+    expect(sent).toEqual(["early", "soon after", "late"]);
+    // The next answers are held again, from a new first one.
+    hook(null, connected, "next", (_e, p) => sent.push(p));
+    expect(sent).toHaveLength(3);
+    await turnEnd();
+    expect(sent).toEqual(["early", "soon after", "late", "next"]);
+  });
+
   it("does not hold an answer queued behind another on its connection (no socket yet)", () => {
     const hook = coalescedWrites(() => {}) as unknown as Hook;
     const sent: unknown[] = [];

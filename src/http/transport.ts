@@ -82,15 +82,20 @@ type Send = (err: null, payload: unknown) => void;
  * so every write pays for waking it; written back to back, the first wakes it and the rest
  * find it awake. An `onSend` hook that holds each answer's continuation and releases them all
  * from one `setImmediate`, which runs once the turn has handled every request that was
- * ready: an answer alone in its turn waits only for that. An answer queued behind an earlier
- * one on its connection (pipelining; it has no socket yet) is not held: Node buffers it until
- * its turn anyway. `onError` reports a continuation that throws; the others are still sent.
+ * ready: an answer alone in its turn waits only for that. No answer is held much longer than
+ * `maxHoldMs`: one made later than that after the first held is released with all the others
+ * at once. An answer queued behind an earlier one on its connection (pipelining; it has no
+ * socket yet) is not held: Node buffers it until its turn anyway. `onError` reports a
+ * continuation that throws; the others are still sent.
  */
-export function coalescedWrites(onError: (err: unknown) => void): onSendHookHandler {
+export function coalescedWrites(onError: (err: unknown) => void, maxHoldMs = 2): onSendHookHandler {
   const held: unknown[] = [];
+  let heldSince = 0;
+  let releasing = false;
   const release = () => {
     // Answers held while releasing (a continuation that answers another request) wait for
-    // the next turn's release; this one takes only what was there when it started.
+    // the next release; this one takes only what was there when it started.
+    releasing = true;
     const n = held.length;
     for (let i = 0; i < n; i += 2) {
       try {
@@ -100,14 +105,21 @@ export function coalescedWrites(onError: (err: unknown) => void): onSendHookHand
       }
     }
     held.splice(0, n);
-    if (held.length > 0) setImmediate(release);
+    releasing = false;
+    if (held.length > 0) {
+      heldSince = performance.now();
+      setImmediate(release);
+    }
   };
   return (_request, reply, payload, done) => {
     if (reply.raw.socket === null) {
       done(null, payload);
       return;
     }
-    if (held.push(done, payload) === 2) setImmediate(release);
+    if (held.push(done, payload) === 2) {
+      heldSince = performance.now();
+      setImmediate(release);
+    } else if (!releasing && performance.now() - heldSince >= maxHoldMs) release();
   };
 }
 
