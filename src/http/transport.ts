@@ -89,26 +89,19 @@ type Send = (err: null, payload: unknown) => void;
  * continuation that throws; the others are still sent.
  */
 export function coalescedWrites(onError: (err: unknown) => void, maxHoldMs = 2): onSendHookHandler {
-  const held: unknown[] = [];
+  let held: unknown[] = [];
   let heldSince = 0;
-  let releasing = false;
   const release = () => {
-    // Answers held while releasing (a continuation that answers another request) wait for
-    // the next release; this one takes only what was there when it started.
-    releasing = true;
-    const n = held.length;
-    for (let i = 0; i < n; i += 2) {
+    // Answers held while releasing (a continuation that answers another request) go into a
+    // new batch, released by its own setImmediate or bound.
+    const batch = held;
+    held = [];
+    for (let i = 0; i < batch.length; i += 2) {
       try {
-        (held[i] as Send)(null, held[i + 1]);
+        (batch[i] as Send)(null, batch[i + 1]);
       } catch (err) {
         onError(err);
       }
-    }
-    held.splice(0, n);
-    releasing = false;
-    if (held.length > 0) {
-      heldSince = performance.now();
-      setImmediate(release);
     }
   };
   return (_request, reply, payload, done) => {
@@ -119,7 +112,7 @@ export function coalescedWrites(onError: (err: unknown) => void, maxHoldMs = 2):
     if (held.push(done, payload) === 2) {
       heldSince = performance.now();
       setImmediate(release);
-    } else if (!releasing && performance.now() - heldSince >= maxHoldMs) release();
+    } else if (performance.now() - heldSince >= maxHoldMs) release();
   };
 }
 
