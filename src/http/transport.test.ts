@@ -169,7 +169,28 @@ describe("coalesced writes", () => {
   it("does not hold an answer queued behind another on its connection (no socket yet)", () => {
     const hook = coalescedWrites(() => {}) as unknown as Hook;
     const sent: unknown[] = [];
-    hook(null, { raw: { socket: null } }, "queued", (_e, p) => sent.push(p));
+    hook({ raw: { socket: {} } }, { raw: { socket: null } }, "queued", (_e, p) => sent.push(p));
     expect(sent).toEqual(["queued"]);
+  });
+
+  it("holds no answer on a connection once it has pipelined, and still holds the others'", async () => {
+    const hook = coalescedWrites(() => {}) as unknown as Hook;
+    const piped = {};
+    const other = {};
+    const sent: unknown[] = [];
+    hook({ raw: { socket: piped } }, { raw: { socket: piped } }, "first", (_e, p) => sent.push(p));
+    hook({ raw: { socket: piped } }, { raw: { socket: null } }, "queued", (_e, p) => sent.push(p));
+    // The first was held before the connection was seen pipelining; it goes out at the turn's end.
+    expect(sent).toEqual(["queued"]);
+    await turnEnd();
+    expect(sent).toEqual(["queued", "first"]);
+    hook({ raw: { socket: piped } }, { raw: { socket: piped } }, "next", (_e, p) => sent.push(p));
+    expect(sent).toEqual(["queued", "first", "next"]);
+    hook({ raw: { socket: other } }, { raw: { socket: other } }, "elsewhere", (_e, p) =>
+      sent.push(p),
+    );
+    expect(sent).toHaveLength(3);
+    await turnEnd();
+    expect(sent).toEqual(["queued", "first", "next", "elsewhere"]);
   });
 });

@@ -85,8 +85,10 @@ type Send = (err: null, payload: unknown) => void;
  * ready: an answer alone in its turn waits only for that. No answer is held much longer than
  * `maxHoldMs`: one made later than that after the first held is released with all the others
  * at once. An answer queued behind an earlier one on its connection (pipelining; it has no
- * socket yet) is not held: Node buffers it until its turn anyway. `onError` reports a
- * continuation that throws; the others are still sent.
+ * socket yet) is not held: Node buffers it until its turn anyway. Nor is any later answer on
+ * a connection once it has pipelined: its answers already leave one after another as each
+ * finishes, and holding the first only delays that chain. `onError` reports a continuation
+ * that throws; the others are still sent.
  */
 export function coalescedWrites(onError: (err: unknown) => void, maxHoldMs = 2): onSendHookHandler {
   let held: unknown[] = [];
@@ -104,8 +106,16 @@ export function coalescedWrites(onError: (err: unknown) => void, maxHoldMs = 2):
       }
     }
   };
-  return (_request, reply, payload, done) => {
-    if (reply.raw.socket === null) {
+  // Connections seen pipelining: a request answered while an earlier one was still pending.
+  const pipelining = new WeakSet<object>();
+  return (request, reply, payload, done) => {
+    const socket = reply.raw.socket;
+    if (socket === null) {
+      pipelining.add(request.raw.socket);
+      done(null, payload);
+      return;
+    }
+    if (pipelining.has(socket)) {
       done(null, payload);
       return;
     }
