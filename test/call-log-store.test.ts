@@ -135,6 +135,72 @@ describe("call-log storage", () => {
     ]);
   });
 
+  it("stores every value of every row, in order, whatever a batch's size", async () => {
+    const repo = new SqlKeyRepo(await open());
+    // Rows go in several at a time: sizes around that grouping, each row's values its own.
+    const written: CallLogEntry[] = [];
+    for (const size of [1, 9, 10, 11, 23, 40]) {
+      const batch = Array.from({ length: size }, (_, i) => {
+        const n = written.length + i;
+        return entry(n % 3 === 0 ? null : (n % 4) + 1, T0 + n * 1000 + (n % 7), {
+          method: ["GET", "POST", "DELETE"][n % 3] as string,
+          path: `/api/v1/external/p/${n}`,
+          statusCode: 200 + n,
+          ip: `10.0.0.${n}`,
+          latencyMs: n + 0.25,
+          userAgent: n % 2 === 0 ? null : `agent ${n}`,
+          errorCode: n % 5 === 0 ? `CODE_${n}` : null,
+          requestId: `req-${n}`,
+          message: n % 5 === 0 ? `message ${n}` : null,
+          environment: n % 2 === 0 ? "live" : "test",
+          credential: (["key", "signature", "token"] as const)[n % 3],
+        });
+      });
+      await repo.writeBatch(batch, none);
+      written.push(...batch);
+    }
+    const { rows } = await sql<
+      Record<string, unknown>
+    >`select * from api_key_logs order by id`.execute(
+      (opened as { database: Database }).database.db,
+    );
+    expect(
+      rows.map((r) => [
+        r.api_key_id === null ? null : Number(r.api_key_id),
+        r.timestamp,
+        r.method,
+        r.path,
+        Number(r.status_code),
+        r.ip,
+        Number(r.latency_ms),
+        r.user_agent,
+        r.error_code,
+        r.request_id,
+        r.error_message,
+        Number(r.second),
+        r.environment,
+        r.credential,
+      ]),
+    ).toEqual(
+      written.map((e) => [
+        e.apiKeyId,
+        e.timestamp,
+        e.method,
+        e.path,
+        e.statusCode,
+        e.ip,
+        e.latencyMs,
+        e.userAgent,
+        e.errorCode,
+        e.requestId,
+        e.message,
+        Math.floor(Date.parse(e.timestamp) / 1000),
+        e.environment,
+        e.credential,
+      ]),
+    );
+  });
+
   it("migrates rows written before the per-second index", async () => {
     const database = await open("0001_initial");
     const old = [entry(9, T0 + 5), entry(9, T0 + 3 * MINUTE + 7), entry(null, T0 + 9)];

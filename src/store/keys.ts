@@ -171,6 +171,28 @@ type RecordRow = Row &
     next_prefix: string | null;
   };
 
+/** Values of a call-log row as stored, and rows per multi-row INSERT on SQLite. */
+const ROW_VALUES = 14;
+const LOG_ROWS_PER_INSERT = 10;
+
+/** Puts a call-log row's values into `args` from `at`, in the INSERT's column order. */
+function logRow(args: unknown[], at: number, e: CallLogEntry, second: number): void {
+  args[at] = e.apiKeyId;
+  args[at + 1] = e.timestamp;
+  args[at + 2] = e.method;
+  args[at + 3] = e.path;
+  args[at + 4] = e.statusCode;
+  args[at + 5] = e.ip;
+  args[at + 6] = e.latencyMs;
+  args[at + 7] = e.userAgent;
+  args[at + 8] = e.errorCode;
+  args[at + 9] = e.requestId;
+  args[at + 10] = e.message;
+  args[at + 11] = second;
+  args[at + 12] = e.environment ?? "live";
+  args[at + 13] = e.credential ?? "key";
+}
+
 /** A call-log row as the API shows it. */
 const LOG_COLUMNS = [
   "id",
@@ -824,12 +846,17 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     | null = null;
 
   private prepareSqliteBatch(conn: SQLiteConnection) {
-    const insert = conn.prepare(
-      `insert into api_key_logs
+    // Rows go in LOG_ROWS_PER_INSERT at a time, the rest of a batch one by one: one statement
+    // run per ten rows costs about a quarter less per row than one per row
+    // (bench/log-insert-micro.ts).
+    const columns = `insert into api_key_logs
          (api_key_id, timestamp, method, path, status_code, ip, latency_ms, user_agent, error_code,
           request_id, error_message, second, environment, credential)
-       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
+       values `;
+    const tuple = `(${Array(ROW_VALUES).fill("?").join(", ")})`;
+    const insert = conn.prepare(columns + tuple);
+    const insertMany = conn.prepare(columns + Array(LOG_ROWS_PER_INSERT).fill(tuple).join(", "));
+    const args: unknown[] = new Array(ROW_VALUES * LOG_ROWS_PER_INSERT);
     const minute = conn.prepare(
       `insert or ignore into api_key_log_minutes (api_key_id, minute) values (?, ?)`,
     );
@@ -851,24 +878,15 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
         refusals: [number, LastRefusal][],
         usage: RollupGroup[],
       ) => {
-        for (let i = 0; i < entries.length; i++) {
-          const e = entries[i] as CallLogEntry;
-          insert.run(
-            e.apiKeyId,
-            e.timestamp,
-            e.method,
-            e.path,
-            e.statusCode,
-            e.ip,
-            e.latencyMs,
-            e.userAgent,
-            e.errorCode,
-            e.requestId,
-            e.message,
-            seconds[i],
-            e.environment ?? "live",
-            e.credential ?? "key",
-          );
+        const whole = entries.length - (entries.length % LOG_ROWS_PER_INSERT);
+        for (let i = 0; i < whole; i += LOG_ROWS_PER_INSERT) {
+          for (let j = 0; j < LOG_ROWS_PER_INSERT; j++)
+            logRow(args, j * ROW_VALUES, entries[i + j] as CallLogEntry, seconds[i + j] as number);
+          insertMany.run(...args);
+        }
+        for (let i = whole; i < entries.length; i++) {
+          logRow(args, 0, entries[i] as CallLogEntry, seconds[i] as number);
+          insert.run(...args.slice(0, ROW_VALUES));
         }
         for (const [id, m] of minutes) minute.run(id, m);
         for (const [id, use] of uses) touch.run(use.at, use.ip, id, use.at);
