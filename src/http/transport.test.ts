@@ -171,6 +171,9 @@ describe("coalesced writes", () => {
     const sent: unknown[] = [];
     hook({ raw: { socket: {} } }, { raw: { socket: null } }, "queued", (_e, p) => sent.push(p));
     expect(sent).toEqual(["queued"]);
+    // Nor one whose request has no socket at all.
+    hook({ raw: { socket: null } }, { raw: { socket: null } }, "bare", (_e, p) => sent.push(p));
+    expect(sent).toEqual(["queued", "bare"]);
   });
 
   it("holds no answer on a connection once it has pipelined, and still holds the others'", async () => {

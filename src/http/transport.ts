@@ -111,7 +111,9 @@ export function coalescedWrites(onError: (err: unknown) => void, maxHoldMs = 2):
   return (request, reply, payload, done) => {
     const socket = reply.raw.socket;
     if (socket === null) {
-      pipelining.add(request.raw.socket);
+      // (A request's socket can be missing: one injected without a connection, say.)
+      const own = request.raw.socket as object | null | undefined;
+      if (own) pipelining.add(own);
       done(null, payload);
       return;
     }
