@@ -857,6 +857,7 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
     const insert = conn.prepare(columns + tuple);
     const insertMany = conn.prepare(columns + Array(LOG_ROWS_PER_INSERT).fill(tuple).join(", "));
     const args: unknown[] = new Array(ROW_VALUES * LOG_ROWS_PER_INSERT);
+    const one: unknown[] = new Array(ROW_VALUES);
     const minute = conn.prepare(
       `insert or ignore into api_key_log_minutes (api_key_id, minute) values (?, ?)`,
     );
@@ -885,8 +886,8 @@ export class SqlKeyRepo implements KeyRepo, CallLogSink {
           insertMany.run(...args);
         }
         for (let i = whole; i < entries.length; i++) {
-          logRow(args, 0, entries[i] as CallLogEntry, seconds[i] as number);
-          insert.run(...args.slice(0, ROW_VALUES));
+          logRow(one, 0, entries[i] as CallLogEntry, seconds[i] as number);
+          insert.run(...one);
         }
         for (const [id, m] of minutes) minute.run(id, m);
         for (const [id, use] of uses) touch.run(use.at, use.ip, id, use.at);
